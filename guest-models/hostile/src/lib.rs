@@ -1,0 +1,87 @@
+//! `hostile`: a test plugin that misbehaves on purpose, to prove the sandbox
+//! holds. The `mode` setting picks the misbehaviour; `process` performs it.
+//! Never deploy this.
+
+use std::cell::RefCell;
+
+use gatehouse_sdk::nn::{Dtype, Tensor, TensorDesc};
+use gatehouse_sdk::{Config, Descriptor, Inference, InputKind, Plugin, PluginError, Stat, export_plugin, log, setting};
+
+struct Hostile;
+
+thread_local! {
+    static MODE: RefCell<String> = const { RefCell::new(String::new()) };
+    static HOARD: RefCell<Vec<Vec<u8>>> = const { RefCell::new(Vec::new()) };
+}
+
+impl Plugin for Hostile {
+    fn describe() -> Descriptor {
+        Descriptor {
+            name: "hostile".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            summary: "Sandbox test plugin: loops, hoards memory, forges handles (mode setting)".into(),
+            input_kinds: vec![InputKind::RawTensor],
+            labels: vec![],
+        }
+    }
+
+    fn init(config: Config) -> Result<(), PluginError> {
+        log::install_panic_hook();
+        let mode = setting(&config, "mode").unwrap_or("ok").to_string();
+        if mode == "loop-in-init" {
+            spin();
+        }
+        MODE.with(|m| *m.borrow_mut() = mode);
+        Ok(())
+    }
+
+    fn process(input: Vec<u8>) -> Result<Inference, PluginError> {
+        let mode = MODE.with(|m| m.borrow().clone());
+        match mode.as_str() {
+            "ok" => Ok(Inference { output: Some(input), ..Inference::empty() }),
+            "loop" => spin(),
+            "alloc" => {
+                // Grow linear memory a megabyte at a time, forever.
+                loop {
+                    HOARD.with(|h| h.borrow_mut().push(vec![1u8; 1 << 20]));
+                }
+            }
+            "forge-handle" => {
+                // A handle number this instance was never given.
+                let forged = unsafe { Tensor::from_handle(0x00ab_cdef) };
+                let bytes = forged.read();
+                Ok(Inference { output: Some(bytes), ..Inference::empty() })
+            }
+            "stale-handle" => {
+                let t = Tensor::create(&TensorDesc::new(Dtype::Int8, &[4], None)).map_err(|e| PluginError::Kernel(e.message()))?;
+                let raw = t.take_handle();
+                // Drop it through the host, then use the number again.
+                drop(unsafe { Tensor::from_handle(raw) });
+                let stale = unsafe { Tensor::from_handle(raw) };
+                Ok(Inference { output: Some(stale.read()), ..Inference::empty() })
+            }
+            "huge-tensor" => {
+                let desc = TensorDesc::new(Dtype::Int8, &[1 << 20, 1 << 20], None);
+                match Tensor::create(&desc) {
+                    Ok(_) => Ok(Inference::empty()),
+                    Err(e) => Err(PluginError::Kernel(e.message())),
+                }
+            }
+            "panic" => panic!("hostile plugin panicked on purpose"),
+            other => Err(PluginError::InvalidConfig(format!("unknown mode {other:?}"))),
+        }
+    }
+
+    fn stats() -> Vec<Stat> {
+        vec![]
+    }
+}
+
+fn spin() -> ! {
+    let mut x: u64 = 1;
+    loop {
+        x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1));
+    }
+}
+
+export_plugin!(Hostile);

@@ -1,0 +1,69 @@
+//! Tensors and plans in host memory, and helpers to describe them.
+//!
+//! The generated types are already safe: a [`Tensor`] handle is freed when
+//! dropped, and borrows in operator records keep handles alive while a call
+//! uses them. This module adds constructors and error text.
+
+pub use crate::bindings::gatehouse::nn::ops::{
+    Activation, Add, Conv2d, DepthwiseConv2d, ExecOptions, FullyConnected, Op, Padding, Pool2d, Reshape, Semantics, Softmax, Window, execute,
+};
+pub use crate::bindings::gatehouse::nn::plan::Plan;
+pub use crate::bindings::gatehouse::nn::tensors::{Dtype, MemoryUsage, NnError, Quantization, Tensor, TensorDesc, usage};
+
+impl Quantization {
+    /// One scale and zero point for the whole tensor.
+    pub fn per_tensor(scale: f32, zero_point: i32) -> Self {
+        Quantization { scales: vec![scale], zero_points: vec![zero_point], axis: 0 }
+    }
+}
+
+impl Dtype {
+    pub fn size(self) -> usize {
+        match self {
+            Dtype::Int8 | Dtype::Uint8 => 1,
+            Dtype::Int32 | Dtype::Float32 => 4,
+        }
+    }
+}
+
+impl TensorDesc {
+    pub fn new(dtype: Dtype, shape: &[u32], quantization: Option<Quantization>) -> Self {
+        TensorDesc { dtype, shape: shape.to_vec(), quantization }
+    }
+
+    /// Elements times element size; saturates rather than overflowing, so
+    /// the host is the one to refuse an absurd shape.
+    pub fn byte_len(&self) -> usize {
+        self.shape.iter().fold(self.dtype.size(), |a, &d| a.saturating_mul(d as usize))
+    }
+}
+
+impl Tensor {
+    /// A tensor holding `data`.
+    pub fn with_data(desc: &TensorDesc, data: &[u8]) -> Result<Tensor, NnError> {
+        let t = Tensor::create(desc)?;
+        if !data.is_empty() {
+            t.write(0, data)?;
+        }
+        Ok(t)
+    }
+}
+
+impl ExecOptions {
+    /// The TFLite interpreter's reference kernels.
+    pub fn reference() -> Self {
+        ExecOptions { semantics: Semantics::TfliteReference }
+    }
+}
+
+impl NnError {
+    /// The error as a sentence for logs and plugin errors.
+    pub fn message(&self) -> String {
+        match self {
+            NnError::InvalidArgument(m) => format!("invalid argument: {m}"),
+            NnError::QuotaExceeded(m) => format!("tensor quota exceeded: {m}"),
+            NnError::StaleTensor(m) => format!("stale tensor: {m}"),
+            NnError::Unsupported(m) => format!("unsupported: {m}"),
+        }
+    }
+}

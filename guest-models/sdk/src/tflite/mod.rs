@@ -1,0 +1,348 @@
+//! Load an int8 TensorFlow Lite model into a host plan.
+//!
+//! The flatbuffer is read with code generated from TFLite's official schema
+//! (see `schema/README.md`); every access is bounds-checked, so a malformed
+//! or truncated model is an error, never a trap. Each operator maps onto a
+//! host kernel; anything else is refused before the host is touched, naming
+//! the operator and its index. Activations share one arena planned by
+//! tensor lifetimes ([`arena`]); weights are uploaded once, copied into
+//! kernel-ready form by the host, and their handles dropped.
+
+pub mod arena;
+mod ops;
+#[allow(clippy::all, unused, unreachable_pub, missing_docs, non_camel_case_types)]
+pub mod schema;
+
+use std::fmt;
+
+use crate::nn::{Dtype, ExecOptions, NnError, Plan, Quantization, Semantics, Tensor, TensorDesc};
+use ops::{Kind, ModelOp};
+use schema::tflite as fb;
+
+/// Arena offsets are aligned to this many bytes.
+pub const ARENA_ALIGN: usize = 16;
+
+/// Why a model could not be loaded.
+#[derive(Debug, Clone)]
+pub enum LoadError {
+    /// The bytes are not a well-formed TFLite model.
+    Malformed(String),
+    /// Well-formed, but uses something this loader does not support.
+    Unsupported(String),
+    /// Operator `index` is of a type the host has no kernel for.
+    UnsupportedOp { index: usize, name: String },
+    /// The host refused to create a tensor or prepare an operator.
+    Host { context: String, error: NnError },
+}
+
+impl fmt::Display for LoadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LoadError::Malformed(m) => write!(f, "malformed model: {m}"),
+            LoadError::Unsupported(m) => write!(f, "unsupported model: {m}"),
+            LoadError::UnsupportedOp { index, name } => write!(f, "operator {index} ({name}) is not supported"),
+            LoadError::Host { context, error } => write!(f, "{context}: {}", error.message()),
+        }
+    }
+}
+
+impl From<planus::Error> for LoadError {
+    fn from(e: planus::Error) -> Self {
+        LoadError::Malformed(e.to_string())
+    }
+}
+
+/// What the model's input or output tensor is.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TensorInfo {
+    pub name: String,
+    pub shape: Vec<u32>,
+    pub dtype: Dtype,
+    pub scale: f32,
+    pub zero_point: i32,
+    pub byte_len: usize,
+}
+
+/// How to load.
+#[derive(Clone, Copy, Debug)]
+pub struct LoadOptions {
+    /// Whose arithmetic to reproduce: the TFLite interpreter's reference
+    /// kernels (default) or TensorFlow Lite Micro.
+    pub semantics: Semantics,
+    /// Read this tensor (by index in the model) as the output instead of the
+    /// model's own: for comparing intermediate activations with a reference.
+    pub output_tensor: Option<usize>,
+}
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        LoadOptions { semantics: Semantics::TfliteReference, output_tensor: None }
+    }
+}
+
+/// A model recorded as a host plan, ready to run.
+pub struct Model {
+    plan: Plan,
+    input: Tensor,
+    output: Tensor,
+    input_info: TensorInfo,
+    output_info: TensorInfo,
+    arena_bytes: usize,
+    operators: Vec<String>,
+}
+
+impl Model {
+    pub fn input(&self) -> &TensorInfo {
+        &self.input_info
+    }
+
+    pub fn output(&self) -> &TensorInfo {
+        &self.output_info
+    }
+
+    /// Size of the planned activation arena.
+    pub fn arena_bytes(&self) -> usize {
+        self.arena_bytes
+    }
+
+    /// Operator names in execution order (RESHAPE included even when aliased away).
+    pub fn operators(&self) -> &[String] {
+        &self.operators
+    }
+
+    /// Run on `data`, which holds k ≥ 1 whole input tensors; returns the k outputs.
+    pub fn invoke(&self, data: &[u8]) -> Result<Vec<u8>, NnError> {
+        self.plan.invoke(&self.input, data, &self.output)
+    }
+
+    /// Load `bytes` and record its plan on the host.
+    pub fn load(bytes: &[u8], options: LoadOptions) -> Result<Model, LoadError> {
+        let mut parsed = Parsed::read(bytes)?;
+        if let Some(t) = options.output_tensor {
+            if t >= parsed.tensors.len() || parsed.tensors[t].data.is_some() {
+                return Err(LoadError::Unsupported(format!("tensor {t} is not an activation of this model")));
+            }
+            parsed.output = t;
+        }
+        parsed.record(options)
+    }
+}
+
+/// A tensor as the flatbuffer describes it.
+pub(crate) struct FbTensor<'a> {
+    pub name: String,
+    pub dtype: Dtype,
+    pub shape: Vec<u32>,
+    pub quant: Option<Quantization>,
+    /// Constant data, if the tensor has any.
+    pub data: Option<&'a [u8]>,
+}
+
+impl FbTensor<'_> {
+    pub fn desc(&self) -> TensorDesc {
+        TensorDesc::new(self.dtype, &self.shape, self.quant.clone())
+    }
+
+    pub fn byte_len(&self) -> usize {
+        self.desc().byte_len()
+    }
+}
+
+/// Everything read from the flatbuffer, validated, before any host call.
+struct Parsed<'a> {
+    tensors: Vec<FbTensor<'a>>,
+    ops: Vec<ModelOp>,
+    input: usize,
+    output: usize,
+}
+
+fn dtype(t: fb::TensorType) -> Option<Dtype> {
+    Some(match t {
+        fb::TensorType::Int8 => Dtype::Int8,
+        fb::TensorType::Uint8 => Dtype::Uint8,
+        fb::TensorType::Int32 => Dtype::Int32,
+        fb::TensorType::Float32 => Dtype::Float32,
+        _ => return None,
+    })
+}
+
+impl<'a> Parsed<'a> {
+    fn read(bytes: &'a [u8]) -> Result<Self, LoadError> {
+        if bytes.len() < 8 || &bytes[4..8] != b"TFL3" {
+            return Err(LoadError::Malformed("no TFL3 file identifier; not a TensorFlow Lite model".into()));
+        }
+        let model = <fb::ModelRef<'a> as planus::ReadAsRoot>::read_as_root(bytes)?;
+        let version = model.version()?;
+        if version != 3 {
+            return Err(LoadError::Unsupported(format!("schema version {version}, expected 3")));
+        }
+        let subgraphs = model.subgraphs()?.ok_or_else(|| LoadError::Malformed("no subgraphs".into()))?;
+        if subgraphs.len() != 1 {
+            return Err(LoadError::Unsupported(format!("{} subgraphs; only single-subgraph models are supported", subgraphs.len())));
+        }
+        let sg = subgraphs.get(0).ok_or_else(|| LoadError::Malformed("no subgraph 0".into()))??;
+        let buffers = model.buffers()?;
+        let buffer_data = |idx: u32| -> Result<Option<&'a [u8]>, LoadError> {
+            if idx == 0 {
+                return Ok(None);
+            }
+            let Some(buffers) = buffers else { return Err(LoadError::Malformed(format!("buffer {idx} referenced but the model has none"))) };
+            let b = buffers.get(idx as usize).ok_or_else(|| LoadError::Malformed(format!("buffer {idx} does not exist")))??;
+            Ok(b.data()?.filter(|d| !d.is_empty()))
+        };
+
+        let fb_tensors = sg.tensors()?.ok_or_else(|| LoadError::Malformed("subgraph has no tensors".into()))?;
+        let mut tensors = Vec::with_capacity(fb_tensors.len());
+        for (i, t) in fb_tensors.iter().enumerate() {
+            let t = t?;
+            let name = t.name()?.unwrap_or("").to_string();
+            let ty = t.type_()?;
+            let dtype = dtype(ty).ok_or_else(|| LoadError::Unsupported(format!("tensor {i} ({name}) has type {ty:?}")))?;
+            let shape: Vec<u32> = match t.shape()? {
+                Some(s) => s.iter().map(|d| u32::try_from(d).map_err(|_| LoadError::Malformed(format!("tensor {i} has dimension {d}")))).collect::<Result<_, _>>()?,
+                None => Vec::new(),
+            };
+            if t.sparsity()?.is_some() {
+                return Err(LoadError::Unsupported(format!("tensor {i} ({name}) is sparse")));
+            }
+            let quant = match t.quantization()? {
+                Some(q) => {
+                    let scales: Vec<f32> = q.scale()?.map(|v| v.iter().collect()).unwrap_or_default();
+                    let zps: Vec<i64> = q.zero_point()?.map(|v| v.iter().collect()).unwrap_or_default();
+                    if scales.is_empty() {
+                        None
+                    } else {
+                        let zero_points = if zps.is_empty() { vec![0; scales.len()] } else { zps.iter().map(|&z| z.clamp(i32::MIN as i64, i32::MAX as i64) as i32).collect() };
+                        let axis = u32::try_from(q.quantized_dimension()?).map_err(|_| LoadError::Malformed(format!("tensor {i} has a negative quantized dimension")))?;
+                        Some(Quantization { scales, zero_points, axis })
+                    }
+                }
+                None => None,
+            };
+            let data = buffer_data(t.buffer()?)?;
+            let ft = FbTensor { name, dtype, shape, quant, data };
+            if let Some(d) = data {
+                if d.len() != ft.byte_len() {
+                    return Err(LoadError::Malformed(format!("tensor {i} ({}) has {} bytes of data for shape {:?}", ft.name, d.len(), ft.shape)));
+                }
+            }
+            tensors.push(ft);
+        }
+
+        let io = |v: Option<planus::Vector<'a, i32>>, what: &str| -> Result<usize, LoadError> {
+            let v: Vec<i32> = v.map(|v| v.iter().collect()).unwrap_or_default();
+            match v.as_slice() {
+                [i] if (*i as usize) < tensors.len() && *i >= 0 => Ok(*i as usize),
+                [_] => Err(LoadError::Malformed(format!("{what} tensor index out of range"))),
+                other => Err(LoadError::Unsupported(format!("{} {what}s; exactly one is supported", other.len()))),
+            }
+        };
+        let input = io(sg.inputs()?, "input")?;
+        let output = io(sg.outputs()?, "output")?;
+
+        let codes = model.operator_codes()?.ok_or_else(|| LoadError::Malformed("no operator codes".into()))?;
+        let fb_ops = sg.operators()?.ok_or_else(|| LoadError::Malformed("no operators".into()))?;
+        let mut ops_out = Vec::with_capacity(fb_ops.len());
+        for (index, op) in fb_ops.iter().enumerate() {
+            let op = op?;
+            let code = codes.get(op.opcode_index()? as usize).ok_or_else(|| LoadError::Malformed(format!("operator {index} has an unknown opcode index")))??;
+            let builtin = ops::builtin_code(&code)?;
+            ops_out.push(ModelOp::read(index, builtin, &op, &tensors)?);
+        }
+        Ok(Parsed { tensors, ops: ops_out, input, output })
+    }
+
+    fn info(&self, i: usize) -> Result<TensorInfo, LoadError> {
+        let t = &self.tensors[i];
+        let (scale, zero_point) = t.quant.as_ref().map(|q| (q.scales[0], q.zero_points[0])).unwrap_or((1.0, 0));
+        Ok(TensorInfo { name: t.name.clone(), shape: t.shape.clone(), dtype: t.dtype, scale, zero_point, byte_len: t.byte_len() })
+    }
+
+    fn record(self, options: LoadOptions) -> Result<Model, LoadError> {
+        let n_ops = self.ops.len();
+        let n = self.tensors.len();
+        // RESHAPE of an activation aliases its input: same bytes, new shape.
+        let mut root: Vec<usize> = (0..n).collect();
+        for op in &self.ops {
+            if let Kind::Reshape = op.kind {
+                let (i, o) = (op.input(0), op.outputs[0]);
+                if self.tensors[i].data.is_none() && o != self.input {
+                    root[o] = root[i];
+                }
+            }
+        }
+        // Lifetimes of activation roots.
+        let mut first = vec![usize::MAX; n];
+        let mut last = vec![0usize; n];
+        let touch = |t: usize, at: usize, first: &mut Vec<usize>, last: &mut Vec<usize>| {
+            let r = root[t];
+            first[r] = first[r].min(at);
+            last[r] = last[r].max(at);
+        };
+        touch(self.input, 0, &mut first, &mut last);
+        touch(self.output, n_ops, &mut first, &mut last);
+        for (at, op) in self.ops.iter().enumerate() {
+            for t in op.tensors() {
+                if self.tensors[t].data.is_none() {
+                    touch(t, at, &mut first, &mut last);
+                }
+            }
+        }
+        let roots: Vec<usize> = (0..n).filter(|&t| root[t] == t && first[t] != usize::MAX).collect();
+        let lifetimes: Vec<arena::Lifetime> = roots
+            .iter()
+            .map(|&r| {
+                // A root's bytes must hold its largest alias (they are equal for RESHAPE).
+                let size = (0..n).filter(|&t| root[t] == r).map(|t| self.tensors[t].byte_len()).max().unwrap_or(0);
+                arena::Lifetime { size, first: first[r], last: last[r] }
+            })
+            .collect();
+        let planned = arena::plan(&lifetimes, ARENA_ALIGN);
+        let mut offset = vec![None; n];
+        for (k, &r) in roots.iter().enumerate() {
+            offset[r] = Some(planned.offsets[k] as u64);
+        }
+
+        let host = |context: String| move |error: NnError| LoadError::Host { context: context.clone(), error };
+        let arena = Tensor::create(&TensorDesc::new(Dtype::Uint8, &[planned.peak.max(1) as u32], None)).map_err(host(format!("arena of {} bytes", planned.peak)))?;
+        // Views for activations; constants become owned tensors when first used.
+        let mut handles: Vec<Option<Tensor>> = (0..n).map(|_| None).collect();
+        for t in 0..n {
+            if self.tensors[t].data.is_some() {
+                continue;
+            }
+            if let Some(off) = offset[root[t]] {
+                let v = arena.view(off, &self.tensors[t].desc()).map_err(host(format!("tensor {t} ({})", self.tensors[t].name)))?;
+                handles[t] = Some(v);
+            }
+        }
+        let plan = Plan::new(ExecOptions { semantics: options.semantics });
+        let mut operators = Vec::with_capacity(n_ops);
+        for (index, op) in self.ops.iter().enumerate() {
+            operators.push(op.name.clone());
+            for t in op.tensors() {
+                if handles[t].is_none() {
+                    let ft = &self.tensors[t];
+                    let data = ft.data.unwrap_or(&[]);
+                    handles[t] = Some(Tensor::with_data(&ft.desc(), data).map_err(host(format!("operator {index} ({}): tensor {t} ({})", op.name, ft.name)))?);
+                }
+            }
+            if let Some(host_op) = op.host_op(&handles, &root)? {
+                plan.push(&host_op).map_err(host(format!("operator {index} ({})", op.name)))?;
+            }
+        }
+        let take = |handles: &mut Vec<Option<Tensor>>, t: usize| handles[t].take().ok_or_else(|| LoadError::Malformed(format!("tensor {t} is never produced")));
+        let input = take(&mut handles, self.input)?;
+        let output = take(&mut handles, self.output)?;
+        Ok(Model {
+            plan,
+            input,
+            output,
+            input_info: self.info(self.input)?,
+            output_info: self.info(self.output)?,
+            arena_bytes: planned.peak,
+            operators,
+        })
+        // Every other handle drops here; the plan holds what it needs on the host.
+    }
+}

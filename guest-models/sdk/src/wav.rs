@@ -1,0 +1,147 @@
+//! RIFF/WAVE reading: 16-bit PCM, mono or multi-channel (channel 0 is kept).
+
+use std::fmt;
+
+/// A decoded WAV file, channel 0 only.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Wav {
+    pub sample_rate: u32,
+    pub channels: u16,
+    pub samples: Vec<i16>,
+}
+
+/// Why bytes are not a WAV file this SDK reads.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WavError(pub String);
+
+impl fmt::Display for WavError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+fn err<T>(msg: impl Into<String>) -> Result<T, WavError> {
+    Err(WavError(msg.into()))
+}
+
+fn u16_at(b: &[u8], at: usize) -> Option<u16> {
+    Some(u16::from_le_bytes([*b.get(at)?, *b.get(at + 1)?]))
+}
+
+fn u32_at(b: &[u8], at: usize) -> Option<u32> {
+    Some(u32::from_le_bytes([*b.get(at)?, *b.get(at + 1)?, *b.get(at + 2)?, *b.get(at + 3)?]))
+}
+
+/// The `fmt ` fields that matter here.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Format {
+    pub sample_rate: u32,
+    pub channels: u16,
+}
+
+/// Parse a header up to the start of the `data` chunk: the format, the byte
+/// offset where samples start, and the data length the header declares.
+pub fn parse_header(bytes: &[u8]) -> Result<(Format, usize, usize), WavError> {
+    if bytes.len() < 12 || &bytes[0..4] != b"RIFF" || &bytes[8..12] != b"WAVE" {
+        return err("not a RIFF/WAVE file");
+    }
+    let mut at = 12;
+    let mut format = None;
+    loop {
+        let (Some(id), Some(size)) = (bytes.get(at..at + 4), u32_at(bytes, at + 4)) else {
+            return err("no data chunk");
+        };
+        let body = at + 8;
+        let size = size as usize;
+        match id {
+            b"fmt " => {
+                let f = bytes.get(body..body + size.min(40)).ok_or_else(|| WavError("truncated fmt chunk".into()))?;
+                let tag = u16_at(f, 0).unwrap_or(0);
+                let channels = u16_at(f, 2).unwrap_or(0);
+                let sample_rate = u32_at(f, 4).unwrap_or(0);
+                let bits = u16_at(f, 14).unwrap_or(0);
+                // 0xFFFE (extensible) carries its real format tag in the sub-format GUID.
+                let real_tag = if tag == 0xFFFE { u16_at(f, 24).unwrap_or(0) } else { tag };
+                if real_tag != 1 || bits != 16 {
+                    return err(format!("only 16-bit PCM is supported (format {real_tag}, {bits} bits)"));
+                }
+                if channels == 0 || sample_rate == 0 {
+                    return err("fmt chunk declares no channels or no sample rate");
+                }
+                format = Some(Format { sample_rate, channels });
+            }
+            b"data" => {
+                let format = format.ok_or_else(|| WavError("data chunk before fmt chunk".into()))?;
+                return Ok((format, body, size));
+            }
+            _ => {}
+        }
+        // Chunks are padded to even sizes.
+        at = body.checked_add(size + (size & 1)).ok_or_else(|| WavError("chunk size overflows".into()))?;
+    }
+}
+
+/// Decode a whole file. A data chunk that claims more than the file holds is
+/// read as far as it goes (streams are often written with a guessed size).
+pub fn parse(bytes: &[u8]) -> Result<Wav, WavError> {
+    let (format, start, len) = parse_header(bytes)?;
+    let end = start.saturating_add(len).min(bytes.len());
+    let data = &bytes[start.min(end)..end];
+    let frame = 2 * format.channels as usize;
+    let samples = data.chunks_exact(frame).map(|f| i16::from_le_bytes([f[0], f[1]])).collect();
+    Ok(Wav { sample_rate: format.sample_rate, channels: format.channels, samples })
+}
+
+/// Build a WAV file in memory (tests and tools).
+pub fn encode(sample_rate: u32, samples: &[i16]) -> Vec<u8> {
+    let data_len = (samples.len() * 2) as u32;
+    let mut b = Vec::with_capacity(44 + samples.len() * 2);
+    b.extend_from_slice(b"RIFF");
+    b.extend_from_slice(&(36 + data_len).to_le_bytes());
+    b.extend_from_slice(b"WAVEfmt ");
+    b.extend_from_slice(&16u32.to_le_bytes());
+    b.extend_from_slice(&1u16.to_le_bytes());
+    b.extend_from_slice(&1u16.to_le_bytes());
+    b.extend_from_slice(&sample_rate.to_le_bytes());
+    b.extend_from_slice(&(sample_rate * 2).to_le_bytes());
+    b.extend_from_slice(&2u16.to_le_bytes());
+    b.extend_from_slice(&16u16.to_le_bytes());
+    b.extend_from_slice(b"data");
+    b.extend_from_slice(&data_len.to_le_bytes());
+    for s in samples {
+        b.extend_from_slice(&s.to_le_bytes());
+    }
+    b
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_and_rejects_junk() {
+        let w = parse(&encode(16000, &[1, -2, 3])).unwrap();
+        assert_eq!(w, Wav { sample_rate: 16000, channels: 1, samples: vec![1, -2, 3] });
+        assert!(parse(b"RIFF").is_err());
+        assert!(parse(b"not a wav file at all").is_err());
+        let mut truncated = encode(16000, &[5; 100]);
+        truncated.truncate(60);
+        assert_eq!(parse(&truncated).unwrap().samples.len(), 8);
+        let mut float = encode(16000, &[0; 4]);
+        float[20] = 3; // IEEE float
+        assert!(parse(&float).unwrap_err().0.contains("16-bit PCM"));
+        // A chunk size near u32::MAX must not overflow or loop.
+        let mut bad = encode(16000, &[0; 4]);
+        bad[12..16].copy_from_slice(b"junk");
+        bad[16..20].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert!(parse(&bad).is_err());
+    }
+
+    #[test]
+    fn stereo_keeps_channel_zero() {
+        let mut b = encode(16000, &[10, 20, 30, 40]);
+        b[22] = 2; // channels
+        let w = parse(&b).unwrap();
+        assert_eq!((w.channels, w.samples), (2, vec![10, 30]));
+    }
+}

@@ -1,0 +1,81 @@
+//! `tflite`: runs any supported int8 TensorFlow Lite model on raw input
+//! tensors. The host hands the model bytes to `init`.
+
+use std::cell::RefCell;
+
+use gatehouse_sdk::nn::Semantics;
+use gatehouse_sdk::tflite::{LoadOptions, Model};
+use gatehouse_sdk::{Config, Descriptor, Inference, InputKind, Plugin, PluginError, Stat, export_plugin, log, setting};
+
+struct Tflite;
+
+thread_local! {
+    static MODEL: RefCell<Option<Model>> = const { RefCell::new(None) };
+}
+
+impl Plugin for Tflite {
+    fn describe() -> Descriptor {
+        Descriptor {
+            name: "tflite".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            summary: "Runs an int8 TFLite model given at init on raw input tensors".into(),
+            input_kinds: vec![InputKind::RawTensor],
+            labels: vec![],
+        }
+    }
+
+    fn init(config: Config) -> Result<(), PluginError> {
+        log::install_panic_hook();
+        let bytes = config.model.as_deref().ok_or_else(|| PluginError::InvalidConfig("no model given; pass the .tflite bytes at init".into()))?;
+        let semantics = match setting(&config, "semantics") {
+            None | Some("reference") => Semantics::TfliteReference,
+            Some("micro") => Semantics::TfliteMicro,
+            Some(other) => return Err(PluginError::InvalidConfig(format!("semantics {other:?}: expected reference or micro"))),
+        };
+        let output_tensor = match setting(&config, "output-tensor") {
+            None => None,
+            Some(v) => Some(v.parse::<usize>().map_err(|_| PluginError::InvalidConfig(format!("output-tensor {v:?} is not a tensor index")))?),
+        };
+        let model = Model::load(bytes, LoadOptions { semantics, output_tensor }).map_err(|e| PluginError::InvalidConfig(e.to_string()))?;
+        log::info(&format!(
+            "model loaded: {} operators, input {:?} {:?}, output {:?}, arena {} bytes",
+            model.operators().len(),
+            model.input().shape,
+            model.input().dtype,
+            model.output().shape,
+            model.arena_bytes()
+        ));
+        MODEL.with(|m| *m.borrow_mut() = Some(model));
+        Ok(())
+    }
+
+    fn process(input: Vec<u8>) -> Result<Inference, PluginError> {
+        MODEL.with(|m| {
+            let m = m.borrow();
+            let model = m.as_ref().ok_or(PluginError::NotInitialized)?;
+            let want = model.input().byte_len;
+            if input.is_empty() || input.len() % want != 0 {
+                return Err(PluginError::InvalidInput(format!(
+                    "{} bytes is not a whole number of inputs: each is {want} bytes ({:?} {:?})",
+                    input.len(),
+                    model.input().shape,
+                    model.input().dtype
+                )));
+            }
+            let output = model.invoke(&input).map_err(|e| PluginError::Kernel(e.message()))?;
+            Ok(Inference { output: Some(output), ..Inference::empty() })
+        })
+    }
+
+    fn stats() -> Vec<Stat> {
+        MODEL.with(|m| match m.borrow().as_ref() {
+            Some(model) => vec![
+                Stat { name: "arena-peak-bytes".into(), value: model.arena_bytes() as u64 },
+                Stat { name: "operators".into(), value: model.operators().len() as u64 },
+            ],
+            None => vec![],
+        })
+    }
+}
+
+export_plugin!(Tflite);

@@ -1,0 +1,66 @@
+//! `gatehouse`: run sandboxed analytics plugins on a gateway.
+
+mod cmd;
+mod locate;
+mod output;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "gatehouse", version, about = "Run sandboxed int8 ML plugins on an IoT gateway")]
+struct Cli {
+    /// Where compiled plugins are cached (default: $GATEHOUSE_CACHE_DIR, else ~/.cache/gatehouse).
+    #[arg(long, global = true)]
+    cache_dir: Option<PathBuf>,
+    /// Compile every plugin afresh instead of using the cache.
+    #[arg(long, global = true)]
+    no_cache: bool,
+    /// More log output on stderr (-v info, -vv debug).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a plugin on input files; prints one JSON object per inference.
+    Run(cmd::run::Args),
+    /// Run a TFLite model inside the sandboxed `tflite` plugin on raw int8 tensors.
+    Infer(cmd::infer::Args),
+    /// Show what a plugin is, what it accepts and how it loads.
+    Describe(cmd::describe::Args),
+    /// List the kernel sets this build has and which this CPU runs.
+    Kernels,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let filter = match cli.verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(filter)))
+        .init();
+    let ctx = cmd::Context { cache_dir: cli.cache_dir, no_cache: cli.no_cache };
+    let result = match cli.command {
+        Command::Run(a) => cmd::run::run(&ctx, a),
+        Command::Infer(a) => cmd::infer::run(&ctx, a),
+        Command::Describe(a) => cmd::describe::run(&ctx, a),
+        Command::Kernels => cmd::kernels(),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // One line: operators grep logs for it.
+            eprintln!("error: {}", format!("{e:#}").replace('\n', " "));
+            ExitCode::FAILURE
+        }
+    }
+}

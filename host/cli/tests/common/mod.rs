@@ -1,0 +1,35 @@
+//! Running the built `gatehouse` binary from tests.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// `gatehouse ARGS...` with a private cache, from the repository root.
+/// Bundled plugins are found in `target/plugins/` (built by `cargo xtask build-plugins`).
+pub fn gatehouse(args: &[&str]) -> Output {
+    let plugins = root().join("target/plugins");
+    assert!(plugins.join("tflite.wasm").is_file(), "build the plugins first: cargo xtask build-plugins");
+    let cache = root().join("target/test-tmp/cli-cache");
+    Command::new(env!("CARGO_BIN_EXE_gatehouse"))
+        .args(args)
+        .current_dir(root())
+        .env("GATEHOUSE_CACHE_DIR", cache)
+        .env("GATEHOUSE_PLUGIN_DIR", plugins)
+        .output()
+        .expect("run gatehouse")
+}
+
+pub fn tmp(name: &str) -> PathBuf {
+    let d = root().join("target/test-tmp/cli");
+    std::fs::create_dir_all(&d).expect("tmp");
+    d.join(format!("{}-{name}", std::process::id()))
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}

@@ -1,0 +1,96 @@
+//! `gatehouse infer` on the MLPerf Tiny conformance vectors: byte-identical to
+//! the TFLite interpreter's reference kernels (tests/fixtures/vectors/README.md).
+
+mod common;
+use common::{gatehouse, root, stderr, tmp};
+
+fn check(model: &str, semantics: &str, expected: &str) {
+    let dir = root().join("tests/fixtures/vectors").join(model);
+    let out = tmp(&format!("{model}-{semantics}.bin"));
+    let o = gatehouse(&[
+        "infer",
+        "--model",
+        root().join(format!("models/mlperf-tiny/{model}.tflite")).to_str().unwrap(),
+        "--input",
+        dir.join("inputs.bin").to_str().unwrap(),
+        "--output",
+        out.to_str().unwrap(),
+        "--semantics",
+        semantics,
+    ]);
+    assert!(o.status.success(), "{model}: {}", stderr(&o));
+    let got = std::fs::read(&out).expect("output");
+    let want = std::fs::read(dir.join(expected)).expect("reference");
+    assert_eq!(got.len(), want.len(), "{model}: output size");
+    let diff = got.iter().zip(&want).filter(|(a, b)| a != b).count();
+    assert_eq!(diff, 0, "{model}: {diff} of {} bytes differ from {expected}", want.len());
+}
+
+#[test]
+fn kws_is_bit_exact() {
+    check("kws_ref_model", "reference", "outputs.bin");
+}
+
+#[test]
+fn vww_is_bit_exact() {
+    check("vww_96_int8", "reference", "outputs.bin");
+}
+
+#[test]
+fn ic_is_bit_exact() {
+    check("pretrainedResnet_quant", "reference", "outputs.bin");
+}
+
+#[test]
+fn anomaly_is_bit_exact() {
+    check("ad01_int8", "reference", "outputs.bin");
+}
+
+#[test]
+fn streaming_wakeword_is_bit_exact() {
+    check("str_ww_ref_model", "reference", "outputs.bin");
+}
+
+#[test]
+fn anomaly_matches_tflite_micro_in_micro_mode() {
+    check("ad01_int8", "micro", "outputs_tflm.bin");
+}
+
+#[test]
+fn wrong_input_size_is_a_one_line_error() {
+    let input = tmp("short.bin");
+    std::fs::write(&input, [0u8; 100]).unwrap();
+    let o = gatehouse(&["infer", "--model", "models/mlperf-tiny/kws_ref_model.tflite", "--input", input.to_str().unwrap(), "--output", tmp("x").to_str().unwrap()]);
+    assert!(!o.status.success());
+    let e = stderr(&o);
+    assert_eq!(e.trim().lines().count(), 1, "{e}");
+    assert!(e.contains("100 bytes is not a whole number of inputs: each is 490 bytes"), "{e}");
+}
+
+#[test]
+fn an_unsupported_operator_is_named_with_its_index() {
+    let o = gatehouse(&[
+        "infer",
+        "--model",
+        "tests/fixtures/models/unsupported_op.tflite",
+        "--input",
+        "tests/fixtures/vectors/kws_ref_model/inputs.bin",
+        "--output",
+        tmp("y").to_str().unwrap(),
+    ]);
+    assert!(!o.status.success());
+    let e = stderr(&o);
+    assert_eq!(e.trim().lines().count(), 1, "{e}");
+    assert!(e.contains("operator 12 (LSTM) is not supported"), "{e}");
+}
+
+#[test]
+fn a_malformed_model_is_a_one_line_error() {
+    let model = tmp("bad.tflite");
+    std::fs::write(&model, b"this is not a flatbuffer at all").unwrap();
+    let o = gatehouse(&["infer", "--model", model.to_str().unwrap(), "--input", "tests/fixtures/vectors/kws_ref_model/inputs.bin", "--output", tmp("z").to_str().unwrap()]);
+    assert!(!o.status.success());
+    let e = stderr(&o);
+    assert_eq!(e.trim().lines().count(), 1, "{e}");
+    assert!(e.contains("malformed model"), "{e}");
+}

@@ -1,0 +1,219 @@
+//! CONV_2D with TFLite's int8 per-channel semantics (`reference_integer_ops::ConvPerChannel`).
+
+use crate::error::{KernelError, check_len, ensure};
+use crate::geometry::{Shape4, Window, WindowSpec};
+use crate::quant::{Requant, Rounding};
+
+const OP: &str = "conv2d";
+
+/// What a caller knows about a convolution before it is prepared.
+#[derive(Clone, Debug)]
+pub struct Conv2dSpec {
+    pub input: Shape4,
+    pub output: Shape4,
+    pub window: WindowSpec,
+    /// Filter, `[out_c][kh][kw][in_c / groups]`.
+    pub filter: Vec<i8>,
+    /// Input channels each filter sees; `input.c / filter_in_c` groups.
+    pub filter_in_c: usize,
+    /// One bias per output channel, or none.
+    pub bias: Option<Vec<i32>>,
+    /// One multiplier per output channel, or one for all.
+    pub requant: Vec<Requant>,
+    pub input_offset: i32,
+    pub output_offset: i32,
+    pub act_min: i32,
+    pub act_max: i32,
+    pub rounding: Rounding,
+}
+
+/// A convolution ready to run: validated, with weights owned (and, for SIMD
+/// paths, repacked) by the host.
+#[derive(Clone, Debug)]
+pub struct Conv2d {
+    pub input: Shape4,
+    pub output: Shape4,
+    pub window: Window,
+    pub filter: Vec<i8>,
+    pub filter_in_c: usize,
+    pub bias: Vec<i32>,
+    pub requant: Vec<Requant>,
+    pub input_offset: i32,
+    pub output_offset: i32,
+    pub act_min: i32,
+    pub act_max: i32,
+    pub rounding: Rounding,
+}
+
+impl Conv2d {
+    pub fn new(spec: Conv2dSpec) -> Result<Self, KernelError> {
+        let Conv2dSpec { input, output, window, filter, filter_in_c, bias, requant, input_offset, output_offset, act_min, act_max, rounding } = spec;
+        ensure!(OP, input.len().is_some() && output.len().is_some(), "shape overflows");
+        ensure!(OP, input.n == output.n, "batch {} in, {} out", input.n, output.n);
+        ensure!(OP, filter_in_c > 0 && input.c % filter_in_c == 0, "input has {} channels, not a multiple of the filter's {filter_in_c}", input.c);
+        let groups = input.c / filter_in_c;
+        ensure!(OP, output.c > 0 && output.c % groups == 0, "{} output channels do not split into {groups} groups", output.c);
+        let window = window.resolve(OP, input.h, input.w, output.h, output.w)?;
+        let want = output.c.checked_mul(window.kernel_h * window.kernel_w).and_then(|v| v.checked_mul(filter_in_c));
+        ensure!(OP, want == Some(filter.len()), "filter holds {} values, expected {}x{}x{}x{}", filter.len(), output.c, window.kernel_h, window.kernel_w, filter_in_c);
+        let bias = bias.unwrap_or_else(|| vec![0; output.c]);
+        ensure!(OP, bias.len() == output.c, "bias holds {} values for {} output channels", bias.len(), output.c);
+        let requant = expand_requant(OP, requant, output.c)?;
+        ensure!(OP, act_min <= act_max, "activation range {act_min}..{act_max} is empty");
+        Ok(Conv2d { input, output, window, filter, filter_in_c, bias, requant, input_offset, output_offset, act_min, act_max, rounding })
+    }
+
+    /// Multiply-accumulates per inference, for throughput figures.
+    pub fn macs(&self) -> u64 {
+        (self.output.len().unwrap_or(0) * self.window.kernel_h * self.window.kernel_w * self.filter_in_c) as u64
+    }
+}
+
+/// One multiplier per channel: accept per-tensor (one) or per-channel (`n`).
+pub(crate) fn expand_requant(op: &'static str, requant: Vec<Requant>, n: usize) -> Result<Vec<Requant>, KernelError> {
+    match requant.len() {
+        1 => Ok(vec![requant[0]; n]),
+        len if len == n => Ok(requant),
+        len => Err(KernelError::new(op, format!("{len} multipliers for {n} channels"))),
+    }
+}
+
+/// Scalar reference: the semantics every faster path must reproduce.
+pub fn conv2d_scalar(k: &Conv2d, input: &[i8], output: &mut [i8]) -> Result<(), KernelError> {
+    let (is, os, w) = (k.input, k.output, k.window);
+    check_len(OP, "input", input.len(), is.len().unwrap_or(0))?;
+    check_len(OP, "output", output.len(), os.len().unwrap_or(0))?;
+    let icf = k.filter_in_c;
+    let oc_per_group = os.c / (is.c / icf);
+    for b in 0..os.n {
+        for oy in 0..os.h {
+            for ox in 0..os.w {
+                for oc in 0..os.c {
+                    let group = oc / oc_per_group;
+                    let mut acc: i32 = 0;
+                    for ky in 0..w.kernel_h {
+                        let Some(iy) = Window::tap(oy, w.stride_h, w.pad_top, ky, w.dilation_h, is.h) else { continue };
+                        for kx in 0..w.kernel_w {
+                            let Some(ix) = Window::tap(ox, w.stride_w, w.pad_left, kx, w.dilation_w, is.w) else { continue };
+                            let in_base = is.offset(b, iy, ix, group * icf);
+                            let f_base = ((oc * w.kernel_h + ky) * w.kernel_w + kx) * icf;
+                            let xs = &input[in_base..in_base + icf];
+                            let fs = &k.filter[f_base..f_base + icf];
+                            for (&x, &f) in xs.iter().zip(fs) {
+                                acc = acc.wrapping_add(f as i32 * (x as i32 + k.input_offset));
+                            }
+                        }
+                    }
+                    acc = acc.wrapping_add(k.bias[oc]);
+                    let v = k.requant[oc].apply(acc, k.rounding).wrapping_add(k.output_offset);
+                    output[os.offset(b, oy, ox, oc)] = v.clamp(k.act_min, k.act_max) as i8;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::geometry::Padding;
+
+    fn spec_1x1() -> Conv2dSpec {
+        Conv2dSpec {
+            input: Shape4::new(1, 2, 2, 2),
+            output: Shape4::new(1, 2, 2, 1),
+            window: WindowSpec { kernel_h: 1, kernel_w: 1, stride_h: 1, stride_w: 1, dilation_h: 1, dilation_w: 1, padding: Padding::Valid },
+            filter: vec![1, 2],
+            filter_in_c: 2,
+            bias: Some(vec![10]),
+            requant: vec![Requant::from_real(0.5, Rounding::Single)],
+            input_offset: 1,
+            output_offset: -3,
+            act_min: -128,
+            act_max: 127,
+            rounding: Rounding::Single,
+        }
+    }
+
+    #[test]
+    fn pointwise_by_hand() {
+        let k = Conv2d::new(spec_1x1()).unwrap();
+        let input = [1i8, 2, 3, 4, -1, -1, 0, 0];
+        let mut out = [0i8; 4];
+        conv2d_scalar(&k, &input, &mut out).unwrap();
+        // pixel 0: (1+1)*1 + (2+1)*2 + 10 = 18 -> 9 -> 6
+        // pixel 1: 4 + 10 + 10 = 24 -> 12 -> 9
+        // pixel 2: 0 + 0 + 10 = 10 -> 5 -> 2
+        // pixel 3: 1 + 2 + 10 = 13 -> 6.5 -> 7 -> 4
+        assert_eq!(out, [6, 9, 2, 4]);
+    }
+
+    #[test]
+    fn same_padding_skips_outside_taps() {
+        // 3x3 ones over a 3x3 input of ones: corners see 4 taps, edges 6, centre 9.
+        let k = Conv2d::new(Conv2dSpec {
+            input: Shape4::new(1, 3, 3, 1),
+            output: Shape4::new(1, 3, 3, 1),
+            window: WindowSpec { kernel_h: 3, kernel_w: 3, stride_h: 1, stride_w: 1, dilation_h: 1, dilation_w: 1, padding: Padding::Same },
+            filter: vec![1; 9],
+            filter_in_c: 1,
+            bias: None,
+            requant: vec![Requant::from_real(0.5, Rounding::Single)],
+            input_offset: 0,
+            output_offset: 0,
+            act_min: -128,
+            act_max: 127,
+            rounding: Rounding::Single,
+        })
+        .unwrap();
+        let mut out = [0i8; 9];
+        conv2d_scalar(&k, &[2; 9], &mut out).unwrap();
+        assert_eq!(out, [4, 6, 4, 6, 9, 6, 4, 6, 4]);
+    }
+
+    #[test]
+    fn dilation_and_activation_clamp() {
+        // 5x5 input, 2x2 kernel dilated by 2 -> VALID gives 3x3.
+        let k = Conv2d::new(Conv2dSpec {
+            input: Shape4::new(1, 5, 5, 1),
+            output: Shape4::new(1, 3, 3, 1),
+            window: WindowSpec { kernel_h: 2, kernel_w: 2, stride_h: 1, stride_w: 1, dilation_h: 2, dilation_w: 2, padding: Padding::Valid },
+            filter: vec![1, 1, 1, 1],
+            filter_in_c: 1,
+            bias: None,
+            requant: vec![Requant::from_real(0.5, Rounding::Single)],
+            input_offset: 0,
+            output_offset: 0,
+            act_min: 0,
+            act_max: 10,
+            rounding: Rounding::Single,
+        })
+        .unwrap();
+        let input: Vec<i8> = (0..25).map(|i| i as i8 - 12).collect();
+        let mut out = [0i8; 9];
+        conv2d_scalar(&k, &input, &mut out).unwrap();
+        // out(0,0) = (x00 + x02 + x20 + x22)/2 = (-12 -10 -2 0)/2 = -12 -> clamp 0.
+        // out(2,2) = (x22 + x24 + x42 + x44)/2 = (0+2+10+12)/2 = 12 -> clamp 10.
+        assert_eq!(out[0], 0);
+        assert_eq!(out[8], 10);
+        // out(1,1) = (x11+x13+x31+x33)/2 = (-6-4+4+6)/2 = 0.
+        assert_eq!(out[4], 0);
+    }
+
+    #[test]
+    fn rejects_bad_shapes() {
+        let mut s = spec_1x1();
+        s.filter = vec![1];
+        assert!(Conv2d::new(s).is_err());
+        let mut s = spec_1x1();
+        s.output = Shape4::new(1, 3, 2, 1);
+        assert!(Conv2d::new(s).is_err());
+        let mut s = spec_1x1();
+        s.requant = vec![Requant::default(); 3];
+        assert!(Conv2d::new(s).is_err());
+        let k = Conv2d::new(spec_1x1()).unwrap();
+        let mut out = [0i8; 3];
+        assert!(conv2d_scalar(&k, &[0; 8], &mut out).is_err());
+    }
+}

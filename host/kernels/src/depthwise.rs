@@ -1,0 +1,132 @@
+//! DEPTHWISE_CONV_2D with TFLite's int8 per-channel semantics
+//! (`reference_integer_ops::DepthwiseConvPerChannel`), depth multiplier and dilation included.
+
+use crate::conv::expand_requant;
+use crate::error::{KernelError, check_len, ensure};
+use crate::geometry::{Shape4, Window, WindowSpec};
+use crate::quant::{Requant, Rounding};
+
+const OP: &str = "depthwise_conv2d";
+
+/// What a caller knows about a depthwise convolution before it is prepared.
+#[derive(Clone, Debug)]
+pub struct DepthwiseConv2dSpec {
+    pub input: Shape4,
+    pub output: Shape4,
+    pub window: WindowSpec,
+    /// Filter, `[1][kh][kw][in_c * depth_multiplier]`.
+    pub filter: Vec<i8>,
+    pub depth_multiplier: usize,
+    pub bias: Option<Vec<i32>>,
+    pub requant: Vec<Requant>,
+    pub input_offset: i32,
+    pub output_offset: i32,
+    pub act_min: i32,
+    pub act_max: i32,
+    pub rounding: Rounding,
+}
+
+/// A depthwise convolution ready to run.
+#[derive(Clone, Debug)]
+pub struct DepthwiseConv2d {
+    pub input: Shape4,
+    pub output: Shape4,
+    pub window: Window,
+    pub filter: Vec<i8>,
+    pub depth_multiplier: usize,
+    pub bias: Vec<i32>,
+    pub requant: Vec<Requant>,
+    pub input_offset: i32,
+    pub output_offset: i32,
+    pub act_min: i32,
+    pub act_max: i32,
+    pub rounding: Rounding,
+}
+
+impl DepthwiseConv2d {
+    pub fn new(spec: DepthwiseConv2dSpec) -> Result<Self, KernelError> {
+        let DepthwiseConv2dSpec { input, output, window, filter, depth_multiplier, bias, requant, input_offset, output_offset, act_min, act_max, rounding } = spec;
+        ensure!(OP, input.len().is_some() && output.len().is_some(), "shape overflows");
+        ensure!(OP, input.n == output.n, "batch {} in, {} out", input.n, output.n);
+        ensure!(OP, depth_multiplier > 0, "depth multiplier must be positive");
+        ensure!(OP, input.c.checked_mul(depth_multiplier) == Some(output.c), "{} input channels x multiplier {depth_multiplier} != {} output channels", input.c, output.c);
+        let window = window.resolve(OP, input.h, input.w, output.h, output.w)?;
+        let want = output.c.checked_mul(window.kernel_h * window.kernel_w);
+        ensure!(OP, want == Some(filter.len()), "filter holds {} values, expected 1x{}x{}x{}", filter.len(), window.kernel_h, window.kernel_w, output.c);
+        let bias = bias.unwrap_or_else(|| vec![0; output.c]);
+        ensure!(OP, bias.len() == output.c, "bias holds {} values for {} output channels", bias.len(), output.c);
+        let requant = expand_requant(OP, requant, output.c)?;
+        ensure!(OP, act_min <= act_max, "activation range {act_min}..{act_max} is empty");
+        Ok(DepthwiseConv2d { input, output, window, filter, depth_multiplier, bias, requant, input_offset, output_offset, act_min, act_max, rounding })
+    }
+
+    pub fn macs(&self) -> u64 {
+        (self.output.len().unwrap_or(0) * self.window.kernel_h * self.window.kernel_w) as u64
+    }
+}
+
+/// Scalar reference.
+pub fn depthwise_conv2d_scalar(k: &DepthwiseConv2d, input: &[i8], output: &mut [i8]) -> Result<(), KernelError> {
+    let (is, os, w) = (k.input, k.output, k.window);
+    check_len(OP, "input", input.len(), is.len().unwrap_or(0))?;
+    check_len(OP, "output", output.len(), os.len().unwrap_or(0))?;
+    let dm = k.depth_multiplier;
+    for b in 0..os.n {
+        for oy in 0..os.h {
+            for ox in 0..os.w {
+                for ic in 0..is.c {
+                    for m in 0..dm {
+                        let oc = ic * dm + m;
+                        let mut acc: i32 = 0;
+                        for ky in 0..w.kernel_h {
+                            let Some(iy) = Window::tap(oy, w.stride_h, w.pad_top, ky, w.dilation_h, is.h) else { continue };
+                            for kx in 0..w.kernel_w {
+                                let Some(ix) = Window::tap(ox, w.stride_w, w.pad_left, kx, w.dilation_w, is.w) else { continue };
+                                let x = input[is.offset(b, iy, ix, ic)] as i32;
+                                let f = k.filter[(ky * w.kernel_w + kx) * os.c + oc] as i32;
+                                acc = acc.wrapping_add(f * (x + k.input_offset));
+                            }
+                        }
+                        acc = acc.wrapping_add(k.bias[oc]);
+                        let v = k.requant[oc].apply(acc, k.rounding).wrapping_add(k.output_offset);
+                        output[os.offset(b, oy, ox, oc)] = v.clamp(k.act_min, k.act_max) as i8;
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::geometry::Padding;
+
+    #[test]
+    fn depth_multiplier_by_hand() {
+        // 1x2x1x2 input, 1x2 kernel, multiplier 2 -> 4 output channels at one pixel.
+        let k = DepthwiseConv2d::new(DepthwiseConv2dSpec {
+            input: Shape4::new(1, 1, 2, 2),
+            output: Shape4::new(1, 1, 1, 4),
+            window: WindowSpec { kernel_h: 1, kernel_w: 2, stride_h: 1, stride_w: 1, dilation_h: 1, dilation_w: 1, padding: Padding::Valid },
+            // tap 0 then tap 1, each over channels [c0m0, c0m1, c1m0, c1m1]
+            filter: vec![1, 2, 3, 4, 5, 6, 7, 8],
+            depth_multiplier: 2,
+            bias: Some(vec![0, 0, 0, 100]),
+            requant: vec![Requant::from_real(0.5, Rounding::Single)],
+            input_offset: 0,
+            output_offset: 0,
+            act_min: -128,
+            act_max: 127,
+            rounding: Rounding::Single,
+        })
+        .unwrap();
+        // pixels: (c0=2, c1=4), (c0=6, c1=8)
+        let mut out = [0i8; 4];
+        depthwise_conv2d_scalar(&k, &[2, 4, 6, 8], &mut out).unwrap();
+        // oc0 = 2*1 + 6*5 = 32 -> 16; oc1 = 2*2 + 6*6 = 40 -> 20
+        // oc2 = 4*3 + 8*7 = 68 -> 34; oc3 = 4*4 + 8*8 + 100 = 180 -> 90
+        assert_eq!(out, [16, 20, 34, 90]);
+    }
+}

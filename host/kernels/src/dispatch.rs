@@ -1,0 +1,97 @@
+//! One table of kernel functions per instruction set, chosen once at start.
+//!
+//! The runtime asks for [`from_env`] when it builds its engine; prepared
+//! operators then call through the table, so a run never re-checks the CPU.
+//! `GATEHOUSE_KERNELS=scalar|avx2|avx512|neon` forces a path, which is how
+//! tests pin each one.
+
+use crate::add::{Add, add_scalar};
+use crate::conv::{Conv2d, conv2d_scalar};
+use crate::depthwise::{DepthwiseConv2d, depthwise_conv2d_scalar};
+use crate::error::KernelError;
+use crate::fully_connected::{FullyConnected, fully_connected_scalar};
+use crate::pooling::{Pool2d, average_pool2d_scalar, max_pool2d_scalar};
+use crate::softmax::{Softmax, softmax_scalar};
+
+/// The environment variable that forces a kernel path.
+pub const ENV: &str = "GATEHOUSE_KERNELS";
+
+type Unary<K> = fn(&K, &[i8], &mut [i8]) -> Result<(), KernelError>;
+
+/// Every kernel for one instruction set.
+pub struct KernelSet {
+    /// `scalar`, `avx2`, `avx512` or `neon`.
+    pub name: &'static str,
+    /// Whether this CPU can run the set.
+    pub supported: fn() -> bool,
+    pub conv2d: Unary<Conv2d>,
+    pub depthwise_conv2d: Unary<DepthwiseConv2d>,
+    pub fully_connected: Unary<FullyConnected>,
+    pub average_pool2d: Unary<Pool2d>,
+    pub max_pool2d: Unary<Pool2d>,
+    pub add: fn(&Add, &[i8], &[i8], &mut [i8]) -> Result<(), KernelError>,
+    pub softmax: Unary<Softmax>,
+}
+
+impl std::fmt::Debug for KernelSet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KernelSet").field("name", &self.name).finish()
+    }
+}
+
+/// The reference: portable, and the authority every other set is tested against.
+pub static SCALAR: KernelSet = KernelSet {
+    name: "scalar",
+    supported: || true,
+    conv2d: conv2d_scalar,
+    depthwise_conv2d: depthwise_conv2d_scalar,
+    fully_connected: fully_connected_scalar,
+    average_pool2d: average_pool2d_scalar,
+    max_pool2d: max_pool2d_scalar,
+    add: add_scalar,
+    softmax: softmax_scalar,
+};
+
+/// Every set compiled into this build, best first.
+pub fn all() -> &'static [&'static KernelSet] {
+    static ALL: [&KernelSet; 1] = [&SCALAR];
+    &ALL
+}
+
+/// The sets this CPU can run, best first.
+pub fn available() -> impl Iterator<Item = &'static KernelSet> {
+    all().iter().copied().filter(|k| (k.supported)())
+}
+
+/// The set called `name`, if it is compiled in and this CPU runs it.
+pub fn by_name(name: &str) -> Result<&'static KernelSet, KernelError> {
+    let known: Vec<&str> = all().iter().map(|k| k.name).collect();
+    let set = all()
+        .iter()
+        .find(|k| k.name == name)
+        .ok_or_else(|| KernelError::new("dispatch", format!("unknown kernel set {name:?}; this build has {known:?}")))?;
+    if !(set.supported)() {
+        return Err(KernelError::new("dispatch", format!("this CPU cannot run the {name} kernels")));
+    }
+    Ok(set)
+}
+
+/// The best set for this CPU, unless `GATEHOUSE_KERNELS` names one.
+pub fn from_env() -> Result<&'static KernelSet, KernelError> {
+    match std::env::var(ENV) {
+        Ok(name) if !name.is_empty() => by_name(&name),
+        _ => Ok(available().next().unwrap_or(&SCALAR)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scalar_is_always_available() {
+        assert_eq!(by_name("scalar").unwrap().name, "scalar");
+        assert!(available().any(|k| k.name == "scalar"));
+        assert!(by_name("avx9000").unwrap_err().to_string().contains("unknown kernel set"));
+    }
+}

@@ -1,0 +1,110 @@
+//! FULLY_CONNECTED with TFLite's int8 semantics, per-tensor or per-channel
+//! (`reference_integer_ops::FullyConnected`).
+
+use crate::conv::expand_requant;
+use crate::error::{KernelError, check_len, ensure};
+use crate::quant::{Requant, Rounding};
+
+const OP: &str = "fully_connected";
+
+/// What a caller knows about a fully connected layer before it is prepared.
+#[derive(Clone, Debug)]
+pub struct FullyConnectedSpec {
+    /// Rows of input, each of `depth` values.
+    pub batches: usize,
+    pub depth: usize,
+    pub units: usize,
+    /// Weights, `[units][depth]`.
+    pub weights: Vec<i8>,
+    pub bias: Option<Vec<i32>>,
+    pub requant: Vec<Requant>,
+    pub input_offset: i32,
+    pub weights_offset: i32,
+    pub output_offset: i32,
+    pub act_min: i32,
+    pub act_max: i32,
+    pub rounding: Rounding,
+}
+
+/// A fully connected layer ready to run.
+#[derive(Clone, Debug)]
+pub struct FullyConnected {
+    pub batches: usize,
+    pub depth: usize,
+    pub units: usize,
+    pub weights: Vec<i8>,
+    pub bias: Vec<i32>,
+    pub requant: Vec<Requant>,
+    pub input_offset: i32,
+    pub weights_offset: i32,
+    pub output_offset: i32,
+    pub act_min: i32,
+    pub act_max: i32,
+    pub rounding: Rounding,
+}
+
+impl FullyConnected {
+    pub fn new(spec: FullyConnectedSpec) -> Result<Self, KernelError> {
+        let FullyConnectedSpec { batches, depth, units, weights, bias, requant, input_offset, weights_offset, output_offset, act_min, act_max, rounding } = spec;
+        ensure!(OP, depth > 0 && units > 0, "empty layer ({units} units of depth {depth})");
+        ensure!(OP, batches.checked_mul(depth).is_some() && batches.checked_mul(units).is_some(), "shape overflows");
+        ensure!(OP, units.checked_mul(depth) == Some(weights.len()), "weights hold {} values, expected {units}x{depth}", weights.len());
+        let bias = bias.unwrap_or_else(|| vec![0; units]);
+        ensure!(OP, bias.len() == units, "bias holds {} values for {units} units", bias.len());
+        let requant = expand_requant(OP, requant, units)?;
+        ensure!(OP, act_min <= act_max, "activation range {act_min}..{act_max} is empty");
+        Ok(FullyConnected { batches, depth, units, weights, bias, requant, input_offset, weights_offset, output_offset, act_min, act_max, rounding })
+    }
+
+    pub fn macs(&self) -> u64 {
+        (self.batches * self.units * self.depth) as u64
+    }
+}
+
+/// Scalar reference.
+pub fn fully_connected_scalar(k: &FullyConnected, input: &[i8], output: &mut [i8]) -> Result<(), KernelError> {
+    check_len(OP, "input", input.len(), k.batches * k.depth)?;
+    check_len(OP, "output", output.len(), k.batches * k.units)?;
+    for (row, out_row) in input.chunks_exact(k.depth).zip(output.chunks_exact_mut(k.units)) {
+        for (u, out) in out_row.iter_mut().enumerate() {
+            let ws = &k.weights[u * k.depth..(u + 1) * k.depth];
+            let mut acc: i32 = 0;
+            for (&x, &w) in row.iter().zip(ws) {
+                acc = acc.wrapping_add((w as i32 + k.weights_offset) * (x as i32 + k.input_offset));
+            }
+            acc = acc.wrapping_add(k.bias[u]);
+            let v = k.requant[u].apply(acc, k.rounding).wrapping_add(k.output_offset);
+            *out = v.clamp(k.act_min, k.act_max) as i8;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn two_units_two_rows_by_hand() {
+        let k = FullyConnected::new(FullyConnectedSpec {
+            batches: 2,
+            depth: 3,
+            units: 2,
+            weights: vec![1, 2, 3, -1, -2, -3],
+            bias: Some(vec![4, -4]),
+            requant: vec![Requant::from_real(0.25, Rounding::Single), Requant::from_real(0.5, Rounding::Single)],
+            input_offset: 1,
+            weights_offset: 0,
+            output_offset: 10,
+            act_min: -128,
+            act_max: 127,
+            rounding: Rounding::Single,
+        })
+        .unwrap();
+        let mut out = [0i8; 4];
+        fully_connected_scalar(&k, &[0, 1, 2, 9, 9, 9], &mut out).unwrap();
+        // row 0 (+1): [1,2,3] -> u0 = 1+4+9+4 = 18 -> 4.5 -> 5 -> 15 ; u1 = -14-4 = -18 -> -9 -> 1
+        // row 1 (+1): [10,10,10] -> u0 = 60+4 = 64 -> 16 -> 26 ; u1 = -60-4 = -64 -> -32 -> -22
+        assert_eq!(out, [15, 1, 26, -22]);
+    }
+}

@@ -1,0 +1,29 @@
+//! Int8 kernels with TensorFlow Lite's reference semantics.
+//!
+//! Each operator has a `Spec` (what the model says), a prepared form that
+//! owns its weights and precomputed multipliers, and a scalar reference
+//! function. Faster paths plug into [`dispatch::KernelSet`] and are tested
+//! against the scalar reference. Nothing here knows about WebAssembly.
+
+mod error;
+
+pub mod add;
+pub mod conv;
+pub mod depthwise;
+pub mod dispatch;
+pub mod fully_connected;
+pub mod geometry;
+pub mod pooling;
+pub mod quant;
+pub mod softmax;
+
+pub use add::{Add, AddSpec};
+pub use conv::{Conv2d, Conv2dSpec};
+pub use depthwise::{DepthwiseConv2d, DepthwiseConv2dSpec};
+pub use dispatch::KernelSet;
+pub use error::KernelError;
+pub use fully_connected::{FullyConnected, FullyConnectedSpec};
+pub use geometry::{Padding, Shape4, Window, WindowSpec};
+pub use pooling::Pool2d;
+pub use quant::{Activation, Requant, Rounding, Semantics, activation_range};
+pub use softmax::Softmax;

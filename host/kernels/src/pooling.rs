@@ -1,0 +1,133 @@
+//! AVERAGE_POOL_2D and MAX_POOL_2D with TFLite's int8 semantics
+//! (`reference_integer_ops::AveragePool` / `MaxPool`). Input and output share
+//! quantization, so no requantization happens here.
+
+use crate::error::{KernelError, check_len, ensure};
+use crate::geometry::{Shape4, Window, WindowSpec};
+
+/// A pooling window ready to run.
+#[derive(Clone, Debug)]
+pub struct Pool2d {
+    pub input: Shape4,
+    pub output: Shape4,
+    pub window: Window,
+    pub act_min: i32,
+    pub act_max: i32,
+}
+
+impl Pool2d {
+    pub fn new(op: &'static str, input: Shape4, output: Shape4, window: WindowSpec, act_min: i32, act_max: i32) -> Result<Self, KernelError> {
+        ensure!(op, input.len().is_some() && output.len().is_some(), "shape overflows");
+        ensure!(op, input.n == output.n && input.c == output.c, "pooling keeps batch and channels: {input:?} -> {output:?}");
+        ensure!(op, window.dilation_h == 1 && window.dilation_w == 1, "pooling has no dilation");
+        let window = window.resolve(op, input.h, input.w, output.h, output.w)?;
+        ensure!(op, act_min <= act_max, "activation range {act_min}..{act_max} is empty");
+        Ok(Pool2d { input, output, window, act_min, act_max })
+    }
+}
+
+/// Visit each output position with the clamped window of input rows/cols it covers.
+#[inline(always)]
+fn for_each_window(k: &Pool2d, mut f: impl FnMut(usize, usize, usize, std::ops::Range<usize>, std::ops::Range<usize>)) {
+    let (is, os, w) = (k.input, k.output, k.window);
+    for b in 0..os.n {
+        for oy in 0..os.h {
+            let y0 = (oy * w.stride_h) as isize - w.pad_top as isize;
+            let ys = y0.max(0) as usize..((y0 + w.kernel_h as isize).min(is.h as isize)).max(0) as usize;
+            for ox in 0..os.w {
+                let x0 = (ox * w.stride_w) as isize - w.pad_left as isize;
+                let xs = x0.max(0) as usize..((x0 + w.kernel_w as isize).min(is.w as isize)).max(0) as usize;
+                f(b, oy, ox, ys.clone(), xs);
+            }
+        }
+    }
+}
+
+/// Scalar reference average pool; rounds half away from zero like TFLite.
+pub fn average_pool2d_scalar(k: &Pool2d, input: &[i8], output: &mut [i8]) -> Result<(), KernelError> {
+    const OP: &str = "average_pool2d";
+    let (is, os) = (k.input, k.output);
+    check_len(OP, "input", input.len(), is.len().unwrap_or(0))?;
+    check_len(OP, "output", output.len(), os.len().unwrap_or(0))?;
+    let mut empty = false;
+    for_each_window(k, |b, oy, ox, ys, xs| {
+        let count = (ys.len() * xs.len()) as i32;
+        if count == 0 {
+            empty = true;
+            return;
+        }
+        for c in 0..os.c {
+            let mut acc: i32 = 0;
+            for y in ys.clone() {
+                for x in xs.clone() {
+                    acc += input[is.offset(b, y, x, c)] as i32;
+                }
+            }
+            let avg = if acc > 0 { (acc + count / 2) / count } else { (acc - count / 2) / count };
+            output[os.offset(b, oy, ox, c)] = avg.clamp(k.act_min, k.act_max) as i8;
+        }
+    });
+    ensure!(OP, !empty, "a pooling window lies wholly in the padding");
+    Ok(())
+}
+
+/// Scalar reference max pool.
+pub fn max_pool2d_scalar(k: &Pool2d, input: &[i8], output: &mut [i8]) -> Result<(), KernelError> {
+    const OP: &str = "max_pool2d";
+    let (is, os) = (k.input, k.output);
+    check_len(OP, "input", input.len(), is.len().unwrap_or(0))?;
+    check_len(OP, "output", output.len(), os.len().unwrap_or(0))?;
+    for_each_window(k, |b, oy, ox, ys, xs| {
+        for c in 0..os.c {
+            let mut m = i8::MIN as i32;
+            for y in ys.clone() {
+                for x in xs.clone() {
+                    m = m.max(input[is.offset(b, y, x, c)] as i32);
+                }
+            }
+            output[os.offset(b, oy, ox, c)] = m.clamp(k.act_min, k.act_max) as i8;
+        }
+    });
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::geometry::Padding;
+
+    fn pool(padding: Padding, out_hw: usize) -> Pool2d {
+        Pool2d::new(
+            "pool",
+            Shape4::new(1, 3, 3, 1),
+            Shape4::new(1, out_hw, out_hw, 1),
+            WindowSpec { kernel_h: 2, kernel_w: 2, stride_h: 2, stride_w: 2, dilation_h: 1, dilation_w: 1, padding },
+            -128,
+            127,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn average_rounds_half_away_from_zero() {
+        let k = pool(Padding::Valid, 1);
+        let mut out = [0i8; 1];
+        // window (0,0),(0,1),(1,0),(1,1): 1+2+3+4 = 10 / 4 = 2.5 -> 3
+        average_pool2d_scalar(&k, &[1, 2, 0, 3, 4, 0, 0, 0, 0], &mut out).unwrap();
+        assert_eq!(out, [3]);
+        average_pool2d_scalar(&k, &[-1, -2, 0, -3, -4, 0, 0, 0, 0], &mut out).unwrap();
+        assert_eq!(out, [-3]);
+    }
+
+    #[test]
+    fn same_padding_counts_only_real_cells() {
+        let k = pool(Padding::Same, 2);
+        let mut out = [0i8; 4];
+        let input = [1, 1, 9, 1, 1, 9, 7, 7, 5];
+        average_pool2d_scalar(&k, &input, &mut out).unwrap();
+        // windows: {1,1,1,1}=1, {9,9}=9, {7,7}=7, {5}=5
+        assert_eq!(out, [1, 9, 7, 5]);
+        max_pool2d_scalar(&k, &[1, 2, 9, 3, 4, 8, 7, 6, -5], &mut out).unwrap();
+        assert_eq!(out, [4, 9, 7, -5]);
+    }
+}

@@ -1,0 +1,312 @@
+//! Fixed-point requantization exactly as TensorFlow Lite computes it.
+//!
+//! TFLite has two roundings for `MultiplyByQuantizedMultiplier`, and which one
+//! an operator uses depends on the runtime and the operator ([`Semantics`]).
+//! Both are kept so a gateway can reproduce either runtime byte for byte.
+
+/// Which rounding the requantization step uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub enum Rounding {
+    /// `(x * m + 2^(30-s)) >> (31-s)` (`TFLITE_SINGLE_ROUNDING`).
+    #[default]
+    Single,
+    /// gemmlowp `SaturatingRoundingDoublingHighMul` then `RoundingDivideByPOT`.
+    Double,
+}
+
+/// Whose int8 arithmetic to reproduce. The TFLite interpreter's reference
+/// kernels do not use one rounding everywhere: measured against its outputs,
+/// FULLY_CONNECTED rounds once while CONV_2D, DEPTHWISE_CONV_2D and ADD round
+/// twice. TFLite Micro rounds twice everywhere.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub enum Semantics {
+    /// The TFLite interpreter with its reference kernels (`BUILTIN_REF`).
+    #[default]
+    TfliteReference,
+    /// TensorFlow Lite Micro.
+    TfliteMicro,
+}
+
+impl Semantics {
+    pub fn conv(self) -> Rounding {
+        Rounding::Double
+    }
+
+    pub fn fully_connected(self) -> Rounding {
+        match self {
+            Semantics::TfliteReference => Rounding::Single,
+            Semantics::TfliteMicro => Rounding::Double,
+        }
+    }
+
+    pub fn add(self) -> Rounding {
+        Rounding::Double
+    }
+}
+
+/// A real multiplier in TFLite's Q31 form: `real ≈ multiplier · 2^(shift-31)`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct Requant {
+    /// Q31 significand, in `[2^30, 2^31)` or 0.
+    pub multiplier: i32,
+    /// Power-of-two exponent; positive shifts left.
+    pub shift: i32,
+}
+
+impl Requant {
+    /// TFLite's `QuantizeMultiplier`, including its flush-to-zero of tiny
+    /// multipliers and, under single rounding, its saturation of huge ones.
+    pub fn from_real(real: f64, rounding: Rounding) -> Requant {
+        if real == 0.0 || !real.is_finite() {
+            return Requant { multiplier: 0, shift: 0 };
+        }
+        let (q, mut shift) = frexp(real);
+        // TfLiteRound on double is round-half-away-from-zero.
+        let mut q_fixed = (q * (1i64 << 31) as f64).round() as i64;
+        if q_fixed == 1i64 << 31 {
+            q_fixed /= 2;
+            shift += 1;
+        }
+        if shift < -31 {
+            shift = 0;
+            q_fixed = 0;
+        }
+        if rounding == Rounding::Single && shift > 30 {
+            shift = 30;
+            q_fixed = (1i64 << 31) - 1;
+        }
+        Requant { multiplier: q_fixed as i32, shift }
+    }
+
+    /// `MultiplyByQuantizedMultiplier(x, multiplier, shift)`.
+    #[inline(always)]
+    pub fn apply(self, x: i32, rounding: Rounding) -> i32 {
+        match rounding {
+            Rounding::Single => mul_single(x, self.multiplier, self.shift),
+            Rounding::Double => mul_double(x, self.multiplier, self.shift),
+        }
+    }
+
+    /// `MultiplyByQuantizedMultiplierSmallerThanOneExp`, used by ADD: under
+    /// double rounding it skips the left-shift step.
+    #[inline(always)]
+    pub fn apply_smaller_than_one(self, x: i32, rounding: Rounding) -> i32 {
+        match rounding {
+            Rounding::Single => mul_single(x, self.multiplier, self.shift),
+            Rounding::Double => rounding_divide_by_pot(
+                saturating_rounding_doubling_high_mul(x, self.multiplier),
+                -self.shift,
+            ),
+        }
+    }
+}
+
+/// `std::frexp`: `x = q · 2^e` with `|q|` in `[0.5, 1)`.
+pub fn frexp(x: f64) -> (f64, i32) {
+    if x == 0.0 || !x.is_finite() {
+        return (x, 0);
+    }
+    let bits = x.to_bits();
+    let exp = ((bits >> 52) & 0x7ff) as i32;
+    if exp == 0 {
+        // Subnormal: scale into the normal range first.
+        let (q, e) = frexp(x * f64::from_bits(0x4350_0000_0000_0000)); // 2^54
+        return (q, e - 54);
+    }
+    let e = exp - 1022;
+    let q = f64::from_bits((bits & !(0x7ffu64 << 52)) | (1022u64 << 52));
+    (q, e)
+}
+
+#[inline(always)]
+fn mul_single(x: i32, multiplier: i32, shift: i32) -> i32 {
+    let total_shift = 31 - shift;
+    let round = 1i64 << (total_shift - 1);
+    ((x as i64 * multiplier as i64 + round) >> total_shift) as i32
+}
+
+#[inline(always)]
+fn mul_double(x: i32, multiplier: i32, shift: i32) -> i32 {
+    let left = shift.max(0);
+    let right = (-shift).max(0);
+    rounding_divide_by_pot(
+        saturating_rounding_doubling_high_mul(x.wrapping_mul(1i32 << left), multiplier),
+        right,
+    )
+}
+
+/// gemmlowp `SaturatingRoundingDoublingHighMul`.
+#[inline(always)]
+pub fn saturating_rounding_doubling_high_mul(a: i32, b: i32) -> i32 {
+    if a == b && a == i32::MIN {
+        return i32::MAX;
+    }
+    let ab = a as i64 * b as i64;
+    let nudge: i64 = if ab >= 0 { 1 << 30 } else { 1 - (1 << 30) };
+    // Division truncates toward zero, as in C++.
+    ((ab + nudge) / (1i64 << 31)) as i32
+}
+
+/// gemmlowp `RoundingDivideByPOT`: round half away from zero.
+#[inline(always)]
+pub fn rounding_divide_by_pot(x: i32, exponent: i32) -> i32 {
+    let mask = ((1i64 << exponent) - 1) as i32;
+    let remainder = x & mask;
+    let threshold = (mask >> 1) + i32::from(x < 0);
+    (x >> exponent) + i32::from(remainder > threshold)
+}
+
+/// A fused activation, as TFLite's `ActivationFunctionType`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Activation {
+    #[default]
+    None,
+    Relu,
+    ReluN1To1,
+    Relu6,
+}
+
+/// `CalculateActivationRangeQuantized` for int8 outputs.
+pub fn activation_range(act: Activation, scale: f32, zero_point: i32) -> (i32, i32) {
+    let (qmin, qmax) = (i8::MIN as i32, i8::MAX as i32);
+    let quantize = |f: f32| zero_point.saturating_add((f / scale).round() as i32);
+    match act {
+        Activation::None => (qmin, qmax),
+        Activation::Relu => (qmin.max(quantize(0.0)), qmax),
+        Activation::Relu6 => (qmin.max(quantize(0.0)), qmax.min(quantize(6.0))),
+        Activation::ReluN1To1 => (qmin.max(quantize(-1.0)), qmax.min(quantize(1.0))),
+    }
+}
+
+/// Clamp an int32 to the activation range and narrow to int8.
+#[inline(always)]
+pub fn clamp_to_i8(x: i32, min: i32, max: i32) -> i8 {
+    x.clamp(min, max) as i8
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn frexp_matches_c() {
+        assert_eq!(frexp(1.0), (0.5, 1));
+        assert_eq!(frexp(0.75), (0.75, 0));
+        assert_eq!(frexp(3.0), (0.75, 2));
+        assert_eq!(frexp(1.0 / 1024.0), (0.5, -9));
+        let tiny = f64::from_bits(1); // smallest subnormal = 2^-1074
+        assert_eq!(frexp(tiny), (0.5, -1073));
+    }
+
+    #[test]
+    fn quantize_multiplier_hand_cases() {
+        // 0.5 = 0.5 * 2^0 -> 2^30, shift 0.
+        assert_eq!(Requant::from_real(0.5, Rounding::Single), Requant { multiplier: 1 << 30, shift: 0 });
+        // 0.25 -> 2^30, shift -1.
+        assert_eq!(Requant::from_real(0.25, Rounding::Single), Requant { multiplier: 1 << 30, shift: -1 });
+        // A significand that rounds up to 2^31 is renormalised.
+        let almost_one = 1.0 - 1e-12;
+        assert_eq!(Requant::from_real(almost_one, Rounding::Single), Requant { multiplier: 1 << 30, shift: 1 });
+        // Below 2^-32 flushes to zero.
+        assert_eq!(Requant::from_real(1e-12, Rounding::Single), Requant { multiplier: 0, shift: 0 });
+        // Single rounding saturates shifts above 30; double rounding keeps them.
+        assert_eq!(Requant::from_real(2f64.powi(40), Rounding::Single), Requant { multiplier: i32::MAX, shift: 30 });
+        assert_eq!(Requant::from_real(2f64.powi(40), Rounding::Double), Requant { multiplier: 1 << 30, shift: 41 });
+    }
+
+    #[test]
+    fn requant_hand_cases() {
+        let half = Requant::from_real(0.5, Rounding::Single);
+        // With no right shift both round half toward +inf (SRDHM's nudge does).
+        assert_eq!(half.apply(3, Rounding::Single), 2);
+        assert_eq!(half.apply(3, Rounding::Double), 2);
+        assert_eq!(half.apply(-3, Rounding::Single), -1);
+        assert_eq!(half.apply(-3, Rounding::Double), -1);
+        let quarter = Requant::from_real(0.25, Rounding::Single);
+        assert_eq!(quarter.apply(100, Rounding::Single), 25);
+        assert_eq!(quarter.apply(-101, Rounding::Single), -25);
+        assert_eq!(quarter.apply(-101, Rounding::Double), -25);
+        assert_eq!(quarter.apply(-102, Rounding::Single), -25); // -25.5 -> -25
+        // A right shift makes double rounding round half away from zero.
+        assert_eq!(quarter.apply(-102, Rounding::Double), -26); // -25.5 -> -26
+    }
+
+    #[test]
+    fn srdhm_and_pot_edge_cases() {
+        assert_eq!(saturating_rounding_doubling_high_mul(i32::MIN, i32::MIN), i32::MAX);
+        assert_eq!(rounding_divide_by_pot(5, 1), 3);
+        assert_eq!(rounding_divide_by_pot(-5, 1), -3);
+        assert_eq!(rounding_divide_by_pot(-4, 1), -2);
+        assert_eq!(rounding_divide_by_pot(7, 0), 7);
+    }
+
+    #[test]
+    fn activation_ranges() {
+        assert_eq!(activation_range(Activation::None, 0.1, 0), (-128, 127));
+        assert_eq!(activation_range(Activation::Relu, 0.1, -10), (-10, 127));
+        assert_eq!(activation_range(Activation::Relu6, 0.1, -128), (-128, -68));
+        assert_eq!(activation_range(Activation::ReluN1To1, 0.01, 0), (-100, 100));
+    }
+
+    /// Exact model of single rounding: `floor(x·m / 2^(31-s) + 1/2)` in i128.
+    fn wide_single(x: i32, m: i32, s: i32) -> i64 {
+        let num = x as i128 * m as i128;
+        let den = 1i128 << (31 - s);
+        (num * 2 + den).div_euclid(2 * den) as i64
+    }
+
+    /// Exact model of double rounding: round(x·2^l·m / 2^31) half away from
+    /// zero (with the int32 saturation case), then round(·/2^r) half away.
+    fn wide_double(x: i32, m: i32, s: i32) -> i64 {
+        let l = s.max(0);
+        let r = (-s).max(0);
+        let a = (x as i64 * (1i64 << l)) as i32 as i128; // C wraps here
+        if a == i32::MIN as i128 && m == i32::MIN {
+            return (i32::MAX as i128).div_euclid(1) as i64;
+        }
+        let p = a * m as i128;
+        // Round half away from zero of p / 2^31.
+        let h = round_half_away(p, 1i128 << 31);
+        round_half_away(h, 1i128 << r) as i64
+    }
+
+    fn round_half_away(n: i128, d: i128) -> i128 {
+        let q = (n.abs() * 2 + d) / (2 * d);
+        if n < 0 { -q } else { q }
+    }
+
+    proptest! {
+        #[test]
+        fn single_rounding_matches_wide_integers(x in any::<i32>(), m in (1i32 << 30)..=i32::MAX, s in -31i32..=0) {
+            let r = Requant { multiplier: m, shift: s };
+            prop_assert_eq!(r.apply(x, Rounding::Single) as i64, wide_single(x, m, s));
+        }
+
+        #[test]
+        fn double_rounding_matches_wide_integers(x in -(1i32 << 24)..(1i32 << 24), m in (1i32 << 30)..=i32::MAX, s in -31i32..=7) {
+            let r = Requant { multiplier: m, shift: s };
+            prop_assert_eq!(r.apply(x, Rounding::Double) as i64, wide_double(x, m, s));
+        }
+
+        #[test]
+        fn requant_approximates_the_real_scale(x in -(1i32 << 20)..(1i32 << 20), real in 1e-6f64..0.99) {
+            // Single rounding is within half an LSB (plus the Q31 error of the
+            // multiplier); rounding twice can add another half.
+            for (rounding, bound) in [(Rounding::Single, 0.5), (Rounding::Double, 1.0)] {
+                let r = Requant::from_real(real, rounding);
+                let exact = x as f64 * real;
+                let got = r.apply(x, rounding) as f64;
+                prop_assert!((got - exact).abs() <= bound + 1e-9 * exact.abs(), "{rounding:?}: {got} vs {exact}");
+            }
+        }
+
+        #[test]
+        fn single_and_double_agree_but_on_ties(x in -(1i32 << 20)..(1i32 << 20), real in 1e-6f64..0.99) {
+            let r = Requant::from_real(real, Rounding::Single);
+            let a = r.apply(x, Rounding::Single);
+            let b = r.apply(x, Rounding::Double);
+            prop_assert!((a - b).abs() <= 1);
+        }
+    }
+}

@@ -1,0 +1,67 @@
+//! SOFTMAX for int8, as the TFLite interpreter computes it: a 256-entry float
+//! table of `exp(-scale·β·d)`, a float normaliser, and rounding of the
+//! rescaled probability. (The reference interpreter registers no separate
+//! reference softmax; its int8 path is this table.)
+
+use crate::error::{KernelError, check_len, ensure};
+
+const OP: &str = "softmax";
+
+/// A softmax over the last dimension, ready to run.
+#[derive(Clone, Debug)]
+pub struct Softmax {
+    pub outer: usize,
+    pub depth: usize,
+    pub table: Box<[f32; 256]>,
+    pub out_scale: f32,
+    pub out_zero_point: i32,
+}
+
+impl Softmax {
+    pub fn new(outer: usize, depth: usize, input_scale: f32, beta: f32, out_scale: f32, out_zero_point: i32) -> Result<Self, KernelError> {
+        ensure!(OP, depth > 0 && outer.checked_mul(depth).is_some(), "bad shape {outer}x{depth}");
+        ensure!(OP, input_scale > 0.0 && out_scale > 0.0 && beta.is_finite(), "scales must be positive");
+        let scale = -input_scale * beta;
+        let mut table = Box::new([0f32; 256]);
+        for val in 0..=255i32 {
+            table[(255 - val) as usize] = (scale * val as f32).exp();
+        }
+        Ok(Softmax { outer, depth, table, out_scale, out_zero_point })
+    }
+}
+
+/// Scalar reference.
+pub fn softmax_scalar(k: &Softmax, input: &[i8], output: &mut [i8]) -> Result<(), KernelError> {
+    check_len(OP, "input", input.len(), k.outer * k.depth)?;
+    check_len(OP, "output", output.len(), k.outer * k.depth)?;
+    for (row, out) in input.chunks_exact(k.depth).zip(output.chunks_exact_mut(k.depth)) {
+        let max = row.iter().copied().max().unwrap_or(0) as i32;
+        // table[255 - max + x] = exp(-s·β·(max - x)); the index is in 0..=255.
+        let at = |x: i8| k.table[(255 - max + x as i32) as usize];
+        let mut sum = 0f32;
+        for &x in row {
+            sum += at(x);
+        }
+        let inv = 1.0f32 / (sum * k.out_scale);
+        for (o, &x) in out.iter_mut().zip(row) {
+            let q = (at(x) * inv).round() as i32 + k.out_zero_point;
+            *o = q.clamp(-128, 127) as i8;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uniform_and_dominant_rows() {
+        let k = Softmax::new(2, 4, 0.1, 1.0, 1.0 / 256.0, -128).unwrap();
+        let mut out = [0i8; 8];
+        softmax_scalar(&k, &[5, 5, 5, 5, 127, -128, -128, -128], &mut out).unwrap();
+        // Uniform: 0.25 * 256 = 64 -> -64. Dominant: exp(-25.5) ≈ 0 -> 256 saturates to 127.
+        assert_eq!(&out[..4], &[-64, -64, -64, -64]);
+        assert_eq!(&out[4..], &[127, -128, -128, -128]);
+    }
+}

@@ -1,0 +1,133 @@
+//! The shared engine: wasmtime configured for sandboxed plugins (pooling
+//! allocator, epoch interruption), the linker with the host's imports, the
+//! artifact cache, and the kernel set chosen once at start.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use gatehouse_kernels::{KernelSet, dispatch};
+use wasmtime::component::{HasSelf, Linker, ResourceType};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+use crate::bindings;
+use crate::cache::ArtifactCache;
+use crate::error::Error;
+use crate::nn::host::TensorRef;
+use crate::plugin::state::InstanceState;
+
+/// How the runtime is set up.
+#[derive(Clone, Debug)]
+pub struct RuntimeConfig {
+    /// Where compiled artifacts are kept; `None` compiles every load.
+    pub cache_dir: Option<PathBuf>,
+    /// Instances the pooling allocator reserves room for.
+    pub max_instances: u32,
+    /// Largest linear memory any instance may have; per-plugin caps sit below it.
+    pub max_memory_bytes: usize,
+    /// Granularity of CPU deadlines.
+    pub epoch_tick: Duration,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        RuntimeConfig { cache_dir: None, max_instances: 200, max_memory_bytes: 256 << 20, epoch_tick: Duration::from_millis(5) }
+    }
+}
+
+/// Increments the engine's epoch every tick, so deadlines are counted in ticks.
+struct Ticker {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Drop for Ticker {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+pub(crate) struct Shared {
+    pub(crate) engine: Engine,
+    pub(crate) linker: Linker<InstanceState>,
+    pub(crate) cache: Option<ArtifactCache>,
+    pub(crate) kernels: &'static KernelSet,
+    pub(crate) config: RuntimeConfig,
+    _ticker: Ticker,
+}
+
+impl Shared {
+    /// Epoch ticks that cover `d`, at least one.
+    pub(crate) fn ticks(&self, d: Duration) -> u64 {
+        (d.as_nanos() / self.config.epoch_tick.as_nanos().max(1)).max(1) as u64 + 1
+    }
+}
+
+/// The host runtime. Cheap to clone; plugins loaded from it share its engine.
+#[derive(Clone)]
+pub struct Runtime {
+    pub(crate) shared: Arc<Shared>,
+}
+
+impl Runtime {
+    pub fn new(config: RuntimeConfig) -> Result<Self, Error> {
+        let kernels = dispatch::from_env()?;
+        let mut pool = PoolingAllocationConfig::default();
+        pool.total_component_instances(config.max_instances)
+            .total_core_instances(config.max_instances * 2)
+            .total_memories(config.max_instances)
+            .total_tables(config.max_instances * 2)
+            .max_memory_size(config.max_memory_bytes);
+        let mut wc = Config::new();
+        wc.wasm_component_model(true)
+            .epoch_interruption(true)
+            .concurrency_support(false)
+            .parallel_compilation(true)
+            .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        let engine = Engine::new(&wc).map_err(|e| Error::Engine(format!("{e:#}")))?;
+        let mut linker = Linker::new(&engine);
+        bindings::Plugin::add_to_linker::<InstanceState, HasSelf<InstanceState>>(&mut linker, |s| s)
+            .map_err(|e| Error::Engine(format!("{e:#}")))?;
+        // Interfaces that `use` the tensor resource re-export its type. The
+        // bindings leave those re-exports undefined, and stubbing unknown
+        // imports as traps would then invent an unrelated resource type for
+        // them; so name the real one in each interface that re-exports it.
+        for iface in ["gatehouse:nn/ops@0.1.0", "gatehouse:nn/plan@0.1.0"] {
+            linker
+                .instance(iface)
+                .and_then(|mut i| i.resource("tensor", ResourceType::host::<TensorRef>(), |_, _| Ok(())))
+                .map_err(|e| Error::Engine(format!("{e:#}")))?;
+        }
+        let cache = config.cache_dir.as_ref().map(ArtifactCache::new).transpose()?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = {
+            let (engine, stop, tick) = (engine.clone(), stop.clone(), config.epoch_tick);
+            std::thread::Builder::new()
+                .name("gatehouse-epoch".into())
+                .spawn(move || {
+                    while !stop.load(Ordering::Relaxed) {
+                        std::thread::sleep(tick);
+                        engine.increment_epoch();
+                    }
+                })
+                .map_err(|e| Error::Engine(format!("cannot start the epoch thread: {e}")))?
+        };
+        Ok(Runtime {
+            shared: Arc::new(Shared { engine, linker, cache, kernels, config, _ticker: Ticker { stop, thread: Some(thread) } }),
+        })
+    }
+
+    /// The kernel set every plugin of this runtime uses.
+    pub fn kernels(&self) -> &'static KernelSet {
+        self.shared.kernels
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.shared.engine
+    }
+}

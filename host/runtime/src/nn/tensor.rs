@@ -1,0 +1,400 @@
+//! Host-side tensors of one plugin instance: a slab of reference-counted
+//! buffers and views, with the instance's tensor-memory quota.
+//!
+//! A slot lives while anything refers to it: the guest's handle, a view of
+//! it, or a plan operator that reads or writes it. So a plugin can drop
+//! handles in any order without leaving a plan pointing at freed memory.
+
+use crate::nn::NnFault;
+
+/// Element types, as in `gatehouse:nn/tensors.dtype`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DType {
+    I8,
+    U8,
+    I32,
+    F32,
+}
+
+impl DType {
+    pub fn size(self) -> usize {
+        match self {
+            DType::I8 | DType::U8 => 1,
+            DType::I32 | DType::F32 => 4,
+        }
+    }
+}
+
+/// Affine quantization parameters.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Quant {
+    pub scales: Vec<f32>,
+    pub zero_points: Vec<i32>,
+    pub axis: usize,
+}
+
+impl Quant {
+    /// The per-tensor scale and zero point, refusing per-channel parameters.
+    pub fn per_tensor(&self, what: &str) -> Result<(f32, i32), NnFault> {
+        match (self.scales.as_slice(), self.zero_points.as_slice()) {
+            ([s], [z]) => Ok((*s, *z)),
+            _ => Err(NnFault::invalid(format!("{what} needs per-tensor quantization, got {} scales", self.scales.len()))),
+        }
+    }
+}
+
+/// Type, shape and quantization of a tensor.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Desc {
+    pub dtype: DType,
+    pub shape: Vec<usize>,
+    pub quant: Option<Quant>,
+}
+
+/// Ranks beyond this are refused; TFLite itself stops at 6 for most ops.
+pub const MAX_RANK: usize = 8;
+
+impl Desc {
+    /// Validate the description and return its size in bytes.
+    pub fn byte_len(&self) -> Result<usize, NnFault> {
+        if self.shape.len() > MAX_RANK {
+            return Err(NnFault::invalid(format!("rank {} exceeds {MAX_RANK}", self.shape.len())));
+        }
+        let elems = self
+            .shape
+            .iter()
+            .try_fold(1usize, |a, &d| a.checked_mul(d))
+            .and_then(|e| e.checked_mul(self.dtype.size()))
+            .ok_or_else(|| NnFault::invalid(format!("shape {:?} overflows", self.shape)))?;
+        if let Some(q) = &self.quant {
+            if q.scales.is_empty() || q.scales.len() != q.zero_points.len() {
+                return Err(NnFault::invalid("quantization needs as many zero points as scales, at least one"));
+            }
+            if q.scales.iter().any(|s| !s.is_finite() || *s < 0.0) {
+                return Err(NnFault::invalid("quantization scales must be finite and non-negative"));
+            }
+            if q.scales.len() > 1 && self.shape.get(q.axis).copied() != Some(q.scales.len()) {
+                return Err(NnFault::invalid(format!("{} per-channel scales do not match axis {} of shape {:?}", q.scales.len(), q.axis, self.shape)));
+            }
+        }
+        Ok(elems)
+    }
+
+    pub fn elements(&self) -> usize {
+        self.shape.iter().product()
+    }
+}
+
+/// Names a slot; the generation catches reuse of a freed index.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct TensorKey {
+    index: u32,
+    generation: u32,
+}
+
+enum Storage {
+    Owned(Box<[u8]>),
+    View { base: TensorKey, offset: usize },
+}
+
+struct Entry {
+    desc: Desc,
+    len: usize,
+    storage: Storage,
+    refs: u32,
+}
+
+#[derive(Default)]
+struct Slot {
+    generation: u32,
+    entry: Option<Entry>,
+}
+
+/// Where an operand's bytes are: a base slot and a byte range in it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Span {
+    base: u32,
+    offset: usize,
+    len: usize,
+}
+
+impl Span {
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Whether two spans share any byte.
+    pub fn overlaps(&self, other: &Span) -> bool {
+        self.base == other.base && self.offset < other.offset + other.len && other.offset < self.offset + self.len
+    }
+}
+
+/// The tensors of one instance and the memory they are charged.
+pub struct TensorStore {
+    slots: Vec<Slot>,
+    free: Vec<u32>,
+    used: u64,
+    quota: u64,
+}
+
+impl TensorStore {
+    pub fn new(quota: u64) -> Self {
+        TensorStore { slots: Vec::new(), free: Vec::new(), used: 0, quota }
+    }
+
+    pub fn used(&self) -> u64 {
+        self.used
+    }
+
+    pub fn quota(&self) -> u64 {
+        self.quota
+    }
+
+    /// Charge `bytes` to the quota, or refuse.
+    pub fn charge(&mut self, bytes: u64, what: &str) -> Result<(), NnFault> {
+        let total = self.used.saturating_add(bytes);
+        if total > self.quota {
+            return Err(NnFault::QuotaExceeded(format!(
+                "{what} needs {bytes} bytes; {} of the {} byte tensor quota are in use",
+                self.used, self.quota
+            )));
+        }
+        self.used = total;
+        Ok(())
+    }
+
+    pub fn uncharge(&mut self, bytes: u64) {
+        self.used = self.used.saturating_sub(bytes);
+    }
+
+    /// A zero-filled tensor, charged to the quota.
+    pub fn create(&mut self, desc: Desc) -> Result<TensorKey, NnFault> {
+        let len = desc.byte_len()?;
+        self.charge(len as u64, "tensor")?;
+        let mut buf = Vec::new();
+        if buf.try_reserve_exact(len).is_err() {
+            self.uncharge(len as u64);
+            return Err(NnFault::QuotaExceeded(format!("the host could not allocate {len} bytes")));
+        }
+        buf.resize(len, 0u8);
+        Ok(self.insert(Entry { desc, len, storage: Storage::Owned(buf.into_boxed_slice()), refs: 1 }))
+    }
+
+    /// A view of `base`'s bytes from `offset`.
+    pub fn view(&mut self, base: TensorKey, offset: u64, desc: Desc) -> Result<TensorKey, NnFault> {
+        let len = desc.byte_len()?;
+        let entry = self.entry(base)?;
+        let base_len = match entry.storage {
+            Storage::Owned(_) => entry.len,
+            Storage::View { .. } => return Err(NnFault::invalid("a view cannot be made of a view; view the arena itself")),
+        };
+        let offset = usize::try_from(offset).map_err(|_| NnFault::invalid("offset too large"))?;
+        if offset.checked_add(len).is_none_or(|end| end > base_len) {
+            return Err(NnFault::invalid(format!("view of {len} bytes at offset {offset} exceeds the {base_len} byte tensor")));
+        }
+        if offset % desc.dtype.size() != 0 {
+            return Err(NnFault::invalid(format!("offset {offset} is not aligned to {}", desc.dtype.size())));
+        }
+        self.retain(base)?;
+        Ok(self.insert(Entry { desc, len, storage: Storage::View { base, offset }, refs: 1 }))
+    }
+
+    fn insert(&mut self, entry: Entry) -> TensorKey {
+        match self.free.pop() {
+            Some(index) => {
+                let slot = &mut self.slots[index as usize];
+                slot.entry = Some(entry);
+                TensorKey { index, generation: slot.generation }
+            }
+            None => {
+                self.slots.push(Slot { generation: 0, entry: Some(entry) });
+                TensorKey { index: (self.slots.len() - 1) as u32, generation: 0 }
+            }
+        }
+    }
+
+    fn entry(&self, key: TensorKey) -> Result<&Entry, NnFault> {
+        self.slots
+            .get(key.index as usize)
+            .filter(|s| s.generation == key.generation)
+            .and_then(|s| s.entry.as_ref())
+            .ok_or_else(|| NnFault::StaleTensor(format!("tensor #{} no longer exists", key.index)))
+    }
+
+    pub fn desc(&self, key: TensorKey) -> Result<&Desc, NnFault> {
+        Ok(&self.entry(key)?.desc)
+    }
+
+    /// Another holder of `key` (a view or a plan); pair with [`release`](Self::release).
+    pub fn retain(&mut self, key: TensorKey) -> Result<(), NnFault> {
+        self.entry(key)?;
+        if let Some(e) = self.slots[key.index as usize].entry.as_mut() {
+            e.refs += 1;
+        }
+        Ok(())
+    }
+
+    /// Drop one holder of `key`; frees the slot (and its base's hold) at zero.
+    pub fn release(&mut self, key: TensorKey) {
+        let Some(slot) = self.slots.get_mut(key.index as usize).filter(|s| s.generation == key.generation) else { return };
+        let Some(entry) = slot.entry.as_mut() else { return };
+        entry.refs -= 1;
+        if entry.refs > 0 {
+            return;
+        }
+        let Some(entry) = slot.entry.take() else { return };
+        slot.generation = slot.generation.wrapping_add(1);
+        self.free.push(key.index);
+        match entry.storage {
+            Storage::Owned(buf) => self.uncharge(buf.len() as u64),
+            Storage::View { base, .. } => self.release(base),
+        }
+    }
+
+    /// Where `key`'s bytes live.
+    pub fn span(&self, key: TensorKey) -> Result<Span, NnFault> {
+        let e = self.entry(key)?;
+        Ok(match e.storage {
+            Storage::Owned(_) => Span { base: key.index, offset: 0, len: e.len },
+            Storage::View { base, offset } => Span { base: base.index, offset, len: e.len },
+        })
+    }
+
+    fn base_buf(&self, index: u32) -> &[u8] {
+        match self.slots.get(index as usize).and_then(|s| s.entry.as_ref()).map(|e| &e.storage) {
+            Some(Storage::Owned(b)) => b,
+            _ => &[],
+        }
+    }
+
+    pub fn bytes(&self, key: TensorKey) -> Result<&[u8], NnFault> {
+        let s = self.span(key)?;
+        self.base_buf(s.base).get(s.offset..s.offset + s.len).ok_or_else(|| NnFault::StaleTensor("tensor storage vanished".into()))
+    }
+
+    pub fn write(&mut self, key: TensorKey, offset: u64, data: &[u8]) -> Result<(), NnFault> {
+        let s = self.span(key)?;
+        let offset = usize::try_from(offset).map_err(|_| NnFault::invalid("offset too large"))?;
+        if offset.checked_add(data.len()).is_none_or(|end| end > s.len) {
+            return Err(NnFault::invalid(format!("writing {} bytes at offset {offset} overruns the {} byte tensor", data.len(), s.len)));
+        }
+        let start = s.offset + offset;
+        match self.slots.get_mut(s.base as usize).and_then(|sl| sl.entry.as_mut()).map(|e| &mut e.storage) {
+            Some(Storage::Owned(b)) => {
+                b[start..start + data.len()].copy_from_slice(data);
+                Ok(())
+            }
+            _ => Err(NnFault::StaleTensor("tensor storage vanished".into())),
+        }
+    }
+
+    /// Run `f` over `N` input spans and one output span that must not overlap
+    /// any input. Spans come from [`span`](Self::span) of live tensors, which
+    /// their holders keep alive.
+    pub fn with_operands<const N: usize, R>(
+        &mut self,
+        inputs: [Span; N],
+        output: Span,
+        f: impl FnOnce([&[i8]; N], &mut [i8]) -> R,
+    ) -> Result<R, NnFault> {
+        let slot_count = self.slots.len();
+        let check = |s: &Span| -> Result<(), NnFault> {
+            let ok = (s.base as usize) < slot_count
+                && matches!(self.slots[s.base as usize].entry.as_ref().map(|e| &e.storage), Some(Storage::Owned(b)) if s.offset + s.len <= b.len());
+            if ok { Ok(()) } else { Err(NnFault::StaleTensor("an operand's storage is gone".into())) }
+        };
+        for s in &inputs {
+            check(s)?;
+            if s.overlaps(&output) {
+                return Err(NnFault::invalid("an operator's output overlaps one of its inputs"));
+            }
+        }
+        check(&output)?;
+        let slots = self.slots.as_mut_ptr();
+        // SAFETY: every span was checked above to lie inside a live owned
+        // buffer; the output span overlaps no input span, so the one mutable
+        // slice aliases nothing. The buffers are boxed slices that `f` cannot
+        // reach (it has no access to `self`), so they stay put while borrowed.
+        unsafe {
+            let ptr = |s: &Span| match &mut (*slots.add(s.base as usize)).entry {
+                Some(Entry { storage: Storage::Owned(b), .. }) => b.as_mut_ptr().add(s.offset),
+                _ => std::ptr::null_mut(),
+            };
+            let ins: [&[i8]; N] = std::array::from_fn(|i| std::slice::from_raw_parts(ptr(&inputs[i]) as *const i8, inputs[i].len));
+            let out = std::slice::from_raw_parts_mut(ptr(&output) as *mut i8, output.len);
+            Ok(f(ins, out))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn i8s(shape: &[usize]) -> Desc {
+        Desc { dtype: DType::I8, shape: shape.to_vec(), quant: None }
+    }
+
+    #[test]
+    fn quota_is_charged_and_released() {
+        let mut st = TensorStore::new(100);
+        let a = st.create(i8s(&[60])).unwrap();
+        assert!(matches!(st.create(i8s(&[60])), Err(NnFault::QuotaExceeded(_))));
+        st.release(a);
+        assert_eq!(st.used(), 0);
+        st.create(i8s(&[60])).unwrap();
+    }
+
+    #[test]
+    fn huge_and_overflowing_shapes_are_refused() {
+        let mut st = TensorStore::new(1 << 20);
+        assert!(matches!(st.create(i8s(&[1 << 40])), Err(NnFault::QuotaExceeded(_))));
+        assert!(matches!(st.create(i8s(&[usize::MAX, 2])), Err(NnFault::Invalid(_))));
+    }
+
+    #[test]
+    fn views_keep_their_base_alive_and_stale_keys_fail() {
+        let mut st = TensorStore::new(1000);
+        let arena = st.create(i8s(&[100])).unwrap();
+        let v = st.view(arena, 10, i8s(&[5])).unwrap();
+        st.write(v, 0, &[1, 2, 3, 4, 5]).unwrap();
+        st.release(arena);
+        assert_eq!(st.bytes(v).unwrap(), &[1, 2, 3, 4, 5]);
+        assert_eq!(st.used(), 100);
+        st.release(v);
+        assert_eq!(st.used(), 0);
+        assert!(matches!(st.bytes(v), Err(NnFault::StaleTensor(_))));
+        // A new tensor reusing the slot does not revive the old key.
+        let _c = st.create(i8s(&[4])).unwrap();
+        assert!(matches!(st.bytes(arena), Err(NnFault::StaleTensor(_))));
+    }
+
+    #[test]
+    fn views_are_bounded_and_not_nested() {
+        let mut st = TensorStore::new(1000);
+        let arena = st.create(i8s(&[100])).unwrap();
+        assert!(st.view(arena, 96, i8s(&[5])).is_err());
+        assert!(st.view(arena, u64::MAX, i8s(&[5])).is_err());
+        let v = st.view(arena, 0, i8s(&[5])).unwrap();
+        assert!(st.view(v, 0, i8s(&[1])).is_err());
+        assert!(st.write(v, 3, &[0, 0, 0]).is_err());
+    }
+
+    #[test]
+    fn overlapping_operands_are_refused() {
+        let mut st = TensorStore::new(1000);
+        let arena = st.create(i8s(&[100])).unwrap();
+        let a = st.view(arena, 0, i8s(&[10])).unwrap();
+        let b = st.view(arena, 5, i8s(&[10])).unwrap();
+        let c = st.view(arena, 10, i8s(&[10])).unwrap();
+        let (sa, sb, sc) = (st.span(a).unwrap(), st.span(b).unwrap(), st.span(c).unwrap());
+        assert!(st.with_operands([sa], sb, |_, _| ()).is_err());
+        st.write(a, 0, &[7; 10]).unwrap();
+        st.with_operands([sa], sc, |[i], o| o.copy_from_slice(i)).unwrap();
+        assert_eq!(st.bytes(c).unwrap(), &[7; 10]);
+    }
+}

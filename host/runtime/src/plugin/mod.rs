@@ -1,0 +1,333 @@
+//! Loaded plugins and their instances.
+//!
+//! A [`Plugin`] is a compiled component with one `InstancePre` and the
+//! descriptor it gave. An [`Instance`] is one sandbox: its own store, memory,
+//! tensors and deadline. A trap discards the sandbox and the next call gets a
+//! fresh one, initialized with the same configuration.
+
+pub mod limits;
+pub mod state;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use wasmtime::Store;
+use wasmtime::component::Component;
+
+use crate::bindings::{self, types as wt};
+use crate::cache::{Source, load_error};
+use crate::engine::{Runtime, Shared};
+use crate::error::{Error, Failure, PluginId};
+pub use limits::Limits;
+use state::InstanceState;
+
+/// Kinds of input a plugin accepts, as in `gatehouse:plugin/types.input-kind`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InputKind {
+    Wav,
+    Image,
+    RawTensor,
+    LogMel,
+}
+
+impl InputKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InputKind::Wav => "wav",
+            InputKind::Image => "image",
+            InputKind::RawTensor => "raw-tensor",
+            InputKind::LogMel => "log-mel",
+        }
+    }
+}
+
+/// What a plugin says about itself.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Descriptor {
+    pub id: PluginId,
+    pub summary: String,
+    pub input_kinds: Vec<InputKind>,
+    pub labels: Vec<String>,
+}
+
+/// Settings and model bytes handed to `init`.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct InitConfig {
+    pub model: Option<Vec<u8>>,
+    pub settings: Vec<(String, String)>,
+}
+
+/// A detection in a stream.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Event {
+    pub t_s: f64,
+    pub label: String,
+    pub score: f32,
+}
+
+/// One result of `process`.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Inference {
+    pub label: Option<String>,
+    pub scores: Vec<(String, f32)>,
+    pub score: Option<f64>,
+    pub events: Vec<Event>,
+    pub output: Option<Vec<u8>>,
+}
+
+/// How loading went, for operators and benchmarks.
+#[derive(Clone, Copy, Debug)]
+pub struct LoadInfo {
+    pub source: Source,
+    pub duration: Duration,
+    pub component_bytes: usize,
+}
+
+struct PluginShared {
+    runtime: Arc<Shared>,
+    pre: bindings::PluginPre<InstanceState>,
+    descriptor: Descriptor,
+    limits: Limits,
+    load: LoadInfo,
+}
+
+/// A compiled, described plugin. Cheap to clone.
+#[derive(Clone)]
+pub struct Plugin {
+    shared: Arc<PluginShared>,
+}
+
+impl Runtime {
+    /// Load a plugin from a `.wasm` file.
+    pub fn load_file(&self, path: &Path, limits: Limits) -> Result<Plugin, Error> {
+        let origin = path.display().to_string();
+        let bytes = std::fs::read(path).map_err(|e| Error::Load { origin: origin.clone(), reason: format!("cannot read: {e}") })?;
+        self.load(&bytes, &origin, limits)
+    }
+
+    /// Load a plugin: compile (or take from the cache), link, and ask it to describe itself.
+    pub fn load(&self, wasm: &[u8], origin: &str, limits: Limits) -> Result<Plugin, Error> {
+        let sh = &self.shared;
+        if limits.memory_bytes > sh.config.max_memory_bytes {
+            return Err(Error::Load {
+                origin: origin.into(),
+                reason: format!("memory limit {} exceeds the runtime's {}", limits.memory_bytes, sh.config.max_memory_bytes),
+            });
+        }
+        let (component, source, duration) = match &sh.cache {
+            Some(cache) => cache.load(&sh.engine, wasm, origin)?,
+            None => {
+                let t = Instant::now();
+                let c = Component::new(&sh.engine, wasm).map_err(|e| load_error(origin, e))?;
+                (c, Source::Compiled, t.elapsed())
+            }
+        };
+        // WASI imports a std guest carries but never needs trap instead of
+        // reaching anything real: plugins get no files, sockets or clocks of WASI.
+        let mut linker = sh.linker.clone();
+        linker.define_unknown_imports_as_traps(&component).map_err(|e| load_error(origin, e))?;
+        let instance_pre = linker.instantiate_pre(&component).map_err(|e| load_error(origin, e))?;
+        let pre = bindings::PluginPre::new(instance_pre).map_err(|e| Error::Load {
+            origin: origin.into(),
+            reason: format!("does not implement the gatehouse:plugin@0.1.0 world: {e:#}"),
+        })?;
+        let placeholder = PluginId { name: origin.to_string(), version: "?".into() };
+        let mut store = new_store(sh, &pre, &placeholder, &limits);
+        store.set_epoch_deadline(sh.ticks(limits.init_deadline));
+        let describe = pre.instantiate(&mut store).and_then(|b| b.call_describe(&mut store));
+        let d = describe.map_err(|e| Error::Load { origin: origin.into(), reason: format!("describe failed: {e:#}") })?;
+        if d.name.is_empty() || d.name.len() > 64 || !d.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+            return Err(Error::Load { origin: origin.into(), reason: format!("plugin name {:?} must be 1-64 of [A-Za-z0-9_-]", d.name) });
+        }
+        let descriptor = Descriptor {
+            id: PluginId { name: d.name, version: d.version },
+            summary: d.summary,
+            input_kinds: d
+                .input_kinds
+                .into_iter()
+                .map(|k| match k {
+                    wt::InputKind::Wav => InputKind::Wav,
+                    wt::InputKind::Image => InputKind::Image,
+                    wt::InputKind::RawTensor => InputKind::RawTensor,
+                    wt::InputKind::LogMel => InputKind::LogMel,
+                })
+                .collect(),
+            labels: d.labels,
+        };
+        let load = LoadInfo { source, duration, component_bytes: wasm.len() };
+        Ok(Plugin { shared: Arc::new(PluginShared { runtime: sh.clone(), pre, descriptor, limits, load }) })
+    }
+}
+
+fn new_store(sh: &Shared, _pre: &bindings::PluginPre<InstanceState>, id: &PluginId, limits: &Limits) -> Store<InstanceState> {
+    let state = InstanceState::new(id.to_string(), sh.kernels, limits.memory_bytes, limits.tensor_bytes);
+    let mut store = Store::new(&sh.engine, state);
+    store.limiter(|s| &mut s.limiter);
+    store.epoch_deadline_trap();
+    store
+}
+
+impl Plugin {
+    pub fn descriptor(&self) -> &Descriptor {
+        &self.shared.descriptor
+    }
+
+    pub fn id(&self) -> &PluginId {
+        &self.shared.descriptor.id
+    }
+
+    pub fn limits(&self) -> &Limits {
+        &self.shared.limits
+    }
+
+    pub fn load_info(&self) -> LoadInfo {
+        self.shared.load
+    }
+
+    fn fail(&self, failure: Failure) -> Error {
+        Error::Plugin { plugin: self.id().clone(), failure }
+    }
+
+    /// A fresh sandbox, initialized with `config`.
+    pub fn instantiate(&self, config: InitConfig) -> Result<Instance, Error> {
+        let live = self.fresh(&config)?;
+        Ok(Instance { plugin: self.clone(), config, live: Some(live), replaced: 0 })
+    }
+
+    fn fresh(&self, config: &InitConfig) -> Result<Live, Error> {
+        let sh = &self.shared;
+        let mut store = new_store(&sh.runtime, &sh.pre, self.id(), &sh.limits);
+        store.set_epoch_deadline(sh.runtime.ticks(sh.limits.init_deadline));
+        store.data_mut().begin_call();
+        let bindings = match sh.pre.instantiate(&mut store) {
+            Ok(b) => b,
+            Err(e) => return Err(self.fail(classify(&store, e, sh.limits.init_deadline))),
+        };
+        let wit_config = wt::Config {
+            model: config.model.clone(),
+            settings: config.settings.iter().map(|(k, v)| wt::Setting { key: k.clone(), value: v.clone() }).collect(),
+        };
+        match bindings.call_init(&mut store, &wit_config) {
+            Ok(Ok(())) => Ok(Live { store, bindings }),
+            Ok(Err(e)) => Err(self.fail(guest_failure(e))),
+            Err(e) => Err(self.fail(classify(&store, e, sh.limits.init_deadline))),
+        }
+    }
+}
+
+struct Live {
+    store: Store<InstanceState>,
+    bindings: bindings::Plugin,
+}
+
+/// One sandboxed instance of a plugin. Not shared between threads at once;
+/// make one per worker.
+pub struct Instance {
+    plugin: Plugin,
+    config: InitConfig,
+    live: Option<Live>,
+    replaced: u32,
+}
+
+impl Instance {
+    pub fn plugin(&self) -> &Plugin {
+        &self.plugin
+    }
+
+    /// How many times a trapped sandbox was replaced.
+    pub fn replacements(&self) -> u32 {
+        self.replaced
+    }
+
+    /// Host tensor memory in use and its quota.
+    pub fn tensor_usage(&self) -> Option<(u64, u64)> {
+        self.live.as_ref().map(|l| (l.store.data().tensors.used(), l.store.data().tensors.quota()))
+    }
+
+    fn live(&mut self) -> Result<&mut Live, Error> {
+        if self.live.is_none() {
+            self.live = Some(self.plugin.fresh(&self.config)?);
+            self.replaced += 1;
+        }
+        // Just set above when it was empty.
+        self.live.as_mut().ok_or_else(|| self.plugin.fail(Failure::NotInitialized))
+    }
+
+    /// Run the plugin on one input.
+    pub fn process(&mut self, input: &[u8]) -> Result<Inference, Error> {
+        let deadline = self.plugin.shared.limits.deadline;
+        let ticks = self.plugin.shared.runtime.ticks(deadline);
+        let live = self.live()?;
+        live.store.set_epoch_deadline(ticks);
+        live.store.data_mut().begin_call();
+        match live.bindings.call_process(&mut live.store, input) {
+            Ok(Ok(inf)) => Ok(Inference {
+                label: inf.label,
+                scores: inf.scores.into_iter().map(|s| (s.label, s.score)).collect(),
+                score: inf.score,
+                events: inf.events.into_iter().map(|e| Event { t_s: e.t_s, label: e.label, score: e.score }).collect(),
+                output: inf.output,
+            }),
+            Ok(Err(e)) => Err(self.plugin.fail(guest_failure(e))),
+            Err(trap) => Err(self.discard(trap, deadline)),
+        }
+    }
+
+    /// The plugin's counters (e.g. `arena-peak-bytes`).
+    pub fn stats(&mut self) -> Result<Vec<(String, u64)>, Error> {
+        let deadline = self.plugin.shared.limits.deadline;
+        let ticks = self.plugin.shared.runtime.ticks(deadline);
+        let live = self.live()?;
+        live.store.set_epoch_deadline(ticks);
+        live.store.data_mut().begin_call();
+        match live.bindings.call_stats(&mut live.store) {
+            Ok(s) => Ok(s.into_iter().map(|s| (s.name, s.value)).collect()),
+            Err(trap) => Err(self.discard(trap, deadline)),
+        }
+    }
+
+    /// Drop the trapped sandbox and make a fresh one for the next call. The
+    /// returned error describes the trap; a failed re-instantiation is
+    /// retried on the next call.
+    fn discard(&mut self, trap: wasmtime::Error, deadline: Duration) -> Error {
+        let failure = match &self.live {
+            Some(live) => classify(&live.store, trap, deadline),
+            None => Failure::Trap(format!("{trap:#}")),
+        };
+        self.live = None;
+        match self.plugin.fresh(&self.config) {
+            Ok(l) => {
+                self.live = Some(l);
+                self.replaced += 1;
+            }
+            Err(e) => tracing::error!(plugin = %self.plugin.id(), "could not replace a trapped instance: {e}"),
+        }
+        tracing::warn!(plugin = %self.plugin.id(), "{failure}; instance replaced");
+        self.plugin.fail(failure)
+    }
+}
+
+fn guest_failure(e: wt::PluginError) -> Failure {
+    match e {
+        wt::PluginError::InvalidInput(m) => Failure::InvalidInput(m),
+        wt::PluginError::InvalidConfig(m) => Failure::InvalidConfig(m),
+        wt::PluginError::Kernel(m) => Failure::Kernel(m),
+        wt::PluginError::NotInitialized => Failure::NotInitialized,
+    }
+}
+
+fn classify(store: &Store<InstanceState>, e: wasmtime::Error, deadline: Duration) -> Failure {
+    if matches!(e.downcast_ref::<wasmtime::Trap>(), Some(wasmtime::Trap::Interrupt)) {
+        return Failure::Deadline(deadline);
+    }
+    let st = store.data();
+    if st.limiter.denied {
+        return Failure::MemoryLimit(st.limiter.max_bytes);
+    }
+    let mut msg = format!("{e:#}");
+    if let Some(last) = &st.last_error {
+        msg = format!("{last} ({msg})");
+    }
+    Failure::Trap(msg)
+}

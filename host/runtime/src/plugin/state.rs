@@ -1,0 +1,110 @@
+//! What a plugin instance's `Store` holds: its tensors, its handle table, its
+//! memory cap, and the host services it imports (log and clock).
+
+use std::time::Instant;
+
+use gatehouse_kernels::KernelSet;
+use wasmtime::ResourceLimiter;
+use wasmtime::component::ResourceTable;
+
+use crate::bindings::{clock, log, types};
+use crate::nn::tensor::TensorStore;
+
+/// Per-call cap on log lines, so a chatty plugin cannot flood the host log.
+const LOG_LINES_PER_CALL: u32 = 64;
+/// Longest log line kept.
+const LOG_LINE_BYTES: usize = 2048;
+
+pub struct InstanceState {
+    pub(crate) table: ResourceTable,
+    pub(crate) tensors: TensorStore,
+    pub(crate) kernels: &'static KernelSet,
+    pub(crate) limiter: MemoryCap,
+    /// `name@version` for log lines.
+    pub(crate) label: String,
+    started: Instant,
+    log_lines: u32,
+    /// The last error the plugin logged in this call: a panic message, usually.
+    pub(crate) last_error: Option<String>,
+}
+
+impl InstanceState {
+    pub(crate) fn new(label: String, kernels: &'static KernelSet, memory_bytes: usize, tensor_bytes: u64) -> Self {
+        InstanceState {
+            table: ResourceTable::new(),
+            tensors: TensorStore::new(tensor_bytes),
+            kernels,
+            limiter: MemoryCap { max_bytes: memory_bytes, denied: false },
+            label,
+            started: Instant::now(),
+            log_lines: 0,
+            last_error: None,
+        }
+    }
+
+    /// Reset per-call bookkeeping before entering the guest.
+    pub(crate) fn begin_call(&mut self) {
+        self.log_lines = 0;
+        self.last_error = None;
+        self.limiter.denied = false;
+    }
+}
+
+/// Linear-memory cap. Remembers a refusal so a following trap can be
+/// reported as a memory-limit failure rather than an anonymous abort.
+pub(crate) struct MemoryCap {
+    pub(crate) max_bytes: usize,
+    pub(crate) denied: bool,
+}
+
+impl ResourceLimiter for MemoryCap {
+    fn memory_growing(&mut self, _current: usize, desired: usize, maximum: Option<usize>) -> wasmtime::Result<bool> {
+        let ok = desired <= self.max_bytes && maximum.is_none_or(|m| desired <= m);
+        if !ok {
+            self.denied = true;
+        }
+        Ok(ok)
+    }
+
+    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        Ok(desired <= 100_000)
+    }
+}
+
+impl log::Host for InstanceState {
+    fn log(&mut self, level: log::Level, message: String) -> wasmtime::Result<()> {
+        let mut message = message;
+        if message.len() > LOG_LINE_BYTES {
+            let mut cut = LOG_LINE_BYTES;
+            while !message.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            message.truncate(cut);
+            message.push('…');
+        }
+        if matches!(level, log::Level::Error) {
+            self.last_error = Some(message.clone());
+        }
+        self.log_lines += 1;
+        if self.log_lines > LOG_LINES_PER_CALL {
+            return Ok(());
+        }
+        let plugin = self.label.as_str();
+        match level {
+            log::Level::Trace => tracing::trace!(plugin, "{message}"),
+            log::Level::Debug => tracing::debug!(plugin, "{message}"),
+            log::Level::Info => tracing::info!(plugin, "{message}"),
+            log::Level::Warn => tracing::warn!(plugin, "{message}"),
+            log::Level::Error => tracing::error!(plugin, "{message}"),
+        }
+        Ok(())
+    }
+}
+
+impl clock::Host for InstanceState {
+    fn now(&mut self) -> wasmtime::Result<u64> {
+        Ok(self.started.elapsed().as_nanos() as u64)
+    }
+}
+
+impl types::Host for InstanceState {}
