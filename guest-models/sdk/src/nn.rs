@@ -5,7 +5,8 @@
 //! uses them. This module adds constructors and error text.
 
 pub use crate::bindings::gatehouse::nn::ops::{
-    Activation, Add, Conv2d, DepthwiseConv2d, ExecOptions, FullyConnected, Op, Padding, Pool2d, Reshape, Semantics, Softmax, Window, execute,
+    Activation, Binary, Concatenation, Conv2d, DepthwiseConv2d, ExecOptions, FullyConnected, Op, Pad, Padding, Pool2d, Reduce, Semantics, Softmax, SpaceBatch,
+    StridedSlice, Unary, Window, execute,
 };
 pub use crate::bindings::gatehouse::nn::plan::Plan;
 pub use crate::bindings::gatehouse::nn::tensors::{Dtype, MemoryUsage, NnError, Quantization, Tensor, TensorDesc, usage};

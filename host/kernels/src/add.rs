@@ -2,14 +2,12 @@
 //! broadcasting form): both inputs are rescaled to a common scale with 20
 //! bits of headroom, summed, then requantized.
 
+use crate::broadcast::Broadcast;
 use crate::error::{KernelError, check_len, ensure};
 use crate::quant::{Requant, Rounding};
 
 const OP: &str = "add";
 const LEFT_SHIFT: i32 = 20;
-
-/// Broadcasting ranks we accept, as TFLite's `BroadcastAdd6DSlow`.
-pub const MAX_RANK: usize = 6;
 
 /// What a caller knows about an addition before it is prepared.
 #[derive(Clone, Debug)]
@@ -31,12 +29,7 @@ pub struct AddSpec {
 /// An addition ready to run.
 #[derive(Clone, Debug)]
 pub struct Add {
-    pub len1: usize,
-    pub len2: usize,
-    pub out_len: usize,
-    /// Output dims and each input's strides over them, padded to [`MAX_RANK`];
-    /// `None` when no broadcasting is needed.
-    pub broadcast: Option<([usize; MAX_RANK], [usize; MAX_RANK], [usize; MAX_RANK])>,
+    pub shape: Broadcast,
     pub input1_offset: i32,
     pub input2_offset: i32,
     pub output_offset: i32,
@@ -50,31 +43,7 @@ pub struct Add {
 
 impl Add {
     pub fn new(s: AddSpec) -> Result<Self, KernelError> {
-        let rank = s.out_shape.len();
-        ensure!(OP, rank <= MAX_RANK && s.shape1.len() <= rank && s.shape2.len() <= rank, "ranks above {MAX_RANK} or inputs of higher rank than the output");
-        let pad = |shape: &[usize]| {
-            let mut d = [1usize; MAX_RANK];
-            d[MAX_RANK - shape.len()..].copy_from_slice(shape);
-            d
-        };
-        let (d1, d2, dout) = (pad(&s.shape1), pad(&s.shape2), pad(&s.out_shape));
-        for i in 0..MAX_RANK {
-            ensure!(OP, (d1[i] == dout[i] || d1[i] == 1) && (d2[i] == dout[i] || d2[i] == 1) && (dout[i] == d1[i].max(d2[i])), "shapes {:?} and {:?} do not broadcast to {:?}", s.shape1, s.shape2, s.out_shape);
-        }
-        let len = |d: &[usize; MAX_RANK]| d.iter().try_fold(1usize, |a, &b| a.checked_mul(b));
-        let (Some(len1), Some(len2), Some(out_len)) = (len(&d1), len(&d2), len(&dout)) else {
-            return Err(KernelError::new(OP, "shape overflows"));
-        };
-        let strides = |d: &[usize; MAX_RANK]| {
-            let mut st = [0usize; MAX_RANK];
-            let mut acc = 1;
-            for i in (0..MAX_RANK).rev() {
-                st[i] = if d[i] == 1 { 0 } else { acc };
-                acc *= d[i];
-            }
-            st
-        };
-        let broadcast = if d1 == dout && d2 == dout { None } else { Some((dout, strides(&d1), strides(&d2))) };
+        let shape = Broadcast::new(OP, &s.shape1, &s.shape2, &s.out_shape)?;
         ensure!(OP, s.scale1 > 0.0 && s.scale2 > 0.0 && s.out_scale > 0.0, "scales must be positive");
         // Mirrors TFLite's Prepare: float max, then double arithmetic.
         let twice_max = 2.0 * s.scale1.max(s.scale2) as f64;
@@ -83,10 +52,7 @@ impl Add {
         let real_out = twice_max / ((1i32 << LEFT_SHIFT) as f32 * s.out_scale) as f64;
         ensure!(OP, s.act_min <= s.act_max, "activation range is empty");
         Ok(Add {
-            len1,
-            len2,
-            out_len,
-            broadcast,
+            shape,
             input1_offset: -s.zero_point1,
             input2_offset: -s.zero_point2,
             output_offset: s.out_zero_point,
@@ -112,34 +78,10 @@ impl Add {
 
 /// Scalar reference.
 pub fn add_scalar(k: &Add, in1: &[i8], in2: &[i8], output: &mut [i8]) -> Result<(), KernelError> {
-    check_len(OP, "input 1", in1.len(), k.len1)?;
-    check_len(OP, "input 2", in2.len(), k.len2)?;
-    check_len(OP, "output", output.len(), k.out_len)?;
-    match &k.broadcast {
-        None => {
-            for ((o, &a), &b) in output.iter_mut().zip(in1).zip(in2) {
-                *o = k.one(a, b);
-            }
-        }
-        Some((dims, s1, s2)) => {
-            let mut idx = [0usize; MAX_RANK];
-            for o in output.iter_mut() {
-                let (mut o1, mut o2) = (0, 0);
-                for i in 0..MAX_RANK {
-                    o1 += idx[i] * s1[i];
-                    o2 += idx[i] * s2[i];
-                }
-                *o = k.one(in1[o1], in2[o2]);
-                for i in (0..MAX_RANK).rev() {
-                    idx[i] += 1;
-                    if idx[i] < dims[i] {
-                        break;
-                    }
-                    idx[i] = 0;
-                }
-            }
-        }
-    }
+    check_len(OP, "input 1", in1.len(), k.shape.len1)?;
+    check_len(OP, "input 2", in2.len(), k.shape.len2)?;
+    check_len(OP, "output", output.len(), k.shape.out_len)?;
+    k.shape.for_each(|o, a, b| output[o] = k.one(in1[a], in2[b]));
     Ok(())
 }
 

@@ -8,13 +8,17 @@
 mod error;
 
 pub mod add;
+pub mod broadcast;
 pub mod conv;
 pub mod depthwise;
 pub mod dispatch;
+pub mod elementwise;
 pub mod fully_connected;
 pub mod geometry;
+pub mod movement;
 pub mod pooling;
 pub mod quant;
+pub mod reduce;
 pub mod softmax;
 
 pub use add::{Add, AddSpec};

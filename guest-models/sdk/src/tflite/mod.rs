@@ -16,7 +16,8 @@ pub mod schema;
 use std::fmt;
 
 use crate::nn::{Dtype, ExecOptions, NnError, Plan, Quantization, Semantics, Tensor, TensorDesc};
-use ops::{Kind, ModelOp};
+use ops::{Ctx, Kind, ModelOp};
+use std::borrow::Cow;
 use schema::tflite as fb;
 
 /// Arena offsets are aligned to this many bytes.
@@ -258,15 +259,83 @@ impl<'a> Parsed<'a> {
         Ok(TensorInfo { name: t.name.clone(), shape: t.shape.clone(), dtype: t.dtype, scale, zero_point, byte_len: t.byte_len() })
     }
 
+    /// Run operator `index` on the host now, over constant inputs, and return
+    /// its output bytes: constant folding (SHAPE-derived reshapes, int32 index
+    /// arithmetic, quantized constants).
+    fn fold(&self, index: usize, op: &ModelOp, consts: &[Option<Cow<'a, [u8]>>], semantics: Semantics) -> Result<Vec<u8>, LoadError> {
+        let host = |error: NnError| LoadError::Host { context: format!("folding operator {index} ({})", op.name), error };
+        let mut handles: Vec<Option<Tensor>> = (0..self.tensors.len()).map(|_| None).collect();
+        for t in op.tensors() {
+            if handles[t].is_none() {
+                let data = consts[t].as_deref().unwrap_or(&[]);
+                handles[t] = Some(Tensor::with_data(&self.tensors[t].desc(), data).map_err(host)?);
+            }
+        }
+        let pack_views = self.pack_views(op, |t, desc| handles[t].as_ref().map(|h| h.view(0, desc)))?;
+        let ctx = Ctx { tensors: &self.tensors, consts };
+        if let Some(host_op) = op.host_op(index, &handles, &pack_views, false, &ctx)? {
+            crate::nn::execute(&host_op, ExecOptions { semantics }).map_err(host)?;
+        }
+        handles[op.outputs[0]].as_ref().map(|t| t.read()).ok_or_else(|| LoadError::Malformed(format!("operator {index} has no output")))
+    }
+
+    /// PACK's inputs viewed with the new axis, as CONCATENATION wants them.
+    fn pack_views(&self, op: &ModelOp, view: impl Fn(usize, &TensorDesc) -> Option<Result<Tensor, NnError>>) -> Result<Vec<Tensor>, LoadError> {
+        let Kind::Pack { axis } = op.kind else { return Ok(vec![]) };
+        let mut out = Vec::new();
+        for t in op.inputs.iter().flatten().copied() {
+            let ft = &self.tensors[t];
+            let rank = ft.shape.len() as i32;
+            let at = if axis < 0 { axis + rank + 1 } else { axis };
+            if !(0..=rank).contains(&at) {
+                return Err(LoadError::Malformed(format!("PACK axis {axis} for rank {rank}")));
+            }
+            let mut shape = ft.shape.clone();
+            shape.insert(at as usize, 1);
+            let desc = TensorDesc::new(ft.dtype, &shape, ft.quant.clone());
+            let v = view(t, &desc).ok_or_else(|| LoadError::Malformed(format!("tensor {t} has no storage")))?;
+            out.push(v.map_err(|error| LoadError::Host { context: format!("PACK view of tensor {t}"), error })?);
+        }
+        Ok(out)
+    }
+
     fn record(self, options: LoadOptions) -> Result<Model, LoadError> {
         let n_ops = self.ops.len();
         let n = self.tensors.len();
-        // RESHAPE of an activation aliases its input: same bytes, new shape.
+        // Constant folding: SHAPE, reshapes of constants, and any operator
+        // whose data inputs are all constant run now, once.
+        let mut consts: Vec<Option<Cow<'a, [u8]>>> = self.tensors.iter().map(|t| t.data.map(Cow::Borrowed)).collect();
+        let mut folded = vec![false; n_ops];
+        for (index, op) in self.ops.iter().enumerate() {
+            let out = op.outputs[0];
+            let value: Option<Vec<u8>> = match op.kind {
+                Kind::Shape => {
+                    if self.tensors[out].dtype != Dtype::Int32 {
+                        return Err(LoadError::Unsupported(format!("operator {index} (SHAPE) outputs {:?}", self.tensors[out].dtype)));
+                    }
+                    Some(self.tensors[op.input(0)].shape.iter().flat_map(|&d| (d as i32).to_le_bytes()).collect())
+                }
+                _ if !op.data_inputs().iter().all(|&t| consts[t].is_some()) => None,
+                Kind::Reshape => consts[op.input(0)].as_deref().map(<[u8]>::to_vec),
+                _ => Some(self.fold(index, op, &consts, options.semantics)?),
+            };
+            if let Some(v) = value {
+                if v.len() != self.tensors[out].byte_len() {
+                    return Err(LoadError::Malformed(format!("operator {index} ({}) folds to {} bytes for shape {:?}", op.name, v.len(), self.tensors[out].shape)));
+                }
+                consts[out] = Some(Cow::Owned(v));
+                folded[index] = true;
+            }
+        }
+        if consts[self.input].is_some() || consts[self.output].is_some() {
+            return Err(LoadError::Unsupported("the model's input or output is a constant".into()));
+        }
+        // RESHAPE, EXPAND_DIMS and SQUEEZE of an activation alias their input.
         let mut root: Vec<usize> = (0..n).collect();
-        for op in &self.ops {
-            if let Kind::Reshape = op.kind {
+        for (index, op) in self.ops.iter().enumerate() {
+            if op.is_reshape() && !folded[index] {
                 let (i, o) = (op.input(0), op.outputs[0]);
-                if self.tensors[i].data.is_none() && o != self.input {
+                if o != self.input {
                     root[o] = root[i];
                 }
             }
@@ -282,8 +351,11 @@ impl<'a> Parsed<'a> {
         touch(self.input, 0, &mut first, &mut last);
         touch(self.output, n_ops, &mut first, &mut last);
         for (at, op) in self.ops.iter().enumerate() {
+            if folded[at] {
+                continue;
+            }
             for t in op.tensors() {
-                if self.tensors[t].data.is_none() {
+                if consts[t].is_none() {
                     touch(t, at, &mut first, &mut last);
                 }
             }
@@ -308,7 +380,7 @@ impl<'a> Parsed<'a> {
         // Views for activations; constants become owned tensors when first used.
         let mut handles: Vec<Option<Tensor>> = (0..n).map(|_| None).collect();
         for t in 0..n {
-            if self.tensors[t].data.is_some() {
+            if consts[t].is_some() {
                 continue;
             }
             if let Some(off) = offset[root[t]] {
@@ -320,14 +392,23 @@ impl<'a> Parsed<'a> {
         let mut operators = Vec::with_capacity(n_ops);
         for (index, op) in self.ops.iter().enumerate() {
             operators.push(op.name.clone());
+            if folded[index] {
+                continue;
+            }
             for t in op.tensors() {
                 if handles[t].is_none() {
                     let ft = &self.tensors[t];
-                    let data = ft.data.unwrap_or(&[]);
+                    let data = consts[t].as_deref().unwrap_or(&[]);
                     handles[t] = Some(Tensor::with_data(&ft.desc(), data).map_err(host(format!("operator {index} ({}): tensor {t} ({})", op.name, ft.name)))?);
                 }
             }
-            if let Some(host_op) = op.host_op(&handles, &root)? {
+            let pack_views = self.pack_views(op, |t, desc| match offset[root[t]] {
+                Some(off) if consts[t].is_none() => Some(arena.view(off, desc)),
+                _ => handles[t].as_ref().map(|h| h.view(0, desc)),
+            })?;
+            let aliased = op.is_reshape() && root[op.outputs[0]] == root[op.input(0)];
+            let ctx = Ctx { tensors: &self.tensors, consts: &consts };
+            if let Some(host_op) = op.host_op(index, &handles, &pack_views, aliased, &ctx)? {
                 plan.push(&host_op).map_err(host(format!("operator {index} ({})", op.name)))?;
             }
         }

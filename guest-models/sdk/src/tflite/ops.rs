@@ -5,6 +5,7 @@ use super::schema::tflite as fb;
 use super::{FbTensor, LoadError};
 use crate::nn::{self, Activation, Op, Padding, Tensor, Window};
 
+
 /// A TFLite builtin operator code, or the name of one we cannot map.
 pub(crate) enum Builtin {
     Known(fb::BuiltinOperator),
@@ -52,7 +53,22 @@ pub(crate) fn builtin_code(code: &fb::OperatorCodeRef<'_>) -> Result<Builtin, Lo
     Ok(Builtin::Known(op))
 }
 
-/// Options of a supported operator.
+/// Operators with one input and one output that need only the tensors' quantization.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum UnaryOp {
+    Logistic,
+    Tanh,
+    HardSwish,
+    Relu,
+    Relu6,
+    ReluN1To1,
+    Quantize,
+    Dequantize,
+}
+
+/// Options of a supported operator. Parameters that live in constant tensors
+/// (axes, paddings, slice bounds, block shapes) are read when the operator
+/// is recorded, after constant folding.
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum Kind {
     Conv2d { window: Window, activation: Activation },
@@ -61,8 +77,21 @@ pub(crate) enum Kind {
     AveragePool2d { filter_h: u32, filter_w: u32, window: Window, activation: Activation },
     MaxPool2d { filter_h: u32, filter_w: u32, window: Window, activation: Activation },
     Add { activation: Activation },
+    Mul { activation: Activation },
     Softmax { beta: f32 },
+    Unary(UnaryOp),
+    Mean { keep_dims: bool },
+    ReduceMax { keep_dims: bool },
+    Pad,
+    Concatenation { axis: i32 },
+    Pack { axis: i32 },
+    StridedSlice { begin_mask: i32, end_mask: i32, shrink_axis_mask: i32 },
+    SpaceToBatch,
+    BatchToSpace,
+    /// RESHAPE, EXPAND_DIMS and SQUEEZE: the output's shape is in the model.
     Reshape,
+    /// SHAPE: always folded to a constant.
+    Shape,
 }
 
 /// One operator of the model.
@@ -95,6 +124,57 @@ fn padding(p: fb::Padding) -> Padding {
     }
 }
 
+/// What a recorded operator needs to see of the model's tensors.
+pub(crate) struct Ctx<'t, 'a> {
+    pub tensors: &'t [FbTensor<'a>],
+    /// Constant data per tensor: from the model's buffers, or folded.
+    pub consts: &'t [Option<std::borrow::Cow<'a, [u8]>>],
+}
+
+impl Ctx<'_, '_> {
+    fn shape(&self, t: usize) -> &[u32] {
+        &self.tensors[t].shape
+    }
+
+    /// A constant int32 vector (axes, paddings, bounds...).
+    fn ints(&self, index: usize, t: usize, what: &str) -> Result<Vec<i32>, LoadError> {
+        let ft = &self.tensors[t];
+        let data = self.consts[t].as_deref().ok_or_else(|| LoadError::Unsupported(format!("operator {index}: {what} must be constant")))?;
+        if ft.dtype != crate::nn::Dtype::Int32 {
+            return Err(LoadError::Unsupported(format!("operator {index}: {what} must be int32, is {:?}", ft.dtype)));
+        }
+        Ok(data.chunks_exact(4).map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())
+    }
+}
+
+/// Normalize a possibly negative axis against `rank`.
+fn axis(index: usize, a: i32, rank: usize) -> Result<u32, LoadError> {
+    let r = rank as i32;
+    let v = if a < 0 { a + r } else { a };
+    if (0..r).contains(&v) { Ok(v as u32) } else { Err(LoadError::Malformed(format!("operator {index}: axis {a} out of range for rank {rank}"))) }
+}
+
+/// TFLite's `StartForAxis`/`StopForAxis`: (start, step, count) for one axis.
+fn slice_axis(size: i64, begin: i64, end: i64, stride: i64, begin_masked: bool, end_masked: bool, shrink: bool) -> (i64, i64, u32) {
+    let clamp = |v: i64, lo: i64, hi: i64| v.max(lo).min(hi);
+    let mut start = if begin_masked { if stride > 0 { i64::MIN / 2 } else { i64::MAX / 2 } } else { begin };
+    if start < 0 {
+        start += size;
+    }
+    start = if stride > 0 { clamp(start, 0, size) } else { clamp(start, -1, size - 1) };
+    let stop = if shrink {
+        start + 1
+    } else {
+        let mut stop = if end_masked { if stride > 0 { i64::MAX / 2 } else { i64::MIN / 2 } } else { end };
+        if stop < 0 {
+            stop += size;
+        }
+        if stride > 0 { clamp(stop, 0, size) } else { clamp(stop, -1, size - 1) }
+    };
+    let count = if stride > 0 { (stop - start + stride - 1) / stride } else { (start - stop + (-stride) - 1) / (-stride) };
+    (start, stride, count.max(0) as u32)
+}
+
 impl ModelOp {
     /// Read operator `index`, refusing it unless a host kernel can run it.
     pub fn read(index: usize, code: Builtin, op: &fb::OperatorRef<'_>, tensors: &[FbTensor<'_>]) -> Result<ModelOp, LoadError> {
@@ -118,9 +198,11 @@ impl ModelOp {
             .unwrap_or_default();
         let options = op.builtin_options()?;
         let missing = || LoadError::Malformed(format!("operator {index} ({name}) lacks its options"));
+        use fb::BuiltinOperator as B;
         use fb::BuiltinOptionsRef as O;
+        let fused = |a: ::planus::Result<fb::ActivationFunctionType>| -> Result<Activation, LoadError> { activation(index, a?) };
         let kind = match (builtin, options) {
-            (fb::BuiltinOperator::Conv2d, Some(O::Conv2DOptions(o))) => Kind::Conv2d {
+            (B::Conv2d, Some(O::Conv2DOptions(o))) => Kind::Conv2d {
                 window: Window {
                     padding: padding(o.padding()?),
                     stride_h: positive(index, "stride", o.stride_h()?)?,
@@ -128,9 +210,9 @@ impl ModelOp {
                     dilation_h: positive(index, "dilation", o.dilation_h_factor()?)?,
                     dilation_w: positive(index, "dilation", o.dilation_w_factor()?)?,
                 },
-                activation: activation(index, o.fused_activation_function()?)?,
+                activation: fused(o.fused_activation_function())?,
             },
-            (fb::BuiltinOperator::DepthwiseConv2d, Some(O::DepthwiseConv2DOptions(o))) => Kind::DepthwiseConv2d {
+            (B::DepthwiseConv2d, Some(O::DepthwiseConv2DOptions(o))) => Kind::DepthwiseConv2d {
                 window: Window {
                     padding: padding(o.padding()?),
                     stride_h: positive(index, "stride", o.stride_h()?)?,
@@ -138,23 +220,23 @@ impl ModelOp {
                     dilation_h: positive(index, "dilation", o.dilation_h_factor()?)?,
                     dilation_w: positive(index, "dilation", o.dilation_w_factor()?)?,
                 },
-                activation: activation(index, o.fused_activation_function()?)?,
+                activation: fused(o.fused_activation_function())?,
                 // TFLite derives the multiplier from the channel counts; so do we (below).
                 depth_multiplier: 0,
             },
-            (fb::BuiltinOperator::FullyConnected, options) => {
+            (B::FullyConnected, options) => {
                 let activation = match options {
                     Some(O::FullyConnectedOptions(o)) => {
                         if o.weights_format()? != fb::FullyConnectedOptionsWeightsFormat::Default {
                             return Err(LoadError::Unsupported(format!("operator {index} ({name}) uses shuffled weights")));
                         }
-                        activation(index, o.fused_activation_function()?)?
+                        fused(o.fused_activation_function())?
                     }
                     _ => Activation::None,
                 };
                 Kind::FullyConnected { activation }
             }
-            (fb::BuiltinOperator::AveragePool2d | fb::BuiltinOperator::MaxPool2d, Some(O::Pool2DOptions(o))) => {
+            (B::AveragePool2d | B::MaxPool2d, Some(O::Pool2DOptions(o))) => {
                 let window = Window {
                     padding: padding(o.padding()?),
                     stride_h: positive(index, "stride", o.stride_h()?)?,
@@ -163,38 +245,75 @@ impl ModelOp {
                     dilation_w: 1,
                 };
                 let (filter_h, filter_w) = (positive(index, "filter height", o.filter_height()?)?, positive(index, "filter width", o.filter_width()?)?);
-                let activation = activation(index, o.fused_activation_function()?)?;
-                if builtin == fb::BuiltinOperator::AveragePool2d {
+                let activation = fused(o.fused_activation_function())?;
+                if builtin == B::AveragePool2d {
                     Kind::AveragePool2d { filter_h, filter_w, window, activation }
                 } else {
                     Kind::MaxPool2d { filter_h, filter_w, window, activation }
                 }
             }
-            (fb::BuiltinOperator::Add, options) => {
-                let activation = match options {
-                    Some(O::AddOptions(o)) => activation(index, o.fused_activation_function()?)?,
+            (B::Add, options) => Kind::Add {
+                activation: match options {
+                    Some(O::AddOptions(o)) => fused(o.fused_activation_function())?,
                     _ => Activation::None,
-                };
-                Kind::Add { activation }
-            }
-            (fb::BuiltinOperator::Softmax, options) => Kind::Softmax {
+                },
+            },
+            (B::Mul, options) => Kind::Mul {
+                activation: match options {
+                    Some(O::MulOptions(o)) => fused(o.fused_activation_function())?,
+                    _ => Activation::None,
+                },
+            },
+            (B::Softmax, options) => Kind::Softmax {
                 beta: match options {
                     Some(O::SoftmaxOptions(o)) => o.beta()?,
                     _ => 1.0,
                 },
             },
-            (fb::BuiltinOperator::Reshape, _) => Kind::Reshape,
-            (
-                fb::BuiltinOperator::Conv2d | fb::BuiltinOperator::DepthwiseConv2d | fb::BuiltinOperator::AveragePool2d | fb::BuiltinOperator::MaxPool2d,
-                _,
-            ) => return Err(missing()),
+            (B::Logistic, _) => Kind::Unary(UnaryOp::Logistic),
+            (B::Tanh, _) => Kind::Unary(UnaryOp::Tanh),
+            (B::HardSwish, _) => Kind::Unary(UnaryOp::HardSwish),
+            (B::Relu, _) => Kind::Unary(UnaryOp::Relu),
+            (B::Relu6, _) => Kind::Unary(UnaryOp::Relu6),
+            (B::ReluN1To1, _) => Kind::Unary(UnaryOp::ReluN1To1),
+            (B::Quantize, _) => Kind::Unary(UnaryOp::Quantize),
+            (B::Dequantize, _) => Kind::Unary(UnaryOp::Dequantize),
+            (B::Mean | B::ReduceMax, options) => {
+                let keep_dims = match options {
+                    Some(O::ReducerOptions(o)) => o.keep_dims()?,
+                    _ => false,
+                };
+                if builtin == B::Mean { Kind::Mean { keep_dims } } else { Kind::ReduceMax { keep_dims } }
+            }
+            (B::Pad, _) => Kind::Pad,
+            (B::Concatenation, Some(O::ConcatenationOptions(o))) => {
+                if fused(o.fused_activation_function())? != Activation::None {
+                    return Err(LoadError::Unsupported(format!("operator {index} ({name}) fuses an activation")));
+                }
+                Kind::Concatenation { axis: o.axis()? }
+            }
+            (B::Pack, Some(O::PackOptions(o))) => Kind::Pack { axis: o.axis()? },
+            (B::StridedSlice, Some(O::StridedSliceOptions(o))) => {
+                if o.ellipsis_mask()? != 0 || o.new_axis_mask()? != 0 {
+                    return Err(LoadError::Unsupported(format!("operator {index} ({name}) uses an ellipsis or new-axis mask")));
+                }
+                Kind::StridedSlice { begin_mask: o.begin_mask()?, end_mask: o.end_mask()?, shrink_axis_mask: o.shrink_axis_mask()? }
+            }
+            (B::SpaceToBatchNd, _) => Kind::SpaceToBatch,
+            (B::BatchToSpaceNd, _) => Kind::BatchToSpace,
+            (B::Reshape | B::ExpandDims | B::Squeeze, _) => Kind::Reshape,
+            (B::Shape, _) => Kind::Shape,
+            (B::Conv2d | B::DepthwiseConv2d | B::AveragePool2d | B::MaxPool2d | B::Concatenation | B::Pack | B::StridedSlice, _) => return Err(missing()),
             _ => return Err(LoadError::UnsupportedOp { index, name }),
         };
-        let (need_in, need_out) = match kind {
-            Kind::Conv2d { .. } | Kind::DepthwiseConv2d { .. } | Kind::FullyConnected { .. } | Kind::Add { .. } => (2, 1),
-            _ => (1, 1),
+        let need_in = match kind {
+            Kind::Conv2d { .. } | Kind::DepthwiseConv2d { .. } | Kind::FullyConnected { .. } | Kind::Add { .. } | Kind::Mul { .. } => 2,
+            Kind::Mean { .. } | Kind::ReduceMax { .. } | Kind::Pad => 2,
+            Kind::StridedSlice { .. } => 4,
+            Kind::SpaceToBatch | Kind::BatchToSpace => 3,
+            _ => 1,
         };
-        if inputs.len() < need_in || inputs[..need_in].iter().any(Option::is_none) || outputs.len() != need_out {
+        if inputs.len() < need_in || inputs[..need_in].iter().any(Option::is_none) || outputs.len() != 1 {
             return Err(LoadError::Malformed(format!("operator {index} ({name}) has {} inputs and {} outputs", inputs.len(), outputs.len())));
         }
         let mut op = ModelOp { name, kind, inputs, outputs };
@@ -218,34 +337,109 @@ impl ModelOp {
         self.inputs.get(k).copied().flatten()
     }
 
+    /// Inputs that carry data (not parameters such as axes or paddings).
+    pub fn data_inputs(&self) -> Vec<usize> {
+        match self.kind {
+            Kind::Add { .. } | Kind::Mul { .. } => vec![self.input(0), self.input(1)],
+            Kind::Concatenation { .. } | Kind::Pack { .. } => self.inputs.iter().flatten().copied().collect(),
+            _ => vec![self.input(0)],
+        }
+    }
+
     /// Every tensor the operator reads or writes.
     pub fn tensors(&self) -> impl Iterator<Item = usize> + '_ {
         self.inputs.iter().flatten().copied().chain(self.outputs.iter().copied())
     }
 
-    /// The host operator, or `None` when the operator needs no host work
-    /// (a RESHAPE whose output aliases its input).
-    pub fn host_op<'h>(&self, handles: &'h [Option<Tensor>], root: &[usize]) -> Result<Option<Op<'h>>, LoadError> {
+    /// Whether the operator only reinterprets its input's bytes.
+    pub fn is_reshape(&self) -> bool {
+        matches!(self.kind, Kind::Reshape)
+    }
+
+    /// The host operator over `handles`. PACK's inputs must already be views
+    /// with the new axis (`pack_views`). `None` when no host work is needed (a
+    /// RESHAPE whose output aliases its input).
+    pub fn host_op<'h>(&self, index: usize, handles: &'h [Option<Tensor>], pack_views: &'h [Tensor], aliased: bool, ctx: &Ctx<'_, '_>) -> Result<Option<Op<'h>>, LoadError> {
         let get = |t: usize| handles.get(t).and_then(Option::as_ref).ok_or_else(|| LoadError::Malformed(format!("tensor {t} has no storage")));
         let input = get(self.input(0))?;
-        let output = get(self.outputs[0])?;
-        let bias = self.optional(2).map(get).transpose()?;
+        let out_t = self.outputs[0];
+        let output = get(out_t)?;
+        let unary = nn::Unary { input, output };
+        let in_shape = ctx.shape(self.input(0)).to_vec();
         Ok(Some(match self.kind {
-            Kind::Conv2d { window, activation } => Op::Conv2d(nn::Conv2d { input, filter: get(self.input(1))?, bias, output, window, activation }),
-            Kind::DepthwiseConv2d { window, activation, depth_multiplier } => {
-                Op::DepthwiseConv2d(nn::DepthwiseConv2d { input, filter: get(self.input(1))?, bias, output, window, depth_multiplier, activation })
-            }
-            Kind::FullyConnected { activation } => Op::FullyConnected(nn::FullyConnected { input, weights: get(self.input(1))?, bias, output, activation }),
+            Kind::Conv2d { window, activation } => Op::Conv2d(nn::Conv2d { input, filter: get(self.input(1))?, bias: self.optional(2).map(get).transpose()?, output, window, activation }),
+            Kind::DepthwiseConv2d { window, activation, depth_multiplier } => Op::DepthwiseConv2d(nn::DepthwiseConv2d {
+                input,
+                filter: get(self.input(1))?,
+                bias: self.optional(2).map(get).transpose()?,
+                output,
+                window,
+                depth_multiplier,
+                activation,
+            }),
+            Kind::FullyConnected { activation } => Op::FullyConnected(nn::FullyConnected { input, weights: get(self.input(1))?, bias: self.optional(2).map(get).transpose()?, output, activation }),
             Kind::AveragePool2d { filter_h, filter_w, window, activation } => Op::AveragePool2d(nn::Pool2d { input, output, filter_h, filter_w, window, activation }),
             Kind::MaxPool2d { filter_h, filter_w, window, activation } => Op::MaxPool2d(nn::Pool2d { input, output, filter_h, filter_w, window, activation }),
-            Kind::Add { activation } => Op::Add(nn::Add { a: input, b: get(self.input(1))?, output, activation }),
+            Kind::Add { activation } => Op::Add(nn::Binary { a: input, b: get(self.input(1))?, output, activation }),
+            Kind::Mul { activation } => Op::Mul(nn::Binary { a: input, b: get(self.input(1))?, output, activation }),
             Kind::Softmax { beta } => Op::Softmax(nn::Softmax { input, output, beta }),
-            Kind::Reshape => {
-                if root[self.outputs[0]] == root[self.input(0)] {
-                    return Ok(None);
-                }
-                Op::Reshape(nn::Reshape { input, output })
+            Kind::Unary(u) => match u {
+                UnaryOp::Logistic => Op::Logistic(unary),
+                UnaryOp::Tanh => Op::Tanh(unary),
+                UnaryOp::HardSwish => Op::HardSwish(unary),
+                UnaryOp::Relu => Op::Relu(unary),
+                UnaryOp::Relu6 => Op::Relu6(unary),
+                UnaryOp::ReluN1To1 => Op::ReluN1To1(unary),
+                UnaryOp::Quantize => Op::Quantize(unary),
+                UnaryOp::Dequantize => Op::Dequantize(unary),
+            },
+            Kind::Mean { keep_dims } | Kind::ReduceMax { keep_dims } => {
+                let axes = ctx.ints(index, self.input(1), "the reduction axes")?.into_iter().map(|a| axis(index, a, in_shape.len())).collect::<Result<Vec<_>, _>>()?;
+                let r = nn::Reduce { input, output, axes, keep_dims };
+                if matches!(self.kind, Kind::Mean { .. }) { Op::Mean(r) } else { Op::ReduceMax(r) }
             }
+            Kind::Pad => {
+                let p = ctx.ints(index, self.input(1), "the paddings")?;
+                if p.len() != 2 * in_shape.len() || p.iter().any(|&v| v < 0) {
+                    return Err(LoadError::Malformed(format!("operator {index}: paddings {p:?} for rank {}", in_shape.len())));
+                }
+                Op::Pad(nn::Pad { input, output, paddings: p.chunks_exact(2).map(|c| (c[0] as u32, c[1] as u32)).collect() })
+            }
+            Kind::Concatenation { axis: a } => {
+                let inputs = self.inputs.iter().flatten().map(|&t| get(t)).collect::<Result<Vec<_>, _>>()?;
+                Op::Concatenation(nn::Concatenation { inputs, output, axis: axis(index, a, in_shape.len())? })
+            }
+            Kind::Pack { axis: a } => Op::Concatenation(nn::Concatenation { inputs: pack_views.iter().collect(), output, axis: axis(index, a, in_shape.len() + 1)? }),
+            Kind::StridedSlice { begin_mask, end_mask, shrink_axis_mask } => {
+                let (b, e, s) = (ctx.ints(index, self.input(1), "begin")?, ctx.ints(index, self.input(2), "end")?, ctx.ints(index, self.input(3), "strides")?);
+                let r = in_shape.len();
+                if b.len() != r || e.len() != r || s.len() != r || s.contains(&0) {
+                    return Err(LoadError::Malformed(format!("operator {index}: slice {b:?}:{e:?}:{s:?} for rank {r}")));
+                }
+                let (mut begin, mut strides, mut counts) = (vec![], vec![], vec![]);
+                for d in 0..r {
+                    let bit = |m: i32| m & (1 << d) != 0;
+                    let (st, step, n) = slice_axis(in_shape[d] as i64, b[d] as i64, e[d] as i64, s[d] as i64, bit(begin_mask), bit(end_mask), bit(shrink_axis_mask));
+                    begin.push(if n == 0 { 0 } else { st as i32 });
+                    strides.push(step as i32);
+                    counts.push(n);
+                }
+                Op::StridedSlice(nn::StridedSlice { input, output, begin, strides, counts })
+            }
+            Kind::SpaceToBatch | Kind::BatchToSpace => {
+                let block = ctx.ints(index, self.input(1), "the block shape")?;
+                let pads = ctx.ints(index, self.input(2), "the paddings or crops")?;
+                let (block, before) = match (block.as_slice(), pads.as_slice()) {
+                    ([bh, bw], [t, _, l, _]) if *bh > 0 && *bw > 0 && *t >= 0 && *l >= 0 => ((*bh as u32, *bw as u32), (*t as u32, *l as u32)),
+                    ([b1], [t, _]) if *b1 > 0 && *t >= 0 => ((*b1 as u32, 1), (*t as u32, 0)),
+                    _ => return Err(LoadError::Unsupported(format!("operator {index}: block {block:?} with paddings {pads:?}"))),
+                };
+                let sb = nn::SpaceBatch { input, output, block, before };
+                if matches!(self.kind, Kind::SpaceToBatch) { Op::SpaceToBatch(sb) } else { Op::BatchToSpace(sb) }
+            }
+            Kind::Reshape if aliased => return Ok(None),
+            Kind::Reshape => Op::Reshape(unary),
+            Kind::Shape => return Err(LoadError::Malformed(format!("operator {index}: SHAPE should have been folded"))),
         }))
     }
 }

@@ -5,7 +5,7 @@ use gatehouse_kernels::{Activation, Padding, Semantics};
 use wasmtime::component::Resource;
 
 use crate::bindings::{ops as wops, plan as wplan, tensors as wt};
-use crate::nn::ops::{OpDesc, PoolArgs, PreparedOp, WindowArgs};
+use crate::nn::ops::{OpDesc, PoolArgs, PreparedOp, UnaryKind, WindowArgs};
 use crate::nn::plan::Plan;
 use crate::nn::tensor::{DType, Desc, Quant, TensorKey};
 use crate::nn::{NnFault, OP_OVERHEAD, SLOT_OVERHEAD};
@@ -162,6 +162,7 @@ impl InstanceState {
     fn op_desc(&self, op: &wops::Op) -> Result<OpDesc, NnFault> {
         let k = |r: &Resource<TensorRef>| self.key(r);
         let ko = |r: &Option<Resource<TensorRef>>| r.as_ref().map(|r| self.key(r)).transpose();
+        let unary = |kind: UnaryKind, u: &wops::Unary| -> Result<OpDesc, NnFault> { Ok(OpDesc::Unary { kind, input: k(&u.input)?, output: k(&u.output)? }) };
         let pool = |p: &wops::Pool2d| -> Result<PoolArgs, NnFault> {
             Ok(PoolArgs { input: k(&p.input)?, output: k(&p.output)?, filter_h: p.filter_h, filter_w: p.filter_w, window: window(p.window), activation: activation(p.activation) })
         };
@@ -193,8 +194,42 @@ impl InstanceState {
             wops::Op::AveragePool2d(p) => OpDesc::AveragePool2d(pool(p)?),
             wops::Op::MaxPool2d(p) => OpDesc::MaxPool2d(pool(p)?),
             wops::Op::Add(a) => OpDesc::Add { a: k(&a.a)?, b: k(&a.b)?, output: k(&a.output)?, activation: activation(a.activation) },
+            wops::Op::Mul(a) => OpDesc::Mul { a: k(&a.a)?, b: k(&a.b)?, output: k(&a.output)?, activation: activation(a.activation) },
             wops::Op::Softmax(s) => OpDesc::Softmax { input: k(&s.input)?, output: k(&s.output)?, beta: s.beta },
-            wops::Op::Reshape(r) => OpDesc::Reshape { input: k(&r.input)?, output: k(&r.output)? },
+            wops::Op::Logistic(u) => unary(UnaryKind::Logistic, u)?,
+            wops::Op::Tanh(u) => unary(UnaryKind::Tanh, u)?,
+            wops::Op::HardSwish(u) => unary(UnaryKind::HardSwish, u)?,
+            wops::Op::Relu(u) => unary(UnaryKind::Relu, u)?,
+            wops::Op::Relu6(u) => unary(UnaryKind::Relu6, u)?,
+            wops::Op::ReluN1To1(u) => unary(UnaryKind::ReluN1To1, u)?,
+            wops::Op::Quantize(u) => unary(UnaryKind::Quantize, u)?,
+            wops::Op::Dequantize(u) => unary(UnaryKind::Dequantize, u)?,
+            wops::Op::Reshape(u) => unary(UnaryKind::Reshape, u)?,
+            wops::Op::Mean(r) => OpDesc::Mean { input: k(&r.input)?, output: k(&r.output)?, axes: r.axes.iter().map(|&a| a as usize).collect(), keep_dims: r.keep_dims },
+            wops::Op::ReduceMax(r) => OpDesc::ReduceMax { input: k(&r.input)?, output: k(&r.output)?, axes: r.axes.iter().map(|&a| a as usize).collect() },
+            wops::Op::Pad(p) => OpDesc::Pad { input: k(&p.input)?, output: k(&p.output)?, paddings: p.paddings.iter().map(|&(b, a)| (b as usize, a as usize)).collect() },
+            wops::Op::Concatenation(c) => {
+                OpDesc::Concatenation { inputs: c.inputs.iter().map(k).collect::<Result<_, _>>()?, output: k(&c.output)?, axis: c.axis as usize }
+            }
+            wops::Op::StridedSlice(sl) => OpDesc::StridedSlice {
+                input: k(&sl.input)?,
+                output: k(&sl.output)?,
+                begin: sl.begin.iter().map(|&v| v as i64).collect(),
+                strides: sl.strides.iter().map(|&v| v as i64).collect(),
+                counts: sl.counts.iter().map(|&v| v as usize).collect(),
+            },
+            wops::Op::SpaceToBatch(sb) => OpDesc::SpaceToBatch {
+                input: k(&sb.input)?,
+                output: k(&sb.output)?,
+                block: [sb.block.0 as usize, sb.block.1 as usize],
+                before: [sb.before.0 as usize, sb.before.1 as usize],
+            },
+            wops::Op::BatchToSpace(sb) => OpDesc::BatchToSpace {
+                input: k(&sb.input)?,
+                output: k(&sb.output)?,
+                block: [sb.block.0 as usize, sb.block.1 as usize],
+                before: [sb.before.0 as usize, sb.before.1 as usize],
+            },
         })
     }
 }

@@ -1,5 +1,9 @@
 //! Operator descriptions, validated and prepared into kernel-ready form.
 
+use gatehouse_kernels::elementwise::{HardSwish, Lut, Mul, Qp, Rescale};
+use gatehouse_kernels::movement::{self, Concat, Pad, SpaceBatch, StridedSlice};
+use gatehouse_kernels::elementwise::{dequantize_i8, mul_scalar, quantize_f32};
+use gatehouse_kernels::reduce::{Mean, Reduction, mean_scalar, reduce_max_scalar};
 use gatehouse_kernels::{
     Activation, Add, AddSpec, KernelError, Conv2d, Conv2dSpec, DepthwiseConv2d, DepthwiseConv2dSpec, FullyConnected, FullyConnectedSpec, KernelSet, Padding, Pool2d,
     Requant, Rounding, Semantics, Shape4, Softmax, WindowSpec, activation_range,
@@ -27,8 +31,30 @@ pub enum OpDesc {
     AveragePool2d(PoolArgs),
     MaxPool2d(PoolArgs),
     Add { a: TensorKey, b: TensorKey, output: TensorKey, activation: Activation },
+    Mul { a: TensorKey, b: TensorKey, output: TensorKey, activation: Activation },
     Softmax { input: TensorKey, output: TensorKey, beta: f32 },
-    Reshape { input: TensorKey, output: TensorKey },
+    Unary { kind: UnaryKind, input: TensorKey, output: TensorKey },
+    Mean { input: TensorKey, output: TensorKey, axes: Vec<usize>, keep_dims: bool },
+    ReduceMax { input: TensorKey, output: TensorKey, axes: Vec<usize> },
+    Pad { input: TensorKey, output: TensorKey, paddings: Vec<(usize, usize)> },
+    Concatenation { inputs: Vec<TensorKey>, output: TensorKey, axis: usize },
+    StridedSlice { input: TensorKey, output: TensorKey, begin: Vec<i64>, strides: Vec<i64>, counts: Vec<usize> },
+    SpaceToBatch { input: TensorKey, output: TensorKey, block: [usize; 2], before: [usize; 2] },
+    BatchToSpace { input: TensorKey, output: TensorKey, block: [usize; 2], before: [usize; 2] },
+}
+
+/// Operators of one input and one output of equal size.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UnaryKind {
+    Logistic,
+    Tanh,
+    HardSwish,
+    Relu,
+    Relu6,
+    ReluN1To1,
+    Quantize,
+    Dequantize,
+    Reshape,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -48,7 +74,20 @@ enum Kernel {
     AveragePool2d(Pool2d),
     MaxPool2d(Pool2d),
     Add(Add),
+    Mul(Mul),
     Softmax(Softmax),
+    Lut(Lut),
+    HardSwish(HardSwish),
+    Rescale(Rescale),
+    QuantizeF32(Qp),
+    Dequantize(Qp),
+    Mean(Mean),
+    ReduceMax(Reduction),
+    Pad(Pad),
+    Concat(Concat),
+    StridedSlice(StridedSlice),
+    SpaceToBatch(SpaceBatch),
+    BatchToSpace(SpaceBatch),
     Copy,
 }
 
@@ -57,7 +96,7 @@ enum Kernel {
 pub struct PreparedOp {
     name: &'static str,
     kernel: Kernel,
-    inputs: [Span; 2],
+    inputs: Vec<Span>,
     output: Span,
     held: Vec<TensorKey>,
     charged: u64,
@@ -77,6 +116,50 @@ fn act_i8<'a>(st: &'a TensorStore, key: TensorKey, what: &str) -> Result<(&'a De
         return Err(NnFault::invalid(format!("{what} has zero point {z} outside int8")));
     }
     Ok((d, s, z))
+}
+
+fn bytes(x: &[i8]) -> &[u8] {
+    bytemuck::cast_slice(x)
+}
+
+fn qp((_, scale, zero_point): (&Desc, f32, i32)) -> Qp {
+    Qp { scale, zero_point }
+}
+
+fn check_out_len(st: &TensorStore, output: TensorKey, elements: usize) -> Result<(), NnFault> {
+    let d = st.desc(output)?;
+    if d.elements() != elements {
+        return Err(NnFault::invalid(format!("output {:?} should hold {elements} elements", d.shape)));
+    }
+    Ok(())
+}
+
+/// Data-movement operators copy bytes: type and quantization must agree.
+fn same_type(st: &TensorStore, a: TensorKey, b: TensorKey, what: &str) -> Result<(), NnFault> {
+    let (da, db) = (st.desc(a)?, st.desc(b)?);
+    if da.dtype != db.dtype || da.quant != db.quant {
+        return Err(NnFault::invalid(format!("{what} needs the same type and quantization in and out")));
+    }
+    Ok(())
+}
+
+/// What padding fills with: the zero point for quantized int8/uint8, else zero bytes.
+fn pad_value(d: &Desc) -> Vec<u8> {
+    let zp = d.quant.as_ref().map(|q| q.zero_points[0]).unwrap_or(0);
+    match d.dtype {
+        DType::I8 => vec![zp as i8 as u8],
+        DType::U8 => vec![zp as u8],
+        other => vec![0; other.size()],
+    }
+}
+
+/// A rank-4 shape, or a rank-3 one read as `[n, h, 1, c]` as TFLite extends it.
+fn nhwc(d: &Desc, what: &str) -> Result<[usize; 4], NnFault> {
+    match d.shape.as_slice() {
+        &[n, h, w, c] => Ok([n, h, w, c]),
+        &[n, h, c] => Ok([n, h, 1, c]),
+        s => Err(NnFault::invalid(format!("{what} needs a rank 3 or 4 tensor, got {s:?}"))),
+    }
 }
 
 fn shape4(d: &Desc, what: &str) -> Result<Shape4, NnFault> {
@@ -284,12 +367,120 @@ impl PreparedOp {
                 let outer = if depth == 0 { 0 } else { di.elements() / depth };
                 ("softmax", Kernel::Softmax(Softmax::new(outer, depth, s_in, beta, s_out, z_out)?), vec![input], output, vec![])
             }
-            OpDesc::Reshape { input, output } => {
-                let (di, dout) = (st.desc(input)?, st.desc(output)?);
-                if di.dtype != dout.dtype || di.byte_len()? != dout.byte_len()? {
-                    return Err(NnFault::invalid(format!("reshape from {:?} {:?} to {:?} {:?} changes size or type", di.dtype, di.shape, dout.dtype, dout.shape)));
+            OpDesc::Mul { a, b, output, activation } => {
+                let (da, sa, za) = act_i8(st, a, "mul input a")?;
+                let (db, sb, zb) = act_i8(st, b, "mul input b")?;
+                let (dout, so, zo) = act_i8(st, output, "mul output")?;
+                let act = activation_range(activation, so, zo);
+                let q = |scale, zero_point| Qp { scale, zero_point };
+                let k = Mul::new(&da.shape, &db.shape, &dout.shape, q(sa, za), q(sb, zb), q(so, zo), act, semantics.conv())?;
+                ("mul", Kernel::Mul(k), vec![a, b], output, vec![])
+            }
+            OpDesc::Unary { kind, input, output } => {
+                let (di, dout) = (st.desc(input)?.clone(), st.desc(output)?.clone());
+                if di.elements() != dout.elements() {
+                    return Err(NnFault::invalid(format!("{kind:?}: {:?} and {:?} differ in size", di.shape, dout.shape)));
                 }
-                ("reshape", Kernel::Copy, vec![input], output, vec![])
+                let name: &'static str = match kind {
+                    UnaryKind::Logistic => "logistic",
+                    UnaryKind::Tanh => "tanh",
+                    UnaryKind::HardSwish => "hard_swish",
+                    UnaryKind::Relu => "relu",
+                    UnaryKind::Relu6 => "relu6",
+                    UnaryKind::ReluN1To1 => "relu_n1_to_1",
+                    UnaryKind::Quantize => "quantize",
+                    UnaryKind::Dequantize => "dequantize",
+                    UnaryKind::Reshape => "reshape",
+                };
+                let kernel = match kind {
+                    UnaryKind::Reshape => {
+                        if di.dtype != dout.dtype || di.byte_len()? != dout.byte_len()? {
+                            return Err(NnFault::invalid(format!("reshape from {:?} {:?} to {:?} {:?} changes size or type", di.dtype, di.shape, dout.dtype, dout.shape)));
+                        }
+                        Kernel::Copy
+                    }
+                    UnaryKind::Quantize if di.dtype == DType::F32 => Kernel::QuantizeF32(qp(act_i8(st, output, "quantize output")?)),
+                    UnaryKind::Dequantize => {
+                        let qi = qp(act_i8(st, input, "dequantize input")?);
+                        if dout.dtype != DType::F32 {
+                            return Err(NnFault::invalid("dequantize output must be float32"));
+                        }
+                        Kernel::Dequantize(qi)
+                    }
+                    _ => {
+                        let qi = qp(act_i8(st, input, "input")?);
+                        let qo = qp(act_i8(st, output, "output")?);
+                        let r = semantics.conv();
+                        match kind {
+                            UnaryKind::Logistic => Kernel::Lut(Lut::logistic(qi, qo)),
+                            UnaryKind::Tanh => Kernel::Lut(Lut::tanh(qi, qo)),
+                            UnaryKind::HardSwish => Kernel::HardSwish(HardSwish::new(qi, qo)?),
+                            UnaryKind::Relu => Kernel::Rescale(Rescale::relu(qi, qo, (0.0, f32::INFINITY), r)),
+                            UnaryKind::Relu6 => Kernel::Rescale(Rescale::relu(qi, qo, (0.0, 6.0), r)),
+                            UnaryKind::ReluN1To1 => Kernel::Rescale(Rescale::relu(qi, qo, (-1.0, 1.0), r)),
+                            _ => Kernel::Rescale(Rescale::requantize(qi, qo, r)),
+                        }
+                    }
+                };
+                (name, kernel, vec![input], output, vec![])
+            }
+            OpDesc::Mean { input, output, ref axes, .. } => {
+                let (di, s_in, z_in) = act_i8(st, input, "mean input")?;
+                let shape = di.shape.clone();
+                let qo = qp(act_i8(st, output, "mean output")?);
+                let k = Mean::new(&shape, axes, Qp { scale: s_in, zero_point: z_in }, qo, semantics.conv())?;
+                check_out_len(st, output, k.reduction.out_len())?;
+                ("mean", Kernel::Mean(k), vec![input], output, vec![])
+            }
+            OpDesc::ReduceMax { input, output, ref axes } => {
+                let (di, _, _) = act_i8(st, input, "reduce_max input")?;
+                let k = Reduction::new("reduce_max", &di.shape.clone(), axes)?;
+                act_i8(st, output, "reduce_max output")?;
+                check_out_len(st, output, k.out_len())?;
+                ("reduce_max", Kernel::ReduceMax(k), vec![input], output, vec![])
+            }
+            OpDesc::Pad { input, output, ref paddings } => {
+                let di = st.desc(input)?.clone();
+                same_type(st, input, output, "pad")?;
+                let value = pad_value(st.desc(output)?);
+                let k = Pad::new(&di.shape, paddings, value)?;
+                if k.out_dims() != st.desc(output)?.shape.as_slice() {
+                    return Err(NnFault::invalid(format!("pad output is {:?}, padding gives {:?}", st.desc(output)?.shape, k.out_dims())));
+                }
+                ("pad", Kernel::Pad(k), vec![input], output, vec![])
+            }
+            OpDesc::Concatenation { ref inputs, output, axis } => {
+                let mut shapes = Vec::with_capacity(inputs.len());
+                for &i in inputs {
+                    same_type(st, i, output, "concatenation")?;
+                    shapes.push(st.desc(i)?.shape.clone());
+                }
+                let dout = st.desc(output)?;
+                let k = Concat::new(&shapes, axis, dout.dtype.size())?;
+                let total: usize = (0..inputs.len()).map(|i| k.input_len(i)).sum();
+                if total != dout.byte_len()? {
+                    return Err(NnFault::invalid(format!("concatenation of {shapes:?} on axis {axis} does not make {:?}", dout.shape)));
+                }
+                ("concatenation", Kernel::Concat(k), inputs.clone(), output, vec![])
+            }
+            OpDesc::StridedSlice { input, output, ref begin, ref strides, ref counts } => {
+                same_type(st, input, output, "strided_slice")?;
+                let di = st.desc(input)?;
+                let k = StridedSlice::new(&di.shape, begin, strides, counts, di.dtype.size())?;
+                check_out_len(st, output, counts.iter().product())?;
+                ("strided_slice", Kernel::StridedSlice(k), vec![input], output, vec![])
+            }
+            OpDesc::SpaceToBatch { input, output, block, before } | OpDesc::BatchToSpace { input, output, block, before } => {
+                let to_batch = matches!(op, OpDesc::SpaceToBatch { .. });
+                let name = if to_batch { "space_to_batch_nd" } else { "batch_to_space_nd" };
+                same_type(st, input, output, name)?;
+                let (i4, o4) = (nhwc(st.desc(input)?, name)?, nhwc(st.desc(output)?, name)?);
+                let kernel = if to_batch {
+                    Kernel::SpaceToBatch(SpaceBatch::space_to_batch(i4, o4, block, before, pad_value(st.desc(output)?))?)
+                } else {
+                    Kernel::BatchToSpace(SpaceBatch::batch_to_space(i4, o4, block, before, st.desc(input)?.dtype.size())?)
+                };
+                (name, kernel, vec![input], output, vec![])
             }
         };
         let weight_bytes = match &kernel {
@@ -297,16 +488,14 @@ impl PreparedOp {
             Kernel::DepthwiseConv2d(k) => k.filter.len() + 4 * k.bias.len() + 8 * k.requant.len(),
             Kernel::FullyConnected(k) => k.weights.len() + 4 * k.bias.len() + 8 * k.requant.len(),
             Kernel::Softmax(_) => 1024,
+            Kernel::Lut(_) => 256,
             _ => 0,
         } as u64;
         let charged = weight_bytes + OP_OVERHEAD;
-        let mut spans = [st.span(output)?; 2];
-        for (i, key) in inputs.iter().enumerate() {
-            spans[i] = st.span(*key)?;
-        }
+        let spans = inputs.iter().map(|k| st.span(*k)).collect::<Result<Vec<_>, _>>()?;
         let out_span = st.span(output)?;
         let aliasing_reshape = matches!(kernel, Kernel::Copy) && spans[0] == out_span;
-        if !aliasing_reshape && spans[..inputs.len()].iter().any(|s| s.overlaps(&out_span)) {
+        if !aliasing_reshape && spans.iter().any(|s| s.overlaps(&out_span)) {
             return Err(NnFault::invalid(format!("{name}: the output overlaps an input")));
         }
         st.charge(charged, name)?;
@@ -322,7 +511,7 @@ impl PreparedOp {
 
     /// Run on the store's current activations.
     pub fn run(&self, st: &mut TensorStore, ks: &KernelSet) -> Result<(), NnFault> {
-        let [a, b] = self.inputs;
+        let a = self.inputs[0];
         let o = self.output;
         let r = match &self.kernel {
             Kernel::Conv2d(k) => st.with_operands([a], o, |[i], out| (ks.conv2d)(k, i, out))?,
@@ -330,8 +519,27 @@ impl PreparedOp {
             Kernel::FullyConnected(k) => st.with_operands([a], o, |[i], out| (ks.fully_connected)(k, i, out))?,
             Kernel::AveragePool2d(k) => st.with_operands([a], o, |[i], out| (ks.average_pool2d)(k, i, out))?,
             Kernel::MaxPool2d(k) => st.with_operands([a], o, |[i], out| (ks.max_pool2d)(k, i, out))?,
-            Kernel::Add(k) => st.with_operands([a, b], o, |[x, y], out| (ks.add)(k, x, y, out))?,
+            Kernel::Add(k) => st.with_operands([a, self.inputs[1]], o, |[x, y], out| (ks.add)(k, x, y, out))?,
+            Kernel::Mul(k) => st.with_operands([a, self.inputs[1]], o, |[x, y], out| mul_scalar(k, x, y, out))?,
             Kernel::Softmax(k) => st.with_operands([a], o, |[i], out| (ks.softmax)(k, i, out))?,
+            Kernel::Lut(k) => st.with_operands([a], o, |[i], out| k.apply(i, out))?,
+            Kernel::HardSwish(k) => st.with_operands([a], o, |[i], out| k.apply(i, out))?,
+            Kernel::Rescale(k) => st.with_operands([a], o, |[i], out| k.apply(i, out))?,
+            Kernel::QuantizeF32(q) => st.with_operands([a], o, |[i], out| quantize_f32(*q, bytes(i), out))?,
+            Kernel::Dequantize(q) => st.with_operands([a], o, |[i], out| dequantize_i8(*q, i, bytemuck::cast_slice_mut(out)))?,
+            Kernel::Mean(k) => st.with_operands([a], o, |[i], out| mean_scalar(k, i, out))?,
+            Kernel::ReduceMax(k) => st.with_operands([a], o, |[i], out| reduce_max_scalar(k, i, out))?,
+            Kernel::Pad(k) => st.with_operands([a], o, |[i], out| movement::pad(k, bytes(i), bytemuck::cast_slice_mut(out)))?,
+            Kernel::StridedSlice(k) => st.with_operands([a], o, |[i], out| movement::strided_slice(k, bytes(i), bytemuck::cast_slice_mut(out)))?,
+            Kernel::SpaceToBatch(k) => st.with_operands([a], o, |[i], out| movement::space_to_batch(k, bytes(i), bytemuck::cast_slice_mut(out)))?,
+            Kernel::BatchToSpace(k) => st.with_operands([a], o, |[i], out| movement::batch_to_space(k, bytes(i), bytemuck::cast_slice_mut(out)))?,
+            Kernel::Concat(k) => st.with_many(&self.inputs, o, |ins, out| {
+                let mut xs: [&[u8]; movement::MAX_CONCAT_INPUTS] = [&[]; movement::MAX_CONCAT_INPUTS];
+                for (x, i) in xs.iter_mut().zip(ins) {
+                    *x = bytes(i);
+                }
+                movement::concat(k, &xs[..ins.len()], bytemuck::cast_slice_mut(out))
+            })?,
             Kernel::Copy if a == o => Ok(()),
             Kernel::Copy => st.with_operands([a], o, |[i], out| {
                 out.copy_from_slice(i);

@@ -292,42 +292,79 @@ impl TensorStore {
         }
     }
 
+    fn check_owned(&self, s: &Span) -> Result<(), NnFault> {
+        let ok = matches!(
+            self.slots.get(s.base as usize).and_then(|sl| sl.entry.as_ref()).map(|e| &e.storage),
+            Some(Storage::Owned(b)) if s.offset + s.len <= b.len()
+        );
+        if ok { Ok(()) } else { Err(NnFault::StaleTensor("an operand's storage is gone".into())) }
+    }
+
     /// Run `f` over `N` input spans and one output span that must not overlap
     /// any input. Spans come from [`span`](Self::span) of live tensors, which
     /// their holders keep alive.
-    pub fn with_operands<const N: usize, R>(
-        &mut self,
-        inputs: [Span; N],
-        output: Span,
-        f: impl FnOnce([&[i8]; N], &mut [i8]) -> R,
-    ) -> Result<R, NnFault> {
-        let slot_count = self.slots.len();
-        let check = |s: &Span| -> Result<(), NnFault> {
-            let ok = (s.base as usize) < slot_count
-                && matches!(self.slots[s.base as usize].entry.as_ref().map(|e| &e.storage), Some(Storage::Owned(b)) if s.offset + s.len <= b.len());
-            if ok { Ok(()) } else { Err(NnFault::StaleTensor("an operand's storage is gone".into())) }
-        };
-        for s in &inputs {
-            check(s)?;
-            if s.overlaps(&output) {
+    pub fn with_operands<const N: usize, R>(&mut self, inputs: [Span; N], output: Span, f: impl FnOnce([&[i8]; N], &mut [i8]) -> R) -> Result<R, NnFault> {
+        self.check_spans(&inputs, &output)?;
+        let slots = self.slots.as_mut_ptr();
+        // SAFETY: see `raw`.
+        unsafe {
+            let ins: [&[i8]; N] = std::array::from_fn(|i| raw_shared(slots, &inputs[i]));
+            Ok(f(ins, raw(slots, &output)))
+        }
+    }
+
+    /// As [`with_operands`](Self::with_operands) for up to
+    /// [`MAX_MANY`](Self::MAX_MANY) inputs (CONCATENATION).
+    pub fn with_many<R>(&mut self, inputs: &[Span], output: Span, f: impl FnOnce(&[&[i8]], &mut [i8]) -> R) -> Result<R, NnFault> {
+        if inputs.len() > Self::MAX_MANY {
+            return Err(NnFault::invalid(format!("{} inputs; at most {} are supported", inputs.len(), Self::MAX_MANY)));
+        }
+        self.check_spans(inputs, &output)?;
+        let mut ins: [&[i8]; Self::MAX_MANY] = [&[]; Self::MAX_MANY];
+        let slots = self.slots.as_mut_ptr();
+        // SAFETY: see `raw`.
+        unsafe {
+            for (d, s) in ins.iter_mut().zip(inputs) {
+                *d = raw_shared(slots, s);
+            }
+            Ok(f(&ins[..inputs.len()], raw(slots, &output)))
+        }
+    }
+
+    pub const MAX_MANY: usize = 32;
+
+    fn check_spans(&self, inputs: &[Span], output: &Span) -> Result<(), NnFault> {
+        for s in inputs {
+            self.check_owned(s)?;
+            if s.overlaps(output) {
                 return Err(NnFault::invalid("an operator's output overlaps one of its inputs"));
             }
         }
-        check(&output)?;
-        let slots = self.slots.as_mut_ptr();
-        // SAFETY: every span was checked above to lie inside a live owned
-        // buffer; the output span overlaps no input span, so the one mutable
-        // slice aliases nothing. The buffers are boxed slices that `f` cannot
-        // reach (it has no access to `self`), so they stay put while borrowed.
-        unsafe {
-            let ptr = |s: &Span| match &mut (*slots.add(s.base as usize)).entry {
-                Some(Entry { storage: Storage::Owned(b), .. }) => b.as_mut_ptr().add(s.offset),
-                _ => std::ptr::null_mut(),
-            };
-            let ins: [&[i8]; N] = std::array::from_fn(|i| std::slice::from_raw_parts(ptr(&inputs[i]) as *const i8, inputs[i].len));
-            let out = std::slice::from_raw_parts_mut(ptr(&output) as *mut i8, output.len);
-            Ok(f(ins, out))
-        }
+        self.check_owned(output)
+    }
+
+}
+
+/// The bytes of a checked span as a slice that outlives the borrow of the store.
+///
+/// # Safety
+/// `slots` comes from `&mut self.slots` of the store, and `s` passed
+/// `check_spans` in the same call: it lies inside a live owned buffer, and the
+/// one output span overlaps no input span, so the single mutable slice aliases
+/// nothing. The buffers are boxed slices that the caller's closure cannot
+/// reach (it has no access to the store), so they stay put while borrowed.
+unsafe fn raw<'a>(slots: *mut Slot, s: &Span) -> &'a mut [i8] {
+    match unsafe { &mut (*slots.add(s.base as usize)).entry } {
+        Some(Entry { storage: Storage::Owned(b), .. }) => unsafe { std::slice::from_raw_parts_mut(b.as_mut_ptr().add(s.offset) as *mut i8, s.len) },
+        _ => &mut [],
+    }
+}
+
+/// As [`raw`], read-only; inputs may repeat (e.g. `x + x`), so no `&mut` is made.
+unsafe fn raw_shared<'a>(slots: *mut Slot, s: &Span) -> &'a [i8] {
+    match unsafe { &(*slots.add(s.base as usize)).entry } {
+        Some(Entry { storage: Storage::Owned(b), .. }) => unsafe { std::slice::from_raw_parts(b.as_ptr().add(s.offset) as *const i8, s.len) },
+        _ => &[],
     }
 }
 

@@ -1,0 +1,309 @@
+//! Elementwise int8 operators with TFLite's reference semantics: MUL,
+//! LOGISTIC and TANH (256-entry tables built in float, as TFLite builds
+//! them), HARD_SWISH (TFLite's 16-bit fixed-point formulation), RELU/RELU6
+//! (requantizing clamp), QUANTIZE and DEQUANTIZE.
+
+use crate::broadcast::Broadcast;
+use crate::error::{KernelError, check_len, ensure};
+use crate::quant::{Requant, Rounding, rounding_divide_by_pot};
+
+/// MUL of two int8 tensors, with broadcasting.
+#[derive(Clone, Debug)]
+pub struct Mul {
+    pub shape: Broadcast,
+    pub input1_offset: i32,
+    pub input2_offset: i32,
+    pub output_offset: i32,
+    pub output: Requant,
+    pub act_min: i32,
+    pub act_max: i32,
+    pub rounding: Rounding,
+}
+
+/// Quantization of a tensor: scale and zero point.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Qp {
+    pub scale: f32,
+    pub zero_point: i32,
+}
+
+impl Mul {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(shape1: &[usize], shape2: &[usize], out: &[usize], q1: Qp, q2: Qp, qo: Qp, act: (i32, i32), rounding: Rounding) -> Result<Self, KernelError> {
+        let shape = Broadcast::new("mul", shape1, shape2, out)?;
+        // TFLite multiplies the float scales in float, then widens.
+        let real = (q1.scale * q2.scale / qo.scale) as f64;
+        Ok(Mul {
+            shape,
+            input1_offset: -q1.zero_point,
+            input2_offset: -q2.zero_point,
+            output_offset: qo.zero_point,
+            output: Requant::from_real(real, rounding),
+            act_min: act.0,
+            act_max: act.1,
+            rounding,
+        })
+    }
+}
+
+pub fn mul_scalar(k: &Mul, in1: &[i8], in2: &[i8], output: &mut [i8]) -> Result<(), KernelError> {
+    check_len("mul", "input 1", in1.len(), k.shape.len1)?;
+    check_len("mul", "input 2", in2.len(), k.shape.len2)?;
+    check_len("mul", "output", output.len(), k.shape.out_len)?;
+    k.shape.for_each(|o, a, b| {
+        let p = (in1[a] as i32 + k.input1_offset) * (in2[b] as i32 + k.input2_offset);
+        let v = k.output.apply(p, k.rounding) + k.output_offset;
+        output[o] = v.clamp(k.act_min, k.act_max) as i8;
+    });
+    Ok(())
+}
+
+/// A 256-entry int8 → int8 table.
+#[derive(Clone, Debug)]
+pub struct Lut {
+    pub table: Box<[i8; 256]>,
+}
+
+impl Lut {
+    /// TFLite's `PopulateLookupTable`: dequantize in float, transform,
+    /// round to the output scale, saturate.
+    pub fn new(input: Qp, output: Qp, f: impl Fn(f32) -> f32) -> Self {
+        let inverse_scale = 1.0f32 / output.scale;
+        let mut table = Box::new([0i8; 256]);
+        for val in -128i32..=127 {
+            let dequantized = input.scale * (val - input.zero_point) as f32;
+            let rescaled = (f(dequantized) * inverse_scale).round();
+            let q = (rescaled + output.zero_point as f32) as i32;
+            table[(val as i8 as u8) as usize] = q.clamp(-128, 127) as i8;
+        }
+        Lut { table }
+    }
+
+    pub fn logistic(input: Qp, output: Qp) -> Self {
+        Lut::new(input, output, |v| 1.0f32 / (1.0f32 + (-v).exp()))
+    }
+
+    pub fn tanh(input: Qp, output: Qp) -> Self {
+        Lut::new(input, output, f32::tanh)
+    }
+
+    pub fn apply(&self, input: &[i8], output: &mut [i8]) -> Result<(), KernelError> {
+        check_len("lookup", "output", output.len(), input.len())?;
+        for (o, &x) in output.iter_mut().zip(input) {
+            *o = self.table[x as u8 as usize];
+        }
+        Ok(())
+    }
+}
+
+/// HARD_SWISH parameters, as TFLite's `HardSwishPrepare` derives them.
+#[derive(Clone, Copy, Debug)]
+pub struct HardSwish {
+    pub input_zero_point: i32,
+    pub output_zero_point: i32,
+    pub output_multiplier: i16,
+    pub output_exponent: i32,
+    pub reluish_multiplier: i16,
+    pub reluish_exponent: i32,
+}
+
+fn downscale_to_i16(m: i32) -> i16 {
+    const ROUND: i32 = 1 << 15;
+    if m >= i32::MAX - ROUND { i16::MAX } else { ((m + ROUND) >> 16) as i16 }
+}
+
+fn srdhm16(a: i16, b: i16) -> i16 {
+    if a == b && a == i16::MIN {
+        return i16::MAX;
+    }
+    let ab = a as i32 * b as i32;
+    let nudge: i32 = if ab >= 0 { 1 << 14 } else { 1 - (1 << 14) };
+    ((ab + nudge) / (1 << 15)) as i16
+}
+
+/// Like `srdhm16` but truncating (ARM `SQDMULH`).
+fn sdhm16(a: i16, b: i16) -> i16 {
+    if a == b && a == i16::MIN {
+        return i16::MAX;
+    }
+    ((a as i32 * b as i32) / (1 << 15)) as i16
+}
+
+fn saturating_left_shift16(v: i16, amount: i32) -> i16 {
+    (v as i64 * (1i64 << amount)).clamp(i16::MIN as i64, i16::MAX as i64) as i16
+}
+
+fn rdbpot16(x: i16, exponent: i32) -> i16 {
+    rounding_divide_by_pot(x as i32, exponent) as i16
+}
+
+impl HardSwish {
+    pub fn new(input: Qp, output: Qp) -> Result<Self, KernelError> {
+        let hires_input_scale = (1.0f32 / 128.0f32) * input.scale;
+        let reluish_scale = 3.0f32 / 32768.0f32;
+        let out = Requant::from_real((hires_input_scale / output.scale) as f64, Rounding::Double);
+        ensure!("hard_swish", out.shift <= 0, "output multiplier exponent {} is positive", out.shift);
+        let reluish = Requant::from_real((hires_input_scale / reluish_scale) as f64, Rounding::Double);
+        Ok(HardSwish {
+            input_zero_point: input.zero_point,
+            output_zero_point: output.zero_point,
+            output_multiplier: downscale_to_i16(out.multiplier),
+            output_exponent: out.shift,
+            reluish_multiplier: downscale_to_i16(reluish.multiplier),
+            reluish_exponent: reluish.shift,
+        })
+    }
+
+    fn one(&self, x: i8) -> i8 {
+        let input_value = (x as i32 - self.input_zero_point) as i16;
+        let hires = input_value.wrapping_mul(1 << 7);
+        let preshift_output = srdhm16(hires, self.output_multiplier);
+        let mut reluish = hires;
+        if self.reluish_exponent > 0 {
+            reluish = saturating_left_shift16(reluish, self.reluish_exponent - 1);
+        }
+        reluish = srdhm16(reluish, self.reluish_multiplier);
+        if self.reluish_exponent > 0 {
+            reluish = saturating_left_shift16(reluish, 1);
+        }
+        if self.reluish_exponent < 0 {
+            reluish = rdbpot16(reluish, -self.reluish_exponent);
+        }
+        reluish = ((reluish as i32 + (1 << 15)) >> 1) as i16;
+        let preshift = sdhm16(reluish, preshift_output);
+        let out = rdbpot16(preshift, -self.output_exponent) as i32 + self.output_zero_point;
+        out.clamp(-128, 127) as i8
+    }
+
+    pub fn apply(&self, input: &[i8], output: &mut [i8]) -> Result<(), KernelError> {
+        check_len("hard_swish", "output", output.len(), input.len())?;
+        for (o, &x) in output.iter_mut().zip(input) {
+            *o = self.one(x);
+        }
+        Ok(())
+    }
+}
+
+/// RELU, RELU6, RELU_N1_TO_1 and int8 → int8 QUANTIZE: rescale by
+/// `input_scale / output_scale`, then clamp.
+#[derive(Clone, Copy, Debug)]
+pub struct Rescale {
+    pub input_zero_point: i32,
+    pub output_zero_point: i32,
+    pub requant: Requant,
+    pub min: i32,
+    pub max: i32,
+    pub rounding: Rounding,
+}
+
+impl Rescale {
+    /// `bounds` in real units (e.g. `(0.0, 6.0)` for RELU6; infinite for none).
+    pub fn relu(input: Qp, output: Qp, bounds: (f32, f32), rounding: Rounding) -> Self {
+        // TFLite: float ratio widened to double; bounds rounded with roundf.
+        let real = (input.scale / output.scale) as f64;
+        let q = |f: f32| output.zero_point + (f / output.scale).round() as i32;
+        let min = if bounds.0.is_finite() { q(bounds.0).max(-128) } else { -128 };
+        let max = if bounds.1.is_finite() { q(bounds.1).min(127) } else { 127 };
+        Rescale { input_zero_point: input.zero_point, output_zero_point: output.zero_point, requant: Requant::from_real(real, rounding), min, max, rounding }
+    }
+
+    /// QUANTIZE int8 → int8: `input_scale / output_scale` computed in double.
+    pub fn requantize(input: Qp, output: Qp, rounding: Rounding) -> Self {
+        let real = input.scale as f64 / output.scale as f64;
+        Rescale { input_zero_point: input.zero_point, output_zero_point: output.zero_point, requant: Requant::from_real(real, rounding), min: -128, max: 127, rounding }
+    }
+
+    pub fn apply(&self, input: &[i8], output: &mut [i8]) -> Result<(), KernelError> {
+        check_len("rescale", "output", output.len(), input.len())?;
+        for (o, &x) in output.iter_mut().zip(input) {
+            let v = self.requant.apply(x as i32 - self.input_zero_point, self.rounding) + self.output_zero_point;
+            *o = v.clamp(self.min, self.max) as i8;
+        }
+        Ok(())
+    }
+}
+
+/// QUANTIZE float32 (little-endian bytes) → int8: `round(x / scale) + zero_point`, saturated.
+pub fn quantize_f32(q: Qp, input: &[u8], output: &mut [i8]) -> Result<(), KernelError> {
+    check_len("quantize", "input bytes", input.len(), output.len() * 4)?;
+    for (o, x) in output.iter_mut().zip(input.chunks_exact(4)) {
+        let x = f32::from_le_bytes([x[0], x[1], x[2], x[3]]);
+        let v = (x / q.scale).round() as i32;
+        *o = v.saturating_add(q.zero_point).clamp(-128, 127) as i8;
+    }
+    Ok(())
+}
+
+/// DEQUANTIZE int8 → float32 (little-endian bytes): `scale · (x - zero_point)`
+/// with the scale widened to double, as TFLite's `DequantizationParams` holds it.
+pub fn dequantize_i8(q: Qp, input: &[i8], output: &mut [u8]) -> Result<(), KernelError> {
+    check_len("dequantize", "output bytes", output.len(), input.len() * 4)?;
+    for (o, &x) in output.chunks_exact_mut(4).zip(input) {
+        o.copy_from_slice(&((q.scale as f64 * (x as i32 - q.zero_point) as f64) as f32).to_le_bytes());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const Q: Qp = Qp { scale: 0.1, zero_point: 0 };
+
+    #[test]
+    fn mul_by_hand() {
+        let k = Mul::new(&[3], &[1], &[3], Q, Qp { scale: 0.5, zero_point: 2 }, Qp { scale: 0.05, zero_point: -1 }, (-128, 127), Rounding::Double).unwrap();
+        let mut out = [0i8; 3];
+        // (x*0.1) * ((4-2)*0.5) / 0.05 - 1 = 2x - 1
+        mul_scalar(&k, &[1, -3, 50], &[4], &mut out).unwrap();
+        assert_eq!(out, [1, -7, 99]);
+    }
+
+    #[test]
+    fn tables_are_monotone_and_centred() {
+        let sig = Lut::logistic(Q, Qp { scale: 1.0 / 256.0, zero_point: -128 });
+        assert_eq!(sig.table[0], 0); // sigmoid(0) = 0.5 -> 128 - 128
+        let th = Lut::tanh(Q, Qp { scale: 1.0 / 128.0, zero_point: 0 });
+        assert_eq!(th.table[0], 0);
+        let mut prev = -128;
+        for v in -128i32..=127 {
+            let t = sig.table[(v as i8 as u8) as usize] as i32;
+            assert!(t >= prev);
+            prev = t;
+        }
+    }
+
+    #[test]
+    fn hard_swish_follows_the_curve() {
+        let k = HardSwish::new(Q, Q).unwrap();
+        let mut out = [0i8; 5];
+        // x = -4, -1, 0, 1, 4 (units of 0.1 → -0.4..0.4): hswish(x) = x(x+3)/6
+        k.apply(&[-40, -10, 0, 10, 40], &mut out).unwrap();
+        let want = [-4.0f32, -1.0, 0.0, 1.0, 4.0].map(|x| ((x * (x + 3.0).clamp(0.0, 6.0) / 6.0) / 0.1).round() as i8);
+        for (g, w) in out.iter().zip(want) {
+            assert!((*g as i32 - w as i32).abs() <= 1, "{out:?} vs {want:?}");
+        }
+    }
+
+    #[test]
+    fn relu6_clamps_in_output_units() {
+        let r = Rescale::relu(Q, Qp { scale: 0.05, zero_point: -100 }, (0.0, 6.0), Rounding::Double);
+        let mut out = [0i8; 3];
+        r.apply(&[-5, 10, 127], &mut out).unwrap();
+        // 0 -> -100 floor; 1.0 -> 20 - 100 = -80; 12.7 clamps at 6.0 -> 120 - 100 = 20
+        assert_eq!(out, [-100, -80, 20]);
+    }
+
+    #[test]
+    fn quantize_round_trip() {
+        let q = Qp { scale: 0.25, zero_point: 3 };
+        let bytes: Vec<u8> = [0.0f32, 1.0, -1.13, 100.0].iter().flat_map(|f| f.to_le_bytes()).collect();
+        let mut i = [0i8; 4];
+        quantize_f32(q, &bytes, &mut i).unwrap();
+        assert_eq!(i, [3, 7, -2, 127]);
+        let mut f = [0u8; 16];
+        dequantize_i8(q, &i, &mut f).unwrap();
+        let back: Vec<f32> = f.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+        assert_eq!(back, [0.0, 1.0, -1.25, 31.0]);
+    }
+}

@@ -1,0 +1,311 @@
+//! Data-movement operators: PAD, CONCATENATION (and PACK), STRIDED_SLICE,
+//! SPACE_TO_BATCH_ND and BATCH_TO_SPACE_ND. They copy bytes, so they work for
+//! any element size; nothing is rescaled.
+
+use crate::error::{KernelError, check_len, ensure};
+
+pub const MAX_RANK: usize = 6;
+/// Most inputs a CONCATENATION may have.
+pub const MAX_CONCAT_INPUTS: usize = 32;
+
+fn product(op: &'static str, d: &[usize]) -> Result<usize, KernelError> {
+    d.iter().try_fold(1usize, |a, &b| a.checked_mul(b)).ok_or_else(|| KernelError::new(op, "shape overflows"))
+}
+
+fn strides(d: &[usize]) -> Vec<usize> {
+    let mut s = vec![1usize; d.len()];
+    for i in (0..d.len().saturating_sub(1)).rev() {
+        s[i] = s[i + 1] * d[i + 1];
+    }
+    s
+}
+
+/// Walk a multi-index over `dims` in row-major order.
+fn odometer(idx: &mut [usize], dims: &[usize]) {
+    for k in (0..dims.len()).rev() {
+        idx[k] += 1;
+        if idx[k] < dims[k] {
+            return;
+        }
+        idx[k] = 0;
+    }
+}
+
+/// PAD: `before[i]` and `after[i]` elements of `value` around dimension `i`.
+#[derive(Clone, Debug)]
+pub struct Pad {
+    in_dims: Vec<usize>,
+    out_dims: Vec<usize>,
+    before: Vec<usize>,
+    elem: usize,
+    value: Vec<u8>,
+}
+
+impl Pad {
+    pub fn new(in_dims: &[usize], paddings: &[(usize, usize)], value: Vec<u8>) -> Result<Self, KernelError> {
+        ensure!("pad", in_dims.len() == paddings.len() && in_dims.len() <= MAX_RANK, "{} paddings for rank {}", paddings.len(), in_dims.len());
+        ensure!("pad", !value.is_empty(), "no pad value");
+        let out_dims: Vec<usize> = in_dims.iter().zip(paddings).map(|(&d, &(b, a))| d.saturating_add(b).saturating_add(a)).collect();
+        product("pad", &out_dims)?.checked_mul(value.len()).ok_or_else(|| KernelError::new("pad", "shape overflows"))?;
+        Ok(Pad { in_dims: in_dims.to_vec(), out_dims, before: paddings.iter().map(|p| p.0).collect(), elem: value.len(), value })
+    }
+
+    pub fn out_dims(&self) -> &[usize] {
+        &self.out_dims
+    }
+}
+
+pub fn pad(k: &Pad, input: &[u8], output: &mut [u8]) -> Result<(), KernelError> {
+    let e = k.elem;
+    check_len("pad", "input", input.len(), k.in_dims.iter().product::<usize>() * e)?;
+    check_len("pad", "output", output.len(), k.out_dims.iter().product::<usize>() * e)?;
+    let in_strides = strides(&k.in_dims);
+    let mut idx = vec![0usize; k.out_dims.len()];
+    for chunk in output.chunks_exact_mut(e) {
+        let mut off = 0;
+        let mut inside = true;
+        for (d, &i) in idx.iter().enumerate() {
+            let b = k.before[d];
+            if i < b || i >= b + k.in_dims[d] {
+                inside = false;
+                break;
+            }
+            off += (i - b) * in_strides[d];
+        }
+        if inside {
+            chunk.copy_from_slice(&input[off * e..off * e + e]);
+        } else {
+            chunk.copy_from_slice(&k.value);
+        }
+        odometer(&mut idx, &k.out_dims);
+    }
+    Ok(())
+}
+
+/// CONCATENATION along `axis` of inputs that agree on every other dimension.
+#[derive(Clone, Debug)]
+pub struct Concat {
+    outer: usize,
+    /// Bytes each input contributes per outer step.
+    chunks: Vec<usize>,
+}
+
+impl Concat {
+    pub fn new(shapes: &[Vec<usize>], axis: usize, elem: usize) -> Result<Self, KernelError> {
+        ensure!("concatenation", !shapes.is_empty() && shapes.len() <= MAX_CONCAT_INPUTS, "{} inputs (1 to {MAX_CONCAT_INPUTS} supported)", shapes.len());
+        let rank = shapes[0].len();
+        ensure!("concatenation", axis < rank, "axis {axis} out of range for rank {rank}");
+        for s in shapes {
+            ensure!(
+                "concatenation",
+                s.len() == rank && s.iter().zip(&shapes[0]).enumerate().all(|(i, (a, b))| i == axis || a == b),
+                "shapes {shapes:?} disagree off axis {axis}"
+            );
+        }
+        let outer = product("concatenation", &shapes[0][..axis])?;
+        let inner = product("concatenation", &shapes[0][axis + 1..])?;
+        let chunks = shapes.iter().map(|s| s[axis] * inner * elem).collect();
+        Ok(Concat { outer, chunks })
+    }
+
+    pub fn input_len(&self, i: usize) -> usize {
+        self.outer * self.chunks[i]
+    }
+}
+
+pub fn concat(k: &Concat, inputs: &[&[u8]], output: &mut [u8]) -> Result<(), KernelError> {
+    ensure!("concatenation", inputs.len() == k.chunks.len(), "{} inputs, expected {}", inputs.len(), k.chunks.len());
+    for (i, x) in inputs.iter().enumerate() {
+        check_len("concatenation", "input", x.len(), k.input_len(i))?;
+    }
+    check_len("concatenation", "output", output.len(), k.outer * k.chunks.iter().sum::<usize>())?;
+    let mut at = 0;
+    for o in 0..k.outer {
+        for (x, &c) in inputs.iter().zip(&k.chunks) {
+            output[at..at + c].copy_from_slice(&x[o * c..(o + 1) * c]);
+            at += c;
+        }
+    }
+    Ok(())
+}
+
+/// STRIDED_SLICE, already resolved: for each input dimension the first
+/// index, the step and how many elements to take.
+#[derive(Clone, Debug)]
+pub struct StridedSlice {
+    in_dims: Vec<usize>,
+    start: Vec<i64>,
+    step: Vec<i64>,
+    count: Vec<usize>,
+    elem: usize,
+}
+
+impl StridedSlice {
+    pub fn new(in_dims: &[usize], start: &[i64], step: &[i64], count: &[usize], elem: usize) -> Result<Self, KernelError> {
+        let r = in_dims.len();
+        ensure!("strided_slice", r <= MAX_RANK && start.len() == r && step.len() == r && count.len() == r, "slice spec does not match rank {r}");
+        for d in 0..r {
+            if count[d] == 0 {
+                continue;
+            }
+            let first = start[d];
+            let last = start[d] + step[d] * (count[d] as i64 - 1);
+            ensure!(
+                "strided_slice",
+                step[d] != 0 && (0..in_dims[d] as i64).contains(&first) && (0..in_dims[d] as i64).contains(&last),
+                "dimension {d}: {} elements from {first} by {} leave 0..{}",
+                count[d],
+                step[d],
+                in_dims[d]
+            );
+        }
+        product("strided_slice", count)?;
+        Ok(StridedSlice { in_dims: in_dims.to_vec(), start: start.to_vec(), step: step.to_vec(), count: count.to_vec(), elem })
+    }
+}
+
+pub fn strided_slice(k: &StridedSlice, input: &[u8], output: &mut [u8]) -> Result<(), KernelError> {
+    let e = k.elem;
+    check_len("strided_slice", "input", input.len(), k.in_dims.iter().product::<usize>() * e)?;
+    check_len("strided_slice", "output", output.len(), k.count.iter().product::<usize>() * e)?;
+    let st = strides(&k.in_dims);
+    let mut idx = vec![0usize; k.count.len()];
+    for chunk in output.chunks_exact_mut(e) {
+        let off: usize = idx.iter().enumerate().map(|(d, &i)| (k.start[d] + k.step[d] * i as i64) as usize * st[d]).sum();
+        chunk.copy_from_slice(&input[off * e..off * e + e]);
+        odometer(&mut idx, &k.count);
+    }
+    Ok(())
+}
+
+/// SPACE_TO_BATCH_ND and BATCH_TO_SPACE_ND on NHWC tensors.
+#[derive(Clone, Debug)]
+pub struct SpaceBatch {
+    /// Input and output as [n, h, w, c·elem bytes].
+    input: [usize; 4],
+    output: [usize; 4],
+    block: [usize; 2],
+    /// Top/left padding (space to batch) or crops (batch to space).
+    offset: [usize; 2],
+    pad_value: Vec<u8>,
+}
+
+impl SpaceBatch {
+    /// `input`/`output` are `[n, h, w, c]` in elements of `pad_value.len()` bytes.
+    pub fn space_to_batch(input: [usize; 4], output: [usize; 4], block: [usize; 2], pad_before: [usize; 2], pad_value: Vec<u8>) -> Result<Self, KernelError> {
+        let e = pad_value.len();
+        ensure!("space_to_batch_nd", block[0] > 0 && block[1] > 0 && e > 0, "block must be positive");
+        ensure!(
+            "space_to_batch_nd",
+            output[0] == input[0] * block[0] * block[1] && output[3] == input[3] && output[1] * block[0] >= input[1] + pad_before[0] && output[2] * block[1] >= input[2] + pad_before[1],
+            "shapes {input:?} -> {output:?} do not fit block {block:?}"
+        );
+        Ok(SpaceBatch { input: [input[0], input[1], input[2], input[3] * e], output: [output[0], output[1], output[2], output[3] * e], block, offset: pad_before, pad_value })
+    }
+
+    pub fn batch_to_space(input: [usize; 4], output: [usize; 4], block: [usize; 2], crop_before: [usize; 2], elem: usize) -> Result<Self, KernelError> {
+        ensure!("batch_to_space_nd", block[0] > 0 && block[1] > 0 && elem > 0, "block must be positive");
+        ensure!(
+            "batch_to_space_nd",
+            input[0] == output[0] * block[0] * block[1] && output[3] == input[3] && input[1] * block[0] >= output[1] + crop_before[0] && input[2] * block[1] >= output[2] + crop_before[1],
+            "shapes {input:?} -> {output:?} do not fit block {block:?}"
+        );
+        Ok(SpaceBatch { input: [input[0], input[1], input[2], input[3] * elem], output: [output[0], output[1], output[2], output[3] * elem], block, offset: crop_before, pad_value: vec![] })
+    }
+}
+
+fn at(d: &[usize; 4], n: usize, h: usize, w: usize) -> usize {
+    ((n * d[1] + h) * d[2] + w) * d[3]
+}
+
+pub fn space_to_batch(k: &SpaceBatch, input: &[u8], output: &mut [u8]) -> Result<(), KernelError> {
+    let (i, o) = (k.input, k.output);
+    check_len("space_to_batch_nd", "input", input.len(), i.iter().product())?;
+    check_len("space_to_batch_nd", "output", output.len(), o.iter().product())?;
+    let e = k.pad_value.len();
+    for ob in 0..o[0] {
+        let ib = ob % i[0];
+        let shift_w = (ob / i[0]) % k.block[1];
+        let shift_h = (ob / i[0]) / k.block[1];
+        for oh in 0..o[1] {
+            for ow in 0..o[2] {
+                let dst = &mut output[at(&o, ob, oh, ow)..at(&o, ob, oh, ow) + o[3]];
+                let h = oh * k.block[0] + shift_h;
+                let w = ow * k.block[1] + shift_w;
+                if h < k.offset[0] || h >= k.offset[0] + i[1] || w < k.offset[1] || w >= k.offset[1] + i[2] {
+                    for c in dst.chunks_exact_mut(e) {
+                        c.copy_from_slice(&k.pad_value);
+                    }
+                } else {
+                    let s = at(&i, ib, h - k.offset[0], w - k.offset[1]);
+                    dst.copy_from_slice(&input[s..s + i[3]]);
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+pub fn batch_to_space(k: &SpaceBatch, input: &[u8], output: &mut [u8]) -> Result<(), KernelError> {
+    let (i, o) = (k.input, k.output);
+    check_len("batch_to_space_nd", "input", input.len(), i.iter().product())?;
+    check_len("batch_to_space_nd", "output", output.len(), o.iter().product())?;
+    for ib in 0..i[0] {
+        let ob = ib % o[0];
+        let spatial = ib / o[0];
+        for ih in 0..i[1] {
+            let Some(oh) = (ih * k.block[0] + spatial / k.block[1]).checked_sub(k.offset[0]).filter(|&h| h < o[1]) else { continue };
+            for iw in 0..i[2] {
+                let Some(ow) = (iw * k.block[1] + spatial % k.block[1]).checked_sub(k.offset[1]).filter(|&w| w < o[2]) else { continue };
+                let (d, s) = (at(&o, ob, oh, ow), at(&i, ib, ih, iw));
+                output[d..d + o[3]].copy_from_slice(&input[s..s + i[3]]);
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pad_surrounds_with_the_value() {
+        let k = Pad::new(&[2, 2], &[(1, 0), (0, 1)], vec![9]).unwrap();
+        let mut out = [0u8; 9];
+        pad(&k, &[1, 2, 3, 4], &mut out).unwrap();
+        assert_eq!(out, [9, 9, 9, 1, 2, 9, 3, 4, 9]);
+    }
+
+    #[test]
+    fn concat_interleaves_by_outer_step() {
+        let k = Concat::new(&[vec![2, 1], vec![2, 2]], 1, 1).unwrap();
+        let mut out = [0u8; 6];
+        concat(&k, &[&[1, 2], &[3, 4, 5, 6]], &mut out).unwrap();
+        assert_eq!(out, [1, 3, 4, 2, 5, 6]);
+        assert!(Concat::new(&[vec![2, 1], vec![3, 2]], 1, 1).is_err());
+    }
+
+    #[test]
+    fn slice_steps_backwards() {
+        // [3,4] take rows 0..3 by 2, columns 3 down to 0 by -2.
+        let k = StridedSlice::new(&[3, 4], &[0, 3], &[2, -2], &[2, 2], 1).unwrap();
+        let mut out = [0u8; 4];
+        strided_slice(&k, &(0..12).collect::<Vec<u8>>(), &mut out).unwrap();
+        assert_eq!(out, [3, 1, 11, 9]);
+        assert!(StridedSlice::new(&[3, 4], &[0, 3], &[2, 2], &[2, 2], 1).is_err());
+    }
+
+    #[test]
+    fn space_to_batch_and_back_round_trip() {
+        let x: Vec<u8> = (0..16).collect();
+        let s = SpaceBatch::space_to_batch([1, 4, 4, 1], [4, 2, 2, 1], [2, 2], [0, 0], vec![0]).unwrap();
+        let mut mid = vec![0u8; 16];
+        space_to_batch(&s, &x, &mut mid).unwrap();
+        assert_eq!(&mid[..4], &[0, 2, 8, 10]);
+        let b = SpaceBatch::batch_to_space([4, 2, 2, 1], [1, 4, 4, 1], [2, 2], [0, 0], 1).unwrap();
+        let mut back = vec![0u8; 16];
+        batch_to_space(&b, &mid, &mut back).unwrap();
+        assert_eq!(back, x);
+    }
+}
