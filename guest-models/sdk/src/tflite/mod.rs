@@ -137,6 +137,9 @@ pub(crate) struct FbTensor<'a> {
     pub quant: Option<Quantization>,
     /// Constant data, if the tensor has any.
     pub data: Option<&'a [u8]>,
+    /// Whether the model leaves a dimension open (-1 in its shape
+    /// signature); its shape is then inferred for a batch of one.
+    pub dynamic: bool,
 }
 
 impl FbTensor<'_> {
@@ -221,7 +224,8 @@ impl<'a> Parsed<'a> {
                 None => None,
             };
             let data = buffer_data(t.buffer()?)?;
-            let ft = FbTensor { name, dtype, shape, quant, data };
+            let dynamic = t.shape_signature()?.is_some_and(|s| s.iter().any(|d| d < 0));
+            let ft = FbTensor { name, dtype, shape, quant, data, dynamic };
             if let Some(d) = data {
                 if d.len() != ft.byte_len() {
                     return Err(LoadError::Malformed(format!("tensor {i} ({}) has {} bytes of data for shape {:?}", ft.name, d.len(), ft.shape)));
@@ -299,15 +303,22 @@ impl<'a> Parsed<'a> {
         Ok(out)
     }
 
-    fn record(self, options: LoadOptions) -> Result<Model, LoadError> {
+    fn record(mut self, options: LoadOptions) -> Result<Model, LoadError> {
         let n_ops = self.ops.len();
         let n = self.tensors.len();
         // Constant folding: SHAPE, reshapes of constants, and any operator
         // whose data inputs are all constant run now, once.
         let mut consts: Vec<Option<Cow<'a, [u8]>>> = self.tensors.iter().map(|t| t.data.map(Cow::Borrowed)).collect();
         let mut folded = vec![false; n_ops];
-        for (index, op) in self.ops.iter().enumerate() {
+        for index in 0..n_ops {
+            let op = &self.ops[index];
             let out = op.outputs[0];
+            // Shapes the model leaves open follow from the inputs (batch 1).
+            if self.tensors[out].dynamic {
+                let shape = op.infer_shape(index, &Ctx { tensors: &self.tensors, consts: &consts })?;
+                self.tensors[out].shape = shape;
+            }
+            let op = &self.ops[index];
             let value: Option<Vec<u8>> = match op.kind {
                 Kind::Shape => {
                     if self.tensors[out].dtype != Dtype::Int32 {
@@ -316,7 +327,7 @@ impl<'a> Parsed<'a> {
                     Some(self.tensors[op.input(0)].shape.iter().flat_map(|&d| (d as i32).to_le_bytes()).collect())
                 }
                 _ if !op.data_inputs().iter().all(|&t| consts[t].is_some()) => None,
-                Kind::Reshape => consts[op.input(0)].as_deref().map(<[u8]>::to_vec),
+                Kind::Reshape(_) => consts[op.input(0)].as_deref().map(<[u8]>::to_vec),
                 _ => Some(self.fold(index, op, &consts, options.semantics)?),
             };
             if let Some(v) = value {

@@ -66,6 +66,15 @@ pub(crate) enum UnaryOp {
     Dequantize,
 }
 
+/// Which reshaping operator, for shape inference.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ReshapeForm {
+    Reshape,
+    ExpandDims,
+    /// Bit i set: squeeze dimension i; none set: every dimension of size 1.
+    Squeeze(u32),
+}
+
 /// Options of a supported operator. Parameters that live in constant tensors
 /// (axes, paddings, slice bounds, block shapes) are read when the operator
 /// is recorded, after constant folding.
@@ -73,7 +82,7 @@ pub(crate) enum UnaryOp {
 pub(crate) enum Kind {
     Conv2d { window: Window, activation: Activation },
     DepthwiseConv2d { window: Window, activation: Activation, depth_multiplier: u32 },
-    FullyConnected { activation: Activation },
+    FullyConnected { activation: Activation, keep_num_dims: bool },
     AveragePool2d { filter_h: u32, filter_w: u32, window: Window, activation: Activation },
     MaxPool2d { filter_h: u32, filter_w: u32, window: Window, activation: Activation },
     Add { activation: Activation },
@@ -88,8 +97,9 @@ pub(crate) enum Kind {
     StridedSlice { begin_mask: i32, end_mask: i32, shrink_axis_mask: i32 },
     SpaceToBatch,
     BatchToSpace,
-    /// RESHAPE, EXPAND_DIMS and SQUEEZE: the output's shape is in the model.
-    Reshape,
+    /// RESHAPE, EXPAND_DIMS and SQUEEZE: the output's shape is in the model
+    /// (or follows from the shape input, the axis, or the squeezed dimensions).
+    Reshape(ReshapeForm),
     /// SHAPE: always folded to a constant.
     Shape,
 }
@@ -225,16 +235,16 @@ impl ModelOp {
                 depth_multiplier: 0,
             },
             (B::FullyConnected, options) => {
-                let activation = match options {
+                let (activation, keep_num_dims) = match options {
                     Some(O::FullyConnectedOptions(o)) => {
                         if o.weights_format()? != fb::FullyConnectedOptionsWeightsFormat::Default {
                             return Err(LoadError::Unsupported(format!("operator {index} ({name}) uses shuffled weights")));
                         }
-                        fused(o.fused_activation_function())?
+                        (fused(o.fused_activation_function())?, o.keep_num_dims()?)
                     }
-                    _ => Activation::None,
+                    _ => (Activation::None, false),
                 };
-                Kind::FullyConnected { activation }
+                Kind::FullyConnected { activation, keep_num_dims }
             }
             (B::AveragePool2d | B::MaxPool2d, Some(O::Pool2DOptions(o))) => {
                 let window = Window {
@@ -301,7 +311,22 @@ impl ModelOp {
             }
             (B::SpaceToBatchNd, _) => Kind::SpaceToBatch,
             (B::BatchToSpaceNd, _) => Kind::BatchToSpace,
-            (B::Reshape | B::ExpandDims | B::Squeeze, _) => Kind::Reshape,
+            (B::Reshape, _) => Kind::Reshape(ReshapeForm::Reshape),
+            (B::ExpandDims, _) => Kind::Reshape(ReshapeForm::ExpandDims),
+            (B::Squeeze, options) => {
+                let mut mask = 0u32;
+                if let Some(O::SqueezeOptions(o)) = options {
+                    let rank = tensors.get(inputs.first().copied().flatten().unwrap_or(0)).map_or(0, |t| t.shape.len()) as i32;
+                    for d in o.squeeze_dims()?.map(|v| v.iter().collect::<Vec<i32>>()).unwrap_or_default() {
+                        let d = if d < 0 { d + rank } else { d };
+                        if !(0..rank.min(32)).contains(&d) {
+                            return Err(LoadError::Malformed(format!("operator {index}: squeeze dimension {d} for rank {rank}")));
+                        }
+                        mask |= 1 << d;
+                    }
+                }
+                Kind::Reshape(ReshapeForm::Squeeze(mask))
+            }
             (B::Shape, _) => Kind::Shape,
             (B::Conv2d | B::DepthwiseConv2d | B::AveragePool2d | B::MaxPool2d | B::Concatenation | B::Pack | B::StridedSlice, _) => return Err(missing()),
             _ => return Err(LoadError::UnsupportedOp { index, name }),
@@ -353,7 +378,150 @@ impl ModelOp {
 
     /// Whether the operator only reinterprets its input's bytes.
     pub fn is_reshape(&self) -> bool {
-        matches!(self.kind, Kind::Reshape)
+        matches!(self.kind, Kind::Reshape(_))
+    }
+
+    /// The output's shape for a batch of one, from the inputs' shapes and
+    /// constant parameters: for models whose shapes are left open.
+    pub fn infer_shape(&self, index: usize, ctx: &Ctx<'_, '_>) -> Result<Vec<u32>, LoadError> {
+        let bad = |what: String| LoadError::Malformed(format!("operator {index} ({}): {what}", self.name));
+        let s = ctx.shape(self.input(0)).to_vec();
+        let elems = |s: &[u32]| s.iter().map(|&d| d as u64).product::<u64>();
+        let window_out = |size: u32, k: u32, w: &Window, vertical: bool| -> u32 {
+            let (stride, dil) = if vertical { (w.stride_h, w.dilation_h) } else { (w.stride_w, w.dilation_w) };
+            let eff = (k.max(1) - 1) * dil + 1;
+            match w.padding {
+                Padding::Same => size.div_ceil(stride),
+                Padding::Valid => (size + stride).saturating_sub(eff) / stride,
+            }
+        };
+        let nhwc = |s: &[u32]| -> Result<[u32; 4], LoadError> {
+            match s {
+                &[n, h, w, c] => Ok([n, h, w, c]),
+                other => Err(bad(format!("input {other:?} is not NHWC"))),
+            }
+        };
+        Ok(match self.kind {
+            Kind::Conv2d { window, .. } | Kind::DepthwiseConv2d { window, .. } => {
+                let [n, h, w, _] = nhwc(&s)?;
+                let f = ctx.shape(self.input(1));
+                let (kh, kw, oc) = match (self.kind, f) {
+                    (Kind::Conv2d { .. }, &[oc, kh, kw, _]) => (kh, kw, oc),
+                    (_, &[_, kh, kw, oc]) => (kh, kw, oc),
+                    _ => return Err(bad(format!("filter {f:?}"))),
+                };
+                vec![n, window_out(h, kh, &window, true), window_out(w, kw, &window, false), oc]
+            }
+            Kind::AveragePool2d { filter_h, filter_w, window, .. } | Kind::MaxPool2d { filter_h, filter_w, window, .. } => {
+                let [n, h, w, c] = nhwc(&s)?;
+                vec![n, window_out(h, filter_h, &window, true), window_out(w, filter_w, &window, false), c]
+            }
+            Kind::FullyConnected { keep_num_dims, .. } => {
+                let (units, depth) = match ctx.shape(self.input(1)) {
+                    &[u, d] if d > 0 => (u, d),
+                    other => return Err(bad(format!("weights {other:?}"))),
+                };
+                if keep_num_dims {
+                    let mut o = s.clone();
+                    if let Some(l) = o.last_mut() {
+                        *l = units;
+                    }
+                    o
+                } else {
+                    vec![(elems(&s) / depth as u64) as u32, units]
+                }
+            }
+            Kind::Add { .. } | Kind::Mul { .. } => {
+                let b = ctx.shape(self.input(1));
+                let r = s.len().max(b.len());
+                let at = |v: &[u32], i: usize| if i + v.len() >= r { v[i + v.len() - r] } else { 1 };
+                (0..r)
+                    .map(|i| {
+                        let (x, y) = (at(&s, i), at(b, i));
+                        if x == y || y == 1 { Ok(x) } else if x == 1 { Ok(y) } else { Err(bad(format!("{s:?} and {b:?} do not broadcast"))) }
+                    })
+                    .collect::<Result<_, _>>()?
+            }
+            Kind::Softmax { .. } | Kind::Unary(_) => s,
+            Kind::Mean { keep_dims } | Kind::ReduceMax { keep_dims } => {
+                let axes = ctx.ints(index, self.input(1), "the reduction axes")?.into_iter().map(|a| axis(index, a, s.len())).collect::<Result<Vec<_>, _>>()?;
+                let mut o = Vec::new();
+                for (i, &d) in s.iter().enumerate() {
+                    if !axes.contains(&(i as u32)) {
+                        o.push(d);
+                    } else if keep_dims {
+                        o.push(1);
+                    }
+                }
+                o
+            }
+            Kind::Pad => {
+                let p = ctx.ints(index, self.input(1), "the paddings")?;
+                if p.len() != 2 * s.len() {
+                    return Err(bad(format!("paddings {p:?}")));
+                }
+                s.iter().enumerate().map(|(i, &d)| d + p[2 * i].max(0) as u32 + p[2 * i + 1].max(0) as u32).collect()
+            }
+            Kind::Concatenation { axis: a } => {
+                let a = axis(index, a, s.len())? as usize;
+                let mut o = s.clone();
+                o[a] = self.inputs.iter().flatten().map(|&t| ctx.shape(t).get(a).copied().unwrap_or(0)).sum();
+                o
+            }
+            Kind::Pack { axis: a } => {
+                let a = axis(index, a, s.len() + 1)? as usize;
+                let mut o = s.clone();
+                o.insert(a, self.inputs.iter().flatten().count() as u32);
+                o
+            }
+            Kind::StridedSlice { begin_mask, end_mask, shrink_axis_mask } => {
+                let (b, e, st) = (ctx.ints(index, self.input(1), "begin")?, ctx.ints(index, self.input(2), "end")?, ctx.ints(index, self.input(3), "strides")?);
+                if b.len() != s.len() || e.len() != s.len() || st.len() != s.len() || st.contains(&0) {
+                    return Err(bad(format!("slice {b:?}:{e:?}:{st:?} for {s:?}")));
+                }
+                let mut o = Vec::new();
+                for d in 0..s.len() {
+                    let bit = |m: i32| m & (1 << d) != 0;
+                    let (_, _, n) = slice_axis(s[d] as i64, b[d] as i64, e[d] as i64, st[d] as i64, bit(begin_mask), bit(end_mask), bit(shrink_axis_mask));
+                    if !bit(shrink_axis_mask) {
+                        o.push(n);
+                    }
+                }
+                o
+            }
+            Kind::SpaceToBatch | Kind::BatchToSpace => {
+                let [n, h, w, c] = nhwc(&s)?;
+                let block = ctx.ints(index, self.input(1), "the block shape")?;
+                let p = ctx.ints(index, self.input(2), "the paddings or crops")?;
+                let (&[bh, bw], &[t, bo, l, r]) = (block.as_slice(), p.as_slice()) else { return Err(bad(format!("block {block:?}, paddings {p:?}"))) };
+                let (bh, bw) = (bh.max(1) as u32, bw.max(1) as u32);
+                let pad = |v: i32| v.max(0) as u32;
+                if matches!(self.kind, Kind::SpaceToBatch) {
+                    vec![n * bh * bw, (h + pad(t) + pad(bo)) / bh, (w + pad(l) + pad(r)) / bw, c]
+                } else {
+                    vec![n / (bh * bw), (h * bh).saturating_sub(pad(t) + pad(bo)), (w * bw).saturating_sub(pad(l) + pad(r)), c]
+                }
+            }
+            Kind::Reshape(ReshapeForm::Reshape) => {
+                let Some(t) = self.optional(1) else { return Ok(ctx.shape(self.outputs[0]).to_vec()) };
+                let want = ctx.ints(index, t, "the new shape")?;
+                let known: u64 = want.iter().filter(|&&d| d >= 0).map(|&d| d as u64).product();
+                let total = elems(&s);
+                want.iter()
+                    .map(|&d| if d >= 0 { Ok(d as u32) } else if known > 0 && total % known == 0 { Ok((total / known) as u32) } else { Err(bad(format!("cannot reshape {s:?} to {want:?}"))) })
+                    .collect::<Result<_, _>>()?
+            }
+            Kind::Reshape(ReshapeForm::ExpandDims) => {
+                let a = ctx.ints(index, self.input(1), "the axis")?;
+                let a = *a.first().ok_or_else(|| bad("no axis".into()))?;
+                let a = axis(index, a, s.len() + 1)? as usize;
+                let mut o = s.clone();
+                o.insert(a, 1);
+                o
+            }
+            Kind::Reshape(ReshapeForm::Squeeze(mask)) => s.iter().enumerate().filter(|&(i, &d)| !(d == 1 && (mask == 0 || mask & (1 << i) != 0))).map(|(_, &d)| d).collect(),
+            Kind::Shape => vec![s.len() as u32],
+        })
     }
 
     /// The host operator over `handles`. PACK's inputs must already be views
@@ -377,7 +545,7 @@ impl ModelOp {
                 depth_multiplier,
                 activation,
             }),
-            Kind::FullyConnected { activation } => Op::FullyConnected(nn::FullyConnected { input, weights: get(self.input(1))?, bias: self.optional(2).map(get).transpose()?, output, activation }),
+            Kind::FullyConnected { activation, .. } => Op::FullyConnected(nn::FullyConnected { input, weights: get(self.input(1))?, bias: self.optional(2).map(get).transpose()?, output, activation }),
             Kind::AveragePool2d { filter_h, filter_w, window, activation } => Op::AveragePool2d(nn::Pool2d { input, output, filter_h, filter_w, window, activation }),
             Kind::MaxPool2d { filter_h, filter_w, window, activation } => Op::MaxPool2d(nn::Pool2d { input, output, filter_h, filter_w, window, activation }),
             Kind::Add { activation } => Op::Add(nn::Binary { a: input, b: get(self.input(1))?, output, activation }),
@@ -437,8 +605,8 @@ impl ModelOp {
                 let sb = nn::SpaceBatch { input, output, block, before };
                 if matches!(self.kind, Kind::SpaceToBatch) { Op::SpaceToBatch(sb) } else { Op::BatchToSpace(sb) }
             }
-            Kind::Reshape if aliased => return Ok(None),
-            Kind::Reshape => Op::Reshape(unary),
+            Kind::Reshape(_) if aliased => return Ok(None),
+            Kind::Reshape(_) => Op::Reshape(unary),
             Kind::Shape => return Err(LoadError::Malformed(format!("operator {index}: SHAPE should have been folded"))),
         }))
     }
