@@ -12,7 +12,7 @@ use std::process::Command;
 use anyhow::{Context, Result, bail};
 
 /// Plugin crates, each built into `target/plugins/<name>.wasm`.
-const PLUGINS: &[&str] = &["kws", "tflite", "hostile"];
+const PLUGINS: &[&str] = &["kws", "vww", "ic", "anomaly", "wakeword", "tflite", "hostile"];
 const WASM_TARGET: &str = "wasm32-wasip2";
 
 fn root() -> PathBuf {

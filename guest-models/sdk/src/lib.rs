@@ -6,6 +6,7 @@
 //! - [`tflite`]: load a `.tflite` model into a plan, with an activation arena
 //!   planned by tensor lifetimes;
 //! - [`dsp`] and [`wav`]: audio features computed inside the plugin;
+//! - `vision` (feature `vision`): image decoding, centre crop and resize;
 //! - [`log`]: logging to the host, and a panic hook that reports panics there.
 //!
 //! A plugin implements [`Plugin`] and exports it with [`export_plugin!`]:
@@ -26,7 +27,10 @@ pub mod bindings;
 pub mod dsp;
 pub mod log;
 pub mod nn;
+pub mod state;
 pub mod tflite;
+#[cfg(feature = "vision")]
+pub mod vision;
 pub mod wav;
 
 #[doc(hidden)]
@@ -59,6 +63,21 @@ impl Inference {
         }
         Inference { label: best.map(|(i, _)| labels[i].to_string()), scores, ..Inference::empty() }
     }
+}
+
+/// The embedded model, loaded as a plan, with the arena counter plugins report.
+pub fn load_model(bytes: &[u8]) -> Result<tflite::Model, PluginError> {
+    tflite::Model::load(bytes, tflite::LoadOptions::default()).map_err(|e| PluginError::InvalidConfig(e.to_string()))
+}
+
+/// The `arena-peak-bytes` counter of a model.
+pub fn arena_stat(model: &tflite::Model) -> Vec<Stat> {
+    vec![Stat { name: "arena-peak-bytes".into(), value: model.arena_bytes() as u64 }]
+}
+
+/// Run the model on one input tensor and return its raw output.
+pub fn run_model(model: &tflite::Model, input: &[u8]) -> Result<Vec<u8>, PluginError> {
+    model.invoke(input).map_err(|e| PluginError::Kernel(e.message()))
 }
 
 /// The value of setting `key`, if the operator gave one.

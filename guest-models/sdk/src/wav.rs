@@ -92,6 +92,81 @@ pub fn parse(bytes: &[u8]) -> Result<Wav, WavError> {
     Ok(Wav { sample_rate: format.sample_rate, channels: format.channels, samples })
 }
 
+/// A WAV file arriving in pieces of any size: the header first, then
+/// samples. Keeps partial frames between pieces.
+#[derive(Debug, Default)]
+pub struct WavStream {
+    header: Vec<u8>,
+    format: Option<Format>,
+    /// Data bytes the header declared and how many have arrived.
+    declared: u64,
+    seen: u64,
+    partial: Vec<u8>,
+}
+
+/// Headers longer than this are refused (a WAV header is tens of bytes).
+const MAX_HEADER: usize = 1 << 16;
+
+impl WavStream {
+    pub fn format(&self) -> Option<Format> {
+        self.format
+    }
+
+    /// Whether the data chunk is complete, so the next piece starts a new file.
+    pub fn finished(&self) -> bool {
+        self.format.is_some() && self.seen >= self.declared
+    }
+
+    /// Take the next piece; returns the channel-0 samples it completes.
+    pub fn push(&mut self, piece: &[u8]) -> Result<Vec<i16>, WavError> {
+        let mut data = piece;
+        if self.format.is_none() {
+            self.header.extend_from_slice(piece);
+            match parse_header(&self.header) {
+                Ok((format, start, declared)) => {
+                    self.format = Some(format);
+                    self.declared = declared as u64;
+                    let rest = std::mem::take(&mut self.header);
+                    self.partial.clear();
+                    return self.samples(&rest[start.min(rest.len())..]);
+                }
+                Err(e) if self.header.len() < MAX_HEADER && Self::incomplete(&self.header, &e) => return Ok(Vec::new()),
+                Err(e) => {
+                    self.header.clear();
+                    return Err(e);
+                }
+            }
+        }
+        if data.is_empty() {
+            return Ok(Vec::new());
+        }
+        let out = self.samples(data);
+        data = &[];
+        let _ = data;
+        out
+    }
+
+    /// Whether `e` only says the header has not all arrived yet.
+    fn incomplete(header: &[u8], e: &WavError) -> bool {
+        if header.len() < 12 {
+            let n = header.len();
+            return header[..n.min(4)] == b"RIFF"[..n.min(4)] && (n <= 8 || header[8..n] == b"WAVE"[..n - 8]);
+        }
+        matches!(e.0.as_str(), "no data chunk" | "truncated fmt chunk")
+    }
+
+    fn samples(&mut self, bytes: &[u8]) -> Result<Vec<i16>, WavError> {
+        let Some(f) = self.format else { return Ok(Vec::new()) };
+        self.seen += bytes.len() as u64;
+        let frame = 2 * f.channels as usize;
+        self.partial.extend_from_slice(bytes);
+        let whole = self.partial.len() / frame * frame;
+        let out = self.partial[..whole].chunks_exact(frame).map(|c| i16::from_le_bytes([c[0], c[1]])).collect();
+        self.partial.drain(..whole);
+        Ok(out)
+    }
+}
+
 /// Build a WAV file in memory (tests and tools).
 pub fn encode(sample_rate: u32, samples: &[i16]) -> Vec<u8> {
     let data_len = (samples.len() * 2) as u32;
@@ -135,6 +210,22 @@ mod tests {
         bad[12..16].copy_from_slice(b"junk");
         bad[16..20].copy_from_slice(&u32::MAX.to_le_bytes());
         assert!(parse(&bad).is_err());
+    }
+
+    #[test]
+    fn a_stream_in_odd_pieces_gives_the_same_samples() {
+        let samples: Vec<i16> = (0..1000).map(|i| (i * 37 % 2000 - 1000) as i16).collect();
+        let file = encode(16000, &samples);
+        for piece in [1, 3, 7, 44, 45, 500] {
+            let mut s = WavStream::default();
+            let mut got = Vec::new();
+            for p in file.chunks(piece) {
+                got.extend(s.push(p).unwrap());
+            }
+            assert_eq!(got, samples, "pieces of {piece}");
+            assert!(s.finished());
+        }
+        assert!(WavStream::default().push(b"RIFF\0\0\0\0JUNKjunk").is_err());
     }
 
     #[test]

@@ -2,6 +2,8 @@
 //! reference pipelines (see `docs/` of the shared material, summarised in
 //! each function's comment).
 
+pub mod lfbe;
+pub mod logmel;
 pub mod mel;
 pub mod mfcc;
 pub mod window;

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::Context as _;
-use gatehouse_runtime::{InitConfig, Limits};
+use gatehouse_runtime::{Inference, InitConfig, Limits};
 
 use super::Context;
 use crate::output::inference_json;
@@ -22,6 +22,11 @@ pub struct Args {
     /// Plugin settings, KEY=VALUE.
     #[arg(long = "set", value_parser = parse_kv)]
     settings: Vec<(String, String)>,
+    /// Feed each input in pieces of this many bytes, one call per piece (a
+    /// stream, for plugins that keep state between calls such as `wakeword`).
+    /// Prints one JSON object per piece that produced a result.
+    #[arg(long)]
+    chunk: Option<usize>,
     /// Run each input this many times and report latency on stderr.
     #[arg(long, default_value_t = 1)]
     repeat: u32,
@@ -42,6 +47,19 @@ pub fn run(ctx: &Context, a: Args) -> anyhow::Result<()> {
     let mut latencies = Vec::new();
     for path in &a.inputs {
         let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
+        if let Some(size) = a.chunk {
+            anyhow::ensure!(size > 0, "--chunk must be positive");
+            for piece in bytes.chunks(size) {
+                let t = Instant::now();
+                let inf = instance.process(piece)?;
+                latencies.push(t.elapsed());
+                if inf != Inference::default() {
+                    println!("{}", inference_json(plugin.id(), name.as_deref(), &inf));
+                }
+            }
+            continue;
+        }
         let mut last = None;
         for _ in 0..a.repeat.max(1) {
             let t = Instant::now();
@@ -49,11 +67,10 @@ pub fn run(ctx: &Context, a: Args) -> anyhow::Result<()> {
             latencies.push(t.elapsed());
         }
         if let Some(inf) = last {
-            let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
             println!("{}", inference_json(plugin.id(), name.as_deref(), &inf));
         }
     }
-    if a.repeat > 1 {
+    if a.repeat > 1 && !latencies.is_empty() {
         latencies.sort();
         let pct = |p: f64| latencies[((latencies.len() - 1) as f64 * p).round() as usize].as_secs_f64() * 1e6;
         eprintln!(
