@@ -93,9 +93,30 @@ fn demo() -> Result<()> {
     clips.sort();
     c.args(&clips);
     run(c)?;
+    println!("\n-- person detection (vww) and CIFAR-10 (ic): PNG decoded, cropped and resized in the sandbox");
+    for plugin in ["vww", "ic"] {
+        let mut c = gatehouse();
+        c.args(["run", &format!("target/plugins/{plugin}.wasm"), "--input"]);
+        for img in ["astronaut.png", "chelsea.png", "coffee.png"] {
+            c.arg(root().join("examples/data/images").join(img));
+        }
+        run(c)?;
+    }
+    println!("\n-- ToyCar anomaly score of a log-mel file (reference 10.2652)");
+    let mut c = gatehouse();
+    c.args(["run", "target/plugins/anomaly.wasm", "--input", "examples/data/anomaly/normal_id_01_00000000_hist_librosa.bin"]);
+    run(c)?;
+    println!("\n-- streaming wake word over a 10 s recording fed in 4 KiB pieces");
+    let mut c = gatehouse();
+    c.args(["run", "target/plugins/wakeword.wasm", "--chunk", "4096", "--input", "examples/data/kws/short_wav_easy10s.wav"]);
+    run(c)?;
     println!("\n-- the five MLPerf Tiny models in the sandboxed tflite plugin, against TFLite's reference kernels");
     let vectors = root().join("tests/fixtures/vectors");
-    let mut models: Vec<String> = std::fs::read_dir(&vectors)?.filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned())).collect();
+    let mut models: Vec<String> = std::fs::read_dir(&vectors)?
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().is_dir())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
     models.sort();
     for m in models {
         let out = root().join(format!("target/demo-{m}.bin"));
@@ -150,9 +171,18 @@ fn codegen() -> Result<()> {
     Ok(())
 }
 
-fn main() -> Result<()> {
-    let task = std::env::args().nth(1).unwrap_or_default();
-    match task.as_str() {
+fn main() -> std::process::ExitCode {
+    match task(&std::env::args().nth(1).unwrap_or_default()) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn task(task: &str) -> Result<()> {
+    match task {
         "build" => {
             build_plugins()?;
             build_host_release()

@@ -31,6 +31,8 @@ enum Command {
     Run(cmd::run::Args),
     /// Run a TFLite model inside the sandboxed `tflite` plugin on raw int8 tensors.
     Infer(cmd::infer::Args),
+    /// Latency and throughput of a TFLite model in the sandboxed tflite plugin.
+    Bench(cmd::bench::Args),
     /// Show what a plugin is, what it accepts and how it loads.
     Describe(cmd::describe::Args),
     /// List the kernel sets this build has and which this CPU runs.
@@ -46,6 +48,7 @@ fn main() -> ExitCode {
     };
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(filter)))
         .init();
     let ctx = cmd::Context { cache_dir: cli.cache_dir, no_cache: cli.no_cache };
@@ -53,6 +56,7 @@ fn main() -> ExitCode {
         Command::Run(a) => cmd::run::run(&ctx, a),
         Command::Infer(a) => cmd::infer::run(&ctx, a),
         Command::Describe(a) => cmd::describe::run(&ctx, a),
+        Command::Bench(a) => cmd::bench::run(&ctx, a),
         Command::Kernels => cmd::kernels(),
     };
     match result {

@@ -96,3 +96,20 @@ fn inputs_of_the_wrong_kind_are_refused_by_name() {
         assert!(e.contains(&format!("plugin {plugin}@0.1.0: rejected the input")) && e.contains(msg), "{plugin}: {e}");
     }
 }
+
+#[test]
+fn anomaly_on_a_wav_scores_like_its_librosa_log_mel() {
+    let dir = "tests/fixtures/anomaly_wav";
+    let wav = run(&["run", "target/plugins/anomaly.wasm", "--input", &format!("{dir}/machine.wav")]);
+    let bin = run(&["run", "target/plugins/anomaly.wasm", "--input", &format!("{dir}/machine_logmel.bin")]);
+    let (a, b) = (wav[0]["score"].as_f64().unwrap(), bin[0]["score"].as_f64().unwrap());
+    assert!(a.is_finite() && a > 0.0);
+    assert!((a - b).abs() / b < 1e-3, "WAV path {a} vs librosa features {b}");
+    // Too short a clip is refused with the reason.
+    let short = common::tmp("short.wav");
+    let mut bytes = std::fs::read(root().join(format!("{dir}/machine.wav"))).unwrap();
+    bytes.truncate(44 + 2 * 16000);
+    std::fs::write(&short, bytes).unwrap();
+    let o = gatehouse(&["run", "target/plugins/anomaly.wasm", "--input", short.to_str().unwrap()]);
+    assert!(!o.status.success() && stderr(&o).contains("about 8 s"), "{}", stderr(&o));
+}

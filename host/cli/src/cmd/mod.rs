@@ -1,5 +1,6 @@
 //! Subcommands.
 
+pub mod bench;
 pub mod describe;
 pub mod infer;
 pub mod run;

@@ -1,0 +1,91 @@
+//! `gatehouse bench --model M.tflite`: inference latency and throughput of a
+//! model in the sandboxed `tflite` plugin, per batch size.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use gatehouse_runtime::{InitConfig, Limits};
+use serde_json::json;
+
+use super::Context;
+use crate::locate;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// An int8 TFLite model.
+    #[arg(long)]
+    model: PathBuf,
+    /// Batch sizes: inputs per plugin call.
+    #[arg(long, value_delimiter = ',', default_value = "1")]
+    batch: Vec<usize>,
+    /// Timed calls per batch size (after warm-up).
+    #[arg(long, default_value_t = 200)]
+    iters: usize,
+    /// One JSON object per line instead of a table.
+    #[arg(long)]
+    json: bool,
+    /// The tflite plugin to use (default: the bundled one).
+    #[arg(long)]
+    plugin: Option<PathBuf>,
+}
+
+pub fn run(ctx: &Context, a: Args) -> anyhow::Result<()> {
+    let plugin_path = match a.plugin {
+        Some(p) => p,
+        None => locate::bundled_plugin("tflite").context("the bundled tflite plugin was not found; build it with `cargo xtask build`")?,
+    };
+    let model = std::fs::read(&a.model).with_context(|| format!("reading {}", a.model.display()))?;
+    let name = a.model.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let rt = ctx.runtime()?;
+    let plugin = rt.load_file(&plugin_path, Limits { deadline: Duration::from_secs(30), ..Limits::default() })?;
+    let mut instance = plugin.instantiate(InitConfig { model: Some(model), settings: vec![] })?;
+    // One zero input tells us the input size: the plugin refuses a wrong one with it.
+    let input_len = probe_input_len(&mut instance)?;
+    if !a.json {
+        println!("{:<28} {:>6} {:>12} {:>12} {:>12}", "model", "batch", "median_us", "p99_us", "per_s");
+    }
+    for &batch in &a.batch {
+        if batch == 0 {
+            bail!("batch sizes must be positive");
+        }
+        let input: Vec<u8> = (0..input_len * batch).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
+        for _ in 0..(a.iters / 10).max(3) {
+            instance.process(&input)?;
+        }
+        let mut per_inference = Vec::with_capacity(a.iters);
+        let start = Instant::now();
+        for _ in 0..a.iters.max(1) {
+            let t = Instant::now();
+            instance.process(&input)?;
+            per_inference.push(t.elapsed().as_secs_f64() * 1e6 / batch as f64);
+        }
+        let total = start.elapsed().as_secs_f64();
+        per_inference.sort_by(f64::total_cmp);
+        let pct = |p: f64| per_inference[((per_inference.len() - 1) as f64 * p).round() as usize];
+        let per_s = (a.iters.max(1) * batch) as f64 / total;
+        let row = json!({"model": name, "mode": "plugin", "kernels": rt.kernels().name, "batch": batch, "median_us": round1(pct(0.5)), "p99_us": round1(pct(0.99)), "per_s": round1(per_s)});
+        if a.json {
+            println!("{row}");
+        } else {
+            println!("{:<28} {:>6} {:>12.1} {:>12.1} {:>12.1}", name, batch, pct(0.5), pct(0.99), per_s);
+        }
+    }
+    Ok(())
+}
+
+fn round1(x: f64) -> f64 {
+    (x * 10.0).round() / 10.0
+}
+
+/// The model's input size in bytes, read from the plugin's refusal of a 1-byte input.
+fn probe_input_len(instance: &mut gatehouse_runtime::Instance) -> anyhow::Result<usize> {
+    match instance.process(&[0]) {
+        Ok(_) => Ok(1),
+        Err(e) => {
+            let msg = e.to_string();
+            let n = msg.split("each is ").nth(1).and_then(|r| r.split(' ').next()).and_then(|n| n.parse().ok());
+            n.with_context(|| format!("cannot learn the model's input size: {msg}"))
+        }
+    }
+}
