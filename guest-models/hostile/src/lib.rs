@@ -68,6 +68,10 @@ impl Plugin for Hostile {
                 }
             }
             "panic" => panic!("hostile plugin panicked on purpose"),
+            // std links WASI; the host grants none of it, so each of these traps.
+            "wasi-env" => Ok(Inference { label: Some(std::env::vars().count().to_string()), ..Inference::empty() }),
+            "wasi-file" => Ok(Inference { output: std::fs::read("/etc/passwd").ok(), ..Inference::empty() }),
+            "wasi-clock" => Ok(Inference { score: Some(std::time::SystemTime::now().elapsed().map(|d| d.as_secs_f64()).unwrap_or(0.0)), ..Inference::empty() }),
             other => Err(PluginError::InvalidConfig(format!("unknown mode {other:?}"))),
         }
     }

@@ -18,6 +18,19 @@ pub fn run(ctx: &Context, a: Args) -> anyhow::Result<()> {
     let plugin = rt.load_file(&a.plugin, Limits::default())?;
     let d = plugin.descriptor();
     let load = plugin.load_info();
+    // Instantiation (pooled, from the precompiled artifact) plus `init`, which
+    // for a model plugin parses the model and records its plan. Plugins that
+    // need settings to init (tflite) report null.
+    let mut times: Vec<f64> = Vec::new();
+    for _ in 0..20 {
+        let t = std::time::Instant::now();
+        if plugin.instantiate(gatehouse_runtime::InitConfig::default()).is_err() {
+            break;
+        }
+        times.push(t.elapsed().as_secs_f64() * 1e6);
+    }
+    times.sort_by(f64::total_cmp);
+    let instantiate_us = times.get(times.len() / 2).copied();
     let v = json!({
         "plugin": d.id.name,
         "version": d.id.version,
@@ -27,6 +40,7 @@ pub fn run(ctx: &Context, a: Args) -> anyhow::Result<()> {
         "component_bytes": load.component_bytes,
         "load": format!("{:?}", load.source).to_lowercase(),
         "load_us": load.duration.as_secs_f64() * 1e6,
+        "instantiate_and_init_us_median": instantiate_us,
         "kernels": rt.kernels().name,
     });
     println!("{}", serde_json::to_string_pretty(&v)?);

@@ -1,0 +1,78 @@
+#!/usr/bin/env python3
+"""Gatehouse against LiteRT on the five MLPerf Tiny models, measured in the same run.
+
+For each model: LiteRT with XNNPACK (one thread) and with its reference kernels
+(BUILTIN_REF), then `gatehouse bench` (the model in the sandboxed tflite plugin, batch 1),
+all on the same machine, one after the other. Prints median microseconds per inference
+and the ratios gatehouse / peer. A benchmark, not a test: nothing here asserts a time.
+
+Needs: `pip install ai-edge-litert==2.3.0 numpy` and a release build with plugins
+(`cargo xtask build`). Run from the repository root:
+    python3 benches/compare.py [--iters 300] [--json]
+Pin to one core for steadier numbers: taskset -c 1 python3 benches/compare.py
+"""
+import argparse
+import json
+import pathlib
+import subprocess
+import time
+
+import numpy as np
+from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+MODELS = ["kws_ref_model", "vww_96_int8", "pretrainedResnet_quant", "ad01_int8", "str_ww_ref_model"]
+
+
+def litert_us(model, resolver, iters):
+    kw = {"num_threads": 1}
+    if resolver is not None:
+        kw["experimental_op_resolver_type"] = resolver
+    it = Interpreter(model_path=str(model), **kw)
+    it.allocate_tensors()
+    inp = it.get_input_details()[0]
+    x = np.random.default_rng(0).integers(-128, 128, size=inp["shape"], dtype=np.int8)
+    it.set_tensor(inp["index"], x)
+    for _ in range(max(10, iters // 10)):
+        it.invoke()
+    times = []
+    for _ in range(iters):
+        t = time.perf_counter()
+        it.invoke()
+        times.append((time.perf_counter() - t) * 1e6)
+    return float(np.median(times))
+
+
+def gatehouse_us(model, iters):
+    out = subprocess.run(
+        [str(ROOT / "target/release/gatehouse"), "bench", "--model", str(model), "--iters", str(iters), "--json"],
+        check=True, capture_output=True, text=True, cwd=ROOT,
+    ).stdout
+    row = json.loads(out.strip().splitlines()[-1])
+    return row["median_us"], row["kernels"]
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--iters", type=int, default=300)
+    ap.add_argument("--json", action="store_true")
+    a = ap.parse_args()
+    rows = []
+    for m in MODELS:
+        path = ROOT / "models/mlperf-tiny" / f"{m}.tflite"
+        xnn = litert_us(path, None, a.iters)
+        ref = litert_us(path, OpResolverType.BUILTIN_REF, a.iters)
+        gh, kernels = gatehouse_us(path, a.iters)
+        rows.append({"model": m, "kernels": kernels, "gatehouse_us": gh, "litert_xnnpack_us": round(xnn, 1), "litert_ref_us": round(ref, 1),
+                     "ratio_vs_xnnpack": round(gh / xnn, 2), "ratio_vs_ref": round(gh / ref, 2)})
+    if a.json:
+        for r in rows:
+            print(json.dumps(r))
+        return
+    print(f"{'model':<24} {'kernels':<8} {'gatehouse':>10} {'xnnpack':>10} {'ref':>10} {'gh/xnnpack':>11} {'gh/ref':>8}")
+    for r in rows:
+        print(f"{r['model']:<24} {r['kernels']:<8} {r['gatehouse_us']:>10.1f} {r['litert_xnnpack_us']:>10.1f} {r['litert_ref_us']:>10.1f} {r['ratio_vs_xnnpack']:>11.2f} {r['ratio_vs_ref']:>8.2f}")
+
+
+if __name__ == "__main__":
+    main()
