@@ -39,6 +39,12 @@ pub enum Error {
     /// A loaded plugin failed.
     #[error("plugin {plugin}: {failure}")]
     Plugin { plugin: PluginId, failure: Failure },
+    /// No plugin of that name is deployed.
+    #[error("no plugin named {0:?} is deployed")]
+    NotDeployed(String),
+    /// A deployment was refused; what runs stays as it was.
+    #[error("deploying {plugin} refused: {reason}")]
+    DeployRefused { plugin: PluginId, reason: String },
 }
 
 impl Error {
@@ -75,6 +81,9 @@ pub enum Failure {
     /// `process` before a successful `init`.
     #[error("was called before it was initialized")]
     NotInitialized,
+    /// Repeated traps opened the circuit; requests fail at once until it closes.
+    #[error("is failing repeatedly; its circuit is open for another {0:?}")]
+    CircuitOpen(Duration),
 }
 
 impl Failure {

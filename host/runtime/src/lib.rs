@@ -12,8 +12,10 @@ mod engine;
 mod error;
 pub mod nn;
 pub mod plugin;
+pub mod registry;
 
 pub use cache::{ArtifactCache, Source};
 pub use engine::{Runtime, RuntimeConfig};
 pub use error::{Error, Failure, PluginId};
+pub use registry::{DeploySpec, Deployed, Expect, Policy, Registry, SelfTest, Served, Status};
 pub use plugin::{Descriptor, Event, Inference, InitConfig, InputKind, Instance, Limits, LoadInfo, Plugin};

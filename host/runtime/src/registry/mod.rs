@@ -1,0 +1,283 @@
+//! The plugin registry: plugin name → active version, swapped in place.
+//!
+//! Deploying compiles (or takes from the cache), instantiates and inits a
+//! first instance, runs the self-test on it, then swaps the version in with
+//! one atomic pointer store. Requests load the active version lock-free and
+//! keep it alive while they run, so requests already running finish on the
+//! old version, which is dropped when the last of them is done. After a swap
+//! the new version is watched; if it fails too often it is rolled back to the
+//! previous one automatically.
+
+mod health;
+mod pool;
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+
+pub use health::HealthPolicy;
+pub use pool::CircuitPolicy;
+
+use crate::engine::Runtime;
+use crate::error::{Error, PluginId};
+use crate::plugin::{Inference, InitConfig, Limits, Plugin};
+use health::Health;
+use pool::Pool;
+
+/// How deployments are run and watched.
+#[derive(Clone, Debug, Default)]
+pub struct Policy {
+    /// Idle instances kept per version.
+    pub pool_size: usize,
+    pub health: HealthPolicy,
+    pub circuit: CircuitPolicy,
+}
+
+/// What a deployment must show before it serves.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Expect {
+    /// The top-1 label.
+    Label(String),
+    /// The raw output bytes.
+    Output(Vec<u8>),
+    /// Only that `process` succeeds.
+    Success,
+}
+
+/// A plugin's declared test: an input and what it must give.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SelfTest {
+    pub input: Vec<u8>,
+    pub expect: Expect,
+}
+
+/// One deployment request.
+#[derive(Clone, Debug, Default)]
+pub struct DeploySpec {
+    pub config: InitConfig,
+    pub limits: Limits,
+    pub self_test: Option<SelfTest>,
+}
+
+/// A version that is (or was) serving.
+pub struct Deployment {
+    plugin: Plugin,
+    pool: Pool,
+    health: Health,
+    deployed_at: Instant,
+    first_served: OnceLock<Instant>,
+    retired: std::sync::atomic::AtomicBool,
+}
+
+impl Deployment {
+    pub fn id(&self) -> &PluginId {
+        self.plugin.id()
+    }
+
+    pub fn plugin(&self) -> &Plugin {
+        &self.plugin
+    }
+
+    /// When this version served its first request, if it has.
+    pub fn first_served(&self) -> Option<Instant> {
+        self.first_served.get().copied()
+    }
+
+    pub fn deployed_at(&self) -> Instant {
+        self.deployed_at
+    }
+}
+
+struct Slot {
+    active: ArcSwap<Deployment>,
+    previous: Mutex<Option<Arc<Deployment>>>,
+    /// Serialises deploys and rollbacks of one plugin (never requests).
+    changing: Mutex<()>,
+    swaps: std::sync::atomic::AtomicU64,
+    rollbacks: std::sync::atomic::AtomicU64,
+}
+
+/// What `list` reports per plugin.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Status {
+    pub name: String,
+    pub active: PluginId,
+    pub previous: Option<PluginId>,
+    pub swaps: u64,
+    pub rollbacks: u64,
+}
+
+/// Outcome of a successful deploy.
+#[derive(Clone, Debug)]
+pub struct Deployed {
+    pub id: PluginId,
+    pub replaced: Option<PluginId>,
+    /// From the deploy call to the swap.
+    pub took: Duration,
+}
+
+/// One response, with the version that gave it.
+#[derive(Clone, Debug)]
+pub struct Served {
+    pub id: PluginId,
+    pub inference: Inference,
+}
+
+pub struct Registry {
+    runtime: Runtime,
+    policy: Policy,
+    slots: RwLock<BTreeMap<String, Arc<Slot>>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Registry {
+    pub fn new(runtime: Runtime, policy: Policy) -> Self {
+        Registry { runtime, policy, slots: RwLock::new(BTreeMap::new()) }
+    }
+
+    pub fn runtime(&self) -> &Runtime {
+        &self.runtime
+    }
+
+    fn slot(&self, name: &str) -> Option<Arc<Slot>> {
+        self.slots.read().unwrap_or_else(|p| p.into_inner()).get(name).cloned()
+    }
+
+    /// Load, init, self-test and swap in a version. On any failure nothing
+    /// changes and the error says why.
+    pub fn deploy(&self, wasm: &[u8], origin: &str, spec: DeploySpec) -> Result<Deployed, Error> {
+        let start = Instant::now();
+        let plugin = self.runtime.load(wasm, origin, spec.limits.clone())?;
+        let id = plugin.id().clone();
+        let (pool, first) = Pool::new(plugin.clone(), spec.config.clone(), self.policy.pool_size, self.policy.circuit)?;
+        let mut first = first;
+        if let Some(test) = &spec.self_test {
+            let refused = |reason: String| Error::DeployRefused { plugin: id.clone(), reason };
+            let got = first.process(&test.input).map_err(|e| refused(format!("self-test failed: {e}")))?;
+            match &test.expect {
+                Expect::Label(l) if got.label.as_deref() != Some(l.as_str()) => {
+                    return Err(refused(format!("self-test expected label {l:?}, got {:?}", got.label)));
+                }
+                Expect::Output(o) if got.output.as_ref() != Some(o) => {
+                    return Err(refused(format!("self-test output differs ({} bytes expected, {:?} got)", o.len(), got.output.as_ref().map(Vec::len))));
+                }
+                _ => {}
+            }
+        }
+        pool.give_back(first);
+        let deployment = Arc::new(Deployment {
+            plugin,
+            pool,
+            health: Health::new(self.policy.health),
+            deployed_at: start,
+            first_served: OnceLock::new(),
+            retired: Default::default(),
+        });
+        let name = id.name.clone();
+        let mut slots = self.slots.write().unwrap_or_else(|p| p.into_inner());
+        let replaced = match slots.get(&name).cloned() {
+            Some(slot) => {
+                drop(slots);
+                let _changing = lock(&slot.changing);
+                let old = slot.active.swap(deployment);
+                *lock(&slot.previous) = Some(old.clone());
+                slot.swaps.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                Some(old.id().clone())
+            }
+            None => {
+                slots.insert(
+                    name.clone(),
+                    Arc::new(Slot {
+                        active: ArcSwap::new(deployment),
+                        previous: Mutex::new(None),
+                        changing: Mutex::new(()),
+                        swaps: Default::default(),
+                        rollbacks: Default::default(),
+                    }),
+                );
+                None
+            }
+        };
+        tracing::info!(plugin = %id, replaced = ?replaced.as_ref().map(|p| p.to_string()), "deployed");
+        Ok(Deployed { id, replaced, took: start.elapsed() })
+    }
+
+    /// Serve one request on the active version of `name`.
+    pub fn infer(&self, name: &str, input: &[u8]) -> Result<Served, Error> {
+        let slot = self.slot(name).ok_or_else(|| Error::NotDeployed(name.to_string()))?;
+        let deployment = slot.active.load_full();
+        let t = Instant::now();
+        let result = deployment.pool.process(input);
+        let latency = t.elapsed();
+        if result.is_ok() {
+            let _ = deployment.first_served.set(Instant::now());
+        }
+        if let Some(why) = deployment.health.record(result.is_ok(), latency) {
+            self.roll_back_unhealthy(&slot, &deployment, &why);
+        }
+        result.map(|inference| Served { id: deployment.id().clone(), inference })
+    }
+
+    fn roll_back_unhealthy(&self, slot: &Slot, bad: &Arc<Deployment>, why: &str) {
+        if bad.retired.swap(true, std::sync::atomic::Ordering::AcqRel) {
+            return;
+        }
+        let _changing = lock(&slot.changing);
+        if !Arc::ptr_eq(&slot.active.load(), bad) {
+            return;
+        }
+        let Some(previous) = lock(&slot.previous).take() else {
+            tracing::error!(plugin = %bad.id(), "unhealthy ({why}) but there is no previous version to roll back to");
+            return;
+        };
+        tracing::warn!(plugin = %bad.id(), to = %previous.id(), "rolled back automatically: {why}");
+        slot.active.store(previous);
+        slot.rollbacks.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Swap back to the previous version by hand.
+    pub fn rollback(&self, name: &str) -> Result<PluginId, Error> {
+        let slot = self.slot(name).ok_or_else(|| Error::NotDeployed(name.to_string()))?;
+        let _changing = lock(&slot.changing);
+        let previous = lock(&slot.previous).take().ok_or_else(|| Error::DeployRefused {
+            plugin: slot.active.load().id().clone(),
+            reason: "there is no previous version to roll back to".into(),
+        })?;
+        let id = previous.id().clone();
+        let old = slot.active.swap(previous);
+        old.retired.store(true, std::sync::atomic::Ordering::Release);
+        slot.rollbacks.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        tracing::info!(plugin = %old.id(), to = %id, "rolled back by the operator");
+        Ok(id)
+    }
+
+    /// Stop serving `name`; requests running finish first on their own.
+    pub fn remove(&self, name: &str) -> Result<PluginId, Error> {
+        let slot = self.slots.write().unwrap_or_else(|p| p.into_inner()).remove(name).ok_or_else(|| Error::NotDeployed(name.to_string()))?;
+        Ok(slot.active.load().id().clone())
+    }
+
+    /// The active version of `name` (to watch when it first serves, say).
+    pub fn active(&self, name: &str) -> Option<Arc<Deployment>> {
+        self.slot(name).map(|s| s.active.load_full())
+    }
+
+    pub fn list(&self) -> Vec<Status> {
+        let slots = self.slots.read().unwrap_or_else(|p| p.into_inner());
+        slots
+            .iter()
+            .map(|(name, s)| Status {
+                name: name.clone(),
+                active: s.active.load().id().clone(),
+                previous: lock(&s.previous).as_ref().map(|p| p.id().clone()),
+                swaps: s.swaps.load(std::sync::atomic::Ordering::Relaxed),
+                rollbacks: s.rollbacks.load(std::sync::atomic::Ordering::Relaxed),
+            })
+            .collect()
+    }
+}
