@@ -33,6 +33,10 @@ enum Command {
     Infer(cmd::infer::Args),
     /// Latency and throughput of a TFLite model in the sandboxed tflite plugin.
     Bench(cmd::bench::Args),
+    /// The gateway daemon: deploys the plugins in a folder and hot-swaps them as it changes.
+    Serve(cmd::serve::Args),
+    /// Qualify hot swap: continuous requests while swapping between two builds.
+    Stress(cmd::stress::Args),
     /// Show what a plugin is, what it accepts and how it loads.
     Describe(cmd::describe::Args),
     /// List the kernel sets this build has and which this CPU runs.
@@ -41,8 +45,10 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // The daemon reports deploys at info level; one-shot commands stay quiet.
+    let quiet = if matches!(cli.command, Command::Serve(_)) { "info" } else { "warn" };
     let filter = match cli.verbose {
-        0 => "warn",
+        0 => quiet,
         1 => "info",
         _ => "debug",
     };
@@ -57,6 +63,8 @@ fn main() -> ExitCode {
         Command::Infer(a) => cmd::infer::run(&ctx, a),
         Command::Describe(a) => cmd::describe::run(&ctx, a),
         Command::Bench(a) => cmd::bench::run(&ctx, a),
+        Command::Stress(a) => cmd::stress::run(&ctx, a),
+        Command::Serve(a) => cmd::serve::run(&ctx, a),
         Command::Kernels => cmd::kernels(),
     };
     match result {

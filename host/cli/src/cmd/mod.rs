@@ -4,6 +4,8 @@ pub mod bench;
 pub mod describe;
 pub mod infer;
 pub mod run;
+pub mod serve;
+pub mod stress;
 
 use std::path::PathBuf;
 

@@ -1,0 +1,190 @@
+//! `gatehouse serve --plugins DIR`: the gateway daemon. Deploys every plugin
+//! in DIR, then watches it: a new or changed `.wasm` replaces the running
+//! version of that plugin in place, with no restart. Requests come from a
+//! replay of the sample data for now.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use anyhow::Context as _;
+use gatehouse_runtime::{DeploySpec, Expect, InputKind, Policy, Registry, SelfTest};
+use notify::Watcher as _;
+use serde::Deserialize;
+
+use super::Context;
+use crate::output::inference_json;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Folder of plugin components (`*.wasm`), watched for new versions.
+    #[arg(long)]
+    plugins: PathBuf,
+    /// Sample data to replay as requests (kws/ WAVs, images/ PNGs, anomaly/ .bin).
+    #[arg(long, default_value = "examples/data")]
+    replay: PathBuf,
+    /// Pause between replay rounds.
+    #[arg(long, default_value_t = 1000)]
+    interval_ms: u64,
+    /// A file must stay unchanged this long before it is deployed.
+    #[arg(long, default_value_t = 300)]
+    settle_ms: u64,
+    /// Stop after this long (default: run until interrupted).
+    #[arg(long)]
+    duration_s: Option<f64>,
+}
+
+/// `<stem>.selftest.json` beside a plugin: `{"input": "path", "label": "yes"}`.
+#[derive(Deserialize)]
+struct SelfTestFile {
+    input: PathBuf,
+    label: Option<String>,
+}
+
+fn is_plugin_file(p: &Path) -> bool {
+    p.extension().is_some_and(|e| e == "wasm") && !p.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.'))
+}
+
+fn spec_for(wasm: &Path) -> anyhow::Result<DeploySpec> {
+    let sidecar = wasm.with_extension("selftest.json");
+    let self_test = if sidecar.is_file() {
+        let t: SelfTestFile = serde_json::from_slice(&std::fs::read(&sidecar)?).with_context(|| format!("reading {}", sidecar.display()))?;
+        let input_path = if t.input.is_relative() { wasm.parent().unwrap_or(Path::new(".")).join(&t.input) } else { t.input };
+        let input = std::fs::read(&input_path).with_context(|| format!("reading {}", input_path.display()))?;
+        Some(SelfTest { input, expect: t.label.map(Expect::Label).unwrap_or(Expect::Success) })
+    } else {
+        None
+    };
+    Ok(DeploySpec { self_test, ..DeploySpec::default() })
+}
+
+async fn deploy_file(reg: Arc<Registry>, path: PathBuf) {
+    let shown = path.display().to_string();
+    let result = tokio::task::spawn_blocking(move || -> anyhow::Result<gatehouse_runtime::Deployed> {
+        let wasm = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+        Ok(reg.deploy(&wasm, &path.display().to_string(), spec_for(&path)?)?)
+    })
+    .await;
+    match result {
+        Ok(Ok(d)) => match d.replaced {
+            Some(old) => tracing::info!("{shown}: {old} replaced by {} in {:?}", d.id, d.took),
+            None => tracing::info!("{shown}: {} deployed in {:?}", d.id, d.took),
+        },
+        Ok(Err(e)) => tracing::error!("{shown}: not deployed, the running version stays: {e:#}"),
+        Err(e) => tracing::error!("{shown}: deploy task failed: {e}"),
+    }
+}
+
+fn size_and_mtime(p: &Path) -> Option<(u64, SystemTime)> {
+    let m = std::fs::metadata(p).ok()?;
+    Some((m.len(), m.modified().ok()?))
+}
+
+/// Sample inputs per input kind.
+fn replay_inputs(dir: &Path) -> HashMap<&'static str, Vec<PathBuf>> {
+    let list = |sub: &str, ext: &str| -> Vec<PathBuf> {
+        let mut v: Vec<PathBuf> = std::fs::read_dir(dir.join(sub)).map(|r| r.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().is_some_and(|e| e == ext)).collect()).unwrap_or_default();
+        v.sort();
+        v
+    };
+    HashMap::from([
+        (InputKind::Wav.as_str(), list("kws", "wav")),
+        (InputKind::Image.as_str(), list("images", "png")),
+        (InputKind::LogMel.as_str(), list("anomaly", "bin")),
+    ])
+}
+
+pub fn run(ctx: &Context, a: Args) -> anyhow::Result<()> {
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting tokio")?;
+    rt.block_on(serve(ctx, a))
+}
+
+async fn serve(ctx: &Context, a: Args) -> anyhow::Result<()> {
+    let reg = Arc::new(Registry::new(ctx.runtime()?, Policy { pool_size: 2, ..Policy::default() }));
+    let mut initial: Vec<PathBuf> = std::fs::read_dir(&a.plugins)
+        .with_context(|| format!("reading {}", a.plugins.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| is_plugin_file(p))
+        .collect();
+    initial.sort();
+    for p in initial {
+        deploy_file(reg.clone(), p).await;
+    }
+
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<PathBuf>();
+    let mut watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
+        if let Ok(ev) = res {
+            if matches!(ev.kind, notify::EventKind::Create(_) | notify::EventKind::Modify(_)) {
+                for p in ev.paths {
+                    let _ = tx.send(p);
+                }
+            }
+        }
+    })
+    .context("starting the folder watcher")?;
+    watcher.watch(&a.plugins, notify::RecursiveMode::NonRecursive).with_context(|| format!("watching {}", a.plugins.display()))?;
+
+    // A changed file is deployed once it has stopped changing for `settle`.
+    let settle = Duration::from_millis(a.settle_ms);
+    let reg_w = reg.clone();
+    tokio::spawn(async move {
+        let mut pending: HashMap<PathBuf, (Option<(u64, SystemTime)>, tokio::time::Instant)> = HashMap::new();
+        let mut tick = tokio::time::interval(settle / 3 + Duration::from_millis(1));
+        loop {
+            tokio::select! {
+                Some(p) = rx.recv() => {
+                    if is_plugin_file(&p) {
+                        pending.insert(p.clone(), (size_and_mtime(&p), tokio::time::Instant::now()));
+                    }
+                }
+                _ = tick.tick() => {
+                    let now = tokio::time::Instant::now();
+                    let ready: Vec<PathBuf> = pending.iter().filter(|(_, (_, at))| now.duration_since(*at) >= settle).map(|(p, _)| p.clone()).collect();
+                    for p in ready {
+                        let (seen, _) = pending.remove(&p).unwrap_or((None, now));
+                        let current = size_and_mtime(&p);
+                        if current.is_none() {
+                            continue; // removed or renamed away
+                        }
+                        if current != seen {
+                            pending.insert(p, (current, now)); // still being written
+                            continue;
+                        }
+                        deploy_file(reg_w.clone(), p).await;
+                    }
+                }
+            }
+        }
+    });
+
+    let inputs = replay_inputs(&a.replay);
+    let deadline = a.duration_s.map(|s| tokio::time::Instant::now() + Duration::from_secs_f64(s));
+    let mut round = 0usize;
+    loop {
+        for st in reg.list() {
+            let Some(d) = reg.active(&st.name) else { continue };
+            let Some(files) = d.plugin().descriptor().input_kinds.iter().find_map(|k| inputs.get(k.as_str()).filter(|v| !v.is_empty())) else { continue };
+            let file = files[round % files.len()].clone();
+            let (reg, name) = (reg.clone(), st.name.clone());
+            let shown = file.file_name().map(|n| n.to_string_lossy().into_owned());
+            let res = tokio::task::spawn_blocking(move || std::fs::read(&file).map_err(anyhow::Error::from).and_then(|b| Ok(reg.infer(&name, &b)?))).await;
+            match res {
+                Ok(Ok(s)) => println!("{}", inference_json(&s.id, shown.as_deref(), &s.inference)),
+                Ok(Err(e)) => tracing::error!("{e:#}"),
+                Err(e) => tracing::error!("request task failed: {e}"),
+            }
+        }
+        round += 1;
+        let pause = tokio::time::sleep(Duration::from_millis(a.interval_ms));
+        tokio::select! {
+            _ = pause => {}
+            _ = tokio::signal::ctrl_c() => break,
+        }
+        if deadline.is_some_and(|d| tokio::time::Instant::now() >= d) {
+            break;
+        }
+    }
+    drop(watcher);
+    Ok(())
+}

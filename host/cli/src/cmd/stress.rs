@@ -1,0 +1,152 @@
+//! `gatehouse stress`: an operator's qualification run. Requests flow
+//! continuously while the plugin is swapped between two builds N times; the
+//! report says whether anything failed or was lost, and how long swaps took.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use gatehouse_runtime::{DeploySpec, InitConfig, Policy, Registry};
+use serde_json::json;
+
+use super::Context;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// The version deployed first.
+    #[arg(long)]
+    plugin: PathBuf,
+    /// The version swapped to (may be the same file; each swap still deploys).
+    #[arg(long)]
+    swap_to: PathBuf,
+    /// Swaps to perform, alternating B, A, B...
+    #[arg(long, default_value_t = 100)]
+    swaps: u32,
+    /// Request threads.
+    #[arg(long, default_value_t = 4)]
+    concurrency: usize,
+    /// Least time to keep the load on.
+    #[arg(long, default_value_t = 10.0)]
+    duration_s: f64,
+    /// The request body.
+    #[arg(long)]
+    input: PathBuf,
+    /// Model bytes for `init` (the tflite plugin).
+    #[arg(long)]
+    model: Option<PathBuf>,
+    /// Plugin settings, KEY=VALUE.
+    #[arg(long = "set", value_parser = super::run::parse_kv)]
+    settings: Vec<(String, String)>,
+    /// Print the report as one JSON object.
+    #[arg(long)]
+    json: bool,
+}
+
+fn percentile(v: &mut [f64], p: f64) -> f64 {
+    if v.is_empty() {
+        return 0.0;
+    }
+    v.sort_by(f64::total_cmp);
+    v[((v.len() - 1) as f64 * p).round() as usize]
+}
+
+pub fn run(ctx: &Context, a: Args) -> anyhow::Result<()> {
+    let read = |p: &PathBuf| std::fs::read(p).with_context(|| format!("reading {}", p.display()));
+    let (wasm_a, wasm_b, input) = (read(&a.plugin)?, read(&a.swap_to)?, read(&a.input)?);
+    let model = a.model.as_ref().map(read).transpose()?;
+    let spec = DeploySpec { config: InitConfig { model, settings: a.settings.clone() }, ..DeploySpec::default() };
+    let reg = Arc::new(Registry::new(ctx.runtime()?, Policy { pool_size: a.concurrency.max(1), ..Policy::default() }));
+    let first = reg.deploy(&wasm_a, &a.plugin.display().to_string(), spec.clone())?;
+    let name = first.id.name.clone();
+    // Both builds compiled once up front, so swaps measure the cached path.
+    reg.runtime().load(&wasm_b, &a.swap_to.display().to_string(), spec.limits.clone())?;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let (sent, ok, failed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let input = Arc::new(input);
+    let workers: Vec<_> = (0..a.concurrency.max(1))
+        .map(|_| {
+            let (reg, stop, sent, ok, failed, input, name) = (reg.clone(), stop.clone(), sent.clone(), ok.clone(), failed.clone(), input.clone(), name.clone());
+            std::thread::spawn(move || {
+                let mut lat = Vec::new();
+                while !stop.load(Ordering::Relaxed) {
+                    sent.fetch_add(1, Ordering::Relaxed);
+                    let t = Instant::now();
+                    match reg.infer(&name, &input) {
+                        Ok(_) => {
+                            ok.fetch_add(1, Ordering::Relaxed);
+                            lat.push(t.elapsed().as_secs_f64() * 1e6);
+                        }
+                        Err(e) => {
+                            failed.fetch_add(1, Ordering::Relaxed);
+                            tracing::warn!("request failed: {e}");
+                        }
+                    }
+                }
+                lat
+            })
+        })
+        .collect();
+
+    let start = Instant::now();
+    let duration = Duration::from_secs_f64(a.duration_s.max(0.0));
+    let gap = duration / (a.swaps + 1);
+    let mut swap_ms = Vec::new();
+    for i in 0..a.swaps {
+        let due = gap * (i + 1);
+        if let Some(wait) = due.checked_sub(start.elapsed()) {
+            std::thread::sleep(wait);
+        }
+        let (wasm, origin) = if i % 2 == 0 { (&wasm_b, &a.swap_to) } else { (&wasm_a, &a.plugin) };
+        let t = Instant::now();
+        reg.deploy(wasm, &origin.display().to_string(), spec.clone())?;
+        // From the deploy call to the new version serving its first request.
+        let new = reg.active(&name).context("the plugin vanished")?;
+        let served = loop {
+            if let Some(at) = new.first_served() {
+                break at;
+            }
+            if t.elapsed() > Duration::from_secs(30) {
+                anyhow::bail!("swap {i}: the new version served nothing within 30 s");
+            }
+            std::thread::sleep(Duration::from_micros(50));
+        };
+        swap_ms.push(served.duration_since(t).as_secs_f64() * 1e3);
+    }
+    if let Some(rest) = duration.checked_sub(start.elapsed()) {
+        std::thread::sleep(rest);
+    }
+    stop.store(true, Ordering::Relaxed);
+    let mut latencies = Vec::new();
+    let mut lost_workers = 0;
+    for w in workers {
+        match w.join() {
+            Ok(l) => latencies.extend(l),
+            Err(_) => lost_workers += 1,
+        }
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    let (sent, ok, failed) = (sent.load(Ordering::Relaxed), ok.load(Ordering::Relaxed), failed.load(Ordering::Relaxed));
+    let dropped = sent - ok - failed;
+    let report = json!({
+        "requests": sent,
+        "ok": ok,
+        "failed": failed,
+        "dropped": dropped,
+        "swaps": swap_ms.len(),
+        "swap_ms_p50": (percentile(&mut swap_ms, 0.5) * 1000.0).round() / 1000.0,
+        "swap_ms_p99": (percentile(&mut swap_ms, 0.99) * 1000.0).round() / 1000.0,
+        "latency_us_p50": percentile(&mut latencies, 0.5).round(),
+        "latency_us_p99": percentile(&mut latencies, 0.99).round(),
+        "per_s": (ok as f64 / elapsed * 10.0).round() / 10.0,
+    });
+    if a.json {
+        println!("{report}");
+    } else {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    }
+    anyhow::ensure!(lost_workers == 0, "{lost_workers} request threads died");
+    Ok(())
+}
