@@ -7,7 +7,10 @@ use gatehouse_runtime::{Failure, InitConfig, Instance, Limits, Runtime};
 use gatehouse_scenarios::{plugin, root, runtime, temp_dir};
 
 fn kws(rt: &Runtime) -> Instance {
-    rt.load_file(&plugin("kws"), Limits::default()).expect("load kws").instantiate(InitConfig::default()).expect("init kws")
+    rt.load_file(&plugin("kws"), Limits::default())
+        .expect("load kws")
+        .instantiate(InitConfig::default())
+        .expect("init kws")
 }
 
 fn assert_kws_still_right(kws: &mut Instance) {
@@ -17,8 +20,14 @@ fn assert_kws_still_right(kws: &mut Instance) {
 }
 
 fn hostile(rt: &Runtime, mode: &str, limits: Limits) -> Instance {
-    let p = rt.load_file(&plugin("hostile"), limits).expect("load hostile");
-    p.instantiate(InitConfig { model: None, settings: vec![("mode".into(), mode.into())] }).expect("init hostile")
+    let p = rt
+        .load_file(&plugin("hostile"), limits)
+        .expect("load hostile");
+    p.instantiate(InitConfig {
+        model: None,
+        settings: vec![("mode".into(), mode.into())],
+    })
+    .expect("init hostile")
 }
 
 #[test]
@@ -26,13 +35,26 @@ fn an_endless_loop_is_stopped_at_its_deadline() {
     let rt = runtime(&temp_dir("sandbox-loop"));
     let mut neighbour = kws(&rt);
     let deadline = Duration::from_millis(200);
-    let mut h = hostile(&rt, "loop", Limits { deadline, ..Limits::default() });
+    let mut h = hostile(
+        &rt,
+        "loop",
+        Limits {
+            deadline,
+            ..Limits::default()
+        },
+    );
     let t = Instant::now();
     let err = h.process(b"x").expect_err("a loop cannot succeed");
     let took = t.elapsed();
     assert_eq!(err.failure(), Some(&Failure::Deadline(deadline)), "{err}");
-    assert!(err.to_string().contains("hostile@0.1.0"), "the error names the plugin: {err}");
-    assert!(took >= deadline && took < deadline * 10, "stopped after {took:?}");
+    assert!(
+        err.to_string().contains("hostile@0.1.0"),
+        "the error names the plugin: {err}"
+    );
+    assert!(
+        took >= deadline && took < deadline * 10,
+        "stopped after {took:?}"
+    );
     // The trapped sandbox was replaced: the instance is usable (and loops again).
     assert_eq!(h.replacements(), 1);
     assert_kws_still_right(&mut neighbour);
@@ -43,8 +65,17 @@ fn endless_allocation_hits_the_memory_cap() {
     let rt = runtime(&temp_dir("sandbox-alloc"));
     let mut neighbour = kws(&rt);
     let cap = 16 << 20;
-    let mut h = hostile(&rt, "alloc", Limits { memory_bytes: cap, ..Limits::default() });
-    let err = h.process(b"x").expect_err("allocation without end cannot succeed");
+    let mut h = hostile(
+        &rt,
+        "alloc",
+        Limits {
+            memory_bytes: cap,
+            ..Limits::default()
+        },
+    );
+    let err = h
+        .process(b"x")
+        .expect_err("allocation without end cannot succeed");
     assert_eq!(err.failure(), Some(&Failure::MemoryLimit(cap)), "{err}");
     assert_kws_still_right(&mut neighbour);
 }
@@ -57,7 +88,10 @@ fn forged_and_stale_handles_are_refused() {
         let mut h = hostile(&rt, mode, Limits::default());
         let err = h.process(b"x").expect_err("a bad handle cannot succeed");
         match err.failure() {
-            Some(Failure::Trap(msg)) => assert!(msg.contains("handle") || msg.contains("resource"), "{mode}: {msg}"),
+            Some(Failure::Trap(msg)) => assert!(
+                msg.contains("handle") || msg.contains("resource"),
+                "{mode}: {msg}"
+            ),
             other => panic!("{mode}: expected a trap, got {other:?}"),
         }
         assert_kws_still_right(&mut neighbour);
@@ -68,7 +102,14 @@ fn forged_and_stale_handles_are_refused() {
 fn a_huge_tensor_is_refused_with_an_error_the_plugin_sees() {
     let rt = runtime(&temp_dir("sandbox-huge"));
     let mut neighbour = kws(&rt);
-    let mut h = hostile(&rt, "huge-tensor", Limits { tensor_bytes: 8 << 20, ..Limits::default() });
+    let mut h = hostile(
+        &rt,
+        "huge-tensor",
+        Limits {
+            tensor_bytes: 8 << 20,
+            ..Limits::default()
+        },
+    );
     let err = h.process(b"x").expect_err("a 1 TiB tensor cannot succeed");
     match err.failure() {
         Some(Failure::Kernel(msg)) => assert!(msg.contains("quota"), "{msg}"),
@@ -85,7 +126,10 @@ fn a_panic_reaches_the_operator_with_its_message() {
     let mut h = hostile(&rt, "panic", Limits::default());
     let err = h.process(b"x").expect_err("a panic traps");
     let text = err.to_string();
-    assert!(text.contains("hostile@0.1.0") && text.contains("panicked on purpose"), "{text}");
+    assert!(
+        text.contains("hostile@0.1.0") && text.contains("panicked on purpose"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -98,7 +142,10 @@ fn wasi_reaches_nothing_real() {
         let mut h = hostile(&rt, mode, Limits::default());
         let err = h.process(b"x").expect_err("WASI must not work");
         match err.failure() {
-            Some(Failure::Trap(msg)) => assert!(msg.contains("unknown import") && msg.contains("wasi:"), "{mode}: {msg}"),
+            Some(Failure::Trap(msg)) => assert!(
+                msg.contains("unknown import") && msg.contains("wasi:"),
+                "{mode}: {msg}"
+            ),
             other => panic!("{mode}: expected a trap, got {other:?}"),
         }
     }
@@ -108,8 +155,22 @@ fn wasi_reaches_nothing_real() {
 #[test]
 fn a_deadline_also_bounds_init() {
     let rt = runtime(&temp_dir("sandbox-init"));
-    let p = rt.load_file(&plugin("hostile"), Limits { init_deadline: Duration::from_millis(100), ..Limits::default() }).expect("load");
-    let err = p.instantiate(InitConfig { model: None, settings: vec![("mode".into(), "loop-in-init".into())] }).err().expect("init loops");
+    let p = rt
+        .load_file(
+            &plugin("hostile"),
+            Limits {
+                init_deadline: Duration::from_millis(100),
+                ..Limits::default()
+            },
+        )
+        .expect("load");
+    let err = p
+        .instantiate(InitConfig {
+            model: None,
+            settings: vec![("mode".into(), "loop-in-init".into())],
+        })
+        .err()
+        .expect("init loops");
     assert!(matches!(err.failure(), Some(Failure::Deadline(_))), "{err}");
 }
 

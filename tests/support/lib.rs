@@ -14,20 +14,34 @@ pub fn root() -> PathBuf {
 /// build` (and `cargo xtask test`) put in `target/plugins/`; a test needing
 /// one fails with instructions if it is missing, it never skips.
 pub fn plugin(name: &str) -> PathBuf {
-    let dir = std::env::var_os("GATEHOUSE_PLUGIN_DIR").map(PathBuf::from).unwrap_or_else(|| root().join("target/plugins"));
+    let dir = std::env::var_os("GATEHOUSE_PLUGIN_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("target/plugins"));
     let p = dir.join(format!("{name}.wasm"));
-    assert!(p.is_file(), "{} is missing: build the plugins with `cargo xtask build-plugins` (cargo xtask test does this)", p.display());
+    assert!(
+        p.is_file(),
+        "{} is missing: build the plugins with `cargo xtask build-plugins` (cargo xtask test does this)",
+        p.display()
+    );
     p
 }
 
 /// A runtime with a private artifact cache.
 pub fn runtime(cache: &Path) -> Runtime {
-    Runtime::new(RuntimeConfig { cache_dir: Some(cache.to_path_buf()), ..RuntimeConfig::default() }).expect("runtime")
+    Runtime::new(RuntimeConfig {
+        cache_dir: Some(cache.to_path_buf()),
+        ..RuntimeConfig::default()
+    })
+    .expect("runtime")
 }
 
 /// A fresh temporary folder under the target dir.
 pub fn temp_dir(tag: &str) -> PathBuf {
-    let d = root().join("target/test-tmp").join(format!("{tag}-{}-{:?}", std::process::id(), std::thread::current().id()));
+    let d = root().join("target/test-tmp").join(format!(
+        "{tag}-{}-{:?}",
+        std::process::id(),
+        std::thread::current().id()
+    ));
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).expect("temp dir");
     d

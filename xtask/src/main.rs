@@ -12,7 +12,9 @@ use std::process::Command;
 use anyhow::{Context, Result, bail};
 
 /// Plugin crates, each built into `target/plugins/<name>.wasm`.
-const PLUGINS: &[&str] = &["kws", "vww", "ic", "anomaly", "wakeword", "tflite", "hostile"];
+const PLUGINS: &[&str] = &[
+    "kws", "vww", "ic", "anomaly", "wakeword", "tflite", "hostile",
+];
 const WASM_TARGET: &str = "wasm32-wasip2";
 
 fn root() -> PathBuf {
@@ -35,8 +37,14 @@ fn run(mut cmd: Command) -> Result<()> {
 }
 
 fn ensure_wasm_target() -> Result<()> {
-    let out = Command::new("rustup").args(["target", "list", "--installed"]).output().context("running rustup")?;
-    if !String::from_utf8_lossy(&out.stdout).lines().any(|l| l.trim() == WASM_TARGET) {
+    let out = Command::new("rustup")
+        .args(["target", "list", "--installed"])
+        .output()
+        .context("running rustup")?;
+    if !String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .any(|l| l.trim() == WASM_TARGET)
+    {
         eprintln!("xtask: adding the {WASM_TARGET} target");
         let mut c = Command::new("rustup");
         c.args(["target", "add", WASM_TARGET]);
@@ -62,7 +70,11 @@ fn build_plugins() -> Result<()> {
         let tmp = out.join(format!(".{p}.wasm.tmp"));
         std::fs::copy(&from, &tmp).with_context(|| format!("copying {}", from.display()))?;
         std::fs::rename(&tmp, &to)?;
-        eprintln!("xtask: {} ({} bytes)", to.display(), std::fs::metadata(&to)?.len());
+        eprintln!(
+            "xtask: {} ({} bytes)",
+            to.display(),
+            std::fs::metadata(&to)?.len()
+        );
     }
     Ok(())
 }
@@ -88,12 +100,19 @@ fn demo() -> Result<()> {
     c.args(["run", "target/plugins/kws.wasm", "--stats", "--input"]);
     let mut clips: Vec<PathBuf> = std::fs::read_dir(root().join("examples/data/kws"))?
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("synth_") || n.to_string_lossy().starts_with("marvin")))
+        .filter(|p| {
+            p.file_name().is_some_and(|n| {
+                n.to_string_lossy().starts_with("synth_")
+                    || n.to_string_lossy().starts_with("marvin")
+            })
+        })
         .collect();
     clips.sort();
     c.args(&clips);
     run(c)?;
-    println!("\n-- person detection (vww) and CIFAR-10 (ic): PNG decoded, cropped and resized in the sandbox");
+    println!(
+        "\n-- person detection (vww) and CIFAR-10 (ic): PNG decoded, cropped and resized in the sandbox"
+    );
     for plugin in ["vww", "ic"] {
         let mut c = gatehouse();
         c.args(["run", &format!("target/plugins/{plugin}.wasm"), "--input"]);
@@ -104,13 +123,27 @@ fn demo() -> Result<()> {
     }
     println!("\n-- ToyCar anomaly score of a log-mel file (reference 10.2652)");
     let mut c = gatehouse();
-    c.args(["run", "target/plugins/anomaly.wasm", "--input", "examples/data/anomaly/normal_id_01_00000000_hist_librosa.bin"]);
+    c.args([
+        "run",
+        "target/plugins/anomaly.wasm",
+        "--input",
+        "examples/data/anomaly/normal_id_01_00000000_hist_librosa.bin",
+    ]);
     run(c)?;
     println!("\n-- streaming wake word over a 10 s recording fed in 4 KiB pieces");
     let mut c = gatehouse();
-    c.args(["run", "target/plugins/wakeword.wasm", "--chunk", "4096", "--input", "examples/data/kws/short_wav_easy10s.wav"]);
+    c.args([
+        "run",
+        "target/plugins/wakeword.wasm",
+        "--chunk",
+        "4096",
+        "--input",
+        "examples/data/kws/short_wav_easy10s.wav",
+    ]);
     run(c)?;
-    println!("\n-- the five MLPerf Tiny models in the sandboxed tflite plugin, against TFLite's reference kernels");
+    println!(
+        "\n-- the five MLPerf Tiny models in the sandboxed tflite plugin, against TFLite's reference kernels"
+    );
     let vectors = root().join("tests/fixtures/vectors");
     let mut models: Vec<String> = std::fs::read_dir(&vectors)?
         .filter_map(|e| e.ok())
@@ -121,19 +154,37 @@ fn demo() -> Result<()> {
     for m in models {
         let out = root().join(format!("target/demo-{m}.bin"));
         let mut c = gatehouse();
-        c.args(["infer", "--model"]).arg(root().join(format!("models/mlperf-tiny/{m}.tflite")));
-        c.arg("--input").arg(vectors.join(&m).join("inputs.bin")).arg("--output").arg(&out);
+        c.args(["infer", "--model"])
+            .arg(root().join(format!("models/mlperf-tiny/{m}.tflite")));
+        c.arg("--input")
+            .arg(vectors.join(&m).join("inputs.bin"))
+            .arg("--output")
+            .arg(&out);
         run(c)?;
-        let (got, want) = (std::fs::read(&out)?, std::fs::read(vectors.join(&m).join("outputs.bin"))?);
+        let (got, want) = (
+            std::fs::read(&out)?,
+            std::fs::read(vectors.join(&m).join("outputs.bin"))?,
+        );
         let same = got == want;
-        println!("{m:<24} {} bytes out, {}", got.len(), if same { "bit-exact" } else { "DIFFERS" });
+        println!(
+            "{m:<24} {} bytes out, {}",
+            got.len(),
+            if same { "bit-exact" } else { "DIFFERS" }
+        );
         if !same {
             bail!("{m} differs from the reference");
         }
     }
     println!("\n-- the sandbox: a plugin that loops forever is stopped at its deadline");
     let mut c = gatehouse();
-    c.args(["run", "target/plugins/hostile.wasm", "--set", "mode=loop", "--input", "README.md"]);
+    c.args([
+        "run",
+        "target/plugins/hostile.wasm",
+        "--set",
+        "mode=loop",
+        "--input",
+        "README.md",
+    ]);
     let out = c.output()?;
     println!("{}", String::from_utf8_lossy(&out.stderr).trim());
     Ok(())
@@ -141,7 +192,10 @@ fn demo() -> Result<()> {
 
 fn test() -> Result<()> {
     build_plugins()?;
-    let nextest = Command::new("cargo").args(["nextest", "--version"]).output().is_ok_and(|o| o.status.success());
+    let nextest = Command::new("cargo")
+        .args(["nextest", "--version"])
+        .output()
+        .is_ok_and(|o| o.status.success());
     let mut c = cargo();
     if nextest {
         c.args(["nextest", "run", "--no-fail-fast"]);
@@ -157,17 +211,26 @@ fn codegen() -> Result<()> {
     let tmp = std::env::temp_dir().join("gatehouse-tflite-schema.rs");
     let mut c = Command::new("planus");
     c.arg("rust").arg("-o").arg(&tmp).arg(&schema);
-    run(c).context("planus-cli 1.3.0 is needed: cargo install planus-cli --version 1.3.0 --locked")?;
+    run(c)
+        .context("planus-cli 1.3.0 is needed: cargo install planus-cli --version 1.3.0 --locked")?;
     let text = std::fs::read_to_string(&tmp)?;
     // Drop the serde derives planus adds, whether rustfmt put them on their own
     // lines or inline.
     let stripped: String = text
         .lines()
         .filter(|l| !matches!(l.trim(), "::serde::Serialize," | "::serde::Deserialize,"))
-        .map(|l| format!("{}\n", l.replace(", ::serde::Serialize, ::serde::Deserialize", "")))
+        .map(|l| {
+            format!(
+                "{}\n",
+                l.replace(", ::serde::Serialize, ::serde::Deserialize", "")
+            )
+        })
         .collect();
     let header = "// @generated by planus-cli 1.3.0 from schema/tflite.fbs; serde derives removed (see schema/README.md).\n";
-    std::fs::write(root().join("guest-models/sdk/src/tflite/schema.rs"), format!("{header}{stripped}"))?;
+    std::fs::write(
+        root().join("guest-models/sdk/src/tflite/schema.rs"),
+        format!("{header}{stripped}"),
+    )?;
     Ok(())
 }
 

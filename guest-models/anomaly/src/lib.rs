@@ -8,7 +8,10 @@ use std::cell::RefCell;
 
 use gatehouse_sdk::dsp::logmel::{MELS, ToyCarLogMel};
 use gatehouse_sdk::tflite::Model;
-use gatehouse_sdk::{Config, Descriptor, Inference, InputKind, Plugin, PluginError, Stat, export_plugin, log, state, wav};
+use gatehouse_sdk::{
+    Config, Descriptor, Inference, InputKind, Plugin, PluginError, Stat, export_plugin, log, state,
+    wav,
+};
 
 static MODEL_BYTES: &[u8] = include_bytes!("../../../models/mlperf-tiny/ad01_int8.tflite");
 /// Frames kept from a clip's log-mel, as the reference crops them.
@@ -29,7 +32,10 @@ fn log_mel(input: &[u8]) -> Result<Vec<f32>, PluginError> {
     if input.starts_with(b"RIFF") {
         let w = wav::parse(input).map_err(|e| PluginError::InvalidInput(e.to_string()))?;
         if w.sample_rate != 16000 {
-            return Err(PluginError::InvalidInput(format!("sample rate {} Hz; this model needs 16000 Hz", w.sample_rate)));
+            return Err(PluginError::InvalidInput(format!(
+                "sample rate {} Hz; this model needs 16000 Hz",
+                w.sample_rate
+            )));
         }
         let samples: Vec<f64> = w.samples.iter().map(|&s| s as f64 / 32768.0).collect();
         let available = ToyCarLogMel::frame_count(samples.len());
@@ -40,14 +46,27 @@ fn log_mel(input: &[u8]) -> Result<Vec<f32>, PluginError> {
                 FIRST_FRAME + FRAMES - 1
             )));
         }
-        return Ok(ToyCarLogMel::new().frames(&samples, FIRST_FRAME, FRAMES).into_iter().map(|v| v as f32).collect());
+        return Ok(ToyCarLogMel::new()
+            .frames(&samples, FIRST_FRAME, FRAMES)
+            .into_iter()
+            .map(|v| v as f32)
+            .collect());
     }
     if input.len() != FRAMES * MELS * 4 {
-        return Err(PluginError::InvalidInput(format!("{} bytes: expected a WAV or {} bytes of 200x128 float32 log-mel", input.len(), FRAMES * MELS * 4)));
+        return Err(PluginError::InvalidInput(format!(
+            "{} bytes: expected a WAV or {} bytes of 200x128 float32 log-mel",
+            input.len(),
+            FRAMES * MELS * 4
+        )));
     }
-    let frames: Vec<f32> = input.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+    let frames: Vec<f32> = input
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect();
     if frames.iter().any(|v| !v.is_finite()) {
-        return Err(PluginError::InvalidInput("the log-mel holds NaN or infinity".into()));
+        return Err(PluginError::InvalidInput(
+            "the log-mel holds NaN or infinity".into(),
+        ));
     }
     Ok(frames)
 }
@@ -56,7 +75,10 @@ fn score(model: &Model, frames: &[f32]) -> Result<f64, PluginError> {
     let (qi, qo) = (model.input(), model.output());
     let width = CONTEXT * MELS;
     if qi.byte_len != width || qo.byte_len != width {
-        return Err(PluginError::InvalidConfig(format!("embedded model has input {:?}", qi.shape)));
+        return Err(PluginError::InvalidConfig(format!(
+            "embedded model has input {:?}",
+            qi.shape
+        )));
     }
     // Vector t is frames t..t+4, so it starts at float t·128.
     let mut batch = Vec::with_capacity(VECTORS * width);
@@ -86,7 +108,9 @@ impl Plugin for Anomaly {
         Descriptor {
             name: "anomaly".into(),
             version: env!("CARGO_PKG_VERSION").into(),
-            summary: "ToyCar anomaly score (MLPerf Tiny autoencoder) of a log-mel .bin or a 16 kHz WAV".into(),
+            summary:
+                "ToyCar anomaly score (MLPerf Tiny autoencoder) of a log-mel .bin or a 16 kHz WAV"
+                    .into(),
             input_kinds: vec![InputKind::LogMel, InputKind::Wav],
             labels: vec![],
         }
@@ -101,7 +125,10 @@ impl Plugin for Anomaly {
     fn process(input: Vec<u8>) -> Result<Inference, PluginError> {
         let frames = log_mel(&input)?;
         let s = state::with(&MODEL, |m| score(m, &frames))?;
-        Ok(Inference { score: Some(s), ..Inference::empty() })
+        Ok(Inference {
+            score: Some(s),
+            ..Inference::empty()
+        })
     }
 
     fn stats() -> Vec<Stat> {

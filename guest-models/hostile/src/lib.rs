@@ -5,7 +5,10 @@
 use std::cell::RefCell;
 
 use gatehouse_sdk::nn::{Dtype, Tensor, TensorDesc};
-use gatehouse_sdk::{Config, Descriptor, Inference, InputKind, Plugin, PluginError, Stat, export_plugin, log, setting};
+use gatehouse_sdk::{
+    Config, Descriptor, Inference, InputKind, Plugin, PluginError, Stat, export_plugin, log,
+    setting,
+};
 
 struct Hostile;
 
@@ -19,7 +22,8 @@ impl Plugin for Hostile {
         Descriptor {
             name: "hostile".into(),
             version: env!("CARGO_PKG_VERSION").into(),
-            summary: "Sandbox test plugin: loops, hoards memory, forges handles (mode setting)".into(),
+            summary: "Sandbox test plugin: loops, hoards memory, forges handles (mode setting)"
+                .into(),
             input_kinds: vec![InputKind::RawTensor],
             labels: vec![],
         }
@@ -38,7 +42,10 @@ impl Plugin for Hostile {
     fn process(input: Vec<u8>) -> Result<Inference, PluginError> {
         let mode = MODE.with(|m| m.borrow().clone());
         match mode.as_str() {
-            "ok" => Ok(Inference { output: Some(input), ..Inference::empty() }),
+            "ok" => Ok(Inference {
+                output: Some(input),
+                ..Inference::empty()
+            }),
             "loop" => spin(),
             "alloc" => {
                 // Grow linear memory a megabyte at a time, forever.
@@ -50,15 +57,22 @@ impl Plugin for Hostile {
                 // A handle number this instance was never given.
                 let forged = unsafe { Tensor::from_handle(0x00ab_cdef) };
                 let bytes = forged.read();
-                Ok(Inference { output: Some(bytes), ..Inference::empty() })
+                Ok(Inference {
+                    output: Some(bytes),
+                    ..Inference::empty()
+                })
             }
             "stale-handle" => {
-                let t = Tensor::create(&TensorDesc::new(Dtype::Int8, &[4], None)).map_err(|e| PluginError::Kernel(e.message()))?;
+                let t = Tensor::create(&TensorDesc::new(Dtype::Int8, &[4], None))
+                    .map_err(|e| PluginError::Kernel(e.message()))?;
                 let raw = t.take_handle();
                 // Drop it through the host, then use the number again.
                 drop(unsafe { Tensor::from_handle(raw) });
                 let stale = unsafe { Tensor::from_handle(raw) };
-                Ok(Inference { output: Some(stale.read()), ..Inference::empty() })
+                Ok(Inference {
+                    output: Some(stale.read()),
+                    ..Inference::empty()
+                })
             }
             "huge-tensor" => {
                 let desc = TensorDesc::new(Dtype::Int8, &[1 << 20, 1 << 20], None);
@@ -69,10 +83,26 @@ impl Plugin for Hostile {
             }
             "panic" => panic!("hostile plugin panicked on purpose"),
             // std links WASI; the host grants none of it, so each of these traps.
-            "wasi-env" => Ok(Inference { label: Some(std::env::vars().count().to_string()), ..Inference::empty() }),
-            "wasi-file" => Ok(Inference { output: std::fs::read("/etc/passwd").ok(), ..Inference::empty() }),
-            "wasi-clock" => Ok(Inference { score: Some(std::time::SystemTime::now().elapsed().map(|d| d.as_secs_f64()).unwrap_or(0.0)), ..Inference::empty() }),
-            other => Err(PluginError::InvalidConfig(format!("unknown mode {other:?}"))),
+            "wasi-env" => Ok(Inference {
+                label: Some(std::env::vars().count().to_string()),
+                ..Inference::empty()
+            }),
+            "wasi-file" => Ok(Inference {
+                output: std::fs::read("/etc/passwd").ok(),
+                ..Inference::empty()
+            }),
+            "wasi-clock" => Ok(Inference {
+                score: Some(
+                    std::time::SystemTime::now()
+                        .elapsed()
+                        .map(|d| d.as_secs_f64())
+                        .unwrap_or(0.0),
+                ),
+                ..Inference::empty()
+            }),
+            other => Err(PluginError::InvalidConfig(format!(
+                "unknown mode {other:?}"
+            ))),
         }
     }
 

@@ -5,10 +5,25 @@
 use std::cell::RefCell;
 
 use gatehouse_sdk::tflite::Model;
-use gatehouse_sdk::{Config, Descriptor, Inference, InputKind, Plugin, PluginError, Stat, export_plugin, log, state, vision};
+use gatehouse_sdk::{
+    Config, Descriptor, Inference, InputKind, Plugin, PluginError, Stat, export_plugin, log, state,
+    vision,
+};
 
-static MODEL_BYTES: &[u8] = include_bytes!("../../../models/mlperf-tiny/pretrainedResnet_quant.tflite");
-const LABELS: [&str; 10] = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"];
+static MODEL_BYTES: &[u8] =
+    include_bytes!("../../../models/mlperf-tiny/pretrainedResnet_quant.tflite");
+const LABELS: [&str; 10] = [
+    "airplane",
+    "automobile",
+    "bird",
+    "cat",
+    "deer",
+    "dog",
+    "frog",
+    "horse",
+    "ship",
+    "truck",
+];
 
 thread_local! {
     static MODEL: RefCell<Option<Model>> = const { RefCell::new(None) };

@@ -6,12 +6,16 @@ use std::cell::RefCell;
 
 use gatehouse_sdk::dsp::mfcc::{self, KwsMfcc};
 use gatehouse_sdk::tflite::{LoadOptions, Model};
-use gatehouse_sdk::{Config, Descriptor, Inference, InputKind, Plugin, PluginError, Stat, export_plugin, log, wav};
+use gatehouse_sdk::{
+    Config, Descriptor, Inference, InputKind, Plugin, PluginError, Stat, export_plugin, log, wav,
+};
 
 /// The model, embedded: a plugin is one self-contained artifact.
 static MODEL_BYTES: &[u8] = include_bytes!("../../../models/mlperf-tiny/kws_ref_model.tflite");
 
-const LABELS: [&str; 12] = ["down", "go", "left", "no", "off", "on", "right", "stop", "up", "yes", "silence", "unknown"];
+const LABELS: [&str; 12] = [
+    "down", "go", "left", "no", "off", "on", "right", "stop", "up", "yes", "silence", "unknown",
+];
 
 struct Kws;
 
@@ -37,30 +41,54 @@ impl Plugin for Kws {
 
     fn init(_config: Config) -> Result<(), PluginError> {
         log::install_panic_hook();
-        let model = Model::load(MODEL_BYTES, LoadOptions::default()).map_err(|e| PluginError::InvalidConfig(e.to_string()))?;
+        let model = Model::load(MODEL_BYTES, LoadOptions::default())
+            .map_err(|e| PluginError::InvalidConfig(e.to_string()))?;
         let (i, o) = (model.input(), model.output());
         if i.byte_len != mfcc::FRAMES * mfcc::COEFFS || o.byte_len != LABELS.len() {
-            return Err(PluginError::InvalidConfig(format!("embedded model has input {:?} and output {:?}", i.shape, o.shape)));
+            return Err(PluginError::InvalidConfig(format!(
+                "embedded model has input {:?} and output {:?}",
+                i.shape, o.shape
+            )));
         }
-        STATE.with(|s| *s.borrow_mut() = Some(State { model, mfcc: KwsMfcc::new() }));
+        STATE.with(|s| {
+            *s.borrow_mut() = Some(State {
+                model,
+                mfcc: KwsMfcc::new(),
+            })
+        });
         Ok(())
     }
 
     fn process(input: Vec<u8>) -> Result<Inference, PluginError> {
         let wav = wav::parse(&input).map_err(|e| PluginError::InvalidInput(e.to_string()))?;
         if wav.sample_rate != mfcc::SAMPLE_RATE {
-            return Err(PluginError::InvalidInput(format!("sample rate {} Hz; this model needs {} Hz", wav.sample_rate, mfcc::SAMPLE_RATE)));
+            return Err(PluginError::InvalidInput(format!(
+                "sample rate {} Hz; this model needs {} Hz",
+                wav.sample_rate,
+                mfcc::SAMPLE_RATE
+            )));
         }
         if wav.samples.len() > mfcc::CLIP {
-            log::debug(&format!("clip of {} samples; using the first {}", wav.samples.len(), mfcc::CLIP));
+            log::debug(&format!(
+                "clip of {} samples; using the first {}",
+                wav.samples.len(),
+                mfcc::CLIP
+            ));
         }
         STATE.with(|s| {
             let mut s = s.borrow_mut();
             let st = s.as_mut().ok_or(PluginError::NotInitialized)?;
             let features = st.mfcc.compute(&wav.samples);
-            let q = mfcc::quantize_truncating(&features, st.model.input().scale as f64, st.model.input().zero_point);
+            let q = mfcc::quantize_truncating(
+                &features,
+                st.model.input().scale as f64,
+                st.model.input().zero_point,
+            );
             let bytes: Vec<u8> = q.iter().map(|&v| v as u8).collect();
-            let out = st.model.invoke(&bytes).map_err(|e| PluginError::Kernel(e.message()))?;
+            let out = st
+                .model
+                .invoke(&bytes)
+                .map_err(|e| PluginError::Kernel(e.message()))?;
             let probs: Vec<i8> = out.iter().map(|&b| b as i8).collect();
             Ok(Inference::classification(&LABELS, &probs))
         })
@@ -68,7 +96,10 @@ impl Plugin for Kws {
 
     fn stats() -> Vec<Stat> {
         STATE.with(|s| match s.borrow().as_ref() {
-            Some(st) => vec![Stat { name: "arena-peak-bytes".into(), value: st.model.arena_bytes() as u64 }],
+            Some(st) => vec![Stat {
+                name: "arena-peak-bytes".into(),
+                value: st.model.arena_bytes() as u64,
+            }],
             None => vec![],
         })
     }

@@ -38,12 +38,20 @@ pub use wit_bindgen as __wit_bindgen;
 
 pub use bindings::Guest as Plugin;
 pub use bindings::export_plugin;
-pub use bindings::gatehouse::plugin::types::{Config, Descriptor, Event, Inference, InputKind, LabelScore, PluginError, Setting, Stat};
+pub use bindings::gatehouse::plugin::types::{
+    Config, Descriptor, Event, Inference, InputKind, LabelScore, PluginError, Setting, Stat,
+};
 
 impl Inference {
     /// An empty result, to fill in the fields that apply.
     pub fn empty() -> Self {
-        Inference { label: None, scores: Vec::new(), score: None, events: Vec::new(), output: None }
+        Inference {
+            label: None,
+            scores: Vec::new(),
+            score: None,
+            events: Vec::new(),
+            output: None,
+        }
     }
 
     /// A classification from int8 probabilities with TFLite's softmax output
@@ -52,7 +60,10 @@ impl Inference {
         let scores: Vec<LabelScore> = labels
             .iter()
             .zip(probs_q)
-            .map(|(l, &q)| LabelScore { label: (*l).to_string(), score: (q as f32 + 128.0) / 256.0 })
+            .map(|(l, &q)| LabelScore {
+                label: (*l).to_string(),
+                score: (q as f32 + 128.0) / 256.0,
+            })
             .collect();
         // First maximum wins, as numpy's argmax does.
         let mut best: Option<(usize, i8)> = None;
@@ -61,26 +72,40 @@ impl Inference {
                 best = Some((i, q));
             }
         }
-        Inference { label: best.map(|(i, _)| labels[i].to_string()), scores, ..Inference::empty() }
+        Inference {
+            label: best.map(|(i, _)| labels[i].to_string()),
+            scores,
+            ..Inference::empty()
+        }
     }
 }
 
 /// The embedded model, loaded as a plan, with the arena counter plugins report.
 pub fn load_model(bytes: &[u8]) -> Result<tflite::Model, PluginError> {
-    tflite::Model::load(bytes, tflite::LoadOptions::default()).map_err(|e| PluginError::InvalidConfig(e.to_string()))
+    tflite::Model::load(bytes, tflite::LoadOptions::default())
+        .map_err(|e| PluginError::InvalidConfig(e.to_string()))
 }
 
 /// The `arena-peak-bytes` counter of a model.
 pub fn arena_stat(model: &tflite::Model) -> Vec<Stat> {
-    vec![Stat { name: "arena-peak-bytes".into(), value: model.arena_bytes() as u64 }]
+    vec![Stat {
+        name: "arena-peak-bytes".into(),
+        value: model.arena_bytes() as u64,
+    }]
 }
 
 /// Run the model on one input tensor and return its raw output.
 pub fn run_model(model: &tflite::Model, input: &[u8]) -> Result<Vec<u8>, PluginError> {
-    model.invoke(input).map_err(|e| PluginError::Kernel(e.message()))
+    model
+        .invoke(input)
+        .map_err(|e| PluginError::Kernel(e.message()))
 }
 
 /// The value of setting `key`, if the operator gave one.
 pub fn setting<'a>(config: &'a Config, key: &str) -> Option<&'a str> {
-    config.settings.iter().find(|s| s.key == key).map(|s| s.value.as_str())
+    config
+        .settings
+        .iter()
+        .find(|s| s.key == key)
+        .map(|s| s.value.as_str())
 }

@@ -5,16 +5,23 @@
 //! uses them. This module adds constructors and error text.
 
 pub use crate::bindings::gatehouse::nn::ops::{
-    Activation, Binary, Concatenation, Conv2d, DepthwiseConv2d, ExecOptions, FullyConnected, Op, Pad, Padding, Pool2d, Reduce, Semantics, Softmax, SpaceBatch,
-    StridedSlice, Unary, Window, execute,
+    Activation, Binary, Concatenation, Conv2d, DepthwiseConv2d, ExecOptions, FullyConnected, Op,
+    Pad, Padding, Pool2d, Reduce, Semantics, Softmax, SpaceBatch, StridedSlice, Unary, Window,
+    execute,
 };
 pub use crate::bindings::gatehouse::nn::plan::Plan;
-pub use crate::bindings::gatehouse::nn::tensors::{Dtype, MemoryUsage, NnError, Quantization, Tensor, TensorDesc, usage};
+pub use crate::bindings::gatehouse::nn::tensors::{
+    Dtype, MemoryUsage, NnError, Quantization, Tensor, TensorDesc, usage,
+};
 
 impl Quantization {
     /// One scale and zero point for the whole tensor.
     pub fn per_tensor(scale: f32, zero_point: i32) -> Self {
-        Quantization { scales: vec![scale], zero_points: vec![zero_point], axis: 0 }
+        Quantization {
+            scales: vec![scale],
+            zero_points: vec![zero_point],
+            axis: 0,
+        }
     }
 }
 
@@ -29,13 +36,19 @@ impl Dtype {
 
 impl TensorDesc {
     pub fn new(dtype: Dtype, shape: &[u32], quantization: Option<Quantization>) -> Self {
-        TensorDesc { dtype, shape: shape.to_vec(), quantization }
+        TensorDesc {
+            dtype,
+            shape: shape.to_vec(),
+            quantization,
+        }
     }
 
     /// Elements times element size; saturates rather than overflowing, so
     /// the host is the one to refuse an absurd shape.
     pub fn byte_len(&self) -> usize {
-        self.shape.iter().fold(self.dtype.size(), |a, &d| a.saturating_mul(d as usize))
+        self.shape
+            .iter()
+            .fold(self.dtype.size(), |a, &d| a.saturating_mul(d as usize))
     }
 }
 
@@ -53,7 +66,9 @@ impl Tensor {
 impl ExecOptions {
     /// The TFLite interpreter's reference kernels.
     pub fn reference() -> Self {
-        ExecOptions { semantics: Semantics::TfliteReference }
+        ExecOptions {
+            semantics: Semantics::TfliteReference,
+        }
     }
 }
 

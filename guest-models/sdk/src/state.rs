@@ -19,7 +19,10 @@ pub fn set<T: 'static>(key: &'static LocalKey<RefCell<Option<T>>>, value: T) {
 }
 
 /// Use the state, or fail with `not-initialized` before `init` succeeded.
-pub fn with<T: 'static, R>(key: &'static LocalKey<RefCell<Option<T>>>, f: impl FnOnce(&mut T) -> Result<R, PluginError>) -> Result<R, PluginError> {
+pub fn with<T: 'static, R>(
+    key: &'static LocalKey<RefCell<Option<T>>>,
+    f: impl FnOnce(&mut T) -> Result<R, PluginError>,
+) -> Result<R, PluginError> {
     key.with(|s| match s.borrow_mut().as_mut() {
         Some(v) => f(v),
         None => Err(PluginError::NotInitialized),
@@ -27,6 +30,9 @@ pub fn with<T: 'static, R>(key: &'static LocalKey<RefCell<Option<T>>>, f: impl F
 }
 
 /// Read from the state if there is one (for `stats`).
-pub fn peek<T: 'static, R: Default>(key: &'static LocalKey<RefCell<Option<T>>>, f: impl FnOnce(&T) -> R) -> R {
+pub fn peek<T: 'static, R: Default>(
+    key: &'static LocalKey<RefCell<Option<T>>>,
+    f: impl FnOnce(&T) -> R,
+) -> R {
     key.with(|s| s.borrow().as_ref().map(f).unwrap_or_default())
 }

@@ -29,7 +29,12 @@ fn u16_at(b: &[u8], at: usize) -> Option<u16> {
 }
 
 fn u32_at(b: &[u8], at: usize) -> Option<u32> {
-    Some(u32::from_le_bytes([*b.get(at)?, *b.get(at + 1)?, *b.get(at + 2)?, *b.get(at + 3)?]))
+    Some(u32::from_le_bytes([
+        *b.get(at)?,
+        *b.get(at + 1)?,
+        *b.get(at + 2)?,
+        *b.get(at + 3)?,
+    ]))
 }
 
 /// The `fmt ` fields that matter here.
@@ -55,29 +60,43 @@ pub fn parse_header(bytes: &[u8]) -> Result<(Format, usize, usize), WavError> {
         let size = size as usize;
         match id {
             b"fmt " => {
-                let f = bytes.get(body..body + size.min(40)).ok_or_else(|| WavError("truncated fmt chunk".into()))?;
+                let f = bytes
+                    .get(body..body + size.min(40))
+                    .ok_or_else(|| WavError("truncated fmt chunk".into()))?;
                 let tag = u16_at(f, 0).unwrap_or(0);
                 let channels = u16_at(f, 2).unwrap_or(0);
                 let sample_rate = u32_at(f, 4).unwrap_or(0);
                 let bits = u16_at(f, 14).unwrap_or(0);
                 // 0xFFFE (extensible) carries its real format tag in the sub-format GUID.
-                let real_tag = if tag == 0xFFFE { u16_at(f, 24).unwrap_or(0) } else { tag };
+                let real_tag = if tag == 0xFFFE {
+                    u16_at(f, 24).unwrap_or(0)
+                } else {
+                    tag
+                };
                 if real_tag != 1 || bits != 16 {
-                    return err(format!("only 16-bit PCM is supported (format {real_tag}, {bits} bits)"));
+                    return err(format!(
+                        "only 16-bit PCM is supported (format {real_tag}, {bits} bits)"
+                    ));
                 }
                 if channels == 0 || sample_rate == 0 {
                     return err("fmt chunk declares no channels or no sample rate");
                 }
-                format = Some(Format { sample_rate, channels });
+                format = Some(Format {
+                    sample_rate,
+                    channels,
+                });
             }
             b"data" => {
-                let format = format.ok_or_else(|| WavError("data chunk before fmt chunk".into()))?;
+                let format =
+                    format.ok_or_else(|| WavError("data chunk before fmt chunk".into()))?;
                 return Ok((format, body, size));
             }
             _ => {}
         }
         // Chunks are padded to even sizes.
-        at = body.checked_add(size + (size & 1)).ok_or_else(|| WavError("chunk size overflows".into()))?;
+        at = body
+            .checked_add(size + (size & 1))
+            .ok_or_else(|| WavError("chunk size overflows".into()))?;
     }
 }
 
@@ -88,8 +107,15 @@ pub fn parse(bytes: &[u8]) -> Result<Wav, WavError> {
     let end = start.saturating_add(len).min(bytes.len());
     let data = &bytes[start.min(end)..end];
     let frame = 2 * format.channels as usize;
-    let samples = data.chunks_exact(frame).map(|f| i16::from_le_bytes([f[0], f[1]])).collect();
-    Ok(Wav { sample_rate: format.sample_rate, channels: format.channels, samples })
+    let samples = data
+        .chunks_exact(frame)
+        .map(|f| i16::from_le_bytes([f[0], f[1]]))
+        .collect();
+    Ok(Wav {
+        sample_rate: format.sample_rate,
+        channels: format.channels,
+        samples,
+    })
 }
 
 /// A WAV file arriving in pieces of any size: the header first, then
@@ -130,7 +156,9 @@ impl WavStream {
                     self.partial.clear();
                     return self.samples(&rest[start.min(rest.len())..]);
                 }
-                Err(e) if self.header.len() < MAX_HEADER && Self::incomplete(&self.header, &e) => return Ok(Vec::new()),
+                Err(e) if self.header.len() < MAX_HEADER && Self::incomplete(&self.header, &e) => {
+                    return Ok(Vec::new());
+                }
                 Err(e) => {
                     self.header.clear();
                     return Err(e);
@@ -150,18 +178,24 @@ impl WavStream {
     fn incomplete(header: &[u8], e: &WavError) -> bool {
         if header.len() < 12 {
             let n = header.len();
-            return header[..n.min(4)] == b"RIFF"[..n.min(4)] && (n <= 8 || header[8..n] == b"WAVE"[..n - 8]);
+            return header[..n.min(4)] == b"RIFF"[..n.min(4)]
+                && (n <= 8 || header[8..n] == b"WAVE"[..n - 8]);
         }
         matches!(e.0.as_str(), "no data chunk" | "truncated fmt chunk")
     }
 
     fn samples(&mut self, bytes: &[u8]) -> Result<Vec<i16>, WavError> {
-        let Some(f) = self.format else { return Ok(Vec::new()) };
+        let Some(f) = self.format else {
+            return Ok(Vec::new());
+        };
         self.seen += bytes.len() as u64;
         let frame = 2 * f.channels as usize;
         self.partial.extend_from_slice(bytes);
         let whole = self.partial.len() / frame * frame;
-        let out = self.partial[..whole].chunks_exact(frame).map(|c| i16::from_le_bytes([c[0], c[1]])).collect();
+        let out = self.partial[..whole]
+            .chunks_exact(frame)
+            .map(|c| i16::from_le_bytes([c[0], c[1]]))
+            .collect();
         self.partial.drain(..whole);
         Ok(out)
     }
@@ -196,7 +230,14 @@ mod tests {
     #[test]
     fn round_trips_and_rejects_junk() {
         let w = parse(&encode(16000, &[1, -2, 3])).unwrap();
-        assert_eq!(w, Wav { sample_rate: 16000, channels: 1, samples: vec![1, -2, 3] });
+        assert_eq!(
+            w,
+            Wav {
+                sample_rate: 16000,
+                channels: 1,
+                samples: vec![1, -2, 3]
+            }
+        );
         assert!(parse(b"RIFF").is_err());
         assert!(parse(b"not a wav file at all").is_err());
         let mut truncated = encode(16000, &[5; 100]);

@@ -5,7 +5,10 @@ use std::cell::RefCell;
 
 use gatehouse_sdk::nn::Semantics;
 use gatehouse_sdk::tflite::{LoadOptions, Model};
-use gatehouse_sdk::{Config, Descriptor, Inference, InputKind, Plugin, PluginError, Stat, export_plugin, log, setting};
+use gatehouse_sdk::{
+    Config, Descriptor, Inference, InputKind, Plugin, PluginError, Stat, export_plugin, log,
+    setting,
+};
 
 struct Tflite;
 
@@ -26,17 +29,32 @@ impl Plugin for Tflite {
 
     fn init(config: Config) -> Result<(), PluginError> {
         log::install_panic_hook();
-        let bytes = config.model.as_deref().ok_or_else(|| PluginError::InvalidConfig("no model given; pass the .tflite bytes at init".into()))?;
+        let bytes = config.model.as_deref().ok_or_else(|| {
+            PluginError::InvalidConfig("no model given; pass the .tflite bytes at init".into())
+        })?;
         let semantics = match setting(&config, "semantics") {
             None | Some("reference") => Semantics::TfliteReference,
             Some("micro") => Semantics::TfliteMicro,
-            Some(other) => return Err(PluginError::InvalidConfig(format!("semantics {other:?}: expected reference or micro"))),
+            Some(other) => {
+                return Err(PluginError::InvalidConfig(format!(
+                    "semantics {other:?}: expected reference or micro"
+                )));
+            }
         };
         let output_tensor = match setting(&config, "output-tensor") {
             None => None,
-            Some(v) => Some(v.parse::<usize>().map_err(|_| PluginError::InvalidConfig(format!("output-tensor {v:?} is not a tensor index")))?),
+            Some(v) => Some(v.parse::<usize>().map_err(|_| {
+                PluginError::InvalidConfig(format!("output-tensor {v:?} is not a tensor index"))
+            })?),
         };
-        let model = Model::load(bytes, LoadOptions { semantics, output_tensor }).map_err(|e| PluginError::InvalidConfig(e.to_string()))?;
+        let model = Model::load(
+            bytes,
+            LoadOptions {
+                semantics,
+                output_tensor,
+            },
+        )
+        .map_err(|e| PluginError::InvalidConfig(e.to_string()))?;
         log::info(&format!(
             "model loaded: {} operators, input {:?} {:?}, output {:?}, arena {} bytes",
             model.operators().len(),
@@ -62,16 +80,27 @@ impl Plugin for Tflite {
                     model.input().dtype
                 )));
             }
-            let output = model.invoke(&input).map_err(|e| PluginError::Kernel(e.message()))?;
-            Ok(Inference { output: Some(output), ..Inference::empty() })
+            let output = model
+                .invoke(&input)
+                .map_err(|e| PluginError::Kernel(e.message()))?;
+            Ok(Inference {
+                output: Some(output),
+                ..Inference::empty()
+            })
         })
     }
 
     fn stats() -> Vec<Stat> {
         MODEL.with(|m| match m.borrow().as_ref() {
             Some(model) => vec![
-                Stat { name: "arena-peak-bytes".into(), value: model.arena_bytes() as u64 },
-                Stat { name: "operators".into(), value: model.operators().len() as u64 },
+                Stat {
+                    name: "arena-peak-bytes".into(),
+                    value: model.arena_bytes() as u64,
+                },
+                Stat {
+                    name: "operators".into(),
+                    value: model.operators().len() as u64,
+                },
             ],
             None => vec![],
         })

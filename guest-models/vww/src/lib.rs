@@ -5,7 +5,10 @@
 use std::cell::RefCell;
 
 use gatehouse_sdk::tflite::Model;
-use gatehouse_sdk::{Config, Descriptor, Inference, InputKind, Plugin, PluginError, Stat, export_plugin, log, state, vision};
+use gatehouse_sdk::{
+    Config, Descriptor, Inference, InputKind, Plugin, PluginError, Stat, export_plugin, log, state,
+    vision,
+};
 
 static MODEL_BYTES: &[u8] = include_bytes!("../../../models/mlperf-tiny/vww_96_int8.tflite");
 const LABELS: [&str; 2] = ["notperson", "person"];

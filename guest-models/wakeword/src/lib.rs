@@ -11,7 +11,10 @@ use std::collections::VecDeque;
 use gatehouse_sdk::dsp::lfbe::{self, Lfbe};
 use gatehouse_sdk::tflite::Model;
 use gatehouse_sdk::wav::WavStream;
-use gatehouse_sdk::{Config, Descriptor, Event, Inference, InputKind, Plugin, PluginError, Stat, export_plugin, log, state};
+use gatehouse_sdk::{
+    Config, Descriptor, Event, Inference, InputKind, Plugin, PluginError, Stat, export_plugin, log,
+    state,
+};
 
 static MODEL_BYTES: &[u8] = include_bytes!("../../../models/mlperf-tiny/str_ww_ref_model.tflite");
 const LABELS: [&str; 3] = ["marvin", "silence", "unknown"];
@@ -31,7 +34,14 @@ struct Stream {
 
 impl Stream {
     fn new(model: Model) -> Self {
-        Stream { model, wav: WavStream::default(), features: Lfbe::new(), fifo: VecDeque::with_capacity(WINDOW), frames: 0, saturated: 0 }
+        Stream {
+            model,
+            wav: WavStream::default(),
+            features: Lfbe::new(),
+            fifo: VecDeque::with_capacity(WINDOW),
+            frames: 0,
+            saturated: 0,
+        }
     }
 
     fn reset(&mut self) {
@@ -45,13 +55,22 @@ impl Stream {
         if self.wav.finished() && piece.starts_with(b"RIFF") {
             self.reset();
         }
-        let samples = self.wav.push(piece).map_err(|e| PluginError::InvalidInput(e.to_string()))?;
+        let samples = self
+            .wav
+            .push(piece)
+            .map_err(|e| PluginError::InvalidInput(e.to_string()))?;
         if let Some(f) = self.wav.format() {
             if f.sample_rate != 16000 {
-                return Err(PluginError::InvalidInput(format!("sample rate {} Hz; this model needs 16000 Hz", f.sample_rate)));
+                return Err(PluginError::InvalidInput(format!(
+                    "sample rate {} Hz; this model needs 16000 Hz",
+                    f.sample_rate
+                )));
             }
         }
-        let (scale, zero_point) = (self.model.input().scale as f64, self.model.input().zero_point);
+        let (scale, zero_point) = (
+            self.model.input().scale as f64,
+            self.model.input().zero_point,
+        );
         // Windows completed by this piece, batched into one model call.
         let mut batch = Vec::new();
         let mut ends = Vec::new();
@@ -78,7 +97,10 @@ impl Stream {
                 fifo.iter().for_each(|f| batch.extend_from_slice(f));
                 // Window i covers frames i..i+29 and ends at sample (i+29)·512 + 1024.
                 let i = *frames - WINDOW as u64;
-                ends.push(((i + WINDOW as u64 - 1) * lfbe::HOP as u64 + lfbe::FRAME as u64) as f64 / 16000.0);
+                ends.push(
+                    ((i + WINDOW as u64 - 1) * lfbe::HOP as u64 + lfbe::FRAME as u64) as f64
+                        / 16000.0,
+                );
             }
         });
         if batch.is_empty() {
@@ -89,7 +111,11 @@ impl Stream {
             .chunks_exact(LABELS.len())
             .zip(ends)
             .filter(|(o, _)| o[0] as i8 > THRESHOLD)
-            .map(|(o, t_s)| Event { t_s, label: LABELS[0].into(), score: (o[0] as i8 as f32 + 128.0) / 256.0 })
+            .map(|(o, t_s)| Event {
+                t_s,
+                label: LABELS[0].into(),
+                score: (o[0] as i8 as f32 + 128.0) / 256.0,
+            })
             .collect())
     }
 }
@@ -105,7 +131,9 @@ impl Plugin for Wakeword {
         Descriptor {
             name: "wakeword".into(),
             version: env!("CARGO_PKG_VERSION").into(),
-            summary: "Streaming wake word \"marvin\" (MLPerf Tiny) over a 16 kHz WAV, whole or in pieces".into(),
+            summary:
+                "Streaming wake word \"marvin\" (MLPerf Tiny) over a 16 kHz WAV, whole or in pieces"
+                    .into(),
             input_kinds: vec![InputKind::Wav],
             labels: LABELS.iter().map(|s| s.to_string()).collect(),
         }
@@ -114,8 +142,12 @@ impl Plugin for Wakeword {
     fn init(_config: Config) -> Result<(), PluginError> {
         log::install_panic_hook();
         let model = gatehouse_sdk::load_model(MODEL_BYTES)?;
-        if model.input().byte_len != WINDOW * lfbe::MELS || model.output().byte_len != LABELS.len() {
-            return Err(PluginError::InvalidConfig(format!("embedded model has input {:?}", model.input().shape)));
+        if model.input().byte_len != WINDOW * lfbe::MELS || model.output().byte_len != LABELS.len()
+        {
+            return Err(PluginError::InvalidConfig(format!(
+                "embedded model has input {:?}",
+                model.input().shape
+            )));
         }
         state::set(&STREAM, Stream::new(model));
         Ok(())
@@ -123,14 +155,23 @@ impl Plugin for Wakeword {
 
     fn process(input: Vec<u8>) -> Result<Inference, PluginError> {
         let events = state::with(&STREAM, |s| s.push(&input))?;
-        Ok(Inference { events, ..Inference::empty() })
+        Ok(Inference {
+            events,
+            ..Inference::empty()
+        })
     }
 
     fn stats() -> Vec<Stat> {
         state::peek(&STREAM, |s| {
             let mut v = gatehouse_sdk::arena_stat(&s.model);
-            v.push(Stat { name: "frames".into(), value: s.frames });
-            v.push(Stat { name: "saturated-features".into(), value: s.saturated });
+            v.push(Stat {
+                name: "frames".into(),
+                value: s.frames,
+            });
+            v.push(Stat {
+                name: "saturated-features".into(),
+                value: s.saturated,
+            });
             v
         })
     }

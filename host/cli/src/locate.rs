@@ -20,7 +20,9 @@ pub fn bundled_plugin(name: &str) -> Option<PathBuf> {
         }
     }
     dirs.push(PathBuf::from("target/plugins"));
-    dirs.into_iter().map(|d| d.join(&file)).find(|p| p.is_file())
+    dirs.into_iter()
+        .map(|d| d.join(&file))
+        .find(|p| p.is_file())
 }
 
 /// The artifact cache folder.

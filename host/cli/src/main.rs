@@ -10,7 +10,11 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "gatehouse", version, about = "Run sandboxed int8 ML plugins on an IoT gateway")]
+#[command(
+    name = "gatehouse",
+    version,
+    about = "Run sandboxed int8 ML plugins on an IoT gateway"
+)]
 struct Cli {
     /// Where compiled plugins are cached (default: $GATEHOUSE_CACHE_DIR, else ~/.cache/gatehouse).
     #[arg(long, global = true)]
@@ -46,7 +50,11 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // The daemon reports deploys at info level; one-shot commands stay quiet.
-    let quiet = if matches!(cli.command, Command::Serve(_)) { "info" } else { "warn" };
+    let quiet = if matches!(cli.command, Command::Serve(_)) {
+        "info"
+    } else {
+        "warn"
+    };
     let filter = match cli.verbose {
         0 => quiet,
         1 => "info",
@@ -55,9 +63,15 @@ fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(filter)))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(filter)),
+        )
         .init();
-    let ctx = cmd::Context { cache_dir: cli.cache_dir, no_cache: cli.no_cache };
+    let ctx = cmd::Context {
+        cache_dir: cli.cache_dir,
+        no_cache: cli.no_cache,
+    };
     let result = match cli.command {
         Command::Run(a) => cmd::run::run(&ctx, a),
         Command::Infer(a) => cmd::infer::run(&ctx, a),

@@ -16,14 +16,22 @@ pub fn inference_json(id: &PluginId, input: Option<&str>, inf: &Inference) -> Va
         o.insert("label".into(), json!(l));
     }
     if !inf.scores.is_empty() {
-        let scores: Map<String, Value> = inf.scores.iter().map(|(l, s)| (l.clone(), json!(round6(*s as f64)))).collect();
+        let scores: Map<String, Value> = inf
+            .scores
+            .iter()
+            .map(|(l, s)| (l.clone(), json!(round6(*s as f64))))
+            .collect();
         o.insert("scores".into(), Value::Object(scores));
     }
     if let Some(s) = inf.score {
         o.insert("score".into(), json!(s));
     }
     if !inf.events.is_empty() {
-        let ev: Vec<Value> = inf.events.iter().map(|e| json!({"t_s": e.t_s, "label": e.label, "score": round6(e.score as f64)})).collect();
+        let ev: Vec<Value> = inf
+            .events
+            .iter()
+            .map(|e| json!({"t_s": e.t_s, "label": e.label, "score": round6(e.score as f64)}))
+            .collect();
         o.insert("events".into(), Value::Array(ev));
     }
     if let Some(out) = &inf.output {

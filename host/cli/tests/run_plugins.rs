@@ -8,7 +8,11 @@ use serde_json::Value;
 fn run(args: &[&str]) -> Vec<Value> {
     let o = gatehouse(args);
     assert!(o.status.success(), "{args:?}: {}", stderr(&o));
-    String::from_utf8(o.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+    String::from_utf8(o.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
 }
 
 fn expected(rel: &str) -> Value {
@@ -21,24 +25,50 @@ fn images_get_the_reference_top1() {
     for plugin in ["vww", "ic"] {
         for (stem, want) in exp.as_object().unwrap() {
             let file = format!("examples/data/images/{}", want["file"].as_str().unwrap());
-            let out = run(&["run", &format!("target/plugins/{plugin}.wasm"), "--input", &file]);
+            let out = run(&[
+                "run",
+                &format!("target/plugins/{plugin}.wasm"),
+                "--input",
+                &file,
+            ]);
             let label = out[0]["label"].as_str().unwrap();
-            assert_eq!(label, want[plugin]["top1"].as_str().unwrap(), "{plugin} on {stem}");
+            assert_eq!(
+                label,
+                want[plugin]["top1"].as_str().unwrap(),
+                "{plugin} on {stem}"
+            );
             // Probabilities are close to the reference's too (int8 steps of 1/256).
             let p = out[0]["scores"][label].as_f64().unwrap();
             let p_ref = want[plugin]["p1"].as_f64().unwrap();
-            assert!((p - p_ref).abs() <= 0.04, "{plugin} on {stem}: p={p} vs {p_ref}");
+            assert!(
+                (p - p_ref).abs() <= 0.04,
+                "{plugin} on {stem}: p={p} vs {p_ref}"
+            );
         }
     }
 }
 
 #[test]
 fn anomaly_score_of_the_log_mel_file_is_within_one_percent() {
-    let want = expected("examples/data/anomaly/expected.json")["reference_int8_score"].as_f64().unwrap();
-    let out = run(&["run", "target/plugins/anomaly.wasm", "--input", "examples/data/anomaly/normal_id_01_00000000_hist_librosa.bin"]);
+    let want = expected("examples/data/anomaly/expected.json")["reference_int8_score"]
+        .as_f64()
+        .unwrap();
+    let out = run(&[
+        "run",
+        "target/plugins/anomaly.wasm",
+        "--input",
+        "examples/data/anomaly/normal_id_01_00000000_hist_librosa.bin",
+    ]);
     let score = out[0]["score"].as_f64().unwrap();
-    assert!((score - want).abs() / want < 0.01, "score {score} vs {want}");
-    assert!(out[0].get("label").is_none() && out[0].get("scores").is_none(), "{}", out[0]);
+    assert!(
+        (score - want).abs() / want < 0.01,
+        "score {score} vs {want}"
+    );
+    assert!(
+        out[0].get("label").is_none() && out[0].get("scores").is_none(),
+        "{}",
+        out[0]
+    );
 }
 
 /// The MLPerf Tiny runner's scoring (`calc_detection_stats`): a detection
@@ -46,7 +76,10 @@ fn anomaly_score_of_the_log_mel_file_is_within_one_percent() {
 /// detections are false positives, debounced over 1 s.
 fn score_detections(events: &[f64], windows: &[(f64, f64)]) -> (usize, usize, usize) {
     let hit = |t: f64| windows.iter().any(|&(a, b)| t >= a && t <= b + 2.0);
-    let tp = windows.iter().filter(|&&(a, b)| events.iter().any(|&t| t >= a && t <= b + 2.0)).count();
+    let tp = windows
+        .iter()
+        .filter(|&&(a, b)| events.iter().any(|&t| t >= a && t <= b + 2.0))
+        .count();
     let mut fp = 0;
     let mut last_fp: Option<f64> = None;
     for &t in events.iter().filter(|&&t| !hit(t)) {
@@ -59,26 +92,55 @@ fn score_detections(events: &[f64], windows: &[(f64, f64)]) -> (usize, usize, us
 }
 
 fn event_times(lines: &[Value]) -> Vec<f64> {
-    lines.iter().flat_map(|l| l["events"].as_array().cloned().unwrap_or_default()).map(|e| e["t_s"].as_f64().unwrap()).collect()
+    lines
+        .iter()
+        .flat_map(|l| l["events"].as_array().cloned().unwrap_or_default())
+        .map(|e| e["t_s"].as_f64().unwrap())
+        .collect()
 }
 
 #[test]
 fn the_wake_word_stream_scores_like_the_reference() {
     let exp = expected("examples/data/kws/short_wav_easy10s.expected.json");
-    let windows: Vec<(f64, f64)> = exp["truth_windows_s"].as_array().unwrap().iter().map(|w| (w[0].as_f64().unwrap(), w[1].as_f64().unwrap())).collect();
-    let whole = event_times(&run(&["run", "target/plugins/wakeword.wasm", "--input", "examples/data/kws/short_wav_easy10s.wav"]));
+    let windows: Vec<(f64, f64)> = exp["truth_windows_s"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| (w[0].as_f64().unwrap(), w[1].as_f64().unwrap()))
+        .collect();
+    let whole = event_times(&run(&[
+        "run",
+        "target/plugins/wakeword.wasm",
+        "--input",
+        "examples/data/kws/short_wav_easy10s.wav",
+    ]));
     let r = &exp["reference_result"];
-    let want = (r["true_detections"].as_u64().unwrap() as usize, r["false_rejections"].as_u64().unwrap() as usize, r["false_detections"].as_u64().unwrap() as usize);
+    let want = (
+        r["true_detections"].as_u64().unwrap() as usize,
+        r["false_rejections"].as_u64().unwrap() as usize,
+        r["false_detections"].as_u64().unwrap() as usize,
+    );
     assert_eq!(score_detections(&whole, &windows), want, "events {whole:?}");
     assert_eq!(want, (2, 1, 0));
     // The detection runs start and end where the reference's do.
     for run in exp["reference_detection_runs_t_end_s"].as_array().unwrap() {
         let (a, b) = (run[0].as_f64().unwrap(), run[1].as_f64().unwrap());
-        assert!(whole.iter().any(|&t| (t - a).abs() < 1e-9) && whole.iter().any(|&t| (t - b).abs() < 1e-9), "run {a}..{b} in {whole:?}");
+        assert!(
+            whole.iter().any(|&t| (t - a).abs() < 1e-9)
+                && whole.iter().any(|&t| (t - b).abs() < 1e-9),
+            "run {a}..{b} in {whole:?}"
+        );
     }
     // Fed in pieces of odd sizes, the plugin keeps its state and finds the same events.
     for chunk in ["1000", "4097", "32768"] {
-        let pieces = event_times(&run(&["run", "target/plugins/wakeword.wasm", "--chunk", chunk, "--input", "examples/data/kws/short_wav_easy10s.wav"]));
+        let pieces = event_times(&run(&[
+            "run",
+            "target/plugins/wakeword.wasm",
+            "--chunk",
+            chunk,
+            "--input",
+            "examples/data/kws/short_wav_easy10s.wav",
+        ]));
         assert_eq!(pieces, whole, "chunks of {chunk}");
     }
 }
@@ -86,30 +148,75 @@ fn the_wake_word_stream_scores_like_the_reference() {
 #[test]
 fn inputs_of_the_wrong_kind_are_refused_by_name() {
     for (plugin, input, msg) in [
-        ("vww", "examples/data/kws/synth_yes_en-us.wav", "not a PNG or JPEG image"),
-        ("anomaly", "examples/data/images/coffee.png", "expected a WAV or 102400 bytes"),
-        ("wakeword", "examples/data/images/coffee.png", "not a RIFF/WAVE file"),
+        (
+            "vww",
+            "examples/data/kws/synth_yes_en-us.wav",
+            "not a PNG or JPEG image",
+        ),
+        (
+            "anomaly",
+            "examples/data/images/coffee.png",
+            "expected a WAV or 102400 bytes",
+        ),
+        (
+            "wakeword",
+            "examples/data/images/coffee.png",
+            "not a RIFF/WAVE file",
+        ),
     ] {
-        let o = gatehouse(&["run", &format!("target/plugins/{plugin}.wasm"), "--input", input]);
+        let o = gatehouse(&[
+            "run",
+            &format!("target/plugins/{plugin}.wasm"),
+            "--input",
+            input,
+        ]);
         assert!(!o.status.success());
         let e = stderr(&o);
-        assert!(e.contains(&format!("plugin {plugin}@0.1.0: rejected the input")) && e.contains(msg), "{plugin}: {e}");
+        assert!(
+            e.contains(&format!("plugin {plugin}@0.1.0: rejected the input")) && e.contains(msg),
+            "{plugin}: {e}"
+        );
     }
 }
 
 #[test]
 fn anomaly_on_a_wav_scores_like_its_librosa_log_mel() {
     let dir = "tests/fixtures/anomaly_wav";
-    let wav = run(&["run", "target/plugins/anomaly.wasm", "--input", &format!("{dir}/machine.wav")]);
-    let bin = run(&["run", "target/plugins/anomaly.wasm", "--input", &format!("{dir}/machine_logmel.bin")]);
-    let (a, b) = (wav[0]["score"].as_f64().unwrap(), bin[0]["score"].as_f64().unwrap());
+    let wav = run(&[
+        "run",
+        "target/plugins/anomaly.wasm",
+        "--input",
+        &format!("{dir}/machine.wav"),
+    ]);
+    let bin = run(&[
+        "run",
+        "target/plugins/anomaly.wasm",
+        "--input",
+        &format!("{dir}/machine_logmel.bin"),
+    ]);
+    let (a, b) = (
+        wav[0]["score"].as_f64().unwrap(),
+        bin[0]["score"].as_f64().unwrap(),
+    );
     assert!(a.is_finite() && a > 0.0);
-    assert!((a - b).abs() / b < 1e-3, "WAV path {a} vs librosa features {b}");
+    assert!(
+        (a - b).abs() / b < 1e-3,
+        "WAV path {a} vs librosa features {b}"
+    );
     // Too short a clip is refused with the reason.
     let short = common::tmp("short.wav");
     let mut bytes = std::fs::read(root().join(format!("{dir}/machine.wav"))).unwrap();
     bytes.truncate(44 + 2 * 16000);
     std::fs::write(&short, bytes).unwrap();
-    let o = gatehouse(&["run", "target/plugins/anomaly.wasm", "--input", short.to_str().unwrap()]);
-    assert!(!o.status.success() && stderr(&o).contains("about 8 s"), "{}", stderr(&o));
+    let o = gatehouse(&[
+        "run",
+        "target/plugins/anomaly.wasm",
+        "--input",
+        short.to_str().unwrap(),
+    ]);
+    assert!(
+        !o.status.success() && stderr(&o).contains("about 8 s"),
+        "{}",
+        stderr(&o)
+    );
 }

@@ -14,12 +14,26 @@ fn the_daemon_swaps_a_changed_plugin_and_never_loads_half_a_file() {
     let dir = tmp("serve-plugins");
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    let kws = std::fs::read(root().join("target/plugins/kws.wasm")).expect("build the plugins first: cargo xtask build-plugins");
+    let kws = std::fs::read(root().join("target/plugins/kws.wasm"))
+        .expect("build the plugins first: cargo xtask build-plugins");
     std::fs::write(dir.join("kws.wasm"), &kws).unwrap();
     let child = Command::new(env!("CARGO_BIN_EXE_gatehouse"))
-        .args(["serve", "--plugins", dir.to_str().unwrap(), "--interval-ms", "100", "--settle-ms", "200", "--duration-s", "6"])
+        .args([
+            "serve",
+            "--plugins",
+            dir.to_str().unwrap(),
+            "--interval-ms",
+            "100",
+            "--settle-ms",
+            "200",
+            "--duration-s",
+            "6",
+        ])
         .current_dir(root())
-        .env("GATEHOUSE_CACHE_DIR", root().join("target/test-tmp/cli-cache"))
+        .env(
+            "GATEHOUSE_CACHE_DIR",
+            root().join("target/test-tmp/cli-cache"),
+        )
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -33,14 +47,35 @@ fn the_daemon_swaps_a_changed_plugin_and_never_loads_half_a_file() {
     // ...then finishes.
     f.write_all(&kws[kws.len() / 2..]).unwrap();
     drop(f);
-    let out = child.wait_with_output().expect("serve ends after --duration-s");
-    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let out = child
+        .wait_with_output()
+        .expect("serve ends after --duration-s");
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
     assert!(out.status.success(), "{stderr}");
     assert!(stderr.contains("kws@0.1.0 deployed"), "{stderr}");
-    assert!(stderr.contains("not deployed, the running version stays"), "the half file must be refused: {stderr}");
-    assert!(stderr.contains("kws@0.1.0 replaced by kws@0.1.0"), "the finished file must be swapped in: {stderr}");
+    assert!(
+        stderr.contains("not deployed, the running version stays"),
+        "the half file must be refused: {stderr}"
+    );
+    assert!(
+        stderr.contains("kws@0.1.0 replaced by kws@0.1.0"),
+        "the finished file must be swapped in: {stderr}"
+    );
     // Requests kept being answered throughout, and none failed.
-    let answers = stdout.lines().filter(|l| l.contains("\"plugin\":\"kws\"")).count();
+    let answers = stdout
+        .lines()
+        .filter(|l| l.contains("\"plugin\":\"kws\""))
+        .count();
     assert!(answers >= 20, "only {answers} answers:\n{stdout}");
-    assert!(!stderr.contains("ERROR") || stderr.lines().filter(|l| l.contains("ERROR")).all(|l| l.contains("not deployed")), "{stderr}");
+    assert!(
+        !stderr.contains("ERROR")
+            || stderr
+                .lines()
+                .filter(|l| l.contains("ERROR"))
+                .all(|l| l.contains("not deployed")),
+        "{stderr}"
+    );
 }

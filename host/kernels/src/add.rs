@@ -44,7 +44,11 @@ pub struct Add {
 impl Add {
     pub fn new(s: AddSpec) -> Result<Self, KernelError> {
         let shape = Broadcast::new(OP, &s.shape1, &s.shape2, &s.out_shape)?;
-        ensure!(OP, s.scale1 > 0.0 && s.scale2 > 0.0 && s.out_scale > 0.0, "scales must be positive");
+        ensure!(
+            OP,
+            s.scale1 > 0.0 && s.scale2 > 0.0 && s.out_scale > 0.0,
+            "scales must be positive"
+        );
         // Mirrors TFLite's Prepare: float max, then double arithmetic.
         let twice_max = 2.0 * s.scale1.max(s.scale2) as f64;
         let real1 = s.scale1 as f64 / twice_max;
@@ -70,7 +74,8 @@ impl Add {
         let r = self.rounding;
         let a = (self.input1_offset + a as i32) * (1 << LEFT_SHIFT);
         let b = (self.input2_offset + b as i32) * (1 << LEFT_SHIFT);
-        let sum = self.input1.apply_smaller_than_one(a, r) + self.input2.apply_smaller_than_one(b, r);
+        let sum =
+            self.input1.apply_smaller_than_one(a, r) + self.input2.apply_smaller_than_one(b, r);
         let v = self.output.apply_smaller_than_one(sum, r) + self.output_offset;
         v.clamp(self.act_min, self.act_max) as i8
     }
@@ -81,7 +86,8 @@ pub fn add_scalar(k: &Add, in1: &[i8], in2: &[i8], output: &mut [i8]) -> Result<
     check_len(OP, "input 1", in1.len(), k.shape.len1)?;
     check_len(OP, "input 2", in2.len(), k.shape.len2)?;
     check_len(OP, "output", output.len(), k.shape.out_len)?;
-    k.shape.for_each(|o, a, b| output[o] = k.one(in1[a], in2[b]));
+    k.shape
+        .for_each(|o, a, b| output[o] = k.one(in1[a], in2[b]));
     Ok(())
 }
 

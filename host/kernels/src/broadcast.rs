@@ -22,14 +22,25 @@ fn pad(shape: &[usize]) -> [usize; MAX_RANK] {
 }
 
 impl Broadcast {
-    pub fn new(op: &'static str, shape1: &[usize], shape2: &[usize], out: &[usize]) -> Result<Self, KernelError> {
+    pub fn new(
+        op: &'static str,
+        shape1: &[usize],
+        shape2: &[usize],
+        out: &[usize],
+    ) -> Result<Self, KernelError> {
         let rank = out.len();
-        ensure!(op, rank <= MAX_RANK && shape1.len() <= rank && shape2.len() <= rank, "ranks above {MAX_RANK} or inputs of higher rank than the output");
+        ensure!(
+            op,
+            rank <= MAX_RANK && shape1.len() <= rank && shape2.len() <= rank,
+            "ranks above {MAX_RANK} or inputs of higher rank than the output"
+        );
         let (d1, d2, dout) = (pad(shape1), pad(shape2), pad(out));
         for i in 0..MAX_RANK {
             ensure!(
                 op,
-                (d1[i] == dout[i] || d1[i] == 1) && (d2[i] == dout[i] || d2[i] == 1) && dout[i] == d1[i].max(d2[i]),
+                (d1[i] == dout[i] || d1[i] == 1)
+                    && (d2[i] == dout[i] || d2[i] == 1)
+                    && dout[i] == d1[i].max(d2[i]),
                 "shapes {shape1:?} and {shape2:?} do not broadcast to {out:?}"
             );
         }
@@ -46,8 +57,17 @@ impl Broadcast {
             }
             st
         };
-        let strided = if d1 == dout && d2 == dout { None } else { Some((dout, strides(&d1), strides(&d2))) };
-        Ok(Broadcast { len1, len2, out_len, strided })
+        let strided = if d1 == dout && d2 == dout {
+            None
+        } else {
+            Some((dout, strides(&d1), strides(&d2)))
+        };
+        Ok(Broadcast {
+            len1,
+            len2,
+            out_len,
+            strided,
+        })
     }
 
     /// Call `f(out_index, index1, index2)` for every output element in order.

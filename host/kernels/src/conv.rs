@@ -1,7 +1,10 @@
 //! CONV_2D with TFLite's int8 per-channel semantics (`reference_integer_ops::ConvPerChannel`).
 
+use std::sync::Mutex;
+
 use crate::error::{KernelError, check_len, ensure};
 use crate::geometry::{Shape4, Window, WindowSpec};
+use crate::pack::PackedRows;
 use crate::quant::{Requant, Rounding};
 
 const OP: &str = "conv2d";
@@ -27,9 +30,9 @@ pub struct Conv2dSpec {
     pub rounding: Rounding,
 }
 
-/// A convolution ready to run: validated, with weights owned (and, for SIMD
-/// paths, repacked) by the host.
-#[derive(Clone, Debug)]
+/// A convolution ready to run: validated, with weights owned (and repacked
+/// for the vector paths) by the host.
+#[derive(Debug)]
 pub struct Conv2d {
     pub input: Shape4,
     pub output: Shape4,
@@ -43,38 +46,144 @@ pub struct Conv2d {
     pub act_min: i32,
     pub act_max: i32,
     pub rounding: Rounding,
+    /// Filter rows as i16 for the vector paths (ungrouped convolutions only).
+    pub packed: Option<PackedRows>,
+    /// `bias + input_offset · Σ filter` per output channel, for `packed`.
+    pub bias_folded: Vec<i32>,
+    pub(crate) scratch: Mutex<Scratch>,
+}
+
+/// Buffers a vector kernel reuses between runs, so a run allocates nothing.
+#[derive(Debug, Default)]
+pub struct Scratch {
+    pub padded: Vec<i8>,
+    pub col: Vec<i16>,
+    pub acc: Vec<i32>,
+    /// (tap index, element offset from the window's corner) for depthwise.
+    pub taps: Vec<(usize, usize)>,
 }
 
 impl Conv2d {
     pub fn new(spec: Conv2dSpec) -> Result<Self, KernelError> {
-        let Conv2dSpec { input, output, window, filter, filter_in_c, bias, requant, input_offset, output_offset, act_min, act_max, rounding } = spec;
-        ensure!(OP, input.len().is_some() && output.len().is_some(), "shape overflows");
-        ensure!(OP, input.n == output.n, "batch {} in, {} out", input.n, output.n);
-        ensure!(OP, filter_in_c > 0 && input.c % filter_in_c == 0, "input has {} channels, not a multiple of the filter's {filter_in_c}", input.c);
+        let Conv2dSpec {
+            input,
+            output,
+            window,
+            filter,
+            filter_in_c,
+            bias,
+            requant,
+            input_offset,
+            output_offset,
+            act_min,
+            act_max,
+            rounding,
+        } = spec;
+        ensure!(
+            OP,
+            input.len().is_some() && output.len().is_some(),
+            "shape overflows"
+        );
+        ensure!(
+            OP,
+            input.n == output.n,
+            "batch {} in, {} out",
+            input.n,
+            output.n
+        );
+        ensure!(
+            OP,
+            filter_in_c > 0 && input.c % filter_in_c == 0,
+            "input has {} channels, not a multiple of the filter's {filter_in_c}",
+            input.c
+        );
         let groups = input.c / filter_in_c;
-        ensure!(OP, output.c > 0 && output.c % groups == 0, "{} output channels do not split into {groups} groups", output.c);
+        ensure!(
+            OP,
+            output.c > 0 && output.c % groups == 0,
+            "{} output channels do not split into {groups} groups",
+            output.c
+        );
         let window = window.resolve(OP, input.h, input.w, output.h, output.w)?;
-        let want = output.c.checked_mul(window.kernel_h * window.kernel_w).and_then(|v| v.checked_mul(filter_in_c));
-        ensure!(OP, want == Some(filter.len()), "filter holds {} values, expected {}x{}x{}x{}", filter.len(), output.c, window.kernel_h, window.kernel_w, filter_in_c);
+        let want = output
+            .c
+            .checked_mul(window.kernel_h * window.kernel_w)
+            .and_then(|v| v.checked_mul(filter_in_c));
+        ensure!(
+            OP,
+            want == Some(filter.len()),
+            "filter holds {} values, expected {}x{}x{}x{}",
+            filter.len(),
+            output.c,
+            window.kernel_h,
+            window.kernel_w,
+            filter_in_c
+        );
         let bias = bias.unwrap_or_else(|| vec![0; output.c]);
-        ensure!(OP, bias.len() == output.c, "bias holds {} values for {} output channels", bias.len(), output.c);
+        ensure!(
+            OP,
+            bias.len() == output.c,
+            "bias holds {} values for {} output channels",
+            bias.len(),
+            output.c
+        );
         let requant = expand_requant(OP, requant, output.c)?;
-        ensure!(OP, act_min <= act_max, "activation range {act_min}..{act_max} is empty");
-        Ok(Conv2d { input, output, window, filter, filter_in_c, bias, requant, input_offset, output_offset, act_min, act_max, rounding })
+        ensure!(
+            OP,
+            act_min <= act_max,
+            "activation range {act_min}..{act_max} is empty"
+        );
+        let k = window.kernel_h * window.kernel_w * filter_in_c;
+        let packed = (filter_in_c == input.c).then(|| PackedRows::new(&filter, output.c, k, 0));
+        let bias_folded = match &packed {
+            Some(p) => bias
+                .iter()
+                .zip(&p.sums)
+                .map(|(&b, &s)| b.wrapping_add(input_offset.wrapping_mul(s)))
+                .collect(),
+            None => vec![],
+        };
+        Ok(Conv2d {
+            input,
+            output,
+            window,
+            filter,
+            filter_in_c,
+            bias,
+            requant,
+            input_offset,
+            output_offset,
+            act_min,
+            act_max,
+            rounding,
+            packed,
+            bias_folded,
+            scratch: Mutex::new(Scratch::default()),
+        })
     }
 
     /// Multiply-accumulates per inference, for throughput figures.
     pub fn macs(&self) -> u64 {
-        (self.output.len().unwrap_or(0) * self.window.kernel_h * self.window.kernel_w * self.filter_in_c) as u64
+        (self.output.len().unwrap_or(0)
+            * self.window.kernel_h
+            * self.window.kernel_w
+            * self.filter_in_c) as u64
     }
 }
 
 /// One multiplier per channel: accept per-tensor (one) or per-channel (`n`).
-pub(crate) fn expand_requant(op: &'static str, requant: Vec<Requant>, n: usize) -> Result<Vec<Requant>, KernelError> {
+pub(crate) fn expand_requant(
+    op: &'static str,
+    requant: Vec<Requant>,
+    n: usize,
+) -> Result<Vec<Requant>, KernelError> {
     match requant.len() {
         1 => Ok(vec![requant[0]; n]),
         len if len == n => Ok(requant),
-        len => Err(KernelError::new(op, format!("{len} multipliers for {n} channels"))),
+        len => Err(KernelError::new(
+            op,
+            format!("{len} multipliers for {n} channels"),
+        )),
     }
 }
 
@@ -92,9 +201,17 @@ pub fn conv2d_scalar(k: &Conv2d, input: &[i8], output: &mut [i8]) -> Result<(), 
                     let group = oc / oc_per_group;
                     let mut acc: i32 = 0;
                     for ky in 0..w.kernel_h {
-                        let Some(iy) = Window::tap(oy, w.stride_h, w.pad_top, ky, w.dilation_h, is.h) else { continue };
+                        let Some(iy) =
+                            Window::tap(oy, w.stride_h, w.pad_top, ky, w.dilation_h, is.h)
+                        else {
+                            continue;
+                        };
                         for kx in 0..w.kernel_w {
-                            let Some(ix) = Window::tap(ox, w.stride_w, w.pad_left, kx, w.dilation_w, is.w) else { continue };
+                            let Some(ix) =
+                                Window::tap(ox, w.stride_w, w.pad_left, kx, w.dilation_w, is.w)
+                            else {
+                                continue;
+                            };
                             let in_base = is.offset(b, iy, ix, group * icf);
                             let f_base = ((oc * w.kernel_h + ky) * w.kernel_w + kx) * icf;
                             let xs = &input[in_base..in_base + icf];
@@ -105,7 +222,9 @@ pub fn conv2d_scalar(k: &Conv2d, input: &[i8], output: &mut [i8]) -> Result<(), 
                         }
                     }
                     acc = acc.wrapping_add(k.bias[oc]);
-                    let v = k.requant[oc].apply(acc, k.rounding).wrapping_add(k.output_offset);
+                    let v = k.requant[oc]
+                        .apply(acc, k.rounding)
+                        .wrapping_add(k.output_offset);
                     output[os.offset(b, oy, ox, oc)] = v.clamp(k.act_min, k.act_max) as i8;
                 }
             }
@@ -123,7 +242,15 @@ mod tests {
         Conv2dSpec {
             input: Shape4::new(1, 2, 2, 2),
             output: Shape4::new(1, 2, 2, 1),
-            window: WindowSpec { kernel_h: 1, kernel_w: 1, stride_h: 1, stride_w: 1, dilation_h: 1, dilation_w: 1, padding: Padding::Valid },
+            window: WindowSpec {
+                kernel_h: 1,
+                kernel_w: 1,
+                stride_h: 1,
+                stride_w: 1,
+                dilation_h: 1,
+                dilation_w: 1,
+                padding: Padding::Valid,
+            },
             filter: vec![1, 2],
             filter_in_c: 2,
             bias: Some(vec![10]),
@@ -155,7 +282,15 @@ mod tests {
         let k = Conv2d::new(Conv2dSpec {
             input: Shape4::new(1, 3, 3, 1),
             output: Shape4::new(1, 3, 3, 1),
-            window: WindowSpec { kernel_h: 3, kernel_w: 3, stride_h: 1, stride_w: 1, dilation_h: 1, dilation_w: 1, padding: Padding::Same },
+            window: WindowSpec {
+                kernel_h: 3,
+                kernel_w: 3,
+                stride_h: 1,
+                stride_w: 1,
+                dilation_h: 1,
+                dilation_w: 1,
+                padding: Padding::Same,
+            },
             filter: vec![1; 9],
             filter_in_c: 1,
             bias: None,
@@ -178,7 +313,15 @@ mod tests {
         let k = Conv2d::new(Conv2dSpec {
             input: Shape4::new(1, 5, 5, 1),
             output: Shape4::new(1, 3, 3, 1),
-            window: WindowSpec { kernel_h: 2, kernel_w: 2, stride_h: 1, stride_w: 1, dilation_h: 2, dilation_w: 2, padding: Padding::Valid },
+            window: WindowSpec {
+                kernel_h: 2,
+                kernel_w: 2,
+                stride_h: 1,
+                stride_w: 1,
+                dilation_h: 2,
+                dilation_w: 2,
+                padding: Padding::Valid,
+            },
             filter: vec![1, 1, 1, 1],
             filter_in_c: 1,
             bias: None,

@@ -1,7 +1,9 @@
 //! DEPTHWISE_CONV_2D with TFLite's int8 per-channel semantics
 //! (`reference_integer_ops::DepthwiseConvPerChannel`), depth multiplier and dilation included.
 
-use crate::conv::expand_requant;
+use std::sync::Mutex;
+
+use crate::conv::{Scratch, expand_requant};
 use crate::error::{KernelError, check_len, ensure};
 use crate::geometry::{Shape4, Window, WindowSpec};
 use crate::quant::{Requant, Rounding};
@@ -27,7 +29,7 @@ pub struct DepthwiseConv2dSpec {
 }
 
 /// A depthwise convolution ready to run.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct DepthwiseConv2d {
     pub input: Shape4,
     pub output: Shape4,
@@ -41,23 +43,102 @@ pub struct DepthwiseConv2d {
     pub act_min: i32,
     pub act_max: i32,
     pub rounding: Rounding,
+    /// Filter as i32 `[tap][channel]` for the vector paths.
+    pub filter_i32: Vec<i32>,
+    /// `bias + input_offset · Σ taps` per channel.
+    pub bias_folded: Vec<i32>,
+    pub(crate) scratch: Mutex<Scratch>,
 }
 
 impl DepthwiseConv2d {
     pub fn new(spec: DepthwiseConv2dSpec) -> Result<Self, KernelError> {
-        let DepthwiseConv2dSpec { input, output, window, filter, depth_multiplier, bias, requant, input_offset, output_offset, act_min, act_max, rounding } = spec;
-        ensure!(OP, input.len().is_some() && output.len().is_some(), "shape overflows");
-        ensure!(OP, input.n == output.n, "batch {} in, {} out", input.n, output.n);
-        ensure!(OP, depth_multiplier > 0, "depth multiplier must be positive");
-        ensure!(OP, input.c.checked_mul(depth_multiplier) == Some(output.c), "{} input channels x multiplier {depth_multiplier} != {} output channels", input.c, output.c);
+        let DepthwiseConv2dSpec {
+            input,
+            output,
+            window,
+            filter,
+            depth_multiplier,
+            bias,
+            requant,
+            input_offset,
+            output_offset,
+            act_min,
+            act_max,
+            rounding,
+        } = spec;
+        ensure!(
+            OP,
+            input.len().is_some() && output.len().is_some(),
+            "shape overflows"
+        );
+        ensure!(
+            OP,
+            input.n == output.n,
+            "batch {} in, {} out",
+            input.n,
+            output.n
+        );
+        ensure!(
+            OP,
+            depth_multiplier > 0,
+            "depth multiplier must be positive"
+        );
+        ensure!(
+            OP,
+            input.c.checked_mul(depth_multiplier) == Some(output.c),
+            "{} input channels x multiplier {depth_multiplier} != {} output channels",
+            input.c,
+            output.c
+        );
         let window = window.resolve(OP, input.h, input.w, output.h, output.w)?;
         let want = output.c.checked_mul(window.kernel_h * window.kernel_w);
-        ensure!(OP, want == Some(filter.len()), "filter holds {} values, expected 1x{}x{}x{}", filter.len(), window.kernel_h, window.kernel_w, output.c);
+        ensure!(
+            OP,
+            want == Some(filter.len()),
+            "filter holds {} values, expected 1x{}x{}x{}",
+            filter.len(),
+            window.kernel_h,
+            window.kernel_w,
+            output.c
+        );
         let bias = bias.unwrap_or_else(|| vec![0; output.c]);
-        ensure!(OP, bias.len() == output.c, "bias holds {} values for {} output channels", bias.len(), output.c);
+        ensure!(
+            OP,
+            bias.len() == output.c,
+            "bias holds {} values for {} output channels",
+            bias.len(),
+            output.c
+        );
         let requant = expand_requant(OP, requant, output.c)?;
-        ensure!(OP, act_min <= act_max, "activation range {act_min}..{act_max} is empty");
-        Ok(DepthwiseConv2d { input, output, window, filter, depth_multiplier, bias, requant, input_offset, output_offset, act_min, act_max, rounding })
+        ensure!(
+            OP,
+            act_min <= act_max,
+            "activation range {act_min}..{act_max} is empty"
+        );
+        let filter_i32: Vec<i32> = filter.iter().map(|&f| f as i32).collect();
+        let mut bias_folded = bias.clone();
+        for tap in filter_i32.chunks_exact(output.c) {
+            for (b, &f) in bias_folded.iter_mut().zip(tap) {
+                *b = b.wrapping_add(input_offset.wrapping_mul(f));
+            }
+        }
+        Ok(DepthwiseConv2d {
+            input,
+            output,
+            window,
+            filter,
+            depth_multiplier,
+            bias,
+            requant,
+            input_offset,
+            output_offset,
+            act_min,
+            act_max,
+            rounding,
+            filter_i32,
+            bias_folded,
+            scratch: Mutex::new(Scratch::default()),
+        })
     }
 
     pub fn macs(&self) -> u64 {
@@ -66,7 +147,11 @@ impl DepthwiseConv2d {
 }
 
 /// Scalar reference.
-pub fn depthwise_conv2d_scalar(k: &DepthwiseConv2d, input: &[i8], output: &mut [i8]) -> Result<(), KernelError> {
+pub fn depthwise_conv2d_scalar(
+    k: &DepthwiseConv2d,
+    input: &[i8],
+    output: &mut [i8],
+) -> Result<(), KernelError> {
     let (is, os, w) = (k.input, k.output, k.window);
     check_len(OP, "input", input.len(), is.len().unwrap_or(0))?;
     check_len(OP, "output", output.len(), os.len().unwrap_or(0))?;
@@ -79,16 +164,26 @@ pub fn depthwise_conv2d_scalar(k: &DepthwiseConv2d, input: &[i8], output: &mut [
                         let oc = ic * dm + m;
                         let mut acc: i32 = 0;
                         for ky in 0..w.kernel_h {
-                            let Some(iy) = Window::tap(oy, w.stride_h, w.pad_top, ky, w.dilation_h, is.h) else { continue };
+                            let Some(iy) =
+                                Window::tap(oy, w.stride_h, w.pad_top, ky, w.dilation_h, is.h)
+                            else {
+                                continue;
+                            };
                             for kx in 0..w.kernel_w {
-                                let Some(ix) = Window::tap(ox, w.stride_w, w.pad_left, kx, w.dilation_w, is.w) else { continue };
+                                let Some(ix) =
+                                    Window::tap(ox, w.stride_w, w.pad_left, kx, w.dilation_w, is.w)
+                                else {
+                                    continue;
+                                };
                                 let x = input[is.offset(b, iy, ix, ic)] as i32;
                                 let f = k.filter[(ky * w.kernel_w + kx) * os.c + oc] as i32;
                                 acc = acc.wrapping_add(f * (x + k.input_offset));
                             }
                         }
                         acc = acc.wrapping_add(k.bias[oc]);
-                        let v = k.requant[oc].apply(acc, k.rounding).wrapping_add(k.output_offset);
+                        let v = k.requant[oc]
+                            .apply(acc, k.rounding)
+                            .wrapping_add(k.output_offset);
                         output[os.offset(b, oy, ox, oc)] = v.clamp(k.act_min, k.act_max) as i8;
                     }
                 }
@@ -109,7 +204,15 @@ mod tests {
         let k = DepthwiseConv2d::new(DepthwiseConv2dSpec {
             input: Shape4::new(1, 1, 2, 2),
             output: Shape4::new(1, 1, 1, 4),
-            window: WindowSpec { kernel_h: 1, kernel_w: 2, stride_h: 1, stride_w: 1, dilation_h: 1, dilation_w: 1, padding: Padding::Valid },
+            window: WindowSpec {
+                kernel_h: 1,
+                kernel_w: 2,
+                stride_h: 1,
+                stride_w: 1,
+                dilation_h: 1,
+                dilation_w: 1,
+                padding: Padding::Valid,
+            },
             // tap 0 then tap 1, each over channels [c0m0, c0m1, c1m0, c1m1]
             filter: vec![1, 2, 3, 4, 5, 6, 7, 8],
             depth_multiplier: 2,

@@ -35,7 +35,9 @@ pub struct KernelSet {
 
 impl std::fmt::Debug for KernelSet {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("KernelSet").field("name", &self.name).finish()
+        f.debug_struct("KernelSet")
+            .field("name", &self.name)
+            .finish()
     }
 }
 
@@ -52,8 +54,25 @@ pub static SCALAR: KernelSet = KernelSet {
     softmax: softmax_scalar,
 };
 
+/// x86-64 with AVX2: vector conv, depthwise and fully connected; the rest scalar.
+#[cfg(target_arch = "x86_64")]
+pub static AVX2: KernelSet = KernelSet {
+    name: "avx2",
+    supported: crate::x86::avx2::supported,
+    conv2d: crate::x86::avx2::conv2d,
+    depthwise_conv2d: crate::x86::avx2::depthwise_conv2d,
+    fully_connected: crate::x86::avx2::fully_connected,
+    average_pool2d: average_pool2d_scalar,
+    max_pool2d: max_pool2d_scalar,
+    add: add_scalar,
+    softmax: softmax_scalar,
+};
+
 /// Every set compiled into this build, best first.
 pub fn all() -> &'static [&'static KernelSet] {
+    #[cfg(target_arch = "x86_64")]
+    static ALL: [&KernelSet; 2] = [&AVX2, &SCALAR];
+    #[cfg(not(target_arch = "x86_64"))]
     static ALL: [&KernelSet; 1] = [&SCALAR];
     &ALL
 }
@@ -66,12 +85,17 @@ pub fn available() -> impl Iterator<Item = &'static KernelSet> {
 /// The set called `name`, if it is compiled in and this CPU runs it.
 pub fn by_name(name: &str) -> Result<&'static KernelSet, KernelError> {
     let known: Vec<&str> = all().iter().map(|k| k.name).collect();
-    let set = all()
-        .iter()
-        .find(|k| k.name == name)
-        .ok_or_else(|| KernelError::new("dispatch", format!("unknown kernel set {name:?}; this build has {known:?}")))?;
+    let set = all().iter().find(|k| k.name == name).ok_or_else(|| {
+        KernelError::new(
+            "dispatch",
+            format!("unknown kernel set {name:?}; this build has {known:?}"),
+        )
+    })?;
     if !(set.supported)() {
-        return Err(KernelError::new("dispatch", format!("this CPU cannot run the {name} kernels")));
+        return Err(KernelError::new(
+            "dispatch",
+            format!("this CPU cannot run the {name} kernels"),
+        ));
     }
     Ok(set)
 }
@@ -92,6 +116,11 @@ mod tests {
     fn scalar_is_always_available() {
         assert_eq!(by_name("scalar").unwrap().name, "scalar");
         assert!(available().any(|k| k.name == "scalar"));
-        assert!(by_name("avx9000").unwrap_err().to_string().contains("unknown kernel set"));
+        assert!(
+            by_name("avx9000")
+                .unwrap_err()
+                .to_string()
+                .contains("unknown kernel set")
+        );
     }
 }

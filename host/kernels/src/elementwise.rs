@@ -29,7 +29,16 @@ pub struct Qp {
 
 impl Mul {
     #[allow(clippy::too_many_arguments)]
-    pub fn new(shape1: &[usize], shape2: &[usize], out: &[usize], q1: Qp, q2: Qp, qo: Qp, act: (i32, i32), rounding: Rounding) -> Result<Self, KernelError> {
+    pub fn new(
+        shape1: &[usize],
+        shape2: &[usize],
+        out: &[usize],
+        q1: Qp,
+        q2: Qp,
+        qo: Qp,
+        act: (i32, i32),
+        rounding: Rounding,
+    ) -> Result<Self, KernelError> {
         let shape = Broadcast::new("mul", shape1, shape2, out)?;
         // TFLite multiplies the float scales in float, then widens.
         let real = (q1.scale * q2.scale / qo.scale) as f64;
@@ -109,7 +118,11 @@ pub struct HardSwish {
 
 fn downscale_to_i16(m: i32) -> i16 {
     const ROUND: i32 = 1 << 15;
-    if m >= i32::MAX - ROUND { i16::MAX } else { ((m + ROUND) >> 16) as i16 }
+    if m >= i32::MAX - ROUND {
+        i16::MAX
+    } else {
+        ((m + ROUND) >> 16) as i16
+    }
 }
 
 fn srdhm16(a: i16, b: i16) -> i16 {
@@ -142,8 +155,14 @@ impl HardSwish {
         let hires_input_scale = (1.0f32 / 128.0f32) * input.scale;
         let reluish_scale = 3.0f32 / 32768.0f32;
         let out = Requant::from_real((hires_input_scale / output.scale) as f64, Rounding::Double);
-        ensure!("hard_swish", out.shift <= 0, "output multiplier exponent {} is positive", out.shift);
-        let reluish = Requant::from_real((hires_input_scale / reluish_scale) as f64, Rounding::Double);
+        ensure!(
+            "hard_swish",
+            out.shift <= 0,
+            "output multiplier exponent {} is positive",
+            out.shift
+        );
+        let reluish =
+            Requant::from_real((hires_input_scale / reluish_scale) as f64, Rounding::Double);
         Ok(HardSwish {
             input_zero_point: input.zero_point,
             output_zero_point: output.zero_point,
@@ -202,21 +221,46 @@ impl Rescale {
         // TFLite: float ratio widened to double; bounds rounded with roundf.
         let real = (input.scale / output.scale) as f64;
         let q = |f: f32| output.zero_point + (f / output.scale).round() as i32;
-        let min = if bounds.0.is_finite() { q(bounds.0).max(-128) } else { -128 };
-        let max = if bounds.1.is_finite() { q(bounds.1).min(127) } else { 127 };
-        Rescale { input_zero_point: input.zero_point, output_zero_point: output.zero_point, requant: Requant::from_real(real, rounding), min, max, rounding }
+        let min = if bounds.0.is_finite() {
+            q(bounds.0).max(-128)
+        } else {
+            -128
+        };
+        let max = if bounds.1.is_finite() {
+            q(bounds.1).min(127)
+        } else {
+            127
+        };
+        Rescale {
+            input_zero_point: input.zero_point,
+            output_zero_point: output.zero_point,
+            requant: Requant::from_real(real, rounding),
+            min,
+            max,
+            rounding,
+        }
     }
 
     /// QUANTIZE int8 → int8: `input_scale / output_scale` computed in double.
     pub fn requantize(input: Qp, output: Qp, rounding: Rounding) -> Self {
         let real = input.scale as f64 / output.scale as f64;
-        Rescale { input_zero_point: input.zero_point, output_zero_point: output.zero_point, requant: Requant::from_real(real, rounding), min: -128, max: 127, rounding }
+        Rescale {
+            input_zero_point: input.zero_point,
+            output_zero_point: output.zero_point,
+            requant: Requant::from_real(real, rounding),
+            min: -128,
+            max: 127,
+            rounding,
+        }
     }
 
     pub fn apply(&self, input: &[i8], output: &mut [i8]) -> Result<(), KernelError> {
         check_len("rescale", "output", output.len(), input.len())?;
         for (o, &x) in output.iter_mut().zip(input) {
-            let v = self.requant.apply(x as i32 - self.input_zero_point, self.rounding) + self.output_zero_point;
+            let v = self
+                .requant
+                .apply(x as i32 - self.input_zero_point, self.rounding)
+                + self.output_zero_point;
             *o = v.clamp(self.min, self.max) as i8;
         }
         Ok(())
@@ -239,7 +283,9 @@ pub fn quantize_f32(q: Qp, input: &[u8], output: &mut [i8]) -> Result<(), Kernel
 pub fn dequantize_i8(q: Qp, input: &[i8], output: &mut [u8]) -> Result<(), KernelError> {
     check_len("dequantize", "output bytes", output.len(), input.len() * 4)?;
     for (o, &x) in output.chunks_exact_mut(4).zip(input) {
-        o.copy_from_slice(&((q.scale as f64 * (x as i32 - q.zero_point) as f64) as f32).to_le_bytes());
+        o.copy_from_slice(
+            &((q.scale as f64 * (x as i32 - q.zero_point) as f64) as f32).to_le_bytes(),
+        );
     }
     Ok(())
 }
@@ -248,11 +294,30 @@ pub fn dequantize_i8(q: Qp, input: &[i8], output: &mut [u8]) -> Result<(), Kerne
 mod tests {
     use super::*;
 
-    const Q: Qp = Qp { scale: 0.1, zero_point: 0 };
+    const Q: Qp = Qp {
+        scale: 0.1,
+        zero_point: 0,
+    };
 
     #[test]
     fn mul_by_hand() {
-        let k = Mul::new(&[3], &[1], &[3], Q, Qp { scale: 0.5, zero_point: 2 }, Qp { scale: 0.05, zero_point: -1 }, (-128, 127), Rounding::Double).unwrap();
+        let k = Mul::new(
+            &[3],
+            &[1],
+            &[3],
+            Q,
+            Qp {
+                scale: 0.5,
+                zero_point: 2,
+            },
+            Qp {
+                scale: 0.05,
+                zero_point: -1,
+            },
+            (-128, 127),
+            Rounding::Double,
+        )
+        .unwrap();
         let mut out = [0i8; 3];
         // (x*0.1) * ((4-2)*0.5) / 0.05 - 1 = 2x - 1
         mul_scalar(&k, &[1, -3, 50], &[4], &mut out).unwrap();
@@ -261,9 +326,21 @@ mod tests {
 
     #[test]
     fn tables_are_monotone_and_centred() {
-        let sig = Lut::logistic(Q, Qp { scale: 1.0 / 256.0, zero_point: -128 });
+        let sig = Lut::logistic(
+            Q,
+            Qp {
+                scale: 1.0 / 256.0,
+                zero_point: -128,
+            },
+        );
         assert_eq!(sig.table[0], 0); // sigmoid(0) = 0.5 -> 128 - 128
-        let th = Lut::tanh(Q, Qp { scale: 1.0 / 128.0, zero_point: 0 });
+        let th = Lut::tanh(
+            Q,
+            Qp {
+                scale: 1.0 / 128.0,
+                zero_point: 0,
+            },
+        );
         assert_eq!(th.table[0], 0);
         let mut prev = -128;
         for v in -128i32..=127 {
@@ -279,7 +356,8 @@ mod tests {
         let mut out = [0i8; 5];
         // x = -4, -1, 0, 1, 4 (units of 0.1 → -0.4..0.4): hswish(x) = x(x+3)/6
         k.apply(&[-40, -10, 0, 10, 40], &mut out).unwrap();
-        let want = [-4.0f32, -1.0, 0.0, 1.0, 4.0].map(|x| ((x * (x + 3.0).clamp(0.0, 6.0) / 6.0) / 0.1).round() as i8);
+        let want = [-4.0f32, -1.0, 0.0, 1.0, 4.0]
+            .map(|x| ((x * (x + 3.0).clamp(0.0, 6.0) / 6.0) / 0.1).round() as i8);
         for (g, w) in out.iter().zip(want) {
             assert!((*g as i32 - w as i32).abs() <= 1, "{out:?} vs {want:?}");
         }
@@ -287,7 +365,15 @@ mod tests {
 
     #[test]
     fn relu6_clamps_in_output_units() {
-        let r = Rescale::relu(Q, Qp { scale: 0.05, zero_point: -100 }, (0.0, 6.0), Rounding::Double);
+        let r = Rescale::relu(
+            Q,
+            Qp {
+                scale: 0.05,
+                zero_point: -100,
+            },
+            (0.0, 6.0),
+            Rounding::Double,
+        );
         let mut out = [0i8; 3];
         r.apply(&[-5, 10, 127], &mut out).unwrap();
         // 0 -> -100 floor; 1.0 -> 20 - 100 = -80; 12.7 clamps at 6.0 -> 120 - 100 = 20
@@ -296,14 +382,23 @@ mod tests {
 
     #[test]
     fn quantize_round_trip() {
-        let q = Qp { scale: 0.25, zero_point: 3 };
-        let bytes: Vec<u8> = [0.0f32, 1.0, -1.13, 100.0].iter().flat_map(|f| f.to_le_bytes()).collect();
+        let q = Qp {
+            scale: 0.25,
+            zero_point: 3,
+        };
+        let bytes: Vec<u8> = [0.0f32, 1.0, -1.13, 100.0]
+            .iter()
+            .flat_map(|f| f.to_le_bytes())
+            .collect();
         let mut i = [0i8; 4];
         quantize_f32(q, &bytes, &mut i).unwrap();
         assert_eq!(i, [3, 7, -2, 127]);
         let mut f = [0u8; 16];
         dequantize_i8(q, &i, &mut f).unwrap();
-        let back: Vec<f32> = f.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+        let back: Vec<f32> = f
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect();
         assert_eq!(back, [0.0, 1.0, -1.25, 31.0]);
     }
 }

@@ -10,7 +10,10 @@ pub struct KernelError {
 
 impl KernelError {
     pub fn new(op: &'static str, reason: impl Into<String>) -> Self {
-        KernelError { op, reason: reason.into() }
+        KernelError {
+            op,
+            reason: reason.into(),
+        }
     }
 }
 
@@ -26,7 +29,16 @@ pub(crate) use ensure;
 
 /// Check that an operand slice has the length its shape promises. Kernels run
 /// this on entry, so a wrong buffer is an error and never an out-of-bounds panic.
-pub(crate) fn check_len(op: &'static str, what: &str, got: usize, want: usize) -> Result<(), KernelError> {
-    ensure!(op, got == want, "{what} holds {got} elements, expected {want}");
+pub(crate) fn check_len(
+    op: &'static str,
+    what: &str,
+    got: usize,
+    want: usize,
+) -> Result<(), KernelError> {
+    ensure!(
+        op,
+        got == want,
+        "{what} holds {got} elements, expected {want}"
+    );
     Ok(())
 }

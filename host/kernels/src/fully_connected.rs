@@ -1,8 +1,11 @@
 //! FULLY_CONNECTED with TFLite's int8 semantics, per-tensor or per-channel
 //! (`reference_integer_ops::FullyConnected`).
 
-use crate::conv::expand_requant;
+use std::sync::Mutex;
+
+use crate::conv::{Scratch, expand_requant};
 use crate::error::{KernelError, check_len, ensure};
+use crate::pack::PackedRows;
 use crate::quant::{Requant, Rounding};
 
 const OP: &str = "fully_connected";
@@ -27,7 +30,7 @@ pub struct FullyConnectedSpec {
 }
 
 /// A fully connected layer ready to run.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct FullyConnected {
     pub batches: usize,
     pub depth: usize,
@@ -41,19 +44,87 @@ pub struct FullyConnected {
     pub act_min: i32,
     pub act_max: i32,
     pub rounding: Rounding,
+    /// Weights (plus their zero point) as i16 rows for the vector paths.
+    pub packed: PackedRows,
+    /// `bias + input_offset · Σ (w + weights_offset)` per unit.
+    pub bias_folded: Vec<i32>,
+    pub(crate) scratch: Mutex<Scratch>,
 }
 
 impl FullyConnected {
     pub fn new(spec: FullyConnectedSpec) -> Result<Self, KernelError> {
-        let FullyConnectedSpec { batches, depth, units, weights, bias, requant, input_offset, weights_offset, output_offset, act_min, act_max, rounding } = spec;
-        ensure!(OP, depth > 0 && units > 0, "empty layer ({units} units of depth {depth})");
-        ensure!(OP, batches.checked_mul(depth).is_some() && batches.checked_mul(units).is_some(), "shape overflows");
-        ensure!(OP, units.checked_mul(depth) == Some(weights.len()), "weights hold {} values, expected {units}x{depth}", weights.len());
+        let FullyConnectedSpec {
+            batches,
+            depth,
+            units,
+            weights,
+            bias,
+            requant,
+            input_offset,
+            weights_offset,
+            output_offset,
+            act_min,
+            act_max,
+            rounding,
+        } = spec;
+        ensure!(
+            OP,
+            depth > 0 && units > 0,
+            "empty layer ({units} units of depth {depth})"
+        );
+        ensure!(
+            OP,
+            batches.checked_mul(depth).is_some() && batches.checked_mul(units).is_some(),
+            "shape overflows"
+        );
+        ensure!(
+            OP,
+            units.checked_mul(depth) == Some(weights.len()),
+            "weights hold {} values, expected {units}x{depth}",
+            weights.len()
+        );
         let bias = bias.unwrap_or_else(|| vec![0; units]);
-        ensure!(OP, bias.len() == units, "bias holds {} values for {units} units", bias.len());
+        ensure!(
+            OP,
+            bias.len() == units,
+            "bias holds {} values for {units} units",
+            bias.len()
+        );
         let requant = expand_requant(OP, requant, units)?;
-        ensure!(OP, act_min <= act_max, "activation range {act_min}..{act_max} is empty");
-        Ok(FullyConnected { batches, depth, units, weights, bias, requant, input_offset, weights_offset, output_offset, act_min, act_max, rounding })
+        ensure!(
+            OP,
+            act_min <= act_max,
+            "activation range {act_min}..{act_max} is empty"
+        );
+        ensure!(
+            OP,
+            (-255..=255).contains(&weights_offset),
+            "weights zero point {} outside int8",
+            -weights_offset
+        );
+        let packed = PackedRows::new(&weights, units, depth, weights_offset);
+        let bias_folded = bias
+            .iter()
+            .zip(&packed.sums)
+            .map(|(&b, &s)| b.wrapping_add(input_offset.wrapping_mul(s)))
+            .collect();
+        Ok(FullyConnected {
+            batches,
+            depth,
+            units,
+            weights,
+            bias,
+            requant,
+            input_offset,
+            weights_offset,
+            output_offset,
+            act_min,
+            act_max,
+            rounding,
+            packed,
+            bias_folded,
+            scratch: Mutex::new(Scratch::default()),
+        })
     }
 
     pub fn macs(&self) -> u64 {
@@ -62,10 +133,17 @@ impl FullyConnected {
 }
 
 /// Scalar reference.
-pub fn fully_connected_scalar(k: &FullyConnected, input: &[i8], output: &mut [i8]) -> Result<(), KernelError> {
+pub fn fully_connected_scalar(
+    k: &FullyConnected,
+    input: &[i8],
+    output: &mut [i8],
+) -> Result<(), KernelError> {
     check_len(OP, "input", input.len(), k.batches * k.depth)?;
     check_len(OP, "output", output.len(), k.batches * k.units)?;
-    for (row, out_row) in input.chunks_exact(k.depth).zip(output.chunks_exact_mut(k.units)) {
+    for (row, out_row) in input
+        .chunks_exact(k.depth)
+        .zip(output.chunks_exact_mut(k.units))
+    {
         for (u, out) in out_row.iter_mut().enumerate() {
             let ws = &k.weights[u * k.depth..(u + 1) * k.depth];
             let mut acc: i32 = 0;
@@ -73,7 +151,9 @@ pub fn fully_connected_scalar(k: &FullyConnected, input: &[i8], output: &mut [i8
                 acc = acc.wrapping_add((w as i32 + k.weights_offset) * (x as i32 + k.input_offset));
             }
             acc = acc.wrapping_add(k.bias[u]);
-            let v = k.requant[u].apply(acc, k.rounding).wrapping_add(k.output_offset);
+            let v = k.requant[u]
+                .apply(acc, k.rounding)
+                .wrapping_add(k.output_offset);
             *out = v.clamp(k.act_min, k.act_max) as i8;
         }
     }
@@ -92,7 +172,10 @@ mod tests {
             units: 2,
             weights: vec![1, 2, 3, -1, -2, -3],
             bias: Some(vec![4, -4]),
-            requant: vec![Requant::from_real(0.25, Rounding::Single), Requant::from_real(0.5, Rounding::Single)],
+            requant: vec![
+                Requant::from_real(0.25, Rounding::Single),
+                Requant::from_real(0.5, Rounding::Single),
+            ],
             input_offset: 1,
             weights_offset: 0,
             output_offset: 10,

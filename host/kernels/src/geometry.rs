@@ -18,7 +18,10 @@ impl Shape4 {
 
     /// Number of elements, or `None` on overflow.
     pub fn len(&self) -> Option<usize> {
-        self.n.checked_mul(self.h)?.checked_mul(self.w)?.checked_mul(self.c)
+        self.n
+            .checked_mul(self.h)?
+            .checked_mul(self.w)?
+            .checked_mul(self.c)
     }
 
     #[inline(always)]
@@ -62,7 +65,13 @@ pub struct WindowSpec {
 
 impl WindowSpec {
     /// TFLite's `ComputeOutSize` for one spatial dimension.
-    pub fn out_size(padding: Padding, in_size: usize, kernel: usize, stride: usize, dilation: usize) -> usize {
+    pub fn out_size(
+        padding: Padding,
+        in_size: usize,
+        kernel: usize,
+        stride: usize,
+        dilation: usize,
+    ) -> usize {
         let effective = (kernel - 1) * dilation + 1;
         match padding {
             Padding::Same => in_size.div_ceil(stride),
@@ -72,25 +81,65 @@ impl WindowSpec {
 
     /// Resolve padding for an `in_h`×`in_w` input and check that the output
     /// is `out_h`×`out_w`, as TFLite would have shaped it.
-    pub fn resolve(&self, op: &'static str, in_h: usize, in_w: usize, out_h: usize, out_w: usize) -> Result<Window, KernelError> {
-        ensure!(op, self.kernel_h > 0 && self.kernel_w > 0, "kernel size must be positive");
-        ensure!(op, self.stride_h > 0 && self.stride_w > 0, "stride must be positive");
-        ensure!(op, self.dilation_h > 0 && self.dilation_w > 0, "dilation must be positive");
-        ensure!(op, self.kernel_h <= 1 << 16 && self.kernel_w <= 1 << 16, "kernel size is implausibly large");
-        ensure!(op, self.dilation_h <= 1 << 16 && self.dilation_w <= 1 << 16, "dilation is implausibly large");
-        let want_h = Self::out_size(self.padding, in_h, self.kernel_h, self.stride_h, self.dilation_h);
-        let want_w = Self::out_size(self.padding, in_w, self.kernel_w, self.stride_w, self.dilation_w);
+    pub fn resolve(
+        &self,
+        op: &'static str,
+        in_h: usize,
+        in_w: usize,
+        out_h: usize,
+        out_w: usize,
+    ) -> Result<Window, KernelError> {
+        ensure!(
+            op,
+            self.kernel_h > 0 && self.kernel_w > 0,
+            "kernel size must be positive"
+        );
+        ensure!(
+            op,
+            self.stride_h > 0 && self.stride_w > 0,
+            "stride must be positive"
+        );
+        ensure!(
+            op,
+            self.dilation_h > 0 && self.dilation_w > 0,
+            "dilation must be positive"
+        );
+        ensure!(
+            op,
+            self.kernel_h <= 1 << 16 && self.kernel_w <= 1 << 16,
+            "kernel size is implausibly large"
+        );
+        ensure!(
+            op,
+            self.dilation_h <= 1 << 16 && self.dilation_w <= 1 << 16,
+            "dilation is implausibly large"
+        );
+        let want_h = Self::out_size(
+            self.padding,
+            in_h,
+            self.kernel_h,
+            self.stride_h,
+            self.dilation_h,
+        );
+        let want_w = Self::out_size(
+            self.padding,
+            in_w,
+            self.kernel_w,
+            self.stride_w,
+            self.dilation_w,
+        );
         ensure!(
             op,
             want_h == out_h && want_w == out_w,
             "output is {out_h}x{out_w} but {:?} padding of a {in_h}x{in_w} input gives {want_h}x{want_w}",
             self.padding
         );
-        let pad = |stride: usize, dilation: usize, in_size: usize, kernel: usize, out_size: usize| {
-            let effective = (kernel - 1) * dilation + 1;
-            let total = ((out_size.max(1) - 1) * stride + effective) as i64 - in_size as i64;
-            (total / 2).max(0) as usize
-        };
+        let pad =
+            |stride: usize, dilation: usize, in_size: usize, kernel: usize, out_size: usize| {
+                let effective = (kernel - 1) * dilation + 1;
+                let total = ((out_size.max(1) - 1) * stride + effective) as i64 - in_size as i64;
+                (total / 2).max(0) as usize
+            };
         let (pad_top, pad_left) = match self.padding {
             Padding::Valid => (0, 0),
             Padding::Same => (
@@ -115,9 +164,20 @@ impl Window {
     /// Input coordinate of kernel tap `k` for output coordinate `o`, or `None`
     /// when it falls in the padding.
     #[inline(always)]
-    pub fn tap(o: usize, stride: usize, pad: usize, k: usize, dilation: usize, in_size: usize) -> Option<usize> {
+    pub fn tap(
+        o: usize,
+        stride: usize,
+        pad: usize,
+        k: usize,
+        dilation: usize,
+        in_size: usize,
+    ) -> Option<usize> {
         let p = (o * stride + k * dilation) as isize - pad as isize;
-        if p >= 0 && (p as usize) < in_size { Some(p as usize) } else { None }
+        if p >= 0 && (p as usize) < in_size {
+            Some(p as usize)
+        } else {
+            None
+        }
     }
 }
 
@@ -135,7 +195,15 @@ mod tests {
 
     #[test]
     fn same_padding_centres_the_window() {
-        let spec = WindowSpec { kernel_h: 10, kernel_w: 4, stride_h: 2, stride_w: 2, dilation_h: 1, dilation_w: 1, padding: Padding::Same };
+        let spec = WindowSpec {
+            kernel_h: 10,
+            kernel_w: 4,
+            stride_h: 2,
+            stride_w: 2,
+            dilation_h: 1,
+            dilation_w: 1,
+            padding: Padding::Same,
+        };
         // KWS first layer: 49x10 -> 25x5, pads (25-1)*2+10-49 = 9 -> 4 on top.
         let w = spec.resolve("conv2d", 49, 10, 25, 5).unwrap();
         assert_eq!((w.pad_top, w.pad_left), (4, 1));

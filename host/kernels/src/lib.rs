@@ -16,10 +16,15 @@ pub mod elementwise;
 pub mod fully_connected;
 pub mod geometry;
 pub mod movement;
+pub mod pack;
+#[cfg(test)]
+mod paths;
 pub mod pooling;
 pub mod quant;
 pub mod reduce;
 pub mod softmax;
+#[cfg(target_arch = "x86_64")]
+pub mod x86;
 
 pub use add::{Add, AddSpec};
 pub use conv::{Conv2d, Conv2dSpec};

@@ -9,7 +9,9 @@ pub const MAX_RANK: usize = 6;
 pub const MAX_CONCAT_INPUTS: usize = 32;
 
 fn product(op: &'static str, d: &[usize]) -> Result<usize, KernelError> {
-    d.iter().try_fold(1usize, |a, &b| a.checked_mul(b)).ok_or_else(|| KernelError::new(op, "shape overflows"))
+    d.iter()
+        .try_fold(1usize, |a, &b| a.checked_mul(b))
+        .ok_or_else(|| KernelError::new(op, "shape overflows"))
 }
 
 fn strides(d: &[usize]) -> Vec<usize> {
@@ -42,12 +44,34 @@ pub struct Pad {
 }
 
 impl Pad {
-    pub fn new(in_dims: &[usize], paddings: &[(usize, usize)], value: Vec<u8>) -> Result<Self, KernelError> {
-        ensure!("pad", in_dims.len() == paddings.len() && in_dims.len() <= MAX_RANK, "{} paddings for rank {}", paddings.len(), in_dims.len());
+    pub fn new(
+        in_dims: &[usize],
+        paddings: &[(usize, usize)],
+        value: Vec<u8>,
+    ) -> Result<Self, KernelError> {
+        ensure!(
+            "pad",
+            in_dims.len() == paddings.len() && in_dims.len() <= MAX_RANK,
+            "{} paddings for rank {}",
+            paddings.len(),
+            in_dims.len()
+        );
         ensure!("pad", !value.is_empty(), "no pad value");
-        let out_dims: Vec<usize> = in_dims.iter().zip(paddings).map(|(&d, &(b, a))| d.saturating_add(b).saturating_add(a)).collect();
-        product("pad", &out_dims)?.checked_mul(value.len()).ok_or_else(|| KernelError::new("pad", "shape overflows"))?;
-        Ok(Pad { in_dims: in_dims.to_vec(), out_dims, before: paddings.iter().map(|p| p.0).collect(), elem: value.len(), value })
+        let out_dims: Vec<usize> = in_dims
+            .iter()
+            .zip(paddings)
+            .map(|(&d, &(b, a))| d.saturating_add(b).saturating_add(a))
+            .collect();
+        product("pad", &out_dims)?
+            .checked_mul(value.len())
+            .ok_or_else(|| KernelError::new("pad", "shape overflows"))?;
+        Ok(Pad {
+            in_dims: in_dims.to_vec(),
+            out_dims,
+            before: paddings.iter().map(|p| p.0).collect(),
+            elem: value.len(),
+            value,
+        })
     }
 
     pub fn out_dims(&self) -> &[usize] {
@@ -57,8 +81,18 @@ impl Pad {
 
 pub fn pad(k: &Pad, input: &[u8], output: &mut [u8]) -> Result<(), KernelError> {
     let e = k.elem;
-    check_len("pad", "input", input.len(), k.in_dims.iter().product::<usize>() * e)?;
-    check_len("pad", "output", output.len(), k.out_dims.iter().product::<usize>() * e)?;
+    check_len(
+        "pad",
+        "input",
+        input.len(),
+        k.in_dims.iter().product::<usize>() * e,
+    )?;
+    check_len(
+        "pad",
+        "output",
+        output.len(),
+        k.out_dims.iter().product::<usize>() * e,
+    )?;
     let in_strides = strides(&k.in_dims);
     let mut idx = vec![0usize; k.out_dims.len()];
     for chunk in output.chunks_exact_mut(e) {
@@ -92,13 +126,26 @@ pub struct Concat {
 
 impl Concat {
     pub fn new(shapes: &[Vec<usize>], axis: usize, elem: usize) -> Result<Self, KernelError> {
-        ensure!("concatenation", !shapes.is_empty() && shapes.len() <= MAX_CONCAT_INPUTS, "{} inputs (1 to {MAX_CONCAT_INPUTS} supported)", shapes.len());
+        ensure!(
+            "concatenation",
+            !shapes.is_empty() && shapes.len() <= MAX_CONCAT_INPUTS,
+            "{} inputs (1 to {MAX_CONCAT_INPUTS} supported)",
+            shapes.len()
+        );
         let rank = shapes[0].len();
-        ensure!("concatenation", axis < rank, "axis {axis} out of range for rank {rank}");
+        ensure!(
+            "concatenation",
+            axis < rank,
+            "axis {axis} out of range for rank {rank}"
+        );
         for s in shapes {
             ensure!(
                 "concatenation",
-                s.len() == rank && s.iter().zip(&shapes[0]).enumerate().all(|(i, (a, b))| i == axis || a == b),
+                s.len() == rank
+                    && s.iter()
+                        .zip(&shapes[0])
+                        .enumerate()
+                        .all(|(i, (a, b))| i == axis || a == b),
                 "shapes {shapes:?} disagree off axis {axis}"
             );
         }
@@ -114,11 +161,22 @@ impl Concat {
 }
 
 pub fn concat(k: &Concat, inputs: &[&[u8]], output: &mut [u8]) -> Result<(), KernelError> {
-    ensure!("concatenation", inputs.len() == k.chunks.len(), "{} inputs, expected {}", inputs.len(), k.chunks.len());
+    ensure!(
+        "concatenation",
+        inputs.len() == k.chunks.len(),
+        "{} inputs, expected {}",
+        inputs.len(),
+        k.chunks.len()
+    );
     for (i, x) in inputs.iter().enumerate() {
         check_len("concatenation", "input", x.len(), k.input_len(i))?;
     }
-    check_len("concatenation", "output", output.len(), k.outer * k.chunks.iter().sum::<usize>())?;
+    check_len(
+        "concatenation",
+        "output",
+        output.len(),
+        k.outer * k.chunks.iter().sum::<usize>(),
+    )?;
     let mut at = 0;
     for o in 0..k.outer {
         for (x, &c) in inputs.iter().zip(&k.chunks) {
@@ -141,9 +199,19 @@ pub struct StridedSlice {
 }
 
 impl StridedSlice {
-    pub fn new(in_dims: &[usize], start: &[i64], step: &[i64], count: &[usize], elem: usize) -> Result<Self, KernelError> {
+    pub fn new(
+        in_dims: &[usize],
+        start: &[i64],
+        step: &[i64],
+        count: &[usize],
+        elem: usize,
+    ) -> Result<Self, KernelError> {
         let r = in_dims.len();
-        ensure!("strided_slice", r <= MAX_RANK && start.len() == r && step.len() == r && count.len() == r, "slice spec does not match rank {r}");
+        ensure!(
+            "strided_slice",
+            r <= MAX_RANK && start.len() == r && step.len() == r && count.len() == r,
+            "slice spec does not match rank {r}"
+        );
         for d in 0..r {
             if count[d] == 0 {
                 continue;
@@ -152,7 +220,9 @@ impl StridedSlice {
             let last = start[d] + step[d] * (count[d] as i64 - 1);
             ensure!(
                 "strided_slice",
-                step[d] != 0 && (0..in_dims[d] as i64).contains(&first) && (0..in_dims[d] as i64).contains(&last),
+                step[d] != 0
+                    && (0..in_dims[d] as i64).contains(&first)
+                    && (0..in_dims[d] as i64).contains(&last),
                 "dimension {d}: {} elements from {first} by {} leave 0..{}",
                 count[d],
                 step[d],
@@ -160,18 +230,38 @@ impl StridedSlice {
             );
         }
         product("strided_slice", count)?;
-        Ok(StridedSlice { in_dims: in_dims.to_vec(), start: start.to_vec(), step: step.to_vec(), count: count.to_vec(), elem })
+        Ok(StridedSlice {
+            in_dims: in_dims.to_vec(),
+            start: start.to_vec(),
+            step: step.to_vec(),
+            count: count.to_vec(),
+            elem,
+        })
     }
 }
 
 pub fn strided_slice(k: &StridedSlice, input: &[u8], output: &mut [u8]) -> Result<(), KernelError> {
     let e = k.elem;
-    check_len("strided_slice", "input", input.len(), k.in_dims.iter().product::<usize>() * e)?;
-    check_len("strided_slice", "output", output.len(), k.count.iter().product::<usize>() * e)?;
+    check_len(
+        "strided_slice",
+        "input",
+        input.len(),
+        k.in_dims.iter().product::<usize>() * e,
+    )?;
+    check_len(
+        "strided_slice",
+        "output",
+        output.len(),
+        k.count.iter().product::<usize>() * e,
+    )?;
     let st = strides(&k.in_dims);
     let mut idx = vec![0usize; k.count.len()];
     for chunk in output.chunks_exact_mut(e) {
-        let off: usize = idx.iter().enumerate().map(|(d, &i)| (k.start[d] + k.step[d] * i as i64) as usize * st[d]).sum();
+        let off: usize = idx
+            .iter()
+            .enumerate()
+            .map(|(d, &i)| (k.start[d] + k.step[d] * i as i64) as usize * st[d])
+            .sum();
         chunk.copy_from_slice(&input[off * e..off * e + e]);
         odometer(&mut idx, &k.count);
     }
@@ -192,25 +282,63 @@ pub struct SpaceBatch {
 
 impl SpaceBatch {
     /// `input`/`output` are `[n, h, w, c]` in elements of `pad_value.len()` bytes.
-    pub fn space_to_batch(input: [usize; 4], output: [usize; 4], block: [usize; 2], pad_before: [usize; 2], pad_value: Vec<u8>) -> Result<Self, KernelError> {
+    pub fn space_to_batch(
+        input: [usize; 4],
+        output: [usize; 4],
+        block: [usize; 2],
+        pad_before: [usize; 2],
+        pad_value: Vec<u8>,
+    ) -> Result<Self, KernelError> {
         let e = pad_value.len();
-        ensure!("space_to_batch_nd", block[0] > 0 && block[1] > 0 && e > 0, "block must be positive");
         ensure!(
             "space_to_batch_nd",
-            output[0] == input[0] * block[0] * block[1] && output[3] == input[3] && output[1] * block[0] >= input[1] + pad_before[0] && output[2] * block[1] >= input[2] + pad_before[1],
+            block[0] > 0 && block[1] > 0 && e > 0,
+            "block must be positive"
+        );
+        ensure!(
+            "space_to_batch_nd",
+            output[0] == input[0] * block[0] * block[1]
+                && output[3] == input[3]
+                && output[1] * block[0] >= input[1] + pad_before[0]
+                && output[2] * block[1] >= input[2] + pad_before[1],
             "shapes {input:?} -> {output:?} do not fit block {block:?}"
         );
-        Ok(SpaceBatch { input: [input[0], input[1], input[2], input[3] * e], output: [output[0], output[1], output[2], output[3] * e], block, offset: pad_before, pad_value })
+        Ok(SpaceBatch {
+            input: [input[0], input[1], input[2], input[3] * e],
+            output: [output[0], output[1], output[2], output[3] * e],
+            block,
+            offset: pad_before,
+            pad_value,
+        })
     }
 
-    pub fn batch_to_space(input: [usize; 4], output: [usize; 4], block: [usize; 2], crop_before: [usize; 2], elem: usize) -> Result<Self, KernelError> {
-        ensure!("batch_to_space_nd", block[0] > 0 && block[1] > 0 && elem > 0, "block must be positive");
+    pub fn batch_to_space(
+        input: [usize; 4],
+        output: [usize; 4],
+        block: [usize; 2],
+        crop_before: [usize; 2],
+        elem: usize,
+    ) -> Result<Self, KernelError> {
         ensure!(
             "batch_to_space_nd",
-            input[0] == output[0] * block[0] * block[1] && output[3] == input[3] && input[1] * block[0] >= output[1] + crop_before[0] && input[2] * block[1] >= output[2] + crop_before[1],
+            block[0] > 0 && block[1] > 0 && elem > 0,
+            "block must be positive"
+        );
+        ensure!(
+            "batch_to_space_nd",
+            input[0] == output[0] * block[0] * block[1]
+                && output[3] == input[3]
+                && input[1] * block[0] >= output[1] + crop_before[0]
+                && input[2] * block[1] >= output[2] + crop_before[1],
             "shapes {input:?} -> {output:?} do not fit block {block:?}"
         );
-        Ok(SpaceBatch { input: [input[0], input[1], input[2], input[3] * elem], output: [output[0], output[1], output[2], output[3] * elem], block, offset: crop_before, pad_value: vec![] })
+        Ok(SpaceBatch {
+            input: [input[0], input[1], input[2], input[3] * elem],
+            output: [output[0], output[1], output[2], output[3] * elem],
+            block,
+            offset: crop_before,
+            pad_value: vec![],
+        })
     }
 }
 
@@ -220,8 +348,18 @@ fn at(d: &[usize; 4], n: usize, h: usize, w: usize) -> usize {
 
 pub fn space_to_batch(k: &SpaceBatch, input: &[u8], output: &mut [u8]) -> Result<(), KernelError> {
     let (i, o) = (k.input, k.output);
-    check_len("space_to_batch_nd", "input", input.len(), i.iter().product())?;
-    check_len("space_to_batch_nd", "output", output.len(), o.iter().product())?;
+    check_len(
+        "space_to_batch_nd",
+        "input",
+        input.len(),
+        i.iter().product(),
+    )?;
+    check_len(
+        "space_to_batch_nd",
+        "output",
+        output.len(),
+        o.iter().product(),
+    )?;
     let e = k.pad_value.len();
     for ob in 0..o[0] {
         let ib = ob % i[0];
@@ -232,7 +370,11 @@ pub fn space_to_batch(k: &SpaceBatch, input: &[u8], output: &mut [u8]) -> Result
                 let dst = &mut output[at(&o, ob, oh, ow)..at(&o, ob, oh, ow) + o[3]];
                 let h = oh * k.block[0] + shift_h;
                 let w = ow * k.block[1] + shift_w;
-                if h < k.offset[0] || h >= k.offset[0] + i[1] || w < k.offset[1] || w >= k.offset[1] + i[2] {
+                if h < k.offset[0]
+                    || h >= k.offset[0] + i[1]
+                    || w < k.offset[1]
+                    || w >= k.offset[1] + i[2]
+                {
                     for c in dst.chunks_exact_mut(e) {
                         c.copy_from_slice(&k.pad_value);
                     }
@@ -248,15 +390,35 @@ pub fn space_to_batch(k: &SpaceBatch, input: &[u8], output: &mut [u8]) -> Result
 
 pub fn batch_to_space(k: &SpaceBatch, input: &[u8], output: &mut [u8]) -> Result<(), KernelError> {
     let (i, o) = (k.input, k.output);
-    check_len("batch_to_space_nd", "input", input.len(), i.iter().product())?;
-    check_len("batch_to_space_nd", "output", output.len(), o.iter().product())?;
+    check_len(
+        "batch_to_space_nd",
+        "input",
+        input.len(),
+        i.iter().product(),
+    )?;
+    check_len(
+        "batch_to_space_nd",
+        "output",
+        output.len(),
+        o.iter().product(),
+    )?;
     for ib in 0..i[0] {
         let ob = ib % o[0];
         let spatial = ib / o[0];
         for ih in 0..i[1] {
-            let Some(oh) = (ih * k.block[0] + spatial / k.block[1]).checked_sub(k.offset[0]).filter(|&h| h < o[1]) else { continue };
+            let Some(oh) = (ih * k.block[0] + spatial / k.block[1])
+                .checked_sub(k.offset[0])
+                .filter(|&h| h < o[1])
+            else {
+                continue;
+            };
             for iw in 0..i[2] {
-                let Some(ow) = (iw * k.block[1] + spatial % k.block[1]).checked_sub(k.offset[1]).filter(|&w| w < o[2]) else { continue };
+                let Some(ow) = (iw * k.block[1] + spatial % k.block[1])
+                    .checked_sub(k.offset[1])
+                    .filter(|&w| w < o[2])
+                else {
+                    continue;
+                };
                 let (d, s) = (at(&o, ob, oh, ow), at(&i, ib, ih, iw));
                 output[d..d + o[3]].copy_from_slice(&input[s..s + i[3]]);
             }
@@ -299,7 +461,8 @@ mod tests {
     #[test]
     fn space_to_batch_and_back_round_trip() {
         let x: Vec<u8> = (0..16).collect();
-        let s = SpaceBatch::space_to_batch([1, 4, 4, 1], [4, 2, 2, 1], [2, 2], [0, 0], vec![0]).unwrap();
+        let s = SpaceBatch::space_to_batch([1, 4, 4, 1], [4, 2, 2, 1], [2, 2], [0, 0], vec![0])
+            .unwrap();
         let mut mid = vec![0u8; 16];
         space_to_batch(&s, &x, &mut mid).unwrap();
         assert_eq!(&mid[..4], &[0, 2, 8, 10]);

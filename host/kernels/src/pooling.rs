@@ -16,27 +16,61 @@ pub struct Pool2d {
 }
 
 impl Pool2d {
-    pub fn new(op: &'static str, input: Shape4, output: Shape4, window: WindowSpec, act_min: i32, act_max: i32) -> Result<Self, KernelError> {
-        ensure!(op, input.len().is_some() && output.len().is_some(), "shape overflows");
-        ensure!(op, input.n == output.n && input.c == output.c, "pooling keeps batch and channels: {input:?} -> {output:?}");
-        ensure!(op, window.dilation_h == 1 && window.dilation_w == 1, "pooling has no dilation");
+    pub fn new(
+        op: &'static str,
+        input: Shape4,
+        output: Shape4,
+        window: WindowSpec,
+        act_min: i32,
+        act_max: i32,
+    ) -> Result<Self, KernelError> {
+        ensure!(
+            op,
+            input.len().is_some() && output.len().is_some(),
+            "shape overflows"
+        );
+        ensure!(
+            op,
+            input.n == output.n && input.c == output.c,
+            "pooling keeps batch and channels: {input:?} -> {output:?}"
+        );
+        ensure!(
+            op,
+            window.dilation_h == 1 && window.dilation_w == 1,
+            "pooling has no dilation"
+        );
         let window = window.resolve(op, input.h, input.w, output.h, output.w)?;
-        ensure!(op, act_min <= act_max, "activation range {act_min}..{act_max} is empty");
-        Ok(Pool2d { input, output, window, act_min, act_max })
+        ensure!(
+            op,
+            act_min <= act_max,
+            "activation range {act_min}..{act_max} is empty"
+        );
+        Ok(Pool2d {
+            input,
+            output,
+            window,
+            act_min,
+            act_max,
+        })
     }
 }
 
 /// Visit each output position with the clamped window of input rows/cols it covers.
 #[inline(always)]
-fn for_each_window(k: &Pool2d, mut f: impl FnMut(usize, usize, usize, std::ops::Range<usize>, std::ops::Range<usize>)) {
+fn for_each_window(
+    k: &Pool2d,
+    mut f: impl FnMut(usize, usize, usize, std::ops::Range<usize>, std::ops::Range<usize>),
+) {
     let (is, os, w) = (k.input, k.output, k.window);
     for b in 0..os.n {
         for oy in 0..os.h {
             let y0 = (oy * w.stride_h) as isize - w.pad_top as isize;
-            let ys = y0.max(0) as usize..((y0 + w.kernel_h as isize).min(is.h as isize)).max(0) as usize;
+            let ys =
+                y0.max(0) as usize..((y0 + w.kernel_h as isize).min(is.h as isize)).max(0) as usize;
             for ox in 0..os.w {
                 let x0 = (ox * w.stride_w) as isize - w.pad_left as isize;
-                let xs = x0.max(0) as usize..((x0 + w.kernel_w as isize).min(is.w as isize)).max(0) as usize;
+                let xs = x0.max(0) as usize
+                    ..((x0 + w.kernel_w as isize).min(is.w as isize)).max(0) as usize;
                 f(b, oy, ox, ys.clone(), xs);
             }
         }
@@ -44,7 +78,11 @@ fn for_each_window(k: &Pool2d, mut f: impl FnMut(usize, usize, usize, std::ops::
 }
 
 /// Scalar reference average pool; rounds half away from zero like TFLite.
-pub fn average_pool2d_scalar(k: &Pool2d, input: &[i8], output: &mut [i8]) -> Result<(), KernelError> {
+pub fn average_pool2d_scalar(
+    k: &Pool2d,
+    input: &[i8],
+    output: &mut [i8],
+) -> Result<(), KernelError> {
     const OP: &str = "average_pool2d";
     let (is, os) = (k.input, k.output);
     check_len(OP, "input", input.len(), is.len().unwrap_or(0))?;
@@ -63,7 +101,11 @@ pub fn average_pool2d_scalar(k: &Pool2d, input: &[i8], output: &mut [i8]) -> Res
                     acc += input[is.offset(b, y, x, c)] as i32;
                 }
             }
-            let avg = if acc > 0 { (acc + count / 2) / count } else { (acc - count / 2) / count };
+            let avg = if acc > 0 {
+                (acc + count / 2) / count
+            } else {
+                (acc - count / 2) / count
+            };
             output[os.offset(b, oy, ox, c)] = avg.clamp(k.act_min, k.act_max) as i8;
         }
     });
@@ -101,7 +143,15 @@ mod tests {
             "pool",
             Shape4::new(1, 3, 3, 1),
             Shape4::new(1, out_hw, out_hw, 1),
-            WindowSpec { kernel_h: 2, kernel_w: 2, stride_h: 2, stride_w: 2, dilation_h: 1, dilation_w: 1, padding },
+            WindowSpec {
+                kernel_h: 2,
+                kernel_w: 2,
+                stride_h: 2,
+                stride_w: 2,
+                dilation_h: 1,
+                dilation_w: 1,
+                padding,
+            },
             -128,
             127,
         )

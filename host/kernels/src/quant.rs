@@ -58,7 +58,10 @@ impl Requant {
     /// multipliers and, under single rounding, its saturation of huge ones.
     pub fn from_real(real: f64, rounding: Rounding) -> Requant {
         if real == 0.0 || !real.is_finite() {
-            return Requant { multiplier: 0, shift: 0 };
+            return Requant {
+                multiplier: 0,
+                shift: 0,
+            };
         }
         let (q, mut shift) = frexp(real);
         // TfLiteRound on double is round-half-away-from-zero.
@@ -75,7 +78,10 @@ impl Requant {
             shift = 30;
             q_fixed = (1i64 << 31) - 1;
         }
-        Requant { multiplier: q_fixed as i32, shift }
+        Requant {
+            multiplier: q_fixed as i32,
+            shift,
+        }
     }
 
     /// `MultiplyByQuantizedMultiplier(x, multiplier, shift)`.
@@ -202,17 +208,53 @@ mod tests {
     #[test]
     fn quantize_multiplier_hand_cases() {
         // 0.5 = 0.5 * 2^0 -> 2^30, shift 0.
-        assert_eq!(Requant::from_real(0.5, Rounding::Single), Requant { multiplier: 1 << 30, shift: 0 });
+        assert_eq!(
+            Requant::from_real(0.5, Rounding::Single),
+            Requant {
+                multiplier: 1 << 30,
+                shift: 0
+            }
+        );
         // 0.25 -> 2^30, shift -1.
-        assert_eq!(Requant::from_real(0.25, Rounding::Single), Requant { multiplier: 1 << 30, shift: -1 });
+        assert_eq!(
+            Requant::from_real(0.25, Rounding::Single),
+            Requant {
+                multiplier: 1 << 30,
+                shift: -1
+            }
+        );
         // A significand that rounds up to 2^31 is renormalised.
         let almost_one = 1.0 - 1e-12;
-        assert_eq!(Requant::from_real(almost_one, Rounding::Single), Requant { multiplier: 1 << 30, shift: 1 });
+        assert_eq!(
+            Requant::from_real(almost_one, Rounding::Single),
+            Requant {
+                multiplier: 1 << 30,
+                shift: 1
+            }
+        );
         // Below 2^-32 flushes to zero.
-        assert_eq!(Requant::from_real(1e-12, Rounding::Single), Requant { multiplier: 0, shift: 0 });
+        assert_eq!(
+            Requant::from_real(1e-12, Rounding::Single),
+            Requant {
+                multiplier: 0,
+                shift: 0
+            }
+        );
         // Single rounding saturates shifts above 30; double rounding keeps them.
-        assert_eq!(Requant::from_real(2f64.powi(40), Rounding::Single), Requant { multiplier: i32::MAX, shift: 30 });
-        assert_eq!(Requant::from_real(2f64.powi(40), Rounding::Double), Requant { multiplier: 1 << 30, shift: 41 });
+        assert_eq!(
+            Requant::from_real(2f64.powi(40), Rounding::Single),
+            Requant {
+                multiplier: i32::MAX,
+                shift: 30
+            }
+        );
+        assert_eq!(
+            Requant::from_real(2f64.powi(40), Rounding::Double),
+            Requant {
+                multiplier: 1 << 30,
+                shift: 41
+            }
+        );
     }
 
     #[test]
@@ -234,7 +276,10 @@ mod tests {
 
     #[test]
     fn srdhm_and_pot_edge_cases() {
-        assert_eq!(saturating_rounding_doubling_high_mul(i32::MIN, i32::MIN), i32::MAX);
+        assert_eq!(
+            saturating_rounding_doubling_high_mul(i32::MIN, i32::MIN),
+            i32::MAX
+        );
         assert_eq!(rounding_divide_by_pot(5, 1), 3);
         assert_eq!(rounding_divide_by_pot(-5, 1), -3);
         assert_eq!(rounding_divide_by_pot(-4, 1), -2);
@@ -246,7 +291,10 @@ mod tests {
         assert_eq!(activation_range(Activation::None, 0.1, 0), (-128, 127));
         assert_eq!(activation_range(Activation::Relu, 0.1, -10), (-10, 127));
         assert_eq!(activation_range(Activation::Relu6, 0.1, -128), (-128, -68));
-        assert_eq!(activation_range(Activation::ReluN1To1, 0.01, 0), (-100, 100));
+        assert_eq!(
+            activation_range(Activation::ReluN1To1, 0.01, 0),
+            (-100, 100)
+        );
     }
 
     /// Exact model of single rounding: `floor(x·m / 2^(31-s) + 1/2)` in i128.

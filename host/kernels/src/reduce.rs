@@ -20,9 +20,22 @@ pub struct Reduction {
 
 impl Reduction {
     pub fn new(op: &'static str, shape: &[usize], axes: &[usize]) -> Result<Self, KernelError> {
-        ensure!(op, shape.len() <= MAX_RANK, "rank {} exceeds {MAX_RANK}", shape.len());
-        ensure!(op, axes.iter().all(|&a| a < shape.len()), "axes {axes:?} out of range for rank {}", shape.len());
-        let in_len = shape.iter().try_fold(1usize, |a, &b| a.checked_mul(b)).ok_or_else(|| KernelError::new(op, "shape overflows"))?;
+        ensure!(
+            op,
+            shape.len() <= MAX_RANK,
+            "rank {} exceeds {MAX_RANK}",
+            shape.len()
+        );
+        ensure!(
+            op,
+            axes.iter().all(|&a| a < shape.len()),
+            "axes {axes:?} out of range for rank {}",
+            shape.len()
+        );
+        let in_len = shape
+            .iter()
+            .try_fold(1usize, |a, &b| a.checked_mul(b))
+            .ok_or_else(|| KernelError::new(op, "shape overflows"))?;
         let mut strides = vec![1usize; shape.len()];
         for i in (0..shape.len().saturating_sub(1)).rev() {
             strides[i] = strides[i + 1] * shape[i + 1];
@@ -39,7 +52,15 @@ impl Reduction {
         }
         let count: usize = rd.iter().product();
         let out_len: usize = kd.iter().product();
-        Ok(Reduction { in_len, out_len, kept_dims: kd, kept_strides: ks, reduced_dims: rd, reduced_strides: rs, count })
+        Ok(Reduction {
+            in_len,
+            out_len,
+            kept_dims: kd,
+            kept_strides: ks,
+            reduced_dims: rd,
+            reduced_strides: rs,
+            count,
+        })
     }
 
     pub fn out_len(&self) -> usize {
@@ -75,7 +96,9 @@ impl Reduction {
         let mut o = 0;
         walk(&self.kept_dims, &self.kept_strides, &mut |base| {
             let mut acc = init;
-            walk(&self.reduced_dims, &self.reduced_strides, &mut |r| acc = f(acc, base + r));
+            walk(&self.reduced_dims, &self.reduced_strides, &mut |r| {
+                acc = f(acc, base + r)
+            });
             out(o, acc);
             o += 1;
         });
@@ -96,13 +119,30 @@ pub struct Mean {
 }
 
 impl Mean {
-    pub fn new(shape: &[usize], axes: &[usize], input: Qp, output: Qp, rounding: Rounding) -> Result<Self, KernelError> {
+    pub fn new(
+        shape: &[usize],
+        axes: &[usize],
+        input: Qp,
+        output: Qp,
+        rounding: Rounding,
+    ) -> Result<Self, KernelError> {
         let reduction = Reduction::new("mean", shape, axes)?;
         let base = Requant::from_real(input.scale as f64 / output.scale as f64, rounding);
         let n = reduction.count.max(1) as i64;
-        let shift = (63 - (n as u64).leading_zeros() as i32).min(32).min(31 + base.shift);
+        let shift = (63 - (n as u64).leading_zeros() as i32)
+            .min(32)
+            .min(31 + base.shift);
         let multiplier = (((base.multiplier as i64) << shift) / n) as i32;
-        Ok(Mean { reduction, requant: Requant { multiplier, shift: base.shift - shift }, rounding, input, output })
+        Ok(Mean {
+            reduction,
+            requant: Requant {
+                multiplier,
+                shift: base.shift - shift,
+            },
+            rounding,
+            input,
+            output,
+        })
     }
 }
 
@@ -110,15 +150,23 @@ pub fn mean_scalar(k: &Mean, input: &[i8], output: &mut [i8]) -> Result<(), Kern
     check_len("mean", "input", input.len(), k.reduction.in_len)?;
     check_len("mean", "output", output.len(), k.reduction.out_len)?;
     let zp_sum = k.input.zero_point * k.reduction.count as i32;
-    k.reduction.for_each(0i32, |acc, i| acc + input[i] as i32, |o, acc| {
-        let v = k.requant.apply(acc - zp_sum, k.rounding) + k.output.zero_point;
-        output[o] = v.clamp(-128, 127) as i8;
-    });
+    k.reduction.for_each(
+        0i32,
+        |acc, i| acc + input[i] as i32,
+        |o, acc| {
+            let v = k.requant.apply(acc - zp_sum, k.rounding) + k.output.zero_point;
+            output[o] = v.clamp(-128, 127) as i8;
+        },
+    );
     Ok(())
 }
 
 /// REDUCE_MAX over axes: the largest raw int8 value (TFLite does not rescale).
-pub fn reduce_max_scalar(k: &Reduction, input: &[i8], output: &mut [i8]) -> Result<(), KernelError> {
+pub fn reduce_max_scalar(
+    k: &Reduction,
+    input: &[i8],
+    output: &mut [i8],
+) -> Result<(), KernelError> {
     check_len("reduce_max", "input", input.len(), k.in_len)?;
     check_len("reduce_max", "output", output.len(), k.out_len)?;
     k.for_each(i8::MIN, |m, i| m.max(input[i]), |o, m| output[o] = m);
@@ -129,7 +177,10 @@ pub fn reduce_max_scalar(k: &Reduction, input: &[i8], output: &mut [i8]) -> Resu
 mod tests {
     use super::*;
 
-    const Q: Qp = Qp { scale: 0.5, zero_point: 1 };
+    const Q: Qp = Qp {
+        scale: 0.5,
+        zero_point: 1,
+    };
 
     #[test]
     fn reduces_the_named_axes() {
@@ -149,7 +200,17 @@ mod tests {
     fn mean_by_hand() {
         let mut out = [0i8; 1];
         // (1+3+5+7 - 4·1) · 0.5 / (4 · 0.25) = 6.
-        let m = Mean::new(&[1, 4], &[1], Q, Qp { scale: 0.25, zero_point: 0 }, Rounding::Double).unwrap();
+        let m = Mean::new(
+            &[1, 4],
+            &[1],
+            Q,
+            Qp {
+                scale: 0.25,
+                zero_point: 0,
+            },
+            Rounding::Double,
+        )
+        .unwrap();
         mean_scalar(&m, &[1, 3, 5, 7], &mut out).unwrap();
         assert_eq!(out, [6]);
         // Same quantization over H and W: (0+2+4+6)/4 = 3, + 1.

@@ -18,15 +18,36 @@ pub struct Softmax {
 }
 
 impl Softmax {
-    pub fn new(outer: usize, depth: usize, input_scale: f32, beta: f32, out_scale: f32, out_zero_point: i32) -> Result<Self, KernelError> {
-        ensure!(OP, depth > 0 && outer.checked_mul(depth).is_some(), "bad shape {outer}x{depth}");
-        ensure!(OP, input_scale > 0.0 && out_scale > 0.0 && beta.is_finite(), "scales must be positive");
+    pub fn new(
+        outer: usize,
+        depth: usize,
+        input_scale: f32,
+        beta: f32,
+        out_scale: f32,
+        out_zero_point: i32,
+    ) -> Result<Self, KernelError> {
+        ensure!(
+            OP,
+            depth > 0 && outer.checked_mul(depth).is_some(),
+            "bad shape {outer}x{depth}"
+        );
+        ensure!(
+            OP,
+            input_scale > 0.0 && out_scale > 0.0 && beta.is_finite(),
+            "scales must be positive"
+        );
         let scale = -input_scale * beta;
         let mut table = Box::new([0f32; 256]);
         for val in 0..=255i32 {
             table[(255 - val) as usize] = (scale * val as f32).exp();
         }
-        Ok(Softmax { outer, depth, table, out_scale, out_zero_point })
+        Ok(Softmax {
+            outer,
+            depth,
+            table,
+            out_scale,
+            out_zero_point,
+        })
     }
 }
 
@@ -34,7 +55,10 @@ impl Softmax {
 pub fn softmax_scalar(k: &Softmax, input: &[i8], output: &mut [i8]) -> Result<(), KernelError> {
     check_len(OP, "input", input.len(), k.outer * k.depth)?;
     check_len(OP, "output", output.len(), k.outer * k.depth)?;
-    for (row, out) in input.chunks_exact(k.depth).zip(output.chunks_exact_mut(k.depth)) {
+    for (row, out) in input
+        .chunks_exact(k.depth)
+        .zip(output.chunks_exact_mut(k.depth))
+    {
         let max = row.iter().copied().max().unwrap_or(0) as i32;
         // table[255 - max + x] = exp(-s·β·(max - x)); the index is in 0..=255.
         let at = |x: i8| k.table[(255 - max + x as i32) as usize];

@@ -49,7 +49,10 @@ impl Hasher for ShaHasher {
 impl ArtifactCache {
     pub fn new(dir: impl Into<PathBuf>) -> Result<Self, Error> {
         let dir = dir.into();
-        std::fs::create_dir_all(&dir).map_err(|source| Error::Cache { path: dir.clone(), source })?;
+        std::fs::create_dir_all(&dir).map_err(|source| Error::Cache {
+            path: dir.clone(),
+            source,
+        })?;
         Ok(ArtifactCache { dir })
     }
 
@@ -66,7 +69,12 @@ impl ArtifactCache {
     }
 
     /// The compiled component for `wasm`, from the cache or freshly compiled.
-    pub fn load(&self, engine: &Engine, wasm: &[u8], origin: &str) -> Result<(Component, Source, Duration), Error> {
+    pub fn load(
+        &self,
+        engine: &Engine,
+        wasm: &[u8],
+        origin: &str,
+    ) -> Result<(Component, Source, Duration), Error> {
         let start = Instant::now();
         let path = self.dir.join(format!("{}.cwasm", Self::key(engine, wasm)));
         if path.exists() {
@@ -75,11 +83,17 @@ impl ArtifactCache {
             // a folder only the gateway writes (see the module docs).
             match unsafe { Component::deserialize_file(engine, &path) } {
                 Ok(c) => return Ok((c, Source::Cached, start.elapsed())),
-                Err(e) => tracing::warn!(path = %path.display(), "discarding unreadable cached artifact: {e}"),
+                Err(e) => {
+                    tracing::warn!(path = %path.display(), "discarding unreadable cached artifact: {e}")
+                }
             }
         }
-        let bytes = engine.precompile_component(wasm).map_err(|e| load_error(origin, e))?;
-        let tmp = self.dir.join(format!(".{}.{}.tmp", std::process::id(), rand_suffix()));
+        let bytes = engine
+            .precompile_component(wasm)
+            .map_err(|e| load_error(origin, e))?;
+        let tmp = self
+            .dir
+            .join(format!(".{}.{}.tmp", std::process::id(), rand_suffix()));
         let write = || -> std::io::Result<()> {
             let mut f = std::fs::File::create(&tmp)?;
             f.write_all(&bytes)?;
@@ -91,7 +105,8 @@ impl ArtifactCache {
             return Err(Error::Cache { path, source });
         }
         // SAFETY: as above; we just wrote it.
-        let c = unsafe { Component::deserialize_file(engine, &path) }.map_err(|e| load_error(origin, e))?;
+        let c = unsafe { Component::deserialize_file(engine, &path) }
+            .map_err(|e| load_error(origin, e))?;
         Ok((c, Source::Compiled, start.elapsed()))
     }
 }
@@ -103,5 +118,8 @@ fn rand_suffix() -> u64 {
 }
 
 pub(crate) fn load_error(origin: &str, e: wasmtime::Error) -> Error {
-    Error::Load { origin: origin.to_string(), reason: format!("not a loadable component: {e:#}") }
+    Error::Load {
+        origin: origin.to_string(),
+        reason: format!("not a loadable component: {e:#}"),
+    }
 }

@@ -33,7 +33,12 @@ pub struct RuntimeConfig {
 
 impl Default for RuntimeConfig {
     fn default() -> Self {
-        RuntimeConfig { cache_dir: None, max_instances: 200, max_memory_bytes: 256 << 20, epoch_tick: Duration::from_millis(5) }
+        RuntimeConfig {
+            cache_dir: None,
+            max_instances: 200,
+            max_memory_bytes: 256 << 20,
+            epoch_tick: Duration::from_millis(5),
+        }
     }
 }
 
@@ -91,8 +96,11 @@ impl Runtime {
             .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         let engine = Engine::new(&wc).map_err(|e| Error::Engine(format!("{e:#}")))?;
         let mut linker = Linker::new(&engine);
-        bindings::Plugin::add_to_linker::<InstanceState, HasSelf<InstanceState>>(&mut linker, |s| s)
-            .map_err(|e| Error::Engine(format!("{e:#}")))?;
+        bindings::Plugin::add_to_linker::<InstanceState, HasSelf<InstanceState>>(
+            &mut linker,
+            |s| s,
+        )
+        .map_err(|e| Error::Engine(format!("{e:#}")))?;
         // Interfaces that `use` the tensor resource re-export its type. The
         // bindings leave those re-exports undefined, and stubbing unknown
         // imports as traps would then invent an unrelated resource type for
@@ -100,10 +108,16 @@ impl Runtime {
         for iface in ["gatehouse:nn/ops@0.1.0", "gatehouse:nn/plan@0.1.0"] {
             linker
                 .instance(iface)
-                .and_then(|mut i| i.resource("tensor", ResourceType::host::<TensorRef>(), |_, _| Ok(())))
+                .and_then(|mut i| {
+                    i.resource("tensor", ResourceType::host::<TensorRef>(), |_, _| Ok(()))
+                })
                 .map_err(|e| Error::Engine(format!("{e:#}")))?;
         }
-        let cache = config.cache_dir.as_ref().map(ArtifactCache::new).transpose()?;
+        let cache = config
+            .cache_dir
+            .as_ref()
+            .map(ArtifactCache::new)
+            .transpose()?;
         let stop = Arc::new(AtomicBool::new(false));
         let thread = {
             let (engine, stop, tick) = (engine.clone(), stop.clone(), config.epoch_tick);
@@ -118,7 +132,17 @@ impl Runtime {
                 .map_err(|e| Error::Engine(format!("cannot start the epoch thread: {e}")))?
         };
         Ok(Runtime {
-            shared: Arc::new(Shared { engine, linker, cache, kernels, config, _ticker: Ticker { stop, thread: Some(thread) } }),
+            shared: Arc::new(Shared {
+                engine,
+                linker,
+                cache,
+                kernels,
+                config,
+                _ticker: Ticker {
+                    stop,
+                    thread: Some(thread),
+                },
+            }),
         })
     }
 

@@ -89,6 +89,9 @@ pub enum Failure {
 impl Failure {
     /// Whether the instance was lost (and replaced) because of this failure.
     pub fn is_trap(&self) -> bool {
-        matches!(self, Failure::Deadline(_) | Failure::MemoryLimit(_) | Failure::Trap(_))
+        matches!(
+            self,
+            Failure::Deadline(_) | Failure::MemoryLimit(_) | Failure::Trap(_)
+        )
     }
 }

@@ -17,5 +17,7 @@ pub mod registry;
 pub use cache::{ArtifactCache, Source};
 pub use engine::{Runtime, RuntimeConfig};
 pub use error::{Error, Failure, PluginId};
+pub use plugin::{
+    Descriptor, Event, Inference, InitConfig, InputKind, Instance, Limits, LoadInfo, Plugin,
+};
 pub use registry::{DeploySpec, Deployed, Expect, Policy, Registry, SelfTest, Served, Status};
-pub use plugin::{Descriptor, Event, Inference, InitConfig, InputKind, Instance, Limits, LoadInfo, Plugin};

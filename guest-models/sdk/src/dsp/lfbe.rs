@@ -32,12 +32,23 @@ impl Lfbe {
     pub fn new() -> Self {
         let spectrum = Spectrum::new(FRAME).unwrap_or_else(|e| unreachable!("{e}"));
         let mel = mel::tf_mel_matrix(MELS, spectrum.bins(), 16000.0, 0.0, 8000.0);
-        Lfbe { spectrum, window: window::hamming_symmetric(FRAME), mel, ring: Vec::with_capacity(FRAME), pushed: 0, prev: 0.0 }
+        Lfbe {
+            spectrum,
+            window: window::hamming_symmetric(FRAME),
+            mel,
+            ring: Vec::with_capacity(FRAME),
+            pushed: 0,
+            prev: 0.0,
+        }
     }
 
     /// Frames completed so far.
     pub fn frames_done(&self) -> u64 {
-        if self.pushed < FRAME as u64 { 0 } else { 1 + (self.pushed - FRAME as u64) / HOP as u64 }
+        if self.pushed < FRAME as u64 {
+            0
+        } else {
+            1 + (self.pushed - FRAME as u64) / HOP as u64
+        }
     }
 
     /// Push int16 samples; call `on_frame` with each finished 40-value frame.
@@ -89,7 +100,9 @@ mod tests {
 
     #[test]
     fn chunking_does_not_change_the_features() {
-        let sig: Vec<i16> = (0..5000).map(|i| ((i as f64 * 0.05).sin() * 8000.0) as i16).collect();
+        let sig: Vec<i16> = (0..5000)
+            .map(|i| ((i as f64 * 0.05).sin() * 8000.0) as i16)
+            .collect();
         let mut whole = Vec::new();
         Lfbe::new().push(&sig, |f| whole.extend_from_slice(f));
         let mut parts = Vec::new();

@@ -10,22 +10,38 @@ pub fn hz_to_mel_slaney(f: f64) -> f64 {
     let (f_sp, min_log_hz) = (200.0 / 3.0, 1000.0);
     let min_log_mel = min_log_hz / f_sp;
     let logstep = (6.4f64).ln() / 27.0;
-    if f >= min_log_hz { min_log_mel + (f / min_log_hz).ln() / logstep } else { f / f_sp }
+    if f >= min_log_hz {
+        min_log_mel + (f / min_log_hz).ln() / logstep
+    } else {
+        f / f_sp
+    }
 }
 
 pub fn mel_to_hz_slaney(m: f64) -> f64 {
     let (f_sp, min_log_hz) = (200.0 / 3.0, 1000.0);
     let min_log_mel = min_log_hz / f_sp;
     let logstep = (6.4f64).ln() / 27.0;
-    if m >= min_log_mel { min_log_hz * (logstep * (m - min_log_mel)).exp() } else { f_sp * m }
+    if m >= min_log_mel {
+        min_log_hz * (logstep * (m - min_log_mel)).exp()
+    } else {
+        f_sp * m
+    }
 }
 
 /// librosa's `filters.mel(sr, n_fft, n_mels, fmin, fmax, norm="slaney")`,
 /// row-major `[bin][mel]` like [`super::mel::tf_mel_matrix`].
-pub fn slaney_mel_matrix(sample_rate: f64, n_fft: usize, n_mels: usize, fmin: f64, fmax: f64) -> Vec<f64> {
+pub fn slaney_mel_matrix(
+    sample_rate: f64,
+    n_fft: usize,
+    n_mels: usize,
+    fmin: f64,
+    fmax: f64,
+) -> Vec<f64> {
     let bins = n_fft / 2 + 1;
     let (lo, hi) = (hz_to_mel_slaney(fmin), hz_to_mel_slaney(fmax));
-    let hz: Vec<f64> = (0..n_mels + 2).map(|i| mel_to_hz_slaney(lo + (hi - lo) * i as f64 / (n_mels + 1) as f64)).collect();
+    let hz: Vec<f64> = (0..n_mels + 2)
+        .map(|i| mel_to_hz_slaney(lo + (hi - lo) * i as f64 / (n_mels + 1) as f64))
+        .collect();
     let mut w = vec![0.0; bins * n_mels];
     for b in 0..bins {
         let f = sample_rate / 2.0 * b as f64 / (bins - 1) as f64;
@@ -54,7 +70,11 @@ impl ToyCarLogMel {
     pub fn new() -> Self {
         // N_FFT is a power of two, so this cannot fail.
         let spectrum = Spectrum::new(N_FFT).unwrap_or_else(|e| unreachable!("{e}"));
-        ToyCarLogMel { spectrum, window: window::hann_periodic(N_FFT), mel: slaney_mel_matrix(16000.0, N_FFT, MELS, 0.0, 8000.0) }
+        ToyCarLogMel {
+            spectrum,
+            window: window::hann_periodic(N_FFT),
+            mel: slaney_mel_matrix(16000.0, N_FFT, MELS, 0.0, 8000.0),
+        }
     }
 
     /// Frames `first..first + count` of the centred log-mel spectrogram of
@@ -65,8 +85,18 @@ impl ToyCarLogMel {
         // Reflect padding (librosa 0.6); a clip shorter than the pad is zero-padded instead.
         let at = |i: isize| -> f64 {
             let j = i - pad as isize;
-            let k = if j < 0 { -j } else if j >= n { 2 * (n - 1) - j } else { j };
-            if (0..n).contains(&k) { samples[k as usize] } else { 0.0 }
+            let k = if j < 0 {
+                -j
+            } else if j >= n {
+                2 * (n - 1) - j
+            } else {
+                j
+            };
+            if (0..n).contains(&k) {
+                samples[k as usize]
+            } else {
+                0.0
+            }
         };
         let mut frame = vec![0.0; N_FFT];
         let mut power = vec![0.0; self.spectrum.bins()];
@@ -120,6 +150,9 @@ mod tests {
     fn silence_sits_at_the_epsilon_floor() {
         let mut lm = ToyCarLogMel::new();
         let f = lm.frames(&vec![0.0; 16000], 0, 2);
-        assert!(f.iter().all(|&v| (v - 10.0 * f64::EPSILON.log10()).abs() < 1e-9));
+        assert!(
+            f.iter()
+                .all(|&v| (v - 10.0 * f64::EPSILON.log10()).abs() < 1e-9)
+        );
     }
 }

@@ -8,11 +8,19 @@ pub fn hz_to_mel_htk(f: f64) -> f64 {
 /// TF's `linear_to_mel_weight_matrix`: `num_spectrogram_bins` rows (0 Hz to
 /// Nyquist), `num_mel_bins` columns; triangles in the mel domain with peak 1,
 /// no area normalisation, and the DC row all zero. Row-major `[bin][mel]`.
-pub fn tf_mel_matrix(num_mel_bins: usize, num_spectrogram_bins: usize, sample_rate: f64, lower_hz: f64, upper_hz: f64) -> Vec<f64> {
+pub fn tf_mel_matrix(
+    num_mel_bins: usize,
+    num_spectrogram_bins: usize,
+    sample_rate: f64,
+    lower_hz: f64,
+    upper_hz: f64,
+) -> Vec<f64> {
     let nyquist = sample_rate / 2.0;
     let lo = hz_to_mel_htk(lower_hz);
     let hi = hz_to_mel_htk(upper_hz);
-    let edges: Vec<f64> = (0..num_mel_bins + 2).map(|i| lo + (hi - lo) * i as f64 / (num_mel_bins + 1) as f64).collect();
+    let edges: Vec<f64> = (0..num_mel_bins + 2)
+        .map(|i| lo + (hi - lo) * i as f64 / (num_mel_bins + 1) as f64)
+        .collect();
     let mut w = vec![0.0; num_spectrogram_bins * num_mel_bins];
     for bin in 1..num_spectrogram_bins {
         let hz = nyquist * bin as f64 / (num_spectrogram_bins - 1) as f64;

@@ -32,9 +32,20 @@ impl KwsMfcc {
         let mel = mel::tf_mel_matrix(MELS, spectrum.bins(), SAMPLE_RATE as f64, 20.0, 4000.0);
         let scale = (2.0 / MELS as f64).sqrt();
         let dct = (0..COEFFS)
-            .flat_map(|k| (0..MELS).map(move |n| scale * (std::f64::consts::PI * k as f64 * (2 * n + 1) as f64 / (2 * MELS) as f64).cos()))
+            .flat_map(|k| {
+                (0..MELS).map(move |n| {
+                    scale
+                        * (std::f64::consts::PI * k as f64 * (2 * n + 1) as f64 / (2 * MELS) as f64)
+                            .cos()
+                })
+            })
             .collect();
-        KwsMfcc { spectrum, window: window::hann_periodic(FRAME), mel, dct }
+        KwsMfcc {
+            spectrum,
+            window: window::hann_periodic(FRAME),
+            mel,
+            dct,
+        }
     }
 
     /// `FRAMES × COEFFS` MFCCs of the first second of `samples` (zero-padded
@@ -74,7 +85,10 @@ impl KwsMfcc {
 /// The reference's int8 cast: truncation toward zero of `x/scale + zero_point`.
 /// The reference does not saturate; we do, rather than wrap.
 pub fn quantize_truncating(features: &[f64], scale: f64, zero_point: i32) -> Vec<i8> {
-    features.iter().map(|&x| ((x / scale + zero_point as f64).trunc()).clamp(-128.0, 127.0) as i8).collect()
+    features
+        .iter()
+        .map(|&x| ((x / scale + zero_point as f64).trunc()).clamp(-128.0, 127.0) as i8)
+        .collect()
 }
 
 #[cfg(test)]
@@ -96,7 +110,9 @@ mod tests {
 
     #[test]
     fn gain_does_not_matter() {
-        let tone: Vec<i16> = (0..16000).map(|i| (3000.0 * (i as f64 * 0.3).sin()) as i16).collect();
+        let tone: Vec<i16> = (0..16000)
+            .map(|i| (3000.0 * (i as f64 * 0.3).sin()) as i16)
+            .collect();
         let loud: Vec<i16> = tone.iter().map(|&s| s * 4).collect();
         let (a, b) = (KwsMfcc::new().compute(&tone), KwsMfcc::new().compute(&loud));
         assert!(a.iter().zip(&b).all(|(x, y)| (x - y).abs() < 1e-3));

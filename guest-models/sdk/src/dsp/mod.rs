@@ -30,7 +30,11 @@ impl Spectrum {
         }
         let fft = rustfft::algorithm::Radix4::new(fft_len, FftDirection::Forward);
         let scratch = vec![Complex::default(); fft.get_inplace_scratch_len()];
-        Ok(Spectrum { fft, buffer: vec![Complex::default(); fft_len], scratch })
+        Ok(Spectrum {
+            fft,
+            buffer: vec![Complex::default(); fft_len],
+            scratch,
+        })
     }
 
     /// Bins from DC to Nyquist.
@@ -45,7 +49,8 @@ impl Spectrum {
         for ((d, &x), &w) in self.buffer.iter_mut().zip(frame).zip(window) {
             d.re = x * w;
         }
-        self.fft.process_with_scratch(&mut self.buffer, &mut self.scratch);
+        self.fft
+            .process_with_scratch(&mut self.buffer, &mut self.scratch);
         let bins = self.bins();
         for (o, c) in out.iter_mut().zip(&self.buffer[..bins]) {
             let m2 = c.re * c.re + c.im * c.im;
@@ -63,7 +68,9 @@ mod tests {
         let n = 512;
         let mut s = Spectrum::new(n).unwrap();
         assert!(Spectrum::new(480).is_err());
-        let frame: Vec<f64> = (0..n).map(|i| (2.0 * std::f64::consts::PI * 8.0 * i as f64 / n as f64).cos()).collect();
+        let frame: Vec<f64> = (0..n)
+            .map(|i| (2.0 * std::f64::consts::PI * 8.0 * i as f64 / n as f64).cos())
+            .collect();
         let ones = vec![1.0; n];
         let mut out = vec![0.0; s.bins()];
         s.power(&frame, &ones, 1, &mut out);

@@ -28,7 +28,13 @@ pub struct ArenaPlan {
 pub fn plan(buffers: &[Lifetime], align: usize) -> ArenaPlan {
     let align = align.max(1);
     let mut order: Vec<usize> = (0..buffers.len()).collect();
-    order.sort_by(|&a, &b| buffers[b].size.cmp(&buffers[a].size).then(buffers[a].first.cmp(&buffers[b].first)).then(a.cmp(&b)));
+    order.sort_by(|&a, &b| {
+        buffers[b]
+            .size
+            .cmp(&buffers[a].size)
+            .then(buffers[a].first.cmp(&buffers[b].first))
+            .then(a.cmp(&b))
+    });
     let mut offsets = vec![0usize; buffers.len()];
     let mut placed: Vec<usize> = Vec::with_capacity(buffers.len());
     let mut peak = 0;
@@ -105,7 +111,8 @@ mod tests {
                 for j in 0..i {
                     let (a, b) = (bufs[i], bufs[j]);
                     if a.overlaps_in_time(&b) && a.size > 0 && b.size > 0 {
-                        let disjoint = p.offsets[i] + a.size <= p.offsets[j] || p.offsets[j] + b.size <= p.offsets[i];
+                        let disjoint = p.offsets[i] + a.size <= p.offsets[j]
+                            || p.offsets[j] + b.size <= p.offsets[i];
                         assert!(disjoint, "{i} and {j} overlap: {bufs:?} {p:?}");
                     }
                 }
@@ -114,7 +121,15 @@ mod tests {
             let total: usize = bufs.iter().map(|b| b.size.div_ceil(16) * 16).sum();
             assert!(p.peak <= total);
             // Never better than the most memory alive at one moment.
-            let busiest = (0..30).map(|t| bufs.iter().filter(|b| b.first <= t && t <= b.last).map(|b| b.size).sum::<usize>()).max().unwrap_or(0);
+            let busiest = (0..30)
+                .map(|t| {
+                    bufs.iter()
+                        .filter(|b| b.first <= t && t <= b.last)
+                        .map(|b| b.size)
+                        .sum::<usize>()
+                })
+                .max()
+                .unwrap_or(0);
             assert!(p.peak >= busiest);
         }
     }

@@ -19,16 +19,7 @@ mod root {
         ///
         /// Generated from these locations:
         /// * Enum `TensorType` in the file `/work/main/guest-models/sdk/schema/tflite.fbs:36`
-        #[derive(
-            Copy,
-            Clone,
-            Debug,
-            PartialEq,
-            Eq,
-            PartialOrd,
-            Ord,
-            Hash,
-        )]
+        #[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
         #[repr(i8)]
         pub enum TensorType {
             /// The variant `FLOAT32` in the enum `TensorType`
@@ -269,15 +260,7 @@ mod root {
         ///
         /// Generated from these locations:
         /// * Table `CustomQuantization` in the file `/work/main/guest-models/sdk/schema/tflite.fbs:62`
-        #[derive(
-            Clone,
-            Debug,
-            PartialEq,
-            PartialOrd,
-            Eq,
-            Ord,
-            Hash,
-        )]
+        #[derive(Clone, Debug, PartialEq, PartialOrd, Eq, Ord, Hash)]
         pub struct CustomQuantization {
             /// The field `custom` in the table `CustomQuantization`
             pub custom: ::core::option::Option<::planus::alloc::vec::Vec<u8>>,
@@ -550,15 +533,7 @@ mod root {
         ///
         /// Generated from these locations:
         /// * Union `QuantizationDetails` in the file `/work/main/guest-models/sdk/schema/tflite.fbs:67`
-        #[derive(
-            Clone,
-            Debug,
-            PartialEq,
-            PartialOrd,
-            Eq,
-            Ord,
-            Hash,
-        )]
+        #[derive(Clone, Debug, PartialEq, PartialOrd, Eq, Ord, Hash)]
         pub enum QuantizationDetails {
             /// The variant of type `CustomQuantization` in the union `QuantizationDetails`
             CustomQuantization(::planus::alloc::boxed::Box<self::CustomQuantization>),
@@ -1019,13 +994,13 @@ mod root {
         }
 
         impl<
-                T0: ::planus::WriteAsOptional<::planus::Offset<[f32]>>,
-                T1: ::planus::WriteAsOptional<::planus::Offset<[f32]>>,
-                T2: ::planus::WriteAsOptional<::planus::Offset<[f32]>>,
-                T3: ::planus::WriteAsOptional<::planus::Offset<[i64]>>,
-                T4: ::planus::WriteAsOptionalUnion<self::QuantizationDetails>,
-                T5: ::planus::WriteAsDefault<i32, i32>,
-            > ::planus::WriteAs<::planus::Offset<QuantizationParameters>>
+            T0: ::planus::WriteAsOptional<::planus::Offset<[f32]>>,
+            T1: ::planus::WriteAsOptional<::planus::Offset<[f32]>>,
+            T2: ::planus::WriteAsOptional<::planus::Offset<[f32]>>,
+            T3: ::planus::WriteAsOptional<::planus::Offset<[i64]>>,
+            T4: ::planus::WriteAsOptionalUnion<self::QuantizationDetails>,
+            T5: ::planus::WriteAsDefault<i32, i32>,
+        > ::planus::WriteAs<::planus::Offset<QuantizationParameters>>
             for QuantizationParametersBuilder<(T0, T1, T2, T3, T4, T5)>
         {
             type Prepared = ::planus::Offset<QuantizationParameters>;
@@ -1040,13 +1015,13 @@ mod root {
         }
 
         impl<
-                T0: ::planus::WriteAsOptional<::planus::Offset<[f32]>>,
-                T1: ::planus::WriteAsOptional<::planus::Offset<[f32]>>,
-                T2: ::planus::WriteAsOptional<::planus::Offset<[f32]>>,
-                T3: ::planus::WriteAsOptional<::planus::Offset<[i64]>>,
-                T4: ::planus::WriteAsOptionalUnion<self::QuantizationDetails>,
-                T5: ::planus::WriteAsDefault<i32, i32>,
-            > ::planus::WriteAsOptional<::planus::Offset<QuantizationParameters>>
+            T0: ::planus::WriteAsOptional<::planus::Offset<[f32]>>,
+            T1: ::planus::WriteAsOptional<::planus::Offset<[f32]>>,
+            T2: ::planus::WriteAsOptional<::planus::Offset<[f32]>>,
+            T3: ::planus::WriteAsOptional<::planus::Offset<[i64]>>,
+            T4: ::planus::WriteAsOptionalUnion<self::QuantizationDetails>,
+            T5: ::planus::WriteAsDefault<i32, i32>,
+        > ::planus::WriteAsOptional<::planus::Offset<QuantizationParameters>>
             for QuantizationParametersBuilder<(T0, T1, T2, T3, T4, T5)>
         {
             type Prepared = ::planus::Offset<QuantizationParameters>;
@@ -1061,13 +1036,13 @@ mod root {
         }
 
         impl<
-                T0: ::planus::WriteAsOptional<::planus::Offset<[f32]>>,
-                T1: ::planus::WriteAsOptional<::planus::Offset<[f32]>>,
-                T2: ::planus::WriteAsOptional<::planus::Offset<[f32]>>,
-                T3: ::planus::WriteAsOptional<::planus::Offset<[i64]>>,
-                T4: ::planus::WriteAsOptionalUnion<self::QuantizationDetails>,
-                T5: ::planus::WriteAsDefault<i32, i32>,
-            > ::planus::WriteAsOffset<QuantizationParameters>
+            T0: ::planus::WriteAsOptional<::planus::Offset<[f32]>>,
+            T1: ::planus::WriteAsOptional<::planus::Offset<[f32]>>,
+            T2: ::planus::WriteAsOptional<::planus::Offset<[f32]>>,
+            T3: ::planus::WriteAsOptional<::planus::Offset<[i64]>>,
+            T4: ::planus::WriteAsOptionalUnion<self::QuantizationDetails>,
+            T5: ::planus::WriteAsDefault<i32, i32>,
+        > ::planus::WriteAsOffset<QuantizationParameters>
             for QuantizationParametersBuilder<(T0, T1, T2, T3, T4, T5)>
         {
             #[inline]
@@ -1283,16 +1258,7 @@ mod root {
         ///
         /// Generated from these locations:
         /// * Enum `DimensionType` in the file `/work/main/guest-models/sdk/schema/tflite.fbs:124`
-        #[derive(
-            Copy,
-            Clone,
-            Debug,
-            PartialEq,
-            Eq,
-            PartialOrd,
-            Ord,
-            Hash,
-        )]
+        #[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
         #[repr(i8)]
         pub enum DimensionType {
             /// The variant `DENSE` in the enum `DimensionType`
@@ -1450,15 +1416,7 @@ mod root {
         ///
         /// Generated from these locations:
         /// * Table `Int32Vector` in the file `/work/main/guest-models/sdk/schema/tflite.fbs:129`
-        #[derive(
-            Clone,
-            Debug,
-            PartialEq,
-            PartialOrd,
-            Eq,
-            Ord,
-            Hash,
-        )]
+        #[derive(Clone, Debug, PartialEq, PartialOrd, Eq, Ord, Hash)]
         pub struct Int32Vector {
             /// The field `values` in the table `Int32Vector`
             pub values: ::core::option::Option<::planus::alloc::vec::Vec<i32>>,
@@ -1720,15 +1678,7 @@ mod root {
         ///
         /// Generated from these locations:
         /// * Table `Uint16Vector` in the file `/work/main/guest-models/sdk/schema/tflite.fbs:133`
-        #[derive(
-            Clone,
-            Debug,
-            PartialEq,
-            PartialOrd,
-            Eq,
-            Ord,
-            Hash,
-        )]
+        #[derive(Clone, Debug, PartialEq, PartialOrd, Eq, Ord, Hash)]
         pub struct Uint16Vector {
             /// The field `values` in the table `Uint16Vector`
             pub values: ::core::option::Option<::planus::alloc::vec::Vec<u16>>,
@@ -1991,15 +1941,7 @@ mod root {
         ///
         /// Generated from these locations:
         /// * Table `Uint8Vector` in the file `/work/main/guest-models/sdk/schema/tflite.fbs:137`
-        #[derive(
-            Clone,
-            Debug,
-            PartialEq,
-            PartialOrd,
-            Eq,
-            Ord,
-            Hash,
-        )]
+        #[derive(Clone, Debug, PartialEq, PartialOrd, Eq, Ord, Hash)]
         pub struct Uint8Vector {
             /// The field `values` in the table `Uint8Vector`
             pub values: ::core::option::Option<::planus::alloc::vec::Vec<u8>>,
@@ -2255,15 +2197,7 @@ mod root {
         ///
         /// Generated from these locations:
         /// * Union `SparseIndexVector` in the file `/work/main/guest-models/sdk/schema/tflite.fbs:144`
-        #[derive(
-            Clone,
-            Debug,
-            PartialEq,
-            PartialOrd,
-            Eq,
-            Ord,
-            Hash,
-        )]
+        #[derive(Clone, Debug, PartialEq, PartialOrd, Eq, Ord, Hash)]
         pub enum SparseIndexVector {
             /// The variant of type `Int32Vector` in the union `SparseIndexVector`
             Int32Vector(::planus::alloc::boxed::Box<self::Int32Vector>),
@@ -2536,15 +2470,7 @@ mod root {
         ///
         /// Generated from these locations:
         /// * Table `DimensionMetadata` in the file `/work/main/guest-models/sdk/schema/tflite.fbs:150`
-        #[derive(
-            Clone,
-            Debug,
-            PartialEq,
-            PartialOrd,
-            Eq,
-            Ord,
-            Hash,
-        )]
+        #[derive(Clone, Debug, PartialEq, PartialOrd, Eq, Ord, Hash)]
         pub struct DimensionMetadata {
             /// The field `format` in the table `DimensionMetadata`
             pub format: self::DimensionType,
@@ -2788,11 +2714,11 @@ mod root {
         }
 
         impl<
-                T0: ::planus::WriteAsDefault<self::DimensionType, self::DimensionType>,
-                T1: ::planus::WriteAsDefault<i32, i32>,
-                T2: ::planus::WriteAsOptionalUnion<self::SparseIndexVector>,
-                T3: ::planus::WriteAsOptionalUnion<self::SparseIndexVector>,
-            > ::planus::WriteAs<::planus::Offset<DimensionMetadata>>
+            T0: ::planus::WriteAsDefault<self::DimensionType, self::DimensionType>,
+            T1: ::planus::WriteAsDefault<i32, i32>,
+            T2: ::planus::WriteAsOptionalUnion<self::SparseIndexVector>,
+            T3: ::planus::WriteAsOptionalUnion<self::SparseIndexVector>,
+        > ::planus::WriteAs<::planus::Offset<DimensionMetadata>>
             for DimensionMetadataBuilder<(T0, T1, T2, T3)>
         {
             type Prepared = ::planus::Offset<DimensionMetadata>;
@@ -2807,11 +2733,11 @@ mod root {
         }
 
         impl<
-                T0: ::planus::WriteAsDefault<self::DimensionType, self::DimensionType>,
-                T1: ::planus::WriteAsDefault<i32, i32>,
-                T2: ::planus::WriteAsOptionalUnion<self::SparseIndexVector>,
-                T3: ::planus::WriteAsOptionalUnion<self::SparseIndexVector>,
-            > ::planus::WriteAsOptional<::planus::Offset<DimensionMetadata>>
+            T0: ::planus::WriteAsDefault<self::DimensionType, self::DimensionType>,
+            T1: ::planus::WriteAsDefault<i32, i32>,
+            T2: ::planus::WriteAsOptionalUnion<self::SparseIndexVector>,
+            T3: ::planus::WriteAsOptionalUnion<self::SparseIndexVector>,
+        > ::planus::WriteAsOptional<::planus::Offset<DimensionMetadata>>
             for DimensionMetadataBuilder<(T0, T1, T2, T3)>
         {
             type Prepared = ::planus::Offset<DimensionMetadata>;
@@ -2826,11 +2752,11 @@ mod root {
         }
 
         impl<
-                T0: ::planus::WriteAsDefault<self::DimensionType, self::DimensionType>,
-                T1: ::planus::WriteAsDefault<i32, i32>,
-                T2: ::planus::WriteAsOptionalUnion<self::SparseIndexVector>,
-                T3: ::planus::WriteAsOptionalUnion<self::SparseIndexVector>,
-            > ::planus::WriteAsOffset<DimensionMetadata>
+            T0: ::planus::WriteAsDefault<self::DimensionType, self::DimensionType>,
+            T1: ::planus::WriteAsDefault<i32, i32>,
+            T2: ::planus::WriteAsOptionalUnion<self::SparseIndexVector>,
+            T3: ::planus::WriteAsOptionalUnion<self::SparseIndexVector>,
+        > ::planus::WriteAsOffset<DimensionMetadata>
             for DimensionMetadataBuilder<(T0, T1, T2, T3)>
         {
             #[inline]
@@ -3014,15 +2940,7 @@ mod root {
         ///
         /// Generated from these locations:
         /// * Table `SparsityParameters` in the file `/work/main/guest-models/sdk/schema/tflite.fbs:170`
-        #[derive(
-            Clone,
-            Debug,
-            PartialEq,
-            PartialOrd,
-            Eq,
-            Ord,
-            Hash,
-        )]
+        #[derive(Clone, Debug, PartialEq, PartialOrd, Eq, Ord, Hash)]
         pub struct SparsityParameters {
             /// The field `traversal_order` in the table `SparsityParameters`
             pub traversal_order: ::core::option::Option<::planus::alloc::vec::Vec<i32>>,
@@ -3190,8 +3108,8 @@ mod root {
             pub fn dim_metadata<T2>(self, value: T2) -> SparsityParametersBuilder<(T0, T1, T2)>
             where
                 T2: ::planus::WriteAsOptional<
-                    ::planus::Offset<[::planus::Offset<self::DimensionMetadata>]>,
-                >,
+                        ::planus::Offset<[::planus::Offset<self::DimensionMetadata>]>,
+                    >,
             {
                 let (v0, v1) = self.0;
                 SparsityParametersBuilder((v0, v1, value))
@@ -3220,12 +3138,12 @@ mod root {
         }
 
         impl<
-                T0: ::planus::WriteAsOptional<::planus::Offset<[i32]>>,
-                T1: ::planus::WriteAsOptional<::planus::Offset<[i32]>>,
-                T2: ::planus::WriteAsOptional<
+            T0: ::planus::WriteAsOptional<::planus::Offset<[i32]>>,
+            T1: ::planus::WriteAsOptional<::planus::Offset<[i32]>>,
+            T2: ::planus::WriteAsOptional<
                     ::planus::Offset<[::planus::Offset<self::DimensionMetadata>]>,
                 >,
-            > ::planus::WriteAs<::planus::Offset<SparsityParameters>>
+        > ::planus::WriteAs<::planus::Offset<SparsityParameters>>
             for SparsityParametersBuilder<(T0, T1, T2)>
         {
             type Prepared = ::planus::Offset<SparsityParameters>;
@@ -3240,12 +3158,12 @@ mod root {
         }
 
         impl<
-                T0: ::planus::WriteAsOptional<::planus::Offset<[i32]>>,
-                T1: ::planus::WriteAsOptional<::planus::Offset<[i32]>>,
-                T2: ::planus::WriteAsOptional<
+            T0: ::planus::WriteAsOptional<::planus::Offset<[i32]>>,
+            T1: ::planus::WriteAsOptional<::planus::Offset<[i32]>>,
+            T2: ::planus::WriteAsOptional<
                     ::planus::Offset<[::planus::Offset<self::DimensionMetadata>]>,
                 >,
-            > ::planus::WriteAsOptional<::planus::Offset<SparsityParameters>>
+        > ::planus::WriteAsOptional<::planus::Offset<SparsityParameters>>
             for SparsityParametersBuilder<(T0, T1, T2)>
         {
             type Prepared = ::planus::Offset<SparsityParameters>;
@@ -3260,13 +3178,12 @@ mod root {
         }
 
         impl<
-                T0: ::planus::WriteAsOptional<::planus::Offset<[i32]>>,
-                T1: ::planus::WriteAsOptional<::planus::Offset<[i32]>>,
-                T2: ::planus::WriteAsOptional<
+            T0: ::planus::WriteAsOptional<::planus::Offset<[i32]>>,
+            T1: ::planus::WriteAsOptional<::planus::Offset<[i32]>>,
+            T2: ::planus::WriteAsOptional<
                     ::planus::Offset<[::planus::Offset<self::DimensionMetadata>]>,
                 >,
-            > ::planus::WriteAsOffset<SparsityParameters>
-            for SparsityParametersBuilder<(T0, T1, T2)>
+        > ::planus::WriteAsOffset<SparsityParameters> for SparsityParametersBuilder<(T0, T1, T2)>
         {
             #[inline]
             fn prepare(
@@ -3439,15 +3356,7 @@ mod root {
         ///
         /// Generated from these locations:
         /// * Table `VariantSubType` in the file `/work/main/guest-models/sdk/schema/tflite.fbs:198`
-        #[derive(
-            Clone,
-            Debug,
-            PartialEq,
-            PartialOrd,
-            Eq,
-            Ord,
-            Hash,
-        )]
+        #[derive(Clone, Debug, PartialEq, PartialOrd, Eq, Ord, Hash)]
         pub struct VariantSubType {
             /// The field `shape` in the table `VariantSubType`
             pub shape: ::core::option::Option<::planus::alloc::vec::Vec<i32>>,
@@ -3623,10 +3532,10 @@ mod root {
         }
 
         impl<
-                T0: ::planus::WriteAsOptional<::planus::Offset<[i32]>>,
-                T1: ::planus::WriteAsDefault<self::TensorType, self::TensorType>,
-                T2: ::planus::WriteAsDefault<bool, bool>,
-            > ::planus::WriteAs<::planus::Offset<VariantSubType>>
+            T0: ::planus::WriteAsOptional<::planus::Offset<[i32]>>,
+            T1: ::planus::WriteAsDefault<self::TensorType, self::TensorType>,
+            T2: ::planus::WriteAsDefault<bool, bool>,
+        > ::planus::WriteAs<::planus::Offset<VariantSubType>>
             for VariantSubTypeBuilder<(T0, T1, T2)>
         {
             type Prepared = ::planus::Offset<VariantSubType>;
@@ -3638,10 +3547,10 @@ mod root {
         }
 
         impl<
-                T0: ::planus::WriteAsOptional<::planus::Offset<[i32]>>,
-                T1: ::planus::WriteAsDefault<self::TensorType, self::TensorType>,
-                T2: ::planus::WriteAsDefault<bool, bool>,
-            > ::planus::WriteAsOptional<::planus::Offset<VariantSubType>>
+            T0: ::planus::WriteAsOptional<::planus::Offset<[i32]>>,
+            T1: ::planus::WriteAsDefault<self::TensorType, self::TensorType>,
+            T2: ::planus::WriteAsDefault<bool, bool>,
+        > ::planus::WriteAsOptional<::planus::Offset<VariantSubType>>
             for VariantSubTypeBuilder<(T0, T1, T2)>
         {
             type Prepared = ::planus::Offset<VariantSubType>;
@@ -3656,10 +3565,10 @@ mod root {
         }
 
         impl<
-                T0: ::planus::WriteAsOptional<::planus::Offset<[i32]>>,
-                T1: ::planus::WriteAsDefault<self::TensorType, self::TensorType>,
-                T2: ::planus::WriteAsDefault<bool, bool>,
-            > ::planus::WriteAsOffset<VariantSubType> for VariantSubTypeBuilder<(T0, T1, T2)>
+            T0: ::planus::WriteAsOptional<::planus::Offset<[i32]>>,
+            T1: ::planus::WriteAsDefault<self::TensorType, self::TensorType>,
+            T2: ::planus::WriteAsDefault<bool, bool>,
+        > ::planus::WriteAsOffset<VariantSubType> for VariantSubTypeBuilder<(T0, T1, T2)>
         {
             #[inline]
             fn prepare(&self, builder: &mut ::planus::Builder) -> ::planus::Offset<VariantSubType> {
@@ -4222,8 +4131,8 @@ mod root {
             ) -> TensorBuilder<(T0, T1, T2, T3, T4, T5, T6, T7, T8, T9)>
             where
                 T9: ::planus::WriteAsOptional<
-                    ::planus::Offset<[::planus::Offset<self::VariantSubType>]>,
-                >,
+                        ::planus::Offset<[::planus::Offset<self::VariantSubType>]>,
+                    >,
             {
                 let (v0, v1, v2, v3, v4, v5, v6, v7, v8) = self.0;
                 TensorBuilder((v0, v1, v2, v3, v4, v5, v6, v7, v8, value))
@@ -4253,19 +4162,17 @@ mod root {
         }
 
         impl<
-                T0: ::planus::WriteAsOptional<::planus::Offset<[i32]>>,
-                T1: ::planus::WriteAsDefault<self::TensorType, self::TensorType>,
-                T2: ::planus::WriteAsDefault<u32, u32>,
-                T3: ::planus::WriteAsOptional<::planus::Offset<::core::primitive::str>>,
-                T4: ::planus::WriteAsOptional<::planus::Offset<self::QuantizationParameters>>,
-                T5: ::planus::WriteAsDefault<bool, bool>,
-                T6: ::planus::WriteAsOptional<::planus::Offset<self::SparsityParameters>>,
-                T7: ::planus::WriteAsOptional<::planus::Offset<[i32]>>,
-                T8: ::planus::WriteAsDefault<bool, bool>,
-                T9: ::planus::WriteAsOptional<
-                    ::planus::Offset<[::planus::Offset<self::VariantSubType>]>,
-                >,
-            > ::planus::WriteAs<::planus::Offset<Tensor>>
+            T0: ::planus::WriteAsOptional<::planus::Offset<[i32]>>,
+            T1: ::planus::WriteAsDefault<self::TensorType, self::TensorType>,
+            T2: ::planus::WriteAsDefault<u32, u32>,
+            T3: ::planus::WriteAsOptional<::planus::Offset<::core::primitive::str>>,
+            T4: ::planus::WriteAsOptional<::planus::Offset<self::QuantizationParameters>>,
+            T5: ::planus::WriteAsDefault<bool, bool>,
+            T6: ::planus::WriteAsOptional<::planus::Offset<self::SparsityParameters>>,
+            T7: ::planus::WriteAsOptional<::planus::Offset<[i32]>>,
+            T8: ::planus::WriteAsDefault<bool, bool>,
+            T9: ::planus::WriteAsOptional<::planus::Offset<[::planus::Offset<self::VariantSubType>]>>,
+        > ::planus::WriteAs<::planus::Offset<Tensor>>
             for TensorBuilder<(T0, T1, T2, T3, T4, T5, T6, T7, T8, T9)>
         {
             type Prepared = ::planus::Offset<Tensor>;
@@ -4277,19 +4184,17 @@ mod root {
         }
 
         impl<
-                T0: ::planus::WriteAsOptional<::planus::Offset<[i32]>>,
-                T1: ::planus::WriteAsDefault<self::TensorType, self::TensorType>,
-                T2: ::planus::WriteAsDefault<u32, u32>,
-                T3: ::planus::WriteAsOptional<::planus::Offset<::core::primitive::str>>,
-                T4: ::planus::WriteAsOptional<::planus::Offset<self::QuantizationParameters>>,
-                T5: ::planus::WriteAsDefault<bool, bool>,
-                T6: ::planus::WriteAsOptional<::planus::Offset<self::SparsityParameters>>,
-                T7: ::planus::WriteAsOptional<::planus::Offset<[i32]>>,
-                T8: ::planus::WriteAsDefault<bool, bool>,
-                T9: ::planus::WriteAsOptional<
-                    ::planus::Offset<[::planus::Offset<self::VariantSubType>]>,
-                >,
-            > ::planus::WriteAsOptional<::planus::Offset<Tensor>>
+            T0: ::planus::WriteAsOptional<::planus::Offset<[i32]>>,
+            T1: ::planus::WriteAsDefault<self::TensorType, self::TensorType>,
+            T2: ::planus::WriteAsDefault<u32, u32>,
+            T3: ::planus::WriteAsOptional<::planus::Offset<::core::primitive::str>>,
+            T4: ::planus::WriteAsOptional<::planus::Offset<self::QuantizationParameters>>,
+            T5: ::planus::WriteAsDefault<bool, bool>,
+            T6: ::planus::WriteAsOptional<::planus::Offset<self::SparsityParameters>>,
+            T7: ::planus::WriteAsOptional<::planus::Offset<[i32]>>,
+            T8: ::planus::WriteAsDefault<bool, bool>,
+            T9: ::planus::WriteAsOptional<::planus::Offset<[::planus::Offset<self::VariantSubType>]>>,
+        > ::planus::WriteAsOptional<::planus::Offset<Tensor>>
             for TensorBuilder<(T0, T1, T2, T3, T4, T5, T6, T7, T8, T9)>
         {
             type Prepared = ::planus::Offset<Tensor>;
@@ -4304,19 +4209,17 @@ mod root {
         }
 
         impl<
-                T0: ::planus::WriteAsOptional<::planus::Offset<[i32]>>,
-                T1: ::planus::WriteAsDefault<self::TensorType, self::TensorType>,
-                T2: ::planus::WriteAsDefault<u32, u32>,
-                T3: ::planus::WriteAsOptional<::planus::Offset<::core::primitive::str>>,
-                T4: ::planus::WriteAsOptional<::planus::Offset<self::QuantizationParameters>>,
-                T5: ::planus::WriteAsDefault<bool, bool>,
-                T6: ::planus::WriteAsOptional<::planus::Offset<self::SparsityParameters>>,
-                T7: ::planus::WriteAsOptional<::planus::Offset<[i32]>>,
-                T8: ::planus::WriteAsDefault<bool, bool>,
-                T9: ::planus::WriteAsOptional<
-                    ::planus::Offset<[::planus::Offset<self::VariantSubType>]>,
-                >,
-            > ::planus::WriteAsOffset<Tensor>
+            T0: ::planus::WriteAsOptional<::planus::Offset<[i32]>>,
+            T1: ::planus::WriteAsDefault<self::TensorType, self::TensorType>,
+            T2: ::planus::WriteAsDefault<u32, u32>,
+            T3: ::planus::WriteAsOptional<::planus::Offset<::core::primitive::str>>,
+            T4: ::planus::WriteAsOptional<::planus::Offset<self::QuantizationParameters>>,
+            T5: ::planus::WriteAsDefault<bool, bool>,
+            T6: ::planus::WriteAsOptional<::planus::Offset<self::SparsityParameters>>,
+            T7: ::planus::WriteAsOptional<::planus::Offset<[i32]>>,
+            T8: ::planus::WriteAsDefault<bool, bool>,
+            T9: ::planus::WriteAsOptional<::planus::Offset<[::planus::Offset<self::VariantSubType>]>>,
+        > ::planus::WriteAsOffset<Tensor>
             for TensorBuilder<(T0, T1, T2, T3, T4, T5, T6, T7, T8, T9)>
         {
             #[inline]
@@ -4574,16 +4477,7 @@ mod root {
         ///
         /// Generated from these locations:
         /// * Enum `BuiltinOperator` in the file `/work/main/guest-models/sdk/schema/tflite.fbs:251`
-        #[derive(
-            Copy,
-            Clone,
-            Debug,
-            PartialEq,
-            Eq,
-            PartialOrd,
-            Ord,
-            Hash,
-        )]
+        #[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
         #[repr(i32)]
         pub enum BuiltinOperator {
             /// The variant `ADD` in the enum `BuiltinOperator`
@@ -13456,16 +13350,7 @@ mod root {
         ///
         /// Generated from these locations:
         /// * Enum `Padding` in the file `/work/main/guest-models/sdk/schema/tflite.fbs:554`
-        #[derive(
-            Copy,
-            Clone,
-            Debug,
-            PartialEq,
-            Eq,
-            PartialOrd,
-            Ord,
-            Hash,
-        )]
+        #[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
         #[repr(i8)]
         pub enum Padding {
             /// The variant `SAME` in the enum `Padding`
@@ -13620,16 +13505,7 @@ mod root {
         ///
         /// Generated from these locations:
         /// * Enum `ActivationFunctionType` in the file `/work/main/guest-models/sdk/schema/tflite.fbs:558`
-        #[derive(
-            Copy,
-            Clone,
-            Debug,
-            PartialEq,
-            Eq,
-            PartialOrd,
-            Ord,
-            Hash,
-        )]
+        #[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
         #[repr(i8)]
         pub enum ActivationFunctionType {
             /// The variant `NONE` in the enum `ActivationFunctionType`
@@ -13812,15 +13688,7 @@ mod root {
         ///
         /// Generated from these locations:
         /// * Table `Conv2DOptions` in the file `/work/main/guest-models/sdk/schema/tflite.fbs:568`
-        #[derive(
-            Clone,
-            Debug,
-            PartialEq,
-            PartialOrd,
-            Eq,
-            Ord,
-            Hash,
-        )]
+        #[derive(Clone, Debug, PartialEq, PartialOrd, Eq, Ord, Hash)]
         pub struct Conv2DOptions {
             /// The field `padding` in the table `Conv2DOptions`
             pub padding: self::Padding,
@@ -14045,9 +13913,9 @@ mod root {
             ) -> Conv2DOptionsBuilder<(T0, T1, T2, T3)>
             where
                 T3: ::planus::WriteAsDefault<
-                    self::ActivationFunctionType,
-                    self::ActivationFunctionType,
-                >,
+                        self::ActivationFunctionType,
+                        self::ActivationFunctionType,
+                    >,
             {
                 let (v0, v1, v2) = self.0;
                 Conv2DOptionsBuilder((v0, v1, v2, value))
@@ -14125,16 +13993,13 @@ mod root {
         }
 
         impl<
-                T0: ::planus::WriteAsDefault<self::Padding, self::Padding>,
-                T1: ::planus::WriteAsDefault<i32, i32>,
-                T2: ::planus::WriteAsDefault<i32, i32>,
-                T3: ::planus::WriteAsDefault<
-                    self::ActivationFunctionType,
-                    self::ActivationFunctionType,
-                >,
-                T4: ::planus::WriteAsDefault<i32, i32>,
-                T5: ::planus::WriteAsDefault<i32, i32>,
-            > ::planus::WriteAs<::planus::Offset<Conv2DOptions>>
+            T0: ::planus::WriteAsDefault<self::Padding, self::Padding>,
+            T1: ::planus::WriteAsDefault<i32, i32>,
+            T2: ::planus::WriteAsDefault<i32, i32>,
+            T3: ::planus::WriteAsDefault<self::ActivationFunctionType, self::ActivationFunctionType>,
+            T4: ::planus::WriteAsDefault<i32, i32>,
+            T5: ::planus::WriteAsDefault<i32, i32>,
+        > ::planus::WriteAs<::planus::Offset<Conv2DOptions>>
             for Conv2DOptionsBuilder<(T0, T1, T2, T3, T4, T5)>
         {
             type Prepared = ::planus::Offset<Conv2DOptions>;
@@ -14146,16 +14011,13 @@ mod root {
         }
 
         impl<
-                T0: ::planus::WriteAsDefault<self::Padding, self::Padding>,
-                T1: ::planus::WriteAsDefault<i32, i32>,
-                T2: ::planus::WriteAsDefault<i32, i32>,
-                T3: ::planus::WriteAsDefault<
-                    self::ActivationFunctionType,
-                    self::ActivationFunctionType,
-                >,
-                T4: ::planus::WriteAsDefault<i32, i32>,
-                T5: ::planus::WriteAsDefault<i32, i32>,
-            > ::planus::WriteAsOptional<::planus::Offset<Conv2DOptions>>
+            T0: ::planus::WriteAsDefault<self::Padding, self::Padding>,
+            T1: ::planus::WriteAsDefault<i32, i32>,
+            T2: ::planus::WriteAsDefault<i32, i32>,
+            T3: ::planus::WriteAsDefault<self::ActivationFunctionType, self::ActivationFunctionType>,
+            T4: ::planus::WriteAsDefault<i32, i32>,
+            T5: ::planus::WriteAsDefault<i32, i32>,
+        > ::planus::WriteAsOptional<::planus::Offset<Conv2DOptions>>
             for Conv2DOptionsBuilder<(T0, T1, T2, T3, T4, T5)>
         {
             type Prepared = ::planus::Offset<Conv2DOptions>;
@@ -14170,16 +14032,13 @@ mod root {
         }
 
         impl<
-                T0: ::planus::WriteAsDefault<self::Padding, self::Padding>,
-                T1: ::planus::WriteAsDefault<i32, i32>,
-                T2: ::planus::WriteAsDefault<i32, i32>,
-                T3: ::planus::WriteAsDefault<
-                    self::ActivationFunctionType,
-                    self::ActivationFunctionType,
-                >,
-                T4: ::planus::WriteAsDefault<i32, i32>,
-                T5: ::planus::WriteAsDefault<i32, i32>,
-            > ::planus::WriteAsOffset<Conv2DOptions>
+            T0: ::planus::WriteAsDefault<self::Padding, self::Padding>,
+            T1: ::planus::WriteAsDefault<i32, i32>,
+            T2: ::planus::WriteAsDefault<i32, i32>,
+            T3: ::planus::WriteAsDefault<self::ActivationFunctionType, self::ActivationFunctionType>,
+            T4: ::planus::WriteAsDefault<i32, i32>,
+            T5: ::planus::WriteAsDefault<i32, i32>,
+        > ::planus::WriteAsOffset<Conv2DOptions>
             for Conv2DOptionsBuilder<(T0, T1, T2, T3, T4, T5)>
         {
             #[inline]
@@ -14368,15 +14227,7 @@ mod root {
         ///
         /// Generated from these locations:
         /// * Table `Conv3DOptions` in the file `/work/main/guest-models/sdk/schema/tflite.fbs:578`
-        #[derive(
-            Clone,
-            Debug,
-            PartialEq,
-            PartialOrd,
-            Eq,
-            Ord,
-            Hash,
-        )]
+        #[derive(Clone, Debug, PartialEq, PartialOrd, Eq, Ord, Hash)]
         pub struct Conv3DOptions {
             /// The field `padding` in the table `Conv3DOptions`
             pub padding: self::Padding,
@@ -14649,9 +14500,9 @@ mod root {
             ) -> Conv3DOptionsBuilder<(T0, T1, T2, T3, T4)>
             where
                 T4: ::planus::WriteAsDefault<
-                    self::ActivationFunctionType,
-                    self::ActivationFunctionType,
-                >,
+                        self::ActivationFunctionType,
+                        self::ActivationFunctionType,
+                    >,
             {
                 let (v0, v1, v2, v3) = self.0;
                 Conv3DOptionsBuilder((v0, v1, v2, v3, value))
@@ -14756,18 +14607,15 @@ mod root {
         }
 
         impl<
-                T0: ::planus::WriteAsDefault<self::Padding, self::Padding>,
-                T1: ::planus::WriteAsDefault<i32, i32>,
-                T2: ::planus::WriteAsDefault<i32, i32>,
-                T3: ::planus::WriteAsDefault<i32, i32>,
-                T4: ::planus::WriteAsDefault<
-                    self::ActivationFunctionType,
-                    self::ActivationFunctionType,
-                >,
-                T5: ::planus::WriteAsDefault<i32, i32>,
-                T6: ::planus::WriteAsDefault<i32, i32>,
-                T7: ::planus::WriteAsDefault<i32, i32>,
-            > ::planus::WriteAs<::planus::Offset<Conv3DOptions>>
+            T0: ::planus::WriteAsDefault<self::Padding, self::Padding>,
+            T1: ::planus::WriteAsDefault<i32, i32>,
+            T2: ::planus::WriteAsDefault<i32, i32>,
+            T3: ::planus::WriteAsDefault<i32, i32>,
+            T4: ::planus::WriteAsDefault<self::ActivationFunctionType, self::ActivationFunctionType>,
+            T5: ::planus::WriteAsDefault<i32, i32>,
+            T6: ::planus::WriteAsDefault<i32, i32>,
+            T7: ::planus::WriteAsDefault<i32, i32>,
+        > ::planus::WriteAs<::planus::Offset<Conv3DOptions>>
             for Conv3DOptionsBuilder<(T0, T1, T2, T3, T4, T5, T6, T7)>
         {
             type Prepared = ::planus::Offset<Conv3DOptions>;
@@ -14779,18 +14627,15 @@ mod root {
         }
 
         impl<
-                T0: ::planus::WriteAsDefault<self::Padding, self::Padding>,
-                T1: ::planus::WriteAsDefault<i32, i32>,
-                T2: ::planus::WriteAsDefault<i32, i32>,
-                T3: ::planus::WriteAsDefault<i32, i32>,
-                T4: ::planus::WriteAsDefault<
-                    self::ActivationFunctionType,
-                    self::ActivationFunctionType,
-                >,
-                T5: ::planus::WriteAsDefault<i32, i32>,
-                T6: ::planus::WriteAsDefault<i32, i32>,
-                T7: ::planus::WriteAsDefault<i32, i32>,
-            > ::planus::WriteAsOptional<::planus::Offset<Conv3DOptions>>
+            T0: ::planus::WriteAsDefault<self::Padding, self::Padding>,
+            T1: ::planus::WriteAsDefault<i32, i32>,
+            T2: ::planus::WriteAsDefault<i32, i32>,
+            T3: ::planus::WriteAsDefault<i32, i32>,
+            T4: ::planus::WriteAsDefault<self::ActivationFunctionType, self::ActivationFunctionType>,
+            T5: ::planus::WriteAsDefault<i32, i32>,
+            T6: ::planus::WriteAsDefault<i32, i32>,
+            T7: ::planus::WriteAsDefault<i32, i32>,
+        > ::planus::WriteAsOptional<::planus::Offset<Conv3DOptions>>
             for Conv3DOptionsBuilder<(T0, T1, T2, T3, T4, T5, T6, T7)>
         {
             type Prepared = ::planus::Offset<Conv3DOptions>;
@@ -14805,18 +14650,15 @@ mod root {
         }
 
         impl<
-                T0: ::planus::WriteAsDefault<self::Padding, self::Padding>,
-                T1: ::planus::WriteAsDefault<i32, i32>,
-                T2: ::planus::WriteAsDefault<i32, i32>,
-                T3: ::planus::WriteAsDefault<i32, i32>,
-                T4: ::planus::WriteAsDefault<
-                    self::ActivationFunctionType,
-                    self::ActivationFunctionType,
-                >,
-                T5: ::planus::WriteAsDefault<i32, i32>,
-                T6: ::planus::WriteAsDefault<i32, i32>,
-                T7: ::planus::WriteAsDefault<i32, i32>,
-            > ::planus::WriteAsOffset<Conv3DOptions>
+            T0: ::planus::WriteAsDefault<self::Padding, self::Padding>,
+            T1: ::planus::WriteAsDefault<i32, i32>,
+            T2: ::planus::WriteAsDefault<i32, i32>,
+            T3: ::planus::WriteAsDefault<i32, i32>,
+            T4: ::planus::WriteAsDefault<self::ActivationFunctionType, self::ActivationFunctionType>,
+            T5: ::planus::WriteAsDefault<i32, i32>,
+            T6: ::planus::WriteAsDefault<i32, i32>,
+            T7: ::planus::WriteAsDefault<i32, i32>,
+        > ::planus::WriteAsOffset<Conv3DOptions>
             for Conv3DOptionsBuilder<(T0, T1, T2, T3, T4, T5, T6, T7)>
         {
             #[inline]
@@ -15029,15 +14871,7 @@ mod root {
         ///
         /// Generated from these locations:
         /// * Table `Pool2DOptions` in the file `/work/main/guest-models/sdk/schema/tflite.fbs:589`
-        #[derive(
-            Clone,
-            Debug,
-            PartialEq,
-            PartialOrd,
-            Eq,
-            Ord,
-            Hash,
-        )]
+        #[derive(Clone, Debug, PartialEq, PartialOrd, Eq, Ord, Hash)]
         pub struct Pool2DOptions {
             /// The field `padding` in the table `Pool2DOptions`
             pub padding: self::Padding,
@@ -15306,9 +15140,9 @@ mod root {
             ) -> Pool2DOptionsBuilder<(T0, T1, T2, T3, T4, T5)>
             where
                 T5: ::planus::WriteAsDefault<
-                    self::ActivationFunctionType,
-                    self::ActivationFunctionType,
-                >,
+                        self::ActivationFunctionType,
+                        self::ActivationFunctionType,
+                    >,
             {
                 let (v0, v1, v2, v3, v4) = self.0;
                 Pool2DOptionsBuilder((v0, v1, v2, v3, v4, value))
@@ -15336,16 +15170,13 @@ mod root {
         }
 
         impl<
-                T0: ::planus::WriteAsDefault<self::Padding, self::Padding>,
-                T1: ::planus::WriteAsDefault<i32, i32>,
-                T2: ::planus::WriteAsDefault<i32, i32>,
-                T3: ::planus::WriteAsDefault<i32, i32>,
-                T4: ::planus::WriteAsDefault<i32, i32>,
-                T5: ::planus::WriteAsDefault<
-                    self::ActivationFunctionType,
-                    self::ActivationFunctionType,
-                >,
-            > ::planus::WriteAs<::planus::Offset<Pool2DOptions>>
+            T0: ::planus::WriteAsDefault<self::Padding, self::Padding>,
+            T1: ::planus::WriteAsDefault<i32, i32>,
+            T2: ::planus::WriteAsDefault<i32, i32>,
+            T3: ::planus::WriteAsDefault<i32, i32>,
+            T4: ::planus::WriteAsDefault<i32, i32>,
+            T5: ::planus::WriteAsDefault<self::ActivationFunctionType, self::ActivationFunctionType>,
+        > ::planus::WriteAs<::planus::Offset<Pool2DOptions>>
             for Pool2DOptionsBuilder<(T0, T1, T2, T3, T4, T5)>
         {
             type Prepared = ::planus::Offset<Pool2DOptions>;
@@ -15357,16 +15188,13 @@ mod root {
         }
 
         impl<
-                T0: ::planus::WriteAsDefault<self::Padding, self::Padding>,
-                T1: ::planus::WriteAsDefault<i32, i32>,
-                T2: ::planus::WriteAsDefault<i32, i32>,
-                T3: ::planus::WriteAsDefault<i32, i32>,
-                T4: ::planus::WriteAsDefault<i32, i32>,
-                T5: ::planus::WriteAsDefault<
-                    self::ActivationFunctionType,
-                    self::ActivationFunctionType,
-                >,
-            > ::planus::WriteAsOptional<::planus::Offset<Pool2DOptions>>
+            T0: ::planus::WriteAsDefault<self::Padding, self::Padding>,
+            T1: ::planus::WriteAsDefault<i32, i32>,
+            T2: ::planus::WriteAsDefault<i32, i32>,
+            T3: ::planus::WriteAsDefault<i32, i32>,
+            T4: ::planus::WriteAsDefault<i32, i32>,
+            T5: ::planus::WriteAsDefault<self::ActivationFunctionType, self::ActivationFunctionType>,
+        > ::planus::WriteAsOptional<::planus::Offset<Pool2DOptions>>
             for Pool2DOptionsBuilder<(T0, T1, T2, T3, T4, T5)>
         {
             type Prepared = ::planus::Offset<Pool2DOptions>;
@@ -15381,16 +15209,13 @@ mod root {
         }
 
         impl<
-                T0: ::planus::WriteAsDefault<self::Padding, self::Padding>,
-                T1: ::planus::WriteAsDefault<i32, i32>,
-                T2: ::planus::WriteAsDefault<i32, i32>,
-                T3: ::planus::WriteAsDefault<i32, i32>,
-                T4: ::planus::WriteAsDefault<i32, i32>,
-                T5: ::planus::WriteAsDefault<
-                    self::ActivationFunctionType,
-                    self::ActivationFunctionType,
-                >,
-            > ::planus::WriteAsOffset<Pool2DOptions>
+            T0: ::planus::WriteAsDefault<self::Padding, self::Padding>,
+            T1: ::planus::WriteAsDefault<i32, i32>,
+            T2: ::planus::WriteAsDefault<i32, i32>,
+            T3: ::planus::WriteAsDefault<i32, i32>,
+            T4: ::planus::WriteAsDefault<i32, i32>,
+            T5: ::planus::WriteAsDefault<self::ActivationFunctionType, self::ActivationFunctionType>,
+        > ::planus::WriteAsOffset<Pool2DOptions>
             for Pool2DOptionsBuilder<(T0, T1, T2, T3, T4, T5)>
         {
             #[inline]
@@ -15575,15 +15400,7 @@ mod root {
         ///
         /// Generated from these locations:
         /// * Table `DepthwiseConv2DOptions` in the file `/work/main/guest-models/sdk/schema/tflite.fbs:598`
-        #[derive(
-            Clone,
-            Debug,
-            PartialEq,
-            PartialOrd,
-            Eq,
-            Ord,
-            Hash,
-        )]
+        #[derive(Clone, Debug, PartialEq, PartialOrd, Eq, Ord, Hash)]
         pub struct DepthwiseConv2DOptions {
             /// The field `padding` in the table `DepthwiseConv2DOptions`
             pub padding: self::Padding,
@@ -15859,9 +15676,9 @@ mod root {
             ) -> DepthwiseConv2DOptionsBuilder<(T0, T1, T2, T3, T4)>
             where
                 T4: ::planus::WriteAsDefault<
-                    self::ActivationFunctionType,
-                    self::ActivationFunctionType,
-                >,
+                        self::ActivationFunctionType,
+                        self::ActivationFunctionType,
+                    >,
             {
                 let (v0, v1, v2, v3) = self.0;
                 DepthwiseConv2DOptionsBuilder((v0, v1, v2, v3, value))
@@ -15945,17 +15762,14 @@ mod root {
         }
 
         impl<
-                T0: ::planus::WriteAsDefault<self::Padding, self::Padding>,
-                T1: ::planus::WriteAsDefault<i32, i32>,
-                T2: ::planus::WriteAsDefault<i32, i32>,
-                T3: ::planus::WriteAsDefault<i32, i32>,
-                T4: ::planus::WriteAsDefault<
-                    self::ActivationFunctionType,
-                    self::ActivationFunctionType,
-                >,
-                T5: ::planus::WriteAsDefault<i32, i32>,
-                T6: ::planus::WriteAsDefault<i32, i32>,
-            > ::planus::WriteAs<::planus::Offset<DepthwiseConv2DOptions>>
+            T0: ::planus::WriteAsDefault<self::Padding, self::Padding>,
+            T1: ::planus::WriteAsDefault<i32, i32>,
+            T2: ::planus::WriteAsDefault<i32, i32>,
+            T3: ::planus::WriteAsDefault<i32, i32>,
+            T4: ::planus::WriteAsDefault<self::ActivationFunctionType, self::ActivationFunctionType>,
+            T5: ::planus::WriteAsDefault<i32, i32>,
+            T6: ::planus::WriteAsDefault<i32, i32>,
+        > ::planus::WriteAs<::planus::Offset<DepthwiseConv2DOptions>>
             for DepthwiseConv2DOptionsBuilder<(T0, T1, T2, T3, T4, T5, T6)>
         {
             type Prepared = ::planus::Offset<DepthwiseConv2DOptions>;
@@ -15970,17 +15784,14 @@ mod root {
         }
 
         impl<
-                T0: ::planus::WriteAsDefault<self::Padding, self::Padding>,
-                T1: ::planus::WriteAsDefault<i32, i32>,
-                T2: ::planus::WriteAsDefault<i32, i32>,
-                T3: ::planus::WriteAsDefault<i32, i32>,
-                T4: ::planus::WriteAsDefault<
-                    self::ActivationFunctionType,
-                    self::ActivationFunctionType,
-                >,
-                T5: ::planus::WriteAsDefault<i32, i32>,
-                T6: ::planus::WriteAsDefault<i32, i32>,
-            > ::planus::WriteAsOptional<::planus::Offset<DepthwiseConv2DOptions>>
+            T0: ::planus::WriteAsDefault<self::Padding, self::Padding>,
+            T1: ::planus::WriteAsDefault<i32, i32>,
+            T2: ::planus::WriteAsDefault<i32, i32>,
+            T3: ::planus::WriteAsDefault<i32, i32>,
+            T4: ::planus::WriteAsDefault<self::ActivationFunctionType, self::ActivationFunctionType>,
+            T5: ::planus::WriteAsDefault<i32, i32>,
+            T6: ::planus::WriteAsDefault<i32, i32>,
+        > ::planus::WriteAsOptional<::planus::Offset<DepthwiseConv2DOptions>>
             for DepthwiseConv2DOptionsBuilder<(T0, T1, T2, T3, T4, T5, T6)>
         {
             type Prepared = ::planus::Offset<DepthwiseConv2DOptions>;
@@ -15995,17 +15806,14 @@ mod root {
         }
 
         impl<
-                T0: ::planus::WriteAsDefault<self::Padding, self::Padding>,
-                T1: ::planus::WriteAsDefault<i32, i32>,
-                T2: ::planus::WriteAsDefault<i32, i32>,
-                T3: ::planus::WriteAsDefault<i32, i32>,
-                T4: ::planus::WriteAsDefault<
-                    self::ActivationFunctionType,
-                    self::ActivationFunctionType,
-                >,
-                T5: ::planus::WriteAsDefault<i32, i32>,
-                T6: ::planus::WriteAsDefault<i32, i32>,
-            > ::planus::WriteAsOffset<DepthwiseConv2DOptions>
+            T0: ::planus::WriteAsDefault<self::Padding, self::Padding>,
+            T1: ::planus::WriteAsDefault<i32, i32>,
+            T2: ::planus::WriteAsDefault<i32, i32>,
+            T3: ::planus::WriteAsDefault<i32, i32>,
+            T4: ::planus::WriteAsDefault<self::ActivationFunctionType, self::ActivationFunctionType>,
+            T5: ::planus::WriteAsDefault<i32, i32>,
+            T6: ::planus::WriteAsDefault<i32, i32>,
+        > ::planus::WriteAsOffset<DepthwiseConv2DOptions>
             for DepthwiseConv2DOptionsBuilder<(T0, T1, T2, T3, T4, T5, T6)>
         {
             #[inline]
@@ -16219,15 +16027,7 @@ mod root {
         ///
         /// Generated from these locations:
         /// * Table `ConcatEmbeddingsOptions` in the file `/work/main/guest-models/sdk/schema/tflite.fbs:613`
-        #[derive(
-            Clone,
-            Debug,
-            PartialEq,
-            PartialOrd,
-            Eq,
-            Ord,
-            Hash,
-        )]
+        #[derive(Clone, Debug, PartialEq, PartialOrd, Eq, Ord, Hash)]
         pub struct ConcatEmbeddingsOptions {
             /// The field `num_channels` in the table `ConcatEmbeddingsOptions`
             pub num_channels: i32,
@@ -16437,10 +16237,10 @@ mod root {
         }
 
         impl<
-                T0: ::planus::WriteAsDefault<i32, i32>,
-                T1: ::planus::WriteAsOptional<::planus::Offset<[i32]>>,
-                T2: ::planus::WriteAsOptional<::planus::Offset<[i32]>>,
-            > ::planus::WriteAs<::planus::Offset<ConcatEmbeddingsOptions>>
+            T0: ::planus::WriteAsDefault<i32, i32>,
+            T1: ::planus::WriteAsOptional<::planus::Offset<[i32]>>,
+            T2: ::planus::WriteAsOptional<::planus::Offset<[i32]>>,
+        > ::planus::WriteAs<::planus::Offset<ConcatEmbeddingsOptions>>
             for ConcatEmbeddingsOptionsBuilder<(T0, T1, T2)>
         {
             type Prepared = ::planus::Offset<ConcatEmbeddingsOptions>;
@@ -16455,10 +16255,10 @@ mod root {
         }
 
         impl<
-                T0: ::planus::WriteAsDefault<i32, i32>,
-                T1: ::planus::WriteAsOptional<::planus::Offset<[i32]>>,
-                T2: ::planus::WriteAsOptional<::planus::Offset<[i32]>>,
-            > ::planus::WriteAsOptional<::planus::Offset<ConcatEmbeddingsOptions>>
+            T0: ::planus::WriteAsDefault<i32, i32>,
+            T1: ::planus::WriteAsOptional<::planus::Offset<[i32]>>,
+            T2: ::planus::WriteAsOptional<::planus::Offset<[i32]>>,
+        > ::planus::WriteAsOptional<::planus::Offset<ConcatEmbeddingsOptions>>
             for ConcatEmbeddingsOptionsBuilder<(T0, T1, T2)>
         {
             type Prepared = ::planus::Offset<ConcatEmbeddingsOptions>;
@@ -16473,10 +16273,10 @@ mod root {
         }
 
         impl<
-                T0: ::planus::WriteAsDefault<i32, i32>,
-                T1: ::planus::WriteAsOptional<::planus::Offset<[i32]>>,
-                T2: ::planus::WriteAsOptional<::planus::Offset<[i32]>>,
-            > ::planus::WriteAsOffset<ConcatEmbeddingsOptions>
+            T0: ::planus::WriteAsDefault<i32, i32>,
+            T1: ::planus::WriteAsOptional<::planus::Offset<[i32]>>,
+            T2: ::planus::WriteAsOptional<::planus::Offset<[i32]>>,
+        > ::planus::WriteAsOffset<ConcatEmbeddingsOptions>
             for ConcatEmbeddingsOptionsBuilder<(T0, T1, T2)>
         {
             #[inline]
@@ -16656,16 +16456,7 @@ mod root {
         ///
         /// Generated from these locations:
         /// * Enum `LSHProjectionType` in the file `/work/main/guest-models/sdk/schema/tflite.fbs:619`
-        #[derive(
-            Copy,
-            Clone,
-            Debug,
-            PartialEq,
-            Eq,
-            PartialOrd,
-            Ord,
-            Hash,
-        )]
+        #[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
         #[repr(i8)]
         pub enum LshProjectionType {
             /// The variant `UNKNOWN` in the enum `LSHProjectionType`
@@ -16827,15 +16618,7 @@ mod root {
         ///
         /// Generated from these locations:
         /// * Table `LSHProjectionOptions` in the file `/work/main/guest-models/sdk/schema/tflite.fbs:625`
-        #[derive(
-            Clone,
-            Debug,
-            PartialEq,
-            PartialOrd,
-            Eq,
-            Ord,
-            Hash,
-        )]
+        #[derive(Clone, Debug, PartialEq, PartialOrd, Eq, Ord, Hash)]
         pub struct LshProjectionOptions {
             /// The field `type` in the table `LSHProjectionOptions`
             pub type_: self::LshProjectionType,
@@ -17116,15 +16899,7 @@ mod root {
         ///
         /// Generated from these locations:
         /// * Table `SVDFOptions` in the file `/work/main/guest-models/sdk/schema/tflite.fbs:629`
-        #[derive(
-            Clone,
-            Debug,
-            PartialEq,
-            PartialOrd,
-            Eq,
-            Ord,
-            Hash,
-        )]
+        #[derive(Clone, Debug, PartialEq, PartialOrd, Eq, Ord, Hash)]
         pub struct SvdfOptions {
             /// The field `rank` in the table `SVDFOptions`
             pub rank: i32,
@@ -17267,9 +17042,9 @@ mod root {
             pub fn fused_activation_function<T1>(self, value: T1) -> SvdfOptionsBuilder<(T0, T1)>
             where
                 T1: ::planus::WriteAsDefault<
-                    self::ActivationFunctionType,
-                    self::ActivationFunctionType,
-                >,
+                        self::ActivationFunctionType,
+                        self::ActivationFunctionType,
+                    >,
             {
                 let (v0,) = self.0;
                 SvdfOptionsBuilder((v0, value))
@@ -17322,14 +17097,10 @@ mod root {
         }
 
         impl<
-                T0: ::planus::WriteAsDefault<i32, i32>,
-                T1: ::planus::WriteAsDefault<
-                    self::ActivationFunctionType,
-                    self::ActivationFunctionType,
-                >,
-                T2: ::planus::WriteAsDefault<bool, bool>,
-            > ::planus::WriteAs<::planus::Offset<SvdfOptions>>
-            for SvdfOptionsBuilder<(T0, T1, T2)>
+            T0: ::planus::WriteAsDefault<i32, i32>,
+            T1: ::planus::WriteAsDefault<self::ActivationFunctionType, self::ActivationFunctionType>,
+            T2: ::planus::WriteAsDefault<bool, bool>,
+        > ::planus::WriteAs<::planus::Offset<SvdfOptions>> for SvdfOptionsBuilder<(T0, T1, T2)>
         {
             type Prepared = ::planus::Offset<SvdfOptions>;
 
@@ -17340,13 +17111,10 @@ mod root {
         }
 
         impl<
-                T0: ::planus::WriteAsDefault<i32, i32>,
-                T1: ::planus::WriteAsDefault<
-                    self::ActivationFunctionType,
-                    self::ActivationFunctionType,
-                >,
-                T2: ::planus::WriteAsDefault<bool, bool>,
-            > ::planus::WriteAsOptional<::planus::Offset<SvdfOptions>>
+            T0: ::planus::WriteAsDefault<i32, i32>,
+            T1: ::planus::WriteAsDefault<self::ActivationFunctionType, self::ActivationFunctionType>,
+            T2: ::planus::WriteAsDefault<bool, bool>,
+        > ::planus::WriteAsOptional<::planus::Offset<SvdfOptions>>
             for SvdfOptionsBuilder<(T0, T1, T2)>
         {
             type Prepared = ::planus::Offset<SvdfOptions>;
@@ -17361,13 +17129,10 @@ mod root {
         }
 
         impl<
-                T0: ::planus::WriteAsDefault<i32, i32>,
-                T1: ::planus::WriteAsDefault<
-                    self::ActivationFunctionType,
-                    self::ActivationFunctionType,
-                >,
-                T2: ::planus::WriteAsDefault<bool, bool>,
-            > ::planus::WriteAsOffset<SvdfOptions> for SvdfOptionsBuilder<(T0, T1, T2)>
+            T0: ::planus::WriteAsDefault<i32, i32>,
+            T1: ::planus::WriteAsDefault<self::ActivationFunctionType, self::ActivationFunctionType>,
+            T2: ::planus::WriteAsDefault<bool, bool>,
+        > ::planus::WriteAsOffset<SvdfOptions> for SvdfOptionsBuilder<(T0, T1, T2)>
         {
             #[inline]
             fn prepare(&self, builder: &mut ::planus::Builder) -> ::planus::Offset<SvdfOptions> {
@@ -17520,15 +17285,7 @@ mod root {
         ///
         /// Generated from these locations:
         /// * Table `RNNOptions` in the file `/work/main/guest-models/sdk/schema/tflite.fbs:638`
-        #[derive(
-            Clone,
-            Debug,
-            PartialEq,
-            PartialOrd,
-            Eq,
-            Ord,
-            Hash,
-        )]
+        #[derive(Clone, Debug, PartialEq, PartialOrd, Eq, Ord, Hash)]
         pub struct RnnOptions {
             /// The field `fused_activation_function` in the table `RNNOptions`
             pub fused_activation_function: self::ActivationFunctionType,
@@ -17640,9 +17397,9 @@ mod root {
             pub fn fused_activation_function<T0>(self, value: T0) -> RnnOptionsBuilder<(T0,)>
             where
                 T0: ::planus::WriteAsDefault<
-                    self::ActivationFunctionType,
-                    self::ActivationFunctionType,
-                >,
+                        self::ActivationFunctionType,
+                        self::ActivationFunctionType,
+                    >,
             {
                 RnnOptionsBuilder((value,))
             }
@@ -17691,12 +17448,9 @@ mod root {
         }
 
         impl<
-                T0: ::planus::WriteAsDefault<
-                    self::ActivationFunctionType,
-                    self::ActivationFunctionType,
-                >,
-                T1: ::planus::WriteAsDefault<bool, bool>,
-            > ::planus::WriteAs<::planus::Offset<RnnOptions>> for RnnOptionsBuilder<(T0, T1)>
+            T0: ::planus::WriteAsDefault<self::ActivationFunctionType, self::ActivationFunctionType>,
+            T1: ::planus::WriteAsDefault<bool, bool>,
+        > ::planus::WriteAs<::planus::Offset<RnnOptions>> for RnnOptionsBuilder<(T0, T1)>
         {
             type Prepared = ::planus::Offset<RnnOptions>;
 
@@ -17707,13 +17461,9 @@ mod root {
         }
 
         impl<
-                T0: ::planus::WriteAsDefault<
-                    self::ActivationFunctionType,
-                    self::ActivationFunctionType,
-                >,
-                T1: ::planus::WriteAsDefault<bool, bool>,
-            > ::planus::WriteAsOptional<::planus::Offset<RnnOptions>>
-            for RnnOptionsBuilder<(T0, T1)>
+            T0: ::planus::WriteAsDefault<self::ActivationFunctionType, self::ActivationFunctionType>,
+            T1: ::planus::WriteAsDefault<bool, bool>,
+        > ::planus::WriteAsOptional<::planus::Offset<RnnOptions>> for RnnOptionsBuilder<(T0, T1)>
         {
             type Prepared = ::planus::Offset<RnnOptions>;
 
@@ -17727,12 +17477,9 @@ mod root {
         }
 
         impl<
-                T0: ::planus::WriteAsDefault<
-                    self::ActivationFunctionType,
-                    self::ActivationFunctionType,
-                >,
-                T1: ::planus::WriteAsDefault<bool, bool>,
-            > ::planus::WriteAsOffset<RnnOptions> for RnnOptionsBuilder<(T0, T1)>
+            T0: ::planus::WriteAsDefault<self::ActivationFunctionType, self::ActivationFunctionType>,
+            T1: ::planus::WriteAsDefault<bool, bool>,
+        > ::planus::WriteAsOffset<RnnOptions> for RnnOptionsBuilder<(T0, T1)>
         {
             #[inline]
             fn prepare(&self, builder: &mut ::planus::Builder) -> ::planus::Offset<RnnOptions> {
@@ -17877,15 +17624,7 @@ mod root {
         ///
         /// Generated from these locations:
         /// * Table `SequenceRNNOptions` in the file `/work/main/guest-models/sdk/schema/tflite.fbs:644`
-        #[derive(
-            Clone,
-            Debug,
-            PartialEq,
-            PartialOrd,
-            Eq,
-            Ord,
-            Hash,
-        )]
+        #[derive(Clone, Debug, PartialEq, PartialOrd, Eq, Ord, Hash)]
         pub struct SequenceRnnOptions {
             /// The field `time_major` in the table `SequenceRNNOptions`
             pub time_major: bool,
@@ -18041,9 +17780,9 @@ mod root {
             ) -> SequenceRnnOptionsBuilder<(T0, T1)>
             where
                 T1: ::planus::WriteAsDefault<
-                    self::ActivationFunctionType,
-                    self::ActivationFunctionType,
-                >,
+                        self::ActivationFunctionType,
+                        self::ActivationFunctionType,
+                    >,
             {
                 let (v0,) = self.0;
                 SequenceRnnOptionsBuilder((v0, value))
@@ -18099,13 +17838,10 @@ mod root {
         }
 
         impl<
-                T0: ::planus::WriteAsDefault<bool, bool>,
-                T1: ::planus::WriteAsDefault<
-                    self::ActivationFunctionType,
-                    self::ActivationFunctionType,
-                >,
-                T2: ::planus::WriteAsDefault<bool, bool>,
-            > ::planus::WriteAs<::planus::Offset<SequenceRnnOptions>>
+            T0: ::planus::WriteAsDefault<bool, bool>,
+            T1: ::planus::WriteAsDefault<self::ActivationFunctionType, self::ActivationFunctionType>,
+            T2: ::planus::WriteAsDefault<bool, bool>,
+        > ::planus::WriteAs<::planus::Offset<SequenceRnnOptions>>
             for SequenceRnnOptionsBuilder<(T0, T1, T2)>
         {
             type Prepared = ::planus::Offset<SequenceRnnOptions>;
@@ -18120,13 +17856,10 @@ mod root {
         }
 
         impl<
-                T0: ::planus::WriteAsDefault<bool, bool>,
-                T1: ::planus::WriteAsDefault<
-                    self::ActivationFunctionType,
-                    self::ActivationFunctionType,
-                >,
-                T2: ::planus::WriteAsDefault<bool, bool>,
-            > ::planus::WriteAsOptional<::planus::Offset<SequenceRnnOptions>>
+            T0: ::planus::WriteAsDefault<bool, bool>,
+            T1: ::planus::WriteAsDefault<self::ActivationFunctionType, self::ActivationFunctionType>,
+            T2: ::planus::WriteAsDefault<bool, bool>,
+        > ::planus::WriteAsOptional<::planus::Offset<SequenceRnnOptions>>
             for SequenceRnnOptionsBuilder<(T0, T1, T2)>
         {
             type Prepared = ::planus::Offset<SequenceRnnOptions>;
@@ -18141,14 +17874,10 @@ mod root {
         }
 
         impl<
-                T0: ::planus::WriteAsDefault<bool, bool>,
-                T1: ::planus::WriteAsDefault<
-                    self::ActivationFunctionType,
-                    self::ActivationFunctionType,
-                >,
-                T2: ::planus::WriteAsDefault<bool, bool>,
-            > ::planus::WriteAsOffset<SequenceRnnOptions>
-            for SequenceRnnOptionsBuilder<(T0, T1, T2)>
+            T0: ::planus::WriteAsDefault<bool, bool>,
+            T1: ::planus::WriteAsDefault<self::ActivationFunctionType, self::ActivationFunctionType>,
+            T2: ::planus::WriteAsDefault<bool, bool>,
+        > ::planus::WriteAsOffset<SequenceRnnOptions> for SequenceRnnOptionsBuilder<(T0, T1, T2)>
         {
             #[inline]
             fn prepare(
@@ -18308,15 +18037,7 @@ mod root {
         ///
         /// Generated from these locations:
         /// * Table `BidirectionalSequenceRNNOptions` in the file `/work/main/guest-models/sdk/schema/tflite.fbs:651`
-        #[derive(
-            Clone,
-            Debug,
-            PartialEq,
-            PartialOrd,
-            Eq,
-            Ord,
-            Hash,
-        )]
+        #[derive(Clone, Debug, PartialEq, PartialOrd, Eq, Ord, Hash)]
         pub struct BidirectionalSequenceRnnOptions {
             /// The field `time_major` in the table `BidirectionalSequenceRNNOptions`
             pub time_major: bool,
@@ -18491,9 +18212,9 @@ mod root {
             ) -> BidirectionalSequenceRnnOptionsBuilder<(T0, T1)>
             where
                 T1: ::planus::WriteAsDefault<
-                    self::ActivationFunctionType,
-                    self::ActivationFunctionType,
-                >,
+                        self::ActivationFunctionType,
+                        self::ActivationFunctionType,
+                    >,
             {
                 let (v0,) = self.0;
                 BidirectionalSequenceRnnOptionsBuilder((v0, value))
@@ -18576,14 +18297,11 @@ mod root {
         }
 
         impl<
-                T0: ::planus::WriteAsDefault<bool, bool>,
-                T1: ::planus::WriteAsDefault<
-                    self::ActivationFunctionType,
-                    self::ActivationFunctionType,
-                >,
-                T2: ::planus::WriteAsDefault<bool, bool>,
-                T3: ::planus::WriteAsDefault<bool, bool>,
-            > ::planus::WriteAs<::planus::Offset<BidirectionalSequenceRnnOptions>>
+            T0: ::planus::WriteAsDefault<bool, bool>,
+            T1: ::planus::WriteAsDefault<self::ActivationFunctionType, self::ActivationFunctionType>,
+            T2: ::planus::WriteAsDefault<bool, bool>,
+            T3: ::planus::WriteAsDefault<bool, bool>,
+        > ::planus::WriteAs<::planus::Offset<BidirectionalSequenceRnnOptions>>
             for BidirectionalSequenceRnnOptionsBuilder<(T0, T1, T2, T3)>
         {
             type Prepared = ::planus::Offset<BidirectionalSequenceRnnOptions>;
@@ -18598,14 +18316,11 @@ mod root {
         }
 
         impl<
-                T0: ::planus::WriteAsDefault<bool, bool>,
-                T1: ::planus::WriteAsDefault<
-                    self::ActivationFunctionType,
-                    self::ActivationFunctionType,
-                >,
-                T2: ::planus::WriteAsDefault<bool, bool>,
-                T3: ::planus::WriteAsDefault<bool, bool>,
-            > ::planus::WriteAsOptional<::planus::Offset<BidirectionalSequenceRnnOptions>>
+            T0: ::planus::WriteAsDefault<bool, bool>,
+            T1: ::planus::WriteAsDefault<self::ActivationFunctionType, self::ActivationFunctionType>,
+            T2: ::planus::WriteAsDefault<bool, bool>,
+            T3: ::planus::WriteAsDefault<bool, bool>,
+        > ::planus::WriteAsOptional<::planus::Offset<BidirectionalSequenceRnnOptions>>
             for BidirectionalSequenceRnnOptionsBuilder<(T0, T1, T2, T3)>
         {
             type Prepared = ::planus::Offset<BidirectionalSequenceRnnOptions>;
@@ -18621,14 +18336,11 @@ mod root {
         }
 
         impl<
-                T0: ::planus::WriteAsDefault<bool, bool>,
-                T1: ::planus::WriteAsDefault<
-                    self::ActivationFunctionType,
-                    self::ActivationFunctionType,
-                >,
-                T2: ::planus::WriteAsDefault<bool, bool>,
-                T3: ::planus::WriteAsDefault<bool, bool>,
-            > ::planus::WriteAsOffset<BidirectionalSequenceRnnOptions>
+            T0: ::planus::WriteAsDefault<bool, bool>,
+            T1: ::planus::WriteAsDefault<self::ActivationFunctionType, self::ActivationFunctionType>,
+            T2: ::planus::WriteAsDefault<bool, bool>,
+            T3: ::planus::WriteAsDefault<bool, bool>,
+        > ::planus::WriteAsOffset<BidirectionalSequenceRnnOptions>
             for BidirectionalSequenceRnnOptionsBuilder<(T0, T1, T2, T3)>
         {
             #[inline]
@@ -18819,16 +18531,7 @@ mod root {
         ///
         /// Generated from these locations:
         /// * Enum `FullyConnectedOptionsWeightsFormat` in the file `/work/main/guest-models/sdk/schema/tflite.fbs:659`
-        #[derive(
-            Copy,
-            Clone,
-            Debug,
-            PartialEq,
-            Eq,
-            PartialOrd,
-            Ord,
-            Hash,
-        )]
+        #[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
         #[repr(i8)]
         pub enum FullyConnectedOptionsWeightsFormat {
             /// The variant `DEFAULT` in the enum `FullyConnectedOptionsWeightsFormat`
@@ -19002,15 +18705,7 @@ mod root {
         ///
         /// Generated from these locations:
         /// * Table `FullyConnectedOptions` in the file `/work/main/guest-models/sdk/schema/tflite.fbs:666`
-        #[derive(
-            Clone,
-            Debug,
-            PartialEq,
-            PartialOrd,
-            Eq,
-            Ord,
-            Hash,
-        )]
+        #[derive(Clone, Debug, PartialEq, PartialOrd, Eq, Ord, Hash)]
         pub struct FullyConnectedOptions {
             /// The field `fused_activation_function` in the table `FullyConnectedOptions`
             pub fused_activation_function: self::ActivationFunctionType,
@@ -19163,9 +18858,9 @@ mod root {
             ) -> FullyConnectedOptionsBuilder<(T0,)>
             where
                 T0: ::planus::WriteAsDefault<
-                    self::ActivationFunctionType,
-                    self::ActivationFunctionType,
-                >,
+                        self::ActivationFunctionType,
+                        self::ActivationFunctionType,
+                    >,
             {
                 FullyConnectedOptionsBuilder((value,))
             }
@@ -19187,9 +18882,9 @@ mod root {
             pub fn weights_format<T1>(self, value: T1) -> FullyConnectedOptionsBuilder<(T0, T1)>
             where
                 T1: ::planus::WriteAsDefault<
-                    self::FullyConnectedOptionsWeightsFormat,
-                    self::FullyConnectedOptionsWeightsFormat,
-                >,
+                        self::FullyConnectedOptionsWeightsFormat,
+                        self::FullyConnectedOptionsWeightsFormat,
+                    >,
             {
                 let (v0,) = self.0;
                 FullyConnectedOptionsBuilder((v0, value))
@@ -19267,17 +18962,14 @@ mod root {
         }
 
         impl<
-                T0: ::planus::WriteAsDefault<
-                    self::ActivationFunctionType,
-                    self::ActivationFunctionType,
-                >,
-                T1: ::planus::WriteAsDefault<
+            T0: ::planus::WriteAsDefault<self::ActivationFunctionType, self::ActivationFunctionType>,
+            T1: ::planus::WriteAsDefault<
                     self::FullyConnectedOptionsWeightsFormat,
                     self::FullyConnectedOptionsWeightsFormat,
                 >,
-                T2: ::planus::WriteAsDefault<bool, bool>,
-                T3: ::planus::WriteAsDefault<bool, bool>,
-            > ::planus::WriteAs<::planus::Offset<FullyConnectedOptions>>
+            T2: ::planus::WriteAsDefault<bool, bool>,
+            T3: ::planus::WriteAsDefault<bool, bool>,
+        > ::planus::WriteAs<::planus::Offset<FullyConnectedOptions>>
             for FullyConnectedOptionsBuilder<(T0, T1, T2, T3)>
         {
             type Prepared = ::planus::Offset<FullyConnectedOptions>;
@@ -19292,17 +18984,14 @@ mod root {
         }
 
         impl<
-                T0: ::planus::WriteAsDefault<
-                    self::ActivationFunctionType,
-                    self::ActivationFunctionType,
-                >,
-                T1: ::planus::WriteAsDefault<
+            T0: ::planus::WriteAsDefault<self::ActivationFunctionType, self::ActivationFunctionType>,
+            T1: ::planus::WriteAsDefault<
                     self::FullyConnectedOptionsWeightsFormat,
                     self::FullyConnectedOptionsWeightsFormat,
                 >,
-                T2: ::planus::WriteAsDefault<bool, bool>,
-                T3: ::planus::WriteAsDefault<bool, bool>,
-            > ::planus::WriteAsOptional<::planus::Offset<FullyConnectedOptions>>
+            T2: ::planus::WriteAsDefault<bool, bool>,
+            T3: ::planus::WriteAsDefault<bool, bool>,
+        > ::planus::WriteAsOptional<::planus::Offset<FullyConnectedOptions>>
             for FullyConnectedOptionsBuilder<(T0, T1, T2, T3)>
         {
             type Prepared = ::planus::Offset<FullyConnectedOptions>;
@@ -19317,17 +19006,14 @@ mod root {
         }
 
         impl<
-                T0: ::planus::WriteAsDefault<
-                    self::ActivationFunctionType,
-                    self::ActivationFunctionType,
-                >,
-                T1: ::planus::WriteAsDefault<
+            T0: ::planus::WriteAsDefault<self::ActivationFunctionType, self::ActivationFunctionType>,
+            T1: ::planus::WriteAsDefault<
                     self::FullyConnectedOptionsWeightsFormat,
                     self::FullyConnectedOptionsWeightsFormat,
                 >,
-                T2: ::planus::WriteAsDefault<bool, bool>,
-                T3: ::planus::WriteAsDefault<bool, bool>,
-            > ::planus::WriteAsOffset<FullyConnectedOptions>
+            T2: ::planus::WriteAsDefault<bool, bool>,
+            T3: ::planus::WriteAsDefault<bool, bool>,
+        > ::planus::WriteAsOffset<FullyConnectedOptions>
             for FullyConnectedOptionsBuilder<(T0, T1, T2, T3)>
         {
             #[inline]
@@ -19761,15 +19447,7 @@ mod root {
         ///
         /// Generated from these locations:
         /// * Table `ConcatenationOptions` in the file `/work/main/guest-models/sdk/schema/tflite.fbs:689`
-        #[derive(
-            Clone,
-            Debug,
-            PartialEq,
-            PartialOrd,
-            Eq,
-            Ord,
-            Hash,
-        )]
+        #[derive(Clone, Debug, PartialEq, PartialOrd, Eq, Ord, Hash)]
         pub struct ConcatenationOptions {
             /// The field `axis` in the table `ConcatenationOptions`
             pub axis: i32,
@@ -19902,9 +19580,9 @@ mod root {
             ) -> ConcatenationOptionsBuilder<(T0, T1)>
             where
                 T1: ::planus::WriteAsDefault<
-                    self::ActivationFunctionType,
-                    self::ActivationFunctionType,
-                >,
+                        self::ActivationFunctionType,
+                        self::ActivationFunctionType,
+                    >,
             {
                 let (v0,) = self.0;
                 ConcatenationOptionsBuilder((v0, value))
@@ -19935,12 +19613,9 @@ mod root {
         }
 
         impl<
-                T0: ::planus::WriteAsDefault<i32, i32>,
-                T1: ::planus::WriteAsDefault<
-                    self::ActivationFunctionType,
-                    self::ActivationFunctionType,
-                >,
-            > ::planus::WriteAs<::planus::Offset<ConcatenationOptions>>
+            T0: ::planus::WriteAsDefault<i32, i32>,
+            T1: ::planus::WriteAsDefault<self::ActivationFunctionType, self::ActivationFunctionType>,
+        > ::planus::WriteAs<::planus::Offset<ConcatenationOptions>>
             for ConcatenationOptionsBuilder<(T0, T1)>
         {
             type Prepared = ::planus::Offset<ConcatenationOptions>;
@@ -19955,12 +19630,9 @@ mod root {
         }
 
         impl<
-                T0: ::planus::WriteAsDefault<i32, i32>,
-                T1: ::planus::WriteAsDefault<
-                    self::ActivationFunctionType,
-                    self::ActivationFunctionType,
-                >,
-            > ::planus::WriteAsOptional<::planus::Offset<ConcatenationOptions>>
+            T0: ::planus::WriteAsDefault<i32, i32>,
+            T1: ::planus::WriteAsDefault<self::ActivationFunctionType, self::ActivationFunctionType>,
+        > ::planus::WriteAsOptional<::planus::Offset<ConcatenationOptions>>
             for ConcatenationOptionsBuilder<(T0, T1)>
         {
             type Prepared = ::planus::Offset<ConcatenationOptions>;
@@ -19975,13 +19647,9 @@ mod root {
         }
 
         impl<
-                T0: ::planus::WriteAsDefault<i32, i32>,
-                T1: ::planus::WriteAsDefault<
-                    self::ActivationFunctionType,
-                    self::ActivationFunctionType,
-                >,
-            > ::planus::WriteAsOffset<ConcatenationOptions>
-            for ConcatenationOptionsBuilder<(T0, T1)>
+            T0: ::planus::WriteAsDefault<i32, i32>,
+            T1: ::planus::WriteAsDefault<self::ActivationFunctionType, self::ActivationFunctionType>,
+        > ::planus::WriteAsOffset<ConcatenationOptions> for ConcatenationOptionsBuilder<(T0, T1)>
         {
             #[inline]
             fn prepare(
@@ -20126,15 +19794,7 @@ mod root {
         ///
         /// Generated from these locations:
         /// * Table `AddOptions` in the file `/work/main/guest-models/sdk/schema/tflite.fbs:694`
-        #[derive(
-            Clone,
-            Debug,
-            PartialEq,
-            PartialOrd,
-            Eq,
-            Ord,
-            Hash,
-        )]
+        #[derive(Clone, Debug, PartialEq, PartialOrd, Eq, Ord, Hash)]
         pub struct AddOptions {
             /// The field `fused_activation_function` in the table `AddOptions`
             pub fused_activation_function: self::ActivationFunctionType,
@@ -20245,9 +19905,9 @@ mod root {
             pub fn fused_activation_function<T0>(self, value: T0) -> AddOptionsBuilder<(T0,)>
             where
                 T0: ::planus::WriteAsDefault<
-                    self::ActivationFunctionType,
-                    self::ActivationFunctionType,
-                >,
+                        self::ActivationFunctionType,
+                        self::ActivationFunctionType,
+                    >,
             {
                 AddOptionsBuilder((value,))
             }
@@ -20296,12 +19956,9 @@ mod root {
         }
 
         impl<
-                T0: ::planus::WriteAsDefault<
-                    self::ActivationFunctionType,
-                    self::ActivationFunctionType,
-                >,
-                T1: ::planus::WriteAsDefault<bool, bool>,
-            > ::planus::WriteAs<::planus::Offset<AddOptions>> for AddOptionsBuilder<(T0, T1)>
+            T0: ::planus::WriteAsDefault<self::ActivationFunctionType, self::ActivationFunctionType>,
+            T1: ::planus::WriteAsDefault<bool, bool>,
+        > ::planus::WriteAs<::planus::Offset<AddOptions>> for AddOptionsBuilder<(T0, T1)>
         {
             type Prepared = ::planus::Offset<AddOptions>;
 
@@ -20312,13 +19969,9 @@ mod root {
         }
 
         impl<
-                T0: ::planus::WriteAsDefault<
-                    self::ActivationFunctionType,
-                    self::ActivationFunctionType,
-                >,
-                T1: ::planus::WriteAsDefault<bool, bool>,
-            > ::planus::WriteAsOptional<::planus::Offset<AddOptions>>
-            for AddOptionsBuilder<(T0, T1)>
+            T0: ::planus::WriteAsDefault<self::ActivationFunctionType, self::ActivationFunctionType>,
+            T1: ::planus::WriteAsDefault<bool, bool>,
+        > ::planus::WriteAsOptional<::planus::Offset<AddOptions>> for AddOptionsBuilder<(T0, T1)>
         {
             type Prepared = ::planus::Offset<AddOptions>;
 
@@ -20332,12 +19985,9 @@ mod root {
         }
 
         impl<
-                T0: ::planus::WriteAsDefault<
-                    self::ActivationFunctionType,
-                    self::ActivationFunctionType,
-                >,
-                T1: ::planus::WriteAsDefault<bool, bool>,
-            > ::planus::WriteAsOffset<AddOptions> for AddOptionsBuilder<(T0, T1)>
+            T0: ::planus::WriteAsDefault<self::ActivationFunctionType, self::ActivationFunctionType>,
+            T1: ::planus::WriteAsDefault<bool, bool>,
+        > ::planus::WriteAsOffset<AddOptions> for AddOptionsBuilder<(T0, T1)>
         {
             #[inline]
             fn prepare(&self, builder: &mut ::planus::Builder) -> ::planus::Offset<AddOptions> {
@@ -20477,15 +20127,7 @@ mod root {
         ///
         /// Generated from these locations:
         /// * Table `MulOptions` in the file `/work/main/guest-models/sdk/schema/tflite.fbs:700`
-        #[derive(
-            Clone,
-            Debug,
-            PartialEq,
-            PartialOrd,
-            Eq,
-            Ord,
-            Hash,
-        )]
+        #[derive(Clone, Debug, PartialEq, PartialOrd, Eq, Ord, Hash)]
         pub struct MulOptions {
             /// The field `fused_activation_function` in the table `MulOptions`
             pub fused_activation_function: self::ActivationFunctionType,
@@ -20579,9 +20221,9 @@ mod root {
             pub fn fused_activation_function<T0>(self, value: T0) -> MulOptionsBuilder<(T0,)>
             where
                 T0: ::planus::WriteAsDefault<
-                    self::ActivationFunctionType,
-                    self::ActivationFunctionType,
-                >,
+                        self::ActivationFunctionType,
+                        self::ActivationFunctionType,
+                    >,
             {
                 MulOptionsBuilder((value,))
             }
@@ -20608,11 +20250,8 @@ mod root {
         }
 
         impl<
-                T0: ::planus::WriteAsDefault<
-                    self::ActivationFunctionType,
-                    self::ActivationFunctionType,
-                >,
-            > ::planus::WriteAs<::planus::Offset<MulOptions>> for MulOptionsBuilder<(T0,)>
+            T0: ::planus::WriteAsDefault<self::ActivationFunctionType, self::ActivationFunctionType>,
+        > ::planus::WriteAs<::planus::Offset<MulOptions>> for MulOptionsBuilder<(T0,)>
         {
             type Prepared = ::planus::Offset<MulOptions>;
 
@@ -20623,11 +20262,8 @@ mod root {
         }
 
         impl<
-                T0: ::planus::WriteAsDefault<
-                    self::ActivationFunctionType,
-                    self::ActivationFunctionType,
-                >,
-            > ::planus::WriteAsOptional<::planus::Offset<MulOptions>> for MulOptionsBuilder<(T0,)>
+            T0: ::planus::WriteAsDefault<self::ActivationFunctionType, self::ActivationFunctionType>,
+        > ::planus::WriteAsOptional<::planus::Offset<MulOptions>> for MulOptionsBuilder<(T0,)>
         {
             type Prepared = ::planus::Offset<MulOptions>;
 
@@ -20641,11 +20277,8 @@ mod root {
         }
 
         impl<
-                T0: ::planus::WriteAsDefault<
-                    self::ActivationFunctionType,
-                    self::ActivationFunctionType,
-                >,
-            > ::planus::WriteAsOffset<MulOptions> for MulOptionsBuilder<(T0,)>
+            T0: ::planus::WriteAsDefault<self::ActivationFunctionType, self::ActivationFunctionType>,
+        > ::planus::WriteAsOffset<MulOptions> for MulOptionsBuilder<(T0,)>
         {
             #[inline]
             fn prepare(&self, builder: &mut ::planus::Builder) -> ::planus::Offset<MulOptions> {
@@ -20773,15 +20406,7 @@ mod root {
         ///
         /// Generated from these locations:
         /// * Table `L2NormOptions` in the file `/work/main/guest-models/sdk/schema/tflite.fbs:704`
-        #[derive(
-            Clone,
-            Debug,
-            PartialEq,
-            PartialOrd,
-            Eq,
-            Ord,
-            Hash,
-        )]
+        #[derive(Clone, Debug, PartialEq, PartialOrd, Eq, Ord, Hash)]
         pub struct L2NormOptions {
             /// The field `fused_activation_function` in the table `L2NormOptions`
             pub fused_activation_function: self::ActivationFunctionType,
@@ -20875,9 +20500,9 @@ mod root {
             pub fn fused_activation_function<T0>(self, value: T0) -> L2NormOptionsBuilder<(T0,)>
             where
                 T0: ::planus::WriteAsDefault<
-                    self::ActivationFunctionType,
-                    self::ActivationFunctionType,
-                >,
+                        self::ActivationFunctionType,
+                        self::ActivationFunctionType,
+                    >,
             {
                 L2NormOptionsBuilder((value,))
             }
@@ -20904,11 +20529,8 @@ mod root {
         }
 
         impl<
-                T0: ::planus::WriteAsDefault<
-                    self::ActivationFunctionType,
-                    self::ActivationFunctionType,
-                >,
-            > ::planus::WriteAs<::planus::Offset<L2NormOptions>> for L2NormOptionsBuilder<(T0,)>
+            T0: ::planus::WriteAsDefault<self::ActivationFunctionType, self::ActivationFunctionType>,
+        > ::planus::WriteAs<::planus::Offset<L2NormOptions>> for L2NormOptionsBuilder<(T0,)>
         {
             type Prepared = ::planus::Offset<L2NormOptions>;
 
@@ -20919,11 +20541,8 @@ mod root {
         }
 
         impl<
-                T0: ::planus::WriteAsDefault<
-                    self::ActivationFunctionType,
-                    self::ActivationFunctionType,
-                >,
-            > ::planus::WriteAsOptional<::planus::Offset<L2NormOptions>>
+            T0: ::planus::WriteAsDefault<self::ActivationFunctionType, self::ActivationFunctionType>,
+        > ::planus::WriteAsOptional<::planus::Offset<L2NormOptions>>
             for L2NormOptionsBuilder<(T0,)>
         {
             type Prepared = ::planus::Offset<L2NormOptions>;
@@ -20938,11 +20557,8 @@ mod root {
         }
 
         impl<
-                T0: ::planus::WriteAsDefault<
-                    self::ActivationFunctionType,
-                    self::ActivationFunctionType,
-                >,
-            > ::planus::WriteAsOffset<L2NormOptions> for L2NormOptionsBuilder<(T0,)>
+            T0: ::planus::WriteAsDefault<self::ActivationFunctionType, self::ActivationFunctionType>,
+        > ::planus::WriteAsOffset<L2NormOptions> for L2NormOptionsBuilder<(T0,)>
         {
             #[inline]
             fn prepare(&self, builder: &mut ::planus::Builder) -> ::planus::Offset<L2NormOptions> {
@@ -21314,11 +20930,11 @@ mod root {
         }
 
         impl<
-                T0: ::planus::WriteAsDefault<i32, i32>,
-                T1: ::planus::WriteAsDefault<f32, f32>,
-                T2: ::planus::WriteAsDefault<f32, f32>,
-                T3: ::planus::WriteAsDefault<f32, f32>,
-            > ::planus::WriteAs<::planus::Offset<LocalResponseNormalizationOptions>>
+            T0: ::planus::WriteAsDefault<i32, i32>,
+            T1: ::planus::WriteAsDefault<f32, f32>,
+            T2: ::planus::WriteAsDefault<f32, f32>,
+            T3: ::planus::WriteAsDefault<f32, f32>,
+        > ::planus::WriteAs<::planus::Offset<LocalResponseNormalizationOptions>>
             for LocalResponseNormalizationOptionsBuilder<(T0, T1, T2, T3)>
         {
             type Prepared = ::planus::Offset<LocalResponseNormalizationOptions>;
@@ -21333,11 +20949,11 @@ mod root {
         }
 
         impl<
-                T0: ::planus::WriteAsDefault<i32, i32>,
-                T1: ::planus::WriteAsDefault<f32, f32>,
-                T2: ::planus::WriteAsDefault<f32, f32>,
-                T3: ::planus::WriteAsDefault<f32, f32>,
-            > ::planus::WriteAsOptional<::planus::Offset<LocalResponseNormalizationOptions>>
+            T0: ::planus::WriteAsDefault<i32, i32>,
+            T1: ::planus::WriteAsDefault<f32, f32>,
+            T2: ::planus::WriteAsDefault<f32, f32>,
+            T3: ::planus::WriteAsDefault<f32, f32>,
+        > ::planus::WriteAsOptional<::planus::Offset<LocalResponseNormalizationOptions>>
             for LocalResponseNormalizationOptionsBuilder<(T0, T1, T2, T3)>
         {
             type Prepared = ::planus::Offset<LocalResponseNormalizationOptions>;
@@ -21353,11 +20969,11 @@ mod root {
         }
 
         impl<
-                T0: ::planus::WriteAsDefault<i32, i32>,
-                T1: ::planus::WriteAsDefault<f32, f32>,
-                T2: ::planus::WriteAsDefault<f32, f32>,
-                T3: ::planus::WriteAsDefault<f32, f32>,
-            > ::planus::WriteAsOffset<LocalResponseNormalizationOptions>
+            T0: ::planus::WriteAsDefault<i32, i32>,
+            T1: ::planus::WriteAsDefault<f32, f32>,
+            T2: ::planus::WriteAsDefault<f32, f32>,
+            T3: ::planus::WriteAsDefault<f32, f32>,
+        > ::planus::WriteAsOffset<LocalResponseNormalizationOptions>
             for LocalResponseNormalizationOptionsBuilder<(T0, T1, T2, T3)>
         {
             #[inline]
@@ -21528,16 +21144,7 @@ mod root {
         ///
         /// Generated from these locations:
         /// * Enum `LSTMKernelType` in the file `/work/main/guest-models/sdk/schema/tflite.fbs:717`
-        #[derive(
-            Copy,
-            Clone,
-            Debug,
-            PartialEq,
-            Eq,
-            PartialOrd,
-            Ord,
-            Hash,
-        )]
+        #[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
         #[repr(i8)]
         pub enum LstmKernelType {
             /// The variant `FULL` in the enum `LSTMKernelType`
@@ -21851,9 +21458,9 @@ mod root {
             pub fn fused_activation_function<T0>(self, value: T0) -> LstmOptionsBuilder<(T0,)>
             where
                 T0: ::planus::WriteAsDefault<
-                    self::ActivationFunctionType,
-                    self::ActivationFunctionType,
-                >,
+                        self::ActivationFunctionType,
+                        self::ActivationFunctionType,
+                    >,
             {
                 LstmOptionsBuilder((value,))
             }
@@ -21969,15 +21576,12 @@ mod root {
         }
 
         impl<
-                T0: ::planus::WriteAsDefault<
-                    self::ActivationFunctionType,
-                    self::ActivationFunctionType,
-                >,
-                T1: ::planus::WriteAsDefault<f32, f32>,
-                T2: ::planus::WriteAsDefault<f32, f32>,
-                T3: ::planus::WriteAsDefault<self::LstmKernelType, self::LstmKernelType>,
-                T4: ::planus::WriteAsDefault<bool, bool>,
-            > ::planus::WriteAs<::planus::Offset<LstmOptions>>
+            T0: ::planus::WriteAsDefault<self::ActivationFunctionType, self::ActivationFunctionType>,
+            T1: ::planus::WriteAsDefault<f32, f32>,
+            T2: ::planus::WriteAsDefault<f32, f32>,
+            T3: ::planus::WriteAsDefault<self::LstmKernelType, self::LstmKernelType>,
+            T4: ::planus::WriteAsDefault<bool, bool>,
+        > ::planus::WriteAs<::planus::Offset<LstmOptions>>
             for LstmOptionsBuilder<(T0, T1, T2, T3, T4)>
         {
             type Prepared = ::planus::Offset<LstmOptions>;
@@ -21989,15 +21593,12 @@ mod root {
         }
 
         impl<
-                T0: ::planus::WriteAsDefault<
-                    self::ActivationFunctionType,
-                    self::ActivationFunctionType,
-                >,
-                T1: ::planus::WriteAsDefault<f32, f32>,
-                T2: ::planus::WriteAsDefault<f32, f32>,
-                T3: ::planus::WriteAsDefault<self::LstmKernelType, self::LstmKernelType>,
-                T4: ::planus::WriteAsDefault<bool, bool>,
-            > ::planus::WriteAsOptional<::planus::Offset<LstmOptions>>
+            T0: ::planus::WriteAsDefault<self::ActivationFunctionType, self::ActivationFunctionType>,
+            T1: ::planus::WriteAsDefault<f32, f32>,
+            T2: ::planus::WriteAsDefault<f32, f32>,
+            T3: ::planus::WriteAsDefault<self::LstmKernelType, self::LstmKernelType>,
+            T4: ::planus::WriteAsDefault<bool, bool>,
+        > ::planus::WriteAsOptional<::planus::Offset<LstmOptions>>
             for LstmOptionsBuilder<(T0, T1, T2, T3, T4)>
         {
             type Prepared = ::planus::Offset<LstmOptions>;
@@ -22012,15 +21613,12 @@ mod root {
         }
 
         impl<
-                T0: ::planus::WriteAsDefault<
-                    self::ActivationFunctionType,
-                    self::ActivationFunctionType,
-                >,
-                T1: ::planus::WriteAsDefault<f32, f32>,
-                T2: ::planus::WriteAsDefault<f32, f32>,
-                T3: ::planus::WriteAsDefault<self::LstmKernelType, self::LstmKernelType>,
-                T4: ::planus::WriteAsDefault<bool, bool>,
-            > ::planus::WriteAsOffset<LstmOptions> for LstmOptionsBuilder<(T0, T1, T2, T3, T4)>
+            T0: ::planus::WriteAsDefault<self::ActivationFunctionType, self::ActivationFunctionType>,
+            T1: ::planus::WriteAsDefault<f32, f32>,
+            T2: ::planus::WriteAsDefault<f32, f32>,
+            T3: ::planus::WriteAsDefault<self::LstmKernelType, self::LstmKernelType>,
+            T4: ::planus::WriteAsDefault<bool, bool>,
+        > ::planus::WriteAsOffset<LstmOptions> for LstmOptionsBuilder<(T0, T1, T2, T3, T4)>
         {
             #[inline]
             fn prepare(&self, builder: &mut ::planus::Builder) -> ::planus::Offset<LstmOptions> {
@@ -22380,9 +21978,9 @@ mod root {
             ) -> UnidirectionalSequenceLstmOptionsBuilder<(T0,)>
             where
                 T0: ::planus::WriteAsDefault<
-                    self::ActivationFunctionType,
-                    self::ActivationFunctionType,
-                >,
+                        self::ActivationFunctionType,
+                        self::ActivationFunctionType,
+                    >,
             {
                 UnidirectionalSequenceLstmOptionsBuilder((value,))
             }
@@ -22548,16 +22146,13 @@ mod root {
         }
 
         impl<
-                T0: ::planus::WriteAsDefault<
-                    self::ActivationFunctionType,
-                    self::ActivationFunctionType,
-                >,
-                T1: ::planus::WriteAsDefault<f32, f32>,
-                T2: ::planus::WriteAsDefault<f32, f32>,
-                T3: ::planus::WriteAsDefault<bool, bool>,
-                T4: ::planus::WriteAsDefault<bool, bool>,
-                T5: ::planus::WriteAsDefault<bool, bool>,
-            > ::planus::WriteAs<::planus::Offset<UnidirectionalSequenceLstmOptions>>
+            T0: ::planus::WriteAsDefault<self::ActivationFunctionType, self::ActivationFunctionType>,
+            T1: ::planus::WriteAsDefault<f32, f32>,
+            T2: ::planus::WriteAsDefault<f32, f32>,
+            T3: ::planus::WriteAsDefault<bool, bool>,
+            T4: ::planus::WriteAsDefault<bool, bool>,
+            T5: ::planus::WriteAsDefault<bool, bool>,
+        > ::planus::WriteAs<::planus::Offset<UnidirectionalSequenceLstmOptions>>
             for UnidirectionalSequenceLstmOptionsBuilder<(T0, T1, T2, T3, T4, T5)>
         {
             type Prepared = ::planus::Offset<UnidirectionalSequenceLstmOptions>;
@@ -22572,16 +22167,13 @@ mod root {
         }
 
         impl<
-                T0: ::planus::WriteAsDefault<
-                    self::ActivationFunctionType,
-                    self::ActivationFunctionType,
-                >,
-                T1: ::planus::WriteAsDefault<f32, f32>,
-                T2: ::planus::WriteAsDefault<f32, f32>,
-                T3: ::planus::WriteAsDefault<bool, bool>,
-                T4: ::planus::WriteAsDefault<bool, bool>,
-                T5: ::planus::WriteAsDefault<bool, bool>,
-            > ::planus::WriteAsOptional<::planus::Offset<UnidirectionalSequenceLstmOptions>>
+            T0: ::planus::WriteAsDefault<self::ActivationFunctionType, self::ActivationFunctionType>,
+            T1: ::planus::WriteAsDefault<f32, f32>,
+            T2: ::planus::WriteAsDefault<f32, f32>,
+            T3: ::planus::WriteAsDefault<bool, bool>,
+            T4: ::planus::WriteAsDefault<bool, bool>,
+            T5: ::planus::WriteAsDefault<bool, bool>,
+        > ::planus::WriteAsOptional<::planus::Offset<UnidirectionalSequenceLstmOptions>>
             for UnidirectionalSequenceLstmOptionsBuilder<(T0, T1, T2, T3, T4, T5)>
         {
             type Prepared = ::planus::Offset<UnidirectionalSequenceLstmOptions>;
@@ -22597,16 +22189,13 @@ mod root {
         }
 
         impl<
-                T0: ::planus::WriteAsDefault<
-                    self::ActivationFunctionType,
-                    self::ActivationFunctionType,
-                >,
-                T1: ::planus::WriteAsDefault<f32, f32>,
-                T2: ::planus::WriteAsDefault<f32, f32>,
-                T3: ::planus::WriteAsDefault<bool, bool>,
-                T4: ::planus::WriteAsDefault<bool, bool>,
-                T5: ::planus::WriteAsDefault<bool, bool>,
-            > ::planus::WriteAsOffset<UnidirectionalSequenceLstmOptions>
+            T0: ::planus::WriteAsDefault<self::ActivationFunctionType, self::ActivationFunctionType>,
+            T1: ::planus::WriteAsDefault<f32, f32>,
+            T2: ::planus::WriteAsDefault<f32, f32>,
+            T3: ::planus::WriteAsDefault<bool, bool>,
+            T4: ::planus::WriteAsDefault<bool, bool>,
+            T5: ::planus::WriteAsDefault<bool, bool>,
+        > ::planus::WriteAsOffset<UnidirectionalSequenceLstmOptions>
             for UnidirectionalSequenceLstmOptionsBuilder<(T0, T1, T2, T3, T4, T5)>
         {
             #[inline]
@@ -23012,9 +22601,9 @@ mod root {
             ) -> BidirectionalSequenceLstmOptionsBuilder<(T0,)>
             where
                 T0: ::planus::WriteAsDefault<
-                    self::ActivationFunctionType,
-                    self::ActivationFunctionType,
-                >,
+                        self::ActivationFunctionType,
+                        self::ActivationFunctionType,
+                    >,
             {
                 BidirectionalSequenceLstmOptionsBuilder((value,))
             }
@@ -23173,16 +22762,13 @@ mod root {
         }
 
         impl<
-                T0: ::planus::WriteAsDefault<
-                    self::ActivationFunctionType,
-                    self::ActivationFunctionType,
-                >,
-                T1: ::planus::WriteAsDefault<f32, f32>,
-                T2: ::planus::WriteAsDefault<f32, f32>,
-                T3: ::planus::WriteAsDefault<bool, bool>,
-                T4: ::planus::WriteAsDefault<bool, bool>,
-                T5: ::planus::WriteAsDefault<bool, bool>,
-            > ::planus::WriteAs<::planus::Offset<BidirectionalSequenceLstmOptions>>
+            T0: ::planus::WriteAsDefault<self::ActivationFunctionType, self::ActivationFunctionType>,
+            T1: ::planus::WriteAsDefault<f32, f32>,
+            T2: ::planus::WriteAsDefault<f32, f32>,
+            T3: ::planus::WriteAsDefault<bool, bool>,
+            T4: ::planus::WriteAsDefault<bool, bool>,
+            T5: ::planus::WriteAsDefault<bool, bool>,
+        > ::planus::WriteAs<::planus::Offset<BidirectionalSequenceLstmOptions>>
             for BidirectionalSequenceLstmOptionsBuilder<(T0, T1, T2, T3, T4, T5)>
         {
             type Prepared = ::planus::Offset<BidirectionalSequenceLstmOptions>;
@@ -23197,16 +22783,13 @@ mod root {
         }
 
         impl<
-                T0: ::planus::WriteAsDefault<
-                    self::ActivationFunctionType,
-                    self::ActivationFunctionType,
-                >,
-                T1: ::planus::WriteAsDefault<f32, f32>,
-                T2: ::planus::WriteAsDefault<f32, f32>,
-                T3: ::planus::WriteAsDefault<bool, bool>,
-                T4: ::planus::WriteAsDefault<bool, bool>,
-                T5: ::planus::WriteAsDefault<bool, bool>,
-            > ::planus::WriteAsOptional<::planus::Offset<BidirectionalSequenceLstmOptions>>
+            T0: ::planus::WriteAsDefault<self::ActivationFunctionType, self::ActivationFunctionType>,
+            T1: ::planus::WriteAsDefault<f32, f32>,
+            T2: ::planus::WriteAsDefault<f32, f32>,
+            T3: ::planus::WriteAsDefault<bool, bool>,
+            T4: ::planus::WriteAsDefault<bool, bool>,
+            T5: ::planus::WriteAsDefault<bool, bool>,
+        > ::planus::WriteAsOptional<::planus::Offset<BidirectionalSequenceLstmOptions>>
             for BidirectionalSequenceLstmOptionsBuilder<(T0, T1, T2, T3, T4, T5)>
         {
             type Prepared = ::planus::Offset<BidirectionalSequenceLstmOptions>;
@@ -23222,16 +22805,13 @@ mod root {
         }
 
         impl<
-                T0: ::planus::WriteAsDefault<
-                    self::ActivationFunctionType,
-                    self::ActivationFunctionType,
-                >,
-                T1: ::planus::WriteAsDefault<f32, f32>,
-                T2: ::planus::WriteAsDefault<f32, f32>,
-                T3: ::planus::WriteAsDefault<bool, bool>,
-                T4: ::planus::WriteAsDefault<bool, bool>,
-                T5: ::planus::WriteAsDefault<bool, bool>,
-            > ::planus::WriteAsOffset<BidirectionalSequenceLstmOptions>
+            T0: ::planus::WriteAsDefault<self::ActivationFunctionType, self::ActivationFunctionType>,
+            T1: ::planus::WriteAsDefault<f32, f32>,
+            T2: ::planus::WriteAsDefault<f32, f32>,
+            T3: ::planus::WriteAsDefault<bool, bool>,
+            T4: ::planus::WriteAsDefault<bool, bool>,
+            T5: ::planus::WriteAsDefault<bool, bool>,
+        > ::planus::WriteAsOffset<BidirectionalSequenceLstmOptions>
             for BidirectionalSequenceLstmOptionsBuilder<(T0, T1, T2, T3, T4, T5)>
         {
             #[inline]
@@ -23446,15 +23026,7 @@ mod root {
         ///
         /// Generated from these locations:
         /// * Table `ResizeBilinearOptions` in the file `/work/main/guest-models/sdk/schema/tflite.fbs:775`
-        #[derive(
-            Clone,
-            Debug,
-            PartialEq,
-            PartialOrd,
-            Eq,
-            Ord,
-            Hash,
-        )]
+        #[derive(Clone, Debug, PartialEq, PartialOrd, Eq, Ord, Hash)]
         pub struct ResizeBilinearOptions {
             /// The field `align_corners` in the table `ResizeBilinearOptions`
             pub align_corners: bool,
@@ -23613,10 +23185,8 @@ mod root {
             }
         }
 
-        impl<
-                T0: ::planus::WriteAsDefault<bool, bool>,
-                T1: ::planus::WriteAsDefault<bool, bool>,
-            > ::planus::WriteAs<::planus::Offset<ResizeBilinearOptions>>
+        impl<T0: ::planus::WriteAsDefault<bool, bool>, T1: ::planus::WriteAsDefault<bool, bool>>
+            ::planus::WriteAs<::planus::Offset<ResizeBilinearOptions>>
             for ResizeBilinearOptionsBuilder<(T0, T1)>
         {
             type Prepared = ::planus::Offset<ResizeBilinearOptions>;
@@ -23630,10 +23200,8 @@ mod root {
             }
         }
 
-        impl<
-                T0: ::planus::WriteAsDefault<bool, bool>,
-                T1: ::planus::WriteAsDefault<bool, bool>,
-            > ::planus::WriteAsOptional<::planus::Offset<ResizeBilinearOptions>>
+        impl<T0: ::planus::WriteAsDefault<bool, bool>, T1: ::planus::WriteAsDefault<bool, bool>>
+            ::planus::WriteAsOptional<::planus::Offset<ResizeBilinearOptions>>
             for ResizeBilinearOptionsBuilder<(T0, T1)>
         {
             type Prepared = ::planus::Offset<ResizeBilinearOptions>;
@@ -23647,10 +23215,8 @@ mod root {
             }
         }
 
-        impl<
-                T0: ::planus::WriteAsDefault<bool, bool>,
-                T1: ::planus::WriteAsDefault<bool, bool>,
-            > ::planus::WriteAsOffset<ResizeBilinearOptions>
+        impl<T0: ::planus::WriteAsDefault<bool, bool>, T1: ::planus::WriteAsDefault<bool, bool>>
+            ::planus::WriteAsOffset<ResizeBilinearOptions>
             for ResizeBilinearOptionsBuilder<(T0, T1)>
         {
             #[inline]
@@ -23793,15 +23359,7 @@ mod root {
         ///
         /// Generated from these locations:
         /// * Table `ResizeNearestNeighborOptions` in the file `/work/main/guest-models/sdk/schema/tflite.fbs:782`
-        #[derive(
-            Clone,
-            Debug,
-            PartialEq,
-            PartialOrd,
-            Eq,
-            Ord,
-            Hash,
-        )]
+        #[derive(Clone, Debug, PartialEq, PartialOrd, Eq, Ord, Hash)]
         pub struct ResizeNearestNeighborOptions {
             /// The field `align_corners` in the table `ResizeNearestNeighborOptions`
             pub align_corners: bool,
@@ -23972,10 +23530,8 @@ mod root {
             }
         }
 
-        impl<
-                T0: ::planus::WriteAsDefault<bool, bool>,
-                T1: ::planus::WriteAsDefault<bool, bool>,
-            > ::planus::WriteAs<::planus::Offset<ResizeNearestNeighborOptions>>
+        impl<T0: ::planus::WriteAsDefault<bool, bool>, T1: ::planus::WriteAsDefault<bool, bool>>
+            ::planus::WriteAs<::planus::Offset<ResizeNearestNeighborOptions>>
             for ResizeNearestNeighborOptionsBuilder<(T0, T1)>
         {
             type Prepared = ::planus::Offset<ResizeNearestNeighborOptions>;
@@ -23989,10 +23545,8 @@ mod root {
             }
         }
 
-        impl<
-                T0: ::planus::WriteAsDefault<bool, bool>,
-                T1: ::planus::WriteAsDefault<bool, bool>,
-            > ::planus::WriteAsOptional<::planus::Offset<ResizeNearestNeighborOptions>>
+        impl<T0: ::planus::WriteAsDefault<bool, bool>, T1: ::planus::WriteAsDefault<bool, bool>>
+            ::planus::WriteAsOptional<::planus::Offset<ResizeNearestNeighborOptions>>
             for ResizeNearestNeighborOptionsBuilder<(T0, T1)>
         {
             type Prepared = ::planus::Offset<ResizeNearestNeighborOptions>;
@@ -24007,10 +23561,8 @@ mod root {
             }
         }
 
-        impl<
-                T0: ::planus::WriteAsDefault<bool, bool>,
-                T1: ::planus::WriteAsDefault<bool, bool>,
-            > ::planus::WriteAsOffset<ResizeNearestNeighborOptions>
+        impl<T0: ::planus::WriteAsDefault<bool, bool>, T1: ::planus::WriteAsDefault<bool, bool>>
+            ::planus::WriteAsOffset<ResizeNearestNeighborOptions>
             for ResizeNearestNeighborOptionsBuilder<(T0, T1)>
         {
             #[inline]
@@ -24159,15 +23711,7 @@ mod root {
         ///
         /// Generated from these locations:
         /// * Table `CallOptions` in the file `/work/main/guest-models/sdk/schema/tflite.fbs:788`
-        #[derive(
-            Clone,
-            Debug,
-            PartialEq,
-            PartialOrd,
-            Eq,
-            Ord,
-            Hash,
-        )]
+        #[derive(Clone, Debug, PartialEq, PartialOrd, Eq, Ord, Hash)]
         pub struct CallOptions {
             /// The field `subgraph` in the table `CallOptions`
             pub subgraph: u32,
@@ -24421,15 +23965,7 @@ mod root {
         ///
         /// Generated from these locations:
         /// * Table `PadOptions` in the file `/work/main/guest-models/sdk/schema/tflite.fbs:793`
-        #[derive(
-            Clone,
-            Debug,
-            PartialEq,
-            PartialOrd,
-            Eq,
-            Ord,
-            Hash,
-        )]
+        #[derive(Clone, Debug, PartialEq, PartialOrd, Eq, Ord, Hash)]
         pub struct PadOptions {}
 
         #[allow(clippy::derivable_impls)]
@@ -24630,15 +24166,7 @@ mod root {
         ///
         /// Generated from these locations:
         /// * Table `PadV2Options` in the file `/work/main/guest-models/sdk/schema/tflite.fbs:796`
-        #[derive(
-            Clone,
-            Debug,
-            PartialEq,
-            PartialOrd,
-            Eq,
-            Ord,
-            Hash,
-        )]
+        #[derive(Clone, Debug, PartialEq, PartialOrd, Eq, Ord, Hash)]
         pub struct PadV2Options {}
 
         #[allow(clippy::derivable_impls)]
@@ -24839,15 +24367,7 @@ mod root {
         ///
         /// Generated from these locations:
         /// * Table `ReshapeOptions` in the file `/work/main/guest-models/sdk/schema/tflite.fbs:799`
-        #[derive(
-            Clone,
-            Debug,
-            PartialEq,
-            PartialOrd,
-            Eq,
-            Ord,
-            Hash,
-        )]
+        #[derive(Clone, Debug, PartialEq, PartialOrd, Eq, Ord, Hash)]
         pub struct ReshapeOptions {
             /// The field `new_shape` in the table `ReshapeOptions`
             pub new_shape: ::core::option::Option<::planus::alloc::vec::Vec<i32>>,
@@ -25112,15 +24632,7 @@ mod root {
         ///
         /// Generated from these locations:
         /// * Table `SpaceToBatchNDOptions` in the file `/work/main/guest-models/sdk/schema/tflite.fbs:803`
-        #[derive(
-            Clone,
-            Debug,
-            PartialEq,
-            PartialOrd,
-            Eq,
-            Ord,
-            Hash,
-        )]
+        #[derive(Clone, Debug, PartialEq, PartialOrd, Eq, Ord, Hash)]
         pub struct SpaceToBatchNdOptions {}
 
         #[allow(clippy::derivable_impls)]
@@ -25344,15 +24856,7 @@ mod root {
         ///
         /// Generated from these locations:
         /// * Table `BatchToSpaceNDOptions` in the file `/work/main/guest-models/sdk/schema/tflite.fbs:806`
-        #[derive(
-            Clone,
-            Debug,
-            PartialEq,
-            PartialOrd,
-            Eq,
-            Ord,
-            Hash,
-        )]
+        #[derive(Clone, Debug, PartialEq, PartialOrd, Eq, Ord, Hash)]
         pub struct BatchToSpaceNdOptions {}
 
         #[allow(clippy::derivable_impls)]
@@ -25576,15 +25080,7 @@ mod root {
         ///
         /// Generated from these locations:
         /// * Table `SkipGramOptions` in the file `/work/main/guest-models/sdk/schema/tflite.fbs:809`
-        #[derive(
-            Clone,
-            Debug,
-            PartialEq,
-            PartialOrd,
-            Eq,
-            Ord,
-            Hash,
-        )]
+        #[derive(Clone, Debug, PartialEq, PartialOrd, Eq, Ord, Hash)]
         pub struct SkipGramOptions {
             /// The field `ngram_size` in the table `SkipGramOptions`
             pub ngram_size: i32,
@@ -25784,10 +25280,10 @@ mod root {
         }
 
         impl<
-                T0: ::planus::WriteAsDefault<i32, i32>,
-                T1: ::planus::WriteAsDefault<i32, i32>,
-                T2: ::planus::WriteAsDefault<bool, bool>,
-            > ::planus::WriteAs<::planus::Offset<SkipGramOptions>>
+            T0: ::planus::WriteAsDefault<i32, i32>,
+            T1: ::planus::WriteAsDefault<i32, i32>,
+            T2: ::planus::WriteAsDefault<bool, bool>,
+        > ::planus::WriteAs<::planus::Offset<SkipGramOptions>>
             for SkipGramOptionsBuilder<(T0, T1, T2)>
         {
             type Prepared = ::planus::Offset<SkipGramOptions>;
@@ -25802,10 +25298,10 @@ mod root {
         }
 
         impl<
-                T0: ::planus::WriteAsDefault<i32, i32>,
-                T1: ::planus::WriteAsDefault<i32, i32>,
-                T2: ::planus::WriteAsDefault<bool, bool>,
-            > ::planus::WriteAsOptional<::planus::Offset<SkipGramOptions>>
+            T0: ::planus::WriteAsDefault<i32, i32>,
+            T1: ::planus::WriteAsDefault<i32, i32>,
+            T2: ::planus::WriteAsDefault<bool, bool>,
+        > ::planus::WriteAsOptional<::planus::Offset<SkipGramOptions>>
             for SkipGramOptionsBuilder<(T0, T1, T2)>
         {
             type Prepared = ::planus::Offset<SkipGramOptions>;
@@ -25820,10 +25316,10 @@ mod root {
         }
 
         impl<
-                T0: ::planus::WriteAsDefault<i32, i32>,
-                T1: ::planus::WriteAsDefault<i32, i32>,
-                T2: ::planus::WriteAsDefault<bool, bool>,
-            > ::planus::WriteAsOffset<SkipGramOptions> for SkipGramOptionsBuilder<(T0, T1, T2)>
+            T0: ::planus::WriteAsDefault<i32, i32>,
+            T1: ::planus::WriteAsDefault<i32, i32>,
+            T2: ::planus::WriteAsDefault<bool, bool>,
+        > ::planus::WriteAsOffset<SkipGramOptions> for SkipGramOptionsBuilder<(T0, T1, T2)>
         {
             #[inline]
             fn prepare(
@@ -25973,15 +25469,7 @@ mod root {
         ///
         /// Generated from these locations:
         /// * Table `SpaceToDepthOptions` in the file `/work/main/guest-models/sdk/schema/tflite.fbs:815`
-        #[derive(
-            Clone,
-            Debug,
-            PartialEq,
-            PartialOrd,
-            Eq,
-            Ord,
-            Hash,
-        )]
+        #[derive(Clone, Debug, PartialEq, PartialOrd, Eq, Ord, Hash)]
         pub struct SpaceToDepthOptions {
             /// The field `block_size` in the table `SpaceToDepthOptions`
             pub block_size: i32,
@@ -26260,15 +25748,7 @@ mod root {
         ///
         /// Generated from these locations:
         /// * Table `DepthToSpaceOptions` in the file `/work/main/guest-models/sdk/schema/tflite.fbs:819`
-        #[derive(
-            Clone,
-            Debug,
-            PartialEq,
-            PartialOrd,
-            Eq,
-            Ord,
-            Hash,
-        )]
+        #[derive(Clone, Debug, PartialEq, PartialOrd, Eq, Ord, Hash)]
         pub struct DepthToSpaceOptions {
             /// The field `block_size` in the table `DepthToSpaceOptions`
             pub block_size: i32,
@@ -26547,15 +26027,7 @@ mod root {
         ///
         /// Generated from these locations:
         /// * Table `SubOptions` in the file `/work/main/guest-models/sdk/schema/tflite.fbs:823`
-        #[derive(
-            Clone,
-            Debug,
-            PartialEq,
-            PartialOrd,
-            Eq,
-            Ord,
-            Hash,
-        )]
+        #[derive(Clone, Debug, PartialEq, PartialOrd, Eq, Ord, Hash)]
         pub struct SubOptions {
             /// The field `fused_activation_function` in the table `SubOptions`
             pub fused_activation_function: self::ActivationFunctionType,
@@ -26666,9 +26138,9 @@ mod root {
             pub fn fused_activation_function<T0>(self, value: T0) -> SubOptionsBuilder<(T0,)>
             where
                 T0: ::planus::WriteAsDefault<
-                    self::ActivationFunctionType,
-                    self::ActivationFunctionType,
-                >,
+                        self::ActivationFunctionType,
+                        self::ActivationFunctionType,
+                    >,
             {
                 SubOptionsBuilder((value,))
             }
@@ -26717,12 +26189,9 @@ mod root {
         }
 
         impl<
-                T0: ::planus::WriteAsDefault<
-                    self::ActivationFunctionType,
-                    self::ActivationFunctionType,
-                >,
-                T1: ::planus::WriteAsDefault<bool, bool>,
-            > ::planus::WriteAs<::planus::Offset<SubOptions>> for SubOptionsBuilder<(T0, T1)>
+            T0: ::planus::WriteAsDefault<self::ActivationFunctionType, self::ActivationFunctionType>,
+            T1: ::planus::WriteAsDefault<bool, bool>,
+        > ::planus::WriteAs<::planus::Offset<SubOptions>> for SubOptionsBuilder<(T0, T1)>
         {
             type Prepared = ::planus::Offset<SubOptions>;
 
@@ -26733,13 +26202,9 @@ mod root {
         }
 
         impl<
-                T0: ::planus::WriteAsDefault<
-                    self::ActivationFunctionType,
-                    self::ActivationFunctionType,
-                >,
-                T1: ::planus::WriteAsDefault<bool, bool>,
-            > ::planus::WriteAsOptional<::planus::Offset<SubOptions>>
-            for SubOptionsBuilder<(T0, T1)>
+            T0: ::planus::WriteAsDefault<self::ActivationFunctionType, self::ActivationFunctionType>,
+            T1: ::planus::WriteAsDefault<bool, bool>,
+        > ::planus::WriteAsOptional<::planus::Offset<SubOptions>> for SubOptionsBuilder<(T0, T1)>
         {
             type Prepared = ::planus::Offset<SubOptions>;
 
@@ -26753,12 +26218,9 @@ mod root {
         }
 
         impl<
-                T0: ::planus::WriteAsDefault<
-                    self::ActivationFunctionType,
-                    self::ActivationFunctionType,
-                >,
-                T1: ::planus::WriteAsDefault<bool, bool>,
-            > ::planus::WriteAsOffset<SubOptions> for SubOptionsBuilder<(T0, T1)>
+            T0: ::planus::WriteAsDefault<self::ActivationFunctionType, self::ActivationFunctionType>,
+            T1: ::planus::WriteAsDefault<bool, bool>,
+        > ::planus::WriteAsOffset<SubOptions> for SubOptionsBuilder<(T0, T1)>
         {
             #[inline]
             fn prepare(&self, builder: &mut ::planus::Builder) -> ::planus::Offset<SubOptions> {
@@ -26898,15 +26360,7 @@ mod root {
         ///
         /// Generated from these locations:
         /// * Table `DivOptions` in the file `/work/main/guest-models/sdk/schema/tflite.fbs:829`
-        #[derive(
-            Clone,
-            Debug,
-            PartialEq,
-            PartialOrd,
-            Eq,
-            Ord,
-            Hash,
-        )]
+        #[derive(Clone, Debug, PartialEq, PartialOrd, Eq, Ord, Hash)]
         pub struct DivOptions {
             /// The field `fused_activation_function` in the table `DivOptions`
             pub fused_activation_function: self::ActivationFunctionType,
@@ -27000,9 +26454,9 @@ mod root {
             pub fn fused_activation_function<T0>(self, value: T0) -> DivOptionsBuilder<(T0,)>
             where
                 T0: ::planus::WriteAsDefault<
-                    self::ActivationFunctionType,
-                    self::ActivationFunctionType,
-                >,
+                        self::ActivationFunctionType,
+                        self::ActivationFunctionType,
+                    >,
             {
                 DivOptionsBuilder((value,))
             }
@@ -27029,11 +26483,8 @@ mod root {
         }
 
         impl<
-                T0: ::planus::WriteAsDefault<
-                    self::ActivationFunctionType,
-                    self::ActivationFunctionType,
-                >,
-            > ::planus::WriteAs<::planus::Offset<DivOptions>> for DivOptionsBuilder<(T0,)>
+            T0: ::planus::WriteAsDefault<self::ActivationFunctionType, self::ActivationFunctionType>,
+        > ::planus::WriteAs<::planus::Offset<DivOptions>> for DivOptionsBuilder<(T0,)>
         {
             type Prepared = ::planus::Offset<DivOptions>;
 
@@ -27044,11 +26495,8 @@ mod root {
         }
 
         impl<
-                T0: ::planus::WriteAsDefault<
-                    self::ActivationFunctionType,
-                    self::ActivationFunctionType,
-                >,
-            > ::planus::WriteAsOptional<::planus::Offset<DivOptions>> for DivOptionsBuilder<(T0,)>
+            T0: ::planus::WriteAsDefault<self::ActivationFunctionType, self::ActivationFunctionType>,
+        > ::planus::WriteAsOptional<::planus::Offset<DivOptions>> for DivOptionsBuilder<(T0,)>
         {
             type Prepared = ::planus::Offset<DivOptions>;
 
@@ -27062,11 +26510,8 @@ mod root {
         }
 
         impl<
-                T0: ::planus::WriteAsDefault<
-                    self::ActivationFunctionType,
-                    self::ActivationFunctionType,
-                >,
-            > ::planus::WriteAsOffset<DivOptions> for DivOptionsBuilder<(T0,)>
+            T0: ::planus::WriteAsDefault<self::ActivationFunctionType, self::ActivationFunctionType>,
+        > ::planus::WriteAsOffset<DivOptions> for DivOptionsBuilder<(T0,)>
         {
             #[inline]
             fn prepare(&self, builder: &mut ::planus::Builder) -> ::planus::Offset<DivOptions> {
@@ -27194,15 +26639,7 @@ mod root {
         ///
         /// Generated from these locations:
         /// * Table `TopKV2Options` in the file `/work/main/guest-models/sdk/schema/tflite.fbs:833`
-        #[derive(
-            Clone,
-            Debug,
-            PartialEq,
-            PartialOrd,
-            Eq,
-            Ord,
-            Hash,
-        )]
+        #[derive(Clone, Debug, PartialEq, PartialOrd, Eq, Ord, Hash)]
         pub struct TopKv2Options {}
 
         #[allow(clippy::derivable_impls)]
@@ -27403,16 +26840,7 @@ mod root {
         ///
         /// Generated from these locations:
         /// * Enum `CombinerType` in the file `/work/main/guest-models/sdk/schema/tflite.fbs:836`
-        #[derive(
-            Copy,
-            Clone,
-            Debug,
-            PartialEq,
-            Eq,
-            PartialOrd,
-            Ord,
-            Hash,
-        )]
+        #[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
         #[repr(i8)]
         pub enum CombinerType {
             /// The variant `SUM` in the enum `CombinerType`
@@ -27574,15 +27002,7 @@ mod root {
         ///
         /// Generated from these locations:
         /// * Table `EmbeddingLookupSparseOptions` in the file `/work/main/guest-models/sdk/schema/tflite.fbs:842`
-        #[derive(
-            Clone,
-            Debug,
-            PartialEq,
-            PartialOrd,
-            Eq,
-            Ord,
-            Hash,
-        )]
+        #[derive(Clone, Debug, PartialEq, PartialOrd, Eq, Ord, Hash)]
         pub struct EmbeddingLookupSparseOptions {
             /// The field `combiner` in the table `EmbeddingLookupSparseOptions`
             pub combiner: self::CombinerType,
@@ -27876,15 +27296,7 @@ mod root {
         ///
         /// Generated from these locations:
         /// * Table `GatherOptions` in the file `/work/main/guest-models/sdk/schema/tflite.fbs:846`
-        #[derive(
-            Clone,
-            Debug,
-            PartialEq,
-            PartialOrd,
-            Eq,
-            Ord,
-            Hash,
-        )]
+        #[derive(Clone, Debug, PartialEq, PartialOrd, Eq, Ord, Hash)]
         pub struct GatherOptions {
             /// The field `axis` in the table `GatherOptions`
             pub axis: i32,
@@ -28186,15 +27598,7 @@ mod root {
         ///
         /// Generated from these locations:
         /// * Table `TransposeOptions` in the file `/work/main/guest-models/sdk/schema/tflite.fbs:852`
-        #[derive(
-            Clone,
-            Debug,
-            PartialEq,
-            PartialOrd,
-            Eq,
-            Ord,
-            Hash,
-        )]
+        #[derive(Clone, Debug, PartialEq, PartialOrd, Eq, Ord, Hash)]
         pub struct TransposeOptions {}
 
         #[allow(clippy::derivable_impls)]
@@ -28410,15 +27814,7 @@ mod root {
         ///
         /// Generated from these locations:
         /// * Table `ExpOptions` in the file `/work/main/guest-models/sdk/schema/tflite.fbs:855`
-        #[derive(
-            Clone,
-            Debug,
-            PartialEq,
-            PartialOrd,
-            Eq,
-            Ord,
-            Hash,
-        )]
+        #[derive(Clone, Debug, PartialEq, PartialOrd, Eq, Ord, Hash)]
         pub struct ExpOptions {}
 
         #[allow(clippy::derivable_impls)]
@@ -28619,15 +28015,7 @@ mod root {
         ///
         /// Generated from these locations:
         /// * Table `CosOptions` in the file `/work/main/guest-models/sdk/schema/tflite.fbs:858`
-        #[derive(
-            Clone,
-            Debug,
-            PartialEq,
-            PartialOrd,
-            Eq,
-            Ord,
-            Hash,
-        )]
+        #[derive(Clone, Debug, PartialEq, PartialOrd, Eq, Ord, Hash)]
         pub struct CosOptions {}
 
         #[allow(clippy::derivable_impls)]
@@ -28828,15 +28216,7 @@ mod root {
         ///
         /// Generated from these locations:
         /// * Table `ReducerOptions` in the file `/work/main/guest-models/sdk/schema/tflite.fbs:861`
-        #[derive(
-            Clone,
-            Debug,
-            PartialEq,
-            PartialOrd,
-            Eq,
-            Ord,
-            Hash,
-        )]
+        #[derive(Clone, Debug, PartialEq, PartialOrd, Eq, Ord, Hash)]
         pub struct ReducerOptions {
             /// The field `keep_dims` in the table `ReducerOptions`
             pub keep_dims: bool,
@@ -29094,15 +28474,7 @@ mod root {
         ///
         /// Generated from these locations:
         /// * Table `SqueezeOptions` in the file `/work/main/guest-models/sdk/schema/tflite.fbs:865`
-        #[derive(
-            Clone,
-            Debug,
-            PartialEq,
-            PartialOrd,
-            Eq,
-            Ord,
-            Hash,
-        )]
+        #[derive(Clone, Debug, PartialEq, PartialOrd, Eq, Ord, Hash)]
         pub struct SqueezeOptions {
             /// The field `squeeze_dims` in the table `SqueezeOptions`
             pub squeeze_dims: ::core::option::Option<::planus::alloc::vec::Vec<i32>>,
@@ -29371,15 +28743,7 @@ mod root {
         ///
         /// Generated from these locations:
         /// * Table `SplitOptions` in the file `/work/main/guest-models/sdk/schema/tflite.fbs:869`
-        #[derive(
-            Clone,
-            Debug,
-            PartialEq,
-            PartialOrd,
-            Eq,
-            Ord,
-            Hash,
-        )]
+        #[derive(Clone, Debug, PartialEq, PartialOrd, Eq, Ord, Hash)]
         pub struct SplitOptions {
             /// The field `num_splits` in the table `SplitOptions`
             pub num_splits: i32,
@@ -29636,15 +29000,7 @@ mod root {
         ///
         /// Generated from these locations:
         /// * Table `SplitVOptions` in the file `/work/main/guest-models/sdk/schema/tflite.fbs:873`
-        #[derive(
-            Clone,
-            Debug,
-            PartialEq,
-            PartialOrd,
-            Eq,
-            Ord,
-            Hash,
-        )]
+        #[derive(Clone, Debug, PartialEq, PartialOrd, Eq, Ord, Hash)]
         pub struct SplitVOptions {
             /// The field `num_splits` in the table `SplitVOptions`
             pub num_splits: i32,
@@ -29903,15 +29259,7 @@ mod root {
         ///
         /// Generated from these locations:
         /// * Table `StridedSliceOptions` in the file `/work/main/guest-models/sdk/schema/tflite.fbs:877`
-        #[derive(
-            Clone,
-            Debug,
-            PartialEq,
-            PartialOrd,
-            Eq,
-            Ord,
-            Hash,
-        )]
+        #[derive(Clone, Debug, PartialEq, PartialOrd, Eq, Ord, Hash)]
         pub struct StridedSliceOptions {
             /// The field `begin_mask` in the table `StridedSliceOptions`
             pub begin_mask: i32,
@@ -30187,12 +29535,12 @@ mod root {
         }
 
         impl<
-                T0: ::planus::WriteAsDefault<i32, i32>,
-                T1: ::planus::WriteAsDefault<i32, i32>,
-                T2: ::planus::WriteAsDefault<i32, i32>,
-                T3: ::planus::WriteAsDefault<i32, i32>,
-                T4: ::planus::WriteAsDefault<i32, i32>,
-            > ::planus::WriteAs<::planus::Offset<StridedSliceOptions>>
+            T0: ::planus::WriteAsDefault<i32, i32>,
+            T1: ::planus::WriteAsDefault<i32, i32>,
+            T2: ::planus::WriteAsDefault<i32, i32>,
+            T3: ::planus::WriteAsDefault<i32, i32>,
+            T4: ::planus::WriteAsDefault<i32, i32>,
+        > ::planus::WriteAs<::planus::Offset<StridedSliceOptions>>
             for StridedSliceOptionsBuilder<(T0, T1, T2, T3, T4)>
         {
             type Prepared = ::planus::Offset<StridedSliceOptions>;
@@ -30207,12 +29555,12 @@ mod root {
         }
 
         impl<
-                T0: ::planus::WriteAsDefault<i32, i32>,
-                T1: ::planus::WriteAsDefault<i32, i32>,
-                T2: ::planus::WriteAsDefault<i32, i32>,
-                T3: ::planus::WriteAsDefault<i32, i32>,
-                T4: ::planus::WriteAsDefault<i32, i32>,
-            > ::planus::WriteAsOptional<::planus::Offset<StridedSliceOptions>>
+            T0: ::planus::WriteAsDefault<i32, i32>,
+            T1: ::planus::WriteAsDefault<i32, i32>,
+            T2: ::planus::WriteAsDefault<i32, i32>,
+            T3: ::planus::WriteAsDefault<i32, i32>,
+            T4: ::planus::WriteAsDefault<i32, i32>,
+        > ::planus::WriteAsOptional<::planus::Offset<StridedSliceOptions>>
             for StridedSliceOptionsBuilder<(T0, T1, T2, T3, T4)>
         {
             type Prepared = ::planus::Offset<StridedSliceOptions>;
@@ -30227,12 +29575,12 @@ mod root {
         }
 
         impl<
-                T0: ::planus::WriteAsDefault<i32, i32>,
-                T1: ::planus::WriteAsDefault<i32, i32>,
-                T2: ::planus::WriteAsDefault<i32, i32>,
-                T3: ::planus::WriteAsDefault<i32, i32>,
-                T4: ::planus::WriteAsDefault<i32, i32>,
-            > ::planus::WriteAsOffset<StridedSliceOptions>
+            T0: ::planus::WriteAsDefault<i32, i32>,
+            T1: ::planus::WriteAsDefault<i32, i32>,
+            T2: ::planus::WriteAsDefault<i32, i32>,
+            T3: ::planus::WriteAsDefault<i32, i32>,
+            T4: ::planus::WriteAsDefault<i32, i32>,
+        > ::planus::WriteAsOffset<StridedSliceOptions>
             for StridedSliceOptionsBuilder<(T0, T1, T2, T3, T4)>
         {
             #[inline]
@@ -30409,15 +29757,7 @@ mod root {
         ///
         /// Generated from these locations:
         /// * Table `LogSoftmaxOptions` in the file `/work/main/guest-models/sdk/schema/tflite.fbs:885`
-        #[derive(
-            Clone,
-            Debug,
-            PartialEq,
-            PartialOrd,
-            Eq,
-            Ord,
-            Hash,
-        )]
+        #[derive(Clone, Debug, PartialEq, PartialOrd, Eq, Ord, Hash)]
         pub struct LogSoftmaxOptions {}
 
         #[allow(clippy::derivable_impls)]
@@ -30635,15 +29975,7 @@ mod root {
         ///
         /// Generated from these locations:
         /// * Table `CastOptions` in the file `/work/main/guest-models/sdk/schema/tflite.fbs:888`
-        #[derive(
-            Clone,
-            Debug,
-            PartialEq,
-            PartialOrd,
-            Eq,
-            Ord,
-            Hash,
-        )]
+        #[derive(Clone, Debug, PartialEq, PartialOrd, Eq, Ord, Hash)]
         pub struct CastOptions {
             /// The field `in_data_type` in the table `CastOptions`
             pub in_data_type: self::TensorType,
@@ -30794,9 +30126,9 @@ mod root {
         }
 
         impl<
-                T0: ::planus::WriteAsDefault<self::TensorType, self::TensorType>,
-                T1: ::planus::WriteAsDefault<self::TensorType, self::TensorType>,
-            > ::planus::WriteAs<::planus::Offset<CastOptions>> for CastOptionsBuilder<(T0, T1)>
+            T0: ::planus::WriteAsDefault<self::TensorType, self::TensorType>,
+            T1: ::planus::WriteAsDefault<self::TensorType, self::TensorType>,
+        > ::planus::WriteAs<::planus::Offset<CastOptions>> for CastOptionsBuilder<(T0, T1)>
         {
             type Prepared = ::planus::Offset<CastOptions>;
 
@@ -30807,9 +30139,9 @@ mod root {
         }
 
         impl<
-                T0: ::planus::WriteAsDefault<self::TensorType, self::TensorType>,
-                T1: ::planus::WriteAsDefault<self::TensorType, self::TensorType>,
-            > ::planus::WriteAsOptional<::planus::Offset<CastOptions>>
+            T0: ::planus::WriteAsDefault<self::TensorType, self::TensorType>,
+            T1: ::planus::WriteAsDefault<self::TensorType, self::TensorType>,
+        > ::planus::WriteAsOptional<::planus::Offset<CastOptions>>
             for CastOptionsBuilder<(T0, T1)>
         {
             type Prepared = ::planus::Offset<CastOptions>;
@@ -30824,9 +30156,9 @@ mod root {
         }
 
         impl<
-                T0: ::planus::WriteAsDefault<self::TensorType, self::TensorType>,
-                T1: ::planus::WriteAsDefault<self::TensorType, self::TensorType>,
-            > ::planus::WriteAsOffset<CastOptions> for CastOptionsBuilder<(T0, T1)>
+            T0: ::planus::WriteAsDefault<self::TensorType, self::TensorType>,
+            T1: ::planus::WriteAsDefault<self::TensorType, self::TensorType>,
+        > ::planus::WriteAsOffset<CastOptions> for CastOptionsBuilder<(T0, T1)>
         {
             #[inline]
             fn prepare(&self, builder: &mut ::planus::Builder) -> ::planus::Offset<CastOptions> {
@@ -30959,15 +30291,7 @@ mod root {
         ///
         /// Generated from these locations:
         /// * Table `DequantizeOptions` in the file `/work/main/guest-models/sdk/schema/tflite.fbs:893`
-        #[derive(
-            Clone,
-            Debug,
-            PartialEq,
-            PartialOrd,
-            Eq,
-            Ord,
-            Hash,
-        )]
+        #[derive(Clone, Debug, PartialEq, PartialOrd, Eq, Ord, Hash)]
         pub struct DequantizeOptions {}
 
         #[allow(clippy::derivable_impls)]
@@ -31185,15 +30509,7 @@ mod root {
         ///
         /// Generated from these locations:
         /// * Table `MaximumMinimumOptions` in the file `/work/main/guest-models/sdk/schema/tflite.fbs:896`
-        #[derive(
-            Clone,
-            Debug,
-            PartialEq,
-            PartialOrd,
-            Eq,
-            Ord,
-            Hash,
-        )]
+        #[derive(Clone, Debug, PartialEq, PartialOrd, Eq, Ord, Hash)]
         pub struct MaximumMinimumOptions {}
 
         #[allow(clippy::derivable_impls)]
@@ -31417,15 +30733,7 @@ mod root {
         ///
         /// Generated from these locations:
         /// * Table `TileOptions` in the file `/work/main/guest-models/sdk/schema/tflite.fbs:899`
-        #[derive(
-            Clone,
-            Debug,
-            PartialEq,
-            PartialOrd,
-            Eq,
-            Ord,
-            Hash,
-        )]
+        #[derive(Clone, Debug, PartialEq, PartialOrd, Eq, Ord, Hash)]
         pub struct TileOptions {}
 
         #[allow(clippy::derivable_impls)]
@@ -31626,15 +30934,7 @@ mod root {
         ///
         /// Generated from these locations:
         /// * Table `ArgMaxOptions` in the file `/work/main/guest-models/sdk/schema/tflite.fbs:902`
-        #[derive(
-            Clone,
-            Debug,
-            PartialEq,
-            PartialOrd,
-            Eq,
-            Ord,
-            Hash,
-        )]
+        #[derive(Clone, Debug, PartialEq, PartialOrd, Eq, Ord, Hash)]
         pub struct ArgMaxOptions {
             /// The field `output_type` in the table `ArgMaxOptions`
             pub output_type: self::TensorType,
@@ -31896,15 +31196,7 @@ mod root {
         ///
         /// Generated from these locations:
         /// * Table `ArgMinOptions` in the file `/work/main/guest-models/sdk/schema/tflite.fbs:906`
-        #[derive(
-            Clone,
-            Debug,
-            PartialEq,
-            PartialOrd,
-            Eq,
-            Ord,
-            Hash,
-        )]
+        #[derive(Clone, Debug, PartialEq, PartialOrd, Eq, Ord, Hash)]
         pub struct ArgMinOptions {
             /// The field `output_type` in the table `ArgMinOptions`
             pub output_type: self::TensorType,
@@ -32166,15 +31458,7 @@ mod root {
         ///
         /// Generated from these locations:
         /// * Table `GreaterOptions` in the file `/work/main/guest-models/sdk/schema/tflite.fbs:910`
-        #[derive(
-            Clone,
-            Debug,
-            PartialEq,
-            PartialOrd,
-            Eq,
-            Ord,
-            Hash,
-        )]
+        #[derive(Clone, Debug, PartialEq, PartialOrd, Eq, Ord, Hash)]
         pub struct GreaterOptions {}
 
         #[allow(clippy::derivable_impls)]
@@ -32375,15 +31659,7 @@ mod root {
         ///
         /// Generated from these locations:
         /// * Table `GreaterEqualOptions` in the file `/work/main/guest-models/sdk/schema/tflite.fbs:913`
-        #[derive(
-            Clone,
-            Debug,
-            PartialEq,
-            PartialOrd,
-            Eq,
-            Ord,
-            Hash,
-        )]
+        #[derive(Clone, Debug, PartialEq, PartialOrd, Eq, Ord, Hash)]
         pub struct GreaterEqualOptions {}
 
         #[allow(clippy::derivable_impls)]
@@ -32603,15 +31879,7 @@ mod root {
         ///
         /// Generated from these locations:
         /// * Table `LessOptions` in the file `/work/main/guest-models/sdk/schema/tflite.fbs:916`
-        #[derive(
-            Clone,
-            Debug,
-            PartialEq,
-            PartialOrd,
-            Eq,
-            Ord,
-            Hash,
-        )]
+        #[derive(Clone, Debug, PartialEq, PartialOrd, Eq, Ord, Hash)]
         pub struct LessOptions {}
 
         #[allow(clippy::derivable_impls)]
@@ -32812,15 +32080,7 @@ mod root {
         ///
         /// Generated from these locations:
         /// * Table `LessEqualOptions` in the file `/work/main/guest-models/sdk/schema/tflite.fbs:919`
-        #[derive(
-            Clone,
-            Debug,
-            PartialEq,
-            PartialOrd,
-            Eq,
-            Ord,
-            Hash,
-        )]
+        #[derive(Clone, Debug, PartialEq, PartialOrd, Eq, Ord, Hash)]
         pub struct LessEqualOptions {}
 
         #[allow(clippy::derivable_impls)]
@@ -33036,15 +32296,7 @@ mod root {
         ///
         /// Generated from these locations:
         /// * Table `NegOptions` in the file `/work/main/guest-models/sdk/schema/tflite.fbs:922`
-        #[derive(
-            Clone,
-            Debug,
-            PartialEq,
-            PartialOrd,
-            Eq,
-            Ord,
-            Hash,
-        )]
+        #[derive(Clone, Debug, PartialEq, PartialOrd, Eq, Ord, Hash)]
         pub struct NegOptions {}
 
         #[allow(clippy::derivable_impls)]
@@ -33245,15 +32497,7 @@ mod root {
         ///
         /// Generated from these locations:
         /// * Table `SelectOptions` in the file `/work/main/guest-models/sdk/schema/tflite.fbs:925`
-        #[derive(
-            Clone,
-            Debug,
-            PartialEq,
-            PartialOrd,
-            Eq,
-            Ord,
-            Hash,
-        )]
+        #[derive(Clone, Debug, PartialEq, PartialOrd, Eq, Ord, Hash)]
         pub struct SelectOptions {}
 
         #[allow(clippy::derivable_impls)]
@@ -33454,15 +32698,7 @@ mod root {
         ///
         /// Generated from these locations:
         /// * Table `SliceOptions` in the file `/work/main/guest-models/sdk/schema/tflite.fbs:928`
-        #[derive(
-            Clone,
-            Debug,
-            PartialEq,
-            PartialOrd,
-            Eq,
-            Ord,
-            Hash,
-        )]
+        #[derive(Clone, Debug, PartialEq, PartialOrd, Eq, Ord, Hash)]
         pub struct SliceOptions {}
 
         #[allow(clippy::derivable_impls)]
@@ -33663,15 +32899,7 @@ mod root {
         ///
         /// Generated from these locations:
         /// * Table `TransposeConvOptions` in the file `/work/main/guest-models/sdk/schema/tflite.fbs:931`
-        #[derive(
-            Clone,
-            Debug,
-            PartialEq,
-            PartialOrd,
-            Eq,
-            Ord,
-            Hash,
-        )]
+        #[derive(Clone, Debug, PartialEq, PartialOrd, Eq, Ord, Hash)]
         pub struct TransposeConvOptions {
             /// The field `padding` in the table `TransposeConvOptions`
             pub padding: self::Padding,
@@ -33878,9 +33106,9 @@ mod root {
             ) -> TransposeConvOptionsBuilder<(T0, T1, T2, T3)>
             where
                 T3: ::planus::WriteAsDefault<
-                    self::ActivationFunctionType,
-                    self::ActivationFunctionType,
-                >,
+                        self::ActivationFunctionType,
+                        self::ActivationFunctionType,
+                    >,
             {
                 let (v0, v1, v2) = self.0;
                 TransposeConvOptionsBuilder((v0, v1, v2, value))
@@ -33911,14 +33139,11 @@ mod root {
         }
 
         impl<
-                T0: ::planus::WriteAsDefault<self::Padding, self::Padding>,
-                T1: ::planus::WriteAsDefault<i32, i32>,
-                T2: ::planus::WriteAsDefault<i32, i32>,
-                T3: ::planus::WriteAsDefault<
-                    self::ActivationFunctionType,
-                    self::ActivationFunctionType,
-                >,
-            > ::planus::WriteAs<::planus::Offset<TransposeConvOptions>>
+            T0: ::planus::WriteAsDefault<self::Padding, self::Padding>,
+            T1: ::planus::WriteAsDefault<i32, i32>,
+            T2: ::planus::WriteAsDefault<i32, i32>,
+            T3: ::planus::WriteAsDefault<self::ActivationFunctionType, self::ActivationFunctionType>,
+        > ::planus::WriteAs<::planus::Offset<TransposeConvOptions>>
             for TransposeConvOptionsBuilder<(T0, T1, T2, T3)>
         {
             type Prepared = ::planus::Offset<TransposeConvOptions>;
@@ -33933,14 +33158,11 @@ mod root {
         }
 
         impl<
-                T0: ::planus::WriteAsDefault<self::Padding, self::Padding>,
-                T1: ::planus::WriteAsDefault<i32, i32>,
-                T2: ::planus::WriteAsDefault<i32, i32>,
-                T3: ::planus::WriteAsDefault<
-                    self::ActivationFunctionType,
-                    self::ActivationFunctionType,
-                >,
-            > ::planus::WriteAsOptional<::planus::Offset<TransposeConvOptions>>
+            T0: ::planus::WriteAsDefault<self::Padding, self::Padding>,
+            T1: ::planus::WriteAsDefault<i32, i32>,
+            T2: ::planus::WriteAsDefault<i32, i32>,
+            T3: ::planus::WriteAsDefault<self::ActivationFunctionType, self::ActivationFunctionType>,
+        > ::planus::WriteAsOptional<::planus::Offset<TransposeConvOptions>>
             for TransposeConvOptionsBuilder<(T0, T1, T2, T3)>
         {
             type Prepared = ::planus::Offset<TransposeConvOptions>;
@@ -33955,14 +33177,11 @@ mod root {
         }
 
         impl<
-                T0: ::planus::WriteAsDefault<self::Padding, self::Padding>,
-                T1: ::planus::WriteAsDefault<i32, i32>,
-                T2: ::planus::WriteAsDefault<i32, i32>,
-                T3: ::planus::WriteAsDefault<
-                    self::ActivationFunctionType,
-                    self::ActivationFunctionType,
-                >,
-            > ::planus::WriteAsOffset<TransposeConvOptions>
+            T0: ::planus::WriteAsDefault<self::Padding, self::Padding>,
+            T1: ::planus::WriteAsDefault<i32, i32>,
+            T2: ::planus::WriteAsDefault<i32, i32>,
+            T3: ::planus::WriteAsDefault<self::ActivationFunctionType, self::ActivationFunctionType>,
+        > ::planus::WriteAsOffset<TransposeConvOptions>
             for TransposeConvOptionsBuilder<(T0, T1, T2, T3)>
         {
             #[inline]
@@ -34132,15 +33351,7 @@ mod root {
         ///
         /// Generated from these locations:
         /// * Table `ExpandDimsOptions` in the file `/work/main/guest-models/sdk/schema/tflite.fbs:941`
-        #[derive(
-            Clone,
-            Debug,
-            PartialEq,
-            PartialOrd,
-            Eq,
-            Ord,
-            Hash,
-        )]
+        #[derive(Clone, Debug, PartialEq, PartialOrd, Eq, Ord, Hash)]
         pub struct ExpandDimsOptions {}
 
         #[allow(clippy::derivable_impls)]
@@ -34358,15 +33569,7 @@ mod root {
         ///
         /// Generated from these locations:
         /// * Table `SparseToDenseOptions` in the file `/work/main/guest-models/sdk/schema/tflite.fbs:944`
-        #[derive(
-            Clone,
-            Debug,
-            PartialEq,
-            PartialOrd,
-            Eq,
-            Ord,
-            Hash,
-        )]
+        #[derive(Clone, Debug, PartialEq, PartialOrd, Eq, Ord, Hash)]
         pub struct SparseToDenseOptions {
             /// The field `validate_indices` in the table `SparseToDenseOptions`
             pub validate_indices: bool,
@@ -34649,15 +33852,7 @@ mod root {
         ///
         /// Generated from these locations:
         /// * Table `EqualOptions` in the file `/work/main/guest-models/sdk/schema/tflite.fbs:948`
-        #[derive(
-            Clone,
-            Debug,
-            PartialEq,
-            PartialOrd,
-            Eq,
-            Ord,
-            Hash,
-        )]
+        #[derive(Clone, Debug, PartialEq, PartialOrd, Eq, Ord, Hash)]
         pub struct EqualOptions {}
 
         #[allow(clippy::derivable_impls)]
@@ -34858,15 +34053,7 @@ mod root {
         ///
         /// Generated from these locations:
         /// * Table `NotEqualOptions` in the file `/work/main/guest-models/sdk/schema/tflite.fbs:951`
-        #[derive(
-            Clone,
-            Debug,
-            PartialEq,
-            PartialOrd,
-            Eq,
-            Ord,
-            Hash,
-        )]
+        #[derive(Clone, Debug, PartialEq, PartialOrd, Eq, Ord, Hash)]
         pub struct NotEqualOptions {}
 
         #[allow(clippy::derivable_impls)]
@@ -35082,15 +34269,7 @@ mod root {
         ///
         /// Generated from these locations:
         /// * Table `ShapeOptions` in the file `/work/main/guest-models/sdk/schema/tflite.fbs:954`
-        #[derive(
-            Clone,
-            Debug,
-            PartialEq,
-            PartialOrd,
-            Eq,
-            Ord,
-            Hash,
-        )]
+        #[derive(Clone, Debug, PartialEq, PartialOrd, Eq, Ord, Hash)]
         pub struct ShapeOptions {
             /// The field `out_type` in the table `ShapeOptions`
             pub out_type: self::TensorType,
@@ -35349,15 +34528,7 @@ mod root {
         ///
         /// Generated from these locations:
         /// * Table `RankOptions` in the file `/work/main/guest-models/sdk/schema/tflite.fbs:959`
-        #[derive(
-            Clone,
-            Debug,
-            PartialEq,
-            PartialOrd,
-            Eq,
-            Ord,
-            Hash,
-        )]
+        #[derive(Clone, Debug, PartialEq, PartialOrd, Eq, Ord, Hash)]
         pub struct RankOptions {}
 
         #[allow(clippy::derivable_impls)]
@@ -35558,15 +34729,7 @@ mod root {
         ///
         /// Generated from these locations:
         /// * Table `PowOptions` in the file `/work/main/guest-models/sdk/schema/tflite.fbs:962`
-        #[derive(
-            Clone,
-            Debug,
-            PartialEq,
-            PartialOrd,
-            Eq,
-            Ord,
-            Hash,
-        )]
+        #[derive(Clone, Debug, PartialEq, PartialOrd, Eq, Ord, Hash)]
         pub struct PowOptions {}
 
         #[allow(clippy::derivable_impls)]
@@ -35993,11 +35156,11 @@ mod root {
         }
 
         impl<
-                T0: ::planus::WriteAsDefault<f32, f32>,
-                T1: ::planus::WriteAsDefault<f32, f32>,
-                T2: ::planus::WriteAsDefault<i32, i32>,
-                T3: ::planus::WriteAsDefault<bool, bool>,
-            > ::planus::WriteAs<::planus::Offset<FakeQuantOptions>>
+            T0: ::planus::WriteAsDefault<f32, f32>,
+            T1: ::planus::WriteAsDefault<f32, f32>,
+            T2: ::planus::WriteAsDefault<i32, i32>,
+            T3: ::planus::WriteAsDefault<bool, bool>,
+        > ::planus::WriteAs<::planus::Offset<FakeQuantOptions>>
             for FakeQuantOptionsBuilder<(T0, T1, T2, T3)>
         {
             type Prepared = ::planus::Offset<FakeQuantOptions>;
@@ -36012,11 +35175,11 @@ mod root {
         }
 
         impl<
-                T0: ::planus::WriteAsDefault<f32, f32>,
-                T1: ::planus::WriteAsDefault<f32, f32>,
-                T2: ::planus::WriteAsDefault<i32, i32>,
-                T3: ::planus::WriteAsDefault<bool, bool>,
-            > ::planus::WriteAsOptional<::planus::Offset<FakeQuantOptions>>
+            T0: ::planus::WriteAsDefault<f32, f32>,
+            T1: ::planus::WriteAsDefault<f32, f32>,
+            T2: ::planus::WriteAsDefault<i32, i32>,
+            T3: ::planus::WriteAsDefault<bool, bool>,
+        > ::planus::WriteAsOptional<::planus::Offset<FakeQuantOptions>>
             for FakeQuantOptionsBuilder<(T0, T1, T2, T3)>
         {
             type Prepared = ::planus::Offset<FakeQuantOptions>;
@@ -36031,12 +35194,11 @@ mod root {
         }
 
         impl<
-                T0: ::planus::WriteAsDefault<f32, f32>,
-                T1: ::planus::WriteAsDefault<f32, f32>,
-                T2: ::planus::WriteAsDefault<i32, i32>,
-                T3: ::planus::WriteAsDefault<bool, bool>,
-            > ::planus::WriteAsOffset<FakeQuantOptions>
-            for FakeQuantOptionsBuilder<(T0, T1, T2, T3)>
+            T0: ::planus::WriteAsDefault<f32, f32>,
+            T1: ::planus::WriteAsDefault<f32, f32>,
+            T2: ::planus::WriteAsDefault<i32, i32>,
+            T3: ::planus::WriteAsDefault<bool, bool>,
+        > ::planus::WriteAsOffset<FakeQuantOptions> for FakeQuantOptionsBuilder<(T0, T1, T2, T3)>
         {
             #[inline]
             fn prepare(
@@ -36192,15 +35354,7 @@ mod root {
         ///
         /// Generated from these locations:
         /// * Table `PackOptions` in the file `/work/main/guest-models/sdk/schema/tflite.fbs:975`
-        #[derive(
-            Clone,
-            Debug,
-            PartialEq,
-            PartialOrd,
-            Eq,
-            Ord,
-            Hash,
-        )]
+        #[derive(Clone, Debug, PartialEq, PartialOrd, Eq, Ord, Hash)]
         pub struct PackOptions {
             /// The field `values_count` in the table `PackOptions`
             pub values_count: i32,
@@ -36500,15 +35654,7 @@ mod root {
         ///
         /// Generated from these locations:
         /// * Table `LogicalOrOptions` in the file `/work/main/guest-models/sdk/schema/tflite.fbs:980`
-        #[derive(
-            Clone,
-            Debug,
-            PartialEq,
-            PartialOrd,
-            Eq,
-            Ord,
-            Hash,
-        )]
+        #[derive(Clone, Debug, PartialEq, PartialOrd, Eq, Ord, Hash)]
         pub struct LogicalOrOptions {}
 
         #[allow(clippy::derivable_impls)]
@@ -36724,15 +35870,7 @@ mod root {
         ///
         /// Generated from these locations:
         /// * Table `OneHotOptions` in the file `/work/main/guest-models/sdk/schema/tflite.fbs:983`
-        #[derive(
-            Clone,
-            Debug,
-            PartialEq,
-            PartialOrd,
-            Eq,
-            Ord,
-            Hash,
-        )]
+        #[derive(Clone, Debug, PartialEq, PartialOrd, Eq, Ord, Hash)]
         pub struct OneHotOptions {
             /// The field `axis` in the table `OneHotOptions`
             pub axis: i32,
@@ -36985,15 +36123,7 @@ mod root {
         ///
         /// Generated from these locations:
         /// * Table `AbsOptions` in the file `/work/main/guest-models/sdk/schema/tflite.fbs:987`
-        #[derive(
-            Clone,
-            Debug,
-            PartialEq,
-            PartialOrd,
-            Eq,
-            Ord,
-            Hash,
-        )]
+        #[derive(Clone, Debug, PartialEq, PartialOrd, Eq, Ord, Hash)]
         pub struct AbsOptions {}
 
         #[allow(clippy::derivable_impls)]
@@ -37194,15 +36324,7 @@ mod root {
         ///
         /// Generated from these locations:
         /// * Table `HardSwishOptions` in the file `/work/main/guest-models/sdk/schema/tflite.fbs:991`
-        #[derive(
-            Clone,
-            Debug,
-            PartialEq,
-            PartialOrd,
-            Eq,
-            Ord,
-            Hash,
-        )]
+        #[derive(Clone, Debug, PartialEq, PartialOrd, Eq, Ord, Hash)]
         pub struct HardSwishOptions {}
 
         #[allow(clippy::derivable_impls)]
@@ -37418,15 +36540,7 @@ mod root {
         ///
         /// Generated from these locations:
         /// * Table `LogicalAndOptions` in the file `/work/main/guest-models/sdk/schema/tflite.fbs:994`
-        #[derive(
-            Clone,
-            Debug,
-            PartialEq,
-            PartialOrd,
-            Eq,
-            Ord,
-            Hash,
-        )]
+        #[derive(Clone, Debug, PartialEq, PartialOrd, Eq, Ord, Hash)]
         pub struct LogicalAndOptions {}
 
         #[allow(clippy::derivable_impls)]
@@ -37644,15 +36758,7 @@ mod root {
         ///
         /// Generated from these locations:
         /// * Table `LogicalNotOptions` in the file `/work/main/guest-models/sdk/schema/tflite.fbs:997`
-        #[derive(
-            Clone,
-            Debug,
-            PartialEq,
-            PartialOrd,
-            Eq,
-            Ord,
-            Hash,
-        )]
+        #[derive(Clone, Debug, PartialEq, PartialOrd, Eq, Ord, Hash)]
         pub struct LogicalNotOptions {}
 
         #[allow(clippy::derivable_impls)]
@@ -37870,15 +36976,7 @@ mod root {
         ///
         /// Generated from these locations:
         /// * Table `UnpackOptions` in the file `/work/main/guest-models/sdk/schema/tflite.fbs:1000`
-        #[derive(
-            Clone,
-            Debug,
-            PartialEq,
-            PartialOrd,
-            Eq,
-            Ord,
-            Hash,
-        )]
+        #[derive(Clone, Debug, PartialEq, PartialOrd, Eq, Ord, Hash)]
         pub struct UnpackOptions {
             /// The field `num` in the table `UnpackOptions`
             pub num: i32,
@@ -38169,15 +37267,7 @@ mod root {
         ///
         /// Generated from these locations:
         /// * Table `FloorDivOptions` in the file `/work/main/guest-models/sdk/schema/tflite.fbs:1005`
-        #[derive(
-            Clone,
-            Debug,
-            PartialEq,
-            PartialOrd,
-            Eq,
-            Ord,
-            Hash,
-        )]
+        #[derive(Clone, Debug, PartialEq, PartialOrd, Eq, Ord, Hash)]
         pub struct FloorDivOptions {}
 
         #[allow(clippy::derivable_impls)]
@@ -38393,15 +37483,7 @@ mod root {
         ///
         /// Generated from these locations:
         /// * Table `SquareOptions` in the file `/work/main/guest-models/sdk/schema/tflite.fbs:1008`
-        #[derive(
-            Clone,
-            Debug,
-            PartialEq,
-            PartialOrd,
-            Eq,
-            Ord,
-            Hash,
-        )]
+        #[derive(Clone, Debug, PartialEq, PartialOrd, Eq, Ord, Hash)]
         pub struct SquareOptions {}
 
         #[allow(clippy::derivable_impls)]
@@ -38602,15 +37684,7 @@ mod root {
         ///
         /// Generated from these locations:
         /// * Table `ZerosLikeOptions` in the file `/work/main/guest-models/sdk/schema/tflite.fbs:1011`
-        #[derive(
-            Clone,
-            Debug,
-            PartialEq,
-            PartialOrd,
-            Eq,
-            Ord,
-            Hash,
-        )]
+        #[derive(Clone, Debug, PartialEq, PartialOrd, Eq, Ord, Hash)]
         pub struct ZerosLikeOptions {}
 
         #[allow(clippy::derivable_impls)]
@@ -38826,15 +37900,7 @@ mod root {
         ///
         /// Generated from these locations:
         /// * Table `FillOptions` in the file `/work/main/guest-models/sdk/schema/tflite.fbs:1014`
-        #[derive(
-            Clone,
-            Debug,
-            PartialEq,
-            PartialOrd,
-            Eq,
-            Ord,
-            Hash,
-        )]
+        #[derive(Clone, Debug, PartialEq, PartialOrd, Eq, Ord, Hash)]
         pub struct FillOptions {}
 
         #[allow(clippy::derivable_impls)]
@@ -39035,15 +38101,7 @@ mod root {
         ///
         /// Generated from these locations:
         /// * Table `FloorModOptions` in the file `/work/main/guest-models/sdk/schema/tflite.fbs:1017`
-        #[derive(
-            Clone,
-            Debug,
-            PartialEq,
-            PartialOrd,
-            Eq,
-            Ord,
-            Hash,
-        )]
+        #[derive(Clone, Debug, PartialEq, PartialOrd, Eq, Ord, Hash)]
         pub struct FloorModOptions {}
 
         #[allow(clippy::derivable_impls)]
@@ -39259,15 +38317,7 @@ mod root {
         ///
         /// Generated from these locations:
         /// * Table `RangeOptions` in the file `/work/main/guest-models/sdk/schema/tflite.fbs:1020`
-        #[derive(
-            Clone,
-            Debug,
-            PartialEq,
-            PartialOrd,
-            Eq,
-            Ord,
-            Hash,
-        )]
+        #[derive(Clone, Debug, PartialEq, PartialOrd, Eq, Ord, Hash)]
         pub struct RangeOptions {}
 
         #[allow(clippy::derivable_impls)]
@@ -39741,15 +38791,7 @@ mod root {
         ///
         /// Generated from these locations:
         /// * Table `SquaredDifferenceOptions` in the file `/work/main/guest-models/sdk/schema/tflite.fbs:1027`
-        #[derive(
-            Clone,
-            Debug,
-            PartialEq,
-            PartialOrd,
-            Eq,
-            Ord,
-            Hash,
-        )]
+        #[derive(Clone, Debug, PartialEq, PartialOrd, Eq, Ord, Hash)]
         pub struct SquaredDifferenceOptions {}
 
         #[allow(clippy::derivable_impls)]
@@ -39979,16 +39021,7 @@ mod root {
         ///
         /// Generated from these locations:
         /// * Enum `MirrorPadMode` in the file `/work/main/guest-models/sdk/schema/tflite.fbs:1031`
-        #[derive(
-            Copy,
-            Clone,
-            Debug,
-            PartialEq,
-            Eq,
-            PartialOrd,
-            Ord,
-            Hash,
-        )]
+        #[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
         #[repr(i8)]
         pub enum MirrorPadMode {
             /// The variant `REFLECT` in the enum `MirrorPadMode`
@@ -40146,15 +39179,7 @@ mod root {
         ///
         /// Generated from these locations:
         /// * Table `MirrorPadOptions` in the file `/work/main/guest-models/sdk/schema/tflite.fbs:1039`
-        #[derive(
-            Clone,
-            Debug,
-            PartialEq,
-            PartialOrd,
-            Eq,
-            Ord,
-            Hash,
-        )]
+        #[derive(Clone, Debug, PartialEq, PartialOrd, Eq, Ord, Hash)]
         pub struct MirrorPadOptions {
             /// The field `mode` in the table `MirrorPadOptions`
             pub mode: self::MirrorPadMode,
@@ -40429,15 +39454,7 @@ mod root {
         ///
         /// Generated from these locations:
         /// * Table `UniqueOptions` in the file `/work/main/guest-models/sdk/schema/tflite.fbs:1043`
-        #[derive(
-            Clone,
-            Debug,
-            PartialEq,
-            PartialOrd,
-            Eq,
-            Ord,
-            Hash,
-        )]
+        #[derive(Clone, Debug, PartialEq, PartialOrd, Eq, Ord, Hash)]
         pub struct UniqueOptions {
             /// The field `idx_out_type` in the table `UniqueOptions`
             pub idx_out_type: self::TensorType,
@@ -40701,15 +39718,7 @@ mod root {
         ///
         /// Generated from these locations:
         /// * Table `ReverseV2Options` in the file `/work/main/guest-models/sdk/schema/tflite.fbs:1047`
-        #[derive(
-            Clone,
-            Debug,
-            PartialEq,
-            PartialOrd,
-            Eq,
-            Ord,
-            Hash,
-        )]
+        #[derive(Clone, Debug, PartialEq, PartialOrd, Eq, Ord, Hash)]
         pub struct ReverseV2Options {}
 
         #[allow(clippy::derivable_impls)]
@@ -40925,15 +39934,7 @@ mod root {
         ///
         /// Generated from these locations:
         /// * Table `AddNOptions` in the file `/work/main/guest-models/sdk/schema/tflite.fbs:1050`
-        #[derive(
-            Clone,
-            Debug,
-            PartialEq,
-            PartialOrd,
-            Eq,
-            Ord,
-            Hash,
-        )]
+        #[derive(Clone, Debug, PartialEq, PartialOrd, Eq, Ord, Hash)]
         pub struct AddNOptions {}
 
         #[allow(clippy::derivable_impls)]
@@ -41134,15 +40135,7 @@ mod root {
         ///
         /// Generated from these locations:
         /// * Table `GatherNdOptions` in the file `/work/main/guest-models/sdk/schema/tflite.fbs:1053`
-        #[derive(
-            Clone,
-            Debug,
-            PartialEq,
-            PartialOrd,
-            Eq,
-            Ord,
-            Hash,
-        )]
+        #[derive(Clone, Debug, PartialEq, PartialOrd, Eq, Ord, Hash)]
         pub struct GatherNdOptions {}
 
         #[allow(clippy::derivable_impls)]
@@ -41358,15 +40351,7 @@ mod root {
         ///
         /// Generated from these locations:
         /// * Table `WhereOptions` in the file `/work/main/guest-models/sdk/schema/tflite.fbs:1056`
-        #[derive(
-            Clone,
-            Debug,
-            PartialEq,
-            PartialOrd,
-            Eq,
-            Ord,
-            Hash,
-        )]
+        #[derive(Clone, Debug, PartialEq, PartialOrd, Eq, Ord, Hash)]
         pub struct WhereOptions {}
 
         #[allow(clippy::derivable_impls)]
@@ -41567,15 +40552,7 @@ mod root {
         ///
         /// Generated from these locations:
         /// * Table `ReverseSequenceOptions` in the file `/work/main/guest-models/sdk/schema/tflite.fbs:1059`
-        #[derive(
-            Clone,
-            Debug,
-            PartialEq,
-            PartialOrd,
-            Eq,
-            Ord,
-            Hash,
-        )]
+        #[derive(Clone, Debug, PartialEq, PartialOrd, Eq, Ord, Hash)]
         pub struct ReverseSequenceOptions {
             /// The field `seq_dim` in the table `ReverseSequenceOptions`
             pub seq_dim: i32,
@@ -41905,15 +40882,7 @@ mod root {
         ///
         /// Generated from these locations:
         /// * Table `MatrixDiagOptions` in the file `/work/main/guest-models/sdk/schema/tflite.fbs:1064`
-        #[derive(
-            Clone,
-            Debug,
-            PartialEq,
-            PartialOrd,
-            Eq,
-            Ord,
-            Hash,
-        )]
+        #[derive(Clone, Debug, PartialEq, PartialOrd, Eq, Ord, Hash)]
         pub struct MatrixDiagOptions {}
 
         #[allow(clippy::derivable_impls)]
@@ -42131,15 +41100,7 @@ mod root {
         ///
         /// Generated from these locations:
         /// * Table `QuantizeOptions` in the file `/work/main/guest-models/sdk/schema/tflite.fbs:1067`
-        #[derive(
-            Clone,
-            Debug,
-            PartialEq,
-            PartialOrd,
-            Eq,
-            Ord,
-            Hash,
-        )]
+        #[derive(Clone, Debug, PartialEq, PartialOrd, Eq, Ord, Hash)]
         pub struct QuantizeOptions {}
 
         #[allow(clippy::derivable_impls)]
@@ -42355,15 +41316,7 @@ mod root {
         ///
         /// Generated from these locations:
         /// * Table `MatrixSetDiagOptions` in the file `/work/main/guest-models/sdk/schema/tflite.fbs:1070`
-        #[derive(
-            Clone,
-            Debug,
-            PartialEq,
-            PartialOrd,
-            Eq,
-            Ord,
-            Hash,
-        )]
+        #[derive(Clone, Debug, PartialEq, PartialOrd, Eq, Ord, Hash)]
         pub struct MatrixSetDiagOptions {}
 
         #[allow(clippy::derivable_impls)]
@@ -42583,15 +41536,7 @@ mod root {
         ///
         /// Generated from these locations:
         /// * Table `IfOptions` in the file `/work/main/guest-models/sdk/schema/tflite.fbs:1073`
-        #[derive(
-            Clone,
-            Debug,
-            PartialEq,
-            PartialOrd,
-            Eq,
-            Ord,
-            Hash,
-        )]
+        #[derive(Clone, Debug, PartialEq, PartialOrd, Eq, Ord, Hash)]
         pub struct IfOptions {
             /// The field `then_subgraph_index` in the table `IfOptions`
             pub then_subgraph_index: i32,
@@ -42904,15 +41849,7 @@ mod root {
         ///
         /// Generated from these locations:
         /// * Table `CallOnceOptions` in the file `/work/main/guest-models/sdk/schema/tflite.fbs:1078`
-        #[derive(
-            Clone,
-            Debug,
-            PartialEq,
-            PartialOrd,
-            Eq,
-            Ord,
-            Hash,
-        )]
+        #[derive(Clone, Debug, PartialEq, PartialOrd, Eq, Ord, Hash)]
         pub struct CallOnceOptions {
             /// The field `init_subgraph_index` in the table `CallOnceOptions`
             pub init_subgraph_index: i32,
@@ -43192,15 +42129,7 @@ mod root {
         ///
         /// Generated from these locations:
         /// * Table `WhileOptions` in the file `/work/main/guest-models/sdk/schema/tflite.fbs:1082`
-        #[derive(
-            Clone,
-            Debug,
-            PartialEq,
-            PartialOrd,
-            Eq,
-            Ord,
-            Hash,
-        )]
+        #[derive(Clone, Debug, PartialEq, PartialOrd, Eq, Ord, Hash)]
         pub struct WhileOptions {
             /// The field `cond_subgraph_index` in the table `WhileOptions`
             pub cond_subgraph_index: i32,
@@ -43514,15 +42443,7 @@ mod root {
         ///
         /// Generated from these locations:
         /// * Table `NonMaxSuppressionV4Options` in the file `/work/main/guest-models/sdk/schema/tflite.fbs:1087`
-        #[derive(
-            Clone,
-            Debug,
-            PartialEq,
-            PartialOrd,
-            Eq,
-            Ord,
-            Hash,
-        )]
+        #[derive(Clone, Debug, PartialEq, PartialOrd, Eq, Ord, Hash)]
         pub struct NonMaxSuppressionV4Options {}
 
         #[allow(clippy::derivable_impls)]
@@ -43756,15 +42677,7 @@ mod root {
         ///
         /// Generated from these locations:
         /// * Table `NonMaxSuppressionV5Options` in the file `/work/main/guest-models/sdk/schema/tflite.fbs:1090`
-        #[derive(
-            Clone,
-            Debug,
-            PartialEq,
-            PartialOrd,
-            Eq,
-            Ord,
-            Hash,
-        )]
+        #[derive(Clone, Debug, PartialEq, PartialOrd, Eq, Ord, Hash)]
         pub struct NonMaxSuppressionV5Options {}
 
         #[allow(clippy::derivable_impls)]
@@ -43998,15 +42911,7 @@ mod root {
         ///
         /// Generated from these locations:
         /// * Table `ScatterNdOptions` in the file `/work/main/guest-models/sdk/schema/tflite.fbs:1093`
-        #[derive(
-            Clone,
-            Debug,
-            PartialEq,
-            PartialOrd,
-            Eq,
-            Ord,
-            Hash,
-        )]
+        #[derive(Clone, Debug, PartialEq, PartialOrd, Eq, Ord, Hash)]
         pub struct ScatterNdOptions {}
 
         #[allow(clippy::derivable_impls)]
@@ -44222,15 +43127,7 @@ mod root {
         ///
         /// Generated from these locations:
         /// * Table `SelectV2Options` in the file `/work/main/guest-models/sdk/schema/tflite.fbs:1096`
-        #[derive(
-            Clone,
-            Debug,
-            PartialEq,
-            PartialOrd,
-            Eq,
-            Ord,
-            Hash,
-        )]
+        #[derive(Clone, Debug, PartialEq, PartialOrd, Eq, Ord, Hash)]
         pub struct SelectV2Options {}
 
         #[allow(clippy::derivable_impls)]
@@ -44446,15 +43343,7 @@ mod root {
         ///
         /// Generated from these locations:
         /// * Table `DensifyOptions` in the file `/work/main/guest-models/sdk/schema/tflite.fbs:1099`
-        #[derive(
-            Clone,
-            Debug,
-            PartialEq,
-            PartialOrd,
-            Eq,
-            Ord,
-            Hash,
-        )]
+        #[derive(Clone, Debug, PartialEq, PartialOrd, Eq, Ord, Hash)]
         pub struct DensifyOptions {}
 
         #[allow(clippy::derivable_impls)]
@@ -44655,15 +43544,7 @@ mod root {
         ///
         /// Generated from these locations:
         /// * Table `SegmentSumOptions` in the file `/work/main/guest-models/sdk/schema/tflite.fbs:1102`
-        #[derive(
-            Clone,
-            Debug,
-            PartialEq,
-            PartialOrd,
-            Eq,
-            Ord,
-            Hash,
-        )]
+        #[derive(Clone, Debug, PartialEq, PartialOrd, Eq, Ord, Hash)]
         pub struct SegmentSumOptions {}
 
         #[allow(clippy::derivable_impls)]
@@ -44881,15 +43762,7 @@ mod root {
         ///
         /// Generated from these locations:
         /// * Table `BatchMatMulOptions` in the file `/work/main/guest-models/sdk/schema/tflite.fbs:1105`
-        #[derive(
-            Clone,
-            Debug,
-            PartialEq,
-            PartialOrd,
-            Eq,
-            Ord,
-            Hash,
-        )]
+        #[derive(Clone, Debug, PartialEq, PartialOrd, Eq, Ord, Hash)]
         pub struct BatchMatMulOptions {
             /// The field `adj_x` in the table `BatchMatMulOptions`
             pub adj_x: bool,
@@ -45087,10 +43960,10 @@ mod root {
         }
 
         impl<
-                T0: ::planus::WriteAsDefault<bool, bool>,
-                T1: ::planus::WriteAsDefault<bool, bool>,
-                T2: ::planus::WriteAsDefault<bool, bool>,
-            > ::planus::WriteAs<::planus::Offset<BatchMatMulOptions>>
+            T0: ::planus::WriteAsDefault<bool, bool>,
+            T1: ::planus::WriteAsDefault<bool, bool>,
+            T2: ::planus::WriteAsDefault<bool, bool>,
+        > ::planus::WriteAs<::planus::Offset<BatchMatMulOptions>>
             for BatchMatMulOptionsBuilder<(T0, T1, T2)>
         {
             type Prepared = ::planus::Offset<BatchMatMulOptions>;
@@ -45105,10 +43978,10 @@ mod root {
         }
 
         impl<
-                T0: ::planus::WriteAsDefault<bool, bool>,
-                T1: ::planus::WriteAsDefault<bool, bool>,
-                T2: ::planus::WriteAsDefault<bool, bool>,
-            > ::planus::WriteAsOptional<::planus::Offset<BatchMatMulOptions>>
+            T0: ::planus::WriteAsDefault<bool, bool>,
+            T1: ::planus::WriteAsDefault<bool, bool>,
+            T2: ::planus::WriteAsDefault<bool, bool>,
+        > ::planus::WriteAsOptional<::planus::Offset<BatchMatMulOptions>>
             for BatchMatMulOptionsBuilder<(T0, T1, T2)>
         {
             type Prepared = ::planus::Offset<BatchMatMulOptions>;
@@ -45123,11 +43996,10 @@ mod root {
         }
 
         impl<
-                T0: ::planus::WriteAsDefault<bool, bool>,
-                T1: ::planus::WriteAsDefault<bool, bool>,
-                T2: ::planus::WriteAsDefault<bool, bool>,
-            > ::planus::WriteAsOffset<BatchMatMulOptions>
-            for BatchMatMulOptionsBuilder<(T0, T1, T2)>
+            T0: ::planus::WriteAsDefault<bool, bool>,
+            T1: ::planus::WriteAsDefault<bool, bool>,
+            T2: ::planus::WriteAsDefault<bool, bool>,
+        > ::planus::WriteAsOffset<BatchMatMulOptions> for BatchMatMulOptionsBuilder<(T0, T1, T2)>
         {
             #[inline]
             fn prepare(
@@ -45280,15 +44152,7 @@ mod root {
         ///
         /// Generated from these locations:
         /// * Table `CumsumOptions` in the file `/work/main/guest-models/sdk/schema/tflite.fbs:1114`
-        #[derive(
-            Clone,
-            Debug,
-            PartialEq,
-            PartialOrd,
-            Eq,
-            Ord,
-            Hash,
-        )]
+        #[derive(Clone, Debug, PartialEq, PartialOrd, Eq, Ord, Hash)]
         pub struct CumsumOptions {
             /// The field `exclusive` in the table `CumsumOptions`
             pub exclusive: bool,
@@ -45431,11 +44295,8 @@ mod root {
             }
         }
 
-        impl<
-                T0: ::planus::WriteAsDefault<bool, bool>,
-                T1: ::planus::WriteAsDefault<bool, bool>,
-            > ::planus::WriteAs<::planus::Offset<CumsumOptions>>
-            for CumsumOptionsBuilder<(T0, T1)>
+        impl<T0: ::planus::WriteAsDefault<bool, bool>, T1: ::planus::WriteAsDefault<bool, bool>>
+            ::planus::WriteAs<::planus::Offset<CumsumOptions>> for CumsumOptionsBuilder<(T0, T1)>
         {
             type Prepared = ::planus::Offset<CumsumOptions>;
 
@@ -45445,10 +44306,8 @@ mod root {
             }
         }
 
-        impl<
-                T0: ::planus::WriteAsDefault<bool, bool>,
-                T1: ::planus::WriteAsDefault<bool, bool>,
-            > ::planus::WriteAsOptional<::planus::Offset<CumsumOptions>>
+        impl<T0: ::planus::WriteAsDefault<bool, bool>, T1: ::planus::WriteAsDefault<bool, bool>>
+            ::planus::WriteAsOptional<::planus::Offset<CumsumOptions>>
             for CumsumOptionsBuilder<(T0, T1)>
         {
             type Prepared = ::planus::Offset<CumsumOptions>;
@@ -45462,10 +44321,8 @@ mod root {
             }
         }
 
-        impl<
-                T0: ::planus::WriteAsDefault<bool, bool>,
-                T1: ::planus::WriteAsDefault<bool, bool>,
-            > ::planus::WriteAsOffset<CumsumOptions> for CumsumOptionsBuilder<(T0, T1)>
+        impl<T0: ::planus::WriteAsDefault<bool, bool>, T1: ::planus::WriteAsDefault<bool, bool>>
+            ::planus::WriteAsOffset<CumsumOptions> for CumsumOptionsBuilder<(T0, T1)>
         {
             #[inline]
             fn prepare(&self, builder: &mut ::planus::Builder) -> ::planus::Offset<CumsumOptions> {
@@ -45598,15 +44455,7 @@ mod root {
         ///
         /// Generated from these locations:
         /// * Table `BroadcastToOptions` in the file `/work/main/guest-models/sdk/schema/tflite.fbs:1119`
-        #[derive(
-            Clone,
-            Debug,
-            PartialEq,
-            PartialOrd,
-            Eq,
-            Ord,
-            Hash,
-        )]
+        #[derive(Clone, Debug, PartialEq, PartialOrd, Eq, Ord, Hash)]
         pub struct BroadcastToOptions {}
 
         #[allow(clippy::derivable_impls)]
@@ -45824,15 +44673,7 @@ mod root {
         ///
         /// Generated from these locations:
         /// * Table `Rfft2dOptions` in the file `/work/main/guest-models/sdk/schema/tflite.fbs:1122`
-        #[derive(
-            Clone,
-            Debug,
-            PartialEq,
-            PartialOrd,
-            Eq,
-            Ord,
-            Hash,
-        )]
+        #[derive(Clone, Debug, PartialEq, PartialOrd, Eq, Ord, Hash)]
         pub struct Rfft2dOptions {}
 
         #[allow(clippy::derivable_impls)]
@@ -46033,15 +44874,7 @@ mod root {
         ///
         /// Generated from these locations:
         /// * Table `HashtableOptions` in the file `/work/main/guest-models/sdk/schema/tflite.fbs:1125`
-        #[derive(
-            Clone,
-            Debug,
-            PartialEq,
-            PartialOrd,
-            Eq,
-            Ord,
-            Hash,
-        )]
+        #[derive(Clone, Debug, PartialEq, PartialOrd, Eq, Ord, Hash)]
         pub struct HashtableOptions {
             /// The field `table_id` in the table `HashtableOptions`
             pub table_id: i32,
@@ -46233,10 +45066,10 @@ mod root {
         }
 
         impl<
-                T0: ::planus::WriteAsDefault<i32, i32>,
-                T1: ::planus::WriteAsDefault<self::TensorType, self::TensorType>,
-                T2: ::planus::WriteAsDefault<self::TensorType, self::TensorType>,
-            > ::planus::WriteAs<::planus::Offset<HashtableOptions>>
+            T0: ::planus::WriteAsDefault<i32, i32>,
+            T1: ::planus::WriteAsDefault<self::TensorType, self::TensorType>,
+            T2: ::planus::WriteAsDefault<self::TensorType, self::TensorType>,
+        > ::planus::WriteAs<::planus::Offset<HashtableOptions>>
             for HashtableOptionsBuilder<(T0, T1, T2)>
         {
             type Prepared = ::planus::Offset<HashtableOptions>;
@@ -46251,10 +45084,10 @@ mod root {
         }
 
         impl<
-                T0: ::planus::WriteAsDefault<i32, i32>,
-                T1: ::planus::WriteAsDefault<self::TensorType, self::TensorType>,
-                T2: ::planus::WriteAsDefault<self::TensorType, self::TensorType>,
-            > ::planus::WriteAsOptional<::planus::Offset<HashtableOptions>>
+            T0: ::planus::WriteAsDefault<i32, i32>,
+            T1: ::planus::WriteAsDefault<self::TensorType, self::TensorType>,
+            T2: ::planus::WriteAsDefault<self::TensorType, self::TensorType>,
+        > ::planus::WriteAsOptional<::planus::Offset<HashtableOptions>>
             for HashtableOptionsBuilder<(T0, T1, T2)>
         {
             type Prepared = ::planus::Offset<HashtableOptions>;
@@ -46269,10 +45102,10 @@ mod root {
         }
 
         impl<
-                T0: ::planus::WriteAsDefault<i32, i32>,
-                T1: ::planus::WriteAsDefault<self::TensorType, self::TensorType>,
-                T2: ::planus::WriteAsDefault<self::TensorType, self::TensorType>,
-            > ::planus::WriteAsOffset<HashtableOptions> for HashtableOptionsBuilder<(T0, T1, T2)>
+            T0: ::planus::WriteAsDefault<i32, i32>,
+            T1: ::planus::WriteAsDefault<self::TensorType, self::TensorType>,
+            T2: ::planus::WriteAsDefault<self::TensorType, self::TensorType>,
+        > ::planus::WriteAsOffset<HashtableOptions> for HashtableOptionsBuilder<(T0, T1, T2)>
         {
             #[inline]
             fn prepare(
@@ -46420,15 +45253,7 @@ mod root {
         ///
         /// Generated from these locations:
         /// * Table `HashtableFindOptions` in the file `/work/main/guest-models/sdk/schema/tflite.fbs:1133`
-        #[derive(
-            Clone,
-            Debug,
-            PartialEq,
-            PartialOrd,
-            Eq,
-            Ord,
-            Hash,
-        )]
+        #[derive(Clone, Debug, PartialEq, PartialOrd, Eq, Ord, Hash)]
         pub struct HashtableFindOptions {}
 
         #[allow(clippy::derivable_impls)]
@@ -46648,15 +45473,7 @@ mod root {
         ///
         /// Generated from these locations:
         /// * Table `HashtableImportOptions` in the file `/work/main/guest-models/sdk/schema/tflite.fbs:1136`
-        #[derive(
-            Clone,
-            Debug,
-            PartialEq,
-            PartialOrd,
-            Eq,
-            Ord,
-            Hash,
-        )]
+        #[derive(Clone, Debug, PartialEq, PartialOrd, Eq, Ord, Hash)]
         pub struct HashtableImportOptions {}
 
         #[allow(clippy::derivable_impls)]
@@ -46882,15 +45699,7 @@ mod root {
         ///
         /// Generated from these locations:
         /// * Table `HashtableSizeOptions` in the file `/work/main/guest-models/sdk/schema/tflite.fbs:1139`
-        #[derive(
-            Clone,
-            Debug,
-            PartialEq,
-            PartialOrd,
-            Eq,
-            Ord,
-            Hash,
-        )]
+        #[derive(Clone, Debug, PartialEq, PartialOrd, Eq, Ord, Hash)]
         pub struct HashtableSizeOptions {}
 
         #[allow(clippy::derivable_impls)]
@@ -47110,15 +45919,7 @@ mod root {
         ///
         /// Generated from these locations:
         /// * Table `VarHandleOptions` in the file `/work/main/guest-models/sdk/schema/tflite.fbs:1142`
-        #[derive(
-            Clone,
-            Debug,
-            PartialEq,
-            PartialOrd,
-            Eq,
-            Ord,
-            Hash,
-        )]
+        #[derive(Clone, Debug, PartialEq, PartialOrd, Eq, Ord, Hash)]
         pub struct VarHandleOptions {
             /// The field `container` in the table `VarHandleOptions`
             pub container: ::core::option::Option<::planus::alloc::string::String>,
@@ -47277,9 +46078,9 @@ mod root {
         }
 
         impl<
-                T0: ::planus::WriteAsOptional<::planus::Offset<::core::primitive::str>>,
-                T1: ::planus::WriteAsOptional<::planus::Offset<::core::primitive::str>>,
-            > ::planus::WriteAs<::planus::Offset<VarHandleOptions>>
+            T0: ::planus::WriteAsOptional<::planus::Offset<::core::primitive::str>>,
+            T1: ::planus::WriteAsOptional<::planus::Offset<::core::primitive::str>>,
+        > ::planus::WriteAs<::planus::Offset<VarHandleOptions>>
             for VarHandleOptionsBuilder<(T0, T1)>
         {
             type Prepared = ::planus::Offset<VarHandleOptions>;
@@ -47294,9 +46095,9 @@ mod root {
         }
 
         impl<
-                T0: ::planus::WriteAsOptional<::planus::Offset<::core::primitive::str>>,
-                T1: ::planus::WriteAsOptional<::planus::Offset<::core::primitive::str>>,
-            > ::planus::WriteAsOptional<::planus::Offset<VarHandleOptions>>
+            T0: ::planus::WriteAsOptional<::planus::Offset<::core::primitive::str>>,
+            T1: ::planus::WriteAsOptional<::planus::Offset<::core::primitive::str>>,
+        > ::planus::WriteAsOptional<::planus::Offset<VarHandleOptions>>
             for VarHandleOptionsBuilder<(T0, T1)>
         {
             type Prepared = ::planus::Offset<VarHandleOptions>;
@@ -47311,9 +46112,9 @@ mod root {
         }
 
         impl<
-                T0: ::planus::WriteAsOptional<::planus::Offset<::core::primitive::str>>,
-                T1: ::planus::WriteAsOptional<::planus::Offset<::core::primitive::str>>,
-            > ::planus::WriteAsOffset<VarHandleOptions> for VarHandleOptionsBuilder<(T0, T1)>
+            T0: ::planus::WriteAsOptional<::planus::Offset<::core::primitive::str>>,
+            T1: ::planus::WriteAsOptional<::planus::Offset<::core::primitive::str>>,
+        > ::planus::WriteAsOffset<VarHandleOptions> for VarHandleOptionsBuilder<(T0, T1)>
         {
             #[inline]
             fn prepare(
@@ -47452,15 +46253,7 @@ mod root {
         ///
         /// Generated from these locations:
         /// * Table `ReadVariableOptions` in the file `/work/main/guest-models/sdk/schema/tflite.fbs:1147`
-        #[derive(
-            Clone,
-            Debug,
-            PartialEq,
-            PartialOrd,
-            Eq,
-            Ord,
-            Hash,
-        )]
+        #[derive(Clone, Debug, PartialEq, PartialOrd, Eq, Ord, Hash)]
         pub struct ReadVariableOptions {}
 
         #[allow(clippy::derivable_impls)]
@@ -47680,15 +46473,7 @@ mod root {
         ///
         /// Generated from these locations:
         /// * Table `AssignVariableOptions` in the file `/work/main/guest-models/sdk/schema/tflite.fbs:1150`
-        #[derive(
-            Clone,
-            Debug,
-            PartialEq,
-            PartialOrd,
-            Eq,
-            Ord,
-            Hash,
-        )]
+        #[derive(Clone, Debug, PartialEq, PartialOrd, Eq, Ord, Hash)]
         pub struct AssignVariableOptions {}
 
         #[allow(clippy::derivable_impls)]
@@ -47912,15 +46697,7 @@ mod root {
         ///
         /// Generated from these locations:
         /// * Table `RandomOptions` in the file `/work/main/guest-models/sdk/schema/tflite.fbs:1153`
-        #[derive(
-            Clone,
-            Debug,
-            PartialEq,
-            PartialOrd,
-            Eq,
-            Ord,
-            Hash,
-        )]
+        #[derive(Clone, Debug, PartialEq, PartialOrd, Eq, Ord, Hash)]
         pub struct RandomOptions {
             /// The field `seed` in the table `RandomOptions`
             pub seed: i64,
@@ -48496,15 +47273,7 @@ mod root {
         ///
         /// Generated from these locations:
         /// * Table `GeluOptions` in the file `/work/main/guest-models/sdk/schema/tflite.fbs:1162`
-        #[derive(
-            Clone,
-            Debug,
-            PartialEq,
-            PartialOrd,
-            Eq,
-            Ord,
-            Hash,
-        )]
+        #[derive(Clone, Debug, PartialEq, PartialOrd, Eq, Ord, Hash)]
         pub struct GeluOptions {
             /// The field `approximate` in the table `GeluOptions`
             pub approximate: bool,
@@ -48762,15 +47531,7 @@ mod root {
         ///
         /// Generated from these locations:
         /// * Table `DynamicUpdateSliceOptions` in the file `/work/main/guest-models/sdk/schema/tflite.fbs:1166`
-        #[derive(
-            Clone,
-            Debug,
-            PartialEq,
-            PartialOrd,
-            Eq,
-            Ord,
-            Hash,
-        )]
+        #[derive(Clone, Debug, PartialEq, PartialOrd, Eq, Ord, Hash)]
         pub struct DynamicUpdateSliceOptions {}
 
         #[allow(clippy::derivable_impls)]
@@ -49000,15 +47761,7 @@ mod root {
         ///
         /// Generated from these locations:
         /// * Table `UnsortedSegmentProdOptions` in the file `/work/main/guest-models/sdk/schema/tflite.fbs:1169`
-        #[derive(
-            Clone,
-            Debug,
-            PartialEq,
-            PartialOrd,
-            Eq,
-            Ord,
-            Hash,
-        )]
+        #[derive(Clone, Debug, PartialEq, PartialOrd, Eq, Ord, Hash)]
         pub struct UnsortedSegmentProdOptions {}
 
         #[allow(clippy::derivable_impls)]
@@ -49242,15 +47995,7 @@ mod root {
         ///
         /// Generated from these locations:
         /// * Table `UnsortedSegmentMaxOptions` in the file `/work/main/guest-models/sdk/schema/tflite.fbs:1172`
-        #[derive(
-            Clone,
-            Debug,
-            PartialEq,
-            PartialOrd,
-            Eq,
-            Ord,
-            Hash,
-        )]
+        #[derive(Clone, Debug, PartialEq, PartialOrd, Eq, Ord, Hash)]
         pub struct UnsortedSegmentMaxOptions {}
 
         #[allow(clippy::derivable_impls)]
@@ -49480,15 +48225,7 @@ mod root {
         ///
         /// Generated from these locations:
         /// * Table `UnsortedSegmentSumOptions` in the file `/work/main/guest-models/sdk/schema/tflite.fbs:1175`
-        #[derive(
-            Clone,
-            Debug,
-            PartialEq,
-            PartialOrd,
-            Eq,
-            Ord,
-            Hash,
-        )]
+        #[derive(Clone, Debug, PartialEq, PartialOrd, Eq, Ord, Hash)]
         pub struct UnsortedSegmentSumOptions {}
 
         #[allow(clippy::derivable_impls)]
@@ -49718,15 +48455,7 @@ mod root {
         ///
         /// Generated from these locations:
         /// * Table `ATan2Options` in the file `/work/main/guest-models/sdk/schema/tflite.fbs:1178`
-        #[derive(
-            Clone,
-            Debug,
-            PartialEq,
-            PartialOrd,
-            Eq,
-            Ord,
-            Hash,
-        )]
+        #[derive(Clone, Debug, PartialEq, PartialOrd, Eq, Ord, Hash)]
         pub struct ATan2Options {}
 
         #[allow(clippy::derivable_impls)]
@@ -49927,15 +48656,7 @@ mod root {
         ///
         /// Generated from these locations:
         /// * Table `UnsortedSegmentMinOptions` in the file `/work/main/guest-models/sdk/schema/tflite.fbs:1181`
-        #[derive(
-            Clone,
-            Debug,
-            PartialEq,
-            PartialOrd,
-            Eq,
-            Ord,
-            Hash,
-        )]
+        #[derive(Clone, Debug, PartialEq, PartialOrd, Eq, Ord, Hash)]
         pub struct UnsortedSegmentMinOptions {}
 
         #[allow(clippy::derivable_impls)]
@@ -50165,15 +48886,7 @@ mod root {
         ///
         /// Generated from these locations:
         /// * Table `SignOptions` in the file `/work/main/guest-models/sdk/schema/tflite.fbs:1184`
-        #[derive(
-            Clone,
-            Debug,
-            PartialEq,
-            PartialOrd,
-            Eq,
-            Ord,
-            Hash,
-        )]
+        #[derive(Clone, Debug, PartialEq, PartialOrd, Eq, Ord, Hash)]
         pub struct SignOptions {}
 
         #[allow(clippy::derivable_impls)]
@@ -50374,15 +49087,7 @@ mod root {
         ///
         /// Generated from these locations:
         /// * Table `BitcastOptions` in the file `/work/main/guest-models/sdk/schema/tflite.fbs:1187`
-        #[derive(
-            Clone,
-            Debug,
-            PartialEq,
-            PartialOrd,
-            Eq,
-            Ord,
-            Hash,
-        )]
+        #[derive(Clone, Debug, PartialEq, PartialOrd, Eq, Ord, Hash)]
         pub struct BitcastOptions {}
 
         #[allow(clippy::derivable_impls)]
@@ -50583,15 +49288,7 @@ mod root {
         ///
         /// Generated from these locations:
         /// * Table `BitwiseXorOptions` in the file `/work/main/guest-models/sdk/schema/tflite.fbs:1190`
-        #[derive(
-            Clone,
-            Debug,
-            PartialEq,
-            PartialOrd,
-            Eq,
-            Ord,
-            Hash,
-        )]
+        #[derive(Clone, Debug, PartialEq, PartialOrd, Eq, Ord, Hash)]
         pub struct BitwiseXorOptions {}
 
         #[allow(clippy::derivable_impls)]
@@ -50809,15 +49506,7 @@ mod root {
         ///
         /// Generated from these locations:
         /// * Table `RightShiftOptions` in the file `/work/main/guest-models/sdk/schema/tflite.fbs:1193`
-        #[derive(
-            Clone,
-            Debug,
-            PartialEq,
-            PartialOrd,
-            Eq,
-            Ord,
-            Hash,
-        )]
+        #[derive(Clone, Debug, PartialEq, PartialOrd, Eq, Ord, Hash)]
         pub struct RightShiftOptions {}
 
         #[allow(clippy::derivable_impls)]
@@ -51035,15 +49724,7 @@ mod root {
         ///
         /// Generated from these locations:
         /// * Table `OperatorCode` in the file `/work/main/guest-models/sdk/schema/tflite.fbs:1198`
-        #[derive(
-            Clone,
-            Debug,
-            PartialEq,
-            PartialOrd,
-            Eq,
-            Ord,
-            Hash,
-        )]
+        #[derive(Clone, Debug, PartialEq, PartialOrd, Eq, Ord, Hash)]
         pub struct OperatorCode {
             /// The field `deprecated_builtin_code` in the table `OperatorCode`
             pub deprecated_builtin_code: i8,
@@ -51273,11 +49954,11 @@ mod root {
         }
 
         impl<
-                T0: ::planus::WriteAsDefault<i8, i8>,
-                T1: ::planus::WriteAsOptional<::planus::Offset<::core::primitive::str>>,
-                T2: ::planus::WriteAsDefault<i32, i32>,
-                T3: ::planus::WriteAsDefault<self::BuiltinOperator, self::BuiltinOperator>,
-            > ::planus::WriteAs<::planus::Offset<OperatorCode>>
+            T0: ::planus::WriteAsDefault<i8, i8>,
+            T1: ::planus::WriteAsOptional<::planus::Offset<::core::primitive::str>>,
+            T2: ::planus::WriteAsDefault<i32, i32>,
+            T3: ::planus::WriteAsDefault<self::BuiltinOperator, self::BuiltinOperator>,
+        > ::planus::WriteAs<::planus::Offset<OperatorCode>>
             for OperatorCodeBuilder<(T0, T1, T2, T3)>
         {
             type Prepared = ::planus::Offset<OperatorCode>;
@@ -51289,11 +49970,11 @@ mod root {
         }
 
         impl<
-                T0: ::planus::WriteAsDefault<i8, i8>,
-                T1: ::planus::WriteAsOptional<::planus::Offset<::core::primitive::str>>,
-                T2: ::planus::WriteAsDefault<i32, i32>,
-                T3: ::planus::WriteAsDefault<self::BuiltinOperator, self::BuiltinOperator>,
-            > ::planus::WriteAsOptional<::planus::Offset<OperatorCode>>
+            T0: ::planus::WriteAsDefault<i8, i8>,
+            T1: ::planus::WriteAsOptional<::planus::Offset<::core::primitive::str>>,
+            T2: ::planus::WriteAsDefault<i32, i32>,
+            T3: ::planus::WriteAsDefault<self::BuiltinOperator, self::BuiltinOperator>,
+        > ::planus::WriteAsOptional<::planus::Offset<OperatorCode>>
             for OperatorCodeBuilder<(T0, T1, T2, T3)>
         {
             type Prepared = ::planus::Offset<OperatorCode>;
@@ -51308,11 +49989,11 @@ mod root {
         }
 
         impl<
-                T0: ::planus::WriteAsDefault<i8, i8>,
-                T1: ::planus::WriteAsOptional<::planus::Offset<::core::primitive::str>>,
-                T2: ::planus::WriteAsDefault<i32, i32>,
-                T3: ::planus::WriteAsDefault<self::BuiltinOperator, self::BuiltinOperator>,
-            > ::planus::WriteAsOffset<OperatorCode> for OperatorCodeBuilder<(T0, T1, T2, T3)>
+            T0: ::planus::WriteAsDefault<i8, i8>,
+            T1: ::planus::WriteAsOptional<::planus::Offset<::core::primitive::str>>,
+            T2: ::planus::WriteAsDefault<i32, i32>,
+            T3: ::planus::WriteAsDefault<self::BuiltinOperator, self::BuiltinOperator>,
+        > ::planus::WriteAsOffset<OperatorCode> for OperatorCodeBuilder<(T0, T1, T2, T3)>
         {
             #[inline]
             fn prepare(&self, builder: &mut ::planus::Builder) -> ::planus::Offset<OperatorCode> {
@@ -51471,16 +50152,7 @@ mod root {
         ///
         /// Generated from these locations:
         /// * Enum `CustomOptionsFormat` in the file `/work/main/guest-models/sdk/schema/tflite.fbs:1216`
-        #[derive(
-            Copy,
-            Clone,
-            Debug,
-            PartialEq,
-            Eq,
-            PartialOrd,
-            Ord,
-            Hash,
-        )]
+        #[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
         #[repr(i8)]
         pub enum CustomOptionsFormat {
             /// The variant `FLEXBUFFERS` in the enum `CustomOptionsFormat`
@@ -52013,15 +50685,15 @@ mod root {
         }
 
         impl<
-                T0: ::planus::WriteAsDefault<u32, u32>,
-                T1: ::planus::WriteAsOptional<::planus::Offset<[i32]>>,
-                T2: ::planus::WriteAsOptional<::planus::Offset<[i32]>>,
-                T3: ::planus::WriteAsOptionalUnion<self::BuiltinOptions>,
-                T4: ::planus::WriteAsOptional<::planus::Offset<[u8]>>,
-                T5: ::planus::WriteAsDefault<self::CustomOptionsFormat, self::CustomOptionsFormat>,
-                T6: ::planus::WriteAsOptional<::planus::Offset<[bool]>>,
-                T7: ::planus::WriteAsOptional<::planus::Offset<[i32]>>,
-            > ::planus::WriteAs<::planus::Offset<Operator>>
+            T0: ::planus::WriteAsDefault<u32, u32>,
+            T1: ::planus::WriteAsOptional<::planus::Offset<[i32]>>,
+            T2: ::planus::WriteAsOptional<::planus::Offset<[i32]>>,
+            T3: ::planus::WriteAsOptionalUnion<self::BuiltinOptions>,
+            T4: ::planus::WriteAsOptional<::planus::Offset<[u8]>>,
+            T5: ::planus::WriteAsDefault<self::CustomOptionsFormat, self::CustomOptionsFormat>,
+            T6: ::planus::WriteAsOptional<::planus::Offset<[bool]>>,
+            T7: ::planus::WriteAsOptional<::planus::Offset<[i32]>>,
+        > ::planus::WriteAs<::planus::Offset<Operator>>
             for OperatorBuilder<(T0, T1, T2, T3, T4, T5, T6, T7)>
         {
             type Prepared = ::planus::Offset<Operator>;
@@ -52033,15 +50705,15 @@ mod root {
         }
 
         impl<
-                T0: ::planus::WriteAsDefault<u32, u32>,
-                T1: ::planus::WriteAsOptional<::planus::Offset<[i32]>>,
-                T2: ::planus::WriteAsOptional<::planus::Offset<[i32]>>,
-                T3: ::planus::WriteAsOptionalUnion<self::BuiltinOptions>,
-                T4: ::planus::WriteAsOptional<::planus::Offset<[u8]>>,
-                T5: ::planus::WriteAsDefault<self::CustomOptionsFormat, self::CustomOptionsFormat>,
-                T6: ::planus::WriteAsOptional<::planus::Offset<[bool]>>,
-                T7: ::planus::WriteAsOptional<::planus::Offset<[i32]>>,
-            > ::planus::WriteAsOptional<::planus::Offset<Operator>>
+            T0: ::planus::WriteAsDefault<u32, u32>,
+            T1: ::planus::WriteAsOptional<::planus::Offset<[i32]>>,
+            T2: ::planus::WriteAsOptional<::planus::Offset<[i32]>>,
+            T3: ::planus::WriteAsOptionalUnion<self::BuiltinOptions>,
+            T4: ::planus::WriteAsOptional<::planus::Offset<[u8]>>,
+            T5: ::planus::WriteAsDefault<self::CustomOptionsFormat, self::CustomOptionsFormat>,
+            T6: ::planus::WriteAsOptional<::planus::Offset<[bool]>>,
+            T7: ::planus::WriteAsOptional<::planus::Offset<[i32]>>,
+        > ::planus::WriteAsOptional<::planus::Offset<Operator>>
             for OperatorBuilder<(T0, T1, T2, T3, T4, T5, T6, T7)>
         {
             type Prepared = ::planus::Offset<Operator>;
@@ -52056,16 +50728,15 @@ mod root {
         }
 
         impl<
-                T0: ::planus::WriteAsDefault<u32, u32>,
-                T1: ::planus::WriteAsOptional<::planus::Offset<[i32]>>,
-                T2: ::planus::WriteAsOptional<::planus::Offset<[i32]>>,
-                T3: ::planus::WriteAsOptionalUnion<self::BuiltinOptions>,
-                T4: ::planus::WriteAsOptional<::planus::Offset<[u8]>>,
-                T5: ::planus::WriteAsDefault<self::CustomOptionsFormat, self::CustomOptionsFormat>,
-                T6: ::planus::WriteAsOptional<::planus::Offset<[bool]>>,
-                T7: ::planus::WriteAsOptional<::planus::Offset<[i32]>>,
-            > ::planus::WriteAsOffset<Operator>
-            for OperatorBuilder<(T0, T1, T2, T3, T4, T5, T6, T7)>
+            T0: ::planus::WriteAsDefault<u32, u32>,
+            T1: ::planus::WriteAsOptional<::planus::Offset<[i32]>>,
+            T2: ::planus::WriteAsOptional<::planus::Offset<[i32]>>,
+            T3: ::planus::WriteAsOptionalUnion<self::BuiltinOptions>,
+            T4: ::planus::WriteAsOptional<::planus::Offset<[u8]>>,
+            T5: ::planus::WriteAsDefault<self::CustomOptionsFormat, self::CustomOptionsFormat>,
+            T6: ::planus::WriteAsOptional<::planus::Offset<[bool]>>,
+            T7: ::planus::WriteAsOptional<::planus::Offset<[i32]>>,
+        > ::planus::WriteAsOffset<Operator> for OperatorBuilder<(T0, T1, T2, T3, T4, T5, T6, T7)>
         {
             #[inline]
             fn prepare(&self, builder: &mut ::planus::Builder) -> ::planus::Offset<Operator> {
@@ -52551,13 +51222,12 @@ mod root {
         }
 
         impl<
-                T0: ::planus::WriteAsOptional<::planus::Offset<[::planus::Offset<self::Tensor>]>>,
-                T1: ::planus::WriteAsOptional<::planus::Offset<[i32]>>,
-                T2: ::planus::WriteAsOptional<::planus::Offset<[i32]>>,
-                T3: ::planus::WriteAsOptional<::planus::Offset<[::planus::Offset<self::Operator>]>>,
-                T4: ::planus::WriteAsOptional<::planus::Offset<::core::primitive::str>>,
-            > ::planus::WriteAs<::planus::Offset<SubGraph>>
-            for SubGraphBuilder<(T0, T1, T2, T3, T4)>
+            T0: ::planus::WriteAsOptional<::planus::Offset<[::planus::Offset<self::Tensor>]>>,
+            T1: ::planus::WriteAsOptional<::planus::Offset<[i32]>>,
+            T2: ::planus::WriteAsOptional<::planus::Offset<[i32]>>,
+            T3: ::planus::WriteAsOptional<::planus::Offset<[::planus::Offset<self::Operator>]>>,
+            T4: ::planus::WriteAsOptional<::planus::Offset<::core::primitive::str>>,
+        > ::planus::WriteAs<::planus::Offset<SubGraph>> for SubGraphBuilder<(T0, T1, T2, T3, T4)>
         {
             type Prepared = ::planus::Offset<SubGraph>;
 
@@ -52568,12 +51238,12 @@ mod root {
         }
 
         impl<
-                T0: ::planus::WriteAsOptional<::planus::Offset<[::planus::Offset<self::Tensor>]>>,
-                T1: ::planus::WriteAsOptional<::planus::Offset<[i32]>>,
-                T2: ::planus::WriteAsOptional<::planus::Offset<[i32]>>,
-                T3: ::planus::WriteAsOptional<::planus::Offset<[::planus::Offset<self::Operator>]>>,
-                T4: ::planus::WriteAsOptional<::planus::Offset<::core::primitive::str>>,
-            > ::planus::WriteAsOptional<::planus::Offset<SubGraph>>
+            T0: ::planus::WriteAsOptional<::planus::Offset<[::planus::Offset<self::Tensor>]>>,
+            T1: ::planus::WriteAsOptional<::planus::Offset<[i32]>>,
+            T2: ::planus::WriteAsOptional<::planus::Offset<[i32]>>,
+            T3: ::planus::WriteAsOptional<::planus::Offset<[::planus::Offset<self::Operator>]>>,
+            T4: ::planus::WriteAsOptional<::planus::Offset<::core::primitive::str>>,
+        > ::planus::WriteAsOptional<::planus::Offset<SubGraph>>
             for SubGraphBuilder<(T0, T1, T2, T3, T4)>
         {
             type Prepared = ::planus::Offset<SubGraph>;
@@ -52588,12 +51258,12 @@ mod root {
         }
 
         impl<
-                T0: ::planus::WriteAsOptional<::planus::Offset<[::planus::Offset<self::Tensor>]>>,
-                T1: ::planus::WriteAsOptional<::planus::Offset<[i32]>>,
-                T2: ::planus::WriteAsOptional<::planus::Offset<[i32]>>,
-                T3: ::planus::WriteAsOptional<::planus::Offset<[::planus::Offset<self::Operator>]>>,
-                T4: ::planus::WriteAsOptional<::planus::Offset<::core::primitive::str>>,
-            > ::planus::WriteAsOffset<SubGraph> for SubGraphBuilder<(T0, T1, T2, T3, T4)>
+            T0: ::planus::WriteAsOptional<::planus::Offset<[::planus::Offset<self::Tensor>]>>,
+            T1: ::planus::WriteAsOptional<::planus::Offset<[i32]>>,
+            T2: ::planus::WriteAsOptional<::planus::Offset<[i32]>>,
+            T3: ::planus::WriteAsOptional<::planus::Offset<[::planus::Offset<self::Operator>]>>,
+            T4: ::planus::WriteAsOptional<::planus::Offset<::core::primitive::str>>,
+        > ::planus::WriteAsOffset<SubGraph> for SubGraphBuilder<(T0, T1, T2, T3, T4)>
         {
             #[inline]
             fn prepare(&self, builder: &mut ::planus::Builder) -> ::planus::Offset<SubGraph> {
@@ -52781,15 +51451,7 @@ mod root {
         ///
         /// Generated from these locations:
         /// * Table `Buffer` in the file `/work/main/guest-models/sdk/schema/tflite.fbs:1281`
-        #[derive(
-            Clone,
-            Debug,
-            PartialEq,
-            PartialOrd,
-            Eq,
-            Ord,
-            Hash,
-        )]
+        #[derive(Clone, Debug, PartialEq, PartialOrd, Eq, Ord, Hash)]
         pub struct Buffer {
             /// The field `data` in the table `Buffer`
             pub data: ::core::option::Option<::planus::alloc::vec::Vec<u8>>,
@@ -53041,15 +51703,7 @@ mod root {
         ///
         /// Generated from these locations:
         /// * Table `Metadata` in the file `/work/main/guest-models/sdk/schema/tflite.fbs:1285`
-        #[derive(
-            Clone,
-            Debug,
-            PartialEq,
-            PartialOrd,
-            Eq,
-            Ord,
-            Hash,
-        )]
+        #[derive(Clone, Debug, PartialEq, PartialOrd, Eq, Ord, Hash)]
         pub struct Metadata {
             /// The field `name` in the table `Metadata`
             pub name: ::core::option::Option<::planus::alloc::string::String>,
@@ -53192,9 +51846,9 @@ mod root {
         }
 
         impl<
-                T0: ::planus::WriteAsOptional<::planus::Offset<::core::primitive::str>>,
-                T1: ::planus::WriteAsDefault<u32, u32>,
-            > ::planus::WriteAs<::planus::Offset<Metadata>> for MetadataBuilder<(T0, T1)>
+            T0: ::planus::WriteAsOptional<::planus::Offset<::core::primitive::str>>,
+            T1: ::planus::WriteAsDefault<u32, u32>,
+        > ::planus::WriteAs<::planus::Offset<Metadata>> for MetadataBuilder<(T0, T1)>
         {
             type Prepared = ::planus::Offset<Metadata>;
 
@@ -53205,9 +51859,9 @@ mod root {
         }
 
         impl<
-                T0: ::planus::WriteAsOptional<::planus::Offset<::core::primitive::str>>,
-                T1: ::planus::WriteAsDefault<u32, u32>,
-            > ::planus::WriteAsOptional<::planus::Offset<Metadata>> for MetadataBuilder<(T0, T1)>
+            T0: ::planus::WriteAsOptional<::planus::Offset<::core::primitive::str>>,
+            T1: ::planus::WriteAsDefault<u32, u32>,
+        > ::planus::WriteAsOptional<::planus::Offset<Metadata>> for MetadataBuilder<(T0, T1)>
         {
             type Prepared = ::planus::Offset<Metadata>;
 
@@ -53221,9 +51875,9 @@ mod root {
         }
 
         impl<
-                T0: ::planus::WriteAsOptional<::planus::Offset<::core::primitive::str>>,
-                T1: ::planus::WriteAsDefault<u32, u32>,
-            > ::planus::WriteAsOffset<Metadata> for MetadataBuilder<(T0, T1)>
+            T0: ::planus::WriteAsOptional<::planus::Offset<::core::primitive::str>>,
+            T1: ::planus::WriteAsDefault<u32, u32>,
+        > ::planus::WriteAsOffset<Metadata> for MetadataBuilder<(T0, T1)>
         {
             #[inline]
             fn prepare(&self, builder: &mut ::planus::Builder) -> ::planus::Offset<Metadata> {
@@ -53348,15 +52002,7 @@ mod root {
         ///
         /// Generated from these locations:
         /// * Table `TensorMap` in the file `/work/main/guest-models/sdk/schema/tflite.fbs:1294`
-        #[derive(
-            Clone,
-            Debug,
-            PartialEq,
-            PartialOrd,
-            Eq,
-            Ord,
-            Hash,
-        )]
+        #[derive(Clone, Debug, PartialEq, PartialOrd, Eq, Ord, Hash)]
         pub struct TensorMap {
             /// The field `name` in the table `TensorMap`
             pub name: ::core::option::Option<::planus::alloc::string::String>,
@@ -53501,9 +52147,9 @@ mod root {
         }
 
         impl<
-                T0: ::planus::WriteAsOptional<::planus::Offset<::core::primitive::str>>,
-                T1: ::planus::WriteAsDefault<u32, u32>,
-            > ::planus::WriteAs<::planus::Offset<TensorMap>> for TensorMapBuilder<(T0, T1)>
+            T0: ::planus::WriteAsOptional<::planus::Offset<::core::primitive::str>>,
+            T1: ::planus::WriteAsDefault<u32, u32>,
+        > ::planus::WriteAs<::planus::Offset<TensorMap>> for TensorMapBuilder<(T0, T1)>
         {
             type Prepared = ::planus::Offset<TensorMap>;
 
@@ -53514,10 +52160,9 @@ mod root {
         }
 
         impl<
-                T0: ::planus::WriteAsOptional<::planus::Offset<::core::primitive::str>>,
-                T1: ::planus::WriteAsDefault<u32, u32>,
-            > ::planus::WriteAsOptional<::planus::Offset<TensorMap>>
-            for TensorMapBuilder<(T0, T1)>
+            T0: ::planus::WriteAsOptional<::planus::Offset<::core::primitive::str>>,
+            T1: ::planus::WriteAsDefault<u32, u32>,
+        > ::planus::WriteAsOptional<::planus::Offset<TensorMap>> for TensorMapBuilder<(T0, T1)>
         {
             type Prepared = ::planus::Offset<TensorMap>;
 
@@ -53531,9 +52176,9 @@ mod root {
         }
 
         impl<
-                T0: ::planus::WriteAsOptional<::planus::Offset<::core::primitive::str>>,
-                T1: ::planus::WriteAsDefault<u32, u32>,
-            > ::planus::WriteAsOffset<TensorMap> for TensorMapBuilder<(T0, T1)>
+            T0: ::planus::WriteAsOptional<::planus::Offset<::core::primitive::str>>,
+            T1: ::planus::WriteAsDefault<u32, u32>,
+        > ::planus::WriteAsOffset<TensorMap> for TensorMapBuilder<(T0, T1)>
         {
             #[inline]
             fn prepare(&self, builder: &mut ::planus::Builder) -> ::planus::Offset<TensorMap> {
@@ -53664,15 +52309,7 @@ mod root {
         ///
         /// Generated from these locations:
         /// * Table `SignatureDef` in the file `/work/main/guest-models/sdk/schema/tflite.fbs:1304`
-        #[derive(
-            Clone,
-            Debug,
-            PartialEq,
-            PartialOrd,
-            Eq,
-            Ord,
-            Hash,
-        )]
+        #[derive(Clone, Debug, PartialEq, PartialOrd, Eq, Ord, Hash)]
         pub struct SignatureDef {
             /// The field `inputs` in the table `SignatureDef`
             pub inputs: ::core::option::Option<::planus::alloc::vec::Vec<self::TensorMap>>,
@@ -53810,9 +52447,7 @@ mod root {
             #[allow(clippy::type_complexity)]
             pub fn inputs<T0>(self, value: T0) -> SignatureDefBuilder<(T0,)>
             where
-                T0: ::planus::WriteAsOptional<
-                    ::planus::Offset<[::planus::Offset<self::TensorMap>]>,
-                >,
+                T0: ::planus::WriteAsOptional<::planus::Offset<[::planus::Offset<self::TensorMap>]>>,
             {
                 SignatureDefBuilder((value,))
             }
@@ -53831,9 +52466,7 @@ mod root {
             #[allow(clippy::type_complexity)]
             pub fn outputs<T1>(self, value: T1) -> SignatureDefBuilder<(T0, T1)>
             where
-                T1: ::planus::WriteAsOptional<
-                    ::planus::Offset<[::planus::Offset<self::TensorMap>]>,
-                >,
+                T1: ::planus::WriteAsOptional<::planus::Offset<[::planus::Offset<self::TensorMap>]>>,
             {
                 let (v0,) = self.0;
                 SignatureDefBuilder((v0, value))
@@ -53901,11 +52534,11 @@ mod root {
         }
 
         impl<
-                T0: ::planus::WriteAsOptional<::planus::Offset<[::planus::Offset<self::TensorMap>]>>,
-                T1: ::planus::WriteAsOptional<::planus::Offset<[::planus::Offset<self::TensorMap>]>>,
-                T2: ::planus::WriteAsOptional<::planus::Offset<::core::primitive::str>>,
-                T3: ::planus::WriteAsDefault<u32, u32>,
-            > ::planus::WriteAs<::planus::Offset<SignatureDef>>
+            T0: ::planus::WriteAsOptional<::planus::Offset<[::planus::Offset<self::TensorMap>]>>,
+            T1: ::planus::WriteAsOptional<::planus::Offset<[::planus::Offset<self::TensorMap>]>>,
+            T2: ::planus::WriteAsOptional<::planus::Offset<::core::primitive::str>>,
+            T3: ::planus::WriteAsDefault<u32, u32>,
+        > ::planus::WriteAs<::planus::Offset<SignatureDef>>
             for SignatureDefBuilder<(T0, T1, T2, T3)>
         {
             type Prepared = ::planus::Offset<SignatureDef>;
@@ -53917,11 +52550,11 @@ mod root {
         }
 
         impl<
-                T0: ::planus::WriteAsOptional<::planus::Offset<[::planus::Offset<self::TensorMap>]>>,
-                T1: ::planus::WriteAsOptional<::planus::Offset<[::planus::Offset<self::TensorMap>]>>,
-                T2: ::planus::WriteAsOptional<::planus::Offset<::core::primitive::str>>,
-                T3: ::planus::WriteAsDefault<u32, u32>,
-            > ::planus::WriteAsOptional<::planus::Offset<SignatureDef>>
+            T0: ::planus::WriteAsOptional<::planus::Offset<[::planus::Offset<self::TensorMap>]>>,
+            T1: ::planus::WriteAsOptional<::planus::Offset<[::planus::Offset<self::TensorMap>]>>,
+            T2: ::planus::WriteAsOptional<::planus::Offset<::core::primitive::str>>,
+            T3: ::planus::WriteAsDefault<u32, u32>,
+        > ::planus::WriteAsOptional<::planus::Offset<SignatureDef>>
             for SignatureDefBuilder<(T0, T1, T2, T3)>
         {
             type Prepared = ::planus::Offset<SignatureDef>;
@@ -53936,11 +52569,11 @@ mod root {
         }
 
         impl<
-                T0: ::planus::WriteAsOptional<::planus::Offset<[::planus::Offset<self::TensorMap>]>>,
-                T1: ::planus::WriteAsOptional<::planus::Offset<[::planus::Offset<self::TensorMap>]>>,
-                T2: ::planus::WriteAsOptional<::planus::Offset<::core::primitive::str>>,
-                T3: ::planus::WriteAsDefault<u32, u32>,
-            > ::planus::WriteAsOffset<SignatureDef> for SignatureDefBuilder<(T0, T1, T2, T3)>
+            T0: ::planus::WriteAsOptional<::planus::Offset<[::planus::Offset<self::TensorMap>]>>,
+            T1: ::planus::WriteAsOptional<::planus::Offset<[::planus::Offset<self::TensorMap>]>>,
+            T2: ::planus::WriteAsOptional<::planus::Offset<::core::primitive::str>>,
+            T3: ::planus::WriteAsDefault<u32, u32>,
+        > ::planus::WriteAsOffset<SignatureDef> for SignatureDefBuilder<(T0, T1, T2, T3)>
         {
             #[inline]
             fn prepare(&self, builder: &mut ::planus::Builder) -> ::planus::Offset<SignatureDef> {
@@ -54337,8 +52970,8 @@ mod root {
             pub fn operator_codes<T1>(self, value: T1) -> ModelBuilder<(T0, T1)>
             where
                 T1: ::planus::WriteAsOptional<
-                    ::planus::Offset<[::planus::Offset<self::OperatorCode>]>,
-                >,
+                        ::planus::Offset<[::planus::Offset<self::OperatorCode>]>,
+                    >,
             {
                 let (v0,) = self.0;
                 ModelBuilder((v0, value))
@@ -54462,8 +53095,8 @@ mod root {
             ) -> ModelBuilder<(T0, T1, T2, T3, T4, T5, T6, T7)>
             where
                 T7: ::planus::WriteAsOptional<
-                    ::planus::Offset<[::planus::Offset<self::SignatureDef>]>,
-                >,
+                        ::planus::Offset<[::planus::Offset<self::SignatureDef>]>,
+                    >,
             {
                 let (v0, v1, v2, v3, v4, v5, v6) = self.0;
                 ModelBuilder((v0, v1, v2, v3, v4, v5, v6, value))
@@ -54489,15 +53122,15 @@ mod root {
         }
 
         impl<
-                T0: ::planus::WriteAsDefault<u32, u32>,
-                T1: ::planus::WriteAsOptional<::planus::Offset<[::planus::Offset<self::OperatorCode>]>>,
-                T2: ::planus::WriteAsOptional<::planus::Offset<[::planus::Offset<self::SubGraph>]>>,
-                T3: ::planus::WriteAsOptional<::planus::Offset<::core::primitive::str>>,
-                T4: ::planus::WriteAsOptional<::planus::Offset<[::planus::Offset<self::Buffer>]>>,
-                T5: ::planus::WriteAsOptional<::planus::Offset<[i32]>>,
-                T6: ::planus::WriteAsOptional<::planus::Offset<[::planus::Offset<self::Metadata>]>>,
-                T7: ::planus::WriteAsOptional<::planus::Offset<[::planus::Offset<self::SignatureDef>]>>,
-            > ::planus::WriteAs<::planus::Offset<Model>>
+            T0: ::planus::WriteAsDefault<u32, u32>,
+            T1: ::planus::WriteAsOptional<::planus::Offset<[::planus::Offset<self::OperatorCode>]>>,
+            T2: ::planus::WriteAsOptional<::planus::Offset<[::planus::Offset<self::SubGraph>]>>,
+            T3: ::planus::WriteAsOptional<::planus::Offset<::core::primitive::str>>,
+            T4: ::planus::WriteAsOptional<::planus::Offset<[::planus::Offset<self::Buffer>]>>,
+            T5: ::planus::WriteAsOptional<::planus::Offset<[i32]>>,
+            T6: ::planus::WriteAsOptional<::planus::Offset<[::planus::Offset<self::Metadata>]>>,
+            T7: ::planus::WriteAsOptional<::planus::Offset<[::planus::Offset<self::SignatureDef>]>>,
+        > ::planus::WriteAs<::planus::Offset<Model>>
             for ModelBuilder<(T0, T1, T2, T3, T4, T5, T6, T7)>
         {
             type Prepared = ::planus::Offset<Model>;
@@ -54509,15 +53142,15 @@ mod root {
         }
 
         impl<
-                T0: ::planus::WriteAsDefault<u32, u32>,
-                T1: ::planus::WriteAsOptional<::planus::Offset<[::planus::Offset<self::OperatorCode>]>>,
-                T2: ::planus::WriteAsOptional<::planus::Offset<[::planus::Offset<self::SubGraph>]>>,
-                T3: ::planus::WriteAsOptional<::planus::Offset<::core::primitive::str>>,
-                T4: ::planus::WriteAsOptional<::planus::Offset<[::planus::Offset<self::Buffer>]>>,
-                T5: ::planus::WriteAsOptional<::planus::Offset<[i32]>>,
-                T6: ::planus::WriteAsOptional<::planus::Offset<[::planus::Offset<self::Metadata>]>>,
-                T7: ::planus::WriteAsOptional<::planus::Offset<[::planus::Offset<self::SignatureDef>]>>,
-            > ::planus::WriteAsOptional<::planus::Offset<Model>>
+            T0: ::planus::WriteAsDefault<u32, u32>,
+            T1: ::planus::WriteAsOptional<::planus::Offset<[::planus::Offset<self::OperatorCode>]>>,
+            T2: ::planus::WriteAsOptional<::planus::Offset<[::planus::Offset<self::SubGraph>]>>,
+            T3: ::planus::WriteAsOptional<::planus::Offset<::core::primitive::str>>,
+            T4: ::planus::WriteAsOptional<::planus::Offset<[::planus::Offset<self::Buffer>]>>,
+            T5: ::planus::WriteAsOptional<::planus::Offset<[i32]>>,
+            T6: ::planus::WriteAsOptional<::planus::Offset<[::planus::Offset<self::Metadata>]>>,
+            T7: ::planus::WriteAsOptional<::planus::Offset<[::planus::Offset<self::SignatureDef>]>>,
+        > ::planus::WriteAsOptional<::planus::Offset<Model>>
             for ModelBuilder<(T0, T1, T2, T3, T4, T5, T6, T7)>
         {
             type Prepared = ::planus::Offset<Model>;
@@ -54532,15 +53165,15 @@ mod root {
         }
 
         impl<
-                T0: ::planus::WriteAsDefault<u32, u32>,
-                T1: ::planus::WriteAsOptional<::planus::Offset<[::planus::Offset<self::OperatorCode>]>>,
-                T2: ::planus::WriteAsOptional<::planus::Offset<[::planus::Offset<self::SubGraph>]>>,
-                T3: ::planus::WriteAsOptional<::planus::Offset<::core::primitive::str>>,
-                T4: ::planus::WriteAsOptional<::planus::Offset<[::planus::Offset<self::Buffer>]>>,
-                T5: ::planus::WriteAsOptional<::planus::Offset<[i32]>>,
-                T6: ::planus::WriteAsOptional<::planus::Offset<[::planus::Offset<self::Metadata>]>>,
-                T7: ::planus::WriteAsOptional<::planus::Offset<[::planus::Offset<self::SignatureDef>]>>,
-            > ::planus::WriteAsOffset<Model> for ModelBuilder<(T0, T1, T2, T3, T4, T5, T6, T7)>
+            T0: ::planus::WriteAsDefault<u32, u32>,
+            T1: ::planus::WriteAsOptional<::planus::Offset<[::planus::Offset<self::OperatorCode>]>>,
+            T2: ::planus::WriteAsOptional<::planus::Offset<[::planus::Offset<self::SubGraph>]>>,
+            T3: ::planus::WriteAsOptional<::planus::Offset<::core::primitive::str>>,
+            T4: ::planus::WriteAsOptional<::planus::Offset<[::planus::Offset<self::Buffer>]>>,
+            T5: ::planus::WriteAsOptional<::planus::Offset<[i32]>>,
+            T6: ::planus::WriteAsOptional<::planus::Offset<[::planus::Offset<self::Metadata>]>>,
+            T7: ::planus::WriteAsOptional<::planus::Offset<[::planus::Offset<self::SignatureDef>]>>,
+        > ::planus::WriteAsOffset<Model> for ModelBuilder<(T0, T1, T2, T3, T4, T5, T6, T7)>
         {
             #[inline]
             fn prepare(&self, builder: &mut ::planus::Builder) -> ::planus::Offset<Model> {

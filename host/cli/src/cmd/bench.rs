@@ -33,23 +33,44 @@ pub struct Args {
 pub fn run(ctx: &Context, a: Args) -> anyhow::Result<()> {
     let plugin_path = match a.plugin {
         Some(p) => p,
-        None => locate::bundled_plugin("tflite").context("the bundled tflite plugin was not found; build it with `cargo xtask build`")?,
+        None => locate::bundled_plugin("tflite").context(
+            "the bundled tflite plugin was not found; build it with `cargo xtask build`",
+        )?,
     };
-    let model = std::fs::read(&a.model).with_context(|| format!("reading {}", a.model.display()))?;
-    let name = a.model.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let model =
+        std::fs::read(&a.model).with_context(|| format!("reading {}", a.model.display()))?;
+    let name = a
+        .model
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let rt = ctx.runtime()?;
-    let plugin = rt.load_file(&plugin_path, Limits { deadline: Duration::from_secs(30), ..Limits::default() })?;
-    let mut instance = plugin.instantiate(InitConfig { model: Some(model), settings: vec![] })?;
+    let plugin = rt.load_file(
+        &plugin_path,
+        Limits {
+            deadline: Duration::from_secs(30),
+            ..Limits::default()
+        },
+    )?;
+    let mut instance = plugin.instantiate(InitConfig {
+        model: Some(model),
+        settings: vec![],
+    })?;
     // One zero input tells us the input size: the plugin refuses a wrong one with it.
     let input_len = probe_input_len(&mut instance)?;
     if !a.json {
-        println!("{:<28} {:>6} {:>12} {:>12} {:>12}", "model", "batch", "median_us", "p99_us", "per_s");
+        println!(
+            "{:<28} {:>6} {:>12} {:>12} {:>12}",
+            "model", "batch", "median_us", "p99_us", "per_s"
+        );
     }
     for &batch in &a.batch {
         if batch == 0 {
             bail!("batch sizes must be positive");
         }
-        let input: Vec<u8> = (0..input_len * batch).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
+        let input: Vec<u8> = (0..input_len * batch)
+            .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+            .collect();
         for _ in 0..(a.iters / 10).max(3) {
             instance.process(&input)?;
         }
@@ -68,7 +89,14 @@ pub fn run(ctx: &Context, a: Args) -> anyhow::Result<()> {
         if a.json {
             println!("{row}");
         } else {
-            println!("{:<28} {:>6} {:>12.1} {:>12.1} {:>12.1}", name, batch, pct(0.5), pct(0.99), per_s);
+            println!(
+                "{:<28} {:>6} {:>12.1} {:>12.1} {:>12.1}",
+                name,
+                batch,
+                pct(0.5),
+                pct(0.99),
+                per_s
+            );
         }
     }
     Ok(())
@@ -84,7 +112,11 @@ fn probe_input_len(instance: &mut gatehouse_runtime::Instance) -> anyhow::Result
         Ok(_) => Ok(1),
         Err(e) => {
             let msg = e.to_string();
-            let n = msg.split("each is ").nth(1).and_then(|r| r.split(' ').next()).and_then(|n| n.parse().ok());
+            let n = msg
+                .split("each is ")
+                .nth(1)
+                .and_then(|r| r.split(' ').next())
+                .and_then(|n| n.parse().ok());
             n.with_context(|| format!("cannot learn the model's input size: {msg}"))
         }
     }

@@ -24,7 +24,10 @@ pub fn run(ctx: &Context, a: Args) -> anyhow::Result<()> {
     let mut times: Vec<f64> = Vec::new();
     for _ in 0..20 {
         let t = std::time::Instant::now();
-        if plugin.instantiate(gatehouse_runtime::InitConfig::default()).is_err() {
+        if plugin
+            .instantiate(gatehouse_runtime::InitConfig::default())
+            .is_err()
+        {
             break;
         }
         times.push(t.elapsed().as_secs_f64() * 1e6);

@@ -36,18 +36,27 @@ pub fn run(ctx: &Context, a: Args) -> anyhow::Result<()> {
         Some(p) => p,
         None => match locate::bundled_plugin("tflite") {
             Some(p) => p,
-            None => bail!("the bundled tflite plugin was not found; build it with `cargo xtask build` or pass --plugin"),
+            None => bail!(
+                "the bundled tflite plugin was not found; build it with `cargo xtask build` or pass --plugin"
+            ),
         },
     };
-    let model = std::fs::read(&a.model).with_context(|| format!("reading {}", a.model.display()))?;
-    let input = std::fs::read(&a.input).with_context(|| format!("reading {}", a.input.display()))?;
+    let model =
+        std::fs::read(&a.model).with_context(|| format!("reading {}", a.model.display()))?;
+    let input =
+        std::fs::read(&a.input).with_context(|| format!("reading {}", a.input.display()))?;
     let rt = ctx.runtime()?;
     let plugin = rt.load_file(&plugin_path, Limits::default())?;
     let mut settings = a.settings;
     settings.push(("semantics".into(), a.semantics));
-    let mut instance = plugin.instantiate(InitConfig { model: Some(model), settings })?;
+    let mut instance = plugin.instantiate(InitConfig {
+        model: Some(model),
+        settings,
+    })?;
     let inf = instance.process(&input)?;
-    let out = inf.output.with_context(|| format!("plugin {} returned no output tensor", plugin.id()))?;
+    let out = inf
+        .output
+        .with_context(|| format!("plugin {} returned no output tensor", plugin.id()))?;
     std::fs::write(&a.output, out).with_context(|| format!("writing {}", a.output.display()))?;
     Ok(())
 }

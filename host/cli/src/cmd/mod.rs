@@ -23,7 +23,11 @@ pub struct Context {
 impl Context {
     pub fn runtime(&self) -> anyhow::Result<Runtime> {
         let cache_dir = (!self.no_cache).then(|| locate::cache_dir(self.cache_dir.as_deref()));
-        Runtime::new(RuntimeConfig { cache_dir, ..RuntimeConfig::default() }).context("starting the runtime")
+        Runtime::new(RuntimeConfig {
+            cache_dir,
+            ..RuntimeConfig::default()
+        })
+        .context("starting the runtime")
     }
 }
 
@@ -31,7 +35,11 @@ pub fn kernels() -> anyhow::Result<()> {
     let chosen = gatehouse_kernels::dispatch::from_env()?;
     for k in gatehouse_kernels::dispatch::all() {
         let mark = if k.name == chosen.name { "*" } else { " " };
-        let state = if (k.supported)() { "supported" } else { "not supported by this CPU" };
+        let state = if (k.supported)() {
+            "supported"
+        } else {
+            "not supported by this CPU"
+        };
         println!("{mark} {:<8} {state}", k.name);
     }
     Ok(())

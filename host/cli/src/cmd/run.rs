@@ -36,14 +36,23 @@ pub struct Args {
 }
 
 pub fn parse_kv(s: &str) -> Result<(String, String), String> {
-    s.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())).ok_or_else(|| format!("{s:?} is not KEY=VALUE"))
+    s.split_once('=')
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .ok_or_else(|| format!("{s:?} is not KEY=VALUE"))
 }
 
 pub fn run(ctx: &Context, a: Args) -> anyhow::Result<()> {
     let rt = ctx.runtime()?;
     let plugin = rt.load_file(&a.plugin, Limits::default())?;
-    let model = a.model.as_ref().map(|p| std::fs::read(p).with_context(|| format!("reading {}", p.display()))).transpose()?;
-    let mut instance = plugin.instantiate(InitConfig { model, settings: a.settings })?;
+    let model = a
+        .model
+        .as_ref()
+        .map(|p| std::fs::read(p).with_context(|| format!("reading {}", p.display())))
+        .transpose()?;
+    let mut instance = plugin.instantiate(InitConfig {
+        model,
+        settings: a.settings,
+    })?;
     let mut latencies = Vec::new();
     for path in &a.inputs {
         let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
@@ -72,7 +81,9 @@ pub fn run(ctx: &Context, a: Args) -> anyhow::Result<()> {
     }
     if a.repeat > 1 && !latencies.is_empty() {
         latencies.sort();
-        let pct = |p: f64| latencies[((latencies.len() - 1) as f64 * p).round() as usize].as_secs_f64() * 1e6;
+        let pct = |p: f64| {
+            latencies[((latencies.len() - 1) as f64 * p).round() as usize].as_secs_f64() * 1e6
+        };
         eprintln!(
             "{{\"plugin\":\"{}\",\"kernels\":\"{}\",\"runs\":{},\"median_us\":{:.1},\"p99_us\":{:.1}}}",
             plugin.id(),

@@ -43,29 +43,46 @@ struct SelfTestFile {
 }
 
 fn is_plugin_file(p: &Path) -> bool {
-    p.extension().is_some_and(|e| e == "wasm") && !p.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.'))
+    p.extension().is_some_and(|e| e == "wasm")
+        && !p
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with('.'))
 }
 
 fn spec_for(wasm: &Path) -> anyhow::Result<DeploySpec> {
     let sidecar = wasm.with_extension("selftest.json");
     let self_test = if sidecar.is_file() {
-        let t: SelfTestFile = serde_json::from_slice(&std::fs::read(&sidecar)?).with_context(|| format!("reading {}", sidecar.display()))?;
-        let input_path = if t.input.is_relative() { wasm.parent().unwrap_or(Path::new(".")).join(&t.input) } else { t.input };
-        let input = std::fs::read(&input_path).with_context(|| format!("reading {}", input_path.display()))?;
-        Some(SelfTest { input, expect: t.label.map(Expect::Label).unwrap_or(Expect::Success) })
+        let t: SelfTestFile = serde_json::from_slice(&std::fs::read(&sidecar)?)
+            .with_context(|| format!("reading {}", sidecar.display()))?;
+        let input_path = if t.input.is_relative() {
+            wasm.parent().unwrap_or(Path::new(".")).join(&t.input)
+        } else {
+            t.input
+        };
+        let input = std::fs::read(&input_path)
+            .with_context(|| format!("reading {}", input_path.display()))?;
+        Some(SelfTest {
+            input,
+            expect: t.label.map(Expect::Label).unwrap_or(Expect::Success),
+        })
     } else {
         None
     };
-    Ok(DeploySpec { self_test, ..DeploySpec::default() })
+    Ok(DeploySpec {
+        self_test,
+        ..DeploySpec::default()
+    })
 }
 
 async fn deploy_file(reg: Arc<Registry>, path: PathBuf) {
     let shown = path.display().to_string();
-    let result = tokio::task::spawn_blocking(move || -> anyhow::Result<gatehouse_runtime::Deployed> {
-        let wasm = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
-        Ok(reg.deploy(&wasm, &path.display().to_string(), spec_for(&path)?)?)
-    })
-    .await;
+    let result =
+        tokio::task::spawn_blocking(move || -> anyhow::Result<gatehouse_runtime::Deployed> {
+            let wasm =
+                std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+            Ok(reg.deploy(&wasm, &path.display().to_string(), spec_for(&path)?)?)
+        })
+        .await;
     match result {
         Ok(Ok(d)) => match d.replaced {
             Some(old) => tracing::info!("{shown}: {old} replaced by {} in {:?}", d.id, d.took),
@@ -84,7 +101,13 @@ fn size_and_mtime(p: &Path) -> Option<(u64, SystemTime)> {
 /// Sample inputs per input kind.
 fn replay_inputs(dir: &Path) -> HashMap<&'static str, Vec<PathBuf>> {
     let list = |sub: &str, ext: &str| -> Vec<PathBuf> {
-        let mut v: Vec<PathBuf> = std::fs::read_dir(dir.join(sub)).map(|r| r.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().is_some_and(|e| e == ext)).collect()).unwrap_or_default();
+        let mut v: Vec<PathBuf> = std::fs::read_dir(dir.join(sub))
+            .map(|r| {
+                r.filter_map(|e| e.ok().map(|e| e.path()))
+                    .filter(|p| p.extension().is_some_and(|e| e == ext))
+                    .collect()
+            })
+            .unwrap_or_default();
         v.sort();
         v
     };
@@ -96,12 +119,21 @@ fn replay_inputs(dir: &Path) -> HashMap<&'static str, Vec<PathBuf>> {
 }
 
 pub fn run(ctx: &Context, a: Args) -> anyhow::Result<()> {
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting tokio")?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting tokio")?;
     rt.block_on(serve(ctx, a))
 }
 
 async fn serve(ctx: &Context, a: Args) -> anyhow::Result<()> {
-    let reg = Arc::new(Registry::new(ctx.runtime()?, Policy { pool_size: 2, ..Policy::default() }));
+    let reg = Arc::new(Registry::new(
+        ctx.runtime()?,
+        Policy {
+            pool_size: 2,
+            ..Policy::default()
+        },
+    ));
     let mut initial: Vec<PathBuf> = std::fs::read_dir(&a.plugins)
         .with_context(|| format!("reading {}", a.plugins.display()))?
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -115,7 +147,10 @@ async fn serve(ctx: &Context, a: Args) -> anyhow::Result<()> {
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<PathBuf>();
     let mut watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
         if let Ok(ev) = res {
-            if matches!(ev.kind, notify::EventKind::Create(_) | notify::EventKind::Modify(_)) {
+            if matches!(
+                ev.kind,
+                notify::EventKind::Create(_) | notify::EventKind::Modify(_)
+            ) {
                 for p in ev.paths {
                     let _ = tx.send(p);
                 }
@@ -123,13 +158,16 @@ async fn serve(ctx: &Context, a: Args) -> anyhow::Result<()> {
         }
     })
     .context("starting the folder watcher")?;
-    watcher.watch(&a.plugins, notify::RecursiveMode::NonRecursive).with_context(|| format!("watching {}", a.plugins.display()))?;
+    watcher
+        .watch(&a.plugins, notify::RecursiveMode::NonRecursive)
+        .with_context(|| format!("watching {}", a.plugins.display()))?;
 
     // A changed file is deployed once it has stopped changing for `settle`.
     let settle = Duration::from_millis(a.settle_ms);
     let reg_w = reg.clone();
     tokio::spawn(async move {
-        let mut pending: HashMap<PathBuf, (Option<(u64, SystemTime)>, tokio::time::Instant)> = HashMap::new();
+        let mut pending: HashMap<PathBuf, (Option<(u64, SystemTime)>, tokio::time::Instant)> =
+            HashMap::new();
         let mut tick = tokio::time::interval(settle / 3 + Duration::from_millis(1));
         loop {
             tokio::select! {
@@ -159,16 +197,33 @@ async fn serve(ctx: &Context, a: Args) -> anyhow::Result<()> {
     });
 
     let inputs = replay_inputs(&a.replay);
-    let deadline = a.duration_s.map(|s| tokio::time::Instant::now() + Duration::from_secs_f64(s));
+    let deadline = a
+        .duration_s
+        .map(|s| tokio::time::Instant::now() + Duration::from_secs_f64(s));
     let mut round = 0usize;
     loop {
         for st in reg.list() {
-            let Some(d) = reg.active(&st.name) else { continue };
-            let Some(files) = d.plugin().descriptor().input_kinds.iter().find_map(|k| inputs.get(k.as_str()).filter(|v| !v.is_empty())) else { continue };
+            let Some(d) = reg.active(&st.name) else {
+                continue;
+            };
+            let Some(files) = d
+                .plugin()
+                .descriptor()
+                .input_kinds
+                .iter()
+                .find_map(|k| inputs.get(k.as_str()).filter(|v| !v.is_empty()))
+            else {
+                continue;
+            };
             let file = files[round % files.len()].clone();
             let (reg, name) = (reg.clone(), st.name.clone());
             let shown = file.file_name().map(|n| n.to_string_lossy().into_owned());
-            let res = tokio::task::spawn_blocking(move || std::fs::read(&file).map_err(anyhow::Error::from).and_then(|b| Ok(reg.infer(&name, &b)?))).await;
+            let res = tokio::task::spawn_blocking(move || {
+                std::fs::read(&file)
+                    .map_err(anyhow::Error::from)
+                    .and_then(|b| Ok(reg.infer(&name, &b)?))
+            })
+            .await;
             match res {
                 Ok(Ok(s)) => println!("{}", inference_json(&s.id, shown.as_deref(), &s.inference)),
                 Ok(Err(e)) => tracing::error!("{e:#}"),

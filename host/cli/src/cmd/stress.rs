@@ -56,19 +56,47 @@ pub fn run(ctx: &Context, a: Args) -> anyhow::Result<()> {
     let read = |p: &PathBuf| std::fs::read(p).with_context(|| format!("reading {}", p.display()));
     let (wasm_a, wasm_b, input) = (read(&a.plugin)?, read(&a.swap_to)?, read(&a.input)?);
     let model = a.model.as_ref().map(read).transpose()?;
-    let spec = DeploySpec { config: InitConfig { model, settings: a.settings.clone() }, ..DeploySpec::default() };
-    let reg = Arc::new(Registry::new(ctx.runtime()?, Policy { pool_size: a.concurrency.max(1), ..Policy::default() }));
+    let spec = DeploySpec {
+        config: InitConfig {
+            model,
+            settings: a.settings.clone(),
+        },
+        ..DeploySpec::default()
+    };
+    let reg = Arc::new(Registry::new(
+        ctx.runtime()?,
+        Policy {
+            pool_size: a.concurrency.max(1),
+            ..Policy::default()
+        },
+    ));
     let first = reg.deploy(&wasm_a, &a.plugin.display().to_string(), spec.clone())?;
     let name = first.id.name.clone();
     // Both builds compiled once up front, so swaps measure the cached path.
-    reg.runtime().load(&wasm_b, &a.swap_to.display().to_string(), spec.limits.clone())?;
+    reg.runtime().load(
+        &wasm_b,
+        &a.swap_to.display().to_string(),
+        spec.limits.clone(),
+    )?;
 
     let stop = Arc::new(AtomicBool::new(false));
-    let (sent, ok, failed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let (sent, ok, failed) = (
+        Arc::new(AtomicU64::new(0)),
+        Arc::new(AtomicU64::new(0)),
+        Arc::new(AtomicU64::new(0)),
+    );
     let input = Arc::new(input);
     let workers: Vec<_> = (0..a.concurrency.max(1))
         .map(|_| {
-            let (reg, stop, sent, ok, failed, input, name) = (reg.clone(), stop.clone(), sent.clone(), ok.clone(), failed.clone(), input.clone(), name.clone());
+            let (reg, stop, sent, ok, failed, input, name) = (
+                reg.clone(),
+                stop.clone(),
+                sent.clone(),
+                ok.clone(),
+                failed.clone(),
+                input.clone(),
+                name.clone(),
+            );
             std::thread::spawn(move || {
                 let mut lat = Vec::new();
                 while !stop.load(Ordering::Relaxed) {
@@ -99,7 +127,11 @@ pub fn run(ctx: &Context, a: Args) -> anyhow::Result<()> {
         if let Some(wait) = due.checked_sub(start.elapsed()) {
             std::thread::sleep(wait);
         }
-        let (wasm, origin) = if i % 2 == 0 { (&wasm_b, &a.swap_to) } else { (&wasm_a, &a.plugin) };
+        let (wasm, origin) = if i % 2 == 0 {
+            (&wasm_b, &a.swap_to)
+        } else {
+            (&wasm_a, &a.plugin)
+        };
         let t = Instant::now();
         reg.deploy(wasm, &origin.display().to_string(), spec.clone())?;
         // From the deploy call to the new version serving its first request.
@@ -128,7 +160,11 @@ pub fn run(ctx: &Context, a: Args) -> anyhow::Result<()> {
         }
     }
     let elapsed = start.elapsed().as_secs_f64();
-    let (sent, ok, failed) = (sent.load(Ordering::Relaxed), ok.load(Ordering::Relaxed), failed.load(Ordering::Relaxed));
+    let (sent, ok, failed) = (
+        sent.load(Ordering::Relaxed),
+        ok.load(Ordering::Relaxed),
+        failed.load(Ordering::Relaxed),
+    );
     let dropped = sent - ok - failed;
     let report = json!({
         "requests": sent,

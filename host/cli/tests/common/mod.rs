@@ -12,14 +12,38 @@ pub fn root() -> PathBuf {
 /// `gatehouse ARGS...` with a private cache, from the repository root.
 /// Bundled plugins are found in `target/plugins/` (built by `cargo xtask build-plugins`).
 pub fn gatehouse(args: &[&str]) -> Output {
+    gatehouse_with(args, &[])
+}
+
+/// The kernel sets this machine runs, as `gatehouse kernels` lists them.
+pub fn kernel_sets() -> Vec<String> {
+    let o = gatehouse(&["kernels"]);
+    String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .filter(|l| l.ends_with(" supported"))
+        .filter_map(|l| {
+            l.trim_start_matches(['*', ' '])
+                .split_whitespace()
+                .next()
+                .map(str::to_string)
+        })
+        .collect()
+}
+
+/// As [`gatehouse`] with extra environment variables.
+pub fn gatehouse_with(args: &[&str], env: &[(&str, &str)]) -> Output {
     let plugins = root().join("target/plugins");
-    assert!(plugins.join("tflite.wasm").is_file(), "build the plugins first: cargo xtask build-plugins");
+    assert!(
+        plugins.join("tflite.wasm").is_file(),
+        "build the plugins first: cargo xtask build-plugins"
+    );
     let cache = root().join("target/test-tmp/cli-cache");
     Command::new(env!("CARGO_BIN_EXE_gatehouse"))
         .args(args)
         .current_dir(root())
         .env("GATEHOUSE_CACHE_DIR", cache)
         .env("GATEHOUSE_PLUGIN_DIR", plugins)
+        .envs(env.iter().copied())
         .output()
         .expect("run gatehouse")
 }

@@ -38,8 +38,16 @@ fn desc_from_wit(d: wt::TensorDesc) -> Result<Desc, NnFault> {
         wt::Dtype::Float32 => DType::F32,
     };
     let shape = d.shape.iter().map(|&x| x as usize).collect();
-    let quant = d.quantization.map(|q| Quant { scales: q.scales, zero_points: q.zero_points, axis: q.axis as usize });
-    let desc = Desc { dtype, shape, quant };
+    let quant = d.quantization.map(|q| Quant {
+        scales: q.scales,
+        zero_points: q.zero_points,
+        axis: q.axis as usize,
+    });
+    let desc = Desc {
+        dtype,
+        shape,
+        quant,
+    };
     desc.byte_len()?;
     Ok(desc)
 }
@@ -53,7 +61,11 @@ fn desc_to_wit(d: &Desc) -> wt::TensorDesc {
             DType::F32 => wt::Dtype::Float32,
         },
         shape: d.shape.iter().map(|&x| x as u32).collect(),
-        quantization: d.quant.as_ref().map(|q| wt::Quantization { scales: q.scales.clone(), zero_points: q.zero_points.clone(), axis: q.axis as u32 }),
+        quantization: d.quant.as_ref().map(|q| wt::Quantization {
+            scales: q.scales.clone(),
+            zero_points: q.zero_points.clone(),
+            axis: q.axis as u32,
+        }),
     }
 }
 
@@ -71,7 +83,12 @@ impl wt::HostTensor for InstanceState {
         self.push_tensor(key)
     }
 
-    fn view(&mut self, base: Resource<TensorRef>, offset: u64, desc: wt::TensorDesc) -> Result<Resource<TensorRef>, NnFault> {
+    fn view(
+        &mut self,
+        base: Resource<TensorRef>,
+        offset: u64,
+        desc: wt::TensorDesc,
+    ) -> Result<Resource<TensorRef>, NnFault> {
         let base = self.key(&base)?;
         let desc = desc_from_wit(desc)?;
         self.tensors.charge(SLOT_OVERHEAD, "tensor view")?;
@@ -92,17 +109,29 @@ impl wt::HostTensor for InstanceState {
 
     fn read(&mut self, t: Resource<TensorRef>) -> wasmtime::Result<Vec<u8>> {
         let key = self.table.get(&t)?.0;
-        Ok(self.tensors.bytes(key).map_err(|e| wasmtime::format_err!("{e}"))?.to_vec())
+        Ok(self
+            .tensors
+            .bytes(key)
+            .map_err(|e| wasmtime::format_err!("{e}"))?
+            .to_vec())
     }
 
     fn desc(&mut self, t: Resource<TensorRef>) -> wasmtime::Result<wt::TensorDesc> {
         let key = self.table.get(&t)?.0;
-        Ok(desc_to_wit(self.tensors.desc(key).map_err(|e| wasmtime::format_err!("{e}"))?))
+        Ok(desc_to_wit(
+            self.tensors
+                .desc(key)
+                .map_err(|e| wasmtime::format_err!("{e}"))?,
+        ))
     }
 
     fn byte_len(&mut self, t: Resource<TensorRef>) -> wasmtime::Result<u64> {
         let key = self.table.get(&t)?.0;
-        Ok(self.tensors.span(key).map_err(|e| wasmtime::format_err!("{e}"))?.len() as u64)
+        Ok(self
+            .tensors
+            .span(key)
+            .map_err(|e| wasmtime::format_err!("{e}"))?
+            .len() as u64)
     }
 
     fn drop(&mut self, t: Resource<TensorRef>) -> wasmtime::Result<()> {
@@ -115,7 +144,10 @@ impl wt::HostTensor for InstanceState {
 
 impl wt::Host for InstanceState {
     fn usage(&mut self) -> wasmtime::Result<wt::MemoryUsage> {
-        Ok(wt::MemoryUsage { used: self.tensors.used(), quota: self.tensors.quota() })
+        Ok(wt::MemoryUsage {
+            used: self.tensors.used(),
+            quota: self.tensors.quota(),
+        })
     }
 
     fn convert_nn_error(&mut self, err: NnFault) -> wasmtime::Result<wt::NnError> {
@@ -162,9 +194,22 @@ impl InstanceState {
     fn op_desc(&self, op: &wops::Op) -> Result<OpDesc, NnFault> {
         let k = |r: &Resource<TensorRef>| self.key(r);
         let ko = |r: &Option<Resource<TensorRef>>| r.as_ref().map(|r| self.key(r)).transpose();
-        let unary = |kind: UnaryKind, u: &wops::Unary| -> Result<OpDesc, NnFault> { Ok(OpDesc::Unary { kind, input: k(&u.input)?, output: k(&u.output)? }) };
+        let unary = |kind: UnaryKind, u: &wops::Unary| -> Result<OpDesc, NnFault> {
+            Ok(OpDesc::Unary {
+                kind,
+                input: k(&u.input)?,
+                output: k(&u.output)?,
+            })
+        };
         let pool = |p: &wops::Pool2d| -> Result<PoolArgs, NnFault> {
-            Ok(PoolArgs { input: k(&p.input)?, output: k(&p.output)?, filter_h: p.filter_h, filter_w: p.filter_w, window: window(p.window), activation: activation(p.activation) })
+            Ok(PoolArgs {
+                input: k(&p.input)?,
+                output: k(&p.output)?,
+                filter_h: p.filter_h,
+                filter_w: p.filter_w,
+                window: window(p.window),
+                activation: activation(p.activation),
+            })
         };
         Ok(match op {
             wops::Op::Conv2d(c) => OpDesc::Conv2d {
@@ -193,9 +238,23 @@ impl InstanceState {
             },
             wops::Op::AveragePool2d(p) => OpDesc::AveragePool2d(pool(p)?),
             wops::Op::MaxPool2d(p) => OpDesc::MaxPool2d(pool(p)?),
-            wops::Op::Add(a) => OpDesc::Add { a: k(&a.a)?, b: k(&a.b)?, output: k(&a.output)?, activation: activation(a.activation) },
-            wops::Op::Mul(a) => OpDesc::Mul { a: k(&a.a)?, b: k(&a.b)?, output: k(&a.output)?, activation: activation(a.activation) },
-            wops::Op::Softmax(s) => OpDesc::Softmax { input: k(&s.input)?, output: k(&s.output)?, beta: s.beta },
+            wops::Op::Add(a) => OpDesc::Add {
+                a: k(&a.a)?,
+                b: k(&a.b)?,
+                output: k(&a.output)?,
+                activation: activation(a.activation),
+            },
+            wops::Op::Mul(a) => OpDesc::Mul {
+                a: k(&a.a)?,
+                b: k(&a.b)?,
+                output: k(&a.output)?,
+                activation: activation(a.activation),
+            },
+            wops::Op::Softmax(s) => OpDesc::Softmax {
+                input: k(&s.input)?,
+                output: k(&s.output)?,
+                beta: s.beta,
+            },
             wops::Op::Logistic(u) => unary(UnaryKind::Logistic, u)?,
             wops::Op::Tanh(u) => unary(UnaryKind::Tanh, u)?,
             wops::Op::HardSwish(u) => unary(UnaryKind::HardSwish, u)?,
@@ -205,12 +264,31 @@ impl InstanceState {
             wops::Op::Quantize(u) => unary(UnaryKind::Quantize, u)?,
             wops::Op::Dequantize(u) => unary(UnaryKind::Dequantize, u)?,
             wops::Op::Reshape(u) => unary(UnaryKind::Reshape, u)?,
-            wops::Op::Mean(r) => OpDesc::Mean { input: k(&r.input)?, output: k(&r.output)?, axes: r.axes.iter().map(|&a| a as usize).collect(), keep_dims: r.keep_dims },
-            wops::Op::ReduceMax(r) => OpDesc::ReduceMax { input: k(&r.input)?, output: k(&r.output)?, axes: r.axes.iter().map(|&a| a as usize).collect() },
-            wops::Op::Pad(p) => OpDesc::Pad { input: k(&p.input)?, output: k(&p.output)?, paddings: p.paddings.iter().map(|&(b, a)| (b as usize, a as usize)).collect() },
-            wops::Op::Concatenation(c) => {
-                OpDesc::Concatenation { inputs: c.inputs.iter().map(k).collect::<Result<_, _>>()?, output: k(&c.output)?, axis: c.axis as usize }
-            }
+            wops::Op::Mean(r) => OpDesc::Mean {
+                input: k(&r.input)?,
+                output: k(&r.output)?,
+                axes: r.axes.iter().map(|&a| a as usize).collect(),
+                keep_dims: r.keep_dims,
+            },
+            wops::Op::ReduceMax(r) => OpDesc::ReduceMax {
+                input: k(&r.input)?,
+                output: k(&r.output)?,
+                axes: r.axes.iter().map(|&a| a as usize).collect(),
+            },
+            wops::Op::Pad(p) => OpDesc::Pad {
+                input: k(&p.input)?,
+                output: k(&p.output)?,
+                paddings: p
+                    .paddings
+                    .iter()
+                    .map(|&(b, a)| (b as usize, a as usize))
+                    .collect(),
+            },
+            wops::Op::Concatenation(c) => OpDesc::Concatenation {
+                inputs: c.inputs.iter().map(k).collect::<Result<_, _>>()?,
+                output: k(&c.output)?,
+                axis: c.axis as usize,
+            },
             wops::Op::StridedSlice(sl) => OpDesc::StridedSlice {
                 input: k(&sl.input)?,
                 output: k(&sl.output)?,
@@ -247,13 +325,18 @@ impl wops::Host for InstanceState {
 impl wplan::HostPlan for InstanceState {
     fn new(&mut self, options: wops::ExecOptions) -> wasmtime::Result<Resource<Plan>> {
         // A plan's own bookkeeping counts against the quota like an operator.
-        self.tensors.charge(OP_OVERHEAD, "plan").map_err(|e| wasmtime::format_err!("{e}"))?;
+        self.tensors
+            .charge(OP_OVERHEAD, "plan")
+            .map_err(|e| wasmtime::format_err!("{e}"))?;
         Ok(self.table.push(Plan::new(semantics(options)))?)
     }
 
     fn push(&mut self, plan: Resource<Plan>, op: wops::Op) -> Result<u32, NnFault> {
         let desc = self.op_desc(&op)?;
-        let plan = self.table.get_mut(&plan).map_err(|e| NnFault::Trap(e.into()))?;
+        let plan = self
+            .table
+            .get_mut(&plan)
+            .map_err(|e| NnFault::Trap(e.into()))?;
         plan.push(&desc, &mut self.tensors)
     }
 
@@ -262,17 +345,28 @@ impl wplan::HostPlan for InstanceState {
         plan.run(&mut self.tensors, self.kernels)
     }
 
-    fn invoke(&mut self, plan: Resource<Plan>, input: Resource<TensorRef>, data: Vec<u8>, output: Resource<TensorRef>) -> Result<Vec<u8>, NnFault> {
+    fn invoke(
+        &mut self,
+        plan: Resource<Plan>,
+        input: Resource<TensorRef>,
+        data: Vec<u8>,
+        output: Resource<TensorRef>,
+    ) -> Result<Vec<u8>, NnFault> {
         let (ik, ok) = (self.key(&input)?, self.key(&output)?);
         let in_len = self.tensors.span(ik)?.len();
         let out_len = self.tensors.span(ok)?.len();
         if in_len == 0 || data.len() % in_len != 0 || data.is_empty() {
-            return Err(NnFault::invalid(format!("{} input bytes are not a whole number of {in_len} byte inputs", data.len())));
+            return Err(NnFault::invalid(format!(
+                "{} input bytes are not a whole number of {in_len} byte inputs",
+                data.len()
+            )));
         }
         let count = data.len() / in_len;
         let plan = self.table.get(&plan).map_err(|e| NnFault::Trap(e.into()))?;
         let mut result = Vec::new();
-        result.try_reserve_exact(count * out_len).map_err(|_| NnFault::QuotaExceeded("result too large".into()))?;
+        result
+            .try_reserve_exact(count * out_len)
+            .map_err(|_| NnFault::QuotaExceeded("result too large".into()))?;
         for chunk in data.chunks_exact(in_len) {
             self.tensors.write(ik, 0, chunk)?;
             plan.run(&mut self.tensors, self.kernels)?;

@@ -1,12 +1,13 @@
 //! Operator descriptions, validated and prepared into kernel-ready form.
 
 use gatehouse_kernels::elementwise::{HardSwish, Lut, Mul, Qp, Rescale};
-use gatehouse_kernels::movement::{self, Concat, Pad, SpaceBatch, StridedSlice};
 use gatehouse_kernels::elementwise::{dequantize_i8, mul_scalar, quantize_f32};
+use gatehouse_kernels::movement::{self, Concat, Pad, SpaceBatch, StridedSlice};
 use gatehouse_kernels::reduce::{Mean, Reduction, mean_scalar, reduce_max_scalar};
 use gatehouse_kernels::{
-    Activation, Add, AddSpec, KernelError, Conv2d, Conv2dSpec, DepthwiseConv2d, DepthwiseConv2dSpec, FullyConnected, FullyConnectedSpec, KernelSet, Padding, Pool2d,
-    Requant, Rounding, Semantics, Shape4, Softmax, WindowSpec, activation_range,
+    Activation, Add, AddSpec, Conv2d, Conv2dSpec, DepthwiseConv2d, DepthwiseConv2dSpec,
+    FullyConnected, FullyConnectedSpec, KernelError, KernelSet, Padding, Pool2d, Requant, Rounding,
+    Semantics, Shape4, Softmax, WindowSpec, activation_range,
 };
 
 use crate::nn::tensor::{DType, Desc, Span, TensorKey, TensorStore};
@@ -25,22 +26,94 @@ pub struct WindowArgs {
 /// One operator over tensors of a [`TensorStore`].
 #[derive(Clone, Debug)]
 pub enum OpDesc {
-    Conv2d { input: TensorKey, filter: TensorKey, bias: Option<TensorKey>, output: TensorKey, window: WindowArgs, activation: Activation },
-    DepthwiseConv2d { input: TensorKey, filter: TensorKey, bias: Option<TensorKey>, output: TensorKey, window: WindowArgs, depth_multiplier: u32, activation: Activation },
-    FullyConnected { input: TensorKey, weights: TensorKey, bias: Option<TensorKey>, output: TensorKey, activation: Activation },
+    Conv2d {
+        input: TensorKey,
+        filter: TensorKey,
+        bias: Option<TensorKey>,
+        output: TensorKey,
+        window: WindowArgs,
+        activation: Activation,
+    },
+    DepthwiseConv2d {
+        input: TensorKey,
+        filter: TensorKey,
+        bias: Option<TensorKey>,
+        output: TensorKey,
+        window: WindowArgs,
+        depth_multiplier: u32,
+        activation: Activation,
+    },
+    FullyConnected {
+        input: TensorKey,
+        weights: TensorKey,
+        bias: Option<TensorKey>,
+        output: TensorKey,
+        activation: Activation,
+    },
     AveragePool2d(PoolArgs),
     MaxPool2d(PoolArgs),
-    Add { a: TensorKey, b: TensorKey, output: TensorKey, activation: Activation },
-    Mul { a: TensorKey, b: TensorKey, output: TensorKey, activation: Activation },
-    Softmax { input: TensorKey, output: TensorKey, beta: f32 },
-    Unary { kind: UnaryKind, input: TensorKey, output: TensorKey },
-    Mean { input: TensorKey, output: TensorKey, axes: Vec<usize>, keep_dims: bool },
-    ReduceMax { input: TensorKey, output: TensorKey, axes: Vec<usize> },
-    Pad { input: TensorKey, output: TensorKey, paddings: Vec<(usize, usize)> },
-    Concatenation { inputs: Vec<TensorKey>, output: TensorKey, axis: usize },
-    StridedSlice { input: TensorKey, output: TensorKey, begin: Vec<i64>, strides: Vec<i64>, counts: Vec<usize> },
-    SpaceToBatch { input: TensorKey, output: TensorKey, block: [usize; 2], before: [usize; 2] },
-    BatchToSpace { input: TensorKey, output: TensorKey, block: [usize; 2], before: [usize; 2] },
+    Add {
+        a: TensorKey,
+        b: TensorKey,
+        output: TensorKey,
+        activation: Activation,
+    },
+    Mul {
+        a: TensorKey,
+        b: TensorKey,
+        output: TensorKey,
+        activation: Activation,
+    },
+    Softmax {
+        input: TensorKey,
+        output: TensorKey,
+        beta: f32,
+    },
+    Unary {
+        kind: UnaryKind,
+        input: TensorKey,
+        output: TensorKey,
+    },
+    Mean {
+        input: TensorKey,
+        output: TensorKey,
+        axes: Vec<usize>,
+        keep_dims: bool,
+    },
+    ReduceMax {
+        input: TensorKey,
+        output: TensorKey,
+        axes: Vec<usize>,
+    },
+    Pad {
+        input: TensorKey,
+        output: TensorKey,
+        paddings: Vec<(usize, usize)>,
+    },
+    Concatenation {
+        inputs: Vec<TensorKey>,
+        output: TensorKey,
+        axis: usize,
+    },
+    StridedSlice {
+        input: TensorKey,
+        output: TensorKey,
+        begin: Vec<i64>,
+        strides: Vec<i64>,
+        counts: Vec<usize>,
+    },
+    SpaceToBatch {
+        input: TensorKey,
+        output: TensorKey,
+        block: [usize; 2],
+        before: [usize; 2],
+    },
+    BatchToSpace {
+        input: TensorKey,
+        output: TensorKey,
+        block: [usize; 2],
+        before: [usize; 2],
+    },
 }
 
 /// Operators of one input and one output of equal size.
@@ -102,18 +175,30 @@ pub struct PreparedOp {
     charged: u64,
 }
 
-fn act_i8<'a>(st: &'a TensorStore, key: TensorKey, what: &str) -> Result<(&'a Desc, f32, i32), NnFault> {
+fn act_i8<'a>(
+    st: &'a TensorStore,
+    key: TensorKey,
+    what: &str,
+) -> Result<(&'a Desc, f32, i32), NnFault> {
     let d = st.desc(key)?;
     if d.dtype != DType::I8 {
-        return Err(NnFault::invalid(format!("{what} must be int8, is {:?}", d.dtype)));
+        return Err(NnFault::invalid(format!(
+            "{what} must be int8, is {:?}",
+            d.dtype
+        )));
     }
-    let q = d.quant.as_ref().ok_or_else(|| NnFault::invalid(format!("{what} has no quantization")))?;
+    let q = d
+        .quant
+        .as_ref()
+        .ok_or_else(|| NnFault::invalid(format!("{what} has no quantization")))?;
     let (s, z) = q.per_tensor(what)?;
     if !(s > 0.0) {
         return Err(NnFault::invalid(format!("{what} has scale {s}")));
     }
     if !(-128..=127).contains(&z) {
-        return Err(NnFault::invalid(format!("{what} has zero point {z} outside int8")));
+        return Err(NnFault::invalid(format!(
+            "{what} has zero point {z} outside int8"
+        )));
     }
     Ok((d, s, z))
 }
@@ -129,7 +214,10 @@ fn qp((_, scale, zero_point): (&Desc, f32, i32)) -> Qp {
 fn check_out_len(st: &TensorStore, output: TensorKey, elements: usize) -> Result<(), NnFault> {
     let d = st.desc(output)?;
     if d.elements() != elements {
-        return Err(NnFault::invalid(format!("output {:?} should hold {elements} elements", d.shape)));
+        return Err(NnFault::invalid(format!(
+            "output {:?} should hold {elements} elements",
+            d.shape
+        )));
     }
     Ok(())
 }
@@ -138,7 +226,9 @@ fn check_out_len(st: &TensorStore, output: TensorKey, elements: usize) -> Result
 fn same_type(st: &TensorStore, a: TensorKey, b: TensorKey, what: &str) -> Result<(), NnFault> {
     let (da, db) = (st.desc(a)?, st.desc(b)?);
     if da.dtype != db.dtype || da.quant != db.quant {
-        return Err(NnFault::invalid(format!("{what} needs the same type and quantization in and out")));
+        return Err(NnFault::invalid(format!(
+            "{what} needs the same type and quantization in and out"
+        )));
     }
     Ok(())
 }
@@ -158,39 +248,71 @@ fn nhwc(d: &Desc, what: &str) -> Result<[usize; 4], NnFault> {
     match d.shape.as_slice() {
         &[n, h, w, c] => Ok([n, h, w, c]),
         &[n, h, c] => Ok([n, h, 1, c]),
-        s => Err(NnFault::invalid(format!("{what} needs a rank 3 or 4 tensor, got {s:?}"))),
+        s => Err(NnFault::invalid(format!(
+            "{what} needs a rank 3 or 4 tensor, got {s:?}"
+        ))),
     }
 }
 
 fn shape4(d: &Desc, what: &str) -> Result<Shape4, NnFault> {
     match d.shape.as_slice() {
         &[n, h, w, c] => Ok(Shape4::new(n, h, w, c)),
-        s => Err(NnFault::invalid(format!("{what} must be rank 4 (NHWC), has shape {s:?}"))),
+        s => Err(NnFault::invalid(format!(
+            "{what} must be rank 4 (NHWC), has shape {s:?}"
+        ))),
     }
 }
 
 /// Constant int8 weights with symmetric-or-not zero points and per-channel scales on `axis`.
-fn weights_i8(st: &TensorStore, key: TensorKey, what: &str, channels: usize, axis: usize) -> Result<(Vec<i8>, Vec<f32>, Vec<i32>), NnFault> {
+fn weights_i8(
+    st: &TensorStore,
+    key: TensorKey,
+    what: &str,
+    channels: usize,
+    axis: usize,
+) -> Result<(Vec<i8>, Vec<f32>, Vec<i32>), NnFault> {
     let d = st.desc(key)?;
     if d.dtype != DType::I8 {
-        return Err(NnFault::invalid(format!("{what} must be int8, is {:?}", d.dtype)));
+        return Err(NnFault::invalid(format!(
+            "{what} must be int8, is {:?}",
+            d.dtype
+        )));
     }
-    let q = d.quant.as_ref().ok_or_else(|| NnFault::invalid(format!("{what} has no quantization")))?;
+    let q = d
+        .quant
+        .as_ref()
+        .ok_or_else(|| NnFault::invalid(format!("{what} has no quantization")))?;
     if q.scales.len() != 1 && (q.scales.len() != channels || q.axis != axis) {
-        return Err(NnFault::invalid(format!("{what} has {} scales on axis {}; expected 1 or {channels} on axis {axis}", q.scales.len(), q.axis)));
+        return Err(NnFault::invalid(format!(
+            "{what} has {} scales on axis {}; expected 1 or {channels} on axis {axis}",
+            q.scales.len(),
+            q.axis
+        )));
     }
     let data = st.bytes(key)?.iter().map(|&b| b as i8).collect();
     Ok((data, q.scales.clone(), q.zero_points.clone()))
 }
 
-fn bias_i32(st: &TensorStore, key: Option<TensorKey>, channels: usize) -> Result<Option<Vec<i32>>, NnFault> {
+fn bias_i32(
+    st: &TensorStore,
+    key: Option<TensorKey>,
+    channels: usize,
+) -> Result<Option<Vec<i32>>, NnFault> {
     let Some(key) = key else { return Ok(None) };
     let d = st.desc(key)?;
     if d.dtype != DType::I32 || d.elements() != channels {
-        return Err(NnFault::invalid(format!("bias must be int32 with {channels} values, is {:?} {:?}", d.dtype, d.shape)));
+        return Err(NnFault::invalid(format!(
+            "bias must be int32 with {channels} values, is {:?} {:?}",
+            d.dtype, d.shape
+        )));
     }
     let bytes = st.bytes(key)?;
-    Ok(Some(bytes.chunks_exact(4).map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()))
+    Ok(Some(
+        bytes
+            .chunks_exact(4)
+            .map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect(),
+    ))
 }
 
 fn window_spec(w: WindowArgs, kh: usize, kw: usize) -> WindowSpec {
@@ -206,13 +328,23 @@ fn window_spec(w: WindowArgs, kh: usize, kw: usize) -> WindowSpec {
 }
 
 /// `input_scale · filter_scale[c] / output_scale` per channel, in double as TFLite does.
-fn channel_requant(s_in: f32, filter_scales: &[f32], s_out: f32, rounding: Rounding) -> Vec<Requant> {
-    filter_scales.iter().map(|&fs| Requant::from_real(s_in as f64 * fs as f64 / s_out as f64, rounding)).collect()
+fn channel_requant(
+    s_in: f32,
+    filter_scales: &[f32],
+    s_out: f32,
+    rounding: Rounding,
+) -> Vec<Requant> {
+    filter_scales
+        .iter()
+        .map(|&fs| Requant::from_real(s_in as f64 * fs as f64 / s_out as f64, rounding))
+        .collect()
 }
 
 fn symmetric(zero_points: &[i32], what: &str) -> Result<(), NnFault> {
     if zero_points.iter().any(|&z| z != 0) {
-        return Err(NnFault::invalid(format!("int8 {what} must be symmetric (zero point 0)")));
+        return Err(NnFault::invalid(format!(
+            "int8 {what} must be symmetric (zero point 0)"
+        )));
     }
     Ok(())
 }
@@ -224,9 +356,26 @@ impl PreparedOp {
 
     /// Validate `op` against the tensors it names and build its kernel state.
     /// Charges copied weights to the quota; holds every operand.
-    pub fn prepare(op: &OpDesc, st: &mut TensorStore, semantics: Semantics) -> Result<PreparedOp, NnFault> {
-        let (name, kernel, inputs, output, mut held): (&'static str, Kernel, Vec<TensorKey>, TensorKey, Vec<TensorKey>) = match *op {
-            OpDesc::Conv2d { input, filter, bias, output, window, activation } => {
+    pub fn prepare(
+        op: &OpDesc,
+        st: &mut TensorStore,
+        semantics: Semantics,
+    ) -> Result<PreparedOp, NnFault> {
+        let (name, kernel, inputs, output, mut held): (
+            &'static str,
+            Kernel,
+            Vec<TensorKey>,
+            TensorKey,
+            Vec<TensorKey>,
+        ) = match *op {
+            OpDesc::Conv2d {
+                input,
+                filter,
+                bias,
+                output,
+                window,
+                activation,
+            } => {
                 let rounding = semantics.conv();
                 let (di, s_in, z_in) = act_i8(st, input, "conv2d input")?;
                 let is = shape4(di, "conv2d input")?;
@@ -234,7 +383,10 @@ impl PreparedOp {
                 let os = shape4(dout, "conv2d output")?;
                 let fshape = shape4(st.desc(filter)?, "conv2d filter")?;
                 if fshape.n != os.c {
-                    return Err(NnFault::invalid(format!("filter has {} output channels, output has {}", fshape.n, os.c)));
+                    return Err(NnFault::invalid(format!(
+                        "filter has {} output channels, output has {}",
+                        fshape.n, os.c
+                    )));
                 }
                 let (f, fscales, fzps) = weights_i8(st, filter, "conv2d filter", os.c, 0)?;
                 symmetric(&fzps, "conv2d filter")?;
@@ -253,9 +405,23 @@ impl PreparedOp {
                     act_max,
                     rounding,
                 })?;
-                ("conv2d", Kernel::Conv2d(k), vec![input], output, [Some(filter), bias].into_iter().flatten().collect())
+                (
+                    "conv2d",
+                    Kernel::Conv2d(k),
+                    vec![input],
+                    output,
+                    [Some(filter), bias].into_iter().flatten().collect(),
+                )
             }
-            OpDesc::DepthwiseConv2d { input, filter, bias, output, window, depth_multiplier, activation } => {
+            OpDesc::DepthwiseConv2d {
+                input,
+                filter,
+                bias,
+                output,
+                window,
+                depth_multiplier,
+                activation,
+            } => {
                 let rounding = semantics.conv();
                 let (di, s_in, z_in) = act_i8(st, input, "depthwise input")?;
                 let is = shape4(di, "depthwise input")?;
@@ -263,7 +429,10 @@ impl PreparedOp {
                 let os = shape4(dout, "depthwise output")?;
                 let fshape = shape4(st.desc(filter)?, "depthwise filter")?;
                 if fshape.n != 1 || fshape.c != os.c {
-                    return Err(NnFault::invalid(format!("depthwise filter must be [1,kh,kw,{}], is {fshape:?}", os.c)));
+                    return Err(NnFault::invalid(format!(
+                        "depthwise filter must be [1,kh,kw,{}], is {fshape:?}",
+                        os.c
+                    )));
                 }
                 let (f, fscales, fzps) = weights_i8(st, filter, "depthwise filter", os.c, 3)?;
                 symmetric(&fzps, "depthwise filter")?;
@@ -282,9 +451,21 @@ impl PreparedOp {
                     act_max,
                     rounding,
                 })?;
-                ("depthwise_conv2d", Kernel::DepthwiseConv2d(k), vec![input], output, [Some(filter), bias].into_iter().flatten().collect())
+                (
+                    "depthwise_conv2d",
+                    Kernel::DepthwiseConv2d(k),
+                    vec![input],
+                    output,
+                    [Some(filter), bias].into_iter().flatten().collect(),
+                )
             }
-            OpDesc::FullyConnected { input, weights, bias, output, activation } => {
+            OpDesc::FullyConnected {
+                input,
+                weights,
+                bias,
+                output,
+                activation,
+            } => {
                 let rounding = semantics.fully_connected();
                 let (di, s_in, z_in) = act_i8(st, input, "fully_connected input")?;
                 let in_elems = di.elements();
@@ -292,12 +473,19 @@ impl PreparedOp {
                 let out_elems = dout.elements();
                 let (units, depth) = match st.desc(weights)?.shape.as_slice() {
                     &[u, d] => (u, d),
-                    s => return Err(NnFault::invalid(format!("weights must be [units, depth], are {s:?}"))),
+                    s => {
+                        return Err(NnFault::invalid(format!(
+                            "weights must be [units, depth], are {s:?}"
+                        )));
+                    }
                 };
                 if depth == 0 || in_elems % depth != 0 || out_elems != (in_elems / depth) * units {
-                    return Err(NnFault::invalid(format!("input of {in_elems} and output of {out_elems} values do not fit weights [{units}, {depth}]")));
+                    return Err(NnFault::invalid(format!(
+                        "input of {in_elems} and output of {out_elems} values do not fit weights [{units}, {depth}]"
+                    )));
                 }
-                let (w, wscales, wzps) = weights_i8(st, weights, "fully_connected weights", units, 0)?;
+                let (w, wscales, wzps) =
+                    weights_i8(st, weights, "fully_connected weights", units, 0)?;
                 if wzps.len() > 1 {
                     symmetric(&wzps, "per-channel weights")?;
                 }
@@ -316,7 +504,13 @@ impl PreparedOp {
                     act_max,
                     rounding,
                 })?;
-                ("fully_connected", Kernel::FullyConnected(k), vec![input], output, [Some(weights), bias].into_iter().flatten().collect())
+                (
+                    "fully_connected",
+                    Kernel::FullyConnected(k),
+                    vec![input],
+                    output,
+                    [Some(weights), bias].into_iter().flatten().collect(),
+                )
             }
             OpDesc::AveragePool2d(p) | OpDesc::MaxPool2d(p) => {
                 let avg = matches!(op, OpDesc::AveragePool2d(_));
@@ -326,13 +520,37 @@ impl PreparedOp {
                 let (dout, s_out, z_out) = act_i8(st, p.output, "pool output")?;
                 let os = shape4(dout, "pool output")?;
                 if s_in != s_out || z_in != z_out {
-                    return Err(NnFault::invalid("pooling input and output must share quantization"));
+                    return Err(NnFault::invalid(
+                        "pooling input and output must share quantization",
+                    ));
                 }
                 let (act_min, act_max) = activation_range(p.activation, s_out, z_out);
-                let k = Pool2d::new(name, is, os, window_spec(p.window, p.filter_h as usize, p.filter_w as usize), act_min, act_max)?;
-                (name, if avg { Kernel::AveragePool2d(k) } else { Kernel::MaxPool2d(k) }, vec![p.input], p.output, vec![])
+                let k = Pool2d::new(
+                    name,
+                    is,
+                    os,
+                    window_spec(p.window, p.filter_h as usize, p.filter_w as usize),
+                    act_min,
+                    act_max,
+                )?;
+                (
+                    name,
+                    if avg {
+                        Kernel::AveragePool2d(k)
+                    } else {
+                        Kernel::MaxPool2d(k)
+                    },
+                    vec![p.input],
+                    p.output,
+                    vec![],
+                )
             }
-            OpDesc::Add { a, b, output, activation } => {
+            OpDesc::Add {
+                a,
+                b,
+                output,
+                activation,
+            } => {
                 let rounding = semantics.add();
                 let (da, sa, za) = act_i8(st, a, "add input a")?;
                 let (db, sb, zb) = act_i8(st, b, "add input b")?;
@@ -354,32 +572,71 @@ impl PreparedOp {
                 })?;
                 ("add", Kernel::Add(k), vec![a, b], output, vec![])
             }
-            OpDesc::Softmax { input, output, beta } => {
+            OpDesc::Softmax {
+                input,
+                output,
+                beta,
+            } => {
                 let (di, s_in, _) = act_i8(st, input, "softmax input")?;
                 let (dout, s_out, z_out) = act_i8(st, output, "softmax output")?;
                 if di.shape != dout.shape {
-                    return Err(NnFault::invalid(format!("softmax shapes differ: {:?} vs {:?}", di.shape, dout.shape)));
+                    return Err(NnFault::invalid(format!(
+                        "softmax shapes differ: {:?} vs {:?}",
+                        di.shape, dout.shape
+                    )));
                 }
                 if s_out != 1.0 / 256.0 || z_out != -128 {
-                    return Err(NnFault::invalid("softmax output must have scale 1/256 and zero point -128"));
+                    return Err(NnFault::invalid(
+                        "softmax output must have scale 1/256 and zero point -128",
+                    ));
                 }
-                let depth = *di.shape.last().ok_or_else(|| NnFault::invalid("softmax of a scalar"))?;
+                let depth = *di
+                    .shape
+                    .last()
+                    .ok_or_else(|| NnFault::invalid("softmax of a scalar"))?;
                 let outer = if depth == 0 { 0 } else { di.elements() / depth };
-                ("softmax", Kernel::Softmax(Softmax::new(outer, depth, s_in, beta, s_out, z_out)?), vec![input], output, vec![])
+                (
+                    "softmax",
+                    Kernel::Softmax(Softmax::new(outer, depth, s_in, beta, s_out, z_out)?),
+                    vec![input],
+                    output,
+                    vec![],
+                )
             }
-            OpDesc::Mul { a, b, output, activation } => {
+            OpDesc::Mul {
+                a,
+                b,
+                output,
+                activation,
+            } => {
                 let (da, sa, za) = act_i8(st, a, "mul input a")?;
                 let (db, sb, zb) = act_i8(st, b, "mul input b")?;
                 let (dout, so, zo) = act_i8(st, output, "mul output")?;
                 let act = activation_range(activation, so, zo);
                 let q = |scale, zero_point| Qp { scale, zero_point };
-                let k = Mul::new(&da.shape, &db.shape, &dout.shape, q(sa, za), q(sb, zb), q(so, zo), act, semantics.conv())?;
+                let k = Mul::new(
+                    &da.shape,
+                    &db.shape,
+                    &dout.shape,
+                    q(sa, za),
+                    q(sb, zb),
+                    q(so, zo),
+                    act,
+                    semantics.conv(),
+                )?;
                 ("mul", Kernel::Mul(k), vec![a, b], output, vec![])
             }
-            OpDesc::Unary { kind, input, output } => {
+            OpDesc::Unary {
+                kind,
+                input,
+                output,
+            } => {
                 let (di, dout) = (st.desc(input)?.clone(), st.desc(output)?.clone());
                 if di.elements() != dout.elements() {
-                    return Err(NnFault::invalid(format!("{kind:?}: {:?} and {:?} differ in size", di.shape, dout.shape)));
+                    return Err(NnFault::invalid(format!(
+                        "{kind:?}: {:?} and {:?} differ in size",
+                        di.shape, dout.shape
+                    )));
                 }
                 let name: &'static str = match kind {
                     UnaryKind::Logistic => "logistic",
@@ -395,11 +652,16 @@ impl PreparedOp {
                 let kernel = match kind {
                     UnaryKind::Reshape => {
                         if di.dtype != dout.dtype || di.byte_len()? != dout.byte_len()? {
-                            return Err(NnFault::invalid(format!("reshape from {:?} {:?} to {:?} {:?} changes size or type", di.dtype, di.shape, dout.dtype, dout.shape)));
+                            return Err(NnFault::invalid(format!(
+                                "reshape from {:?} {:?} to {:?} {:?} changes size or type",
+                                di.dtype, di.shape, dout.dtype, dout.shape
+                            )));
                         }
                         Kernel::Copy
                     }
-                    UnaryKind::Quantize if di.dtype == DType::F32 => Kernel::QuantizeF32(qp(act_i8(st, output, "quantize output")?)),
+                    UnaryKind::Quantize if di.dtype == DType::F32 => {
+                        Kernel::QuantizeF32(qp(act_i8(st, output, "quantize output")?))
+                    }
                     UnaryKind::Dequantize => {
                         let qi = qp(act_i8(st, input, "dequantize input")?);
                         if dout.dtype != DType::F32 {
@@ -415,41 +677,83 @@ impl PreparedOp {
                             UnaryKind::Logistic => Kernel::Lut(Lut::logistic(qi, qo)),
                             UnaryKind::Tanh => Kernel::Lut(Lut::tanh(qi, qo)),
                             UnaryKind::HardSwish => Kernel::HardSwish(HardSwish::new(qi, qo)?),
-                            UnaryKind::Relu => Kernel::Rescale(Rescale::relu(qi, qo, (0.0, f32::INFINITY), r)),
-                            UnaryKind::Relu6 => Kernel::Rescale(Rescale::relu(qi, qo, (0.0, 6.0), r)),
-                            UnaryKind::ReluN1To1 => Kernel::Rescale(Rescale::relu(qi, qo, (-1.0, 1.0), r)),
+                            UnaryKind::Relu => {
+                                Kernel::Rescale(Rescale::relu(qi, qo, (0.0, f32::INFINITY), r))
+                            }
+                            UnaryKind::Relu6 => {
+                                Kernel::Rescale(Rescale::relu(qi, qo, (0.0, 6.0), r))
+                            }
+                            UnaryKind::ReluN1To1 => {
+                                Kernel::Rescale(Rescale::relu(qi, qo, (-1.0, 1.0), r))
+                            }
                             _ => Kernel::Rescale(Rescale::requantize(qi, qo, r)),
                         }
                     }
                 };
                 (name, kernel, vec![input], output, vec![])
             }
-            OpDesc::Mean { input, output, ref axes, .. } => {
+            OpDesc::Mean {
+                input,
+                output,
+                ref axes,
+                ..
+            } => {
                 let (di, s_in, z_in) = act_i8(st, input, "mean input")?;
                 let shape = di.shape.clone();
                 let qo = qp(act_i8(st, output, "mean output")?);
-                let k = Mean::new(&shape, axes, Qp { scale: s_in, zero_point: z_in }, qo, semantics.conv())?;
+                let k = Mean::new(
+                    &shape,
+                    axes,
+                    Qp {
+                        scale: s_in,
+                        zero_point: z_in,
+                    },
+                    qo,
+                    semantics.conv(),
+                )?;
                 check_out_len(st, output, k.reduction.out_len())?;
                 ("mean", Kernel::Mean(k), vec![input], output, vec![])
             }
-            OpDesc::ReduceMax { input, output, ref axes } => {
+            OpDesc::ReduceMax {
+                input,
+                output,
+                ref axes,
+            } => {
                 let (di, _, _) = act_i8(st, input, "reduce_max input")?;
                 let k = Reduction::new("reduce_max", &di.shape.clone(), axes)?;
                 act_i8(st, output, "reduce_max output")?;
                 check_out_len(st, output, k.out_len())?;
-                ("reduce_max", Kernel::ReduceMax(k), vec![input], output, vec![])
+                (
+                    "reduce_max",
+                    Kernel::ReduceMax(k),
+                    vec![input],
+                    output,
+                    vec![],
+                )
             }
-            OpDesc::Pad { input, output, ref paddings } => {
+            OpDesc::Pad {
+                input,
+                output,
+                ref paddings,
+            } => {
                 let di = st.desc(input)?.clone();
                 same_type(st, input, output, "pad")?;
                 let value = pad_value(st.desc(output)?);
                 let k = Pad::new(&di.shape, paddings, value)?;
                 if k.out_dims() != st.desc(output)?.shape.as_slice() {
-                    return Err(NnFault::invalid(format!("pad output is {:?}, padding gives {:?}", st.desc(output)?.shape, k.out_dims())));
+                    return Err(NnFault::invalid(format!(
+                        "pad output is {:?}, padding gives {:?}",
+                        st.desc(output)?.shape,
+                        k.out_dims()
+                    )));
                 }
                 ("pad", Kernel::Pad(k), vec![input], output, vec![])
             }
-            OpDesc::Concatenation { ref inputs, output, axis } => {
+            OpDesc::Concatenation {
+                ref inputs,
+                output,
+                axis,
+            } => {
                 let mut shapes = Vec::with_capacity(inputs.len());
                 for &i in inputs {
                     same_type(st, i, output, "concatenation")?;
@@ -459,44 +763,106 @@ impl PreparedOp {
                 let k = Concat::new(&shapes, axis, dout.dtype.size())?;
                 let total: usize = (0..inputs.len()).map(|i| k.input_len(i)).sum();
                 if total != dout.byte_len()? {
-                    return Err(NnFault::invalid(format!("concatenation of {shapes:?} on axis {axis} does not make {:?}", dout.shape)));
+                    return Err(NnFault::invalid(format!(
+                        "concatenation of {shapes:?} on axis {axis} does not make {:?}",
+                        dout.shape
+                    )));
                 }
-                ("concatenation", Kernel::Concat(k), inputs.clone(), output, vec![])
+                (
+                    "concatenation",
+                    Kernel::Concat(k),
+                    inputs.clone(),
+                    output,
+                    vec![],
+                )
             }
-            OpDesc::StridedSlice { input, output, ref begin, ref strides, ref counts } => {
+            OpDesc::StridedSlice {
+                input,
+                output,
+                ref begin,
+                ref strides,
+                ref counts,
+            } => {
                 same_type(st, input, output, "strided_slice")?;
                 let di = st.desc(input)?;
                 let k = StridedSlice::new(&di.shape, begin, strides, counts, di.dtype.size())?;
                 check_out_len(st, output, counts.iter().product())?;
-                ("strided_slice", Kernel::StridedSlice(k), vec![input], output, vec![])
+                (
+                    "strided_slice",
+                    Kernel::StridedSlice(k),
+                    vec![input],
+                    output,
+                    vec![],
+                )
             }
-            OpDesc::SpaceToBatch { input, output, block, before } | OpDesc::BatchToSpace { input, output, block, before } => {
+            OpDesc::SpaceToBatch {
+                input,
+                output,
+                block,
+                before,
+            }
+            | OpDesc::BatchToSpace {
+                input,
+                output,
+                block,
+                before,
+            } => {
                 let to_batch = matches!(op, OpDesc::SpaceToBatch { .. });
-                let name = if to_batch { "space_to_batch_nd" } else { "batch_to_space_nd" };
+                let name = if to_batch {
+                    "space_to_batch_nd"
+                } else {
+                    "batch_to_space_nd"
+                };
                 same_type(st, input, output, name)?;
                 let (i4, o4) = (nhwc(st.desc(input)?, name)?, nhwc(st.desc(output)?, name)?);
                 let kernel = if to_batch {
-                    Kernel::SpaceToBatch(SpaceBatch::space_to_batch(i4, o4, block, before, pad_value(st.desc(output)?))?)
+                    Kernel::SpaceToBatch(SpaceBatch::space_to_batch(
+                        i4,
+                        o4,
+                        block,
+                        before,
+                        pad_value(st.desc(output)?),
+                    )?)
                 } else {
-                    Kernel::BatchToSpace(SpaceBatch::batch_to_space(i4, o4, block, before, st.desc(input)?.dtype.size())?)
+                    Kernel::BatchToSpace(SpaceBatch::batch_to_space(
+                        i4,
+                        o4,
+                        block,
+                        before,
+                        st.desc(input)?.dtype.size(),
+                    )?)
                 };
                 (name, kernel, vec![input], output, vec![])
             }
         };
         let weight_bytes = match &kernel {
-            Kernel::Conv2d(k) => k.filter.len() + 4 * k.bias.len() + 8 * k.requant.len(),
-            Kernel::DepthwiseConv2d(k) => k.filter.len() + 4 * k.bias.len() + 8 * k.requant.len(),
-            Kernel::FullyConnected(k) => k.weights.len() + 4 * k.bias.len() + 8 * k.requant.len(),
+            Kernel::Conv2d(k) => {
+                k.filter.len()
+                    + 8 * k.bias.len()
+                    + 8 * k.requant.len()
+                    + k.packed.as_ref().map_or(0, |p| p.bytes())
+            }
+            Kernel::DepthwiseConv2d(k) => {
+                5 * k.filter.len() + 8 * k.bias.len() + 8 * k.requant.len()
+            }
+            Kernel::FullyConnected(k) => {
+                k.weights.len() + 8 * k.bias.len() + 8 * k.requant.len() + k.packed.bytes()
+            }
             Kernel::Softmax(_) => 1024,
             Kernel::Lut(_) => 256,
             _ => 0,
         } as u64;
         let charged = weight_bytes + OP_OVERHEAD;
-        let spans = inputs.iter().map(|k| st.span(*k)).collect::<Result<Vec<_>, _>>()?;
+        let spans = inputs
+            .iter()
+            .map(|k| st.span(*k))
+            .collect::<Result<Vec<_>, _>>()?;
         let out_span = st.span(output)?;
         let aliasing_reshape = matches!(kernel, Kernel::Copy) && spans[0] == out_span;
         if !aliasing_reshape && spans.iter().any(|s| s.overlaps(&out_span)) {
-            return Err(NnFault::invalid(format!("{name}: the output overlaps an input")));
+            return Err(NnFault::invalid(format!(
+                "{name}: the output overlaps an input"
+            )));
         }
         st.charge(charged, name)?;
         // Hold activations (constants are already copied; holding them is not needed).
@@ -506,7 +872,14 @@ impl PreparedOp {
         for k in &held {
             st.retain(*k)?;
         }
-        Ok(PreparedOp { name, kernel, inputs: spans, output: out_span, held, charged })
+        Ok(PreparedOp {
+            name,
+            kernel,
+            inputs: spans,
+            output: out_span,
+            held,
+            charged,
+        })
     }
 
     /// Run on the store's current activations.
@@ -515,26 +888,53 @@ impl PreparedOp {
         let o = self.output;
         let r = match &self.kernel {
             Kernel::Conv2d(k) => st.with_operands([a], o, |[i], out| (ks.conv2d)(k, i, out))?,
-            Kernel::DepthwiseConv2d(k) => st.with_operands([a], o, |[i], out| (ks.depthwise_conv2d)(k, i, out))?,
-            Kernel::FullyConnected(k) => st.with_operands([a], o, |[i], out| (ks.fully_connected)(k, i, out))?,
-            Kernel::AveragePool2d(k) => st.with_operands([a], o, |[i], out| (ks.average_pool2d)(k, i, out))?,
-            Kernel::MaxPool2d(k) => st.with_operands([a], o, |[i], out| (ks.max_pool2d)(k, i, out))?,
-            Kernel::Add(k) => st.with_operands([a, self.inputs[1]], o, |[x, y], out| (ks.add)(k, x, y, out))?,
-            Kernel::Mul(k) => st.with_operands([a, self.inputs[1]], o, |[x, y], out| mul_scalar(k, x, y, out))?,
+            Kernel::DepthwiseConv2d(k) => {
+                st.with_operands([a], o, |[i], out| (ks.depthwise_conv2d)(k, i, out))?
+            }
+            Kernel::FullyConnected(k) => {
+                st.with_operands([a], o, |[i], out| (ks.fully_connected)(k, i, out))?
+            }
+            Kernel::AveragePool2d(k) => {
+                st.with_operands([a], o, |[i], out| (ks.average_pool2d)(k, i, out))?
+            }
+            Kernel::MaxPool2d(k) => {
+                st.with_operands([a], o, |[i], out| (ks.max_pool2d)(k, i, out))?
+            }
+            Kernel::Add(k) => {
+                st.with_operands([a, self.inputs[1]], o, |[x, y], out| (ks.add)(k, x, y, out))?
+            }
+            Kernel::Mul(k) => st.with_operands([a, self.inputs[1]], o, |[x, y], out| {
+                mul_scalar(k, x, y, out)
+            })?,
             Kernel::Softmax(k) => st.with_operands([a], o, |[i], out| (ks.softmax)(k, i, out))?,
             Kernel::Lut(k) => st.with_operands([a], o, |[i], out| k.apply(i, out))?,
             Kernel::HardSwish(k) => st.with_operands([a], o, |[i], out| k.apply(i, out))?,
             Kernel::Rescale(k) => st.with_operands([a], o, |[i], out| k.apply(i, out))?,
-            Kernel::QuantizeF32(q) => st.with_operands([a], o, |[i], out| quantize_f32(*q, bytes(i), out))?,
-            Kernel::Dequantize(q) => st.with_operands([a], o, |[i], out| dequantize_i8(*q, i, bytemuck::cast_slice_mut(out)))?,
+            Kernel::QuantizeF32(q) => {
+                st.with_operands([a], o, |[i], out| quantize_f32(*q, bytes(i), out))?
+            }
+            Kernel::Dequantize(q) => st.with_operands([a], o, |[i], out| {
+                dequantize_i8(*q, i, bytemuck::cast_slice_mut(out))
+            })?,
             Kernel::Mean(k) => st.with_operands([a], o, |[i], out| mean_scalar(k, i, out))?,
-            Kernel::ReduceMax(k) => st.with_operands([a], o, |[i], out| reduce_max_scalar(k, i, out))?,
-            Kernel::Pad(k) => st.with_operands([a], o, |[i], out| movement::pad(k, bytes(i), bytemuck::cast_slice_mut(out)))?,
-            Kernel::StridedSlice(k) => st.with_operands([a], o, |[i], out| movement::strided_slice(k, bytes(i), bytemuck::cast_slice_mut(out)))?,
-            Kernel::SpaceToBatch(k) => st.with_operands([a], o, |[i], out| movement::space_to_batch(k, bytes(i), bytemuck::cast_slice_mut(out)))?,
-            Kernel::BatchToSpace(k) => st.with_operands([a], o, |[i], out| movement::batch_to_space(k, bytes(i), bytemuck::cast_slice_mut(out)))?,
+            Kernel::ReduceMax(k) => {
+                st.with_operands([a], o, |[i], out| reduce_max_scalar(k, i, out))?
+            }
+            Kernel::Pad(k) => st.with_operands([a], o, |[i], out| {
+                movement::pad(k, bytes(i), bytemuck::cast_slice_mut(out))
+            })?,
+            Kernel::StridedSlice(k) => st.with_operands([a], o, |[i], out| {
+                movement::strided_slice(k, bytes(i), bytemuck::cast_slice_mut(out))
+            })?,
+            Kernel::SpaceToBatch(k) => st.with_operands([a], o, |[i], out| {
+                movement::space_to_batch(k, bytes(i), bytemuck::cast_slice_mut(out))
+            })?,
+            Kernel::BatchToSpace(k) => st.with_operands([a], o, |[i], out| {
+                movement::batch_to_space(k, bytes(i), bytemuck::cast_slice_mut(out))
+            })?,
             Kernel::Concat(k) => st.with_many(&self.inputs, o, |ins, out| {
-                let mut xs: [&[u8]; movement::MAX_CONCAT_INPUTS] = [&[]; movement::MAX_CONCAT_INPUTS];
+                let mut xs: [&[u8]; movement::MAX_CONCAT_INPUTS] =
+                    [&[]; movement::MAX_CONCAT_INPUTS];
                 for (x, i) in xs.iter_mut().zip(ins) {
                     *x = bytes(i);
                 }

@@ -17,7 +17,10 @@ pub struct Plan {
 
 impl Plan {
     pub fn new(semantics: Semantics) -> Self {
-        Plan { semantics, ops: Vec::new() }
+        Plan {
+            semantics,
+            ops: Vec::new(),
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -30,7 +33,9 @@ impl Plan {
 
     pub fn push(&mut self, op: &OpDesc, st: &mut TensorStore) -> Result<u32, NnFault> {
         if self.ops.len() >= MAX_OPS {
-            return Err(NnFault::invalid(format!("a plan holds at most {MAX_OPS} operators")));
+            return Err(NnFault::invalid(format!(
+                "a plan holds at most {MAX_OPS} operators"
+            )));
         }
         let index = self.ops.len();
         let prepared = PreparedOp::prepare(op, st, self.semantics).map_err(|e| match e {
@@ -44,7 +49,9 @@ impl Plan {
     pub fn run(&self, st: &mut TensorStore, ks: &KernelSet) -> Result<(), NnFault> {
         for (i, op) in self.ops.iter().enumerate() {
             op.run(st, ks).map_err(|e| match e {
-                NnFault::Invalid(m) => NnFault::Invalid(format!("operator {i} ({}): {m}", op.name())),
+                NnFault::Invalid(m) => {
+                    NnFault::Invalid(format!("operator {i} ({}): {m}", op.name()))
+                }
                 other => other,
             })?;
         }

@@ -38,7 +38,10 @@ impl Quant {
     pub fn per_tensor(&self, what: &str) -> Result<(f32, i32), NnFault> {
         match (self.scales.as_slice(), self.zero_points.as_slice()) {
             ([s], [z]) => Ok((*s, *z)),
-            _ => Err(NnFault::invalid(format!("{what} needs per-tensor quantization, got {} scales", self.scales.len()))),
+            _ => Err(NnFault::invalid(format!(
+                "{what} needs per-tensor quantization, got {} scales",
+                self.scales.len()
+            ))),
         }
     }
 }
@@ -58,7 +61,10 @@ impl Desc {
     /// Validate the description and return its size in bytes.
     pub fn byte_len(&self) -> Result<usize, NnFault> {
         if self.shape.len() > MAX_RANK {
-            return Err(NnFault::invalid(format!("rank {} exceeds {MAX_RANK}", self.shape.len())));
+            return Err(NnFault::invalid(format!(
+                "rank {} exceeds {MAX_RANK}",
+                self.shape.len()
+            )));
         }
         let elems = self
             .shape
@@ -68,13 +74,22 @@ impl Desc {
             .ok_or_else(|| NnFault::invalid(format!("shape {:?} overflows", self.shape)))?;
         if let Some(q) = &self.quant {
             if q.scales.is_empty() || q.scales.len() != q.zero_points.len() {
-                return Err(NnFault::invalid("quantization needs as many zero points as scales, at least one"));
+                return Err(NnFault::invalid(
+                    "quantization needs as many zero points as scales, at least one",
+                ));
             }
             if q.scales.iter().any(|s| !s.is_finite() || *s < 0.0) {
-                return Err(NnFault::invalid("quantization scales must be finite and non-negative"));
+                return Err(NnFault::invalid(
+                    "quantization scales must be finite and non-negative",
+                ));
             }
             if q.scales.len() > 1 && self.shape.get(q.axis).copied() != Some(q.scales.len()) {
-                return Err(NnFault::invalid(format!("{} per-channel scales do not match axis {} of shape {:?}", q.scales.len(), q.axis, self.shape)));
+                return Err(NnFault::invalid(format!(
+                    "{} per-channel scales do not match axis {} of shape {:?}",
+                    q.scales.len(),
+                    q.axis,
+                    self.shape
+                )));
             }
         }
         Ok(elems)
@@ -129,7 +144,9 @@ impl Span {
 
     /// Whether two spans share any byte.
     pub fn overlaps(&self, other: &Span) -> bool {
-        self.base == other.base && self.offset < other.offset + other.len && other.offset < self.offset + self.len
+        self.base == other.base
+            && self.offset < other.offset + other.len
+            && other.offset < self.offset + self.len
     }
 }
 
@@ -143,7 +160,12 @@ pub struct TensorStore {
 
 impl TensorStore {
     pub fn new(quota: u64) -> Self {
-        TensorStore { slots: Vec::new(), free: Vec::new(), used: 0, quota }
+        TensorStore {
+            slots: Vec::new(),
+            free: Vec::new(),
+            used: 0,
+            quota,
+        }
     }
 
     pub fn used(&self) -> u64 {
@@ -178,10 +200,17 @@ impl TensorStore {
         let mut buf = Vec::new();
         if buf.try_reserve_exact(len).is_err() {
             self.uncharge(len as u64);
-            return Err(NnFault::QuotaExceeded(format!("the host could not allocate {len} bytes")));
+            return Err(NnFault::QuotaExceeded(format!(
+                "the host could not allocate {len} bytes"
+            )));
         }
         buf.resize(len, 0u8);
-        Ok(self.insert(Entry { desc, len, storage: Storage::Owned(buf.into_boxed_slice()), refs: 1 }))
+        Ok(self.insert(Entry {
+            desc,
+            len,
+            storage: Storage::Owned(buf.into_boxed_slice()),
+            refs: 1,
+        }))
     }
 
     /// A view of `base`'s bytes from `offset`.
@@ -190,17 +219,31 @@ impl TensorStore {
         let entry = self.entry(base)?;
         let base_len = match entry.storage {
             Storage::Owned(_) => entry.len,
-            Storage::View { .. } => return Err(NnFault::invalid("a view cannot be made of a view; view the arena itself")),
+            Storage::View { .. } => {
+                return Err(NnFault::invalid(
+                    "a view cannot be made of a view; view the arena itself",
+                ));
+            }
         };
         let offset = usize::try_from(offset).map_err(|_| NnFault::invalid("offset too large"))?;
         if offset.checked_add(len).is_none_or(|end| end > base_len) {
-            return Err(NnFault::invalid(format!("view of {len} bytes at offset {offset} exceeds the {base_len} byte tensor")));
+            return Err(NnFault::invalid(format!(
+                "view of {len} bytes at offset {offset} exceeds the {base_len} byte tensor"
+            )));
         }
         if offset % desc.dtype.size() != 0 {
-            return Err(NnFault::invalid(format!("offset {offset} is not aligned to {}", desc.dtype.size())));
+            return Err(NnFault::invalid(format!(
+                "offset {offset} is not aligned to {}",
+                desc.dtype.size()
+            )));
         }
         self.retain(base)?;
-        Ok(self.insert(Entry { desc, len, storage: Storage::View { base, offset }, refs: 1 }))
+        Ok(self.insert(Entry {
+            desc,
+            len,
+            storage: Storage::View { base, offset },
+            refs: 1,
+        }))
     }
 
     fn insert(&mut self, entry: Entry) -> TensorKey {
@@ -208,11 +251,20 @@ impl TensorStore {
             Some(index) => {
                 let slot = &mut self.slots[index as usize];
                 slot.entry = Some(entry);
-                TensorKey { index, generation: slot.generation }
+                TensorKey {
+                    index,
+                    generation: slot.generation,
+                }
             }
             None => {
-                self.slots.push(Slot { generation: 0, entry: Some(entry) });
-                TensorKey { index: (self.slots.len() - 1) as u32, generation: 0 }
+                self.slots.push(Slot {
+                    generation: 0,
+                    entry: Some(entry),
+                });
+                TensorKey {
+                    index: (self.slots.len() - 1) as u32,
+                    generation: 0,
+                }
             }
         }
     }
@@ -240,13 +292,23 @@ impl TensorStore {
 
     /// Drop one holder of `key`; frees the slot (and its base's hold) at zero.
     pub fn release(&mut self, key: TensorKey) {
-        let Some(slot) = self.slots.get_mut(key.index as usize).filter(|s| s.generation == key.generation) else { return };
-        let Some(entry) = slot.entry.as_mut() else { return };
+        let Some(slot) = self
+            .slots
+            .get_mut(key.index as usize)
+            .filter(|s| s.generation == key.generation)
+        else {
+            return;
+        };
+        let Some(entry) = slot.entry.as_mut() else {
+            return;
+        };
         entry.refs -= 1;
         if entry.refs > 0 {
             return;
         }
-        let Some(entry) = slot.entry.take() else { return };
+        let Some(entry) = slot.entry.take() else {
+            return;
+        };
         slot.generation = slot.generation.wrapping_add(1);
         self.free.push(key.index);
         match entry.storage {
@@ -259,13 +321,26 @@ impl TensorStore {
     pub fn span(&self, key: TensorKey) -> Result<Span, NnFault> {
         let e = self.entry(key)?;
         Ok(match e.storage {
-            Storage::Owned(_) => Span { base: key.index, offset: 0, len: e.len },
-            Storage::View { base, offset } => Span { base: base.index, offset, len: e.len },
+            Storage::Owned(_) => Span {
+                base: key.index,
+                offset: 0,
+                len: e.len,
+            },
+            Storage::View { base, offset } => Span {
+                base: base.index,
+                offset,
+                len: e.len,
+            },
         })
     }
 
     fn base_buf(&self, index: u32) -> &[u8] {
-        match self.slots.get(index as usize).and_then(|s| s.entry.as_ref()).map(|e| &e.storage) {
+        match self
+            .slots
+            .get(index as usize)
+            .and_then(|s| s.entry.as_ref())
+            .map(|e| &e.storage)
+        {
             Some(Storage::Owned(b)) => b,
             _ => &[],
         }
@@ -273,17 +348,28 @@ impl TensorStore {
 
     pub fn bytes(&self, key: TensorKey) -> Result<&[u8], NnFault> {
         let s = self.span(key)?;
-        self.base_buf(s.base).get(s.offset..s.offset + s.len).ok_or_else(|| NnFault::StaleTensor("tensor storage vanished".into()))
+        self.base_buf(s.base)
+            .get(s.offset..s.offset + s.len)
+            .ok_or_else(|| NnFault::StaleTensor("tensor storage vanished".into()))
     }
 
     pub fn write(&mut self, key: TensorKey, offset: u64, data: &[u8]) -> Result<(), NnFault> {
         let s = self.span(key)?;
         let offset = usize::try_from(offset).map_err(|_| NnFault::invalid("offset too large"))?;
         if offset.checked_add(data.len()).is_none_or(|end| end > s.len) {
-            return Err(NnFault::invalid(format!("writing {} bytes at offset {offset} overruns the {} byte tensor", data.len(), s.len)));
+            return Err(NnFault::invalid(format!(
+                "writing {} bytes at offset {offset} overruns the {} byte tensor",
+                data.len(),
+                s.len
+            )));
         }
         let start = s.offset + offset;
-        match self.slots.get_mut(s.base as usize).and_then(|sl| sl.entry.as_mut()).map(|e| &mut e.storage) {
+        match self
+            .slots
+            .get_mut(s.base as usize)
+            .and_then(|sl| sl.entry.as_mut())
+            .map(|e| &mut e.storage)
+        {
             Some(Storage::Owned(b)) => {
                 b[start..start + data.len()].copy_from_slice(data);
                 Ok(())
@@ -297,13 +383,22 @@ impl TensorStore {
             self.slots.get(s.base as usize).and_then(|sl| sl.entry.as_ref()).map(|e| &e.storage),
             Some(Storage::Owned(b)) if s.offset + s.len <= b.len()
         );
-        if ok { Ok(()) } else { Err(NnFault::StaleTensor("an operand's storage is gone".into())) }
+        if ok {
+            Ok(())
+        } else {
+            Err(NnFault::StaleTensor("an operand's storage is gone".into()))
+        }
     }
 
     /// Run `f` over `N` input spans and one output span that must not overlap
     /// any input. Spans come from [`span`](Self::span) of live tensors, which
     /// their holders keep alive.
-    pub fn with_operands<const N: usize, R>(&mut self, inputs: [Span; N], output: Span, f: impl FnOnce([&[i8]; N], &mut [i8]) -> R) -> Result<R, NnFault> {
+    pub fn with_operands<const N: usize, R>(
+        &mut self,
+        inputs: [Span; N],
+        output: Span,
+        f: impl FnOnce([&[i8]; N], &mut [i8]) -> R,
+    ) -> Result<R, NnFault> {
         self.check_spans(&inputs, &output)?;
         let slots = self.slots.as_mut_ptr();
         // SAFETY: see `raw`.
@@ -315,9 +410,18 @@ impl TensorStore {
 
     /// As [`with_operands`](Self::with_operands) for up to
     /// [`MAX_MANY`](Self::MAX_MANY) inputs (CONCATENATION).
-    pub fn with_many<R>(&mut self, inputs: &[Span], output: Span, f: impl FnOnce(&[&[i8]], &mut [i8]) -> R) -> Result<R, NnFault> {
+    pub fn with_many<R>(
+        &mut self,
+        inputs: &[Span],
+        output: Span,
+        f: impl FnOnce(&[&[i8]], &mut [i8]) -> R,
+    ) -> Result<R, NnFault> {
         if inputs.len() > Self::MAX_MANY {
-            return Err(NnFault::invalid(format!("{} inputs; at most {} are supported", inputs.len(), Self::MAX_MANY)));
+            return Err(NnFault::invalid(format!(
+                "{} inputs; at most {} are supported",
+                inputs.len(),
+                Self::MAX_MANY
+            )));
         }
         self.check_spans(inputs, &output)?;
         let mut ins: [&[i8]; Self::MAX_MANY] = [&[]; Self::MAX_MANY];
@@ -337,12 +441,13 @@ impl TensorStore {
         for s in inputs {
             self.check_owned(s)?;
             if s.overlaps(output) {
-                return Err(NnFault::invalid("an operator's output overlaps one of its inputs"));
+                return Err(NnFault::invalid(
+                    "an operator's output overlaps one of its inputs",
+                ));
             }
         }
         self.check_owned(output)
     }
-
 }
 
 /// The bytes of a checked span as a slice that outlives the borrow of the store.
@@ -355,7 +460,12 @@ impl TensorStore {
 /// reach (it has no access to the store), so they stay put while borrowed.
 unsafe fn raw<'a>(slots: *mut Slot, s: &Span) -> &'a mut [i8] {
     match unsafe { &mut (*slots.add(s.base as usize)).entry } {
-        Some(Entry { storage: Storage::Owned(b), .. }) => unsafe { std::slice::from_raw_parts_mut(b.as_mut_ptr().add(s.offset) as *mut i8, s.len) },
+        Some(Entry {
+            storage: Storage::Owned(b),
+            ..
+        }) => unsafe {
+            std::slice::from_raw_parts_mut(b.as_mut_ptr().add(s.offset) as *mut i8, s.len)
+        },
         _ => &mut [],
     }
 }
@@ -363,7 +473,10 @@ unsafe fn raw<'a>(slots: *mut Slot, s: &Span) -> &'a mut [i8] {
 /// As [`raw`], read-only; inputs may repeat (e.g. `x + x`), so no `&mut` is made.
 unsafe fn raw_shared<'a>(slots: *mut Slot, s: &Span) -> &'a [i8] {
     match unsafe { &(*slots.add(s.base as usize)).entry } {
-        Some(Entry { storage: Storage::Owned(b), .. }) => unsafe { std::slice::from_raw_parts(b.as_ptr().add(s.offset) as *const i8, s.len) },
+        Some(Entry {
+            storage: Storage::Owned(b),
+            ..
+        }) => unsafe { std::slice::from_raw_parts(b.as_ptr().add(s.offset) as *const i8, s.len) },
         _ => &[],
     }
 }
@@ -373,14 +486,21 @@ mod tests {
     use super::*;
 
     fn i8s(shape: &[usize]) -> Desc {
-        Desc { dtype: DType::I8, shape: shape.to_vec(), quant: None }
+        Desc {
+            dtype: DType::I8,
+            shape: shape.to_vec(),
+            quant: None,
+        }
     }
 
     #[test]
     fn quota_is_charged_and_released() {
         let mut st = TensorStore::new(100);
         let a = st.create(i8s(&[60])).unwrap();
-        assert!(matches!(st.create(i8s(&[60])), Err(NnFault::QuotaExceeded(_))));
+        assert!(matches!(
+            st.create(i8s(&[60])),
+            Err(NnFault::QuotaExceeded(_))
+        ));
         st.release(a);
         assert_eq!(st.used(), 0);
         st.create(i8s(&[60])).unwrap();
@@ -389,8 +509,14 @@ mod tests {
     #[test]
     fn huge_and_overflowing_shapes_are_refused() {
         let mut st = TensorStore::new(1 << 20);
-        assert!(matches!(st.create(i8s(&[1 << 40])), Err(NnFault::QuotaExceeded(_))));
-        assert!(matches!(st.create(i8s(&[usize::MAX, 2])), Err(NnFault::Invalid(_))));
+        assert!(matches!(
+            st.create(i8s(&[1 << 40])),
+            Err(NnFault::QuotaExceeded(_))
+        ));
+        assert!(matches!(
+            st.create(i8s(&[usize::MAX, 2])),
+            Err(NnFault::Invalid(_))
+        ));
     }
 
     #[test]
@@ -428,10 +554,15 @@ mod tests {
         let a = st.view(arena, 0, i8s(&[10])).unwrap();
         let b = st.view(arena, 5, i8s(&[10])).unwrap();
         let c = st.view(arena, 10, i8s(&[10])).unwrap();
-        let (sa, sb, sc) = (st.span(a).unwrap(), st.span(b).unwrap(), st.span(c).unwrap());
+        let (sa, sb, sc) = (
+            st.span(a).unwrap(),
+            st.span(b).unwrap(),
+            st.span(c).unwrap(),
+        );
         assert!(st.with_operands([sa], sb, |_, _| ()).is_err());
         st.write(a, 0, &[7; 10]).unwrap();
-        st.with_operands([sa], sc, |[i], o| o.copy_from_slice(i)).unwrap();
+        st.with_operands([sa], sc, |[i], o| o.copy_from_slice(i))
+            .unwrap();
         assert_eq!(st.bytes(c).unwrap(), &[7; 10]);
     }
 }

@@ -102,7 +102,10 @@ impl Runtime {
     /// Load a plugin from a `.wasm` file.
     pub fn load_file(&self, path: &Path, limits: Limits) -> Result<Plugin, Error> {
         let origin = path.display().to_string();
-        let bytes = std::fs::read(path).map_err(|e| Error::Load { origin: origin.clone(), reason: format!("cannot read: {e}") })?;
+        let bytes = std::fs::read(path).map_err(|e| Error::Load {
+            origin: origin.clone(),
+            reason: format!("cannot read: {e}"),
+        })?;
         self.load(&bytes, &origin, limits)
     }
 
@@ -112,7 +115,10 @@ impl Runtime {
         if limits.memory_bytes > sh.config.max_memory_bytes {
             return Err(Error::Load {
                 origin: origin.into(),
-                reason: format!("memory limit {} exceeds the runtime's {}", limits.memory_bytes, sh.config.max_memory_bytes),
+                reason: format!(
+                    "memory limit {} exceeds the runtime's {}",
+                    limits.memory_bytes, sh.config.max_memory_bytes
+                ),
             });
         }
         let (component, source, duration) = match &sh.cache {
@@ -126,22 +132,46 @@ impl Runtime {
         // WASI imports a std guest carries but never needs trap instead of
         // reaching anything real: plugins get no files, sockets or clocks of WASI.
         let mut linker = sh.linker.clone();
-        linker.define_unknown_imports_as_traps(&component).map_err(|e| load_error(origin, e))?;
-        let instance_pre = linker.instantiate_pre(&component).map_err(|e| load_error(origin, e))?;
+        linker
+            .define_unknown_imports_as_traps(&component)
+            .map_err(|e| load_error(origin, e))?;
+        let instance_pre = linker
+            .instantiate_pre(&component)
+            .map_err(|e| load_error(origin, e))?;
         let pre = bindings::PluginPre::new(instance_pre).map_err(|e| Error::Load {
             origin: origin.into(),
             reason: format!("does not implement the gatehouse:plugin@0.1.0 world: {e:#}"),
         })?;
-        let placeholder = PluginId { name: origin.to_string(), version: "?".into() };
+        let placeholder = PluginId {
+            name: origin.to_string(),
+            version: "?".into(),
+        };
         let mut store = new_store(sh, &pre, &placeholder, &limits);
         store.set_epoch_deadline(sh.ticks(limits.init_deadline));
-        let describe = pre.instantiate(&mut store).and_then(|b| b.call_describe(&mut store));
-        let d = describe.map_err(|e| Error::Load { origin: origin.into(), reason: format!("describe failed: {e:#}") })?;
-        if d.name.is_empty() || d.name.len() > 64 || !d.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
-            return Err(Error::Load { origin: origin.into(), reason: format!("plugin name {:?} must be 1-64 of [A-Za-z0-9_-]", d.name) });
+        let describe = pre
+            .instantiate(&mut store)
+            .and_then(|b| b.call_describe(&mut store));
+        let d = describe.map_err(|e| Error::Load {
+            origin: origin.into(),
+            reason: format!("describe failed: {e:#}"),
+        })?;
+        if d.name.is_empty()
+            || d.name.len() > 64
+            || !d
+                .name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            return Err(Error::Load {
+                origin: origin.into(),
+                reason: format!("plugin name {:?} must be 1-64 of [A-Za-z0-9_-]", d.name),
+            });
         }
         let descriptor = Descriptor {
-            id: PluginId { name: d.name, version: d.version },
+            id: PluginId {
+                name: d.name,
+                version: d.version,
+            },
             summary: d.summary,
             input_kinds: d
                 .input_kinds
@@ -155,13 +185,35 @@ impl Runtime {
                 .collect(),
             labels: d.labels,
         };
-        let load = LoadInfo { source, duration, component_bytes: wasm.len() };
-        Ok(Plugin { shared: Arc::new(PluginShared { runtime: sh.clone(), pre, descriptor, limits, load }) })
+        let load = LoadInfo {
+            source,
+            duration,
+            component_bytes: wasm.len(),
+        };
+        Ok(Plugin {
+            shared: Arc::new(PluginShared {
+                runtime: sh.clone(),
+                pre,
+                descriptor,
+                limits,
+                load,
+            }),
+        })
     }
 }
 
-fn new_store(sh: &Shared, _pre: &bindings::PluginPre<InstanceState>, id: &PluginId, limits: &Limits) -> Store<InstanceState> {
-    let state = InstanceState::new(id.to_string(), sh.kernels, limits.memory_bytes, limits.tensor_bytes);
+fn new_store(
+    sh: &Shared,
+    _pre: &bindings::PluginPre<InstanceState>,
+    id: &PluginId,
+    limits: &Limits,
+) -> Store<InstanceState> {
+    let state = InstanceState::new(
+        id.to_string(),
+        sh.kernels,
+        limits.memory_bytes,
+        limits.tensor_bytes,
+    );
     let mut store = Store::new(&sh.engine, state);
     store.limiter(|s| &mut s.limiter);
     store.epoch_deadline_trap();
@@ -186,13 +238,21 @@ impl Plugin {
     }
 
     fn fail(&self, failure: Failure) -> Error {
-        Error::Plugin { plugin: self.id().clone(), failure }
+        Error::Plugin {
+            plugin: self.id().clone(),
+            failure,
+        }
     }
 
     /// A fresh sandbox, initialized with `config`.
     pub fn instantiate(&self, config: InitConfig) -> Result<Instance, Error> {
         let live = self.fresh(&config)?;
-        Ok(Instance { plugin: self.clone(), config, live: Some(live), replaced: 0 })
+        Ok(Instance {
+            plugin: self.clone(),
+            config,
+            live: Some(live),
+            replaced: 0,
+        })
     }
 
     fn fresh(&self, config: &InitConfig) -> Result<Live, Error> {
@@ -206,7 +266,14 @@ impl Plugin {
         };
         let wit_config = wt::Config {
             model: config.model.clone(),
-            settings: config.settings.iter().map(|(k, v)| wt::Setting { key: k.clone(), value: v.clone() }).collect(),
+            settings: config
+                .settings
+                .iter()
+                .map(|(k, v)| wt::Setting {
+                    key: k.clone(),
+                    value: v.clone(),
+                })
+                .collect(),
         };
         match bindings.call_init(&mut store, &wit_config) {
             Ok(Ok(())) => Ok(Live { store, bindings }),
@@ -242,7 +309,12 @@ impl Instance {
 
     /// Host tensor memory in use and its quota.
     pub fn tensor_usage(&self) -> Option<(u64, u64)> {
-        self.live.as_ref().map(|l| (l.store.data().tensors.used(), l.store.data().tensors.quota()))
+        self.live.as_ref().map(|l| {
+            (
+                l.store.data().tensors.used(),
+                l.store.data().tensors.quota(),
+            )
+        })
     }
 
     fn live(&mut self) -> Result<&mut Live, Error> {
@@ -251,7 +323,9 @@ impl Instance {
             self.replaced += 1;
         }
         // Just set above when it was empty.
-        self.live.as_mut().ok_or_else(|| self.plugin.fail(Failure::NotInitialized))
+        self.live
+            .as_mut()
+            .ok_or_else(|| self.plugin.fail(Failure::NotInitialized))
     }
 
     /// Run the plugin on one input.
@@ -266,7 +340,15 @@ impl Instance {
                 label: inf.label,
                 scores: inf.scores.into_iter().map(|s| (s.label, s.score)).collect(),
                 score: inf.score,
-                events: inf.events.into_iter().map(|e| Event { t_s: e.t_s, label: e.label, score: e.score }).collect(),
+                events: inf
+                    .events
+                    .into_iter()
+                    .map(|e| Event {
+                        t_s: e.t_s,
+                        label: e.label,
+                        score: e.score,
+                    })
+                    .collect(),
                 output: inf.output,
             }),
             Ok(Err(e)) => Err(self.plugin.fail(guest_failure(e))),
@@ -301,7 +383,9 @@ impl Instance {
                 self.live = Some(l);
                 self.replaced += 1;
             }
-            Err(e) => tracing::error!(plugin = %self.plugin.id(), "could not replace a trapped instance: {e}"),
+            Err(e) => {
+                tracing::error!(plugin = %self.plugin.id(), "could not replace a trapped instance: {e}")
+            }
         }
         tracing::warn!(plugin = %self.plugin.id(), "{failure}; instance replaced");
         self.plugin.fail(failure)
@@ -318,7 +402,10 @@ fn guest_failure(e: wt::PluginError) -> Failure {
 }
 
 fn classify(store: &Store<InstanceState>, e: wasmtime::Error, deadline: Duration) -> Failure {
-    if matches!(e.downcast_ref::<wasmtime::Trap>(), Some(wasmtime::Trap::Interrupt)) {
+    if matches!(
+        e.downcast_ref::<wasmtime::Trap>(),
+        Some(wasmtime::Trap::Interrupt)
+    ) {
         return Failure::Deadline(deadline);
     }
     let st = store.data();

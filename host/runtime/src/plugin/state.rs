@@ -29,12 +29,20 @@ pub struct InstanceState {
 }
 
 impl InstanceState {
-    pub(crate) fn new(label: String, kernels: &'static KernelSet, memory_bytes: usize, tensor_bytes: u64) -> Self {
+    pub(crate) fn new(
+        label: String,
+        kernels: &'static KernelSet,
+        memory_bytes: usize,
+        tensor_bytes: u64,
+    ) -> Self {
         InstanceState {
             table: ResourceTable::new(),
             tensors: TensorStore::new(tensor_bytes),
             kernels,
-            limiter: MemoryCap { max_bytes: memory_bytes, denied: false },
+            limiter: MemoryCap {
+                max_bytes: memory_bytes,
+                denied: false,
+            },
             label,
             started: Instant::now(),
             log_lines: 0,
@@ -58,7 +66,12 @@ pub(crate) struct MemoryCap {
 }
 
 impl ResourceLimiter for MemoryCap {
-    fn memory_growing(&mut self, _current: usize, desired: usize, maximum: Option<usize>) -> wasmtime::Result<bool> {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         let ok = desired <= self.max_bytes && maximum.is_none_or(|m| desired <= m);
         if !ok {
             self.denied = true;
@@ -66,7 +79,12 @@ impl ResourceLimiter for MemoryCap {
         Ok(ok)
     }
 
-    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         Ok(desired <= 100_000)
     }
 }

@@ -19,7 +19,12 @@ pub struct HealthPolicy {
 
 impl Default for HealthPolicy {
     fn default() -> Self {
-        HealthPolicy { window: Duration::from_secs(30), min_requests: 10, max_error_rate: 0.5, max_p99: None }
+        HealthPolicy {
+            window: Duration::from_secs(30),
+            min_requests: 10,
+            max_error_rate: 0.5,
+            max_p99: None,
+        }
     }
 }
 
@@ -39,7 +44,11 @@ pub(crate) struct Health {
 
 impl Health {
     pub(crate) fn new(policy: HealthPolicy) -> Self {
-        Health { since: Instant::now(), policy, window: Mutex::new(Window::default()) }
+        Health {
+            since: Instant::now(),
+            policy,
+            window: Mutex::new(Window::default()),
+        }
     }
 
     /// Record one request; returns why the version should be rolled back, if it should.
@@ -62,14 +71,21 @@ impl Health {
         }
         let rate = w.failed as f64 / n as f64;
         if rate > self.policy.max_error_rate {
-            return Some(format!("{} of {n} requests failed ({:.0}% > {:.0}%)", w.failed, rate * 100.0, self.policy.max_error_rate * 100.0));
+            return Some(format!(
+                "{} of {n} requests failed ({:.0}% > {:.0}%)",
+                w.failed,
+                rate * 100.0,
+                self.policy.max_error_rate * 100.0
+            ));
         }
         if let Some(max) = self.policy.max_p99 {
             let mut l = w.latencies.clone();
             l.sort_unstable();
             let p99 = l[((l.len() - 1) as f64 * 0.99).round() as usize];
             if p99 > max {
-                return Some(format!("p99 latency {p99:?} over {n} requests exceeds {max:?}"));
+                return Some(format!(
+                    "p99 latency {p99:?} over {n} requests exceeds {max:?}"
+                ));
             }
         }
         None
@@ -82,16 +98,35 @@ mod tests {
 
     #[test]
     fn verdicts() {
-        let h = Health::new(HealthPolicy { window: Duration::from_secs(60), min_requests: 4, max_error_rate: 0.5, max_p99: Some(Duration::from_millis(10)) });
+        let h = Health::new(HealthPolicy {
+            window: Duration::from_secs(60),
+            min_requests: 4,
+            max_error_rate: 0.5,
+            max_p99: Some(Duration::from_millis(10)),
+        });
         let ms = Duration::from_millis;
         assert!(h.record(false, ms(1)).is_none()); // too few to judge
         assert!(h.record(false, ms(1)).is_none());
         assert!(h.record(true, ms(1)).is_none());
-        assert!(h.record(false, ms(1)).unwrap().contains("3 of 4 requests failed"));
-        let slow = Health::new(HealthPolicy { window: Duration::from_secs(60), min_requests: 2, max_error_rate: 1.0, max_p99: Some(ms(10)) });
+        assert!(
+            h.record(false, ms(1))
+                .unwrap()
+                .contains("3 of 4 requests failed")
+        );
+        let slow = Health::new(HealthPolicy {
+            window: Duration::from_secs(60),
+            min_requests: 2,
+            max_error_rate: 1.0,
+            max_p99: Some(ms(10)),
+        });
         assert!(slow.record(true, ms(1)).is_none());
         assert!(slow.record(true, ms(50)).unwrap().contains("p99"));
-        let expired = Health::new(HealthPolicy { window: Duration::ZERO, min_requests: 1, max_error_rate: 0.0, max_p99: None });
+        let expired = Health::new(HealthPolicy {
+            window: Duration::ZERO,
+            min_requests: 1,
+            max_error_rate: 0.0,
+            max_p99: None,
+        });
         std::thread::sleep(ms(2));
         assert!(expired.record(false, ms(1)).is_none());
     }

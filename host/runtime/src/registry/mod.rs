@@ -137,7 +137,11 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 impl Registry {
     pub fn new(runtime: Runtime, policy: Policy) -> Self {
-        Registry { runtime, policy, slots: RwLock::new(BTreeMap::new()) }
+        Registry {
+            runtime,
+            policy,
+            slots: RwLock::new(BTreeMap::new()),
+        }
     }
 
     pub fn runtime(&self) -> &Runtime {
@@ -145,7 +149,11 @@ impl Registry {
     }
 
     fn slot(&self, name: &str) -> Option<Arc<Slot>> {
-        self.slots.read().unwrap_or_else(|p| p.into_inner()).get(name).cloned()
+        self.slots
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(name)
+            .cloned()
     }
 
     /// Load, init, self-test and swap in a version. On any failure nothing
@@ -154,17 +162,34 @@ impl Registry {
         let start = Instant::now();
         let plugin = self.runtime.load(wasm, origin, spec.limits.clone())?;
         let id = plugin.id().clone();
-        let (pool, first) = Pool::new(plugin.clone(), spec.config.clone(), self.policy.pool_size, self.policy.circuit)?;
+        let (pool, first) = Pool::new(
+            plugin.clone(),
+            spec.config.clone(),
+            self.policy.pool_size,
+            self.policy.circuit,
+        )?;
         let mut first = first;
         if let Some(test) = &spec.self_test {
-            let refused = |reason: String| Error::DeployRefused { plugin: id.clone(), reason };
-            let got = first.process(&test.input).map_err(|e| refused(format!("self-test failed: {e}")))?;
+            let refused = |reason: String| Error::DeployRefused {
+                plugin: id.clone(),
+                reason,
+            };
+            let got = first
+                .process(&test.input)
+                .map_err(|e| refused(format!("self-test failed: {e}")))?;
             match &test.expect {
                 Expect::Label(l) if got.label.as_deref() != Some(l.as_str()) => {
-                    return Err(refused(format!("self-test expected label {l:?}, got {:?}", got.label)));
+                    return Err(refused(format!(
+                        "self-test expected label {l:?}, got {:?}",
+                        got.label
+                    )));
                 }
                 Expect::Output(o) if got.output.as_ref() != Some(o) => {
-                    return Err(refused(format!("self-test output differs ({} bytes expected, {:?} got)", o.len(), got.output.as_ref().map(Vec::len))));
+                    return Err(refused(format!(
+                        "self-test output differs ({} bytes expected, {:?} got)",
+                        o.len(),
+                        got.output.as_ref().map(Vec::len)
+                    )));
                 }
                 _ => {}
             }
@@ -186,7 +211,8 @@ impl Registry {
                 let _changing = lock(&slot.changing);
                 let old = slot.active.swap(deployment);
                 *lock(&slot.previous) = Some(old.clone());
-                slot.swaps.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                slot.swaps
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 Some(old.id().clone())
             }
             None => {
@@ -204,12 +230,18 @@ impl Registry {
             }
         };
         tracing::info!(plugin = %id, replaced = ?replaced.as_ref().map(|p| p.to_string()), "deployed");
-        Ok(Deployed { id, replaced, took: start.elapsed() })
+        Ok(Deployed {
+            id,
+            replaced,
+            took: start.elapsed(),
+        })
     }
 
     /// Serve one request on the active version of `name`.
     pub fn infer(&self, name: &str, input: &[u8]) -> Result<Served, Error> {
-        let slot = self.slot(name).ok_or_else(|| Error::NotDeployed(name.to_string()))?;
+        let slot = self
+            .slot(name)
+            .ok_or_else(|| Error::NotDeployed(name.to_string()))?;
         let deployment = slot.active.load_full();
         let t = Instant::now();
         let result = deployment.pool.process(input);
@@ -220,7 +252,10 @@ impl Registry {
         if let Some(why) = deployment.health.record(result.is_ok(), latency) {
             self.roll_back_unhealthy(&slot, &deployment, &why);
         }
-        result.map(|inference| Served { id: deployment.id().clone(), inference })
+        result.map(|inference| Served {
+            id: deployment.id().clone(),
+            inference,
+        })
     }
 
     fn roll_back_unhealthy(&self, slot: &Slot, bad: &Arc<Deployment>, why: &str) {
@@ -237,28 +272,40 @@ impl Registry {
         };
         tracing::warn!(plugin = %bad.id(), to = %previous.id(), "rolled back automatically: {why}");
         slot.active.store(previous);
-        slot.rollbacks.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        slot.rollbacks
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Swap back to the previous version by hand.
     pub fn rollback(&self, name: &str) -> Result<PluginId, Error> {
-        let slot = self.slot(name).ok_or_else(|| Error::NotDeployed(name.to_string()))?;
+        let slot = self
+            .slot(name)
+            .ok_or_else(|| Error::NotDeployed(name.to_string()))?;
         let _changing = lock(&slot.changing);
-        let previous = lock(&slot.previous).take().ok_or_else(|| Error::DeployRefused {
-            plugin: slot.active.load().id().clone(),
-            reason: "there is no previous version to roll back to".into(),
-        })?;
+        let previous = lock(&slot.previous)
+            .take()
+            .ok_or_else(|| Error::DeployRefused {
+                plugin: slot.active.load().id().clone(),
+                reason: "there is no previous version to roll back to".into(),
+            })?;
         let id = previous.id().clone();
         let old = slot.active.swap(previous);
-        old.retired.store(true, std::sync::atomic::Ordering::Release);
-        slot.rollbacks.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        old.retired
+            .store(true, std::sync::atomic::Ordering::Release);
+        slot.rollbacks
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         tracing::info!(plugin = %old.id(), to = %id, "rolled back by the operator");
         Ok(id)
     }
 
     /// Stop serving `name`; requests running finish first on their own.
     pub fn remove(&self, name: &str) -> Result<PluginId, Error> {
-        let slot = self.slots.write().unwrap_or_else(|p| p.into_inner()).remove(name).ok_or_else(|| Error::NotDeployed(name.to_string()))?;
+        let slot = self
+            .slots
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(name)
+            .ok_or_else(|| Error::NotDeployed(name.to_string()))?;
         Ok(slot.active.load().id().clone())
     }
 

@@ -19,7 +19,10 @@ pub struct CircuitPolicy {
 
 impl Default for CircuitPolicy {
     fn default() -> Self {
-        CircuitPolicy { consecutive_traps: 5, cooldown: Duration::from_secs(10) }
+        CircuitPolicy {
+            consecutive_traps: 5,
+            cooldown: Duration::from_secs(10),
+        }
     }
 }
 
@@ -46,9 +49,24 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 impl Pool {
     /// A pool with one instance made now (so a broken init fails the deploy).
-    pub(crate) fn new(plugin: Plugin, config: InitConfig, keep: usize, policy: CircuitPolicy) -> Result<(Self, Instance), Error> {
+    pub(crate) fn new(
+        plugin: Plugin,
+        config: InitConfig,
+        keep: usize,
+        policy: CircuitPolicy,
+    ) -> Result<(Self, Instance), Error> {
         let first = plugin.instantiate(config.clone())?;
-        Ok((Pool { plugin, config, idle: Mutex::new(Vec::new()), keep: keep.max(1), circuit: Mutex::new(Circuit::default()), policy }, first))
+        Ok((
+            Pool {
+                plugin,
+                config,
+                idle: Mutex::new(Vec::new()),
+                keep: keep.max(1),
+                circuit: Mutex::new(Circuit::default()),
+                policy,
+            },
+            first,
+        ))
     }
 
     pub(crate) fn give_back(&self, instance: Instance) {
@@ -72,7 +90,10 @@ impl Pool {
             if let Some(until) = c.open_until {
                 let now = Instant::now();
                 if now < until {
-                    return Err(Error::Plugin { plugin: self.plugin.id().clone(), failure: Failure::CircuitOpen(until - now) });
+                    return Err(Error::Plugin {
+                        plugin: self.plugin.id().clone(),
+                        failure: Failure::CircuitOpen(until - now),
+                    });
                 }
                 // Half-open: let this request probe.
                 c.open_until = None;

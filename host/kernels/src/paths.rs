@@ -1,0 +1,224 @@
+//! Every kernel set this CPU runs, checked against the scalar reference on
+//! random shapes, strides, dilations, paddings, offsets and multipliers.
+//! (tract's habit: one generated property per kernel and per path.)
+
+use proptest::prelude::*;
+
+use crate::add::{Add, AddSpec, add_scalar};
+use crate::conv::{Conv2d, Conv2dSpec, conv2d_scalar};
+use crate::depthwise::{DepthwiseConv2d, DepthwiseConv2dSpec, depthwise_conv2d_scalar};
+use crate::dispatch::{self, KernelSet};
+use crate::fully_connected::{FullyConnected, FullyConnectedSpec, fully_connected_scalar};
+use crate::geometry::{Padding, Shape4, WindowSpec};
+use crate::quant::{Requant, Rounding};
+
+fn sets() -> Vec<&'static KernelSet> {
+    dispatch::available().collect()
+}
+
+fn requants(n: usize, seed: u32, rounding: Rounding) -> Vec<Requant> {
+    (0..n)
+        .map(|i| {
+            Requant::from_real(
+                0.0005 + ((seed as usize * 7 + i * 13) % 97) as f64 * 0.0007,
+                rounding,
+            )
+        })
+        .collect()
+}
+
+fn bytes(n: usize, seed: u64) -> Vec<i8> {
+    let mut s = seed | 1;
+    (0..n)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            s as i8
+        })
+        .collect()
+}
+
+#[derive(Debug, Clone)]
+struct Geo {
+    n: usize,
+    h: usize,
+    w: usize,
+    ic: usize,
+    kh: usize,
+    kw: usize,
+    sh: usize,
+    sw: usize,
+    dh: usize,
+    dw: usize,
+    same: bool,
+}
+
+fn geo() -> impl Strategy<Value = Geo> {
+    (
+        1usize..=2,
+        1usize..=9,
+        1usize..=9,
+        1usize..=20,
+        1usize..=4,
+        1usize..=4,
+        1usize..=3,
+        1usize..=3,
+        1usize..=2,
+        1usize..=2,
+        any::<bool>(),
+    )
+        .prop_map(|(n, h, w, ic, kh, kw, sh, sw, dh, dw, same)| Geo {
+            n,
+            h,
+            w,
+            ic,
+            kh,
+            kw,
+            sh,
+            sw,
+            dh,
+            dw,
+            same,
+        })
+}
+
+impl Geo {
+    fn window(&self) -> WindowSpec {
+        WindowSpec {
+            kernel_h: self.kh,
+            kernel_w: self.kw,
+            stride_h: self.sh,
+            stride_w: self.sw,
+            dilation_h: self.dh,
+            dilation_w: self.dw,
+            padding: if self.same {
+                Padding::Same
+            } else {
+                Padding::Valid
+            },
+        }
+    }
+
+    fn out(&self) -> Option<(usize, usize)> {
+        let p = self.window().padding;
+        let oh = WindowSpec::out_size(p, self.h, self.kh, self.sh, self.dh);
+        let ow = WindowSpec::out_size(p, self.w, self.kw, self.sw, self.dw);
+        (oh > 0 && ow > 0).then_some((oh, ow))
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 96, ..ProptestConfig::default() })]
+
+    #[test]
+    fn conv2d_paths_match_the_reference(g in geo(), oc in 1usize..=13, seed in any::<u64>(), zp in -128i32..=127, ozp in -128i32..=127, double in any::<bool>(), act in 0i32..3) {
+        let Some((oh, ow)) = g.out() else { return Ok(()) };
+        let rounding = if double { Rounding::Double } else { Rounding::Single };
+        let (act_min, act_max) = [(-128, 127), (ozp, 127), (ozp.max(-100), (ozp + 60).min(127))][act as usize];
+        let spec = Conv2dSpec {
+            input: Shape4::new(g.n, g.h, g.w, g.ic),
+            output: Shape4::new(g.n, oh, ow, oc),
+            window: g.window(),
+            filter: bytes(oc * g.kh * g.kw * g.ic, seed),
+            filter_in_c: g.ic,
+            bias: Some(bytes(oc, seed ^ 5).iter().map(|&b| b as i32 * 100).collect()),
+            requant: requants(oc, seed as u32, rounding),
+            input_offset: -zp,
+            output_offset: ozp,
+            act_min,
+            act_max,
+            rounding,
+        };
+        let k = Conv2d::new(spec).unwrap();
+        let input = bytes(g.n * g.h * g.w * g.ic, seed ^ 9);
+        let mut want = vec![0i8; g.n * oh * ow * oc];
+        conv2d_scalar(&k, &input, &mut want).unwrap();
+        for ks in sets() {
+            let mut got = vec![0i8; want.len()];
+            (ks.conv2d)(&k, &input, &mut got).unwrap();
+            prop_assert_eq!(&got, &want, "{} conv2d on {:?}", ks.name, g);
+        }
+    }
+
+    #[test]
+    fn depthwise_paths_match_the_reference(g in geo(), mult in 1usize..=2, seed in any::<u64>(), zp in -128i32..=127, ozp in -128i32..=127, double in any::<bool>()) {
+        let Some((oh, ow)) = g.out() else { return Ok(()) };
+        let rounding = if double { Rounding::Double } else { Rounding::Single };
+        let oc = g.ic * mult;
+        let spec = DepthwiseConv2dSpec {
+            input: Shape4::new(g.n, g.h, g.w, g.ic),
+            output: Shape4::new(g.n, oh, ow, oc),
+            window: g.window(),
+            filter: bytes(g.kh * g.kw * oc, seed),
+            depth_multiplier: mult,
+            bias: Some(bytes(oc, seed ^ 3).iter().map(|&b| b as i32 * 50).collect()),
+            requant: requants(oc, seed as u32, rounding),
+            input_offset: -zp,
+            output_offset: ozp,
+            act_min: -128,
+            act_max: 127,
+            rounding,
+        };
+        let k = DepthwiseConv2d::new(spec).unwrap();
+        let input = bytes(g.n * g.h * g.w * g.ic, seed ^ 11);
+        let mut want = vec![0i8; g.n * oh * ow * oc];
+        depthwise_conv2d_scalar(&k, &input, &mut want).unwrap();
+        for ks in sets() {
+            let mut got = vec![0i8; want.len()];
+            (ks.depthwise_conv2d)(&k, &input, &mut got).unwrap();
+            prop_assert_eq!(&got, &want, "{} depthwise on {:?}", ks.name, g);
+        }
+    }
+
+    #[test]
+    fn fully_connected_paths_match_the_reference(batches in 1usize..=5, depth in 1usize..=300, units in 1usize..=37, seed in any::<u64>(), zp in -128i32..=127, wzp in -20i32..=20, per_channel in any::<bool>(), double in any::<bool>()) {
+        let rounding = if double { Rounding::Double } else { Rounding::Single };
+        let spec = FullyConnectedSpec {
+            batches,
+            depth,
+            units,
+            weights: bytes(units * depth, seed),
+            bias: Some(bytes(units, seed ^ 7).iter().map(|&b| b as i32 * 30).collect()),
+            requant: requants(if per_channel { units } else { 1 }, seed as u32, rounding),
+            input_offset: -zp,
+            weights_offset: wzp,
+            output_offset: 3,
+            act_min: -128,
+            act_max: 127,
+            rounding,
+        };
+        let k = FullyConnected::new(spec).unwrap();
+        let input = bytes(batches * depth, seed ^ 13);
+        let mut want = vec![0i8; batches * units];
+        fully_connected_scalar(&k, &input, &mut want).unwrap();
+        for ks in sets() {
+            let mut got = vec![0i8; want.len()];
+            (ks.fully_connected)(&k, &input, &mut got).unwrap();
+            prop_assert_eq!(&got, &want, "{} fully connected {}x{}x{}", ks.name, batches, depth, units);
+        }
+    }
+
+    #[test]
+    fn add_paths_match_the_reference(len in 1usize..200, seed in any::<u64>(), s1 in 0.01f32..2.0, s2 in 0.01f32..2.0, so in 0.01f32..2.0) {
+        let k = Add::new(AddSpec { shape1: vec![len], shape2: vec![len], out_shape: vec![len], scale1: s1, zero_point1: 3, scale2: s2, zero_point2: -7, out_scale: so, out_zero_point: 1, act_min: -128, act_max: 127, rounding: Rounding::Double }).unwrap();
+        let (a, b) = (bytes(len, seed), bytes(len, seed ^ 1));
+        let mut want = vec![0i8; len];
+        add_scalar(&k, &a, &b, &mut want).unwrap();
+        for ks in sets() {
+            let mut got = vec![0i8; len];
+            (ks.add)(&k, &a, &b, &mut got).unwrap();
+            prop_assert_eq!(&got, &want, "{} add", ks.name);
+        }
+    }
+}
+
+#[test]
+fn this_machine_tests_more_than_the_reference_when_it_can() {
+    let names: Vec<_> = sets().iter().map(|k| k.name).collect();
+    assert!(names.contains(&"scalar"));
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx2") {
+        assert!(names.contains(&"avx2"), "{names:?}");
+    }
+}
