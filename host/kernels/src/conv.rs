@@ -4,7 +4,7 @@ use std::sync::Mutex;
 
 use crate::error::{KernelError, check_len, ensure};
 use crate::geometry::{Shape4, Window, WindowSpec};
-use crate::pack::PackedRows;
+use crate::pack::{Packed, WeightLayout};
 use crate::quant::{Requant, Rounding};
 
 const OP: &str = "conv2d";
@@ -28,6 +28,8 @@ pub struct Conv2dSpec {
     pub act_min: i32,
     pub act_max: i32,
     pub rounding: Rounding,
+    /// The weight layout of the kernel set that will run it.
+    pub layout: WeightLayout,
 }
 
 /// A convolution ready to run: validated, with weights owned (and repacked
@@ -46,9 +48,9 @@ pub struct Conv2d {
     pub act_min: i32,
     pub act_max: i32,
     pub rounding: Rounding,
-    /// Filter rows as i16 for the vector paths (ungrouped convolutions only).
-    pub packed: Option<PackedRows>,
-    /// `bias + input_offset · Σ filter` per output channel, for `packed`.
+    /// Filter rows in the kernel set's layout (ungrouped convolutions only).
+    pub packed: Option<Packed>,
+    /// The bias with the input offset folded in, for `packed`.
     pub bias_folded: Vec<i32>,
     pub(crate) scratch: Mutex<Scratch>,
 }
@@ -59,6 +61,8 @@ pub struct Scratch {
     pub padded: Vec<i8>,
     pub col: Vec<i16>,
     pub acc: Vec<i32>,
+    /// The input patch as u8 for the VNNI path.
+    pub col8: Vec<u8>,
     /// (tap index, element offset from the window's corner) for depthwise.
     pub taps: Vec<(usize, usize)>,
 }
@@ -78,6 +82,7 @@ impl Conv2d {
             act_min,
             act_max,
             rounding,
+            layout,
         } = spec;
         ensure!(
             OP,
@@ -134,14 +139,12 @@ impl Conv2d {
             "activation range {act_min}..{act_max} is empty"
         );
         let k = window.kernel_h * window.kernel_w * filter_in_c;
-        let packed = (filter_in_c == input.c).then(|| PackedRows::new(&filter, output.c, k, 0));
-        let bias_folded = match &packed {
-            Some(p) => bias
-                .iter()
-                .zip(&p.sums)
-                .map(|(&b, &s)| b.wrapping_add(input_offset.wrapping_mul(s)))
-                .collect(),
-            None => vec![],
+        let (packed, bias_folded) = match (filter_in_c == input.c)
+            .then(|| Packed::new(layout, &filter, output.c, k, 0, &bias, input_offset))
+            .flatten()
+        {
+            Some((p, b)) => (Some(p), b),
+            None => (None, vec![]),
         };
         Ok(Conv2d {
             input,
@@ -260,6 +263,7 @@ mod tests {
             act_min: -128,
             act_max: 127,
             rounding: Rounding::Single,
+            layout: WeightLayout::Original,
         }
     }
 
@@ -300,6 +304,7 @@ mod tests {
             act_min: -128,
             act_max: 127,
             rounding: Rounding::Single,
+            layout: WeightLayout::Original,
         })
         .unwrap();
         let mut out = [0i8; 9];
@@ -331,6 +336,7 @@ mod tests {
             act_min: 0,
             act_max: 10,
             rounding: Rounding::Single,
+            layout: WeightLayout::Original,
         })
         .unwrap();
         let input: Vec<i8> = (0..25).map(|i| i as i8 - 12).collect();

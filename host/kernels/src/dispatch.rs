@@ -10,6 +10,7 @@ use crate::conv::{Conv2d, conv2d_scalar};
 use crate::depthwise::{DepthwiseConv2d, depthwise_conv2d_scalar};
 use crate::error::KernelError;
 use crate::fully_connected::{FullyConnected, fully_connected_scalar};
+use crate::pack::WeightLayout;
 use crate::pooling::{Pool2d, average_pool2d_scalar, max_pool2d_scalar};
 use crate::softmax::{Softmax, softmax_scalar};
 
@@ -24,6 +25,8 @@ pub struct KernelSet {
     pub name: &'static str,
     /// Whether this CPU can run the set.
     pub supported: fn() -> bool,
+    /// The weight layout its conv and fully connected kernels read.
+    pub layout: WeightLayout,
     pub conv2d: Unary<Conv2d>,
     pub depthwise_conv2d: Unary<DepthwiseConv2d>,
     pub fully_connected: Unary<FullyConnected>,
@@ -45,6 +48,7 @@ impl std::fmt::Debug for KernelSet {
 pub static SCALAR: KernelSet = KernelSet {
     name: "scalar",
     supported: || true,
+    layout: WeightLayout::Original,
     conv2d: conv2d_scalar,
     depthwise_conv2d: depthwise_conv2d_scalar,
     fully_connected: fully_connected_scalar,
@@ -59,6 +63,7 @@ pub static SCALAR: KernelSet = KernelSet {
 pub static AVX2: KernelSet = KernelSet {
     name: "avx2",
     supported: crate::x86::avx2::supported,
+    layout: WeightLayout::I16Rows,
     conv2d: crate::x86::avx2::conv2d,
     depthwise_conv2d: crate::x86::avx2::depthwise_conv2d,
     fully_connected: crate::x86::avx2::fully_connected,
@@ -68,10 +73,25 @@ pub static AVX2: KernelSet = KernelSet {
     softmax: softmax_scalar,
 };
 
+/// x86-64 with AVX-512 VNNI: `vpdpbusd` conv and fully connected.
+#[cfg(target_arch = "x86_64")]
+pub static AVX512: KernelSet = KernelSet {
+    name: "avx512",
+    supported: crate::x86::avx512::supported,
+    layout: WeightLayout::I8Rows,
+    conv2d: crate::x86::avx512::conv2d,
+    depthwise_conv2d: crate::x86::avx512::depthwise_conv2d,
+    fully_connected: crate::x86::avx512::fully_connected,
+    average_pool2d: average_pool2d_scalar,
+    max_pool2d: max_pool2d_scalar,
+    add: add_scalar,
+    softmax: softmax_scalar,
+};
+
 /// Every set compiled into this build, best first.
 pub fn all() -> &'static [&'static KernelSet] {
     #[cfg(target_arch = "x86_64")]
-    static ALL: [&KernelSet; 2] = [&AVX2, &SCALAR];
+    static ALL: [&KernelSet; 3] = [&AVX512, &AVX2, &SCALAR];
     #[cfg(not(target_arch = "x86_64"))]
     static ALL: [&KernelSet; 1] = [&SCALAR];
     &ALL

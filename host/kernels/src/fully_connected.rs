@@ -5,7 +5,7 @@ use std::sync::Mutex;
 
 use crate::conv::{Scratch, expand_requant};
 use crate::error::{KernelError, check_len, ensure};
-use crate::pack::PackedRows;
+use crate::pack::{Packed, WeightLayout};
 use crate::quant::{Requant, Rounding};
 
 const OP: &str = "fully_connected";
@@ -27,6 +27,8 @@ pub struct FullyConnectedSpec {
     pub act_min: i32,
     pub act_max: i32,
     pub rounding: Rounding,
+    /// The weight layout of the kernel set that will run it.
+    pub layout: WeightLayout,
 }
 
 /// A fully connected layer ready to run.
@@ -44,9 +46,9 @@ pub struct FullyConnected {
     pub act_min: i32,
     pub act_max: i32,
     pub rounding: Rounding,
-    /// Weights (plus their zero point) as i16 rows for the vector paths.
-    pub packed: PackedRows,
-    /// `bias + input_offset · Σ (w + weights_offset)` per unit.
+    /// Weights (plus their zero point) in the kernel set's layout.
+    pub packed: Option<Packed>,
+    /// The bias with the input offset folded in, for `packed`.
     pub bias_folded: Vec<i32>,
     pub(crate) scratch: Mutex<Scratch>,
 }
@@ -66,6 +68,7 @@ impl FullyConnected {
             act_min,
             act_max,
             rounding,
+            layout,
         } = spec;
         ensure!(
             OP,
@@ -102,12 +105,18 @@ impl FullyConnected {
             "weights zero point {} outside int8",
             -weights_offset
         );
-        let packed = PackedRows::new(&weights, units, depth, weights_offset);
-        let bias_folded = bias
-            .iter()
-            .zip(&packed.sums)
-            .map(|(&b, &s)| b.wrapping_add(input_offset.wrapping_mul(s)))
-            .collect();
+        let (packed, bias_folded) = match Packed::new(
+            layout,
+            &weights,
+            units,
+            depth,
+            weights_offset,
+            &bias,
+            input_offset,
+        ) {
+            Some((p, b)) => (Some(p), b),
+            None => (None, vec![]),
+        };
         Ok(FullyConnected {
             batches,
             depth,
@@ -182,6 +191,7 @@ mod tests {
             act_min: -128,
             act_max: 127,
             rounding: Rounding::Single,
+            layout: WeightLayout::Original,
         })
         .unwrap();
         let mut out = [0i8; 4];

@@ -6,6 +6,102 @@
 //! arithmetic, and taps that fall in the padding are made to contribute 0
 //! by padding the input with −off (the input zero point) instead of skipping.
 
+/// The weight layout a kernel set wants; filters are repacked into it once,
+/// when the operator is prepared.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum WeightLayout {
+    /// The reference reads the original int8 weights.
+    #[default]
+    Original,
+    /// i16 rows padded to 16 (AVX2 `vpmaddwd`).
+    I16Rows,
+    /// i8 rows padded to 64, multiplied with the input shifted to u8 (AVX-512 VNNI `vpdpbusd`).
+    I8Rows,
+}
+
+/// Weights in a vector layout, with the bias that folds the input offset in.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Packed {
+    I16(PackedRows),
+    I8(PackedI8Rows),
+}
+
+impl Packed {
+    /// Pack `rows × k` weights (each plus `add`) for `layout`, and fold
+    /// `input_offset` into `bias`. `None` for the original layout, or when
+    /// the weights do not fit the layout (i8 rows need `add == 0`).
+    pub fn new(
+        layout: WeightLayout,
+        values: &[i8],
+        rows: usize,
+        k: usize,
+        add: i32,
+        bias: &[i32],
+        input_offset: i32,
+    ) -> Option<(Packed, Vec<i32>)> {
+        let fold = |sums: &[i32], off: i32| {
+            bias.iter()
+                .zip(sums)
+                .map(|(&b, &s)| b.wrapping_add(off.wrapping_mul(s)))
+                .collect::<Vec<i32>>()
+        };
+        match layout {
+            WeightLayout::Original => None,
+            WeightLayout::I16Rows => {
+                let p = PackedRows::new(values, rows, k, add);
+                let b = fold(&p.sums, input_offset);
+                Some((Packed::I16(p), b))
+            }
+            WeightLayout::I8Rows if add == 0 => {
+                let p = PackedI8Rows::new(values, rows, k);
+                // The input arrives as u = x + 128: Σ w(x + off) = Σ w·u + (off − 128)·Σ w.
+                let b = fold(&p.sums, input_offset.wrapping_sub(128));
+                Some((Packed::I8(p), b))
+            }
+            WeightLayout::I8Rows => None,
+        }
+    }
+
+    pub fn bytes(&self) -> usize {
+        match self {
+            Packed::I16(p) => p.bytes(),
+            Packed::I8(p) => p.data.len() + 4 * p.sums.len(),
+        }
+    }
+}
+
+/// Rows of int8 weights padded to a multiple of [`I8_LANES`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PackedI8Rows {
+    pub rows: usize,
+    pub k: usize,
+    pub kp: usize,
+    pub data: Vec<i8>,
+    pub sums: Vec<i32>,
+}
+
+/// Bytes a 512-bit register holds.
+pub const I8_LANES: usize = 64;
+
+impl PackedI8Rows {
+    pub fn new(values: &[i8], rows: usize, k: usize) -> Self {
+        let kp = k.div_ceil(I8_LANES) * I8_LANES;
+        let mut data = vec![0i8; rows * kp];
+        let mut sums = vec![0i32; rows];
+        for r in 0..rows {
+            data[r * kp..r * kp + k].copy_from_slice(&values[r * k..(r + 1) * k]);
+            sums[r] = values[r * k..(r + 1) * k].iter().map(|&v| v as i32).sum();
+        }
+        PackedI8Rows {
+            rows,
+            k,
+            kp,
+            data,
+            sums,
+        }
+    }
+}
+
 /// Rows of a weight matrix (one per output channel or unit).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PackedRows {

@@ -129,12 +129,14 @@ proptest! {
             act_min,
             act_max,
             rounding,
+            layout: Default::default(),
         };
-        let k = Conv2d::new(spec).unwrap();
+        let k = Conv2d::new(spec.clone()).unwrap();
         let input = bytes(g.n * g.h * g.w * g.ic, seed ^ 9);
         let mut want = vec![0i8; g.n * oh * ow * oc];
         conv2d_scalar(&k, &input, &mut want).unwrap();
         for ks in sets() {
+            let k = Conv2d::new(Conv2dSpec { layout: ks.layout, ..spec.clone() }).unwrap();
             let mut got = vec![0i8; want.len()];
             (ks.conv2d)(&k, &input, &mut got).unwrap();
             prop_assert_eq!(&got, &want, "{} conv2d on {:?}", ks.name, g);
@@ -187,12 +189,14 @@ proptest! {
             act_min: -128,
             act_max: 127,
             rounding,
+            layout: Default::default(),
         };
-        let k = FullyConnected::new(spec).unwrap();
+        let k = FullyConnected::new(spec.clone()).unwrap();
         let input = bytes(batches * depth, seed ^ 13);
         let mut want = vec![0i8; batches * units];
         fully_connected_scalar(&k, &input, &mut want).unwrap();
         for ks in sets() {
+            let k = FullyConnected::new(FullyConnectedSpec { layout: ks.layout, ..spec.clone() }).unwrap();
             let mut got = vec![0i8; want.len()];
             (ks.fully_connected)(&k, &input, &mut got).unwrap();
             prop_assert_eq!(&got, &want, "{} fully connected {}x{}x{}", ks.name, batches, depth, units);
@@ -220,5 +224,9 @@ fn this_machine_tests_more_than_the_reference_when_it_can() {
     #[cfg(target_arch = "x86_64")]
     if std::is_x86_feature_detected!("avx2") {
         assert!(names.contains(&"avx2"), "{names:?}");
+    }
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx512vnni") {
+        assert!(names.contains(&"avx512"), "{names:?}");
     }
 }

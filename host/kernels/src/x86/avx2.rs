@@ -13,7 +13,7 @@ use crate::conv::{Conv2d, conv2d_scalar};
 use crate::depthwise::{DepthwiseConv2d, depthwise_conv2d_scalar};
 use crate::error::{KernelError, check_len};
 use crate::fully_connected::{FullyConnected, fully_connected_scalar};
-use crate::pack::{LANES, PackedRows, pad_input};
+use crate::pack::{LANES, Packed, PackedRows, pad_input};
 
 pub fn supported() -> bool {
     is_x86_feature_detected!("avx2")
@@ -118,7 +118,7 @@ unsafe fn dot_rows(col: &[i16], rows: &PackedRows, acc: &mut [i32]) {
 }
 
 pub fn conv2d(k: &Conv2d, input: &[i8], output: &mut [i8]) -> Result<(), KernelError> {
-    let Some(packed) = &k.packed else {
+    let Some(Packed::I16(packed)) = &k.packed else {
         return conv2d_scalar(k, input, output);
     };
     if !supported() {
@@ -177,6 +177,9 @@ pub fn fully_connected(
     input: &[i8],
     output: &mut [i8],
 ) -> Result<(), KernelError> {
+    let Some(Packed::I16(packed)) = &k.packed else {
+        return fully_connected_scalar(k, input, output);
+    };
     if !supported() {
         return fully_connected_scalar(k, input, output);
     }
@@ -190,7 +193,7 @@ pub fn fully_connected(
     let mut guard = k.scratch.lock().unwrap_or_else(|p| p.into_inner());
     let scratch = &mut *guard;
     scratch.col.clear();
-    scratch.col.resize(k.packed.kp, 0);
+    scratch.col.resize(packed.kp, 0);
     scratch.acc.resize(k.units, 0);
     let (col, acc) = (&mut scratch.col, &mut scratch.acc);
     for (row, out) in input
@@ -200,7 +203,7 @@ pub fn fully_connected(
         // SAFETY: AVX2 was checked above; `col` holds `kp` values.
         unsafe {
             widen(row, &mut col[..k.depth]);
-            dot_rows(col, &k.packed, acc);
+            dot_rows(col, packed, acc);
         }
         for (u, o) in out.iter_mut().enumerate() {
             let v = k.requant[u]
@@ -213,7 +216,7 @@ pub fn fully_connected(
 }
 
 #[target_feature(enable = "avx2")]
-unsafe fn depthwise_pixel(
+pub(crate) unsafe fn depthwise_pixel(
     src: *const i8,
     taps: &[(usize, usize)],
     filter: &[i32],

@@ -4,3 +4,4 @@
 //! instead of faulting.
 
 pub mod avx2;
+pub mod avx512;

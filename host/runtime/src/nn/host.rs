@@ -315,7 +315,8 @@ impl InstanceState {
 impl wops::Host for InstanceState {
     fn execute(&mut self, op: wops::Op, options: wops::ExecOptions) -> Result<(), NnFault> {
         let desc = self.op_desc(&op)?;
-        let prepared = PreparedOp::prepare(&desc, &mut self.tensors, semantics(options))?;
+        let prepared =
+            PreparedOp::prepare(&desc, &mut self.tensors, semantics(options), self.kernels)?;
         let result = prepared.run(&mut self.tensors, self.kernels);
         prepared.release(&mut self.tensors);
         result
@@ -337,7 +338,7 @@ impl wplan::HostPlan for InstanceState {
             .table
             .get_mut(&plan)
             .map_err(|e| NnFault::Trap(e.into()))?;
-        plan.push(&desc, &mut self.tensors)
+        plan.push(&desc, &mut self.tensors, self.kernels)
     }
 
     fn run(&mut self, plan: Resource<Plan>) -> Result<(), NnFault> {

@@ -360,6 +360,7 @@ impl PreparedOp {
         op: &OpDesc,
         st: &mut TensorStore,
         semantics: Semantics,
+        ks: &KernelSet,
     ) -> Result<PreparedOp, NnFault> {
         let (name, kernel, inputs, output, mut held): (
             &'static str,
@@ -404,6 +405,7 @@ impl PreparedOp {
                     act_min,
                     act_max,
                     rounding,
+                    layout: ks.layout,
                 })?;
                 (
                     "conv2d",
@@ -503,6 +505,7 @@ impl PreparedOp {
                     act_min,
                     act_max,
                     rounding,
+                    layout: ks.layout,
                 })?;
                 (
                     "fully_connected",
@@ -846,7 +849,10 @@ impl PreparedOp {
                 5 * k.filter.len() + 8 * k.bias.len() + 8 * k.requant.len()
             }
             Kernel::FullyConnected(k) => {
-                k.weights.len() + 8 * k.bias.len() + 8 * k.requant.len() + k.packed.bytes()
+                k.weights.len()
+                    + 8 * k.bias.len()
+                    + 8 * k.requant.len()
+                    + k.packed.as_ref().map_or(0, |p| p.bytes())
             }
             Kernel::Softmax(_) => 1024,
             Kernel::Lut(_) => 256,

@@ -31,14 +31,19 @@ impl Plan {
         self.ops.is_empty()
     }
 
-    pub fn push(&mut self, op: &OpDesc, st: &mut TensorStore) -> Result<u32, NnFault> {
+    pub fn push(
+        &mut self,
+        op: &OpDesc,
+        st: &mut TensorStore,
+        ks: &KernelSet,
+    ) -> Result<u32, NnFault> {
         if self.ops.len() >= MAX_OPS {
             return Err(NnFault::invalid(format!(
                 "a plan holds at most {MAX_OPS} operators"
             )));
         }
         let index = self.ops.len();
-        let prepared = PreparedOp::prepare(op, st, self.semantics).map_err(|e| match e {
+        let prepared = PreparedOp::prepare(op, st, self.semantics, ks).map_err(|e| match e {
             NnFault::Invalid(m) => NnFault::Invalid(format!("operator {index}: {m}")),
             other => other,
         })?;
