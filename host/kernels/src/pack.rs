@@ -15,7 +15,8 @@ pub enum WeightLayout {
     Original,
     /// i16 rows padded to 16 (AVX2 `vpmaddwd`).
     I16Rows,
-    /// i8 rows padded to 64, multiplied with the input shifted to u8 (AVX-512 VNNI `vpdpbusd`).
+    /// i8 blocks of 16 rows × 4 values, multiplied with the input shifted to u8
+    /// (AVX-512 VNNI `vpdpbusd`).
     I8Rows,
 }
 
@@ -70,12 +71,17 @@ impl Packed {
     }
 }
 
-/// Rows of int8 weights padded to a multiple of [`I8_LANES`].
+/// int8 weights blocked for a broadcast GEMM with `vpdpbusd`: 16 rows at a
+/// time, 4 values per row per 32-bit lane, so one 64-byte vector holds
+/// `w[16 rows][4 k]`. Rows pad to 16 and k to 4 with zeros.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PackedI8Rows {
     pub rows: usize,
     pub k: usize,
-    pub kp: usize,
+    /// Groups of 4 along k.
+    pub k4: usize,
+    /// Blocks of 16 rows.
+    pub blocks: usize,
     pub data: Vec<i8>,
     pub sums: Vec<i32>,
 }
@@ -85,20 +91,30 @@ pub const I8_LANES: usize = 64;
 
 impl PackedI8Rows {
     pub fn new(values: &[i8], rows: usize, k: usize) -> Self {
-        let kp = k.div_ceil(I8_LANES) * I8_LANES;
-        let mut data = vec![0i8; rows * kp];
-        let mut sums = vec![0i32; rows];
+        let (k4, blocks) = (k.div_ceil(4), rows.div_ceil(16));
+        let mut data = vec![0i8; blocks * k4 * I8_LANES];
         for r in 0..rows {
-            data[r * kp..r * kp + k].copy_from_slice(&values[r * k..(r + 1) * k]);
-            sums[r] = values[r * k..(r + 1) * k].iter().map(|&v| v as i32).sum();
+            let (block, lane) = (r / 16, r % 16);
+            for (j, &v) in values[r * k..(r + 1) * k].iter().enumerate() {
+                data[(block * k4 + j / 4) * I8_LANES + lane * 4 + j % 4] = v;
+            }
         }
+        let sums = (0..rows)
+            .map(|r| values[r * k..(r + 1) * k].iter().map(|&v| v as i32).sum())
+            .collect();
         PackedI8Rows {
             rows,
             k,
-            kp,
+            k4,
+            blocks,
             data,
             sums,
         }
+    }
+
+    /// Rows rounded up to whole blocks.
+    pub fn padded_rows(&self) -> usize {
+        self.blocks * 16
     }
 }
 
@@ -151,6 +167,24 @@ impl PackedRows {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn blocks_interleave_four_values_per_row() {
+        // 17 rows of k = 5: two blocks, k4 = 2.
+        let vals: Vec<i8> = (0..17 * 5).map(|i| (i % 100) as i8).collect();
+        let p = PackedI8Rows::new(&vals, 17, 5);
+        assert_eq!((p.k4, p.blocks, p.data.len()), (2, 2, 2 * 2 * 64));
+        // Row 1, values 0..4 sit in lane 1 of the first vector.
+        assert_eq!(&p.data[4..8], &vals[5..9]);
+        // Row 1, value 4 opens the second vector's lane 1; the rest is padding.
+        assert_eq!(&p.data[64 + 4..64 + 8], &[vals[9], 0, 0, 0]);
+        // Row 16 is lane 0 of the second block.
+        assert_eq!(&p.data[128..132], &vals[80..84]);
+        assert_eq!(
+            p.sums[16],
+            vals[80..85].iter().map(|&v| v as i32).sum::<i32>()
+        );
+    }
 
     #[test]
     fn pads_and_sums() {
