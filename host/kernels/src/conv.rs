@@ -5,7 +5,7 @@ use std::sync::Mutex;
 use crate::error::{KernelError, check_len, ensure};
 use crate::geometry::{Shape4, Window, WindowSpec};
 use crate::pack::{Packed, WeightLayout};
-use crate::quant::{Requant, Rounding};
+use crate::quant::{Multipliers, Requant, Rounding};
 
 const OP: &str = "conv2d";
 
@@ -52,6 +52,8 @@ pub struct Conv2d {
     pub packed: Option<Packed>,
     /// The bias with the input offset folded in, for `packed`.
     pub bias_folded: Vec<i32>,
+    /// `requant` as two arrays, for the vector paths.
+    pub multipliers: Multipliers,
     pub(crate) scratch: Mutex<Scratch>,
 }
 
@@ -146,6 +148,7 @@ impl Conv2d {
             Some((p, b)) => (Some(p), b),
             None => (None, vec![]),
         };
+        let multipliers = Multipliers::new(&requant);
         Ok(Conv2d {
             input,
             output,
@@ -161,6 +164,7 @@ impl Conv2d {
             rounding,
             packed,
             bias_folded,
+            multipliers,
             scratch: Mutex::new(Scratch::default()),
         })
     }

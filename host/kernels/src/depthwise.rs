@@ -6,7 +6,7 @@ use std::sync::Mutex;
 use crate::conv::{Scratch, expand_requant};
 use crate::error::{KernelError, check_len, ensure};
 use crate::geometry::{Shape4, Window, WindowSpec};
-use crate::quant::{Requant, Rounding};
+use crate::quant::{Multipliers, Requant, Rounding};
 
 const OP: &str = "depthwise_conv2d";
 
@@ -47,6 +47,8 @@ pub struct DepthwiseConv2d {
     pub filter_i32: Vec<i32>,
     /// `bias + input_offset · Σ taps` per channel.
     pub bias_folded: Vec<i32>,
+    /// `requant` as two arrays, for the vector paths.
+    pub multipliers: Multipliers,
     pub(crate) scratch: Mutex<Scratch>,
 }
 
@@ -122,6 +124,7 @@ impl DepthwiseConv2d {
                 *b = b.wrapping_add(input_offset.wrapping_mul(f));
             }
         }
+        let multipliers = Multipliers::new(&requant);
         Ok(DepthwiseConv2d {
             input,
             output,
@@ -137,6 +140,7 @@ impl DepthwiseConv2d {
             rounding,
             filter_i32,
             bias_folded,
+            multipliers,
             scratch: Mutex::new(Scratch::default()),
         })
     }

@@ -6,7 +6,7 @@ use std::sync::Mutex;
 use crate::conv::{Scratch, expand_requant};
 use crate::error::{KernelError, check_len, ensure};
 use crate::pack::{Packed, WeightLayout};
-use crate::quant::{Requant, Rounding};
+use crate::quant::{Multipliers, Requant, Rounding};
 
 const OP: &str = "fully_connected";
 
@@ -50,6 +50,8 @@ pub struct FullyConnected {
     pub packed: Option<Packed>,
     /// The bias with the input offset folded in, for `packed`.
     pub bias_folded: Vec<i32>,
+    /// `requant` as two arrays, for the vector paths.
+    pub multipliers: Multipliers,
     pub(crate) scratch: Mutex<Scratch>,
 }
 
@@ -117,6 +119,7 @@ impl FullyConnected {
             Some((p, b)) => (Some(p), b),
             None => (None, vec![]),
         };
+        let multipliers = Multipliers::new(&requant);
         Ok(FullyConnected {
             batches,
             depth,
@@ -132,6 +135,7 @@ impl FullyConnected {
             rounding,
             packed,
             bias_folded,
+            multipliers,
             scratch: Mutex::new(Scratch::default()),
         })
     }

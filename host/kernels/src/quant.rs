@@ -107,6 +107,22 @@ impl Requant {
     }
 }
 
+/// Per-channel multipliers and shifts in two arrays, for vector loads.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Multipliers {
+    pub multiplier: Vec<i32>,
+    pub shift: Vec<i32>,
+}
+
+impl Multipliers {
+    pub fn new(r: &[Requant]) -> Self {
+        Multipliers {
+            multiplier: r.iter().map(|q| q.multiplier).collect(),
+            shift: r.iter().map(|q| q.shift).collect(),
+        }
+    }
+}
+
 /// `std::frexp`: `x = q · 2^e` with `|q|` in `[0.5, 1)`.
 pub fn frexp(x: f64) -> (f64, i32) {
     if x == 0.0 || !x.is_finite() {

@@ -14,23 +14,24 @@ use crate::depthwise::{DepthwiseConv2d, depthwise_conv2d_scalar};
 use crate::error::{KernelError, check_len};
 use crate::fully_connected::{FullyConnected, fully_connected_scalar};
 use crate::pack::{LANES, Packed, PackedRows, pad_input};
+use crate::x86::requant;
 
 pub fn supported() -> bool {
     is_x86_feature_detected!("avx2")
 }
 
-#[inline(always)]
-unsafe fn hsum(v: __m256i) -> i32 {
-    unsafe {
-        let s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256::<1>(v));
-        let s = _mm_add_epi32(s, _mm_shuffle_epi32::<0b01_00_11_10>(s));
-        let s = _mm_add_epi32(s, _mm_shuffle_epi32::<0b10_11_00_01>(s));
-        _mm_cvtsi128_si32(s)
-    }
+#[inline]
+#[target_feature(enable = "avx2")]
+fn hsum(v: __m256i) -> i32 {
+    let s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256::<1>(v));
+    let s = _mm_add_epi32(s, _mm_shuffle_epi32::<0b01_00_11_10>(s));
+    let s = _mm_add_epi32(s, _mm_shuffle_epi32::<0b10_11_00_01>(s));
+    _mm_cvtsi128_si32(s)
 }
 
 /// Widen `src` into `dst` as i16.
-#[inline(always)]
+#[inline]
+#[target_feature(enable = "avx2")]
 unsafe fn widen(src: &[i8], dst: &mut [i16]) {
     let n = src.len();
     let mut i = 0;
@@ -160,12 +161,19 @@ pub fn conv2d(k: &Conv2d, input: &[i8], output: &mut [i8]) -> Result<(), KernelE
                 // SAFETY: AVX2 was checked above; `col` holds `kp` values.
                 unsafe { dot_rows(col, packed, acc) };
                 let out = &mut output[os.offset(b, oy, ox, 0)..os.offset(b, oy, ox, 0) + os.c];
-                for (oc, o) in out.iter_mut().enumerate() {
-                    let v = k.requant[oc]
-                        .apply(acc[oc].wrapping_add(k.bias_folded[oc]), k.rounding)
-                        .wrapping_add(k.output_offset);
-                    *o = v.clamp(k.act_min, k.act_max) as i8;
-                }
+                // SAFETY: AVX2 was checked above; every slice holds `os.c` values.
+                unsafe {
+                    requant::row(
+                        acc,
+                        &k.bias_folded,
+                        &k.multipliers,
+                        k.rounding,
+                        k.output_offset,
+                        k.act_min,
+                        k.act_max,
+                        out,
+                    )
+                };
             }
         }
     }
@@ -205,12 +213,19 @@ pub fn fully_connected(
             widen(row, &mut col[..k.depth]);
             dot_rows(col, packed, acc);
         }
-        for (u, o) in out.iter_mut().enumerate() {
-            let v = k.requant[u]
-                .apply(acc[u].wrapping_add(k.bias_folded[u]), k.rounding)
-                .wrapping_add(k.output_offset);
-            *o = v.clamp(k.act_min, k.act_max) as i8;
-        }
+        // SAFETY: AVX2 was checked above; every slice holds `units` values.
+        unsafe {
+            requant::row(
+                acc,
+                &k.bias_folded,
+                &k.multipliers,
+                k.rounding,
+                k.output_offset,
+                k.act_min,
+                k.act_max,
+                out,
+            )
+        };
     }
     Ok(())
 }
@@ -220,14 +235,13 @@ pub(crate) unsafe fn depthwise_pixel(
     src: *const i8,
     taps: &[(usize, usize)],
     filter: &[i32],
-    bias: &[i32],
     c: usize,
     acc: &mut [i32],
 ) {
     let mut ch = 0;
     unsafe {
         while ch + 8 <= c {
-            let mut a = _mm256_loadu_si256(bias.as_ptr().add(ch) as *const __m256i);
+            let mut a = _mm256_setzero_si256();
             for &(tap, off) in taps {
                 let x = _mm256_cvtepi8_epi32(_mm_loadl_epi64(src.add(off + ch) as *const __m128i));
                 let f = _mm256_loadu_si256(filter.as_ptr().add(tap * c + ch) as *const __m256i);
@@ -237,7 +251,7 @@ pub(crate) unsafe fn depthwise_pixel(
             ch += 8;
         }
         for ch in ch..c {
-            let mut a = bias[ch];
+            let mut a = 0i32;
             for &(tap, off) in taps {
                 a = a.wrapping_add((*src.add(off + ch) as i32).wrapping_mul(filter[tap * c + ch]));
             }
@@ -292,23 +306,21 @@ pub fn depthwise_conv2d(
                 debug_assert!(corner + taps.last().map_or(0, |t| t.1) + c <= src.len());
                 // SAFETY: AVX2 was checked above; every tap offset from `corner`
                 // stays inside the padded input (see `pad_input`).
+                unsafe { depthwise_pixel(src.as_ptr().add(corner), taps, &k.filter_i32, c, acc) };
+                let out = &mut output[os.offset(b, oy, ox, 0)..os.offset(b, oy, ox, 0) + c];
+                // SAFETY: AVX2 was checked above; every slice holds `c` values.
                 unsafe {
-                    depthwise_pixel(
-                        src.as_ptr().add(corner),
-                        taps,
-                        &k.filter_i32,
-                        &k.bias_folded,
-                        c,
+                    requant::row(
                         acc,
+                        &k.bias_folded,
+                        &k.multipliers,
+                        k.rounding,
+                        k.output_offset,
+                        k.act_min,
+                        k.act_max,
+                        out,
                     )
                 };
-                let out = &mut output[os.offset(b, oy, ox, 0)..os.offset(b, oy, ox, 0) + c];
-                for (ch, o) in out.iter_mut().enumerate() {
-                    let v = k.requant[ch]
-                        .apply(acc[ch], k.rounding)
-                        .wrapping_add(k.output_offset);
-                    *o = v.clamp(k.act_min, k.act_max) as i8;
-                }
             }
         }
     }

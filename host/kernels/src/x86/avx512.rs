@@ -12,7 +12,7 @@ use crate::depthwise::DepthwiseConv2d;
 use crate::error::{KernelError, check_len};
 use crate::fully_connected::FullyConnected;
 use crate::pack::{I8_LANES, Packed, PackedI8Rows, pad_input};
-use crate::x86::avx2;
+use crate::x86::{avx2, requant};
 
 pub fn supported() -> bool {
     is_x86_feature_detected!("avx512f")
@@ -132,15 +132,20 @@ pub fn conv2d(k: &Conv2d, input: &[i8], output: &mut [i8]) -> Result<(), KernelE
         }
         for p in 0..n {
             let out = &mut output[(pix + p) * os.c..(pix + p + 1) * os.c];
-            for (oc, o) in out.iter_mut().enumerate() {
-                let v = k.requant[oc]
-                    .apply(
-                        acc[p * stride + oc].wrapping_add(k.bias_folded[oc]),
-                        k.rounding,
-                    )
-                    .wrapping_add(k.output_offset);
-                *o = v.clamp(k.act_min, k.act_max) as i8;
-            }
+            let a = &acc[p * stride..p * stride + os.c];
+            // SAFETY: AVX-512 (hence AVX2) was checked above; every slice holds `os.c` values.
+            unsafe {
+                requant::row(
+                    a,
+                    &k.bias_folded,
+                    &k.multipliers,
+                    k.rounding,
+                    k.output_offset,
+                    k.act_min,
+                    k.act_max,
+                    out,
+                )
+            };
         }
         pix += n;
     }
@@ -178,12 +183,19 @@ pub fn fully_connected(
         to_u8(row, &mut col[..k.depth]);
         // SAFETY: the CPU support was checked above; `col` holds `kp` bytes.
         unsafe { gemm::<1>([&col[..]], packed, acc) };
-        for (u, o) in out.iter_mut().enumerate() {
-            let v = k.requant[u]
-                .apply(acc[u].wrapping_add(k.bias_folded[u]), k.rounding)
-                .wrapping_add(k.output_offset);
-            *o = v.clamp(k.act_min, k.act_max) as i8;
-        }
+        // SAFETY: AVX-512 (hence AVX2) was checked above; every slice holds `units` values.
+        unsafe {
+            requant::row(
+                acc,
+                &k.bias_folded,
+                &k.multipliers,
+                k.rounding,
+                k.output_offset,
+                k.act_min,
+                k.act_max,
+                out,
+            )
+        };
     }
     Ok(())
 }

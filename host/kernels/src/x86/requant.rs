@@ -1,0 +1,173 @@
+//! Requantization of eight int32 accumulators at a time (AVX2), bit-exact
+//! with [`crate::quant::Requant::apply`] for both roundings.
+//!
+//! AVX2 has no 64-bit arithmetic right shift, so it is built from the
+//! logical one: `sra(v, n) = srl(v ^ s, n) ^ s` with `s` the sign mask.
+
+use std::arch::x86_64::*;
+
+use crate::quant::{Multipliers, Rounding};
+
+#[inline]
+#[target_feature(enable = "avx2")]
+fn sra64(v: __m256i, n: __m256i) -> __m256i {
+    let s = _mm256_cmpgt_epi64(_mm256_setzero_si256(), v);
+    _mm256_xor_si256(_mm256_srlv_epi64(_mm256_xor_si256(v, s), n), s)
+}
+
+/// Low 32 bits of each 64-bit lane of `even` and `odd`, interleaved back.
+#[inline]
+#[target_feature(enable = "avx2")]
+fn join(even: __m256i, odd: __m256i) -> __m256i {
+    _mm256_blend_epi32::<0b1010_1010>(even, _mm256_slli_epi64::<32>(odd))
+}
+
+/// `((x·m + 2^(30−s)) >> (31−s))` per lane.
+#[inline]
+#[target_feature(enable = "avx2")]
+fn single(x: __m256i, m: __m256i, s: __m256i) -> __m256i {
+    let (one, c31, c32) = (
+        _mm256_set1_epi64x(1),
+        _mm256_set1_epi64x(31),
+        _mm256_set1_epi64x(32),
+    );
+    // Even channels' shifts sit in the low halves of the 64-bit lanes, odd in the high.
+    let se = sra64(_mm256_slli_epi64::<32>(s), c32);
+    let so = sra64(s, c32);
+    let (te, to) = (_mm256_sub_epi64(c31, se), _mm256_sub_epi64(c31, so));
+    let (pe, po) = (
+        _mm256_mul_epi32(x, m),
+        _mm256_mul_epi32(_mm256_srli_epi64::<32>(x), _mm256_srli_epi64::<32>(m)),
+    );
+    let re = _mm256_sllv_epi64(one, _mm256_sub_epi64(te, one));
+    let ro = _mm256_sllv_epi64(one, _mm256_sub_epi64(to, one));
+    join(
+        sra64(_mm256_add_epi64(pe, re), te),
+        sra64(_mm256_add_epi64(po, ro), to),
+    )
+}
+
+/// The doubling high half of 64-bit products, rounded as gemmlowp rounds:
+/// add 2^30 (non-negative) or 1 − 2^30 (negative), divide by 2^31 truncating.
+#[inline]
+#[target_feature(enable = "avx2")]
+fn high_mul(p: __m256i) -> __m256i {
+    let zero = _mm256_setzero_si256();
+    let neg = _mm256_cmpgt_epi64(zero, p);
+    let nudge = _mm256_blendv_epi8(
+        _mm256_set1_epi64x(1 << 30),
+        _mm256_set1_epi64x(1 - (1 << 30)),
+        neg,
+    );
+    let v = _mm256_add_epi64(p, nudge);
+    let vneg = _mm256_cmpgt_epi64(zero, v);
+    let v = _mm256_add_epi64(
+        v,
+        _mm256_and_si256(vneg, _mm256_set1_epi64x((1i64 << 31) - 1)),
+    );
+    sra64(v, _mm256_set1_epi64x(31))
+}
+
+/// gemmlowp: `RoundingDivideByPOT(SaturatingRoundingDoublingHighMul(x·2^l, m), r)`.
+#[inline]
+#[target_feature(enable = "avx2")]
+fn double(x: __m256i, m: __m256i, s: __m256i) -> __m256i {
+    let zero = _mm256_setzero_si256();
+    let left = _mm256_max_epi32(s, zero);
+    let right = _mm256_max_epi32(_mm256_sub_epi32(zero, s), zero);
+    let a = _mm256_sllv_epi32(x, left);
+    let (pe, po) = (
+        _mm256_mul_epi32(a, m),
+        _mm256_mul_epi32(_mm256_srli_epi64::<32>(a), _mm256_srli_epi64::<32>(m)),
+    );
+    // nudge: 2^30 for a non-negative product, 1 − 2^30 otherwise; then
+    // divide by 2^31 truncating toward zero: add 2^31 − 1 when negative.
+
+    // The only saturating case (a = m = i32::MIN) cannot occur: m ≥ 0.
+    let r = join(high_mul(pe), high_mul(po));
+    let one = _mm256_set1_epi32(1);
+    let mask = _mm256_sub_epi32(_mm256_sllv_epi32(one, right), one);
+    let rem = _mm256_and_si256(r, mask);
+    let thr = _mm256_sub_epi32(_mm256_srli_epi32::<1>(mask), _mm256_cmpgt_epi32(zero, r));
+    _mm256_sub_epi32(_mm256_srav_epi32(r, right), _mm256_cmpgt_epi32(rem, thr))
+}
+
+/// `clamp(requant(acc + bias) + offset)` for one row of channels.
+///
+/// # Safety
+/// The CPU must support AVX2; the slices must all be at least `out.len()` long.
+#[target_feature(enable = "avx2")]
+#[allow(clippy::too_many_arguments)]
+pub unsafe fn row(
+    acc: &[i32],
+    bias: &[i32],
+    m: &Multipliers,
+    rounding: Rounding,
+    offset: i32,
+    min: i32,
+    max: i32,
+    out: &mut [i8],
+) {
+    let n = out.len();
+    let mut i = 0;
+    unsafe {
+        let (vo, vmin, vmax) = (
+            _mm256_set1_epi32(offset),
+            _mm256_set1_epi32(min),
+            _mm256_set1_epi32(max),
+        );
+        while i + 8 <= n {
+            let ld = |p: *const i32| _mm256_loadu_si256(p.add(i) as *const __m256i);
+            let x = _mm256_add_epi32(ld(acc.as_ptr()), ld(bias.as_ptr()));
+            let (vm, vs) = (ld(m.multiplier.as_ptr()), ld(m.shift.as_ptr()));
+            let q = match rounding {
+                Rounding::Single => single(x, vm, vs),
+                Rounding::Double => double(x, vm, vs),
+            };
+            let y = _mm256_min_epi32(_mm256_max_epi32(_mm256_add_epi32(q, vo), vmin), vmax);
+            let mut lanes = [0i32; 8];
+            _mm256_storeu_si256(lanes.as_mut_ptr() as *mut __m256i, y);
+            for (o, v) in out[i..i + 8].iter_mut().zip(lanes) {
+                *o = v as i8;
+            }
+            i += 8;
+        }
+    }
+    for j in i..n {
+        let r = crate::quant::Requant {
+            multiplier: m.multiplier[j],
+            shift: m.shift[j],
+        };
+        let v = r
+            .apply(acc[j].wrapping_add(bias[j]), rounding)
+            .wrapping_add(offset);
+        out[j] = v.clamp(min, max) as i8;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::quant::Requant;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn vector_requant_matches_scalar(xs in proptest::collection::vec(any::<i32>(), 1..40), real in 1e-7f64..3.0, bias in -100_000i32..100_000, double in any::<bool>(), off in -128i32..128) {
+            if !std::is_x86_feature_detected!("avx2") {
+                return Ok(());
+            }
+            let rounding = if double { Rounding::Double } else { Rounding::Single };
+            // Keep accumulators where TFLite's arithmetic is defined (no i32 overflow of x·2^left).
+            let xs: Vec<i32> = xs.iter().map(|x| x >> 8).collect();
+            let n = xs.len();
+            let rq: Vec<Requant> = (0..n).map(|i| Requant::from_real(real * (1.0 + i as f64 * 0.37), rounding)).collect();
+            let m = Multipliers::new(&rq);
+            let b = vec![bias; n];
+            let mut got = vec![0i8; n];
+            unsafe { row(&xs, &b, &m, rounding, off, -128, 127, &mut got) };
+            let want: Vec<i8> = (0..n).map(|i| (rq[i].apply(xs[i].wrapping_add(bias), rounding).wrapping_add(off)).clamp(-128, 127) as i8).collect();
+            prop_assert_eq!(got, want);
+        }
+    }
+}
