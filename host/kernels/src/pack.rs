@@ -228,3 +228,42 @@ pub fn pad_input<'a>(
     }
     (buf, ph, pw)
 }
+
+/// Copy the window of output pixel `pix` (row-major over `[n, out_h, out_w]`)
+/// from a padded input `[n, ph, pw, c]` into `col`, in filter order
+/// `[ky][kx][c]`, converting each run of bytes with `put`. Returns the
+/// values written. Runs are whole kernel rows when there is no horizontal
+/// dilation.
+#[allow(clippy::too_many_arguments)]
+pub fn gather_window<T>(
+    src: &[i8],
+    ph: usize,
+    pw: usize,
+    c: usize,
+    w: &Window,
+    out_h: usize,
+    out_w: usize,
+    pix: usize,
+    col: &mut [T],
+    put: impl Fn(&[i8], &mut [T]),
+) -> usize {
+    let (b, rest) = (pix / (out_h * out_w), pix % (out_h * out_w));
+    let (oy, ox) = (rest / out_w, rest % out_w);
+    let mut j = 0;
+    for ky in 0..w.kernel_h {
+        let row = (b * ph + oy * w.stride_h + ky * w.dilation_h) * pw;
+        if w.dilation_w == 1 {
+            let base = (row + ox * w.stride_w) * c;
+            let len = w.kernel_w * c;
+            put(&src[base..base + len], &mut col[j..j + len]);
+            j += len;
+        } else {
+            for kx in 0..w.kernel_w {
+                let base = (row + ox * w.stride_w + kx * w.dilation_w) * c;
+                put(&src[base..base + c], &mut col[j..j + c]);
+                j += c;
+            }
+        }
+    }
+    j
+}

@@ -13,7 +13,7 @@ use crate::conv::{Conv2d, conv2d_scalar};
 use crate::depthwise::{DepthwiseConv2d, depthwise_conv2d_scalar};
 use crate::error::{KernelError, check_len};
 use crate::fully_connected::{FullyConnected, fully_connected_scalar};
-use crate::pack::{LANES, Packed, PackedRows, pad_input};
+use crate::pack::{LANES, Packed, PackedRows, gather_window, pad_input};
 use crate::x86::requant;
 
 pub fn supported() -> bool {
@@ -135,47 +135,27 @@ pub fn conv2d(k: &Conv2d, input: &[i8], output: &mut [i8]) -> Result<(), KernelE
     scratch.col.resize(packed.kp, 0);
     scratch.acc.resize(os.c, 0);
     let (col, acc) = (&mut scratch.col, &mut scratch.acc);
-    let ic = is.c;
-    for b in 0..os.n {
-        for oy in 0..os.h {
-            for ox in 0..os.w {
-                let mut j = 0;
-                for ky in 0..w.kernel_h {
-                    let iy = oy * w.stride_h + ky * w.dilation_h;
-                    if w.dilation_w == 1 {
-                        let ix = ox * w.stride_w;
-                        let base = ((b * ph + iy) * pw + ix) * ic;
-                        let len = w.kernel_w * ic;
-                        // SAFETY: AVX2 was checked above.
-                        unsafe { widen(&src[base..base + len], &mut col[j..j + len]) };
-                        j += len;
-                    } else {
-                        for kx in 0..w.kernel_w {
-                            let ix = ox * w.stride_w + kx * w.dilation_w;
-                            let base = ((b * ph + iy) * pw + ix) * ic;
-                            unsafe { widen(&src[base..base + ic], &mut col[j..j + ic]) };
-                            j += ic;
-                        }
-                    }
-                }
-                // SAFETY: AVX2 was checked above; `col` holds `kp` values.
-                unsafe { dot_rows(col, packed, acc) };
-                let out = &mut output[os.offset(b, oy, ox, 0)..os.offset(b, oy, ox, 0) + os.c];
-                // SAFETY: AVX2 was checked above; every slice holds `os.c` values.
-                unsafe {
-                    requant::row(
-                        acc,
-                        &k.bias_folded,
-                        &k.multipliers,
-                        k.rounding,
-                        k.output_offset,
-                        k.act_min,
-                        k.act_max,
-                        out,
-                    )
-                };
-            }
-        }
+    for pix in 0..os.n * os.h * os.w {
+        // SAFETY: AVX2 was checked above.
+        gather_window(src, ph, pw, is.c, &w, os.h, os.w, pix, col, |x, d| unsafe {
+            widen(x, d)
+        });
+        // SAFETY: AVX2 was checked above; `col` holds `kp` values.
+        unsafe { dot_rows(col, packed, acc) };
+        let out = &mut output[pix * os.c..(pix + 1) * os.c];
+        // SAFETY: AVX2 was checked above; every slice holds `os.c` values.
+        unsafe {
+            requant::row(
+                acc,
+                &k.bias_folded,
+                &k.multipliers,
+                k.rounding,
+                k.output_offset,
+                k.act_min,
+                k.act_max,
+                out,
+            )
+        };
     }
     Ok(())
 }

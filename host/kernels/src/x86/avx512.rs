@@ -11,7 +11,7 @@ use crate::conv::Conv2d;
 use crate::depthwise::DepthwiseConv2d;
 use crate::error::{KernelError, check_len};
 use crate::fully_connected::FullyConnected;
-use crate::pack::{I8_LANES, Packed, PackedI8Rows, pad_input};
+use crate::pack::{I8_LANES, Packed, PackedI8Rows, gather_window, pad_input};
 use crate::x86::{avx2, requant};
 
 pub fn supported() -> bool {
@@ -78,33 +78,23 @@ pub fn conv2d(k: &Conv2d, input: &[i8], output: &mut [i8]) -> Result<(), KernelE
     scratch.col8.resize(MR * kp, 0x80);
     scratch.acc.resize(MR * stride, 0);
     let (cols, acc) = (&mut scratch.col8, &mut scratch.acc);
-    let ic = is.c;
     let pixels = os.n * os.h * os.w;
-    let gather = |pix: usize, col: &mut [u8]| {
-        let (b, rest) = (pix / (os.h * os.w), pix % (os.h * os.w));
-        let (oy, ox) = (rest / os.w, rest % os.w);
-        let mut j = 0;
-        for ky in 0..w.kernel_h {
-            let iy = oy * w.stride_h + ky * w.dilation_h;
-            if w.dilation_w == 1 {
-                let base = ((b * ph + iy) * pw + ox * w.stride_w) * ic;
-                let len = w.kernel_w * ic;
-                to_u8(&src[base..base + len], &mut col[j..j + len]);
-                j += len;
-            } else {
-                for kx in 0..w.kernel_w {
-                    let base = ((b * ph + iy) * pw + ox * w.stride_w + kx * w.dilation_w) * ic;
-                    to_u8(&src[base..base + ic], &mut col[j..j + ic]);
-                    j += ic;
-                }
-            }
-        }
-    };
     let mut pix = 0;
     while pix < pixels {
         let n = (pixels - pix).min(MR);
         for p in 0..n {
-            gather(pix + p, &mut cols[p * kp..(p + 1) * kp]);
+            gather_window(
+                src,
+                ph,
+                pw,
+                is.c,
+                &w,
+                os.h,
+                os.w,
+                pix + p,
+                &mut cols[p * kp..(p + 1) * kp],
+                to_u8,
+            );
         }
         // SAFETY: the CPU support was checked above; each patch holds `kp` bytes
         // and `acc` has room for `MR` rows of `stride`.
