@@ -14,7 +14,7 @@ use crate::depthwise::{DepthwiseConv2d, depthwise_conv2d_scalar};
 use crate::error::{KernelError, check_len};
 use crate::fully_connected::{FullyConnected, fully_connected_scalar};
 use crate::pack::{LANES, Packed, PackedRows, gather_window, pad_input};
-use crate::x86::requant;
+use crate::x86::requant::epilogue;
 
 pub fn supported() -> bool {
     is_x86_feature_detected!("avx2")
@@ -144,18 +144,7 @@ pub fn conv2d(k: &Conv2d, input: &[i8], output: &mut [i8]) -> Result<(), KernelE
         unsafe { dot_rows(col, packed, acc) };
         let out = &mut output[pix * os.c..(pix + 1) * os.c];
         // SAFETY: AVX2 was checked above; every slice holds `os.c` values.
-        unsafe {
-            requant::row(
-                acc,
-                &k.bias_folded,
-                &k.multipliers,
-                k.rounding,
-                k.output_offset,
-                k.act_min,
-                k.act_max,
-                out,
-            )
-        };
+        unsafe { epilogue!(k).row(acc, out) };
     }
     Ok(())
 }
@@ -194,18 +183,7 @@ pub fn fully_connected(
             dot_rows(col, packed, acc);
         }
         // SAFETY: AVX2 was checked above; every slice holds `units` values.
-        unsafe {
-            requant::row(
-                acc,
-                &k.bias_folded,
-                &k.multipliers,
-                k.rounding,
-                k.output_offset,
-                k.act_min,
-                k.act_max,
-                out,
-            )
-        };
+        unsafe { epilogue!(k).row(acc, out) };
     }
     Ok(())
 }
@@ -289,18 +267,7 @@ pub fn depthwise_conv2d(
                 unsafe { depthwise_pixel(src.as_ptr().add(corner), taps, &k.filter_i32, c, acc) };
                 let out = &mut output[os.offset(b, oy, ox, 0)..os.offset(b, oy, ox, 0) + c];
                 // SAFETY: AVX2 was checked above; every slice holds `c` values.
-                unsafe {
-                    requant::row(
-                        acc,
-                        &k.bias_folded,
-                        &k.multipliers,
-                        k.rounding,
-                        k.output_offset,
-                        k.act_min,
-                        k.act_max,
-                        out,
-                    )
-                };
+                unsafe { epilogue!(k).row(acc, out) };
             }
         }
     }

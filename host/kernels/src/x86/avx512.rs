@@ -12,7 +12,8 @@ use crate::depthwise::DepthwiseConv2d;
 use crate::error::{KernelError, check_len};
 use crate::fully_connected::FullyConnected;
 use crate::pack::{I8_LANES, Packed, PackedI8Rows, gather_window, pad_input};
-use crate::x86::{avx2, requant};
+use crate::x86::avx2;
+use crate::x86::requant::epilogue;
 
 pub fn supported() -> bool {
     is_x86_feature_detected!("avx512f")
@@ -124,18 +125,7 @@ pub fn conv2d(k: &Conv2d, input: &[i8], output: &mut [i8]) -> Result<(), KernelE
             let out = &mut output[(pix + p) * os.c..(pix + p + 1) * os.c];
             let a = &acc[p * stride..p * stride + os.c];
             // SAFETY: AVX-512 (hence AVX2) was checked above; every slice holds `os.c` values.
-            unsafe {
-                requant::row(
-                    a,
-                    &k.bias_folded,
-                    &k.multipliers,
-                    k.rounding,
-                    k.output_offset,
-                    k.act_min,
-                    k.act_max,
-                    out,
-                )
-            };
+            unsafe { epilogue!(k).row(a, out) };
         }
         pix += n;
     }
@@ -174,18 +164,7 @@ pub fn fully_connected(
         // SAFETY: the CPU support was checked above; `col` holds `kp` bytes.
         unsafe { gemm::<1>([&col[..]], packed, acc) };
         // SAFETY: AVX-512 (hence AVX2) was checked above; every slice holds `units` values.
-        unsafe {
-            requant::row(
-                acc,
-                &k.bias_folded,
-                &k.multipliers,
-                k.rounding,
-                k.output_offset,
-                k.act_min,
-                k.act_max,
-                out,
-            )
-        };
+        unsafe { epilogue!(k).row(acc, out) };
     }
     Ok(())
 }

@@ -92,13 +92,63 @@ fn double(x: __m256i, m: __m256i, s: __m256i) -> __m256i {
     _mm256_sub_epi32(_mm256_srav_epi32(r, right), _mm256_cmpgt_epi32(rem, thr))
 }
 
+/// What turns a row of int32 accumulators into int8 outputs: bias, per-channel
+/// multipliers, rounding, output zero point and activation clamp.
+pub struct Epilogue<'a> {
+    pub bias: &'a [i32],
+    pub multipliers: &'a Multipliers,
+    pub rounding: Rounding,
+    pub offset: i32,
+    pub min: i32,
+    pub max: i32,
+}
+
+/// The epilogue of a prepared conv, depthwise or fully connected operator
+/// (they share the field names).
+macro_rules! epilogue {
+    ($k:expr) => {
+        $crate::x86::requant::Epilogue {
+            bias: &$k.bias_folded,
+            multipliers: &$k.multipliers,
+            rounding: $k.rounding,
+            offset: $k.output_offset,
+            min: $k.act_min,
+            max: $k.act_max,
+        }
+    };
+}
+pub(crate) use epilogue;
+
+impl Epilogue<'_> {
+    /// `clamp(requant(acc + bias) + offset)` for one row of channels.
+    ///
+    /// # Safety
+    /// The CPU must support AVX2; `acc`, the bias and the multipliers must be
+    /// at least `out.len()` long.
+    #[target_feature(enable = "avx2")]
+    pub unsafe fn row(&self, acc: &[i32], out: &mut [i8]) {
+        unsafe {
+            row(
+                acc,
+                self.bias,
+                self.multipliers,
+                self.rounding,
+                self.offset,
+                self.min,
+                self.max,
+                out,
+            )
+        }
+    }
+}
+
 /// `clamp(requant(acc + bias) + offset)` for one row of channels.
 ///
 /// # Safety
 /// The CPU must support AVX2; the slices must all be at least `out.len()` long.
 #[target_feature(enable = "avx2")]
 #[allow(clippy::too_many_arguments)]
-pub unsafe fn row(
+unsafe fn row(
     acc: &[i32],
     bias: &[i32],
     m: &Multipliers,
