@@ -37,20 +37,50 @@ fn run(mut cmd: Command) -> Result<()> {
 }
 
 fn ensure_wasm_target() -> Result<()> {
+    ensure_target(WASM_TARGET)
+}
+
+fn ensure_target(target: &str) -> Result<()> {
     let out = Command::new("rustup")
         .args(["target", "list", "--installed"])
         .output()
         .context("running rustup")?;
     if !String::from_utf8_lossy(&out.stdout)
         .lines()
-        .any(|l| l.trim() == WASM_TARGET)
+        .any(|l| l.trim() == target)
     {
-        eprintln!("xtask: adding the {WASM_TARGET} target");
+        eprintln!("xtask: adding the {target} target");
         let mut c = Command::new("rustup");
-        c.args(["target", "add", WASM_TARGET]);
+        c.args(["target", "add", target]);
         run(c)?;
     }
     Ok(())
+}
+
+const ARM_TARGET: &str = "aarch64-unknown-linux-gnu";
+
+/// Whether `program --version` runs.
+fn have(program: &str) -> bool {
+    Command::new(program)
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// The kernels crate's tests (every NEON path against the scalar reference)
+/// for aarch64, run under qemu-user; the linker and runner are in
+/// `.cargo/config.toml`.
+fn test_neon() -> Result<()> {
+    ensure_target(ARM_TARGET)?;
+    let mut c = cargo();
+    c.args([
+        "test",
+        "--package",
+        "gatehouse-kernels",
+        "--target",
+        ARM_TARGET,
+    ]);
+    run(c)
 }
 
 fn build_plugins() -> Result<()> {
@@ -191,6 +221,24 @@ fn demo() -> Result<()> {
 }
 
 fn test() -> Result<()> {
+    // Fail in a second, not after the build, when a tool the tests use is missing.
+    let missing: Vec<&str> = [
+        ("docker-registry", "docker-registry"),
+        ("qemu-aarch64-static", "qemu-user-static"),
+        ("aarch64-linux-gnu-gcc", "gcc-aarch64-linux-gnu"),
+    ]
+    .into_iter()
+    .filter(|(program, _)| !have(program))
+    .map(|(_, package)| package)
+    .collect();
+    if !missing.is_empty() {
+        bail!(
+            "the tests need Debian's {}: sudo apt-get install {} (as .ci/run does)",
+            missing.join(", "),
+            missing.join(" ")
+        );
+    }
+    test_neon()?;
     build_plugins()?;
     let nextest = Command::new("cargo")
         .args(["nextest", "--version"])
@@ -253,9 +301,10 @@ fn task(task: &str) -> Result<()> {
         "build-plugins" => build_plugins(),
         "demo" => demo(),
         "test" => test(),
+        "test-neon" => test_neon(),
         "codegen" => codegen(),
         _ => {
-            eprintln!("usage: cargo xtask <build|build-plugins|demo|test|codegen>");
+            eprintln!("usage: cargo xtask <build|build-plugins|demo|test|test-neon|codegen>");
             std::process::exit(2);
         }
     }

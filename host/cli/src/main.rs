@@ -1,6 +1,7 @@
 //! `gatehouse`: run sandboxed analytics plugins on a gateway.
 
 mod cmd;
+mod gateway;
 mod locate;
 mod output;
 
@@ -45,6 +46,20 @@ enum Command {
     Describe(cmd::describe::Args),
     /// List the kernel sets this build has and which this CPU runs.
     Kernels,
+    /// Vendor signing keys.
+    #[command(subcommand)]
+    Key(cmd::key::Command),
+    /// Sign a component and its plugin.toml into a bundle (.gpk).
+    Pack(cmd::pack::PackArgs),
+    /// Check a bundle against a trust folder; exits 0 only if it is valid and trusted.
+    Verify(cmd::pack::VerifyArgs),
+    /// Push a bundle to an OCI registry.
+    Push(cmd::remote::PushArgs),
+    /// Deploy a bundle (file or oci:// reference) to a gateway's admin API.
+    Deploy(cmd::remote::DeployArgs),
+    /// List, roll back or remove plugins on a gateway.
+    #[command(subcommand)]
+    Plugins(cmd::remote::PluginsCommand),
 }
 
 fn main() -> ExitCode {
@@ -80,6 +95,12 @@ fn main() -> ExitCode {
         Command::Stress(a) => cmd::stress::run(&ctx, a),
         Command::Serve(a) => cmd::serve::run(&ctx, a),
         Command::Kernels => cmd::kernels(),
+        Command::Key(c) => cmd::key::run(c),
+        Command::Pack(a) => cmd::pack::pack(a),
+        Command::Verify(a) => cmd::pack::verify(a),
+        Command::Push(a) => cmd::remote::push(a),
+        Command::Deploy(a) => cmd::remote::deploy(a),
+        Command::Plugins(c) => cmd::remote::plugins(c),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

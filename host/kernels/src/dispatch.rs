@@ -2,7 +2,7 @@
 //!
 //! The runtime asks for [`from_env`] when it builds its engine; prepared
 //! operators then call through the table, so a run never re-checks the CPU.
-//! `GATEHOUSE_KERNELS=scalar|avx2|avx512|neon` forces a path, which is how
+//! `GATEHOUSE_KERNELS=scalar|avx2|avx512|neon|neon-dot` forces a path, which is how
 //! tests pin each one.
 
 use crate::add::{Add, add_scalar};
@@ -21,7 +21,7 @@ type Unary<K> = fn(&K, &[i8], &mut [i8]) -> Result<(), KernelError>;
 
 /// Every kernel for one instruction set.
 pub struct KernelSet {
-    /// `scalar`, `avx2`, `avx512` or `neon`.
+    /// `scalar`, `avx2`, `avx512`, `neon` or `neon-dot`.
     pub name: &'static str,
     /// Whether this CPU can run the set.
     pub supported: fn() -> bool,
@@ -88,11 +88,44 @@ pub static AVX512: KernelSet = KernelSet {
     softmax: softmax_scalar,
 };
 
+/// aarch64 NEON: `smlal` conv and fully connected over i16 rows, vector
+/// depthwise and requantization.
+#[cfg(target_arch = "aarch64")]
+pub static NEON: KernelSet = KernelSet {
+    name: "neon",
+    supported: crate::arm::neon::supported,
+    layout: WeightLayout::I16Rows,
+    conv2d: crate::arm::neon::conv2d,
+    depthwise_conv2d: crate::arm::neon::depthwise_conv2d,
+    fully_connected: crate::arm::neon::fully_connected,
+    average_pool2d: average_pool2d_scalar,
+    max_pool2d: max_pool2d_scalar,
+    add: add_scalar,
+    softmax: softmax_scalar,
+};
+
+/// aarch64 with the dot-product extension: `sdot` conv and fully connected.
+#[cfg(target_arch = "aarch64")]
+pub static NEON_DOT: KernelSet = KernelSet {
+    name: "neon-dot",
+    supported: crate::arm::dot::supported,
+    layout: WeightLayout::I8RowsSigned,
+    conv2d: crate::arm::dot::conv2d,
+    depthwise_conv2d: crate::arm::dot::depthwise_conv2d,
+    fully_connected: crate::arm::dot::fully_connected,
+    average_pool2d: average_pool2d_scalar,
+    max_pool2d: max_pool2d_scalar,
+    add: add_scalar,
+    softmax: softmax_scalar,
+};
+
 /// Every set compiled into this build, best first.
 pub fn all() -> &'static [&'static KernelSet] {
     #[cfg(target_arch = "x86_64")]
     static ALL: [&KernelSet; 3] = [&AVX512, &AVX2, &SCALAR];
-    #[cfg(not(target_arch = "x86_64"))]
+    #[cfg(target_arch = "aarch64")]
+    static ALL: [&KernelSet; 3] = [&NEON_DOT, &NEON, &SCALAR];
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
     static ALL: [&KernelSet; 1] = [&SCALAR];
     &ALL
 }

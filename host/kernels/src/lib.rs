@@ -8,6 +8,8 @@
 mod error;
 
 pub mod add;
+#[cfg(target_arch = "aarch64")]
+pub mod arm;
 pub mod broadcast;
 pub mod conv;
 pub mod depthwise;

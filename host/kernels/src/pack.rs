@@ -18,6 +18,8 @@ pub enum WeightLayout {
     /// i8 blocks of 16 rows × 4 values, multiplied with the input shifted to u8
     /// (AVX-512 VNNI `vpdpbusd`).
     I8Rows,
+    /// The same blocks, multiplied with the signed input as it is (aarch64 `sdot`).
+    I8RowsSigned,
 }
 
 /// Weights in a vector layout, with the bias that folds the input offset in.
@@ -25,6 +27,8 @@ pub enum WeightLayout {
 pub enum Packed {
     I16(PackedRows),
     I8(PackedI8Rows),
+    /// For a signed input: the bias folds the input offset only.
+    I8Signed(PackedI8Rows),
 }
 
 impl Packed {
@@ -59,14 +63,19 @@ impl Packed {
                 let b = fold(&p.sums, input_offset.wrapping_sub(128));
                 Some((Packed::I8(p), b))
             }
-            WeightLayout::I8Rows => None,
+            WeightLayout::I8RowsSigned if add == 0 => {
+                let p = PackedI8Rows::new(values, rows, k);
+                let b = fold(&p.sums, input_offset);
+                Some((Packed::I8Signed(p), b))
+            }
+            WeightLayout::I8Rows | WeightLayout::I8RowsSigned => None,
         }
     }
 
     pub fn bytes(&self) -> usize {
         match self {
             Packed::I16(p) => p.bytes(),
-            Packed::I8(p) => p.data.len() + 4 * p.sums.len(),
+            Packed::I8(p) | Packed::I8Signed(p) => p.data.len() + 4 * p.sums.len(),
         }
     }
 }

@@ -229,4 +229,10 @@ fn this_machine_tests_more_than_the_reference_when_it_can() {
     if std::is_x86_feature_detected!("avx512vnni") {
         assert!(names.contains(&"avx512"), "{names:?}");
     }
+    #[cfg(target_arch = "aarch64")]
+    assert!(names.contains(&"neon"), "{names:?}");
+    #[cfg(target_arch = "aarch64")]
+    if std::arch::is_aarch64_feature_detected!("dotprod") {
+        assert!(names.contains(&"neon-dot"), "{names:?}");
+    }
 }

@@ -20,4 +20,7 @@ pub use error::{Error, Failure, PluginId};
 pub use plugin::{
     Descriptor, Event, Inference, InitConfig, InputKind, Instance, Limits, LoadInfo, Plugin,
 };
-pub use registry::{DeploySpec, Deployed, Expect, Policy, Registry, SelfTest, Served, Status};
+pub use registry::{
+    DeploySpec, Deployed, Expect, Policy, Prepared, Registry, RollbackHook, SelfTest, Served,
+    Status,
+};

@@ -3,6 +3,9 @@
 pub mod bench;
 pub mod describe;
 pub mod infer;
+pub mod key;
+pub mod pack;
+pub mod remote;
 pub mod run;
 pub mod serve;
 pub mod stress;
@@ -22,9 +25,15 @@ pub struct Context {
 
 impl Context {
     pub fn runtime(&self) -> anyhow::Result<Runtime> {
+        self.runtime_with_memory(RuntimeConfig::default().max_memory_bytes)
+    }
+
+    /// A runtime whose plugins may have up to `max_memory_bytes` of linear memory.
+    pub fn runtime_with_memory(&self, max_memory_bytes: usize) -> anyhow::Result<Runtime> {
         let cache_dir = (!self.no_cache).then(|| locate::cache_dir(self.cache_dir.as_deref()));
         Runtime::new(RuntimeConfig {
             cache_dir,
+            max_memory_bytes,
             ..RuntimeConfig::default()
         })
         .context("starting the runtime")

@@ -1,7 +1,13 @@
-//! `gatehouse serve --plugins DIR`: the gateway daemon. Deploys every plugin
-//! in DIR, then watches it: a new or changed `.wasm` replaces the running
-//! version of that plugin in place, with no restart. Requests come from a
-//! replay of the sample data for now.
+//! `gatehouse serve`: the gateway daemon.
+//!
+//! - `--store DIR --trust DIR --admin ADDR --token-file F`: serves the last
+//!   known-good set of signed bundles from the store and takes new ones over
+//!   the admin API (see `gateway`).
+//! - `--plugins DIR`: deploys every plugin in DIR, then watches it: a new or
+//!   changed `.wasm` replaces the running version of that plugin in place.
+//!   The unsigned path for development.
+//!
+//! With `--replay`, requests come from a replay of the sample data.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -14,16 +20,41 @@ use notify::Watcher as _;
 use serde::Deserialize;
 
 use super::Context;
+use crate::gateway::metrics::Metrics;
+use crate::gateway::{Gateway, admin, auth::Token};
 use crate::output::inference_json;
+use gatehouse_ota::{Faults, GatewayPolicy, Store, TrustStore};
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Folder of plugin components (`*.wasm`), watched for new versions.
+    /// Folder of plugin components (`*.wasm`), watched for new versions (unsigned; for development).
+    #[arg(long, required_unless_present = "store")]
+    plugins: Option<PathBuf>,
+    /// The plugin store: signed bundles and which version of each plugin is active.
+    #[arg(long, requires = "trust")]
+    store: Option<PathBuf>,
+    /// Folder of trusted vendor keys (`*.pub`); only bundles they signed are deployed.
+    #[arg(long, requires = "store")]
+    trust: Option<PathBuf>,
+    /// Serve the admin API on this address (loopback unless you say otherwise).
+    #[arg(long, num_args = 0..=1, default_missing_value = "127.0.0.1:7878", requires_all = ["store", "token_file"])]
+    admin: Option<std::net::SocketAddr>,
+    /// File holding the admin API's bearer token (at least 16 characters).
     #[arg(long)]
-    plugins: PathBuf,
-    /// Sample data to replay as requests (kws/ WAVs, images/ PNGs, anomaly/ .bin).
-    #[arg(long, default_value = "examples/data")]
-    replay: PathBuf,
+    token_file: Option<PathBuf>,
+    /// The most memory a bundle may ask for.
+    #[arg(long, default_value_t = 256)]
+    max_memory_mib: u32,
+    /// The most tensor memory a bundle may ask for.
+    #[arg(long, default_value_t = 256)]
+    max_tensor_memory_mib: u32,
+    /// The longest per-call deadline a bundle may ask for.
+    #[arg(long, default_value_t = 10_000)]
+    max_deadline_ms: u32,
+    /// Sample data to replay as requests (kws/ WAVs, images/ PNGs, anomaly/ .bin);
+    /// default examples/data with --plugins, none with --store.
+    #[arg(long)]
+    replay: Option<PathBuf>,
     /// Pause between replay rounds.
     #[arg(long, default_value_t = 1000)]
     interval_ms: u64,
@@ -128,14 +159,106 @@ pub fn run(ctx: &Context, a: Args) -> anyhow::Result<()> {
 
 async fn serve(ctx: &Context, a: Args) -> anyhow::Result<()> {
     let reg = Arc::new(Registry::new(
-        ctx.runtime()?,
+        ctx.runtime_with_memory((a.max_memory_mib as usize) << 20)?,
         Policy {
             pool_size: 2,
             ..Policy::default()
         },
     ));
-    let mut initial: Vec<PathBuf> = std::fs::read_dir(&a.plugins)
-        .with_context(|| format!("reading {}", a.plugins.display()))?
+    let gateway = match (&a.store, &a.trust) {
+        (Some(store), Some(trust)) => Some(start_gateway(&a, store, trust, reg.clone()).await?),
+        _ => None,
+    };
+    if let (Some(addr), Some(gw)) = (a.admin, &gateway) {
+        let token_file = a
+            .token_file
+            .as_deref()
+            .context("--admin needs --token-file")?;
+        let token = std::fs::read_to_string(token_file)
+            .with_context(|| format!("reading {}", token_file.display()))?;
+        let token = Token::new(&token).map_err(anyhow::Error::msg)?;
+        if !addr.ip().is_loopback() {
+            tracing::warn!("the admin API listens on {addr}, beyond this machine");
+        }
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("binding the admin API to {addr}"))?;
+        let bound = listener.local_addr()?;
+        tracing::info!("admin API listening on http://{bound}");
+        let app = admin::router(gw.clone(), token);
+        tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, app).await {
+                tracing::error!("admin API stopped: {e}");
+            }
+        });
+    }
+    let watcher = match &a.plugins {
+        Some(dir) => Some(watch_folder(reg.clone(), dir, a.settle_ms).await?),
+        None => None,
+    };
+    let replay = a
+        .replay
+        .clone()
+        .or_else(|| a.plugins.as_ref().map(|_| PathBuf::from("examples/data")));
+    let deadline = a
+        .duration_s
+        .map(|s| tokio::time::Instant::now() + Duration::from_secs_f64(s));
+    match replay {
+        Some(dir) => replay_loop(&reg, gateway.as_ref(), &dir, a.interval_ms, deadline).await,
+        None => wait(deadline).await,
+    }
+    drop(watcher);
+    Ok(())
+}
+
+async fn start_gateway(
+    a: &Args,
+    store: &Path,
+    trust: &Path,
+    reg: Arc<Registry>,
+) -> anyhow::Result<Arc<Gateway>> {
+    let faults = Faults::from_env().map_err(anyhow::Error::msg)?;
+    let store = Store::open(store, faults)
+        .with_context(|| format!("opening the store {}", store.display()))?;
+    let trust = TrustStore::load(trust)
+        .with_context(|| format!("reading the trust folder {}", trust.display()))?;
+    if trust.is_empty() {
+        tracing::warn!("the trust folder has no keys (*.pub): no bundle will be accepted");
+    }
+    let policy = GatewayPolicy {
+        max_memory_mib: a.max_memory_mib,
+        max_tensor_memory_mib: a.max_tensor_memory_mib,
+        max_deadline_ms: a.max_deadline_ms,
+        capabilities: Vec::new(),
+    };
+    let gw = Gateway::new(reg, store, trust, policy, Arc::new(Metrics::new()));
+    let restoring = gw.clone();
+    tokio::task::spawn_blocking(move || restoring.restore())
+        .await
+        .context("restoring the store")?;
+    Ok(gw)
+}
+
+/// Until the deadline or Ctrl-C.
+async fn wait(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(d) => tokio::select! {
+            _ = tokio::time::sleep_until(d) => {}
+            _ = tokio::signal::ctrl_c() => {}
+        },
+        None => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+async fn watch_folder(
+    reg: Arc<Registry>,
+    dir: &Path,
+    settle_ms: u64,
+) -> anyhow::Result<notify::RecommendedWatcher> {
+    let mut initial: Vec<PathBuf> = std::fs::read_dir(dir)
+        .with_context(|| format!("reading {}", dir.display()))?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| is_plugin_file(p))
         .collect();
@@ -146,24 +269,24 @@ async fn serve(ctx: &Context, a: Args) -> anyhow::Result<()> {
 
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<PathBuf>();
     let mut watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
-        if let Ok(ev) = res {
-            if matches!(
+        if let Ok(ev) = res
+            && matches!(
                 ev.kind,
                 notify::EventKind::Create(_) | notify::EventKind::Modify(_)
-            ) {
-                for p in ev.paths {
-                    let _ = tx.send(p);
-                }
+            )
+        {
+            for p in ev.paths {
+                let _ = tx.send(p);
             }
         }
     })
     .context("starting the folder watcher")?;
     watcher
-        .watch(&a.plugins, notify::RecursiveMode::NonRecursive)
-        .with_context(|| format!("watching {}", a.plugins.display()))?;
+        .watch(dir, notify::RecursiveMode::NonRecursive)
+        .with_context(|| format!("watching {}", dir.display()))?;
 
     // A changed file is deployed once it has stopped changing for `settle`.
-    let settle = Duration::from_millis(a.settle_ms);
+    let settle = Duration::from_millis(settle_ms);
     let reg_w = reg.clone();
     tokio::spawn(async move {
         let mut pending: HashMap<PathBuf, (Option<(u64, SystemTime)>, tokio::time::Instant)> =
@@ -196,10 +319,17 @@ async fn serve(ctx: &Context, a: Args) -> anyhow::Result<()> {
         }
     });
 
-    let inputs = replay_inputs(&a.replay);
-    let deadline = a
-        .duration_s
-        .map(|s| tokio::time::Instant::now() + Duration::from_secs_f64(s));
+    Ok(watcher)
+}
+
+async fn replay_loop(
+    reg: &Arc<Registry>,
+    gateway: Option<&Arc<Gateway>>,
+    dir: &Path,
+    interval_ms: u64,
+    deadline: Option<tokio::time::Instant>,
+) {
+    let inputs = replay_inputs(dir);
     let mut round = 0usize;
     loop {
         for st in reg.list() {
@@ -216,12 +346,14 @@ async fn serve(ctx: &Context, a: Args) -> anyhow::Result<()> {
                 continue;
             };
             let file = files[round % files.len()].clone();
-            let (reg, name) = (reg.clone(), st.name.clone());
+            let (reg, gw, name) = (reg.clone(), gateway.cloned(), st.name.clone());
             let shown = file.file_name().map(|n| n.to_string_lossy().into_owned());
             let res = tokio::task::spawn_blocking(move || {
-                std::fs::read(&file)
-                    .map_err(anyhow::Error::from)
-                    .and_then(|b| Ok(reg.infer(&name, &b)?))
+                let b = std::fs::read(&file)?;
+                Ok::<_, anyhow::Error>(match gw {
+                    Some(gw) => gw.infer(&name, &b)?,
+                    None => reg.infer(&name, &b)?,
+                })
             })
             .await;
             match res {
@@ -231,7 +363,7 @@ async fn serve(ctx: &Context, a: Args) -> anyhow::Result<()> {
             }
         }
         round += 1;
-        let pause = tokio::time::sleep(Duration::from_millis(a.interval_ms));
+        let pause = tokio::time::sleep(Duration::from_millis(interval_ms));
         tokio::select! {
             _ = pause => {}
             _ = tokio::signal::ctrl_c() => break,
@@ -240,6 +372,4 @@ async fn serve(ctx: &Context, a: Args) -> anyhow::Result<()> {
             break;
         }
     }
-    drop(watcher);
-    Ok(())
 }

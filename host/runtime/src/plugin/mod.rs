@@ -229,6 +229,17 @@ impl Plugin {
         &self.shared.descriptor.id
     }
 
+    /// Rename the version of a plugin nothing else holds yet; false if shared.
+    pub(crate) fn set_version(&mut self, version: String) -> bool {
+        match Arc::get_mut(&mut self.shared) {
+            Some(s) => {
+                s.descriptor.id.version = version;
+                true
+            }
+            None => false,
+        }
+    }
+
     pub fn limits(&self) -> &Limits {
         &self.shared.limits
     }

@@ -59,7 +59,27 @@ pub struct DeploySpec {
     pub config: InitConfig,
     pub limits: Limits,
     pub self_test: Option<SelfTest>,
+    /// The name and version the plugin was shipped as (a signed bundle's
+    /// manifest). The component must call itself by that name; the version
+    /// replaces the one it reports, since the shipped one is what operators
+    /// deploy, roll back and audit by.
+    pub identity: Option<PluginId>,
 }
+
+/// A version loaded, initialised and self-tested, not yet serving.
+pub struct Prepared {
+    deployment: Arc<Deployment>,
+}
+
+impl Prepared {
+    pub fn id(&self) -> &PluginId {
+        self.deployment.id()
+    }
+}
+
+/// Called after an automatic rollback with (the version rolled back, the
+/// version now serving), so the daemon can make it durable.
+pub type RollbackHook = Box<dyn Fn(&PluginId, &PluginId) + Send + Sync>;
 
 /// A version that is (or was) serving.
 pub struct Deployment {
@@ -129,6 +149,7 @@ pub struct Registry {
     runtime: Runtime,
     policy: Policy,
     slots: RwLock<BTreeMap<String, Arc<Slot>>>,
+    on_rollback: OnceLock<RollbackHook>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -141,7 +162,13 @@ impl Registry {
             runtime,
             policy,
             slots: RwLock::new(BTreeMap::new()),
+            on_rollback: OnceLock::new(),
         }
+    }
+
+    /// Set the automatic-rollback hook (once).
+    pub fn on_rollback(&self, hook: RollbackHook) {
+        let _ = self.on_rollback.set(hook);
     }
 
     pub fn runtime(&self) -> &Runtime {
@@ -159,8 +186,34 @@ impl Registry {
     /// Load, init, self-test and swap in a version. On any failure nothing
     /// changes and the error says why.
     pub fn deploy(&self, wasm: &[u8], origin: &str, spec: DeploySpec) -> Result<Deployed, Error> {
+        let ready = self.prepare(wasm, origin, spec)?;
+        Ok(self.activate(ready))
+    }
+
+    /// Everything a deploy does before the swap: load, init and self-test.
+    /// Nothing serves it until [`Registry::activate`]; dropping it undoes it.
+    /// The daemon records the version on disk between the two, so what it
+    /// serves and what it restarts with agree.
+    pub fn prepare(&self, wasm: &[u8], origin: &str, spec: DeploySpec) -> Result<Prepared, Error> {
         let start = Instant::now();
-        let plugin = self.runtime.load(wasm, origin, spec.limits.clone())?;
+        let mut plugin = self.runtime.load(wasm, origin, spec.limits.clone())?;
+        if let Some(want) = &spec.identity {
+            let shipped = plugin.id().clone();
+            let refused = |reason: String| Error::DeployRefused {
+                plugin: shipped.clone(),
+                reason,
+            };
+            if plugin.id().name != want.name {
+                return Err(refused(format!(
+                    "the component calls itself {:?} but was shipped as {:?}",
+                    plugin.id().name,
+                    want.name
+                )));
+            }
+            if !plugin.set_version(want.version.clone()) {
+                return Err(refused("the plugin is already shared".into()));
+            }
+        }
         let id = plugin.id().clone();
         let (pool, first) = Pool::new(
             plugin.clone(),
@@ -195,14 +248,24 @@ impl Registry {
             }
         }
         pool.give_back(first);
-        let deployment = Arc::new(Deployment {
-            plugin,
-            pool,
-            health: Health::new(self.policy.health),
-            deployed_at: start,
-            first_served: OnceLock::new(),
-            retired: Default::default(),
-        });
+        Ok(Prepared {
+            deployment: Arc::new(Deployment {
+                plugin,
+                pool,
+                health: Health::new(self.policy.health),
+                deployed_at: start,
+                first_served: OnceLock::new(),
+                retired: Default::default(),
+            }),
+        })
+    }
+
+    /// Swap a prepared version in. Never fails: everything that can went
+    /// wrong in [`Registry::prepare`].
+    pub fn activate(&self, ready: Prepared) -> Deployed {
+        let deployment = ready.deployment;
+        let start = deployment.deployed_at;
+        let id = deployment.id().clone();
         let name = id.name.clone();
         let mut slots = self.slots.write().unwrap_or_else(|p| p.into_inner());
         let replaced = match slots.get(&name).cloned() {
@@ -230,11 +293,11 @@ impl Registry {
             }
         };
         tracing::info!(plugin = %id, replaced = ?replaced.as_ref().map(|p| p.to_string()), "deployed");
-        Ok(Deployed {
+        Deployed {
             id,
             replaced,
             took: start.elapsed(),
-        })
+        }
     }
 
     /// Serve one request on the active version of `name`.
@@ -262,18 +325,27 @@ impl Registry {
         if bad.retired.swap(true, std::sync::atomic::Ordering::AcqRel) {
             return;
         }
-        let _changing = lock(&slot.changing);
-        if !Arc::ptr_eq(&slot.active.load(), bad) {
-            return;
-        }
-        let Some(previous) = lock(&slot.previous).take() else {
-            tracing::error!(plugin = %bad.id(), "unhealthy ({why}) but there is no previous version to roll back to");
-            return;
+        let to = {
+            let _changing = lock(&slot.changing);
+            if !Arc::ptr_eq(&slot.active.load(), bad) {
+                return;
+            }
+            let Some(previous) = lock(&slot.previous).take() else {
+                tracing::error!(plugin = %bad.id(), "unhealthy ({why}) but there is no previous version to roll back to");
+                return;
+            };
+            tracing::warn!(plugin = %bad.id(), to = %previous.id(), "rolled back automatically: {why}");
+            let to = previous.id().clone();
+            slot.active.store(previous);
+            slot.rollbacks
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            to
         };
-        tracing::warn!(plugin = %bad.id(), to = %previous.id(), "rolled back automatically: {why}");
-        slot.active.store(previous);
-        slot.rollbacks
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        // Outside the slot lock: the hook takes the daemon's own locks, which
+        // a deploy holds while it activates (and so takes the slot lock).
+        if let Some(hook) = self.on_rollback.get() {
+            hook(bad.id(), &to);
+        }
     }
 
     /// Swap back to the previous version by hand.
@@ -296,6 +368,15 @@ impl Registry {
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         tracing::info!(plugin = %old.id(), to = %id, "rolled back by the operator");
         Ok(id)
+    }
+
+    /// Drop the warm previous version of `name` (the store no longer
+    /// records one to roll back to).
+    pub fn forget_previous(&self, name: &str) {
+        if let Some(slot) = self.slot(name) {
+            let _changing = lock(&slot.changing);
+            lock(&slot.previous).take();
+        }
     }
 
     /// Stop serving `name`; requests running finish first on their own.

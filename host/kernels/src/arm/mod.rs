@@ -1,0 +1,4 @@
+//! aarch64 kernels.
+
+pub mod dot;
+pub mod neon;

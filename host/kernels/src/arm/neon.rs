@@ -1,0 +1,392 @@
+//! NEON kernels for CONV_2D, DEPTHWISE_CONV_2D and FULLY_CONNECTED,
+//! bit-exact with the scalar references: the same wrapping i32 sums,
+//! reordered, then the same requantization.
+//!
+//! Convolution and fully connected read the i16 row layout the AVX2 set
+//! uses: the input patch is widened to i16 once per output pixel and
+//! multiplied eight lanes at a time with `smlal`/`smlal2` against four
+//! filter rows. Depthwise works across channels, eight at a time in i32.
+//! The requantization is vector code too: `sqrdmulh` is gemmlowp's
+//! SaturatingRoundingDoublingHighMul exactly, and the rounding shift is
+//! corrected to round half away from zero as `RoundingDivideByPOT` does.
+
+use std::arch::aarch64::*;
+
+use crate::conv::{Conv2d, conv2d_scalar};
+use crate::depthwise::{DepthwiseConv2d, depthwise_conv2d_scalar};
+use crate::error::{KernelError, check_len};
+use crate::fully_connected::{FullyConnected, fully_connected_scalar};
+use crate::pack::{Packed, PackedRows, gather_window, pad_input};
+use crate::quant::{Multipliers, Requant, Rounding};
+
+pub fn supported() -> bool {
+    std::arch::is_aarch64_feature_detected!("neon")
+}
+
+/// Widen `src` into `dst` as i16.
+#[inline]
+#[target_feature(enable = "neon")]
+fn widen(src: &[i8], dst: &mut [i16]) {
+    let n = src.len().min(dst.len());
+    let mut i = 0;
+    // SAFETY: every load and store stays below `n`.
+    unsafe {
+        while i + 16 <= n {
+            let v = vld1q_s8(src.as_ptr().add(i));
+            vst1q_s16(dst.as_mut_ptr().add(i), vmovl_s8(vget_low_s8(v)));
+            vst1q_s16(dst.as_mut_ptr().add(i + 8), vmovl_high_s8(v));
+            i += 16;
+        }
+    }
+    for j in i..n {
+        dst[j] = src[j] as i16;
+    }
+}
+
+/// `a + x·w` over eight i16 lanes, into four i32 lanes.
+#[inline]
+#[target_feature(enable = "neon")]
+fn mla8(a: int32x4_t, x: int16x8_t, w: int16x8_t) -> int32x4_t {
+    vmlal_high_s16(vmlal_s16(a, vget_low_s16(x), vget_low_s16(w)), x, w)
+}
+
+/// Dot products of `col` (length `rows.kp`, i16) with every row of `rows`.
+#[target_feature(enable = "neon")]
+fn dot_rows(col: &[i16], rows: &PackedRows, acc: &mut [i32]) {
+    let kp = rows.kp;
+    assert!(col.len() >= kp && rows.data.len() >= rows.rows * kp && acc.len() >= rows.rows);
+    let x = col.as_ptr();
+    let mut r = 0;
+    // SAFETY: rows are `kp` long and `kp` is a multiple of 16 (checked above
+    // through the lengths), so every 8-lane load is in bounds.
+    unsafe {
+        while r + 4 <= rows.rows {
+            let w = rows.data.as_ptr().add(r * kp);
+            let (mut a0, mut a1, mut a2, mut a3) = (
+                vdupq_n_s32(0),
+                vdupq_n_s32(0),
+                vdupq_n_s32(0),
+                vdupq_n_s32(0),
+            );
+            let mut t = 0;
+            while t < kp {
+                let xv = vld1q_s16(x.add(t));
+                a0 = mla8(a0, xv, vld1q_s16(w.add(t)));
+                a1 = mla8(a1, xv, vld1q_s16(w.add(kp + t)));
+                a2 = mla8(a2, xv, vld1q_s16(w.add(2 * kp + t)));
+                a3 = mla8(a3, xv, vld1q_s16(w.add(3 * kp + t)));
+                t += 8;
+            }
+            acc[r] = vaddvq_s32(a0);
+            acc[r + 1] = vaddvq_s32(a1);
+            acc[r + 2] = vaddvq_s32(a2);
+            acc[r + 3] = vaddvq_s32(a3);
+            r += 4;
+        }
+        while r < rows.rows {
+            let w = rows.data.as_ptr().add(r * kp);
+            let mut a = vdupq_n_s32(0);
+            let mut t = 0;
+            while t < kp {
+                a = mla8(a, vld1q_s16(x.add(t)), vld1q_s16(w.add(t)));
+                t += 8;
+            }
+            acc[r] = vaddvq_s32(a);
+            r += 1;
+        }
+    }
+}
+
+/// gemmlowp's `RoundingDivideByPOT` for `0 <= right <= 31` per lane: a
+/// rounding shift (`srshl` by −right rounds half up), first nudged down by
+/// one for negative values so that halves round away from zero.
+#[inline]
+#[target_feature(enable = "neon")]
+fn rounding_divide_by_pot(x: int32x4_t, right: int32x4_t) -> int32x4_t {
+    let neg_right = vnegq_s32(right);
+    // x < 0 and right > 0: subtract 1 (saturating; x = i32::MIN then rounds the same).
+    let fix = vandq_s32(
+        vshrq_n_s32::<31>(x),
+        vreinterpretq_s32_u32(vcgtq_s32(right, vdupq_n_s32(0))),
+    );
+    vrshlq_s32(vqaddq_s32(x, fix), neg_right)
+}
+
+/// `MultiplyByQuantizedMultiplier` for four lanes.
+#[inline]
+#[target_feature(enable = "neon")]
+fn requant4(x: int32x4_t, m: int32x4_t, shift: int32x4_t, rounding: Rounding) -> int32x4_t {
+    let zero = vdupq_n_s32(0);
+    match rounding {
+        Rounding::Double => {
+            let left = vmaxq_s32(shift, zero);
+            let right = vmaxq_s32(vnegq_s32(shift), zero);
+            // The reference multiplies by 2^left without saturating (wrapping).
+            let shifted = vshlq_s32(x, left);
+            rounding_divide_by_pot(vqrdmulhq_s32(shifted, m), right)
+        }
+        Rounding::Single => {
+            // (x·m + 2^(total−1)) >> total with total = 31 − shift, in 64 bits.
+            let total = vsubq_s32(vdupq_n_s32(31), shift);
+            let lo = vmull_s32(vget_low_s32(x), vget_low_s32(m));
+            let hi = vmull_high_s32(x, m);
+            let neg_total = vnegq_s64(vmovl_s32(vget_low_s32(total)));
+            let neg_total_hi = vnegq_s64(vmovl_high_s32(total));
+            // srshl rounds half up, as `(p + 2^(t−1)) >> t` does.
+            let lo = vrshlq_s64(lo, neg_total);
+            let hi = vrshlq_s64(hi, neg_total_hi);
+            vcombine_s32(vmovn_s64(lo), vmovn_s64(hi))
+        }
+    }
+}
+
+/// `clamp(requant(acc + bias) + offset)` for one row of channels.
+#[target_feature(enable = "neon")]
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn epilogue_row(
+    acc: &[i32],
+    bias: &[i32],
+    q: &Multipliers,
+    rounding: Rounding,
+    offset: i32,
+    min: i32,
+    max: i32,
+    out: &mut [i8],
+) {
+    let n = out.len();
+    assert!(acc.len() >= n && bias.len() >= n && q.multiplier.len() >= n && q.shift.len() >= n);
+    let mut c = 0;
+    // SAFETY: every load and store stays below `n` (checked above).
+    unsafe {
+        let (off, lo, hi) = (vdupq_n_s32(offset), vdupq_n_s32(min), vdupq_n_s32(max));
+        while c + 4 <= n {
+            let x = vaddq_s32(
+                vld1q_s32(acc.as_ptr().add(c)),
+                vld1q_s32(bias.as_ptr().add(c)),
+            );
+            let v = requant4(
+                x,
+                vld1q_s32(q.multiplier.as_ptr().add(c)),
+                vld1q_s32(q.shift.as_ptr().add(c)),
+                rounding,
+            );
+            let v = vminq_s32(vmaxq_s32(vaddq_s32(v, off), lo), hi);
+            let b = vmovn_s16(vcombine_s16(vmovn_s32(v), vdup_n_s16(0)));
+            let mut tmp = [0i8; 8];
+            vst1_s8(tmp.as_mut_ptr(), b);
+            out[c..c + 4].copy_from_slice(&tmp[..4]);
+            c += 4;
+        }
+    }
+    for c in c..n {
+        let r = Requant {
+            multiplier: q.multiplier[c],
+            shift: q.shift[c],
+        };
+        let v = r
+            .apply(acc[c].wrapping_add(bias[c]), rounding)
+            .wrapping_add(offset);
+        out[c] = v.clamp(min, max) as i8;
+    }
+}
+
+macro_rules! epilogue {
+    ($k:expr, $acc:expr, $out:expr) => {
+        epilogue_row(
+            $acc,
+            &$k.bias_folded,
+            &$k.multipliers,
+            $k.rounding,
+            $k.output_offset,
+            $k.act_min,
+            $k.act_max,
+            $out,
+        )
+    };
+}
+
+pub fn conv2d(k: &Conv2d, input: &[i8], output: &mut [i8]) -> Result<(), KernelError> {
+    let Some(Packed::I16(packed)) = &k.packed else {
+        return conv2d_scalar(k, input, output);
+    };
+    if !supported() {
+        return conv2d_scalar(k, input, output);
+    }
+    let (is, os, w) = (k.input, k.output, k.window);
+    check_len("conv2d", "input", input.len(), is.len().unwrap_or(0))?;
+    check_len("conv2d", "output", output.len(), os.len().unwrap_or(0))?;
+    let mut guard = k.scratch.lock().unwrap_or_else(|p| p.into_inner());
+    let scratch = &mut *guard;
+    let zp = (-k.input_offset).clamp(-128, 127) as i8;
+    let (src, ph, pw) = pad_input(input, is, &w, os.h, os.w, zp, &mut scratch.padded);
+    scratch.col.resize(packed.kp, 0);
+    scratch.acc.resize(os.c, 0);
+    let (col, acc) = (&mut scratch.col, &mut scratch.acc);
+    for pix in 0..os.n * os.h * os.w {
+        // SAFETY (all three calls): NEON was checked above.
+        gather_window(src, ph, pw, is.c, &w, os.h, os.w, pix, col, |x, d| unsafe {
+            widen(x, d)
+        });
+        unsafe { dot_rows(col, packed, acc) };
+        let out = &mut output[pix * os.c..(pix + 1) * os.c];
+        unsafe { epilogue!(k, acc, out) };
+    }
+    Ok(())
+}
+
+pub fn fully_connected(
+    k: &FullyConnected,
+    input: &[i8],
+    output: &mut [i8],
+) -> Result<(), KernelError> {
+    let Some(Packed::I16(packed)) = &k.packed else {
+        return fully_connected_scalar(k, input, output);
+    };
+    if !supported() {
+        return fully_connected_scalar(k, input, output);
+    }
+    check_len("fully_connected", "input", input.len(), k.batches * k.depth)?;
+    check_len(
+        "fully_connected",
+        "output",
+        output.len(),
+        k.batches * k.units,
+    )?;
+    let mut guard = k.scratch.lock().unwrap_or_else(|p| p.into_inner());
+    let scratch = &mut *guard;
+    scratch.col.clear();
+    scratch.col.resize(packed.kp, 0);
+    scratch.acc.resize(k.units, 0);
+    let (col, acc) = (&mut scratch.col, &mut scratch.acc);
+    for (row, out) in input
+        .chunks_exact(k.depth)
+        .zip(output.chunks_exact_mut(k.units))
+    {
+        // SAFETY (all three calls): NEON was checked above.
+        unsafe { widen(row, &mut col[..k.depth]) };
+        unsafe { dot_rows(col, packed, acc) };
+        unsafe { epilogue!(k, acc, out) };
+    }
+    Ok(())
+}
+
+/// One output pixel of a depthwise conv across all channels.
+#[target_feature(enable = "neon")]
+fn depthwise_pixel(
+    src: &[i8],
+    corner: usize,
+    taps: &[(usize, usize)],
+    filter: &[i32],
+    c: usize,
+    acc: &mut [i32],
+) {
+    let last = taps.iter().map(|t| t.1).max().unwrap_or(0);
+    assert!(corner + last + c <= src.len() && filter.len() >= taps.len() * c && acc.len() >= c);
+    let mut ch = 0;
+    // SAFETY: every tap's channels lie inside `src` (checked above).
+    unsafe {
+        let base = src.as_ptr().add(corner);
+        while ch + 8 <= c {
+            let (mut lo, mut hi) = (vdupq_n_s32(0), vdupq_n_s32(0));
+            for &(tap, off) in taps {
+                let x = vmovl_s8(vld1_s8(base.add(off + ch)));
+                let f = filter.as_ptr().add(tap * c + ch);
+                lo = vmlaq_s32(lo, vmovl_s16(vget_low_s16(x)), vld1q_s32(f));
+                hi = vmlaq_s32(hi, vmovl_high_s16(x), vld1q_s32(f.add(4)));
+            }
+            vst1q_s32(acc.as_mut_ptr().add(ch), lo);
+            vst1q_s32(acc.as_mut_ptr().add(ch + 4), hi);
+            ch += 8;
+        }
+    }
+    for ch in ch..c {
+        let mut a = 0i32;
+        for &(tap, off) in taps {
+            a = a.wrapping_add((src[corner + off + ch] as i32).wrapping_mul(filter[tap * c + ch]));
+        }
+        acc[ch] = a;
+    }
+}
+
+pub fn depthwise_conv2d(
+    k: &DepthwiseConv2d,
+    input: &[i8],
+    output: &mut [i8],
+) -> Result<(), KernelError> {
+    if k.depth_multiplier != 1 || !supported() {
+        return depthwise_conv2d_scalar(k, input, output);
+    }
+    let (is, os, w) = (k.input, k.output, k.window);
+    check_len(
+        "depthwise_conv2d",
+        "input",
+        input.len(),
+        is.len().unwrap_or(0),
+    )?;
+    check_len(
+        "depthwise_conv2d",
+        "output",
+        output.len(),
+        os.len().unwrap_or(0),
+    )?;
+    let mut guard = k.scratch.lock().unwrap_or_else(|p| p.into_inner());
+    let scratch = &mut *guard;
+    let zp = (-k.input_offset).clamp(-128, 127) as i8;
+    let (src, ph, pw) = pad_input(input, is, &w, os.h, os.w, zp, &mut scratch.padded);
+    let c = os.c;
+    scratch.taps.clear();
+    for ky in 0..w.kernel_h {
+        for kx in 0..w.kernel_w {
+            scratch.taps.push((
+                ky * w.kernel_w + kx,
+                (ky * w.dilation_h * pw + kx * w.dilation_w) * c,
+            ));
+        }
+    }
+    scratch.acc.resize(c, 0);
+    let (taps, acc) = (&scratch.taps, &mut scratch.acc);
+    for b in 0..os.n {
+        for oy in 0..os.h {
+            for ox in 0..os.w {
+                let corner = ((b * ph + oy * w.stride_h) * pw + ox * w.stride_w) * c;
+                // SAFETY (both calls): NEON was checked above.
+                unsafe { depthwise_pixel(src, corner, taps, &k.filter_i32, c, acc) };
+                let at = os.offset(b, oy, ox, 0);
+                unsafe { epilogue!(k, acc, &mut output[at..at + c]) };
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn vector_requant_matches_scalar(xs in proptest::collection::vec(any::<i32>(), 1..40), real in 1e-7f64..3.0, bias in -100_000i32..100_000, double in any::<bool>(), off in -128i32..128) {
+            let rounding = if double { Rounding::Double } else { Rounding::Single };
+            // Keep accumulators where TFLite's arithmetic is defined (no i32 overflow of x·2^left).
+            let xs: Vec<i32> = xs.iter().map(|x| x >> 8).collect();
+            let n = xs.len();
+            let rq: Vec<Requant> = (0..n).map(|i| Requant::from_real(real * (1.0 + i as f64 * 0.37), rounding)).collect();
+            let m = Multipliers::new(&rq);
+            let b = vec![bias; n];
+            let mut got = vec![0i8; n];
+            // SAFETY: NEON is part of every aarch64 target.
+            unsafe { epilogue_row(&xs, &b, &m, rounding, off, -128, 127, &mut got) };
+            let want: Vec<i8> = (0..n).map(|i| (rq[i].apply(xs[i].wrapping_add(bias), rounding).wrapping_add(off)).clamp(-128, 127) as i8).collect();
+            prop_assert_eq!(got, want);
+        }
+
+        #[test]
+        fn rounding_shift_matches_gemmlowp(x in any::<i32>(), right in 0i32..=31) {
+            let mut out = [0i32; 4];
+            // SAFETY: NEON is part of every aarch64 target.
+            unsafe { vst1q_s32(out.as_mut_ptr(), rounding_divide_by_pot(vdupq_n_s32(x), vdupq_n_s32(right))) };
+            prop_assert_eq!(out[0], crate::quant::rounding_divide_by_pot(x, right));
+        }
+    }
+}
