@@ -628,10 +628,25 @@ fn operator_rollback_and_remove_from_the_command_line() {
         list.contains("\"serving\":\"1.1.0\"") && list.contains("\"previous\":\"1.0.0\""),
         "{list}"
     );
+    // After a restart only the active version is loaded: the rollback loads
+    // the previous one from the store.
+    drop(d);
+    let d = Daemon::start(&kit, None);
+    let to = ["--to", d.url.as_str(), "--token-file", &kit.path("token")];
+    let with = |args: &[&str]| -> Vec<String> {
+        args.iter()
+            .chain(to.iter())
+            .map(|s| s.to_string())
+            .collect()
+    };
     ok(&run(with(&["plugins", "rollback", "kws"])));
     assert_eq!(
         d.versions("kws"),
         (Some("1.0.0".into()), Some("1.0.0".into()))
+    );
+    assert_eq!(
+        d.infer_label("kws", &read(&kit.path("yes.wav"))),
+        ("1.0.0".into(), "yes".into())
     );
     // Nothing further back to go to.
     let o = run(with(&["plugins", "rollback", "kws"]));

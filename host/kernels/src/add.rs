@@ -7,7 +7,7 @@ use crate::error::{KernelError, check_len, ensure};
 use crate::quant::{Requant, Rounding};
 
 const OP: &str = "add";
-const LEFT_SHIFT: i32 = 20;
+pub(crate) const LEFT_SHIFT: i32 = 20;
 
 /// What a caller knows about an addition before it is prepared.
 #[derive(Clone, Debug)]
@@ -24,7 +24,14 @@ pub struct AddSpec {
     pub act_min: i32,
     pub act_max: i32,
     pub rounding: Rounding,
+    /// Precompute every (a, b) → output pair (64 KiB) when the output has at
+    /// least this many elements; `None` never does.
+    pub table_from: Option<usize>,
 }
+
+/// Elements from which a table pays for itself: building it costs 65,536
+/// scalar additions, once, when the plan is recorded.
+pub const TABLE_FROM: usize = 2048;
 
 /// An addition ready to run.
 #[derive(Clone, Debug)]
@@ -39,6 +46,10 @@ pub struct Add {
     pub act_min: i32,
     pub act_max: i32,
     pub rounding: Rounding,
+    /// `table[(a as u8) << 8 | b as u8]` is the sum of a and b, exactly as
+    /// [`add_scalar`] computes it: the three requantizations of an int8
+    /// addition depend on nothing but the two input bytes.
+    pub table: Option<std::sync::Arc<[i8]>>,
 }
 
 impl Add {
@@ -55,7 +66,7 @@ impl Add {
         let real2 = s.scale2 as f64 / twice_max;
         let real_out = twice_max / ((1i32 << LEFT_SHIFT) as f32 * s.out_scale) as f64;
         ensure!(OP, s.act_min <= s.act_max, "activation range is empty");
-        Ok(Add {
+        let mut add = Add {
             shape,
             input1_offset: -s.zero_point1,
             input2_offset: -s.zero_point2,
@@ -66,11 +77,24 @@ impl Add {
             act_min: s.act_min,
             act_max: s.act_max,
             rounding: s.rounding,
-        })
+            table: None,
+        };
+        if s.table_from.is_some_and(|n| add.shape.out_len >= n) {
+            let table: Vec<i8> = (0..=u16::MAX)
+                .map(|i| add.one((i >> 8) as u8 as i8, i as u8 as i8))
+                .collect();
+            add.table = Some(table.into());
+        }
+        Ok(add)
+    }
+
+    /// Bytes the prepared operator holds.
+    pub fn bytes(&self) -> usize {
+        self.table.as_ref().map_or(0, |t| t.len())
     }
 
     #[inline(always)]
-    fn one(&self, a: i8, b: i8) -> i8 {
+    pub(crate) fn one(&self, a: i8, b: i8) -> i8 {
         let r = self.rounding;
         let a = (self.input1_offset + a as i32) * (1 << LEFT_SHIFT);
         let b = (self.input2_offset + b as i32) * (1 << LEFT_SHIFT);
@@ -79,6 +103,32 @@ impl Add {
         let v = self.output.apply_smaller_than_one(sum, r) + self.output_offset;
         v.clamp(self.act_min, self.act_max) as i8
     }
+}
+
+/// Through the precomputed table, for any kernel set that has one; `None`
+/// if the addition has no table.
+pub fn add_by_table(
+    k: &Add,
+    in1: &[i8],
+    in2: &[i8],
+    output: &mut [i8],
+) -> Option<Result<(), KernelError>> {
+    let table = k.table.as_deref()?;
+    let mut run = || {
+        check_len(OP, "input 1", in1.len(), k.shape.len1)?;
+        check_len(OP, "input 2", in2.len(), k.shape.len2)?;
+        check_len(OP, "output", output.len(), k.shape.out_len)?;
+        let at = |a: i8, b: i8| table[((a as u8 as usize) << 8) | b as u8 as usize];
+        if k.shape.is_elementwise() {
+            for ((o, &a), &b) in output.iter_mut().zip(in1).zip(in2) {
+                *o = at(a, b);
+            }
+        } else {
+            k.shape.for_each(|o, a, b| output[o] = at(in1[a], in2[b]));
+        }
+        Ok(())
+    };
+    Some(run())
 }
 
 /// Scalar reference.
@@ -109,6 +159,7 @@ mod tests {
             act_min: -128,
             act_max: 127,
             rounding: Rounding::Single,
+            table_from: None,
         }
     }
 
@@ -130,5 +181,24 @@ mod tests {
         // rows: [1+1, 2+2], [3+1, 4+2] then -5
         assert_eq!(out, [-3, -1, -1, 1]);
         assert!(Add::new(spec(vec![3], vec![2], vec![3])).is_err());
+    }
+
+    #[test]
+    fn the_table_holds_every_pair_exactly() {
+        let plain = Add::new(spec(vec![1], vec![1], vec![1])).unwrap();
+        let k = Add::new(AddSpec {
+            table_from: Some(1),
+            ..spec(vec![1], vec![1], vec![1])
+        })
+        .unwrap();
+        assert_eq!(k.bytes(), 65536);
+        for a in i8::MIN..=i8::MAX {
+            for b in i8::MIN..=i8::MAX {
+                let (mut want, mut got) = ([0i8], [0i8]);
+                add_scalar(&plain, &[a], &[b], &mut want).unwrap();
+                add_by_table(&k, &[a], &[b], &mut got).unwrap().unwrap();
+                assert_eq!(got, want, "{a} + {b}");
+            }
+        }
     }
 }

@@ -70,6 +70,11 @@ impl Broadcast {
         })
     }
 
+    /// Both inputs have the output's shape: element i meets element i.
+    pub fn is_elementwise(&self) -> bool {
+        self.strided.is_none()
+    }
+
     /// Call `f(out_index, index1, index2)` for every output element in order.
     #[inline(always)]
     pub fn for_each(&self, mut f: impl FnMut(usize, usize, usize)) {

@@ -27,6 +27,8 @@ pub struct KernelSet {
     pub supported: fn() -> bool,
     /// The weight layout its conv and fully connected kernels read.
     pub layout: WeightLayout,
+    /// Whether its ADD reads a precomputed table (`AddSpec::table_from`).
+    pub add_table: bool,
     pub conv2d: Unary<Conv2d>,
     pub depthwise_conv2d: Unary<DepthwiseConv2d>,
     pub fully_connected: Unary<FullyConnected>,
@@ -49,6 +51,7 @@ pub static SCALAR: KernelSet = KernelSet {
     name: "scalar",
     supported: || true,
     layout: WeightLayout::Original,
+    add_table: false,
     conv2d: conv2d_scalar,
     depthwise_conv2d: depthwise_conv2d_scalar,
     fully_connected: fully_connected_scalar,
@@ -58,18 +61,19 @@ pub static SCALAR: KernelSet = KernelSet {
     softmax: softmax_scalar,
 };
 
-/// x86-64 with AVX2: vector conv, depthwise and fully connected; the rest scalar.
+/// x86-64 with AVX2: vector conv, depthwise, fully connected and add; the rest scalar.
 #[cfg(target_arch = "x86_64")]
 pub static AVX2: KernelSet = KernelSet {
     name: "avx2",
     supported: crate::x86::avx2::supported,
     layout: WeightLayout::I16Rows,
+    add_table: true,
     conv2d: crate::x86::avx2::conv2d,
     depthwise_conv2d: crate::x86::avx2::depthwise_conv2d,
     fully_connected: crate::x86::avx2::fully_connected,
     average_pool2d: average_pool2d_scalar,
     max_pool2d: max_pool2d_scalar,
-    add: add_scalar,
+    add: crate::x86::add::add,
     softmax: softmax_scalar,
 };
 
@@ -79,12 +83,13 @@ pub static AVX512: KernelSet = KernelSet {
     name: "avx512",
     supported: crate::x86::avx512::supported,
     layout: WeightLayout::I8Rows,
+    add_table: true,
     conv2d: crate::x86::avx512::conv2d,
     depthwise_conv2d: crate::x86::avx512::depthwise_conv2d,
     fully_connected: crate::x86::avx512::fully_connected,
     average_pool2d: average_pool2d_scalar,
     max_pool2d: max_pool2d_scalar,
-    add: add_scalar,
+    add: crate::x86::add::add,
     softmax: softmax_scalar,
 };
 
@@ -95,12 +100,13 @@ pub static NEON: KernelSet = KernelSet {
     name: "neon",
     supported: crate::arm::neon::supported,
     layout: WeightLayout::I16Rows,
+    add_table: true,
     conv2d: crate::arm::neon::conv2d,
     depthwise_conv2d: crate::arm::neon::depthwise_conv2d,
     fully_connected: crate::arm::neon::fully_connected,
     average_pool2d: average_pool2d_scalar,
     max_pool2d: max_pool2d_scalar,
-    add: add_scalar,
+    add: crate::arm::add::add,
     softmax: softmax_scalar,
 };
 
@@ -110,12 +116,13 @@ pub static NEON_DOT: KernelSet = KernelSet {
     name: "neon-dot",
     supported: crate::arm::dot::supported,
     layout: WeightLayout::I8RowsSigned,
+    add_table: true,
     conv2d: crate::arm::dot::conv2d,
     depthwise_conv2d: crate::arm::dot::depthwise_conv2d,
     fully_connected: crate::arm::dot::fully_connected,
     average_pool2d: average_pool2d_scalar,
     max_pool2d: max_pool2d_scalar,
-    add: add_scalar,
+    add: crate::arm::add::add,
     softmax: softmax_scalar,
 };
 

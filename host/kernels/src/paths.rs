@@ -204,15 +204,21 @@ proptest! {
     }
 
     #[test]
-    fn add_paths_match_the_reference(len in 1usize..200, seed in any::<u64>(), s1 in 0.01f32..2.0, s2 in 0.01f32..2.0, so in 0.01f32..2.0) {
-        let k = Add::new(AddSpec { shape1: vec![len], shape2: vec![len], out_shape: vec![len], scale1: s1, zero_point1: 3, scale2: s2, zero_point2: -7, out_scale: so, out_zero_point: 1, act_min: -128, act_max: 127, rounding: Rounding::Double }).unwrap();
+    fn add_paths_match_the_reference(len in 1usize..200, seed in any::<u64>(), s1 in 0.01f32..2.0, s2 in 0.01f32..2.0, so in 0.01f32..2.0, zps in (-128i32..128, -128i32..128, -128i32..128), double in any::<bool>(), relu in any::<bool>(), table in any::<bool>()) {
+        let rounding = if double { Rounding::Double } else { Rounding::Single };
+        let act_min = if relu { zps.2 } else { -128 };
+        let spec = AddSpec { shape1: vec![len], shape2: vec![len], out_shape: vec![len], scale1: s1, zero_point1: zps.0, scale2: s2, zero_point2: zps.1, out_scale: so, out_zero_point: zps.2, act_min, act_max: 127, rounding, table_from: None };
+        let k = Add::new(spec.clone()).unwrap();
         let (a, b) = (bytes(len, seed), bytes(len, seed ^ 1));
         let mut want = vec![0i8; len];
         add_scalar(&k, &a, &b, &mut want).unwrap();
         for ks in sets() {
+            // Both of a set's paths: the table, and the computation for adds too small for one.
+            let table_from = (ks.add_table && table).then_some(1);
+            let k = Add::new(AddSpec { table_from, ..spec.clone() }).unwrap();
             let mut got = vec![0i8; len];
             (ks.add)(&k, &a, &b, &mut got).unwrap();
-            prop_assert_eq!(&got, &want, "{} add", ks.name);
+            prop_assert_eq!(&got, &want, "{} add (table: {})", ks.name, table_from.is_some());
         }
     }
 }

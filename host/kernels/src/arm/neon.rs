@@ -115,7 +115,12 @@ fn rounding_divide_by_pot(x: int32x4_t, right: int32x4_t) -> int32x4_t {
 /// `MultiplyByQuantizedMultiplier` for four lanes.
 #[inline]
 #[target_feature(enable = "neon")]
-fn requant4(x: int32x4_t, m: int32x4_t, shift: int32x4_t, rounding: Rounding) -> int32x4_t {
+pub(crate) fn requant4(
+    x: int32x4_t,
+    m: int32x4_t,
+    shift: int32x4_t,
+    rounding: Rounding,
+) -> int32x4_t {
     let zero = vdupq_n_s32(0);
     match rounding {
         Rounding::Double => {

@@ -3,6 +3,7 @@
 //! load) so calling one on a CPU without the feature falls back to scalar
 //! instead of faulting.
 
+pub mod add;
 pub mod avx2;
 pub mod avx512;
 pub mod requant;

@@ -92,6 +92,16 @@ fn double(x: __m256i, m: __m256i, s: __m256i) -> __m256i {
     _mm256_sub_epi32(_mm256_srav_epi32(r, right), _mm256_cmpgt_epi32(rem, thr))
 }
 
+/// `Requant::apply` on eight lanes, with per-lane multipliers and shifts.
+#[inline]
+#[target_feature(enable = "avx2")]
+pub(crate) fn requant8(x: __m256i, m: __m256i, s: __m256i, rounding: Rounding) -> __m256i {
+    match rounding {
+        Rounding::Single => single(x, m, s),
+        Rounding::Double => double(x, m, s),
+    }
+}
+
 /// What turns a row of int32 accumulators into int8 outputs: bias, per-channel
 /// multipliers, rounding, output zero point and activation clamp.
 pub struct Epilogue<'a> {

@@ -572,6 +572,7 @@ impl PreparedOp {
                     act_min,
                     act_max,
                     rounding,
+                    table_from: ks.add_table.then_some(gatehouse_kernels::add::TABLE_FROM),
                 })?;
                 ("add", Kernel::Add(k), vec![a, b], output, vec![])
             }
@@ -854,6 +855,7 @@ impl PreparedOp {
                     + 8 * k.requant.len()
                     + k.packed.as_ref().map_or(0, |p| p.bytes())
             }
+            Kernel::Add(k) => k.bytes(),
             Kernel::Softmax(_) => 1024,
             Kernel::Lut(_) => 256,
             _ => 0,

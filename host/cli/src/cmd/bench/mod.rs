@@ -1,6 +1,8 @@
 //! `gatehouse bench --model M.tflite`: inference latency and throughput of a
 //! model in the sandboxed `tflite` plugin, per batch size.
 
+mod plot;
+
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -28,6 +30,9 @@ pub struct Args {
     /// The tflite plugin to use (default: the bundled one).
     #[arg(long)]
     plugin: Option<PathBuf>,
+    /// Draw latency and throughput against batch size into this SVG.
+    #[arg(long)]
+    plot: Option<PathBuf>,
 }
 
 pub fn run(ctx: &Context, a: Args) -> anyhow::Result<()> {
@@ -64,15 +69,25 @@ pub fn run(ctx: &Context, a: Args) -> anyhow::Result<()> {
             "model", "batch", "median_us", "p99_us", "per_s"
         );
     }
+    if a.batch.contains(&0) {
+        bail!("batch sizes must be positive");
+    }
+    // On a terminal only: indicatif draws nothing when stderr is redirected.
+    let warm = (a.iters / 10).max(3);
+    let progress = indicatif::ProgressBar::new(((warm + a.iters.max(1)) * a.batch.len()) as u64)
+        .with_style(
+            indicatif::ProgressStyle::with_template("{msg:>24} [{bar:40}] {pos}/{len} calls")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+    let mut points = Vec::new();
     for &batch in &a.batch {
-        if batch == 0 {
-            bail!("batch sizes must be positive");
-        }
+        progress.set_message(format!("{name} batch {batch}"));
         let input: Vec<u8> = (0..input_len * batch)
             .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
             .collect();
-        for _ in 0..(a.iters / 10).max(3) {
+        for _ in 0..warm {
             instance.process(&input)?;
+            progress.inc(1);
         }
         let mut per_inference = Vec::with_capacity(a.iters);
         let start = Instant::now();
@@ -80,24 +95,39 @@ pub fn run(ctx: &Context, a: Args) -> anyhow::Result<()> {
             let t = Instant::now();
             instance.process(&input)?;
             per_inference.push(t.elapsed().as_secs_f64() * 1e6 / batch as f64);
+            progress.inc(1);
         }
         let total = start.elapsed().as_secs_f64();
         per_inference.sort_by(f64::total_cmp);
         let pct = |p: f64| per_inference[((per_inference.len() - 1) as f64 * p).round() as usize];
         let per_s = (a.iters.max(1) * batch) as f64 / total;
         let row = json!({"model": name, "mode": "plugin", "kernels": rt.kernels().name, "batch": batch, "median_us": round1(pct(0.5)), "p99_us": round1(pct(0.99)), "per_s": round1(per_s)});
+        points.push(plot::Point {
+            batch,
+            median_us: pct(0.5),
+            p99_us: pct(0.99),
+            per_s,
+        });
         if a.json {
-            println!("{row}");
+            progress.suspend(|| println!("{row}"));
         } else {
-            println!(
-                "{:<28} {:>6} {:>12.1} {:>12.1} {:>12.1}",
-                name,
-                batch,
-                pct(0.5),
-                pct(0.99),
-                per_s
-            );
+            progress.suspend(|| {
+                println!(
+                    "{:<28} {:>6} {:>12.1} {:>12.1} {:>12.1}",
+                    name,
+                    batch,
+                    pct(0.5),
+                    pct(0.99),
+                    per_s
+                )
+            });
         }
+    }
+    progress.finish_and_clear();
+    if let Some(path) = &a.plot {
+        let title = format!("{name}: sandboxed plugin, {} kernels", rt.kernels().name);
+        plot::draw(path, &title, &points)?;
+        eprintln!("wrote {}", path.display());
     }
     Ok(())
 }
