@@ -65,6 +65,8 @@ pub struct Scratch {
     pub acc: Vec<i32>,
     /// The input patch as u8 for the VNNI path.
     pub col8: Vec<u8>,
+    /// The whole input as u8, for pointwise convolutions on the VNNI path.
+    pub shifted: Vec<u8>,
     /// (tap index, element offset from the window's corner) for depthwise.
     pub taps: Vec<(usize, usize)>,
 }

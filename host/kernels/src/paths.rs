@@ -108,39 +108,79 @@ impl Geo {
     }
 }
 
+fn check_conv(
+    g: Geo,
+    oc: usize,
+    seed: u64,
+    zp: i32,
+    ozp: i32,
+    double: bool,
+    act: i32,
+) -> Result<(), TestCaseError> {
+    let Some((oh, ow)) = g.out() else {
+        return Ok(());
+    };
+    let rounding = if double {
+        Rounding::Double
+    } else {
+        Rounding::Single
+    };
+    let (act_min, act_max) = [
+        (-128, 127),
+        (ozp, 127),
+        (ozp.max(-100), (ozp + 60).min(127)),
+    ][act as usize];
+    let spec = Conv2dSpec {
+        input: Shape4::new(g.n, g.h, g.w, g.ic),
+        output: Shape4::new(g.n, oh, ow, oc),
+        window: g.window(),
+        filter: bytes(oc * g.kh * g.kw * g.ic, seed),
+        filter_in_c: g.ic,
+        bias: Some(
+            bytes(oc, seed ^ 5)
+                .iter()
+                .map(|&b| b as i32 * 100)
+                .collect(),
+        ),
+        requant: requants(oc, seed as u32, rounding),
+        input_offset: -zp,
+        output_offset: ozp,
+        act_min,
+        act_max,
+        rounding,
+        layout: Default::default(),
+    };
+    let k = Conv2d::new(spec.clone()).unwrap();
+    let input = bytes(g.n * g.h * g.w * g.ic, seed ^ 9);
+    let mut want = vec![0i8; g.n * oh * ow * oc];
+    conv2d_scalar(&k, &input, &mut want).unwrap();
+    for ks in sets() {
+        let k = Conv2d::new(Conv2dSpec {
+            layout: ks.layout,
+            ..spec.clone()
+        })
+        .unwrap();
+        let mut got = vec![0i8; want.len()];
+        (ks.conv2d)(&k, &input, &mut got).unwrap();
+        prop_assert_eq!(&got, &want, "{} conv2d on {:?}", ks.name, g);
+    }
+    Ok(())
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 96, ..ProptestConfig::default() })]
 
     #[test]
     fn conv2d_paths_match_the_reference(g in geo(), oc in 1usize..=13, seed in any::<u64>(), zp in -128i32..=127, ozp in -128i32..=127, double in any::<bool>(), act in 0i32..3) {
-        let Some((oh, ow)) = g.out() else { return Ok(()) };
-        let rounding = if double { Rounding::Double } else { Rounding::Single };
-        let (act_min, act_max) = [(-128, 127), (ozp, 127), (ozp.max(-100), (ozp + 60).min(127))][act as usize];
-        let spec = Conv2dSpec {
-            input: Shape4::new(g.n, g.h, g.w, g.ic),
-            output: Shape4::new(g.n, oh, ow, oc),
-            window: g.window(),
-            filter: bytes(oc * g.kh * g.kw * g.ic, seed),
-            filter_in_c: g.ic,
-            bias: Some(bytes(oc, seed ^ 5).iter().map(|&b| b as i32 * 100).collect()),
-            requant: requants(oc, seed as u32, rounding),
-            input_offset: -zp,
-            output_offset: ozp,
-            act_min,
-            act_max,
-            rounding,
-            layout: Default::default(),
-        };
-        let k = Conv2d::new(spec.clone()).unwrap();
-        let input = bytes(g.n * g.h * g.w * g.ic, seed ^ 9);
-        let mut want = vec![0i8; g.n * oh * ow * oc];
-        conv2d_scalar(&k, &input, &mut want).unwrap();
-        for ks in sets() {
-            let k = Conv2d::new(Conv2dSpec { layout: ks.layout, ..spec.clone() }).unwrap();
-            let mut got = vec![0i8; want.len()];
-            (ks.conv2d)(&k, &input, &mut got).unwrap();
-            prop_assert_eq!(&got, &want, "{} conv2d on {:?}", ks.name, g);
-        }
+        check_conv(g, oc, seed, zp, ozp, double, act)?;
+    }
+
+    /// Pointwise convolutions (1×1, stride 1, channels in groups of 4) take
+    /// their own path in the VNNI set; random geometry rarely lands on one.
+    #[test]
+    fn pointwise_conv2d_paths_match_the_reference(n in 1usize..=2, h in 1usize..=7, w in 1usize..=7, c4 in 1usize..=12, oc in 1usize..=40, seed in any::<u64>(), zp in -128i32..=127, ozp in -128i32..=127, double in any::<bool>(), same in any::<bool>()) {
+        let g = Geo { n, h, w, ic: 4 * c4, kh: 1, kw: 1, sh: 1, sw: 1, dh: 1, dw: 1, same };
+        check_conv(g, oc, seed, zp, ozp, double, 0)?;
     }
 
     #[test]

@@ -393,5 +393,22 @@ mod tests {
             unsafe { vst1q_s32(out.as_mut_ptr(), rounding_divide_by_pot(vdupq_n_s32(x), vdupq_n_s32(right))) };
             prop_assert_eq!(out[0], crate::quant::rounding_divide_by_pot(x, right));
         }
+        #[test]
+        fn ties_round_as_the_reference(t in -120i32..120, k in 1i32..12, double in any::<bool>(), above in any::<bool>()) {
+            if !supported() {
+                return Ok(());
+            }
+            // m = 2^30 halves exactly, so x/2 = t·2^k ± 2^(k−1) is a tie of the final shift by k.
+            let rounding = if double { Rounding::Double } else { Rounding::Single };
+            let rq = Requant::from_real(0.5 * 0.5f64.powi(k), rounding);
+            let half = 1i32 << (k - 1);
+            let x = 2 * (t * (1 << k) + if above { half } else { -half });
+            let m = Multipliers::new(&[rq; 20]);
+            let mut got = [0i8; 20];
+            // SAFETY: the CPU support was checked above.
+            unsafe { epilogue_row(&[x; 20], &[0; 20], &m, rounding, 0, -128, 127, &mut got) };
+            let want = rq.apply(x, rounding).clamp(-128, 127) as i8;
+            prop_assert_eq!(got, [want; 20]);
+        }
     }
 }

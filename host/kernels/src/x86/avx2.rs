@@ -223,6 +223,16 @@ pub fn depthwise_conv2d(
     input: &[i8],
     output: &mut [i8],
 ) -> Result<(), KernelError> {
+    depthwise_conv2d_with(k, input, output, false)
+}
+
+/// With `wide`, the AVX-512 epilogue (the caller has checked AVX-512).
+pub(crate) fn depthwise_conv2d_with(
+    k: &DepthwiseConv2d,
+    input: &[i8],
+    output: &mut [i8],
+    wide: bool,
+) -> Result<(), KernelError> {
     if k.depth_multiplier != 1 || !supported() {
         return depthwise_conv2d_scalar(k, input, output);
     }
@@ -254,7 +264,8 @@ pub fn depthwise_conv2d(
             ));
         }
     }
-    scratch.acc.resize(c, 0);
+    // A whole output row of accumulators, requantized together.
+    scratch.acc.resize(os.w * c, 0);
     let (taps, acc) = (&scratch.taps, &mut scratch.acc);
     for b in 0..os.n {
         for oy in 0..os.h {
@@ -262,13 +273,24 @@ pub fn depthwise_conv2d(
                 let corner = ((b * ph + oy * w.stride_h) * pw + ox * w.stride_w) * c;
                 // The last tap's last channel is inside `src` by construction of `pad_input`.
                 debug_assert!(corner + taps.last().map_or(0, |t| t.1) + c <= src.len());
+                let a = &mut acc[ox * c..(ox + 1) * c];
                 // SAFETY: AVX2 was checked above; every tap offset from `corner`
                 // stays inside the padded input (see `pad_input`).
-                unsafe { depthwise_pixel(src.as_ptr().add(corner), taps, &k.filter_i32, c, acc) };
-                let out = &mut output[os.offset(b, oy, ox, 0)..os.offset(b, oy, ox, 0) + c];
-                // SAFETY: AVX2 was checked above; every slice holds `c` values.
-                unsafe { epilogue!(k).row(acc, out) };
+                unsafe { depthwise_pixel(src.as_ptr().add(corner), taps, &k.filter_i32, c, a) };
             }
+            let row = os.offset(b, oy, 0, 0);
+            let out = &mut output[row..row + os.w * c];
+            // SAFETY: AVX2 (and for `wide` AVX-512) was checked; `acc` and `out`
+            // hold `os.w` pixels of `c` values.
+            unsafe {
+                if wide {
+                    epilogue!(k).rows512(acc, c, out, os.w)
+                } else {
+                    for (a, o) in acc.chunks_exact(c).zip(out.chunks_exact_mut(c)) {
+                        epilogue!(k).row(a, o)
+                    }
+                }
+            };
         }
     }
     Ok(())

@@ -3,7 +3,7 @@
 //! pixels per weight load. The instruction multiplies unsigned by signed
 //! bytes, so the input is shifted to u = x + 128 and the shift is folded into
 //! the bias (`Packed::new`); the sums stay exact.
-//! Depthwise reuses the AVX2 kernel.
+//! Depthwise reuses the AVX2 kernel with the AVX-512 requantization.
 
 use std::arch::x86_64::*;
 
@@ -18,6 +18,7 @@ use crate::x86::requant::epilogue;
 pub fn supported() -> bool {
     is_x86_feature_detected!("avx512f")
         && is_x86_feature_detected!("avx512bw")
+        && is_x86_feature_detected!("avx512vl")
         && is_x86_feature_detected!("avx512vnni")
         && avx2::supported()
 }
@@ -32,6 +33,9 @@ fn to_u8(src: &[i8], dst: &mut [u8]) {
 
 /// Output pixels computed together, sharing each weight load.
 const MR: usize = 4;
+
+/// Output pixels requantized together (a multiple of `MR`).
+const TILE: usize = 32;
 
 /// `acc[p][r] = Σ_k col[p][k] · w[r][k]` for `P` patches (u8, length
 /// `4·k4`), 16 rows per vector: the input is broadcast 4 bytes at a time, so
@@ -77,57 +81,72 @@ pub fn conv2d(k: &Conv2d, input: &[i8], output: &mut [i8]) -> Result<(), KernelE
     let stride = packed.padded_rows();
     // Padding lanes meet zero weights, so their value does not matter.
     scratch.col8.resize(MR * kp, 0x80);
-    scratch.acc.resize(MR * stride, 0);
-    let (cols, acc) = (&mut scratch.col8, &mut scratch.acc);
+    scratch.acc.resize(TILE * stride, 0);
     let pixels = os.n * os.h * os.w;
-    let mut pix = 0;
-    while pix < pixels {
-        let n = (pixels - pix).min(MR);
-        for p in 0..n {
-            gather_window(
-                src,
-                ph,
-                pw,
-                is.c,
-                &w,
-                os.h,
-                os.w,
-                pix + p,
-                &mut cols[p * kp..(p + 1) * kp],
-                to_u8,
-            );
-        }
-        // SAFETY: the CPU support was checked above; each patch holds `kp` bytes
-        // and `acc` has room for `MR` rows of `stride`.
-        unsafe {
-            if n == MR {
-                gemm::<MR>(
-                    [
-                        &cols[..kp],
-                        &cols[kp..2 * kp],
-                        &cols[2 * kp..3 * kp],
-                        &cols[3 * kp..4 * kp],
-                    ],
-                    packed,
-                    acc,
-                );
-            } else {
+    // A pointwise conv over whole groups of 4 channels: each patch is one
+    // input pixel, so the input is shifted to u8 once and read in place.
+    let pointwise = w.kernel_h == 1
+        && w.kernel_w == 1
+        && w.stride_h == 1
+        && w.stride_w == 1
+        && w.pad_top == 0
+        && w.pad_left == 0
+        && is.h == os.h
+        && is.w == os.w
+        && is.c == kp;
+    if pointwise {
+        scratch.shifted.resize(input.len(), 0);
+        to_u8(input, &mut scratch.shifted);
+    }
+    let (cols, acc, shifted) = (&mut scratch.col8, &mut scratch.acc, &scratch.shifted);
+    let mut tile = 0;
+    while tile < pixels {
+        let in_tile = (pixels - tile).min(TILE);
+        let mut done = 0;
+        while done < in_tile {
+            let pix = tile + done;
+            let n = (in_tile - done).min(MR);
+            if !pointwise {
                 for p in 0..n {
-                    gemm::<1>(
-                        [&cols[p * kp..(p + 1) * kp]],
-                        packed,
-                        &mut acc[p * stride..(p + 1) * stride],
+                    gather_window(
+                        src,
+                        ph,
+                        pw,
+                        is.c,
+                        &w,
+                        os.h,
+                        os.w,
+                        pix + p,
+                        &mut cols[p * kp..(p + 1) * kp],
+                        to_u8,
                     );
                 }
             }
+            let patch = |p: usize| -> &[u8] {
+                if pointwise {
+                    &shifted[(pix + p) * kp..(pix + p + 1) * kp]
+                } else {
+                    &cols[p * kp..(p + 1) * kp]
+                }
+            };
+            let acc = &mut acc[done * stride..];
+            // SAFETY: the CPU support was checked above; each patch holds `kp` bytes
+            // and `acc` has room for `n` rows of `stride`.
+            unsafe {
+                if n == MR {
+                    gemm::<MR>([patch(0), patch(1), patch(2), patch(3)], packed, acc);
+                } else {
+                    for p in 0..n {
+                        gemm::<1>([patch(p)], packed, &mut acc[p * stride..(p + 1) * stride]);
+                    }
+                }
+            }
+            done += n;
         }
-        for p in 0..n {
-            let out = &mut output[(pix + p) * os.c..(pix + p + 1) * os.c];
-            let a = &acc[p * stride..p * stride + os.c];
-            // SAFETY: AVX-512 (hence AVX2) was checked above; every slice holds `os.c` values.
-            unsafe { epilogue!(k).row(a, out) };
-        }
-        pix += n;
+        let out = &mut output[tile * os.c..(tile + in_tile) * os.c];
+        // SAFETY: AVX-512 was checked above; `acc` holds `in_tile` rows of `stride`.
+        unsafe { epilogue!(k).rows512(acc, stride, out, in_tile) };
+        tile += in_tile;
     }
     Ok(())
 }
@@ -164,7 +183,7 @@ pub fn fully_connected(
         // SAFETY: the CPU support was checked above; `col` holds `kp` bytes.
         unsafe { gemm::<1>([&col[..]], packed, acc) };
         // SAFETY: AVX-512 (hence AVX2) was checked above; every slice holds `units` values.
-        unsafe { epilogue!(k).row(acc, out) };
+        unsafe { epilogue!(k).row512(acc, out) };
     }
     Ok(())
 }
@@ -174,5 +193,5 @@ pub fn depthwise_conv2d(
     input: &[i8],
     output: &mut [i8],
 ) -> Result<(), KernelError> {
-    avx2::depthwise_conv2d(k, input, output)
+    avx2::depthwise_conv2d_with(k, input, output, supported())
 }

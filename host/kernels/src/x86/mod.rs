@@ -7,3 +7,4 @@ pub mod add;
 pub mod avx2;
 pub mod avx512;
 pub mod requant;
+pub mod requant512;

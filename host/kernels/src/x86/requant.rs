@@ -229,5 +229,22 @@ mod tests {
             let want: Vec<i8> = (0..n).map(|i| (rq[i].apply(xs[i].wrapping_add(bias), rounding).wrapping_add(off)).clamp(-128, 127) as i8).collect();
             prop_assert_eq!(got, want);
         }
+        #[test]
+        fn ties_round_as_the_reference(t in -120i32..120, k in 1i32..12, double in any::<bool>(), above in any::<bool>()) {
+            if !std::is_x86_feature_detected!("avx2") {
+                return Ok(());
+            }
+            // m = 2^30 halves exactly, so x/2 = t·2^k ± 2^(k−1) is a tie of the final shift by k.
+            let rounding = if double { Rounding::Double } else { Rounding::Single };
+            let rq = Requant::from_real(0.5 * 0.5f64.powi(k), rounding);
+            let half = 1i32 << (k - 1);
+            let x = 2 * (t * (1 << k) + if above { half } else { -half });
+            let m = Multipliers::new(&[rq; 20]);
+            let mut got = [0i8; 20];
+            // SAFETY: the CPU support was checked above.
+            unsafe { row(&[x; 20], &[0; 20], &m, rounding, 0, -128, 127, &mut got) };
+            let want = rq.apply(x, rounding).clamp(-128, 127) as i8;
+            prop_assert_eq!(got, [want; 20]);
+        }
     }
 }
