@@ -14,6 +14,7 @@ pub mod broadcast;
 pub mod conv;
 pub mod depthwise;
 pub mod dispatch;
+mod drive;
 pub mod elementwise;
 pub mod fully_connected;
 pub mod geometry;

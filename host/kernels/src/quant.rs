@@ -206,6 +206,73 @@ pub fn clamp_to_i8(x: i32, min: i32, max: i32) -> i8 {
     x.clamp(min, max) as i8
 }
 
+/// Properties every vector requantization must have, for the tests of each
+/// instruction set: `row` is that set's `clamp(requant(acc + bias) + offset)`.
+#[cfg(test)]
+pub(crate) mod checks {
+    use super::{Multipliers, Requant, Rounding};
+    use proptest::prelude::*;
+
+    /// `(acc, bias, multipliers, rounding, offset, min, max, out)`.
+    pub type Row<'a> = &'a dyn Fn(&[i32], &[i32], &Multipliers, Rounding, i32, i32, i32, &mut [i8]);
+
+    /// Random accumulators and per-channel multipliers from `real` up.
+    pub fn random(
+        row: Row,
+        xs: &[i32],
+        real: f64,
+        bias: i32,
+        double: bool,
+        off: i32,
+        lo: i32,
+    ) -> Result<(), TestCaseError> {
+        let rounding = if double {
+            Rounding::Double
+        } else {
+            Rounding::Single
+        };
+        // Keep accumulators where TFLite's arithmetic is defined (no i32 overflow of x·2^left).
+        let xs: Vec<i32> = xs.iter().map(|x| x >> 8).collect();
+        let n = xs.len();
+        let rq: Vec<Requant> = (0..n)
+            .map(|i| Requant::from_real(real * (1.0 + i as f64 * 0.37), rounding))
+            .collect();
+        let m = Multipliers::new(&rq);
+        let b = vec![bias; n];
+        let mut got = vec![0i8; n];
+        row(&xs, &b, &m, rounding, off, lo, 127, &mut got);
+        let want: Vec<i8> = (0..n)
+            .map(|i| {
+                (rq[i]
+                    .apply(xs[i].wrapping_add(bias), rounding)
+                    .wrapping_add(off))
+                .clamp(lo, 127) as i8
+            })
+            .collect();
+        prop_assert_eq!(got, want);
+        Ok(())
+    }
+
+    /// Exact ties of the final shift: m = 2^30 halves exactly, so
+    /// x/2 = t·2^k ± 2^(k−1) lies halfway between two results.
+    pub fn tie(row: Row, t: i32, k: i32, double: bool, above: bool) -> Result<(), TestCaseError> {
+        let rounding = if double {
+            Rounding::Double
+        } else {
+            Rounding::Single
+        };
+        let rq = Requant::from_real(0.5 * 0.5f64.powi(k), rounding);
+        let half = 1i32 << (k - 1);
+        let x = 2 * (t * (1 << k) + if above { half } else { -half });
+        let m = Multipliers::new(&[rq; 20]);
+        let mut got = [0i8; 20];
+        row(&[x; 20], &[0; 20], &m, rounding, 0, -128, 127, &mut got);
+        let want = rq.apply(x, rounding).clamp(-128, 127) as i8;
+        prop_assert_eq!(got, [want; 20]);
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

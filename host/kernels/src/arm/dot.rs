@@ -14,11 +14,12 @@ use std::arch::asm;
 
 use crate::conv::Conv2d;
 use crate::depthwise::DepthwiseConv2d;
-use crate::error::{KernelError, check_len};
+use crate::drive::blocks::{self, MR};
+use crate::error::KernelError;
 use crate::fully_connected::FullyConnected;
-use crate::pack::{I8_LANES, Packed, PackedI8Rows, gather_window, pad_input};
+use crate::pack::{I8_LANES, Packed, PackedI8Rows};
 
-use super::neon::{self, epilogue_row};
+use super::neon::{self, epilogue_rows};
 
 pub fn supported() -> bool {
     std::arch::is_aarch64_feature_detected!("dotprod") && neon::supported()
@@ -41,9 +42,6 @@ fn sdot(acc: int32x4_t, a: int8x16_t, b: int8x16_t) -> int32x4_t {
     }
     acc
 }
-
-/// Output pixels computed together, sharing each weight load.
-const MR: usize = 4;
 
 /// `acc[p][r] = Σ_k col[p][k] · w[r][k]` for `P` patches (bytes, length
 /// `4·k4`), 16 rows per block in four registers of 4 rows × 4 values.
@@ -92,18 +90,18 @@ fn as_bytes(src: &[i8], dst: &mut [u8]) {
     }
 }
 
-macro_rules! epilogue {
-    ($k:expr, $acc:expr, $out:expr) => {
-        epilogue_row(
-            $acc,
-            &$k.bias_folded,
-            &$k.multipliers,
-            $k.rounding,
-            $k.output_offset,
-            $k.act_min,
-            $k.act_max,
-            $out,
-        )
+/// This set's pieces for the block-GEMM driver.
+// SAFETY (all three closures): only built after the CPU support was checked.
+macro_rules! micro {
+    ($k:expr) => {
+        blocks::Micro {
+            to_bytes: as_bytes,
+            gemm4: |cols, w, acc| unsafe { gemm::<MR>(cols, w, acc) },
+            gemm1: |col, w, acc| unsafe { gemm::<1>([col], w, acc) },
+            epilogue: |acc, stride, out, pixels| unsafe {
+                epilogue_rows($k, acc, stride, out, pixels)
+            },
+        }
     };
 }
 
@@ -114,68 +112,7 @@ pub fn conv2d(k: &Conv2d, input: &[i8], output: &mut [i8]) -> Result<(), KernelE
     if !supported() {
         return crate::conv::conv2d_scalar(k, input, output);
     }
-    let (is, os, w) = (k.input, k.output, k.window);
-    check_len("conv2d", "input", input.len(), is.len().unwrap_or(0))?;
-    check_len("conv2d", "output", output.len(), os.len().unwrap_or(0))?;
-    let mut guard = k.scratch.lock().unwrap_or_else(|p| p.into_inner());
-    let scratch = &mut *guard;
-    let zp = (-k.input_offset).clamp(-128, 127) as i8;
-    let (src, ph, pw) = pad_input(input, is, &w, os.h, os.w, zp, &mut scratch.padded);
-    let kp = 4 * packed.k4;
-    let stride = packed.padded_rows();
-    // Padding lanes meet zero weights, so their value does not matter.
-    scratch.col8.resize(MR * kp, 0);
-    scratch.acc.resize(MR * stride, 0);
-    let (cols, acc) = (&mut scratch.col8, &mut scratch.acc);
-    let pixels = os.n * os.h * os.w;
-    let mut pix = 0;
-    while pix < pixels {
-        let n = (pixels - pix).min(MR);
-        for p in 0..n {
-            gather_window(
-                src,
-                ph,
-                pw,
-                is.c,
-                &w,
-                os.h,
-                os.w,
-                pix + p,
-                &mut cols[p * kp..(p + 1) * kp],
-                as_bytes,
-            );
-        }
-        // SAFETY: the CPU support was checked above.
-        unsafe {
-            if n == MR {
-                gemm::<MR>(
-                    [
-                        &cols[..kp],
-                        &cols[kp..2 * kp],
-                        &cols[2 * kp..3 * kp],
-                        &cols[3 * kp..4 * kp],
-                    ],
-                    packed,
-                    acc,
-                );
-            } else {
-                for p in 0..n {
-                    gemm::<1>(
-                        [&cols[p * kp..(p + 1) * kp]],
-                        packed,
-                        &mut acc[p * stride..(p + 1) * stride],
-                    );
-                }
-            }
-        }
-        for p in 0..n {
-            let out = &mut output[(pix + p) * os.c..(pix + p + 1) * os.c];
-            // SAFETY: NEON was checked above.
-            unsafe { epilogue!(k, &acc[p * stride..p * stride + os.c], out) };
-        }
-        pix += n;
-    }
-    Ok(())
+    blocks::conv2d(k, packed, input, output, micro!(k))
 }
 
 pub fn fully_connected(
@@ -189,29 +126,7 @@ pub fn fully_connected(
     if !supported() {
         return crate::fully_connected::fully_connected_scalar(k, input, output);
     }
-    check_len("fully_connected", "input", input.len(), k.batches * k.depth)?;
-    check_len(
-        "fully_connected",
-        "output",
-        output.len(),
-        k.batches * k.units,
-    )?;
-    let mut guard = k.scratch.lock().unwrap_or_else(|p| p.into_inner());
-    let scratch = &mut *guard;
-    let kp = 4 * packed.k4;
-    scratch.col8.resize(kp, 0);
-    scratch.acc.resize(packed.padded_rows(), 0);
-    let (col, acc) = (&mut scratch.col8, &mut scratch.acc);
-    for (row, out) in input
-        .chunks_exact(k.depth)
-        .zip(output.chunks_exact_mut(k.units))
-    {
-        as_bytes(row, &mut col[..k.depth]);
-        // SAFETY (both calls): the CPU support was checked above.
-        unsafe { gemm::<1>([&col[..]], packed, acc) };
-        unsafe { epilogue!(k, &acc[..k.units], out) };
-    }
-    Ok(())
+    blocks::fully_connected(k, packed, input, output, micro!(k))
 }
 
 pub fn depthwise_conv2d(

@@ -14,9 +14,10 @@ use std::arch::aarch64::*;
 
 use crate::conv::{Conv2d, conv2d_scalar};
 use crate::depthwise::{DepthwiseConv2d, depthwise_conv2d_scalar};
-use crate::error::{KernelError, check_len};
+use crate::drive::{channels, rows};
+use crate::error::KernelError;
 use crate::fully_connected::{FullyConnected, fully_connected_scalar};
-use crate::pack::{Packed, PackedRows, gather_window, pad_input};
+use crate::pack::{Packed, PackedRows};
 use crate::quant::{Multipliers, Requant, Rounding};
 
 pub fn supported() -> bool {
@@ -210,6 +211,51 @@ macro_rules! epilogue {
     };
 }
 
+/// `pixels` rows of accumulators `stride` apart, requantized into `out`.
+///
+/// # Safety
+/// The CPU must support NEON.
+#[target_feature(enable = "neon")]
+pub(crate) unsafe fn epilogue_rows<K: HasEpilogue>(
+    k: &K,
+    acc: &[i32],
+    stride: usize,
+    out: &mut [i8],
+    pixels: usize,
+) {
+    let c = out.len() / pixels.max(1);
+    for (p, o) in out.chunks_exact_mut(c).enumerate() {
+        let (bias, q, rounding, offset, min, max) = k.epilogue();
+        epilogue_row(
+            &acc[p * stride..p * stride + c],
+            bias,
+            q,
+            rounding,
+            offset,
+            min,
+            max,
+            o,
+        );
+    }
+}
+
+/// The requantization parameters of a conv, depthwise or fully connected
+/// operator (they share the field names).
+pub(crate) trait HasEpilogue {
+    fn epilogue(&self) -> (&[i32], &Multipliers, Rounding, i32, i32, i32);
+}
+
+macro_rules! has_epilogue {
+    ($($t:ty),*) => {$(
+        impl HasEpilogue for $t {
+            fn epilogue(&self) -> (&[i32], &Multipliers, Rounding, i32, i32, i32) {
+                (&self.bias_folded, &self.multipliers, self.rounding, self.output_offset, self.act_min, self.act_max)
+            }
+        }
+    )*};
+}
+has_epilogue!(Conv2d, DepthwiseConv2d, FullyConnected);
+
 pub fn conv2d(k: &Conv2d, input: &[i8], output: &mut [i8]) -> Result<(), KernelError> {
     let Some(Packed::I16(packed)) = &k.packed else {
         return conv2d_scalar(k, input, output);
@@ -217,26 +263,18 @@ pub fn conv2d(k: &Conv2d, input: &[i8], output: &mut [i8]) -> Result<(), KernelE
     if !supported() {
         return conv2d_scalar(k, input, output);
     }
-    let (is, os, w) = (k.input, k.output, k.window);
-    check_len("conv2d", "input", input.len(), is.len().unwrap_or(0))?;
-    check_len("conv2d", "output", output.len(), os.len().unwrap_or(0))?;
-    let mut guard = k.scratch.lock().unwrap_or_else(|p| p.into_inner());
-    let scratch = &mut *guard;
-    let zp = (-k.input_offset).clamp(-128, 127) as i8;
-    let (src, ph, pw) = pad_input(input, is, &w, os.h, os.w, zp, &mut scratch.padded);
-    scratch.col.resize(packed.kp, 0);
-    scratch.acc.resize(os.c, 0);
-    let (col, acc) = (&mut scratch.col, &mut scratch.acc);
-    for pix in 0..os.n * os.h * os.w {
-        // SAFETY (all three calls): NEON was checked above.
-        gather_window(src, ph, pw, is.c, &w, os.h, os.w, pix, col, |x, d| unsafe {
-            widen(x, d)
-        });
-        unsafe { dot_rows(col, packed, acc) };
-        let out = &mut output[pix * os.c..(pix + 1) * os.c];
-        unsafe { epilogue!(k, acc, out) };
-    }
-    Ok(())
+    // SAFETY (all three closures): NEON was checked above.
+    rows::conv2d(
+        k,
+        packed,
+        input,
+        output,
+        rows::Micro {
+            widen: |x, d| unsafe { widen(x, d) },
+            dot: |col, rows, acc| unsafe { dot_rows(col, rows, acc) },
+            epilogue: |acc, out| unsafe { epilogue!(k, acc, out) },
+        },
+    )
 }
 
 pub fn fully_connected(
@@ -250,29 +288,18 @@ pub fn fully_connected(
     if !supported() {
         return fully_connected_scalar(k, input, output);
     }
-    check_len("fully_connected", "input", input.len(), k.batches * k.depth)?;
-    check_len(
-        "fully_connected",
-        "output",
-        output.len(),
-        k.batches * k.units,
-    )?;
-    let mut guard = k.scratch.lock().unwrap_or_else(|p| p.into_inner());
-    let scratch = &mut *guard;
-    scratch.col.clear();
-    scratch.col.resize(packed.kp, 0);
-    scratch.acc.resize(k.units, 0);
-    let (col, acc) = (&mut scratch.col, &mut scratch.acc);
-    for (row, out) in input
-        .chunks_exact(k.depth)
-        .zip(output.chunks_exact_mut(k.units))
-    {
-        // SAFETY (all three calls): NEON was checked above.
-        unsafe { widen(row, &mut col[..k.depth]) };
-        unsafe { dot_rows(col, packed, acc) };
-        unsafe { epilogue!(k, acc, out) };
-    }
-    Ok(())
+    // SAFETY (all three closures): NEON was checked above.
+    rows::fully_connected(
+        k,
+        packed,
+        input,
+        output,
+        rows::Micro {
+            widen: |x, d| unsafe { widen(x, d) },
+            dot: |col, rows, acc| unsafe { dot_rows(col, rows, acc) },
+            epilogue: |acc, out| unsafe { epilogue!(k, acc, out) },
+        },
+    )
 }
 
 /// One output pixel of a depthwise conv across all channels.
@@ -285,8 +312,7 @@ fn depthwise_pixel(
     c: usize,
     acc: &mut [i32],
 ) {
-    let last = taps.iter().map(|t| t.1).max().unwrap_or(0);
-    assert!(corner + last + c <= src.len() && filter.len() >= taps.len() * c && acc.len() >= c);
+    channels::check_pixel(src, corner, taps, filter, c, acc);
     let mut ch = 0;
     // SAFETY: every tap's channels lie inside `src` (checked above).
     unsafe {
@@ -304,13 +330,7 @@ fn depthwise_pixel(
             ch += 8;
         }
     }
-    for ch in ch..c {
-        let mut a = 0i32;
-        for &(tap, off) in taps {
-            a = a.wrapping_add((src[corner + off + ch] as i32).wrapping_mul(filter[tap * c + ch]));
-        }
-        acc[ch] = a;
-    }
+    channels::pixel_tail(src, corner, taps, filter, c, ch, acc);
 }
 
 pub fn depthwise_conv2d(
@@ -321,69 +341,41 @@ pub fn depthwise_conv2d(
     if k.depth_multiplier != 1 || !supported() {
         return depthwise_conv2d_scalar(k, input, output);
     }
-    let (is, os, w) = (k.input, k.output, k.window);
-    check_len(
-        "depthwise_conv2d",
-        "input",
-        input.len(),
-        is.len().unwrap_or(0),
-    )?;
-    check_len(
-        "depthwise_conv2d",
-        "output",
-        output.len(),
-        os.len().unwrap_or(0),
-    )?;
-    let mut guard = k.scratch.lock().unwrap_or_else(|p| p.into_inner());
-    let scratch = &mut *guard;
-    let zp = (-k.input_offset).clamp(-128, 127) as i8;
-    let (src, ph, pw) = pad_input(input, is, &w, os.h, os.w, zp, &mut scratch.padded);
-    let c = os.c;
-    scratch.taps.clear();
-    for ky in 0..w.kernel_h {
-        for kx in 0..w.kernel_w {
-            scratch.taps.push((
-                ky * w.kernel_w + kx,
-                (ky * w.dilation_h * pw + kx * w.dilation_w) * c,
-            ));
-        }
-    }
-    scratch.acc.resize(c, 0);
-    let (taps, acc) = (&scratch.taps, &mut scratch.acc);
-    for b in 0..os.n {
-        for oy in 0..os.h {
-            for ox in 0..os.w {
-                let corner = ((b * ph + oy * w.stride_h) * pw + ox * w.stride_w) * c;
-                // SAFETY (both calls): NEON was checked above.
-                unsafe { depthwise_pixel(src, corner, taps, &k.filter_i32, c, acc) };
-                let at = os.offset(b, oy, ox, 0);
-                unsafe { epilogue!(k, acc, &mut output[at..at + c]) };
-            }
-        }
-    }
-    Ok(())
+    // SAFETY (both closures): NEON was checked above.
+    channels::depthwise_conv2d(
+        k,
+        input,
+        output,
+        channels::Micro {
+            pixel: |src, corner, taps, filter, c, acc| unsafe {
+                depthwise_pixel(src, corner, taps, filter, c, acc)
+            },
+            epilogue: |acc, stride, out, pixels| unsafe {
+                epilogue_rows(k, acc, stride, out, pixels)
+            },
+        },
+    )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::quant::checks;
     use proptest::prelude::*;
 
     proptest! {
         #[test]
-        fn vector_requant_matches_scalar(xs in proptest::collection::vec(any::<i32>(), 1..40), real in 1e-7f64..3.0, bias in -100_000i32..100_000, double in any::<bool>(), off in -128i32..128) {
-            let rounding = if double { Rounding::Double } else { Rounding::Single };
-            // Keep accumulators where TFLite's arithmetic is defined (no i32 overflow of x·2^left).
-            let xs: Vec<i32> = xs.iter().map(|x| x >> 8).collect();
-            let n = xs.len();
-            let rq: Vec<Requant> = (0..n).map(|i| Requant::from_real(real * (1.0 + i as f64 * 0.37), rounding)).collect();
-            let m = Multipliers::new(&rq);
-            let b = vec![bias; n];
-            let mut got = vec![0i8; n];
-            // SAFETY: NEON is part of every aarch64 target.
-            unsafe { epilogue_row(&xs, &b, &m, rounding, off, -128, 127, &mut got) };
-            let want: Vec<i8> = (0..n).map(|i| (rq[i].apply(xs[i].wrapping_add(bias), rounding).wrapping_add(off)).clamp(-128, 127) as i8).collect();
-            prop_assert_eq!(got, want);
+        fn vector_requant_matches_scalar(xs in proptest::collection::vec(any::<i32>(), 1..70), real in 1e-7f64..3.0, bias in -100_000i32..100_000, double in any::<bool>(), off in -128i32..128, lo in -128i32..0) {
+            if supported() {
+                checks::random(&|a, b, m, r, o, lo, hi, out| unsafe { epilogue_row(a, b, m, r, o, lo, hi, out) }, &xs, real, bias, double, off, lo)?;
+            }
+        }
+
+        #[test]
+        fn ties_round_as_the_reference(t in -120i32..120, k in 1i32..12, double in any::<bool>(), above in any::<bool>()) {
+            if supported() {
+                checks::tie(&|a, b, m, r, o, lo, hi, out| unsafe { epilogue_row(a, b, m, r, o, lo, hi, out) }, t, k, double, above)?;
+            }
         }
 
         #[test]
@@ -392,23 +384,6 @@ mod tests {
             // SAFETY: NEON is part of every aarch64 target.
             unsafe { vst1q_s32(out.as_mut_ptr(), rounding_divide_by_pot(vdupq_n_s32(x), vdupq_n_s32(right))) };
             prop_assert_eq!(out[0], crate::quant::rounding_divide_by_pot(x, right));
-        }
-        #[test]
-        fn ties_round_as_the_reference(t in -120i32..120, k in 1i32..12, double in any::<bool>(), above in any::<bool>()) {
-            if !supported() {
-                return Ok(());
-            }
-            // m = 2^30 halves exactly, so x/2 = t·2^k ± 2^(k−1) is a tie of the final shift by k.
-            let rounding = if double { Rounding::Double } else { Rounding::Single };
-            let rq = Requant::from_real(0.5 * 0.5f64.powi(k), rounding);
-            let half = 1i32 << (k - 1);
-            let x = 2 * (t * (1 << k) + if above { half } else { -half });
-            let m = Multipliers::new(&[rq; 20]);
-            let mut got = [0i8; 20];
-            // SAFETY: the CPU support was checked above.
-            unsafe { epilogue_row(&[x; 20], &[0; 20], &m, rounding, 0, -128, 127, &mut got) };
-            let want = rq.apply(x, rounding).clamp(-128, 127) as i8;
-            prop_assert_eq!(got, [want; 20]);
         }
     }
 }

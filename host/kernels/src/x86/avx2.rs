@@ -11,9 +11,10 @@ use std::arch::x86_64::*;
 
 use crate::conv::{Conv2d, conv2d_scalar};
 use crate::depthwise::{DepthwiseConv2d, depthwise_conv2d_scalar};
-use crate::error::{KernelError, check_len};
+use crate::drive::{channels, rows};
+use crate::error::KernelError;
 use crate::fully_connected::{FullyConnected, fully_connected_scalar};
-use crate::pack::{LANES, Packed, PackedRows, gather_window, pad_input};
+use crate::pack::{LANES, Packed, PackedRows};
 use crate::x86::requant::epilogue;
 
 pub fn supported() -> bool {
@@ -125,28 +126,18 @@ pub fn conv2d(k: &Conv2d, input: &[i8], output: &mut [i8]) -> Result<(), KernelE
     if !supported() {
         return conv2d_scalar(k, input, output);
     }
-    let (is, os, w) = (k.input, k.output, k.window);
-    check_len("conv2d", "input", input.len(), is.len().unwrap_or(0))?;
-    check_len("conv2d", "output", output.len(), os.len().unwrap_or(0))?;
-    let mut guard = k.scratch.lock().unwrap_or_else(|p| p.into_inner());
-    let scratch = &mut *guard;
-    let zp = (-k.input_offset).clamp(-128, 127) as i8;
-    let (src, ph, pw) = pad_input(input, is, &w, os.h, os.w, zp, &mut scratch.padded);
-    scratch.col.resize(packed.kp, 0);
-    scratch.acc.resize(os.c, 0);
-    let (col, acc) = (&mut scratch.col, &mut scratch.acc);
-    for pix in 0..os.n * os.h * os.w {
-        // SAFETY: AVX2 was checked above.
-        gather_window(src, ph, pw, is.c, &w, os.h, os.w, pix, col, |x, d| unsafe {
-            widen(x, d)
-        });
-        // SAFETY: AVX2 was checked above; `col` holds `kp` values.
-        unsafe { dot_rows(col, packed, acc) };
-        let out = &mut output[pix * os.c..(pix + 1) * os.c];
-        // SAFETY: AVX2 was checked above; every slice holds `os.c` values.
-        unsafe { epilogue!(k).row(acc, out) };
-    }
-    Ok(())
+    // SAFETY (all three closures): AVX2 was checked above.
+    rows::conv2d(
+        k,
+        packed,
+        input,
+        output,
+        rows::Micro {
+            widen: |x, d| unsafe { widen(x, d) },
+            dot: |col, rows, acc| unsafe { dot_rows(col, rows, acc) },
+            epilogue: |acc, out| unsafe { epilogue!(k).row(acc, out) },
+        },
+    )
 }
 
 pub fn fully_connected(
@@ -160,62 +151,47 @@ pub fn fully_connected(
     if !supported() {
         return fully_connected_scalar(k, input, output);
     }
-    check_len("fully_connected", "input", input.len(), k.batches * k.depth)?;
-    check_len(
-        "fully_connected",
-        "output",
-        output.len(),
-        k.batches * k.units,
-    )?;
-    let mut guard = k.scratch.lock().unwrap_or_else(|p| p.into_inner());
-    let scratch = &mut *guard;
-    scratch.col.clear();
-    scratch.col.resize(packed.kp, 0);
-    scratch.acc.resize(k.units, 0);
-    let (col, acc) = (&mut scratch.col, &mut scratch.acc);
-    for (row, out) in input
-        .chunks_exact(k.depth)
-        .zip(output.chunks_exact_mut(k.units))
-    {
-        // SAFETY: AVX2 was checked above; `col` holds `kp` values.
-        unsafe {
-            widen(row, &mut col[..k.depth]);
-            dot_rows(col, packed, acc);
-        }
-        // SAFETY: AVX2 was checked above; every slice holds `units` values.
-        unsafe { epilogue!(k).row(acc, out) };
-    }
-    Ok(())
+    // SAFETY (all three closures): AVX2 was checked above.
+    rows::fully_connected(
+        k,
+        packed,
+        input,
+        output,
+        rows::Micro {
+            widen: |x, d| unsafe { widen(x, d) },
+            dot: |col, rows, acc| unsafe { dot_rows(col, rows, acc) },
+            epilogue: |acc, out| unsafe { epilogue!(k).row(acc, out) },
+        },
+    )
 }
 
+/// One output pixel of a depthwise conv across all `c` channels.
 #[target_feature(enable = "avx2")]
-pub(crate) unsafe fn depthwise_pixel(
-    src: *const i8,
+pub(crate) fn depthwise_pixel(
+    src: &[i8],
+    corner: usize,
     taps: &[(usize, usize)],
     filter: &[i32],
     c: usize,
     acc: &mut [i32],
 ) {
+    channels::check_pixel(src, corner, taps, filter, c, acc);
     let mut ch = 0;
+    // SAFETY: every tap's channels lie inside `src` (checked above).
     unsafe {
+        let base = src.as_ptr().add(corner);
         while ch + 8 <= c {
             let mut a = _mm256_setzero_si256();
             for &(tap, off) in taps {
-                let x = _mm256_cvtepi8_epi32(_mm_loadl_epi64(src.add(off + ch) as *const __m128i));
+                let x = _mm256_cvtepi8_epi32(_mm_loadl_epi64(base.add(off + ch) as *const __m128i));
                 let f = _mm256_loadu_si256(filter.as_ptr().add(tap * c + ch) as *const __m256i);
                 a = _mm256_add_epi32(a, _mm256_mullo_epi32(x, f));
             }
             _mm256_storeu_si256(acc.as_mut_ptr().add(ch) as *mut __m256i, a);
             ch += 8;
         }
-        for ch in ch..c {
-            let mut a = 0i32;
-            for &(tap, off) in taps {
-                a = a.wrapping_add((*src.add(off + ch) as i32).wrapping_mul(filter[tap * c + ch]));
-            }
-            acc[ch] = a;
-        }
     }
+    channels::pixel_tail(src, corner, taps, filter, c, ch, acc);
 }
 
 pub fn depthwise_conv2d(
@@ -223,75 +199,24 @@ pub fn depthwise_conv2d(
     input: &[i8],
     output: &mut [i8],
 ) -> Result<(), KernelError> {
-    depthwise_conv2d_with(k, input, output, false)
-}
-
-/// With `wide`, the AVX-512 epilogue (the caller has checked AVX-512).
-pub(crate) fn depthwise_conv2d_with(
-    k: &DepthwiseConv2d,
-    input: &[i8],
-    output: &mut [i8],
-    wide: bool,
-) -> Result<(), KernelError> {
     if k.depth_multiplier != 1 || !supported() {
         return depthwise_conv2d_scalar(k, input, output);
     }
-    let (is, os, w) = (k.input, k.output, k.window);
-    check_len(
-        "depthwise_conv2d",
-        "input",
-        input.len(),
-        is.len().unwrap_or(0),
-    )?;
-    check_len(
-        "depthwise_conv2d",
-        "output",
-        output.len(),
-        os.len().unwrap_or(0),
-    )?;
-    let mut guard = k.scratch.lock().unwrap_or_else(|p| p.into_inner());
-    let scratch = &mut *guard;
-    let zp = (-k.input_offset).clamp(-128, 127) as i8;
-    let (src, ph, pw) = pad_input(input, is, &w, os.h, os.w, zp, &mut scratch.padded);
-    let c = os.c;
-    // Tap offsets relative to the window's top-left corner, in elements.
-    scratch.taps.clear();
-    for ky in 0..w.kernel_h {
-        for kx in 0..w.kernel_w {
-            scratch.taps.push((
-                ky * w.kernel_w + kx,
-                (ky * w.dilation_h * pw + kx * w.dilation_w) * c,
-            ));
-        }
-    }
-    // A whole output row of accumulators, requantized together.
-    scratch.acc.resize(os.w * c, 0);
-    let (taps, acc) = (&scratch.taps, &mut scratch.acc);
-    for b in 0..os.n {
-        for oy in 0..os.h {
-            for ox in 0..os.w {
-                let corner = ((b * ph + oy * w.stride_h) * pw + ox * w.stride_w) * c;
-                // The last tap's last channel is inside `src` by construction of `pad_input`.
-                debug_assert!(corner + taps.last().map_or(0, |t| t.1) + c <= src.len());
-                let a = &mut acc[ox * c..(ox + 1) * c];
-                // SAFETY: AVX2 was checked above; every tap offset from `corner`
-                // stays inside the padded input (see `pad_input`).
-                unsafe { depthwise_pixel(src.as_ptr().add(corner), taps, &k.filter_i32, c, a) };
-            }
-            let row = os.offset(b, oy, 0, 0);
-            let out = &mut output[row..row + os.w * c];
-            // SAFETY: AVX2 (and for `wide` AVX-512) was checked; `acc` and `out`
-            // hold `os.w` pixels of `c` values.
-            unsafe {
-                if wide {
-                    epilogue!(k).rows512(acc, c, out, os.w)
-                } else {
-                    for (a, o) in acc.chunks_exact(c).zip(out.chunks_exact_mut(c)) {
-                        epilogue!(k).row(a, o)
-                    }
+    // SAFETY (both closures): AVX2 was checked above.
+    channels::depthwise_conv2d(
+        k,
+        input,
+        output,
+        channels::Micro {
+            pixel: |src, corner, taps, filter, c, acc| unsafe {
+                depthwise_pixel(src, corner, taps, filter, c, acc)
+            },
+            epilogue: |acc, stride, out, pixels| {
+                let c = out.len() / pixels.max(1);
+                for (p, o) in out.chunks_exact_mut(c).enumerate() {
+                    unsafe { epilogue!(k).row(&acc[p * stride..p * stride + c], o) };
                 }
-            };
-        }
-    }
-    Ok(())
+            },
+        },
+    )
 }

@@ -208,43 +208,22 @@ unsafe fn row(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::quant::Requant;
+    use crate::quant::checks;
     use proptest::prelude::*;
 
     proptest! {
         #[test]
-        fn vector_requant_matches_scalar(xs in proptest::collection::vec(any::<i32>(), 1..40), real in 1e-7f64..3.0, bias in -100_000i32..100_000, double in any::<bool>(), off in -128i32..128) {
-            if !std::is_x86_feature_detected!("avx2") {
-                return Ok(());
+        fn vector_requant_matches_scalar(xs in proptest::collection::vec(any::<i32>(), 1..70), real in 1e-7f64..3.0, bias in -100_000i32..100_000, double in any::<bool>(), off in -128i32..128, lo in -128i32..0) {
+            if std::is_x86_feature_detected!("avx2") {
+                checks::random(&|a, b, m, r, o, lo, hi, out| unsafe { row(a, b, m, r, o, lo, hi, out) }, &xs, real, bias, double, off, lo)?;
             }
-            let rounding = if double { Rounding::Double } else { Rounding::Single };
-            // Keep accumulators where TFLite's arithmetic is defined (no i32 overflow of x·2^left).
-            let xs: Vec<i32> = xs.iter().map(|x| x >> 8).collect();
-            let n = xs.len();
-            let rq: Vec<Requant> = (0..n).map(|i| Requant::from_real(real * (1.0 + i as f64 * 0.37), rounding)).collect();
-            let m = Multipliers::new(&rq);
-            let b = vec![bias; n];
-            let mut got = vec![0i8; n];
-            unsafe { row(&xs, &b, &m, rounding, off, -128, 127, &mut got) };
-            let want: Vec<i8> = (0..n).map(|i| (rq[i].apply(xs[i].wrapping_add(bias), rounding).wrapping_add(off)).clamp(-128, 127) as i8).collect();
-            prop_assert_eq!(got, want);
         }
+
         #[test]
         fn ties_round_as_the_reference(t in -120i32..120, k in 1i32..12, double in any::<bool>(), above in any::<bool>()) {
-            if !std::is_x86_feature_detected!("avx2") {
-                return Ok(());
+            if std::is_x86_feature_detected!("avx2") {
+                checks::tie(&|a, b, m, r, o, lo, hi, out| unsafe { row(a, b, m, r, o, lo, hi, out) }, t, k, double, above)?;
             }
-            // m = 2^30 halves exactly, so x/2 = t·2^k ± 2^(k−1) is a tie of the final shift by k.
-            let rounding = if double { Rounding::Double } else { Rounding::Single };
-            let rq = Requant::from_real(0.5 * 0.5f64.powi(k), rounding);
-            let half = 1i32 << (k - 1);
-            let x = 2 * (t * (1 << k) + if above { half } else { -half });
-            let m = Multipliers::new(&[rq; 20]);
-            let mut got = [0i8; 20];
-            // SAFETY: the CPU support was checked above.
-            unsafe { row(&[x; 20], &[0; 20], &m, rounding, 0, -128, 127, &mut got) };
-            let want = rq.apply(x, rounding).clamp(-128, 127) as i8;
-            prop_assert_eq!(got, [want; 20]);
         }
     }
 }

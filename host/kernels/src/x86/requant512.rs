@@ -183,26 +183,22 @@ unsafe fn row(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::quant::checks;
     use proptest::prelude::*;
 
     proptest! {
         #[test]
         fn vector_requant_matches_scalar(xs in proptest::collection::vec(any::<i32>(), 1..70), real in 1e-7f64..3.0, bias in -100_000i32..100_000, double in any::<bool>(), off in -128i32..128, lo in -128i32..0) {
-            if !crate::x86::avx512::supported() {
-                return Ok(());
+            if crate::x86::avx512::supported() {
+                checks::random(&|a, b, m, r, o, lo, hi, out| unsafe { row(a, b, m, r, o, lo, hi, out) }, &xs, real, bias, double, off, lo)?;
             }
-            let rounding = if double { Rounding::Double } else { Rounding::Single };
-            // Keep accumulators where TFLite's arithmetic is defined (no i32 overflow of x·2^left).
-            let xs: Vec<i32> = xs.iter().map(|x| x >> 8).collect();
-            let n = xs.len();
-            let rq: Vec<Requant> = (0..n).map(|i| Requant::from_real(real * (1.0 + i as f64 * 0.37), rounding)).collect();
-            let m = Multipliers::new(&rq);
-            let b = vec![bias; n];
-            let mut got = vec![0i8; n];
-            // SAFETY: AVX-512 was checked above.
-            unsafe { row(&xs, &b, &m, rounding, off, lo, 127, &mut got) };
-            let want: Vec<i8> = (0..n).map(|i| (rq[i].apply(xs[i].wrapping_add(bias), rounding).wrapping_add(off)).clamp(lo, 127) as i8).collect();
-            prop_assert_eq!(got, want);
+        }
+
+        #[test]
+        fn ties_round_as_the_reference(t in -120i32..120, k in 1i32..12, double in any::<bool>(), above in any::<bool>()) {
+            if crate::x86::avx512::supported() {
+                checks::tie(&|a, b, m, r, o, lo, hi, out| unsafe { row(a, b, m, r, o, lo, hi, out) }, t, k, double, above)?;
+            }
         }
 
         #[test]
@@ -242,23 +238,6 @@ mod tests {
             unsafe { row(&[x; 16], &[0; 16], &m, rounding, 0, -128, 127, &mut got) };
             let want = rq.apply(x, rounding).clamp(-128, 127) as i8;
             prop_assert_eq!(got, [want; 16]);
-        }
-        #[test]
-        fn ties_round_as_the_reference(t in -120i32..120, k in 1i32..12, double in any::<bool>(), above in any::<bool>()) {
-            if !crate::x86::avx512::supported() {
-                return Ok(());
-            }
-            // m = 2^30 halves exactly, so x/2 = t·2^k ± 2^(k−1) is a tie of the final shift by k.
-            let rounding = if double { Rounding::Double } else { Rounding::Single };
-            let rq = Requant::from_real(0.5 * 0.5f64.powi(k), rounding);
-            let half = 1i32 << (k - 1);
-            let x = 2 * (t * (1 << k) + if above { half } else { -half });
-            let m = Multipliers::new(&[rq; 20]);
-            let mut got = [0i8; 20];
-            // SAFETY: the CPU support was checked above.
-            unsafe { row(&[x; 20], &[0; 20], &m, rounding, 0, -128, 127, &mut got) };
-            let want = rq.apply(x, rounding).clamp(-128, 127) as i8;
-            prop_assert_eq!(got, [want; 20]);
         }
     }
 }

@@ -1,0 +1,154 @@
+//! Conv and fully connected as a broadcast GEMM over 16-row blocks of i8
+//! weights: patches of [`MR`] pixels share each weight load, and a tile of
+//! [`TILE`] pixels is requantized in one call, so the long dependency chain
+//! of the requantization overlaps across pixels. A pointwise conv reads its
+//! patches straight from the converted input.
+
+use crate::conv::Conv2d;
+use crate::error::{KernelError, check_len};
+use crate::fully_connected::FullyConnected;
+use crate::pack::{PackedI8Rows, gather_window, pad_input};
+
+/// Output pixels computed together, sharing each weight load.
+pub const MR: usize = 4;
+
+/// Output pixels requantized together (a multiple of `MR`).
+pub const TILE: usize = 32;
+
+/// One instruction set's pieces, as closures so that each set gets its own
+/// monomorphized driver with direct calls.
+pub struct Micro<B, G4, G1, E>
+where
+    B: Fn(&[i8], &mut [u8]),
+    G4: Fn([&[u8]; MR], &PackedI8Rows, &mut [i32]),
+    G1: Fn(&[u8], &PackedI8Rows, &mut [i32]),
+    E: Fn(&[i32], usize, &mut [i8], usize),
+{
+    /// The bytes the GEMM multiplies (u8 shifted by 128 for `vpdpbusd`, as
+    /// they are for `sdot`).
+    pub to_bytes: B,
+    /// `MR` patches against every weight block; rows of `padded_rows()`.
+    pub gemm4: G4,
+    /// One patch against every weight block.
+    pub gemm1: G1,
+    /// Requantize `pixels` rows of accumulators `stride` apart into `out`.
+    pub epilogue: E,
+}
+
+pub fn conv2d<B, G4, G1, E>(
+    k: &Conv2d,
+    packed: &PackedI8Rows,
+    input: &[i8],
+    output: &mut [i8],
+    m: Micro<B, G4, G1, E>,
+) -> Result<(), KernelError>
+where
+    B: Fn(&[i8], &mut [u8]),
+    G4: Fn([&[u8]; MR], &PackedI8Rows, &mut [i32]),
+    G1: Fn(&[u8], &PackedI8Rows, &mut [i32]),
+    E: Fn(&[i32], usize, &mut [i8], usize),
+{
+    let (is, os, w) = (k.input, k.output, k.window);
+    check_len("conv2d", "input", input.len(), is.len().unwrap_or(0))?;
+    check_len("conv2d", "output", output.len(), os.len().unwrap_or(0))?;
+    let mut guard = k.scratch.lock().unwrap_or_else(|p| p.into_inner());
+    let scratch = &mut *guard;
+    let zp = (-k.input_offset).clamp(-128, 127) as i8;
+    let (src, ph, pw) = pad_input(input, is, &w, os.h, os.w, zp, &mut scratch.padded);
+    let kp = 4 * packed.k4;
+    let stride = packed.padded_rows();
+    // Padding lanes meet zero weights, so their value does not matter.
+    scratch.col8.resize(MR * kp, 0);
+    scratch.acc.resize(TILE * stride, 0);
+    let pixels = os.n * os.h * os.w;
+    // A pointwise conv over whole groups of 4 channels: each patch is one
+    // input pixel, so the input is converted once and read in place.
+    let pointwise = w.kernel_h == 1
+        && w.kernel_w == 1
+        && w.stride_h == 1
+        && w.stride_w == 1
+        && w.pad_top == 0
+        && w.pad_left == 0
+        && is.h == os.h
+        && is.w == os.w
+        && is.c == kp;
+    if pointwise {
+        scratch.shifted.resize(input.len(), 0);
+        (m.to_bytes)(input, &mut scratch.shifted);
+    }
+    let (cols, acc, shifted) = (&mut scratch.col8, &mut scratch.acc, &scratch.shifted);
+    let mut tile = 0;
+    while tile < pixels {
+        let in_tile = (pixels - tile).min(TILE);
+        let mut done = 0;
+        while done < in_tile {
+            let pix = tile + done;
+            let n = (in_tile - done).min(MR);
+            if !pointwise {
+                for p in 0..n {
+                    let col = &mut cols[p * kp..(p + 1) * kp];
+                    gather_window(src, ph, pw, is.c, &w, os.h, os.w, pix + p, col, &m.to_bytes);
+                }
+            }
+            let patch = |p: usize| -> &[u8] {
+                if pointwise {
+                    &shifted[(pix + p) * kp..(pix + p + 1) * kp]
+                } else {
+                    &cols[p * kp..(p + 1) * kp]
+                }
+            };
+            let acc = &mut acc[done * stride..];
+            if n == MR {
+                (m.gemm4)([patch(0), patch(1), patch(2), patch(3)], packed, acc);
+            } else {
+                for p in 0..n {
+                    (m.gemm1)(patch(p), packed, &mut acc[p * stride..(p + 1) * stride]);
+                }
+            }
+            done += n;
+        }
+        let out = &mut output[tile * os.c..(tile + in_tile) * os.c];
+        (m.epilogue)(acc, stride, out, in_tile);
+        tile += in_tile;
+    }
+    Ok(())
+}
+
+pub fn fully_connected<B, G4, G1, E>(
+    k: &FullyConnected,
+    packed: &PackedI8Rows,
+    input: &[i8],
+    output: &mut [i8],
+    m: Micro<B, G4, G1, E>,
+) -> Result<(), KernelError>
+where
+    B: Fn(&[i8], &mut [u8]),
+    G4: Fn([&[u8]; MR], &PackedI8Rows, &mut [i32]),
+    G1: Fn(&[u8], &PackedI8Rows, &mut [i32]),
+    E: Fn(&[i32], usize, &mut [i8], usize),
+{
+    check_len("fully_connected", "input", input.len(), k.batches * k.depth)?;
+    check_len(
+        "fully_connected",
+        "output",
+        output.len(),
+        k.batches * k.units,
+    )?;
+    let mut guard = k.scratch.lock().unwrap_or_else(|p| p.into_inner());
+    let scratch = &mut *guard;
+    let kp = 4 * packed.k4;
+    let stride = packed.padded_rows();
+    scratch.col8.clear();
+    scratch.col8.resize(kp, 0);
+    scratch.acc.resize(stride, 0);
+    let (col, acc) = (&mut scratch.col8, &mut scratch.acc);
+    for (row, out) in input
+        .chunks_exact(k.depth)
+        .zip(output.chunks_exact_mut(k.units))
+    {
+        (m.to_bytes)(row, &mut col[..k.depth]);
+        (m.gemm1)(col, packed, acc);
+        (m.epilogue)(acc, stride, out, 1);
+    }
+    Ok(())
+}

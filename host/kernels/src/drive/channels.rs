@@ -1,0 +1,115 @@
+//! Depthwise conv (depth multiplier 1) across channels: the accumulators of
+//! a row of output pixels, then one requantization call for the row.
+
+use crate::depthwise::DepthwiseConv2d;
+use crate::error::{KernelError, check_len};
+use crate::pack::pad_input;
+
+/// Panics unless every tap of a pixel at `corner` reads inside `src`: the
+/// vector pixel kernels check this once, then load without bounds checks.
+pub fn check_pixel(
+    src: &[i8],
+    corner: usize,
+    taps: &[(usize, usize)],
+    filter: &[i32],
+    c: usize,
+    acc: &[i32],
+) {
+    // Taps run in window order, so the last is the farthest.
+    let last = taps.last().map_or(0, |t| t.1);
+    debug_assert!(taps.iter().all(|t| t.1 <= last));
+    assert!(corner + last + c <= src.len() && filter.len() >= taps.len() * c && acc.len() >= c);
+}
+
+/// The channels from `from` on, one at a time (what a vector leaves over).
+pub fn pixel_tail(
+    src: &[i8],
+    corner: usize,
+    taps: &[(usize, usize)],
+    filter: &[i32],
+    c: usize,
+    from: usize,
+    acc: &mut [i32],
+) {
+    for ch in from..c {
+        let mut a = 0i32;
+        for &(tap, off) in taps {
+            a = a.wrapping_add((src[corner + off + ch] as i32).wrapping_mul(filter[tap * c + ch]));
+        }
+        acc[ch] = a;
+    }
+}
+
+/// One instruction set's pieces, as closures so that each set gets its own
+/// monomorphized driver with direct calls.
+pub struct Micro<P, E>
+where
+    P: Fn(&[i8], usize, &[(usize, usize)], &[i32], usize, &mut [i32]),
+    E: Fn(&[i32], usize, &mut [i8], usize),
+{
+    /// `acc[ch] = Σ_taps src[corner + off + ch] · filter[tap][ch]` over all
+    /// `c` channels; the taps are (tap index, offset from the corner).
+    pub pixel: P,
+    /// Requantize `pixels` rows of accumulators `stride` apart into `out`.
+    pub epilogue: E,
+}
+
+pub fn depthwise_conv2d<P, E>(
+    k: &DepthwiseConv2d,
+    input: &[i8],
+    output: &mut [i8],
+    m: Micro<P, E>,
+) -> Result<(), KernelError>
+where
+    P: Fn(&[i8], usize, &[(usize, usize)], &[i32], usize, &mut [i32]),
+    E: Fn(&[i32], usize, &mut [i8], usize),
+{
+    let (is, os, w) = (k.input, k.output, k.window);
+    check_len(
+        "depthwise_conv2d",
+        "input",
+        input.len(),
+        is.len().unwrap_or(0),
+    )?;
+    check_len(
+        "depthwise_conv2d",
+        "output",
+        output.len(),
+        os.len().unwrap_or(0),
+    )?;
+    let mut guard = k.scratch.lock().unwrap_or_else(|p| p.into_inner());
+    let scratch = &mut *guard;
+    let zp = (-k.input_offset).clamp(-128, 127) as i8;
+    let (src, ph, pw) = pad_input(input, is, &w, os.h, os.w, zp, &mut scratch.padded);
+    let c = os.c;
+    // Tap offsets relative to the window's top-left corner, in elements.
+    scratch.taps.clear();
+    for ky in 0..w.kernel_h {
+        for kx in 0..w.kernel_w {
+            scratch.taps.push((
+                ky * w.kernel_w + kx,
+                (ky * w.dilation_h * pw + kx * w.dilation_w) * c,
+            ));
+        }
+    }
+    scratch.acc.resize(os.w * c, 0);
+    let (taps, acc) = (&scratch.taps, &mut scratch.acc);
+    for b in 0..os.n {
+        for oy in 0..os.h {
+            for ox in 0..os.w {
+                let corner = ((b * ph + oy * w.stride_h) * pw + ox * w.stride_w) * c;
+                (m.pixel)(
+                    src,
+                    corner,
+                    taps,
+                    &k.filter_i32,
+                    c,
+                    &mut acc[ox * c..(ox + 1) * c],
+                );
+            }
+            let row = os.offset(b, oy, 0, 0);
+            (m.epilogue)(acc, c, &mut output[row..row + os.w * c], os.w);
+        }
+    }
+    Ok(())
+}
