@@ -59,6 +59,21 @@ unsafe fn gemm<const P: usize>(cols: [&[u8]; P], w: &PackedI8Rows, acc: &mut [i3
     }
 }
 
+/// This set's pieces for the block-GEMM driver.
+// SAFETY (all three closures): only built after AVX-512 VNNI was checked.
+macro_rules! micro {
+    ($k:expr) => {
+        blocks::Micro {
+            to_bytes: to_u8,
+            gemm4: |cols, w, acc| unsafe { gemm::<MR>(cols, w, acc) },
+            gemm1: |col, w, acc| unsafe { gemm::<1>([col], w, acc) },
+            epilogue: |acc, stride, out, pixels| unsafe {
+                epilogue!($k).rows512(acc, stride, out, pixels)
+            },
+        }
+    };
+}
+
 pub fn conv2d(k: &Conv2d, input: &[i8], output: &mut [i8]) -> Result<(), KernelError> {
     let Some(Packed::I8(packed)) = &k.packed else {
         return avx2::conv2d(k, input, output);
@@ -66,21 +81,7 @@ pub fn conv2d(k: &Conv2d, input: &[i8], output: &mut [i8]) -> Result<(), KernelE
     if !supported() {
         return avx2::conv2d(k, input, output);
     }
-    // SAFETY (all three closures): AVX-512 VNNI was checked above.
-    blocks::conv2d(
-        k,
-        packed,
-        input,
-        output,
-        blocks::Micro {
-            to_bytes: to_u8,
-            gemm4: |cols, w, acc| unsafe { gemm::<MR>(cols, w, acc) },
-            gemm1: |col, w, acc| unsafe { gemm::<1>([col], w, acc) },
-            epilogue: |acc, stride, out, pixels| unsafe {
-                epilogue!(k).rows512(acc, stride, out, pixels)
-            },
-        },
-    )
+    blocks::conv2d(k, packed, input, output, micro!(k))
 }
 
 pub fn fully_connected(
@@ -94,21 +95,7 @@ pub fn fully_connected(
     if !supported() {
         return avx2::fully_connected(k, input, output);
     }
-    // SAFETY (all three closures): AVX-512 VNNI was checked above.
-    blocks::fully_connected(
-        k,
-        packed,
-        input,
-        output,
-        blocks::Micro {
-            to_bytes: to_u8,
-            gemm4: |cols, w, acc| unsafe { gemm::<MR>(cols, w, acc) },
-            gemm1: |col, w, acc| unsafe { gemm::<1>([col], w, acc) },
-            epilogue: |acc, stride, out, pixels| unsafe {
-                epilogue!(k).rows512(acc, stride, out, pixels)
-            },
-        },
-    )
+    blocks::fully_connected(k, packed, input, output, micro!(k))
 }
 
 pub fn depthwise_conv2d(
