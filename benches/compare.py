@@ -2,7 +2,8 @@
 """Gatehouse against LiteRT on the five MLPerf Tiny models, measured in the same run.
 
 For each model: LiteRT with XNNPACK (one thread) and with its reference kernels
-(BUILTIN_REF), then `gatehouse bench` (the model in the sandboxed tflite plugin, batch 1),
+(BUILTIN_REF), then `gatehouse bench --native` (the model in the sandboxed tflite plugin, batch 1, and the
+plugin's recorded plan replayed from the host without the sandbox),
 all on the same machine, one after the other. Prints median microseconds per inference
 and the ratios gatehouse / peer. A benchmark, not a test: nothing here asserts a time.
 
@@ -44,12 +45,13 @@ def litert_us(model, resolver, iters):
 
 
 def gatehouse_us(model, iters):
+    """Median µs in the sandboxed plugin and in the native replay of its plan, and the kernel set."""
     out = subprocess.run(
-        [str(ROOT / "target/release/gatehouse"), "bench", "--model", str(model), "--iters", str(iters), "--json"],
+        [str(ROOT / "target/release/gatehouse"), "bench", "--model", str(model), "--iters", str(iters), "--json", "--native"],
         check=True, capture_output=True, text=True, cwd=ROOT,
     ).stdout
-    row = json.loads(out.strip().splitlines()[-1])
-    return row["median_us"], row["kernels"]
+    rows = {r["mode"]: r for r in map(json.loads, out.strip().splitlines())}
+    return rows["plugin"]["median_us"], rows["native"]["median_us"], rows["plugin"]["kernels"]
 
 
 def main():
@@ -62,16 +64,18 @@ def main():
         path = ROOT / "models/mlperf-tiny" / f"{m}.tflite"
         xnn = litert_us(path, None, a.iters)
         ref = litert_us(path, OpResolverType.BUILTIN_REF, a.iters)
-        gh, kernels = gatehouse_us(path, a.iters)
-        rows.append({"model": m, "kernels": kernels, "gatehouse_us": gh, "litert_xnnpack_us": round(xnn, 1), "litert_ref_us": round(ref, 1),
-                     "ratio_vs_xnnpack": round(gh / xnn, 2), "ratio_vs_ref": round(gh / ref, 2)})
+        gh, native, kernels = gatehouse_us(path, a.iters)
+        rows.append({"model": m, "kernels": kernels, "gatehouse_us": gh, "native_us": native, "litert_xnnpack_us": round(xnn, 1),
+                     "litert_ref_us": round(ref, 1), "ratio_vs_xnnpack": round(gh / xnn, 2), "ratio_vs_ref": round(gh / ref, 2),
+                     "plugin_vs_native": round(gh / native, 3)})
     if a.json:
         for r in rows:
             print(json.dumps(r))
         return
-    print(f"{'model':<24} {'kernels':<8} {'gatehouse':>10} {'xnnpack':>10} {'ref':>10} {'gh/xnnpack':>11} {'gh/ref':>8}")
+    print(f"{'model':<24} {'kernels':<8} {'gatehouse':>10} {'native':>8} {'xnnpack':>10} {'ref':>10} {'gh/xnnpack':>11} {'gh/ref':>8} {'gh/native':>10}")
     for r in rows:
-        print(f"{r['model']:<24} {r['kernels']:<8} {r['gatehouse_us']:>10.1f} {r['litert_xnnpack_us']:>10.1f} {r['litert_ref_us']:>10.1f} {r['ratio_vs_xnnpack']:>11.2f} {r['ratio_vs_ref']:>8.2f}")
+        print(f"{r['model']:<24} {r['kernels']:<8} {r['gatehouse_us']:>10.1f} {r['native_us']:>8.1f} {r['litert_xnnpack_us']:>10.1f} {r['litert_ref_us']:>10.1f} "
+              f"{r['ratio_vs_xnnpack']:>11.2f} {r['ratio_vs_ref']:>8.2f} {r['plugin_vs_native']:>10.3f}")
 
 
 if __name__ == "__main__":

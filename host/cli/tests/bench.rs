@@ -17,6 +17,7 @@ fn bench_prints_one_json_object_per_batch_size_and_draws_the_plot() {
         "--iters",
         "5",
         "--json",
+        "--native",
         "--plot",
         svg.to_str().unwrap(),
     ]);
@@ -25,10 +26,12 @@ fn bench_prints_one_json_object_per_batch_size_and_draws_the_plot() {
         .lines()
         .map(|l| serde_json::from_str(l).expect("a JSON object per line"))
         .collect();
-    assert_eq!(rows.len(), 2);
-    for (row, batch) in rows.iter().zip([1, 4]) {
+    // Per batch size the plugin row, then the native replay of its plan.
+    assert_eq!(rows.len(), 4);
+    let expected = [(1, "plugin"), (1, "native"), (4, "plugin"), (4, "native")];
+    for (row, (batch, mode)) in rows.iter().zip(expected) {
         assert_eq!(row["model"], "ad01_int8");
-        assert_eq!(row["mode"], "plugin");
+        assert_eq!(row["mode"], mode);
         assert_eq!(row["batch"], batch);
         assert!(row["kernels"].is_string());
         for k in ["median_us", "p99_us", "per_s"] {
@@ -38,7 +41,7 @@ fn bench_prints_one_json_object_per_batch_size_and_draws_the_plot() {
     }
     let plot = std::fs::read_to_string(&svg).expect("the plot");
     assert!(
-        plot.starts_with("<svg") && plot.contains("throughput"),
+        plot.starts_with("<svg") && plot.contains("throughput") && plot.contains("native p99"),
         "{plot}"
     );
     let o = gatehouse(&[

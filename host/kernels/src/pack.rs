@@ -98,6 +98,43 @@ pub struct PackedI8Rows {
 /// Bytes a 512-bit register holds.
 pub const I8_LANES: usize = 64;
 
+/// Where the `4·k4` bytes of one GEMM patch lie: `count` runs of `len4`
+/// groups of four bytes, the runs `step` bytes apart. A gathered patch is
+/// one run; a window read in place from the input is one run per kernel
+/// row, which spares copying it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Runs {
+    pub count: usize,
+    pub step: usize,
+    pub len4: usize,
+}
+
+impl Runs {
+    /// One run of `k4` groups.
+    pub fn contiguous(k4: usize) -> Runs {
+        Runs {
+            count: 1,
+            step: 0,
+            len4: k4,
+        }
+    }
+
+    /// Bytes from a patch's first byte to past its last.
+    pub fn span(&self) -> usize {
+        match self.count {
+            0 => 0,
+            n => (n - 1) * self.step + 4 * self.len4,
+        }
+    }
+
+    /// Panics unless `patches` hold these runs and the runs are `w`'s depth:
+    /// what the GEMM kernels check once before loading without bounds checks.
+    pub fn check(&self, patches: &[&[u8]], w: &PackedI8Rows) {
+        assert_eq!(self.count * self.len4, w.k4);
+        assert!(patches.iter().all(|p| p.len() >= self.span()));
+    }
+}
+
 impl PackedI8Rows {
     pub fn new(values: &[i8], rows: usize, k: usize) -> Self {
         let (k4, blocks) = (k.div_ceil(4), rows.div_ceil(16));
@@ -238,37 +275,57 @@ pub fn pad_input<'a>(
     (buf, ph, pw)
 }
 
-/// Copy the window of output pixel `pix` (row-major over `[n, out_h, out_w]`)
-/// from a padded input `[n, ph, pw, c]` into `col`, in filter order
-/// `[ky][kx][c]`, converting each run of bytes with `put`. Returns the
-/// values written. Runs are whole kernel rows when there is no horizontal
-/// dilation.
-#[allow(clippy::too_many_arguments)]
-pub fn gather_window<T>(
-    src: &[i8],
+/// An output pixel `[b, oy, ox]`, walked in row-major order by
+/// [`Pixel::advance`]: no divisions per pixel on the gather path.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Pixel {
+    pub b: usize,
+    pub oy: usize,
+    pub ox: usize,
+}
+
+impl Pixel {
+    /// The next pixel of an `[n, out_h, out_w]` output.
+    #[inline]
+    pub fn advance(&mut self, out_h: usize, out_w: usize) {
+        self.ox += 1;
+        if self.ox == out_w {
+            self.ox = 0;
+            self.oy += 1;
+            if self.oy == out_h {
+                self.oy = 0;
+                self.b += 1;
+            }
+        }
+    }
+}
+
+/// Copy the window of output pixel `at` from a padded input
+/// `[n, ph, pw, c]` into `col`, in filter order `[ky][kx][c]`, converting
+/// each run of values with `put`. Returns the values written. Runs are whole
+/// kernel rows when there is no horizontal dilation.
+#[inline]
+pub fn gather_window<S, T>(
+    src: &[S],
     ph: usize,
     pw: usize,
     c: usize,
     w: &Window,
-    out_h: usize,
-    out_w: usize,
-    pix: usize,
+    at: Pixel,
     col: &mut [T],
-    put: impl Fn(&[i8], &mut [T]),
+    put: impl Fn(&[S], &mut [T]),
 ) -> usize {
-    let (b, rest) = (pix / (out_h * out_w), pix % (out_h * out_w));
-    let (oy, ox) = (rest / out_w, rest % out_w);
     let mut j = 0;
     for ky in 0..w.kernel_h {
-        let row = (b * ph + oy * w.stride_h + ky * w.dilation_h) * pw;
+        let row = (at.b * ph + at.oy * w.stride_h + ky * w.dilation_h) * pw;
         if w.dilation_w == 1 {
-            let base = (row + ox * w.stride_w) * c;
+            let base = (row + at.ox * w.stride_w) * c;
             let len = w.kernel_w * c;
             put(&src[base..base + len], &mut col[j..j + len]);
             j += len;
         } else {
             for kx in 0..w.kernel_w {
-                let base = (row + ox * w.stride_w + kx * w.dilation_w) * c;
+                let base = (row + at.ox * w.stride_w + kx * w.dilation_w) * c;
                 put(&src[base..base + c], &mut col[j..j + c]);
                 j += c;
             }

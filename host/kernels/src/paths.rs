@@ -175,11 +175,20 @@ proptest! {
         check_conv(g, oc, seed, zp, ozp, double, act)?;
     }
 
-    /// Pointwise convolutions (1×1, stride 1, channels in groups of 4) take
-    /// their own path in the VNNI set; random geometry rarely lands on one.
+    /// Pointwise convolutions (1×1, stride 1, channels in groups of 4) read
+    /// their patches in place in the block-GEMM sets; make sure of them.
     #[test]
     fn pointwise_conv2d_paths_match_the_reference(n in 1usize..=2, h in 1usize..=7, w in 1usize..=7, c4 in 1usize..=12, oc in 1usize..=40, seed in any::<u64>(), zp in -128i32..=127, ozp in -128i32..=127, double in any::<bool>(), same in any::<bool>()) {
         let g = Geo { n, h, w, ic: 4 * c4, kh: 1, kw: 1, sh: 1, sw: 1, dh: 1, dw: 1, same };
+        check_conv(g, oc, seed, zp, ozp, double, 0)?;
+    }
+
+    /// Windows whose kernel rows are whole groups of 4 bytes are read in
+    /// place as one run per kernel row (ResNet's 3×3 convs): strides,
+    /// vertical dilation, padding and batches over those runs.
+    #[test]
+    fn in_place_window_conv2d_paths_match_the_reference(n in 1usize..=2, h in 1usize..=8, w in 1usize..=8, c4 in 1usize..=6, kh in 1usize..=3, kw in 1usize..=3, sh in 1usize..=2, sw in 1usize..=2, dh in 1usize..=2, oc in 1usize..=20, seed in any::<u64>(), zp in -128i32..=127, ozp in -128i32..=127, double in any::<bool>(), same in any::<bool>()) {
+        let g = Geo { n, h, w, ic: 4 * c4, kh, kw, sh, sw, dh, dw: 1, same };
         check_conv(g, oc, seed, zp, ozp, double, 0)?;
     }
 

@@ -17,7 +17,7 @@ use crate::depthwise::DepthwiseConv2d;
 use crate::drive::blocks::{self, MR};
 use crate::error::KernelError;
 use crate::fully_connected::FullyConnected;
-use crate::pack::{I8_LANES, Packed, PackedI8Rows};
+use crate::pack::{I8_LANES, Packed, PackedI8Rows, Runs};
 
 use super::neon::{self, epilogue_rows};
 
@@ -43,33 +43,36 @@ fn sdot(acc: int32x4_t, a: int8x16_t, b: int8x16_t) -> int32x4_t {
     acc
 }
 
-/// `acc[p][r] = Σ_k col[p][k] · w[r][k]` for `P` patches (bytes, length
-/// `4·k4`), 16 rows per block in four registers of 4 rows × 4 values.
+/// `acc[p][r] = Σ_k col[p][k] · w[r][k]` for `P` patches (bytes, laid out
+/// as `runs` says), 16 rows per block in four registers of 4 rows × 4 values.
 #[target_feature(enable = "neon,dotprod")]
-fn gemm<const P: usize>(cols: [&[u8]; P], w: &PackedI8Rows, acc: &mut [i32]) {
+fn gemm<const P: usize>(cols: [&[u8]; P], runs: Runs, w: &PackedI8Rows, acc: &mut [i32]) {
     let stride = w.padded_rows();
+    runs.check(&cols, w);
     assert!(w.data.len() >= w.blocks * w.k4 * I8_LANES);
-    assert!(cols.iter().all(|c| c.len() >= 4 * w.k4));
     assert!(acc.len() >= (P - 1) * stride + w.blocks * 16);
     // SAFETY: the loads and stores stay inside the lengths checked above.
     unsafe {
         for ob in 0..w.blocks {
-            let base = w.data.as_ptr().add(ob * w.k4 * I8_LANES);
+            let mut wp = w.data.as_ptr().add(ob * w.k4 * I8_LANES);
             let mut a = [[vdupq_n_s32(0); 4]; P];
-            for t in 0..w.k4 {
-                let wp = base.add(t * I8_LANES);
-                let wv = [
-                    vld1q_s8(wp),
-                    vld1q_s8(wp.add(16)),
-                    vld1q_s8(wp.add(32)),
-                    vld1q_s8(wp.add(48)),
-                ];
-                for p in 0..P {
-                    let x4 = std::ptr::read_unaligned(cols[p].as_ptr().add(4 * t) as *const i32);
-                    let x = vreinterpretq_s8_s32(vdupq_n_s32(x4));
-                    for j in 0..4 {
-                        a[p][j] = sdot(a[p][j], wv[j], x);
+            for r in 0..runs.count {
+                let x = cols.map(|c| c.as_ptr().add(r * runs.step));
+                for u in 0..runs.len4 {
+                    let wv = [
+                        vld1q_s8(wp),
+                        vld1q_s8(wp.add(16)),
+                        vld1q_s8(wp.add(32)),
+                        vld1q_s8(wp.add(48)),
+                    ];
+                    for p in 0..P {
+                        let x4 = std::ptr::read_unaligned(x[p].add(4 * u) as *const i32);
+                        let xv = vreinterpretq_s8_s32(vdupq_n_s32(x4));
+                        for j in 0..4 {
+                            a[p][j] = sdot(a[p][j], wv[j], xv);
+                        }
                     }
+                    wp = wp.add(I8_LANES);
                 }
             }
             for p in 0..P {
@@ -96,8 +99,8 @@ macro_rules! micro {
     ($k:expr) => {
         blocks::Micro {
             to_bytes: as_bytes,
-            gemm4: |cols, w, acc| unsafe { gemm::<MR>(cols, w, acc) },
-            gemm1: |col, w, acc| unsafe { gemm::<1>([col], w, acc) },
+            gemm4: |cols, runs, w, acc| unsafe { gemm::<MR>(cols, runs, w, acc) },
+            gemm1: |col, runs, w, acc| unsafe { gemm::<1>([col], runs, w, acc) },
             epilogue: |acc, stride, out, pixels| unsafe {
                 epilogue_rows($k, acc, stride, out, pixels)
             },

@@ -1,13 +1,13 @@
 //! Conv and fully connected as a broadcast GEMM over 16-row blocks of i8
 //! weights: patches of [`MR`] pixels share each weight load, and a tile of
 //! [`TILE`] pixels is requantized in one call, so the long dependency chain
-//! of the requantization overlaps across pixels. A pointwise conv reads its
-//! patches straight from the converted input.
+//! of the requantization overlaps across pixels. Where the kernel rows allow
+//! it, windows are read in place from the converted input, not copied.
 
 use crate::conv::Conv2d;
 use crate::error::{KernelError, check_len};
 use crate::fully_connected::FullyConnected;
-use crate::pack::{PackedI8Rows, gather_window, pad_input};
+use crate::pack::{PackedI8Rows, Pixel, Runs, gather_window, pad_input};
 
 /// Output pixels computed together, sharing each weight load.
 pub const MR: usize = 4;
@@ -20,14 +20,15 @@ pub const TILE: usize = 32;
 pub struct Micro<B, G4, G1, E>
 where
     B: Fn(&[i8], &mut [u8]),
-    G4: Fn([&[u8]; MR], &PackedI8Rows, &mut [i32]),
-    G1: Fn(&[u8], &PackedI8Rows, &mut [i32]),
+    G4: Fn([&[u8]; MR], Runs, &PackedI8Rows, &mut [i32]),
+    G1: Fn(&[u8], Runs, &PackedI8Rows, &mut [i32]),
     E: Fn(&[i32], usize, &mut [i8], usize),
 {
     /// The bytes the GEMM multiplies (u8 shifted by 128 for `vpdpbusd`, as
     /// they are for `sdot`).
     pub to_bytes: B,
-    /// `MR` patches against every weight block; rows of `padded_rows()`.
+    /// `MR` patches, laid out as the runs say, against every weight block;
+    /// rows of `padded_rows()`.
     pub gemm4: G4,
     /// One patch against every weight block.
     pub gemm1: G1,
@@ -44,8 +45,8 @@ pub fn conv2d<B, G4, G1, E>(
 ) -> Result<(), KernelError>
 where
     B: Fn(&[i8], &mut [u8]),
-    G4: Fn([&[u8]; MR], &PackedI8Rows, &mut [i32]),
-    G1: Fn(&[u8], &PackedI8Rows, &mut [i32]),
+    G4: Fn([&[u8]; MR], Runs, &PackedI8Rows, &mut [i32]),
+    G1: Fn(&[u8], Runs, &PackedI8Rows, &mut [i32]),
     E: Fn(&[i32], usize, &mut [i8], usize),
 {
     let (is, os, w) = (k.input, k.output, k.window);
@@ -61,48 +62,57 @@ where
     scratch.col8.resize(MR * kp, 0);
     scratch.acc.resize(TILE * stride, 0);
     let pixels = os.n * os.h * os.w;
-    // A pointwise conv over whole groups of 4 channels: each patch is one
-    // input pixel, so the input is converted once and read in place.
-    let pointwise = w.kernel_h == 1
-        && w.kernel_w == 1
-        && w.stride_h == 1
-        && w.stride_w == 1
-        && w.pad_top == 0
-        && w.pad_left == 0
-        && is.h == os.h
-        && is.w == os.w
-        && is.c == kp;
-    if pointwise {
-        scratch.shifted.resize(input.len(), 0);
-        (m.to_bytes)(input, &mut scratch.shifted);
-    }
+    // The (padded) input is converted once. When every kernel row is a
+    // whole number of 4-byte groups, a window is `kernel_h` runs of the
+    // input read in place (a pointwise conv: one run); otherwise it is
+    // gathered into one run, zero-padded to a multiple of 4.
+    scratch.shifted.resize(src.len(), 0);
+    (m.to_bytes)(src, &mut scratch.shifted);
+    let row_bytes = w.kernel_w * is.c;
+    let in_place = w.dilation_w == 1 && row_bytes % 4 == 0 && w.kernel_h * row_bytes == kp;
+    let runs = if in_place {
+        Runs {
+            count: w.kernel_h,
+            step: w.dilation_h * pw * is.c,
+            len4: row_bytes / 4,
+        }
+    } else {
+        Runs::contiguous(packed.k4)
+    };
     let (cols, acc, shifted) = (&mut scratch.col8, &mut scratch.acc, &scratch.shifted);
+    let corner = |at: Pixel| ((at.b * ph + at.oy * w.stride_h) * pw + at.ox * w.stride_w) * is.c;
+    let mut at = Pixel::default();
     let mut tile = 0;
     while tile < pixels {
         let in_tile = (pixels - tile).min(TILE);
         let mut done = 0;
         while done < in_tile {
-            let pix = tile + done;
             let n = (in_tile - done).min(MR);
-            if !pointwise {
-                for p in 0..n {
+            let mut starts = [0usize; MR];
+            for (p, start) in starts.iter_mut().enumerate().take(n) {
+                if in_place {
+                    *start = corner(at);
+                } else {
                     let col = &mut cols[p * kp..(p + 1) * kp];
-                    gather_window(src, ph, pw, is.c, &w, os.h, os.w, pix + p, col, &m.to_bytes);
+                    gather_window(shifted, ph, pw, is.c, &w, at, col, |s, d| {
+                        d.copy_from_slice(s)
+                    });
                 }
+                at.advance(os.h, os.w);
             }
             let patch = |p: usize| -> &[u8] {
-                if pointwise {
-                    &shifted[(pix + p) * kp..(pix + p + 1) * kp]
+                if in_place {
+                    &shifted[starts[p]..]
                 } else {
                     &cols[p * kp..(p + 1) * kp]
                 }
             };
             let acc = &mut acc[done * stride..];
             if n == MR {
-                (m.gemm4)([patch(0), patch(1), patch(2), patch(3)], packed, acc);
+                (m.gemm4)([patch(0), patch(1), patch(2), patch(3)], runs, packed, acc);
             } else {
                 for p in 0..n {
-                    (m.gemm1)(patch(p), packed, &mut acc[p * stride..(p + 1) * stride]);
+                    (m.gemm1)(patch(p), runs, packed, &mut acc[p * stride..(p + 1) * stride]);
                 }
             }
             done += n;
@@ -123,8 +133,8 @@ pub fn fully_connected<B, G4, G1, E>(
 ) -> Result<(), KernelError>
 where
     B: Fn(&[i8], &mut [u8]),
-    G4: Fn([&[u8]; MR], &PackedI8Rows, &mut [i32]),
-    G1: Fn(&[u8], &PackedI8Rows, &mut [i32]),
+    G4: Fn([&[u8]; MR], Runs, &PackedI8Rows, &mut [i32]),
+    G1: Fn(&[u8], Runs, &PackedI8Rows, &mut [i32]),
     E: Fn(&[i32], usize, &mut [i8], usize),
 {
     check_len("fully_connected", "input", input.len(), k.batches * k.depth)?;
@@ -147,7 +157,7 @@ where
         .zip(output.chunks_exact_mut(k.units))
     {
         (m.to_bytes)(row, &mut col[..k.depth]);
-        (m.gemm1)(col, packed, acc);
+        (m.gemm1)(col, Runs::contiguous(packed.k4), packed, acc);
         (m.epilogue)(acc, stride, out, 1);
     }
     Ok(())

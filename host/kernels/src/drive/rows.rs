@@ -4,7 +4,7 @@
 use crate::conv::Conv2d;
 use crate::error::{KernelError, check_len};
 use crate::fully_connected::FullyConnected;
-use crate::pack::{PackedRows, gather_window, pad_input};
+use crate::pack::{PackedRows, Pixel, gather_window, pad_input};
 
 /// One instruction set's pieces, as closures so that each set gets its own
 /// monomorphized driver with direct calls (a call per pixel is measurable).
@@ -44,8 +44,10 @@ where
     scratch.col.resize(packed.kp, 0);
     scratch.acc.resize(os.c, 0);
     let (col, acc) = (&mut scratch.col, &mut scratch.acc);
+    let mut at = Pixel::default();
     for pix in 0..os.n * os.h * os.w {
-        gather_window(src, ph, pw, is.c, &w, os.h, os.w, pix, col, &m.widen);
+        gather_window(src, ph, pw, is.c, &w, at, col, &m.widen);
+        at.advance(os.h, os.w);
         (m.dot)(col, packed, acc);
         (m.epilogue)(acc, &mut output[pix * os.c..(pix + 1) * os.c]);
     }

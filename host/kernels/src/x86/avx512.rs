@@ -13,7 +13,7 @@ use crate::drive::blocks::{self, MR};
 use crate::drive::channels;
 use crate::error::KernelError;
 use crate::fully_connected::FullyConnected;
-use crate::pack::{I8_LANES, Packed, PackedI8Rows};
+use crate::pack::{I8_LANES, Packed, PackedI8Rows, Runs};
 use crate::x86::avx2;
 use crate::x86::requant::epilogue;
 
@@ -33,23 +33,31 @@ fn to_u8(src: &[i8], dst: &mut [u8]) {
     }
 }
 
-/// `acc[p][r] = Σ_k col[p][k] · w[r][k]` for `P` patches (u8, length
-/// `4·k4`), 16 rows per vector: the input is broadcast 4 bytes at a time, so
-/// no horizontal sums are needed.
+/// `acc[p][r] = Σ_k col[p][k] · w[r][k]` for `P` patches (u8, laid out as
+/// `runs` says), 16 rows per vector: the input is broadcast 4 bytes at a
+/// time, so no horizontal sums are needed.
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
-unsafe fn gemm<const P: usize>(cols: [&[u8]; P], w: &PackedI8Rows, acc: &mut [i32]) {
+fn gemm<const P: usize>(cols: [&[u8]; P], runs: Runs, w: &PackedI8Rows, acc: &mut [i32]) {
     let stride = w.padded_rows();
+    runs.check(&cols, w);
+    assert!(w.data.len() >= w.blocks * w.k4 * I8_LANES);
+    assert!(acc.len() >= (P - 1) * stride + w.blocks * 16);
+    // SAFETY: the loads and stores stay inside the lengths checked above.
     unsafe {
         for ob in 0..w.blocks {
-            let base = w.data.as_ptr().add(ob * w.k4 * I8_LANES);
+            let mut wp = w.data.as_ptr().add(ob * w.k4 * I8_LANES);
             let mut a = [_mm512_setzero_si512(); P];
-            for t in 0..w.k4 {
-                let wv = _mm512_loadu_si512(base.add(t * I8_LANES) as *const _);
-                for p in 0..P {
-                    let x = _mm512_set1_epi32(std::ptr::read_unaligned(
-                        cols[p].as_ptr().add(4 * t) as *const i32,
-                    ));
-                    a[p] = _mm512_dpbusd_epi32(a[p], x, wv);
+            for r in 0..runs.count {
+                let x = cols.map(|c| c.as_ptr().add(r * runs.step));
+                for u in 0..runs.len4 {
+                    let wv = _mm512_loadu_si512(wp as *const _);
+                    for p in 0..P {
+                        let xv = _mm512_set1_epi32(std::ptr::read_unaligned(
+                            x[p].add(4 * u) as *const i32,
+                        ));
+                        a[p] = _mm512_dpbusd_epi32(a[p], xv, wv);
+                    }
+                    wp = wp.add(I8_LANES);
                 }
             }
             for p in 0..P {
@@ -65,8 +73,8 @@ macro_rules! micro {
     ($k:expr) => {
         blocks::Micro {
             to_bytes: to_u8,
-            gemm4: |cols, w, acc| unsafe { gemm::<MR>(cols, w, acc) },
-            gemm1: |col, w, acc| unsafe { gemm::<1>([col], w, acc) },
+            gemm4: |cols, runs, w, acc| unsafe { gemm::<MR>(cols, runs, w, acc) },
+            gemm1: |col, runs, w, acc| unsafe { gemm::<1>([col], runs, w, acc) },
             epilogue: |acc, stride, out, pixels| unsafe {
                 epilogue!($k).rows512(acc, stride, out, pixels)
             },

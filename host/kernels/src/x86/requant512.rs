@@ -10,13 +10,13 @@ use crate::quant::Rounding;
 use crate::quant::{Multipliers, Requant};
 use crate::x86::requant::Epilogue;
 
-/// 64-bit products of the even and the odd 32-bit lanes.
+/// Sign-extended 64-bit copies of the even and of the odd 32-bit lanes.
 #[inline]
 #[target_feature(enable = "avx512f")]
-fn products(x: __m512i, m: __m512i) -> (__m512i, __m512i) {
+fn split(v: __m512i) -> (__m512i, __m512i) {
     (
-        _mm512_mul_epi32(x, m),
-        _mm512_mul_epi32(_mm512_srli_epi64::<32>(x), _mm512_srli_epi64::<32>(m)),
+        _mm512_srai_epi64::<32>(_mm512_slli_epi64::<32>(v)),
+        _mm512_srai_epi64::<32>(v),
     )
 }
 
@@ -27,72 +27,102 @@ fn join(even: __m512i, odd: __m512i) -> __m512i {
     _mm512_mask_blend_epi32(0xAAAA, even, _mm512_slli_epi64::<32>(odd))
 }
 
-/// `((p + 2^(t−1)) >> t)` per 64-bit lane.
-#[inline]
-#[target_feature(enable = "avx512f")]
-fn round_shift(p: __m512i, t: __m512i) -> __m512i {
-    let one = _mm512_set1_epi64(1);
-    _mm512_srav_epi64(
-        _mm512_add_epi64(p, _mm512_sllv_epi64(one, _mm512_sub_epi64(t, one))),
-        t,
-    )
+/// What sixteen channels' multipliers and shifts turn into, worked out once
+/// per block of channels and reused for every pixel, so the per-pixel work
+/// is only what depends on the accumulator.
+#[derive(Clone, Copy)]
+struct Lanes {
+    /// The multipliers of the even lanes (in the low halves of the 64-bit
+    /// lanes, where `vpmuldq` reads them) and of the odd lanes.
+    m: (__m512i, __m512i),
+    /// Double rounding: the left shift, per 32-bit lane.
+    left: __m512i,
+    /// Per 64-bit lane, even then odd: the value added before the final
+    /// shift, and the shift.
+    add: (__m512i, __m512i),
+    shift: (__m512i, __m512i),
 }
 
-/// Single rounding: `((x·m + 2^(30−s)) >> (31−s))`.
-#[inline]
-#[target_feature(enable = "avx512f")]
-fn single(x: __m512i, m: __m512i, s: __m512i) -> __m512i {
-    let c31 = _mm512_set1_epi64(31);
-    let (pe, po) = products(x, m);
-    // Even lanes' shifts sit in the low halves of the 64-bit lanes, odd in the high.
-    let se = _mm512_srai_epi64::<32>(_mm512_slli_epi64::<32>(s));
-    let so = _mm512_srai_epi64::<32>(s);
-    join(
-        round_shift(pe, _mm512_sub_epi64(c31, se)),
-        round_shift(po, _mm512_sub_epi64(c31, so)),
-    )
-}
+impl Lanes {
+    /// Single rounding: `(x·m + 2^(30−s)) >> (31−s)`.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn single(m: __m512i, s: __m512i) -> Lanes {
+        let one = _mm512_set1_epi64(1);
+        let t = _mm512_sub_epi32(_mm512_set1_epi32(31), s);
+        let (te, to) = split(t);
+        let nudge = |t| _mm512_sllv_epi64(one, _mm512_sub_epi64(t, one));
+        Lanes {
+            m: (m, _mm512_srli_epi64::<32>(m)),
+            left: _mm512_setzero_si512(),
+            add: (nudge(te), nudge(to)),
+            shift: (te, to),
+        }
+    }
 
-/// gemmlowp's doubling high half: add 2^30 (p ≥ 0) or 1 − 2^30, then divide
-/// by 2^31 truncating toward zero.
-#[inline]
-#[target_feature(enable = "avx512f")]
-fn high_mul(p: __m512i) -> __m512i {
-    let neg = _mm512_srai_epi64::<63>(p);
-    let nudge = _mm512_add_epi64(
-        _mm512_set1_epi64(1 << 30),
-        _mm512_and_si512(neg, _mm512_set1_epi64(1 - (1i64 << 31))),
-    );
-    let v = _mm512_add_epi64(p, nudge);
-    let toward_zero = _mm512_and_si512(
-        _mm512_srai_epi64::<63>(v),
-        _mm512_set1_epi64((1i64 << 31) - 1),
-    );
-    _mm512_srai_epi64::<31>(_mm512_add_epi64(v, toward_zero))
-}
+    /// Double rounding, `RoundingDivideByPOT(SaturatingRoundingDoublingHighMul(x·2^l, m), r)`,
+    /// as two steps per 64-bit lane (see [`Lanes::double_lane`]).
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn double(m: __m512i, s: __m512i) -> Lanes {
+        let zero = _mm512_setzero_si512();
+        let one = _mm512_set1_epi64(1);
+        let (re, ro) = split(_mm512_max_epi32(_mm512_sub_epi32(zero, s), zero));
+        Lanes {
+            m: (m, _mm512_srli_epi64::<32>(m)),
+            left: _mm512_max_epi32(s, zero),
+            add: (_mm512_sllv_epi64(one, re), _mm512_sllv_epi64(one, ro)),
+            shift: (_mm512_add_epi64(re, one), _mm512_add_epi64(ro, one)),
+        }
+    }
 
-/// Double rounding: `RoundingDivideByPOT(SaturatingRoundingDoublingHighMul(x·2^l, m), r)`.
-#[inline]
-#[target_feature(enable = "avx512f")]
-fn double(x: __m512i, m: __m512i, s: __m512i) -> __m512i {
-    let zero = _mm512_setzero_si512();
-    let left = _mm512_max_epi32(s, zero);
-    let right = _mm512_max_epi32(_mm512_sub_epi32(zero, s), zero);
-    // The only saturating case (a = m = i32::MIN) cannot occur: m ≥ 0.
-    let (pe, po) = products(_mm512_sllv_epi32(x, left), m);
-    let r = join(high_mul(pe), high_mul(po));
-    let one = _mm512_set1_epi32(1);
-    let mask = _mm512_sub_epi32(_mm512_sllv_epi32(one, right), one);
-    let rem = _mm512_and_si512(r, mask);
-    let negative = _mm512_srai_epi32::<31>(r);
-    let thr = _mm512_sub_epi32(_mm512_srli_epi32::<1>(mask), negative);
-    let up = _mm512_cmpgt_epi32_mask(rem, thr);
-    _mm512_mask_add_epi32(
-        _mm512_srav_epi32(r, right),
-        up,
-        _mm512_srav_epi32(r, right),
-        one,
-    )
+    /// One 64-bit lane of single rounding, from the product `p`.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn single_lane(p: __m512i, add: __m512i, shift: __m512i) -> __m512i {
+        _mm512_srav_epi64(_mm512_add_epi64(p, add), shift)
+    }
+
+    /// One 64-bit lane of double rounding, from the product `p`.
+    ///
+    /// gemmlowp's doubling high half adds 2^30 (p ≥ 0) or 1 − 2^30 and
+    /// divides by 2^31 truncating toward zero; for either sign that is
+    /// exactly `h = (p + 2^30) >> 31` with a flooring shift. Rounding `h`
+    /// by 2^r half away from zero is `(h + 2^(r−1) − [h < 0]) >> r` for
+    /// r > 0 and `h` for r = 0; doubling first covers both without a branch:
+    /// `(2h + 2^r + (h >> 63)) >> (r + 1)`, and in 64 bits nothing overflows.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn double_lane(p: __m512i, add: __m512i, shift: __m512i) -> __m512i {
+        let h = _mm512_srai_epi64::<31>(_mm512_add_epi64(p, _mm512_set1_epi64(1 << 30)));
+        let v = _mm512_add_epi64(_mm512_add_epi64(h, h), add);
+        _mm512_srav_epi64(_mm512_add_epi64(v, _mm512_srai_epi64::<63>(h)), shift)
+    }
+
+    /// The requantized lanes of `x`; `DOUBLE` picks the rounding, so each
+    /// loop is compiled for one.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn apply<const DOUBLE: bool>(&self, x: __m512i) -> __m512i {
+        {
+            // The only saturating case of the high half (a = m = i32::MIN)
+            // cannot occur: m ≥ 0. The left shift wraps, as in the reference.
+            let x = if DOUBLE { _mm512_sllv_epi32(x, self.left) } else { x };
+            let pe = _mm512_mul_epi32(x, self.m.0);
+            let po = _mm512_mul_epi32(_mm512_srli_epi64::<32>(x), self.m.1);
+            if DOUBLE {
+                join(
+                    Lanes::double_lane(pe, self.add.0, self.shift.0),
+                    Lanes::double_lane(po, self.add.1, self.shift.1),
+                )
+            } else {
+                join(
+                    Lanes::single_lane(pe, self.add.0, self.shift.0),
+                    Lanes::single_lane(po, self.add.1, self.shift.1),
+                )
+            }
+        }
+    }
 }
 
 impl Epilogue<'_> {
@@ -133,11 +163,15 @@ impl Epilogue<'_> {
                 let ld = |p: *const i32| _mm512_maskz_loadu_epi32(k, p.add(i));
                 let b = ld(bias.as_ptr());
                 let (vm, vs) = (ld(q.multiplier.as_ptr()), ld(q.shift.as_ptr()));
+                let lanes_of = match self.rounding {
+                    Rounding::Single => Lanes::single(vm, vs),
+                    Rounding::Double => Lanes::double(vm, vs),
+                };
                 for p in 0..pixels {
                     let x = _mm512_add_epi32(ld(acc.as_ptr().add(p * acc_stride)), b);
                     let r = match self.rounding {
-                        Rounding::Single => single(x, vm, vs),
-                        Rounding::Double => double(x, vm, vs),
+                        Rounding::Single => lanes_of.apply::<false>(x),
+                        Rounding::Double => lanes_of.apply::<true>(x),
                     };
                     let y = _mm512_min_epi32(_mm512_max_epi32(_mm512_add_epi32(r, vo), vmin), vmax);
                     // In int8 range after the clamp, so the narrowing is exact. It

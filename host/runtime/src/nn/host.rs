@@ -9,7 +9,7 @@ use crate::nn::ops::{OpDesc, PoolArgs, PreparedOp, UnaryKind, WindowArgs};
 use crate::nn::plan::Plan;
 use crate::nn::tensor::{DType, Desc, Quant, TensorKey};
 use crate::nn::{NnFault, OP_OVERHEAD, SLOT_OVERHEAD};
-use crate::plugin::state::InstanceState;
+use crate::plugin::state::{InstanceState, Invoked};
 
 /// What the resource table holds for a guest's tensor handle.
 pub struct TensorRef(TensorKey);
@@ -354,25 +354,14 @@ impl wplan::HostPlan for InstanceState {
         output: Resource<TensorRef>,
     ) -> Result<Vec<u8>, NnFault> {
         let (ik, ok) = (self.key(&input)?, self.key(&output)?);
-        let in_len = self.tensors.span(ik)?.len();
-        let out_len = self.tensors.span(ok)?.len();
-        if in_len == 0 || data.len() % in_len != 0 || data.is_empty() {
-            return Err(NnFault::invalid(format!(
-                "{} input bytes are not a whole number of {in_len} byte inputs",
-                data.len()
-            )));
-        }
-        let count = data.len() / in_len;
+        let rep = plan.rep();
         let plan = self.table.get(&plan).map_err(|e| NnFault::Trap(e.into()))?;
-        let mut result = Vec::new();
-        result
-            .try_reserve_exact(count * out_len)
-            .map_err(|_| NnFault::QuotaExceeded("result too large".into()))?;
-        for chunk in data.chunks_exact(in_len) {
-            self.tensors.write(ik, 0, chunk)?;
-            plan.run(&mut self.tensors, self.kernels)?;
-            result.extend_from_slice(self.tensors.bytes(ok)?);
-        }
+        let result = plan.run_batch(&mut self.tensors, self.kernels, ik, ok, &data)?;
+        self.last_invoke = Some(Invoked {
+            plan: rep,
+            input: ik,
+            output: ok,
+        });
         Ok(result)
     }
 
@@ -381,6 +370,9 @@ impl wplan::HostPlan for InstanceState {
     }
 
     fn drop(&mut self, plan: Resource<Plan>) -> wasmtime::Result<()> {
+        if self.last_invoke.is_some_and(|i| i.plan == plan.rep()) {
+            self.last_invoke = None;
+        }
         let plan = self.table.delete(plan)?;
         plan.release(&mut self.tensors);
         self.tensors.uncharge(OP_OVERHEAD);

@@ -4,7 +4,7 @@ use gatehouse_kernels::{KernelSet, Semantics};
 
 use crate::nn::NnFault;
 use crate::nn::ops::{OpDesc, PreparedOp};
-use crate::nn::tensor::TensorStore;
+use crate::nn::tensor::{TensorKey, TensorStore};
 
 /// Longest plan accepted; far beyond any MLPerf Tiny model, short enough
 /// that a hostile plugin cannot grow host state without bound.
@@ -61,6 +61,39 @@ impl Plan {
             })?;
         }
         Ok(())
+    }
+
+    /// Runs the plan once per whole `in_len`-byte input in `data`, each
+    /// written to `input`, and returns the `output` bytes of every run back
+    /// to back. `plan.invoke` and the native baseline of `gatehouse bench`
+    /// share this, so the two measure the same work.
+    pub fn run_batch(
+        &self,
+        st: &mut TensorStore,
+        ks: &KernelSet,
+        input: TensorKey,
+        output: TensorKey,
+        data: &[u8],
+    ) -> Result<Vec<u8>, NnFault> {
+        let in_len = st.span(input)?.len();
+        let out_len = st.span(output)?.len();
+        if in_len == 0 || data.is_empty() || data.len() % in_len != 0 {
+            return Err(NnFault::invalid(format!(
+                "{} input bytes are not a whole number of {in_len} byte inputs",
+                data.len()
+            )));
+        }
+        let count = data.len() / in_len;
+        let mut result = Vec::new();
+        result
+            .try_reserve_exact(count * out_len)
+            .map_err(|_| NnFault::QuotaExceeded("result too large".into()))?;
+        for chunk in data.chunks_exact(in_len) {
+            st.write(input, 0, chunk)?;
+            self.run(st, ks)?;
+            result.extend_from_slice(st.bytes(output)?);
+        }
+        Ok(result)
     }
 
     pub fn release(self, st: &mut TensorStore) {

@@ -13,12 +13,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use wasmtime::Store;
-use wasmtime::component::Component;
+use wasmtime::component::{Component, Resource};
 
 use crate::bindings::{self, types as wt};
 use crate::cache::{Source, load_error};
 use crate::engine::{Runtime, Shared};
 use crate::error::{Error, Failure, PluginId};
+use crate::nn::plan::Plan;
 pub use limits::Limits;
 use state::InstanceState;
 
@@ -365,6 +366,25 @@ impl Instance {
             Ok(Err(e)) => Err(self.plugin.fail(guest_failure(e))),
             Err(trap) => Err(self.discard(trap, deadline)),
         }
+    }
+
+    /// Replays the plan of the guest's latest `plan.invoke` on `data` from
+    /// the host, without entering the sandbox: the same prepared operators,
+    /// kernels and tensors, so the time it takes is the baseline for the cost
+    /// of the boundary and the guest's glue (`gatehouse bench --native`).
+    /// `None` until the guest has invoked a plan.
+    pub fn invoke_native(&mut self, data: &[u8]) -> Option<Result<Vec<u8>, Error>> {
+        let plugin = self.plugin.clone();
+        let st = self.live.as_mut()?.store.data_mut();
+        let last = st.last_invoke?;
+        let plan = Resource::<Plan>::new_borrow(last.plan);
+        let result = match st.table.get(&plan) {
+            Ok(plan) => plan
+                .run_batch(&mut st.tensors, st.kernels, last.input, last.output, data)
+                .map_err(|e| plugin.fail(Failure::Kernel(e.to_string()))),
+            Err(e) => Err(plugin.fail(Failure::Kernel(e.to_string()))),
+        };
+        Some(result)
     }
 
     /// The plugin's counters (e.g. `arena-peak-bytes`).

@@ -8,7 +8,7 @@ use wasmtime::ResourceLimiter;
 use wasmtime::component::ResourceTable;
 
 use crate::bindings::{clock, log, types};
-use crate::nn::tensor::TensorStore;
+use crate::nn::tensor::{TensorKey, TensorStore};
 
 /// Per-call cap on log lines, so a chatty plugin cannot flood the host log.
 const LOG_LINES_PER_CALL: u32 = 64;
@@ -26,6 +26,18 @@ pub struct InstanceState {
     log_lines: u32,
     /// The last error the plugin logged in this call: a panic message, usually.
     pub(crate) last_error: Option<String>,
+    /// The plan, input and output of the guest's latest `plan.invoke`: what
+    /// [`crate::Instance::invoke_native`] replays without entering the guest.
+    pub(crate) last_invoke: Option<Invoked>,
+}
+
+/// A `plan.invoke` call as the host saw it.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Invoked {
+    /// The plan's handle in the resource table.
+    pub(crate) plan: u32,
+    pub(crate) input: TensorKey,
+    pub(crate) output: TensorKey,
 }
 
 impl InstanceState {
@@ -47,6 +59,7 @@ impl InstanceState {
             started: Instant::now(),
             log_lines: 0,
             last_error: None,
+            last_invoke: None,
         }
     }
 

@@ -30,6 +30,11 @@ pub struct Args {
     /// The tflite plugin to use (default: the bundled one).
     #[arg(long)]
     plugin: Option<PathBuf>,
+    /// Also replay the plugin's recorded plan from the host, outside the
+    /// sandbox (mode `native`): the same operators and kernels, the baseline
+    /// for what the boundary costs.
+    #[arg(long)]
+    native: bool,
     /// Draw latency and throughput against batch size into this SVG.
     #[arg(long)]
     plot: Option<PathBuf>,
@@ -65,8 +70,8 @@ pub fn run(ctx: &Context, a: Args) -> anyhow::Result<()> {
     let input_len = probe_input_len(&mut instance)?;
     if !a.json {
         println!(
-            "{:<28} {:>6} {:>12} {:>12} {:>12}",
-            "model", "batch", "median_us", "p99_us", "per_s"
+            "{:<28} {:>6} {:>7} {:>12} {:>12} {:>12}",
+            "model", "batch", "mode", "median_us", "p99_us", "per_s"
         );
     }
     if a.batch.contains(&0) {
@@ -74,7 +79,8 @@ pub fn run(ctx: &Context, a: Args) -> anyhow::Result<()> {
     }
     // On a terminal only: indicatif draws nothing when stderr is redirected.
     let warm = (a.iters / 10).max(3);
-    let progress = indicatif::ProgressBar::new(((warm + a.iters.max(1)) * a.batch.len()) as u64)
+    let modes = if a.native { 2 } else { 1 };
+    let progress = indicatif::ProgressBar::new(((warm + a.iters.max(1)) * a.batch.len() * modes) as u64)
         .with_style(
             indicatif::ProgressStyle::with_template("{msg:>24} [{bar:40}] {pos}/{len} calls")
                 .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
@@ -85,51 +91,107 @@ pub fn run(ctx: &Context, a: Args) -> anyhow::Result<()> {
         let input: Vec<u8> = (0..input_len * batch)
             .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
             .collect();
-        for _ in 0..warm {
-            instance.process(&input)?;
-            progress.inc(1);
-        }
-        let mut per_inference = Vec::with_capacity(a.iters);
-        let start = Instant::now();
-        for _ in 0..a.iters.max(1) {
-            let t = Instant::now();
-            instance.process(&input)?;
-            per_inference.push(t.elapsed().as_secs_f64() * 1e6 / batch as f64);
-            progress.inc(1);
-        }
-        let total = start.elapsed().as_secs_f64();
-        per_inference.sort_by(f64::total_cmp);
-        let pct = |p: f64| per_inference[((per_inference.len() - 1) as f64 * p).round() as usize];
-        let per_s = (a.iters.max(1) * batch) as f64 / total;
-        let row = json!({"model": name, "mode": "plugin", "kernels": rt.kernels().name, "batch": batch, "median_us": round1(pct(0.5)), "p99_us": round1(pct(0.99)), "per_s": round1(per_s)});
-        points.push(plot::Point {
-            batch,
-            median_us: pct(0.5),
-            p99_us: pct(0.99),
-            per_s,
-        });
-        if a.json {
-            progress.suspend(|| println!("{row}"));
+        let plugin = measure(Mode::Plugin, batch, warm, a.iters, &progress, || {
+            instance.process(&input).map(drop).map_err(anyhow::Error::from)
+        })?;
+        let native = if a.native {
+            // Bit-exactness of the two paths is the tests' job; comparing
+            // one output here keeps a wrong baseline from being timed.
+            let from_plugin = instance.process(&input)?.output;
+            let from_host = instance
+                .invoke_native(&input)
+                .context("the plugin recorded no plan to replay natively")??;
+            if from_plugin.as_deref() != Some(&from_host[..]) {
+                bail!("the native replay's output differs from the plugin's");
+            }
+            Some(measure(Mode::Native, batch, warm, a.iters, &progress, || {
+                match instance.invoke_native(&input) {
+                    Some(r) => r.map(drop).map_err(anyhow::Error::from),
+                    None => bail!("the native plan went away"),
+                }
+            })?)
         } else {
+            None
+        };
+        for p in std::iter::once(plugin).chain(native) {
+            let row = json!({"model": name, "mode": p.mode.as_str(), "kernels": rt.kernels().name, "batch": batch, "median_us": round1(p.median_us), "p99_us": round1(p.p99_us), "per_s": round1(p.per_s)});
             progress.suspend(|| {
-                println!(
-                    "{:<28} {:>6} {:>12.1} {:>12.1} {:>12.1}",
-                    name,
-                    batch,
-                    pct(0.5),
-                    pct(0.99),
-                    per_s
-                )
+                if a.json {
+                    println!("{row}");
+                } else {
+                    println!(
+                        "{:<28} {:>6} {:>7} {:>12.1} {:>12.1} {:>12.1}",
+                        name,
+                        batch,
+                        p.mode.as_str(),
+                        p.median_us,
+                        p.p99_us,
+                        p.per_s
+                    );
+                }
             });
+            points.push(p);
         }
     }
     progress.finish_and_clear();
     if let Some(path) = &a.plot {
-        let title = format!("{name}: sandboxed plugin, {} kernels", rt.kernels().name);
+        let title = format!("{name}: {} kernels", rt.kernels().name);
         plot::draw(path, &title, &points)?;
         eprintln!("wrote {}", path.display());
     }
     Ok(())
+}
+
+/// Where the timed calls run.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Through the sandboxed plugin's `process`.
+    Plugin,
+    /// The plugin's recorded plan replayed from the host.
+    Native,
+}
+
+impl Mode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Plugin => "plugin",
+            Mode::Native => "native",
+        }
+    }
+}
+
+/// Times `iters` calls of `call` after `warm` untimed ones.
+fn measure(
+    mode: Mode,
+    batch: usize,
+    warm: usize,
+    iters: usize,
+    progress: &indicatif::ProgressBar,
+    mut call: impl FnMut() -> anyhow::Result<()>,
+) -> anyhow::Result<plot::Point> {
+    for _ in 0..warm {
+        call()?;
+        progress.inc(1);
+    }
+    let iters = iters.max(1);
+    let mut per_inference = Vec::with_capacity(iters);
+    let start = Instant::now();
+    for _ in 0..iters {
+        let t = Instant::now();
+        call()?;
+        per_inference.push(t.elapsed().as_secs_f64() * 1e6 / batch as f64);
+        progress.inc(1);
+    }
+    let total = start.elapsed().as_secs_f64();
+    per_inference.sort_by(f64::total_cmp);
+    let pct = |p: f64| per_inference[((per_inference.len() - 1) as f64 * p).round() as usize];
+    Ok(plot::Point {
+        mode,
+        batch,
+        median_us: pct(0.5),
+        p99_us: pct(0.99),
+        per_s: (iters * batch) as f64 / total,
+    })
 }
 
 fn round1(x: f64) -> f64 {

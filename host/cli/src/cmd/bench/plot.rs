@@ -5,8 +5,14 @@ use std::path::Path;
 use anyhow::Context as _;
 use plotters::prelude::*;
 
+use super::Mode;
+
+/// Each mode's lines, the native baseline paler.
+const MODES: [(Mode, f64); 2] = [(Mode::Plugin, 1.0), (Mode::Native, 0.45)];
+
 /// One measured batch size.
 pub struct Point {
+    pub mode: super::Mode,
     pub batch: usize,
     pub median_us: f64,
     pub p99_us: f64,
@@ -29,16 +35,28 @@ pub fn draw(path: &Path, title: &str, points: &[Point]) -> anyhow::Result<()> {
         .y_label_area_size(56)
         .build_cartesian_2d(x_range.clone(), 0.0..max_us)?;
     lat.configure_mesh().x_desc("batch").draw()?;
-    let series = |f: fn(&Point) -> f64| points.iter().map(move |p| (p.batch as f64, f(p)));
-    lat.draw_series(LineSeries::new(
-        series(|p| p.median_us),
-        BLUE.stroke_width(2),
-    ))?
-    .label("median")
-    .legend(|(x, y)| PathElement::new([(x, y), (x + 16, y)], BLUE));
-    lat.draw_series(LineSeries::new(series(|p| p.p99_us), RED.stroke_width(2)))?
-        .label("p99")
-        .legend(|(x, y)| PathElement::new([(x, y), (x + 16, y)], RED));
+    let series = |mode: Mode, f: fn(&Point) -> f64| {
+        points
+            .iter()
+            .filter(move |p| p.mode == mode)
+            .map(move |p| (p.batch as f64, f(p)))
+    };
+    for (mode, shade) in MODES {
+        let has = points.iter().any(|p| p.mode == mode);
+        if !has {
+            continue;
+        }
+        let (blue, red) = (BLUE.mix(shade), RED.mix(shade));
+        lat.draw_series(LineSeries::new(
+            series(mode, |p| p.median_us),
+            blue.stroke_width(2),
+        ))?
+        .label(format!("{} median", mode.as_str()))
+        .legend(move |(x, y)| PathElement::new([(x, y), (x + 16, y)], blue));
+        lat.draw_series(LineSeries::new(series(mode, |p| p.p99_us), red.stroke_width(2)))?
+            .label(format!("{} p99", mode.as_str()))
+            .legend(move |(x, y)| PathElement::new([(x, y), (x + 16, y)], red));
+    }
     lat.configure_series_labels()
         .border_style(BLACK)
         .background_style(WHITE)
@@ -52,8 +70,22 @@ pub fn draw(path: &Path, title: &str, points: &[Point]) -> anyhow::Result<()> {
         .y_label_area_size(64)
         .build_cartesian_2d(x_range, 0.0..max_per_s)?;
     thr.configure_mesh().x_desc("batch").draw()?;
-    thr.draw_series(LineSeries::new(series(|p| p.per_s), GREEN.stroke_width(2)))?;
-    thr.draw_series(series(|p| p.per_s).map(|(x, y)| Circle::new((x, y), 3, GREEN.filled())))?;
+    for (mode, shade) in MODES {
+        if !points.iter().any(|p| p.mode == mode) {
+            continue;
+        }
+        let green = GREEN.mix(shade);
+        thr.draw_series(LineSeries::new(series(mode, |p| p.per_s), green.stroke_width(2)))?
+            .label(mode.as_str())
+            .legend(move |(x, y)| PathElement::new([(x, y), (x + 16, y)], green));
+        thr.draw_series(
+            series(mode, |p| p.per_s).map(move |(x, y)| Circle::new((x, y), 3, green.filled())),
+        )?;
+    }
+    thr.configure_series_labels()
+        .border_style(BLACK)
+        .background_style(WHITE)
+        .draw()?;
     root.present()
         .with_context(|| format!("writing {}", path.display()))?;
     Ok(())
