@@ -143,8 +143,26 @@ impl Conv2d {
             "activation range {act_min}..{act_max} is empty"
         );
         let k = window.kernel_h * window.kernel_w * filter_in_c;
+        // Without horizontal dilation a kernel row is contiguous in the
+        // input, so the GEMM can read the window in place, a run per row.
+        let kernel_rows = if window.dilation_w == 1 {
+            window.kernel_h
+        } else {
+            1
+        };
         let (packed, bias_folded) = match (filter_in_c == input.c)
-            .then(|| Packed::new(layout, &filter, output.c, k, 0, &bias, input_offset))
+            .then(|| {
+                Packed::new(
+                    layout,
+                    &filter,
+                    output.c,
+                    k,
+                    kernel_rows,
+                    0,
+                    &bias,
+                    input_offset,
+                )
+            })
             .flatten()
         {
             Some((p, b)) => (Some(p), b),

@@ -112,6 +112,7 @@ impl FullyConnected {
             &weights,
             units,
             depth,
+            1,
             weights_offset,
             &bias,
             input_offset,

@@ -34,12 +34,15 @@ pub enum Packed {
 impl Packed {
     /// Pack `rows × k` weights (each plus `add`) for `layout`, and fold
     /// `input_offset` into `bias`. `None` for the original layout, or when
-    /// the weights do not fit the layout (i8 rows need `add == 0`).
+    /// the weights do not fit the layout (i8 rows need `add == 0`). The i8
+    /// layouts pad each of `kernel_rows` runs of k (see [`PackedI8Rows::new`]).
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         layout: WeightLayout,
         values: &[i8],
         rows: usize,
         k: usize,
+        kernel_rows: usize,
         add: i32,
         bias: &[i32],
         input_offset: i32,
@@ -58,13 +61,13 @@ impl Packed {
                 Some((Packed::I16(p), b))
             }
             WeightLayout::I8Rows if add == 0 => {
-                let p = PackedI8Rows::new(values, rows, k);
+                let p = PackedI8Rows::new(values, rows, k, kernel_rows);
                 // The input arrives as u = x + 128: Σ w(x + off) = Σ w·u + (off − 128)·Σ w.
                 let b = fold(&p.sums, input_offset.wrapping_sub(128));
                 Some((Packed::I8(p), b))
             }
             WeightLayout::I8RowsSigned if add == 0 => {
-                let p = PackedI8Rows::new(values, rows, k);
+                let p = PackedI8Rows::new(values, rows, k, kernel_rows);
                 let b = fold(&p.sums, input_offset);
                 Some((Packed::I8Signed(p), b))
             }
@@ -87,8 +90,10 @@ impl Packed {
 pub struct PackedI8Rows {
     pub rows: usize,
     pub k: usize,
-    /// Groups of 4 along k.
+    /// Groups of 4 along k, each kernel row padded to whole groups.
     pub k4: usize,
+    /// The runs k is made of (see [`PackedI8Rows::new`]).
+    pub kernel_rows: usize,
     /// Blocks of 16 rows.
     pub blocks: usize,
     pub data: Vec<i8>,
@@ -136,13 +141,27 @@ impl Runs {
 }
 
 impl PackedI8Rows {
-    pub fn new(values: &[i8], rows: usize, k: usize) -> Self {
-        let (k4, blocks) = (k.div_ceil(4), rows.div_ceil(16));
+    /// Packs `rows × k` values whose depth is `kernel_rows` equal runs (a
+    /// conv filter's kernel rows; 1 for a plain matrix). Each run is padded
+    /// with zeros to whole groups of 4, so a window can be read in place as
+    /// one run per kernel row: the bytes a run reads past its end meet zero
+    /// weights.
+    pub fn new(values: &[i8], rows: usize, k: usize, kernel_rows: usize) -> Self {
+        let kernel_rows = if kernel_rows > 0 && k.is_multiple_of(kernel_rows) {
+            kernel_rows
+        } else {
+            1
+        };
+        let run = k / kernel_rows;
+        let run4 = run.div_ceil(4);
+        let (k4, blocks) = (kernel_rows * run4, rows.div_ceil(16));
         let mut data = vec![0i8; blocks * k4 * I8_LANES];
         for r in 0..rows {
             let (block, lane) = (r / 16, r % 16);
             for (j, &v) in values[r * k..(r + 1) * k].iter().enumerate() {
-                data[(block * k4 + j / 4) * I8_LANES + lane * 4 + j % 4] = v;
+                // Position j of the depth, in its run's padded place.
+                let at = (j / run) * 4 * run4 + j % run;
+                data[(block * k4 + at / 4) * I8_LANES + lane * 4 + at % 4] = v;
             }
         }
         let sums = (0..rows)
@@ -152,6 +171,7 @@ impl PackedI8Rows {
             rows,
             k,
             k4,
+            kernel_rows,
             blocks,
             data,
             sums,
@@ -215,10 +235,25 @@ mod tests {
     use super::*;
 
     #[test]
+    fn kernel_rows_are_padded_to_whole_groups() {
+        // One row of a 3×3 filter over 1 channel: three runs of 3 values,
+        // each padded to a group of 4.
+        let vals: Vec<i8> = (1..=9).collect();
+        let p = PackedI8Rows::new(&vals, 1, 9, 3);
+        assert_eq!((p.k, p.k4, p.kernel_rows), (9, 3, 3));
+        for (g, run) in vals.chunks(3).enumerate() {
+            assert_eq!(&p.data[g * 64..g * 64 + 4], &[run[0], run[1], run[2], 0]);
+        }
+        assert_eq!(p.sums, vec![45]);
+        // Runs that do not divide k fall back to one run.
+        assert_eq!(PackedI8Rows::new(&vals, 1, 9, 2).kernel_rows, 1);
+    }
+
+    #[test]
     fn blocks_interleave_four_values_per_row() {
         // 17 rows of k = 5: two blocks, k4 = 2.
         let vals: Vec<i8> = (0..17 * 5).map(|i| (i % 100) as i8).collect();
-        let p = PackedI8Rows::new(&vals, 17, 5);
+        let p = PackedI8Rows::new(&vals, 17, 5, 1);
         assert_eq!((p.k4, p.blocks, p.data.len()), (2, 2, 2 * 2 * 64));
         // Row 1, values 0..4 sit in lane 1 of the first vector.
         assert_eq!(&p.data[4..8], &vals[5..9]);
@@ -305,6 +340,7 @@ impl Pixel {
 /// each run of values with `put`. Returns the values written. Runs are whole
 /// kernel rows when there is no horizontal dilation.
 #[inline]
+#[allow(clippy::too_many_arguments)]
 pub fn gather_window<S, T>(
     src: &[S],
     ph: usize,

@@ -347,9 +347,9 @@ pub fn depthwise_conv2d(
         input,
         output,
         channels::Micro {
-            pixel: |src, corner, taps, filter, c, acc| unsafe {
+            row: channels::by_pixel(|src, corner, taps, filter, c, acc| unsafe {
                 depthwise_pixel(src, corner, taps, filter, c, acc)
-            },
+            }),
             epilogue: |acc, stride, out, pixels| unsafe {
                 epilogue_rows(k, acc, stride, out, pixels)
             },

@@ -62,21 +62,29 @@ where
     scratch.col8.resize(MR * kp, 0);
     scratch.acc.resize(TILE * stride, 0);
     let pixels = os.n * os.h * os.w;
-    // The (padded) input is converted once. When every kernel row is a
-    // whole number of 4-byte groups, a window is `kernel_h` runs of the
-    // input read in place (a pointwise conv: one run); otherwise it is
-    // gathered into one run, zero-padded to a multiple of 4.
-    scratch.shifted.resize(src.len(), 0);
-    (m.to_bytes)(src, &mut scratch.shifted);
-    let row_bytes = w.kernel_w * is.c;
-    let in_place = w.dilation_w == 1 && row_bytes % 4 == 0 && w.kernel_h * row_bytes == kp;
+    // The (padded) input is converted once. Without horizontal dilation a
+    // window is read in place, one run per kernel row, each padded in the
+    // weights to whole groups of 4 (a pointwise conv: one run). A run may
+    // read up to 3 bytes past its row, so the buffer has that much slack;
+    // those bytes meet zero weights. Otherwise windows are gathered.
+    scratch.shifted.resize(src.len() + 3, 0);
+    (m.to_bytes)(src, &mut scratch.shifted[..src.len()]);
+    let row4 = (w.kernel_w * is.c).div_ceil(4);
+    let in_place =
+        w.dilation_w == 1 && packed.kernel_rows == w.kernel_h && packed.k4 == w.kernel_h * row4;
     let runs = if in_place {
         Runs {
             count: w.kernel_h,
             step: w.dilation_h * pw * is.c,
-            len4: row_bytes / 4,
+            len4: row4,
         }
     } else {
+        // Gathered windows are unpadded: the weights must be too.
+        assert_eq!(
+            packed.k4,
+            packed.k.div_ceil(4),
+            "run-padded weights need in-place windows"
+        );
         Runs::contiguous(packed.k4)
     };
     let (cols, acc, shifted) = (&mut scratch.col8, &mut scratch.acc, &scratch.shifted);
@@ -112,7 +120,12 @@ where
                 (m.gemm4)([patch(0), patch(1), patch(2), patch(3)], runs, packed, acc);
             } else {
                 for p in 0..n {
-                    (m.gemm1)(patch(p), runs, packed, &mut acc[p * stride..(p + 1) * stride]);
+                    (m.gemm1)(
+                        patch(p),
+                        runs,
+                        packed,
+                        &mut acc[p * stride..(p + 1) * stride],
+                    );
                 }
             }
             done += n;

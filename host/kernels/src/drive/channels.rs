@@ -40,28 +40,73 @@ pub fn pixel_tail(
     }
 }
 
-/// One instruction set's pieces, as closures so that each set gets its own
-/// monomorphized driver with direct calls.
-pub struct Micro<P, E>
+/// A row of output pixels: pixel `i`'s window starts at `corner + i·step`.
+#[derive(Clone, Copy, Debug)]
+pub struct Span {
+    pub corner: usize,
+    pub step: usize,
+    pub pixels: usize,
+}
+
+impl Span {
+    /// Panics unless every tap of every pixel reads inside `src` and the
+    /// accumulators fit: what a vector row kernel checks once.
+    pub fn check(
+        &self,
+        src: &[i8],
+        taps: &[(usize, usize)],
+        filter: &[i32],
+        c: usize,
+        acc: &[i32],
+    ) {
+        if self.pixels == 0 {
+            return;
+        }
+        let last = taps.last().map_or(0, |t| t.1);
+        debug_assert!(taps.iter().all(|t| t.1 <= last));
+        assert!(self.corner + (self.pixels - 1) * self.step + last + c <= src.len());
+        assert!(filter.len() >= taps.len() * c && acc.len() >= self.pixels * c);
+    }
+}
+
+/// Taps as (tap index, offset from the window's corner).
+pub type Taps = [(usize, usize)];
+
+/// A row kernel made of a one-pixel kernel, for the sets whose pixel
+/// kernel is fast enough on its own.
+pub fn by_pixel<P>(pixel: P) -> impl Fn(&[i8], Span, &Taps, &[i32], usize, &mut [i32])
 where
     P: Fn(&[i8], usize, &[(usize, usize)], &[i32], usize, &mut [i32]),
+{
+    move |src, span, taps, filter, c, acc| {
+        for (i, acc) in acc.chunks_exact_mut(c).take(span.pixels).enumerate() {
+            pixel(src, span.corner + i * span.step, taps, filter, c, acc);
+        }
+    }
+}
+
+/// One instruction set's pieces, as closures so that each set gets its own
+/// monomorphized driver with direct calls.
+pub struct Micro<R, E>
+where
+    R: Fn(&[i8], Span, &[(usize, usize)], &[i32], usize, &mut [i32]),
     E: Fn(&[i32], usize, &mut [i8], usize),
 {
-    /// `acc[ch] = Σ_taps src[corner + off + ch] · filter[tap][ch]` over all
-    /// `c` channels; the taps are (tap index, offset from the corner).
-    pub pixel: P,
+    /// For each pixel `i` of the span and each of the `c` channels,
+    /// `acc[i·c + ch] = Σ_taps src[corner_i + off + ch] · filter[tap][ch]`.
+    pub row: R,
     /// Requantize `pixels` rows of accumulators `stride` apart into `out`.
     pub epilogue: E,
 }
 
-pub fn depthwise_conv2d<P, E>(
+pub fn depthwise_conv2d<R, E>(
     k: &DepthwiseConv2d,
     input: &[i8],
     output: &mut [i8],
-    m: Micro<P, E>,
+    m: Micro<R, E>,
 ) -> Result<(), KernelError>
 where
-    P: Fn(&[i8], usize, &[(usize, usize)], &[i32], usize, &mut [i32]),
+    R: Fn(&[i8], Span, &[(usize, usize)], &[i32], usize, &mut [i32]),
     E: Fn(&[i32], usize, &mut [i8], usize),
 {
     let (is, os, w) = (k.input, k.output, k.window);
@@ -96,17 +141,12 @@ where
     let (taps, acc) = (&scratch.taps, &mut scratch.acc);
     for b in 0..os.n {
         for oy in 0..os.h {
-            for ox in 0..os.w {
-                let corner = ((b * ph + oy * w.stride_h) * pw + ox * w.stride_w) * c;
-                (m.pixel)(
-                    src,
-                    corner,
-                    taps,
-                    &k.filter_i32,
-                    c,
-                    &mut acc[ox * c..(ox + 1) * c],
-                );
-            }
+            let span = Span {
+                corner: (b * ph + oy * w.stride_h) * pw * c,
+                step: w.stride_w * c,
+                pixels: os.w,
+            };
+            (m.row)(src, span, taps, &k.filter_i32, c, acc);
             let row = os.offset(b, oy, 0, 0);
             (m.epilogue)(acc, c, &mut output[row..row + os.w * c], os.w);
         }

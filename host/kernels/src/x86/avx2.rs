@@ -208,9 +208,9 @@ pub fn depthwise_conv2d(
         input,
         output,
         channels::Micro {
-            pixel: |src, corner, taps, filter, c, acc| unsafe {
+            row: channels::by_pixel(|src, corner, taps, filter, c, acc| unsafe {
                 depthwise_pixel(src, corner, taps, filter, c, acc)
-            },
+            }),
             epilogue: |acc, stride, out, pixels| {
                 let c = out.len() / pixels.max(1);
                 for (p, o) in out.chunks_exact_mut(c).enumerate() {

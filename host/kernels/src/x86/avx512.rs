@@ -10,7 +10,7 @@ use std::arch::x86_64::*;
 use crate::conv::Conv2d;
 use crate::depthwise::DepthwiseConv2d;
 use crate::drive::blocks::{self, MR};
-use crate::drive::channels;
+use crate::drive::channels::{self, Span};
 use crate::error::KernelError;
 use crate::fully_connected::FullyConnected;
 use crate::pack::{I8_LANES, Packed, PackedI8Rows, Runs};
@@ -53,15 +53,15 @@ fn gemm<const P: usize>(cols: [&[u8]; P], runs: Runs, w: &PackedI8Rows, acc: &mu
                     let wv = _mm512_loadu_si512(wp as *const _);
                     for p in 0..P {
                         let xv = _mm512_set1_epi32(std::ptr::read_unaligned(
-                            x[p].add(4 * u) as *const i32,
+                            x[p].add(4 * u) as *const i32
                         ));
                         a[p] = _mm512_dpbusd_epi32(a[p], xv, wv);
                     }
                     wp = wp.add(I8_LANES);
                 }
             }
-            for p in 0..P {
-                _mm512_storeu_si512(acc.as_mut_ptr().add(p * stride + ob * 16) as *mut _, a[p]);
+            for (p, &a) in a.iter().enumerate() {
+                _mm512_storeu_si512(acc.as_mut_ptr().add(p * stride + ob * 16) as *mut _, a);
             }
         }
     }
@@ -106,6 +106,100 @@ pub fn fully_connected(
     blocks::fully_connected(k, packed, input, output, micro!(k))
 }
 
+/// A row of depthwise output pixels, sixteen channels at a time (the last
+/// block under a mask). 3×3 windows, the common case, keep their nine
+/// filter vectors in registers and run four pixels per pass.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+fn depthwise_row(
+    src: &[i8],
+    span: Span,
+    taps: &[(usize, usize)],
+    filter: &[i32],
+    c: usize,
+    acc: &mut [i32],
+) {
+    span.check(src, taps, filter, c, acc);
+    // SAFETY: `span.check` above bounds every pixel's taps and the
+    // accumulators, which is all the block kernels touch.
+    unsafe {
+        let mut ch = 0;
+        while ch < c {
+            let lanes = (c - ch).min(16);
+            let k: __mmask16 = if lanes == 16 { !0 } else { (1u16 << lanes) - 1 };
+            match <&[(usize, usize); 9]>::try_from(taps) {
+                Ok(nine) => depthwise_block::<9>(src, span, nine, filter, c, ch, k, acc),
+                Err(_) => {
+                    for i in 0..span.pixels {
+                        let base = src.as_ptr().add(span.corner + i * span.step + ch);
+                        let mut a = _mm512_setzero_si512();
+                        for &(tap, off) in taps {
+                            let x = _mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(k, base.add(off)));
+                            let f = _mm512_maskz_loadu_epi32(k, filter.as_ptr().add(tap * c + ch));
+                            a = _mm512_add_epi32(a, _mm512_mullo_epi32(x, f));
+                        }
+                        _mm512_mask_storeu_epi32(acc.as_mut_ptr().add(i * c + ch), k, a);
+                    }
+                }
+            }
+            ch += lanes;
+        }
+    }
+}
+
+/// One block of up to sixteen channels (`k`) from `ch` on, for a window of
+/// `T` taps, over the whole span.
+///
+/// # Safety
+/// `span.check` must have passed for these arguments.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn depthwise_block<const T: usize>(
+    src: &[i8],
+    span: Span,
+    taps: &[(usize, usize); T],
+    filter: &[i32],
+    c: usize,
+    ch: usize,
+    k: __mmask16,
+    acc: &mut [i32],
+) {
+    const PIX: usize = 4;
+    unsafe {
+        let f: [__m512i; T] =
+            taps.map(|(tap, _)| _mm512_maskz_loadu_epi32(k, filter.as_ptr().add(tap * c + ch)));
+        let offs: [usize; T] = taps.map(|(_, off)| off);
+        let base = |i: usize| src.as_ptr().add(span.corner + i * span.step + ch);
+        let out = acc.as_mut_ptr();
+        let store = |i: usize, a: __m512i| _mm512_mask_storeu_epi32(out.add(i * c + ch), k, a);
+        let mut i = 0;
+        while i + PIX <= span.pixels {
+            let b: [*const i8; PIX] = std::array::from_fn(|p| base(i + p));
+            let mut a = [_mm512_setzero_si512(); PIX];
+            for t in 0..T {
+                for p in 0..PIX {
+                    let x = _mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(k, b[p].add(offs[t])));
+                    a[p] = _mm512_add_epi32(a[p], _mm512_mullo_epi32(x, f[t]));
+                }
+            }
+            for (p, &a) in a.iter().enumerate() {
+                store(i + p, a);
+            }
+            i += PIX;
+        }
+        while i < span.pixels {
+            let b = base(i);
+            let mut a = _mm512_setzero_si512();
+            for t in 0..T {
+                let x = _mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(k, b.add(offs[t])));
+                a = _mm512_add_epi32(a, _mm512_mullo_epi32(x, f[t]));
+            }
+            store(i, a);
+            i += 1;
+        }
+    }
+}
+
 pub fn depthwise_conv2d(
     k: &DepthwiseConv2d,
     input: &[i8],
@@ -120,8 +214,8 @@ pub fn depthwise_conv2d(
         input,
         output,
         channels::Micro {
-            pixel: |src, corner, taps, filter, c, acc| unsafe {
-                avx2::depthwise_pixel(src, corner, taps, filter, c, acc)
+            row: |src, span, taps, filter, c, acc| unsafe {
+                depthwise_row(src, span, taps, filter, c, acc)
             },
             epilogue: |acc, stride, out, pixels| unsafe {
                 epilogue!(k).rows512(acc, stride, out, pixels)

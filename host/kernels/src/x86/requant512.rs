@@ -107,7 +107,11 @@ impl Lanes {
         {
             // The only saturating case of the high half (a = m = i32::MIN)
             // cannot occur: m ≥ 0. The left shift wraps, as in the reference.
-            let x = if DOUBLE { _mm512_sllv_epi32(x, self.left) } else { x };
+            let x = if DOUBLE {
+                _mm512_sllv_epi32(x, self.left)
+            } else {
+                x
+            };
             let pe = _mm512_mul_epi32(x, self.m.0);
             let po = _mm512_mul_epi32(_mm512_srli_epi64::<32>(x), self.m.1);
             if DOUBLE {
