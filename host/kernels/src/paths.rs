@@ -254,8 +254,10 @@ fn check_depthwise(
 proptest! {
     #![proptest_config(ProptestConfig { cases: 96, ..ProptestConfig::default() })]
 
+    /// Weights of zero point 0 (every int8 model: symmetric weights) take
+    /// the i8 block GEMM; half the cases have them.
     #[test]
-    fn fully_connected_paths_match_the_reference(batches in 1usize..=5, depth in 1usize..=300, units in 1usize..=37, seed in any::<u64>(), zp in -128i32..=127, wzp in -20i32..=20, per_channel in any::<bool>(), double in any::<bool>()) {
+    fn fully_connected_paths_match_the_reference(batches in 1usize..=5, depth in 1usize..=300, units in 1usize..=90, seed in any::<u64>(), zp in -128i32..=127, wzp in prop_oneof![Just(0i32), -20i32..=20], per_channel in any::<bool>(), double in any::<bool>()) {
         let rounding = if double { Rounding::Double } else { Rounding::Single };
         let spec = FullyConnectedSpec {
             batches,

@@ -67,6 +67,59 @@ fn gemm<const P: usize>(cols: [&[u8]; P], runs: Runs, w: &PackedI8Rows, acc: &mu
     }
 }
 
+/// [`gemm`] for one patch (a fully connected layer at batch 1, a conv's
+/// leftover pixels): four blocks of rows per pass, so four independent
+/// `vpdpbusd` chains hide its latency where one patch alone would wait on it.
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+fn gemv(col: &[u8], runs: Runs, w: &PackedI8Rows, acc: &mut [i32]) {
+    runs.check(&[col], w);
+    assert!(w.data.len() >= w.blocks * w.k4 * I8_LANES);
+    assert!(acc.len() >= w.blocks * 16);
+    let whole = w.blocks / 4 * 4;
+    // SAFETY: every block passed lies below `w.blocks`, checked above.
+    unsafe {
+        for ob in (0..whole).step_by(4) {
+            gemv_blocks::<4>(col, runs, w, ob, acc);
+        }
+        for ob in whole..w.blocks {
+            gemv_blocks::<1>(col, runs, w, ob, acc);
+        }
+    }
+}
+
+/// Blocks `first..first + NB` of [`gemv`].
+///
+/// # Safety
+/// `gemv`'s checks must hold and `first + NB <= w.blocks`.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+unsafe fn gemv_blocks<const NB: usize>(
+    col: &[u8],
+    runs: Runs,
+    w: &PackedI8Rows,
+    first: usize,
+    acc: &mut [i32],
+) {
+    unsafe {
+        let mut wp: [*const i8; NB] =
+            std::array::from_fn(|b| w.data.as_ptr().add((first + b) * w.k4 * I8_LANES));
+        let mut a = [_mm512_setzero_si512(); NB];
+        for r in 0..runs.count {
+            let x = col.as_ptr().add(r * runs.step);
+            for u in 0..runs.len4 {
+                let xv = _mm512_set1_epi32(std::ptr::read_unaligned(x.add(4 * u) as *const i32));
+                for b in 0..NB {
+                    a[b] = _mm512_dpbusd_epi32(a[b], xv, _mm512_loadu_si512(wp[b] as *const _));
+                    wp[b] = wp[b].add(I8_LANES);
+                }
+            }
+        }
+        for (b, &a) in a.iter().enumerate() {
+            _mm512_storeu_si512(acc.as_mut_ptr().add((first + b) * 16) as *mut _, a);
+        }
+    }
+}
+
 /// This set's pieces for the block-GEMM driver.
 // SAFETY (all three closures): only built after AVX-512 VNNI was checked.
 macro_rules! micro {
@@ -74,7 +127,7 @@ macro_rules! micro {
         blocks::Micro {
             to_bytes: to_u8,
             gemm4: |cols, runs, w, acc| unsafe { gemm::<MR>(cols, runs, w, acc) },
-            gemm1: |col, runs, w, acc| unsafe { gemm::<1>([col], runs, w, acc) },
+            gemm1: |col, runs, w, acc| unsafe { gemv(col, runs, w, acc) },
             epilogue: |acc, stride, out, pixels| unsafe {
                 epilogue!($k).rows512(acc, stride, out, pixels)
             },
