@@ -278,10 +278,9 @@ mod tests {
 
 use crate::geometry::{Shape4, Window};
 
-/// The input as the vector kernels read it: with the window's padding made
-/// explicit (filled with the zero point, so padded taps contribute 0 after
-/// folding), or the input itself when no tap leaves it. Returns the buffer
-/// and its height and width.
+/// The input with the window's padding made explicit: `(data, ph, pw)` of
+/// shape `[n, ph, pw, c]`, padded with the zero point. Borrows `input` when
+/// no padding is needed.
 pub fn pad_input<'a>(
     input: &'a [i8],
     is: Shape4,
@@ -291,23 +290,60 @@ pub fn pad_input<'a>(
     zero_point: i8,
     buf: &'a mut Vec<i8>,
 ) -> (&'a [i8], usize, usize) {
-    let need_h = out_h.saturating_sub(1) * w.stride_h + (w.kernel_h - 1) * w.dilation_h + 1;
-    let need_w = out_w.saturating_sub(1) * w.stride_w + (w.kernel_w - 1) * w.dilation_w + 1;
-    if w.pad_top == 0 && w.pad_left == 0 && need_h <= is.h && need_w <= is.w {
+    let (ph, pw) = padded_size(is, w, out_h, out_w);
+    if w.pad_top == 0 && w.pad_left == 0 && (ph, pw) == (is.h, is.w) {
         return (input, is.h, is.w);
     }
-    let ph = need_h.max(w.pad_top + is.h);
-    let pw = need_w.max(w.pad_left + is.w);
-    buf.clear();
-    buf.resize(is.n * ph * pw * is.c, zero_point);
+    pad_convert(input, is, w, (ph, pw), zero_point, 0, buf, |s, d| {
+        d.copy_from_slice(s)
+    });
+    (buf, ph, pw)
+}
+
+/// Rows and columns of the padded input: enough for every window, and at
+/// least the whole input after the leading padding.
+pub fn padded_size(is: Shape4, w: &Window, out_h: usize, out_w: usize) -> (usize, usize) {
+    let need_h = out_h.saturating_sub(1) * w.stride_h + (w.kernel_h - 1) * w.dilation_h + 1;
+    let need_w = out_w.saturating_sub(1) * w.stride_w + (w.kernel_w - 1) * w.dilation_w + 1;
+    (need_h.max(w.pad_top + is.h), need_w.max(w.pad_left + is.w))
+}
+
+/// Writes the input padded to `(ph, pw)` into `buf` as `[n, ph, pw, c]`,
+/// each input row converted by `put` and the padding cells set to `fill`,
+/// followed by `slack` more cells. Only the borders are filled, not the
+/// whole buffer: every cell is written once.
+#[allow(clippy::too_many_arguments)]
+pub fn pad_convert<T: Copy>(
+    input: &[i8],
+    is: Shape4,
+    w: &Window,
+    (ph, pw): (usize, usize),
+    fill: T,
+    slack: usize,
+    buf: &mut Vec<T>,
+    put: impl Fn(&[i8], &mut [T]),
+) {
+    let row = pw * is.c;
+    let image = ph * row;
+    let total = is.n * image + slack;
+    if buf.len() != total {
+        buf.clear();
+        buf.resize(total, fill);
+    }
+    let (left, inner) = (w.pad_left * is.c, is.w * is.c);
     for b in 0..is.n {
+        let img = &mut buf[b * image..(b + 1) * image];
+        img[..w.pad_top * row].fill(fill);
+        img[(w.pad_top + is.h) * row..].fill(fill);
         for y in 0..is.h {
-            let src = &input[is.offset(b, y, 0, 0)..is.offset(b, y, 0, 0) + is.w * is.c];
-            let dst = ((b * ph + y + w.pad_top) * pw + w.pad_left) * is.c;
-            buf[dst..dst + src.len()].copy_from_slice(src);
+            let r = &mut img[(w.pad_top + y) * row..(w.pad_top + y + 1) * row];
+            r[..left].fill(fill);
+            r[left + inner..].fill(fill);
+            let at = is.offset(b, y, 0, 0);
+            put(&input[at..at + inner], &mut r[left..left + inner]);
         }
     }
-    (buf, ph, pw)
+    buf[is.n * image..].fill(fill);
 }
 
 /// An output pixel `[b, oy, ox]`, walked in row-major order by

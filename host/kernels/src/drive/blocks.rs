@@ -7,7 +7,7 @@
 use crate::conv::Conv2d;
 use crate::error::{KernelError, check_len};
 use crate::fully_connected::FullyConnected;
-use crate::pack::{PackedI8Rows, Pixel, Runs, gather_window, pad_input};
+use crate::pack::{PackedI8Rows, Pixel, Runs, gather_window, pad_convert, padded_size};
 
 /// Output pixels computed together, sharing each weight load.
 pub const MR: usize = 4;
@@ -55,7 +55,7 @@ where
     let mut guard = k.scratch.lock().unwrap_or_else(|p| p.into_inner());
     let scratch = &mut *guard;
     let zp = (-k.input_offset).clamp(-128, 127) as i8;
-    let (src, ph, pw) = pad_input(input, is, &w, os.h, os.w, zp, &mut scratch.padded);
+    let (ph, pw) = padded_size(is, &w, os.h, os.w);
     let kp = 4 * packed.k4;
     let stride = packed.padded_rows();
     // Padding lanes meet zero weights, so their value does not matter.
@@ -67,8 +67,18 @@ where
     // weights to whole groups of 4 (a pointwise conv: one run). A run may
     // read up to 3 bytes past its row, so the buffer has that much slack;
     // those bytes meet zero weights. Otherwise windows are gathered.
-    scratch.shifted.resize(src.len() + 3, 0);
-    (m.to_bytes)(src, &mut scratch.shifted[..src.len()]);
+    let mut fill = [0u8];
+    (m.to_bytes)(&[zp], &mut fill);
+    pad_convert(
+        input,
+        is,
+        &w,
+        (ph, pw),
+        fill[0],
+        3,
+        &mut scratch.shifted,
+        &m.to_bytes,
+    );
     let row4 = (w.kernel_w * is.c).div_ceil(4);
     let in_place =
         w.dilation_w == 1 && packed.kernel_rows == w.kernel_h && packed.k4 == w.kernel_h * row4;
