@@ -103,7 +103,7 @@ impl Lanes {
     /// loop is compiled for one.
     #[inline]
     #[target_feature(enable = "avx512f")]
-    fn apply<const DOUBLE: bool>(&self, x: __m512i) -> __m512i {
+    fn apply<const DOUBLE: bool, const LEFT: bool>(&self, x: __m512i) -> __m512i {
         {
             // The only saturating case of the high half (a = m = i32::MIN)
             // cannot occur: m ≥ 0. The left shift wraps, as in the reference.
@@ -182,11 +182,14 @@ impl Epilogue<'_> {
                     Rounding::Single => Lanes::single(vm, vs),
                     Rounding::Double => Lanes::double(vm, vs),
                 };
+                // Multipliers below one (nearly all) shift only right.
+                let left = _mm512_test_epi32_mask(lanes_of.left, lanes_of.left) != 0;
                 for p in 0..pixels {
                     let x = _mm512_add_epi32(ld(acc.as_ptr().add(p * acc_stride)), b);
-                    let r = match self.rounding {
-                        Rounding::Single => lanes_of.apply::<false>(x),
-                        Rounding::Double => lanes_of.apply::<true>(x),
+                    let r = match (self.rounding, left) {
+                        (Rounding::Single, _) => lanes_of.apply::<false, false>(x),
+                        (Rounding::Double, false) => lanes_of.apply::<true, false>(x),
+                        (Rounding::Double, true) => lanes_of.apply::<true, true>(x),
                     };
                     let y = _mm512_min_epi32(_mm512_max_epi32(_mm512_add_epi32(r, vo), vmin), vmax);
                     // In int8 range after the clamp, so the narrowing is exact. It
@@ -240,8 +243,8 @@ impl Epilogue<'_> {
                 let x = _mm512_inserti64x4::<1>(_mm512_castsi256_si512(row(p)), row(p + 1));
                 let x = _mm512_add_epi32(x, b);
                 let r = match self.rounding {
-                    Rounding::Single => lanes.apply::<false>(x),
-                    Rounding::Double => lanes.apply::<true>(x),
+                    Rounding::Single => lanes.apply::<false, false>(x),
+                    Rounding::Double => lanes.apply::<true, true>(x),
                 };
                 let y = _mm512_min_epi32(_mm512_max_epi32(_mm512_add_epi32(r, vo), vmin), vmax);
                 let dst = out.as_mut_ptr().add(p * 8);
