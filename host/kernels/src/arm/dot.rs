@@ -99,10 +99,13 @@ macro_rules! micro {
     ($k:expr) => {
         blocks::Micro {
             to_bytes: as_bytes,
-            gemm4: |cols, runs, w, acc| unsafe { gemm::<MR>(cols, runs, w, acc) },
-            gemm1: |col, runs, w, acc| unsafe { gemm::<1>([col], runs, w, acc) },
-            epilogue: |acc, stride, out, pixels| unsafe {
-                epilogue_rows($k, acc, stride, out, pixels)
+            gemm4: |cols, runs, w, acc, out| unsafe {
+                gemm::<MR>(cols, runs, w, acc);
+                epilogue_rows($k, acc, w.padded_rows(), out, MR)
+            },
+            gemm1: |col, runs, w, acc, out| unsafe {
+                gemm::<1>([col], runs, w, acc);
+                epilogue_rows($k, acc, w.padded_rows(), out, 1)
             },
         }
     };

@@ -1,7 +1,6 @@
 //! Conv and fully connected as a broadcast GEMM over 16-row blocks of i8
-//! weights: patches of [`MR`] pixels share each weight load, and a tile of
-//! [`TILE`] pixels is requantized in one call, so the long dependency chain
-//! of the requantization overlaps across pixels. Where the kernel rows allow
+//! weights: patches of [`MR`] pixels share each weight load, and each set
+//! requantizes them as it sees fit (AVX-512 straight from its registers). Where the kernel rows allow
 //! it, windows are read in place from the converted input, not copied.
 
 use crate::conv::Conv2d;
@@ -12,42 +11,36 @@ use crate::pack::{PackedI8Rows, Pixel, Runs, gather_window, pad_convert, padded_
 /// Output pixels computed together, sharing each weight load.
 pub const MR: usize = 4;
 
-/// Output pixels requantized together (a multiple of `MR`).
-pub const TILE: usize = 32;
-
 /// One instruction set's pieces, as closures so that each set gets its own
 /// monomorphized driver with direct calls.
-pub struct Micro<B, G4, G1, E>
+pub struct Micro<B, G4, G1>
 where
     B: Fn(&[i8], &mut [u8]),
-    G4: Fn([&[u8]; MR], Runs, &PackedI8Rows, &mut [i32]),
-    G1: Fn(&[u8], Runs, &PackedI8Rows, &mut [i32]),
-    E: Fn(&[i32], usize, &mut [i8], usize),
+    G4: Fn([&[u8]; MR], Runs, &PackedI8Rows, &mut [i32], &mut [i8]),
+    G1: Fn(&[u8], Runs, &PackedI8Rows, &mut [i32], &mut [i8]),
 {
     /// The bytes the GEMM multiplies (u8 shifted by 128 for `vpdpbusd`, as
     /// they are for `sdot`).
     pub to_bytes: B,
-    /// `MR` patches, laid out as the runs say, against every weight block;
-    /// rows of `padded_rows()`.
+    /// `MR` patches, laid out as the runs say, against every weight block,
+    /// requantized into `out` (`MR` pixels of `rows` channels); `acc` is
+    /// scratch of `MR · padded_rows()` accumulators.
     pub gemm4: G4,
-    /// One patch against every weight block.
+    /// The same for one patch and one pixel.
     pub gemm1: G1,
-    /// Requantize `pixels` rows of accumulators `stride` apart into `out`.
-    pub epilogue: E,
 }
 
-pub fn conv2d<B, G4, G1, E>(
+pub fn conv2d<B, G4, G1>(
     k: &Conv2d,
     packed: &PackedI8Rows,
     input: &[i8],
     output: &mut [i8],
-    m: Micro<B, G4, G1, E>,
+    m: Micro<B, G4, G1>,
 ) -> Result<(), KernelError>
 where
     B: Fn(&[i8], &mut [u8]),
-    G4: Fn([&[u8]; MR], Runs, &PackedI8Rows, &mut [i32]),
-    G1: Fn(&[u8], Runs, &PackedI8Rows, &mut [i32]),
-    E: Fn(&[i32], usize, &mut [i8], usize),
+    G4: Fn([&[u8]; MR], Runs, &PackedI8Rows, &mut [i32], &mut [i8]),
+    G1: Fn(&[u8], Runs, &PackedI8Rows, &mut [i32], &mut [i8]),
 {
     let (is, os, w) = (k.input, k.output, k.window);
     check_len("conv2d", "input", input.len(), is.len().unwrap_or(0))?;
@@ -60,7 +53,7 @@ where
     let stride = packed.padded_rows();
     // Padding lanes meet zero weights, so their value does not matter.
     scratch.col8.resize(MR * kp, 0);
-    scratch.acc.resize(TILE * stride, 0);
+    scratch.acc.resize(MR * stride, 0);
     let pixels = os.n * os.h * os.w;
     // The (padded) input is converted once. Without horizontal dilation a
     // window is read in place, one run per kernel row, each padded in the
@@ -100,65 +93,58 @@ where
     let (cols, acc, shifted) = (&mut scratch.col8, &mut scratch.acc, &scratch.shifted);
     let corner = |at: Pixel| ((at.b * ph + at.oy * w.stride_h) * pw + at.ox * w.stride_w) * is.c;
     let mut at = Pixel::default();
-    let mut tile = 0;
-    while tile < pixels {
-        let in_tile = (pixels - tile).min(TILE);
-        let mut done = 0;
-        while done < in_tile {
-            let n = (in_tile - done).min(MR);
-            let mut starts = [0usize; MR];
-            for (p, start) in starts.iter_mut().enumerate().take(n) {
-                if in_place {
-                    *start = corner(at);
-                } else {
-                    let col = &mut cols[p * kp..(p + 1) * kp];
-                    gather_window(shifted, ph, pw, is.c, &w, at, col, |s, d| {
-                        d.copy_from_slice(s)
-                    });
-                }
-                at.advance(os.h, os.w);
-            }
-            let patch = |p: usize| -> &[u8] {
-                if in_place {
-                    &shifted[starts[p]..]
-                } else {
-                    &cols[p * kp..(p + 1) * kp]
-                }
-            };
-            let acc = &mut acc[done * stride..];
-            if n == MR {
-                (m.gemm4)([patch(0), patch(1), patch(2), patch(3)], runs, packed, acc);
+    let mut pix = 0;
+    while pix < pixels {
+        let n = (pixels - pix).min(MR);
+        let mut starts = [0usize; MR];
+        for (p, start) in starts.iter_mut().enumerate().take(n) {
+            if in_place {
+                *start = corner(at);
             } else {
-                for p in 0..n {
-                    (m.gemm1)(
-                        patch(p),
-                        runs,
-                        packed,
-                        &mut acc[p * stride..(p + 1) * stride],
-                    );
-                }
+                let col = &mut cols[p * kp..(p + 1) * kp];
+                gather_window(shifted, ph, pw, is.c, &w, at, col, |s, d| {
+                    d.copy_from_slice(s)
+                });
             }
-            done += n;
+            at.advance(os.h, os.w);
         }
-        let out = &mut output[tile * os.c..(tile + in_tile) * os.c];
-        (m.epilogue)(acc, stride, out, in_tile);
-        tile += in_tile;
+        let patch = |p: usize| -> &[u8] {
+            if in_place {
+                &shifted[starts[p]..]
+            } else {
+                &cols[p * kp..(p + 1) * kp]
+            }
+        };
+        let out = &mut output[pix * os.c..(pix + n) * os.c];
+        if n == MR {
+            (m.gemm4)(
+                [patch(0), patch(1), patch(2), patch(3)],
+                runs,
+                packed,
+                acc,
+                out,
+            );
+        } else {
+            for (p, out) in out.chunks_exact_mut(os.c).enumerate() {
+                (m.gemm1)(patch(p), runs, packed, acc, out);
+            }
+        }
+        pix += n;
     }
     Ok(())
 }
 
-pub fn fully_connected<B, G4, G1, E>(
+pub fn fully_connected<B, G4, G1>(
     k: &FullyConnected,
     packed: &PackedI8Rows,
     input: &[i8],
     output: &mut [i8],
-    m: Micro<B, G4, G1, E>,
+    m: Micro<B, G4, G1>,
 ) -> Result<(), KernelError>
 where
     B: Fn(&[i8], &mut [u8]),
-    G4: Fn([&[u8]; MR], Runs, &PackedI8Rows, &mut [i32]),
-    G1: Fn(&[u8], Runs, &PackedI8Rows, &mut [i32]),
-    E: Fn(&[i32], usize, &mut [i8], usize),
+    G4: Fn([&[u8]; MR], Runs, &PackedI8Rows, &mut [i32], &mut [i8]),
+    G1: Fn(&[u8], Runs, &PackedI8Rows, &mut [i32], &mut [i8]),
 {
     check_len("fully_connected", "input", input.len(), k.batches * k.depth)?;
     check_len(
@@ -180,8 +166,7 @@ where
         .zip(output.chunks_exact_mut(k.units))
     {
         (m.to_bytes)(row, &mut col[..k.depth]);
-        (m.gemm1)(col, Runs::contiguous(packed.k4), packed, acc);
-        (m.epilogue)(acc, stride, out, 1);
+        (m.gemm1)(col, Runs::contiguous(packed.k4), packed, acc, out);
     }
     Ok(())
 }

@@ -15,7 +15,7 @@ use crate::error::KernelError;
 use crate::fully_connected::FullyConnected;
 use crate::pack::{I8_LANES, Packed, PackedI8Rows, Runs};
 use crate::x86::avx2;
-use crate::x86::requant::epilogue;
+use crate::x86::requant::{Epilogue, epilogue};
 
 pub fn supported() -> bool {
     is_x86_feature_detected!("avx512f")
@@ -33,16 +33,25 @@ fn to_u8(src: &[i8], dst: &mut [u8]) {
     }
 }
 
-/// `acc[p][r] = Σ_k col[p][k] · w[r][k]` for `P` patches (u8, laid out as
-/// `runs` says), 16 rows per vector: the input is broadcast 4 bytes at a
-/// time, so no horizontal sums are needed.
-#[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
-fn gemm<const P: usize>(cols: [&[u8]; P], runs: Runs, w: &PackedI8Rows, acc: &mut [i32]) {
-    let stride = w.padded_rows();
+/// `Σ_k col[p][k] · w[r][k]` for `P` patches (u8, laid out as `runs`
+/// says), 16 rows per vector, requantized by `epi` straight from the
+/// registers into `out` (`P` pixels of `w.rows` channels): the input is
+/// broadcast 4 bytes at a time, so no horizontal sums are needed, and the
+/// requantization of one block overlaps the products of the next.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
+fn gemm<const P: usize>(
+    cols: [&[u8]; P],
+    runs: Runs,
+    w: &PackedI8Rows,
+    epi: &Epilogue,
+    out: &mut [i8],
+) {
+    let c = w.rows;
     runs.check(&cols, w);
     assert!(w.data.len() >= w.blocks * w.k4 * I8_LANES);
-    assert!(acc.len() >= (P - 1) * stride + w.blocks * 16);
-    // SAFETY: the loads and stores stay inside the lengths checked above.
+    assert!(out.len() >= P * c && w.blocks * 16 >= c);
+    // SAFETY: the loads stay inside the lengths checked above, and each
+    // block's store covers channels below `c` of a pixel below `P`.
     unsafe {
         for ob in 0..w.blocks {
             let mut wp = w.data.as_ptr().add(ob * w.k4 * I8_LANES);
@@ -60,16 +69,18 @@ fn gemm<const P: usize>(cols: [&[u8]; P], runs: Runs, w: &PackedI8Rows, acc: &mu
                     wp = wp.add(I8_LANES);
                 }
             }
+            let block = epi.block512(ob * 16, c);
             for (p, &a) in a.iter().enumerate() {
-                _mm512_storeu_si512(acc.as_mut_ptr().add(p * stride + ob * 16) as *mut _, a);
+                block.store(a, out.as_mut_ptr().add(p * c + ob * 16));
             }
         }
     }
 }
 
-/// [`gemm`] for one patch (a fully connected layer at batch 1, a conv's
-/// leftover pixels): four blocks of rows per pass, so four independent
-/// `vpdpbusd` chains hide its latency where one patch alone would wait on it.
+/// `acc[r] = Σ_k col[k] · w[r][k]` for one patch (a fully connected layer
+/// at batch 1, a conv's leftover pixels): four blocks of rows per pass, so
+/// four independent `vpdpbusd` chains hide its latency where one patch
+/// alone would wait on it.
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
 fn gemv(col: &[u8], runs: Runs, w: &PackedI8Rows, acc: &mut [i32]) {
     runs.check(&[col], w);
@@ -126,10 +137,12 @@ macro_rules! micro {
     ($k:expr) => {
         blocks::Micro {
             to_bytes: to_u8,
-            gemm4: |cols, runs, w, acc| unsafe { gemm::<MR>(cols, runs, w, acc) },
-            gemm1: |col, runs, w, acc| unsafe { gemv(col, runs, w, acc) },
-            epilogue: |acc, stride, out, pixels| unsafe {
-                epilogue!($k).rows512(acc, stride, out, pixels)
+            gemm4: |cols, runs, w, _acc, out| unsafe {
+                gemm::<MR>(cols, runs, w, &epilogue!($k), out)
+            },
+            gemm1: |col, runs, w, acc, out| unsafe {
+                gemv(col, runs, w, acc);
+                epilogue!($k).row512(acc, out)
             },
         }
     };

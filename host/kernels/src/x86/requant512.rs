@@ -254,6 +254,85 @@ impl Epilogue<'_> {
     }
 }
 
+/// The requantization of one block of up to sixteen channels, set up once
+/// for accumulators that are still in registers (the fused GEMM epilogue).
+#[derive(Clone, Copy)]
+pub(crate) struct Block {
+    lanes: Lanes,
+    bias: __m512i,
+    mask: __mmask16,
+    full: bool,
+    rounding: Rounding,
+    left: bool,
+    offset: __m512i,
+    min: __m512i,
+    max: __m512i,
+}
+
+impl Epilogue<'_> {
+    /// Channels `first..first + 16` (fewer at the end of `c`).
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512 F, BW and VL.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+    pub(crate) unsafe fn block512(&self, first: usize, c: usize) -> Block {
+        let (bias, q) = (self.bias, self.multipliers);
+        assert!(first < c && bias.len() >= c && q.multiplier.len() >= c && q.shift.len() >= c);
+        let lanes = (c - first).min(16);
+        let mask: __mmask16 = if lanes == 16 { !0 } else { (1u16 << lanes) - 1 };
+        // SAFETY: the masked lanes lie below `c` (checked above).
+        let ld = |p: *const i32| unsafe { _mm512_maskz_loadu_epi32(mask, p.add(first)) };
+        let (vm, vs) = (ld(q.multiplier.as_ptr()), ld(q.shift.as_ptr()));
+        let l = match self.rounding {
+            Rounding::Single => Lanes::single(vm, vs),
+            Rounding::Double => Lanes::double(vm, vs),
+        };
+        Block {
+            lanes: l,
+            bias: ld(bias.as_ptr()),
+            mask,
+            full: lanes == 16,
+            rounding: self.rounding,
+            left: _mm512_test_epi32_mask(l.left, l.left) != 0,
+            offset: _mm512_set1_epi32(self.offset),
+            min: _mm512_set1_epi32(self.min),
+            max: _mm512_set1_epi32(self.max),
+        }
+    }
+}
+
+impl Block {
+    /// Requantizes `acc` and stores the block's channels at `dst`.
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512 F, BW and VL, and `dst` must have room
+    /// for the block's channels.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+    pub(crate) unsafe fn store(&self, acc: __m512i, dst: *mut i8) {
+        let x = _mm512_add_epi32(acc, self.bias);
+        let r = match (self.rounding, self.left) {
+            (Rounding::Single, _) => self.lanes.apply::<false, false>(x),
+            (Rounding::Double, false) => self.lanes.apply::<true, false>(x),
+            (Rounding::Double, true) => self.lanes.apply::<true, true>(x),
+        };
+        let y = _mm512_min_epi32(
+            _mm512_max_epi32(_mm512_add_epi32(r, self.offset), self.min),
+            self.max,
+        );
+        let bytes = _mm512_cvtepi32_epi8(y);
+        // SAFETY: as the caller promises.
+        unsafe {
+            if self.full {
+                _mm_storeu_si128(dst as *mut __m128i, bytes);
+            } else {
+                _mm_mask_storeu_epi8(dst, self.mask, bytes);
+            }
+        }
+    }
+}
+
 /// For the property test: the row, as a plain function.
 #[cfg(test)]
 #[allow(clippy::too_many_arguments)]
