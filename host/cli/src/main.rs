@@ -4,6 +4,7 @@ mod cmd;
 mod gateway;
 mod locate;
 mod output;
+mod pinning;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -64,6 +64,10 @@ pub struct Args {
     /// Stop after this long (default: run until interrupted).
     #[arg(long)]
     duration_s: Option<f64>,
+    /// Pin the daemon's threads, round robin, to these cores (`1`, `0,2`,
+    /// `2-3`). Inference runs on them, so other services keep the rest.
+    #[arg(long, value_parser = crate::pinning::parse_cores)]
+    pin_cores: Option<crate::pinning::Cores>,
 }
 
 /// `<stem>.selftest.json` beside a plugin: `{"input": "path", "label": "yes"}`.
@@ -150,10 +154,13 @@ fn replay_inputs(dir: &Path) -> HashMap<&'static str, Vec<PathBuf>> {
 }
 
 pub fn run(ctx: &Context, a: Args) -> anyhow::Result<()> {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting tokio")?;
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    builder.enable_all();
+    if let Some(cores) = &a.pin_cores {
+        builder.on_thread_start(crate::pinning::pinner(cores.clone())?);
+        tracing::info!(cores = ?cores.0, "threads pinned");
+    }
+    let rt = builder.build().context("starting tokio")?;
     rt.block_on(serve(ctx, a))
 }
 
