@@ -77,6 +77,17 @@ fn for_each_window(
     }
 }
 
+/// `sum / count` rounded half away from zero, as TFLite, then clamped.
+#[inline(always)]
+fn average(sum: i32, count: i32, k: &Pool2d) -> i8 {
+    let avg = if sum > 0 {
+        (sum + count / 2) / count
+    } else {
+        (sum - count / 2) / count
+    };
+    avg.clamp(k.act_min, k.act_max) as i8
+}
+
 /// Scalar reference average pool; rounds half away from zero like TFLite.
 pub fn average_pool2d_scalar(
     k: &Pool2d,
@@ -101,12 +112,7 @@ pub fn average_pool2d_scalar(
                     acc += input[is.offset(b, y, x, c)] as i32;
                 }
             }
-            let avg = if acc > 0 {
-                (acc + count / 2) / count
-            } else {
-                (acc - count / 2) / count
-            };
-            output[os.offset(b, oy, ox, c)] = avg.clamp(k.act_min, k.act_max) as i8;
+            output[os.offset(b, oy, ox, c)] = average(acc, count, k);
         }
     });
     ensure!(OP, !empty, "a pooling window lies wholly in the padding");
@@ -146,12 +152,7 @@ pub fn average_pool2d(k: &Pool2d, input: &[i8], output: &mut [i8]) -> Result<(),
                 }
             }
             for (o, &a) in output[out + c0..out + c0 + n].iter_mut().zip(&acc[..n]) {
-                let avg = if a > 0 {
-                    (a + count / 2) / count
-                } else {
-                    (a - count / 2) / count
-                };
-                *o = avg.clamp(k.act_min, k.act_max) as i8;
+                *o = average(a, count, k);
             }
         }
     });

@@ -152,11 +152,6 @@ impl Epilogue<'_> {
         let (bias, q) = (self.bias, self.multipliers);
         assert!(bias.len() >= c && q.multiplier.len() >= c && q.shift.len() >= c);
         assert!(pixels == 0 || acc.len() >= (pixels - 1) * acc_stride + c);
-        let (vo, vmin, vmax) = (
-            _mm512_set1_epi32(self.offset),
-            _mm512_set1_epi32(self.min),
-            _mm512_set1_epi32(self.max),
-        );
         // Eight channels fill half a vector; pairs of pixels fill it whole
         // (MobileNet's first layers: a sixth of VWW's requantizations).
         let paired = if c == 8 { pixels / 2 * 2 } else { 0 };
@@ -171,38 +166,12 @@ impl Epilogue<'_> {
         // SAFETY: every lane loaded or stored is inside the slices (checked
         // above): whole blocks of 16, then the rest under a mask.
         unsafe {
-            let mut i = 0;
-            while i < c {
-                let lanes = (c - i).min(16);
-                let k: __mmask16 = if lanes == 16 { !0 } else { (1u16 << lanes) - 1 };
-                let ld = |p: *const i32| _mm512_maskz_loadu_epi32(k, p.add(i));
-                let b = ld(bias.as_ptr());
-                let (vm, vs) = (ld(q.multiplier.as_ptr()), ld(q.shift.as_ptr()));
-                let lanes_of = match self.rounding {
-                    Rounding::Single => Lanes::single(vm, vs),
-                    Rounding::Double => Lanes::double(vm, vs),
-                };
-                // Multipliers below one (nearly all) shift only right.
-                let left = _mm512_test_epi32_mask(lanes_of.left, lanes_of.left) != 0;
+            for i in (0..c).step_by(16) {
+                let block = self.block512(i, c);
                 for p in 0..pixels {
-                    let x = _mm512_add_epi32(ld(acc.as_ptr().add(p * acc_stride)), b);
-                    let r = match (self.rounding, left) {
-                        (Rounding::Single, _) => lanes_of.apply::<false, false>(x),
-                        (Rounding::Double, false) => lanes_of.apply::<true, false>(x),
-                        (Rounding::Double, true) => lanes_of.apply::<true, true>(x),
-                    };
-                    let y = _mm512_min_epi32(_mm512_max_epi32(_mm512_add_epi32(r, vo), vmin), vmax);
-                    // In int8 range after the clamp, so the narrowing is exact. It
-                    // narrows in a register: Zen 4 microcodes `vpmovdb` to memory.
-                    let bytes = _mm512_cvtepi32_epi8(y);
-                    let dst = out.as_mut_ptr().add(p * c + i);
-                    if lanes == 16 {
-                        _mm_storeu_si128(dst as *mut __m128i, bytes);
-                    } else {
-                        _mm_mask_storeu_epi8(dst, k, bytes);
-                    }
+                    let x = block.load(acc.as_ptr().add(p * acc_stride + i));
+                    block.store(x, out.as_mut_ptr().add(p * c + i));
                 }
-                i += lanes;
             }
         }
     }
@@ -303,6 +272,17 @@ impl Epilogue<'_> {
 }
 
 impl Block {
+    /// The block's accumulators at `src` (its lanes only).
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512 F, and `src` must hold the block's lanes.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    pub(crate) unsafe fn load(&self, src: *const i32) -> __m512i {
+        // SAFETY: as the caller promises.
+        unsafe { _mm512_maskz_loadu_epi32(self.mask, src) }
+    }
+
     /// Requantizes `acc` and stores the block's channels at `dst`.
     ///
     /// # Safety
@@ -321,6 +301,8 @@ impl Block {
             _mm512_max_epi32(_mm512_add_epi32(r, self.offset), self.min),
             self.max,
         );
+        // In int8 range after the clamp, so the narrowing is exact. It narrows
+        // in a register: Zen 4 microcodes `vpmovdb` to memory.
         let bytes = _mm512_cvtepi32_epi8(y);
         // SAFETY: as the caller promises.
         unsafe {
