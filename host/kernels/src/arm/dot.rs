@@ -14,7 +14,7 @@ use std::arch::asm;
 
 use crate::conv::Conv2d;
 use crate::depthwise::DepthwiseConv2d;
-use crate::drive::blocks::{self, MR};
+use crate::drive::blocks;
 use crate::error::KernelError;
 use crate::fully_connected::FullyConnected;
 use crate::pack::{I8_LANES, Packed, PackedI8Rows, Runs};
@@ -93,13 +93,16 @@ fn as_bytes(src: &[i8], dst: &mut [u8]) {
     }
 }
 
+/// Output pixels computed together, sharing each weight load.
+const MR: usize = 4;
+
 /// This set's pieces for the block-GEMM driver.
 // SAFETY (all three closures): only built after the CPU support was checked.
 macro_rules! micro {
     ($k:expr) => {
-        blocks::Micro {
+        blocks::Micro::<MR, _, _, _> {
             to_bytes: as_bytes,
-            gemm4: |cols, runs, w, acc, out| unsafe {
+            gemm_p: |cols, runs, w, acc, out| unsafe {
                 gemm::<MR>(cols, runs, w, acc);
                 epilogue_rows($k, acc, w.padded_rows(), out, MR)
             },

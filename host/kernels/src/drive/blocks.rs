@@ -1,5 +1,6 @@
 //! Conv and fully connected as a broadcast GEMM over 16-row blocks of i8
-//! weights: patches of [`MR`] pixels share each weight load, and each set
+//! weights: patches of `P` pixels (the set's choice) share each weight
+//! load, and each set
 //! requantizes them as it sees fit (AVX-512 straight from its registers). Where the kernel rows allow
 //! it, windows are read in place from the converted input, not copied.
 
@@ -8,38 +9,35 @@ use crate::error::{KernelError, check_len};
 use crate::fully_connected::FullyConnected;
 use crate::pack::{PackedI8Rows, Pixel, Runs, gather_window, pad_convert, padded_size};
 
-/// Output pixels computed together, sharing each weight load.
-pub const MR: usize = 4;
-
 /// One instruction set's pieces, as closures so that each set gets its own
 /// monomorphized driver with direct calls.
-pub struct Micro<B, G4, G1>
+pub struct Micro<const P: usize, B, GP, G1>
 where
     B: Fn(&[i8], &mut [u8]),
-    G4: Fn([&[u8]; MR], Runs, &PackedI8Rows, &mut [i32], &mut [i8]),
+    GP: Fn([&[u8]; P], Runs, &PackedI8Rows, &mut [i32], &mut [i8]),
     G1: Fn(&[u8], Runs, &PackedI8Rows, &mut [i32], &mut [i8]),
 {
     /// The bytes the GEMM multiplies (u8 shifted by 128 for `vpdpbusd`, as
     /// they are for `sdot`).
     pub to_bytes: B,
-    /// `MR` patches, laid out as the runs say, against every weight block,
-    /// requantized into `out` (`MR` pixels of `rows` channels); `acc` is
-    /// scratch of `MR · padded_rows()` accumulators.
-    pub gemm4: G4,
+    /// `P` patches, laid out as the runs say, against every weight block,
+    /// requantized into `out` (`P` pixels of `rows` channels); `acc` is
+    /// scratch of `P · padded_rows()` accumulators.
+    pub gemm_p: GP,
     /// The same for one patch and one pixel.
     pub gemm1: G1,
 }
 
-pub fn conv2d<B, G4, G1>(
+pub fn conv2d<const P: usize, B, GP, G1>(
     k: &Conv2d,
     packed: &PackedI8Rows,
     input: &[i8],
     output: &mut [i8],
-    m: Micro<B, G4, G1>,
+    m: Micro<P, B, GP, G1>,
 ) -> Result<(), KernelError>
 where
     B: Fn(&[i8], &mut [u8]),
-    G4: Fn([&[u8]; MR], Runs, &PackedI8Rows, &mut [i32], &mut [i8]),
+    GP: Fn([&[u8]; P], Runs, &PackedI8Rows, &mut [i32], &mut [i8]),
     G1: Fn(&[u8], Runs, &PackedI8Rows, &mut [i32], &mut [i8]),
 {
     let (is, os, w) = (k.input, k.output, k.window);
@@ -52,8 +50,8 @@ where
     let kp = 4 * packed.k4;
     let stride = packed.padded_rows();
     // Padding lanes meet zero weights, so their value does not matter.
-    scratch.col8.resize(MR * kp, 0);
-    scratch.acc.resize(MR * stride, 0);
+    scratch.col8.resize(P * kp, 0);
+    scratch.acc.resize(P * stride, 0);
     let pixels = os.n * os.h * os.w;
     // The (padded) input is converted once. Without horizontal dilation a
     // window is read in place, one run per kernel row, each padded in the
@@ -95,8 +93,8 @@ where
     let mut at = Pixel::default();
     let mut pix = 0;
     while pix < pixels {
-        let n = (pixels - pix).min(MR);
-        let mut starts = [0usize; MR];
+        let n = (pixels - pix).min(P);
+        let mut starts = [0usize; P];
         for (p, start) in starts.iter_mut().enumerate().take(n) {
             if in_place {
                 *start = corner(at);
@@ -116,14 +114,8 @@ where
             }
         };
         let out = &mut output[pix * os.c..(pix + n) * os.c];
-        if n == MR {
-            (m.gemm4)(
-                [patch(0), patch(1), patch(2), patch(3)],
-                runs,
-                packed,
-                acc,
-                out,
-            );
+        if n == P {
+            (m.gemm_p)(std::array::from_fn(patch), runs, packed, acc, out);
         } else {
             for (p, out) in out.chunks_exact_mut(os.c).enumerate() {
                 (m.gemm1)(patch(p), runs, packed, acc, out);
@@ -134,16 +126,16 @@ where
     Ok(())
 }
 
-pub fn fully_connected<B, G4, G1>(
+pub fn fully_connected<const P: usize, B, GP, G1>(
     k: &FullyConnected,
     packed: &PackedI8Rows,
     input: &[i8],
     output: &mut [i8],
-    m: Micro<B, G4, G1>,
+    m: Micro<P, B, GP, G1>,
 ) -> Result<(), KernelError>
 where
     B: Fn(&[i8], &mut [u8]),
-    G4: Fn([&[u8]; MR], Runs, &PackedI8Rows, &mut [i32], &mut [i8]),
+    GP: Fn([&[u8]; P], Runs, &PackedI8Rows, &mut [i32], &mut [i8]),
     G1: Fn(&[u8], Runs, &PackedI8Rows, &mut [i32], &mut [i8]),
 {
     check_len("fully_connected", "input", input.len(), k.batches * k.depth)?;

@@ -9,7 +9,7 @@ use std::arch::x86_64::*;
 
 use crate::conv::Conv2d;
 use crate::depthwise::DepthwiseConv2d;
-use crate::drive::blocks::{self, MR};
+use crate::drive::blocks;
 use crate::drive::channels::{self, Span};
 use crate::error::KernelError;
 use crate::fully_connected::FullyConnected;
@@ -131,13 +131,17 @@ unsafe fn gemv_blocks<const NB: usize>(
     }
 }
 
+/// Output pixels computed together, sharing each weight load. Eight
+/// measured twice as slow (registers spill with the fused requantization).
+const MR: usize = 4;
+
 /// This set's pieces for the block-GEMM driver.
 // SAFETY (all three closures): only built after AVX-512 VNNI was checked.
 macro_rules! micro {
     ($k:expr) => {
-        blocks::Micro {
+        blocks::Micro::<MR, _, _, _> {
             to_bytes: to_u8,
-            gemm4: |cols, runs, w, _acc, out| unsafe {
+            gemm_p: |cols, runs, w, _acc, out| unsafe {
                 gemm::<MR>(cols, runs, w, &epilogue!($k), out)
             },
             gemm1: |col, runs, w, acc, out| unsafe {
