@@ -119,6 +119,18 @@ unsafe fn dot_rows(col: &[i16], rows: &PackedRows, acc: &mut [i32]) {
     }
 }
 
+/// This set's pieces for the i16-row driver.
+// SAFETY (all three closures): only built after AVX2 support was checked.
+macro_rules! micro {
+    ($k:expr) => {
+        rows::Micro {
+            widen: |x, d| unsafe { widen(x, d) },
+            dot: |col, rows, acc| unsafe { dot_rows(col, rows, acc) },
+            epilogue: |acc, out| unsafe { epilogue!($k).row(acc, out) },
+        }
+    };
+}
+
 pub fn conv2d(k: &Conv2d, input: &[i8], output: &mut [i8]) -> Result<(), KernelError> {
     let Some(Packed::I16(packed)) = &k.packed else {
         return conv2d_scalar(k, input, output);
@@ -126,18 +138,7 @@ pub fn conv2d(k: &Conv2d, input: &[i8], output: &mut [i8]) -> Result<(), KernelE
     if !supported() {
         return conv2d_scalar(k, input, output);
     }
-    // SAFETY (all three closures): AVX2 was checked above.
-    rows::conv2d(
-        k,
-        packed,
-        input,
-        output,
-        rows::Micro {
-            widen: |x, d| unsafe { widen(x, d) },
-            dot: |col, rows, acc| unsafe { dot_rows(col, rows, acc) },
-            epilogue: |acc, out| unsafe { epilogue!(k).row(acc, out) },
-        },
-    )
+    rows::conv2d(k, packed, input, output, micro!(k))
 }
 
 pub fn fully_connected(
@@ -151,18 +152,7 @@ pub fn fully_connected(
     if !supported() {
         return fully_connected_scalar(k, input, output);
     }
-    // SAFETY (all three closures): AVX2 was checked above.
-    rows::fully_connected(
-        k,
-        packed,
-        input,
-        output,
-        rows::Micro {
-            widen: |x, d| unsafe { widen(x, d) },
-            dot: |col, rows, acc| unsafe { dot_rows(col, rows, acc) },
-            epilogue: |acc, out| unsafe { epilogue!(k).row(acc, out) },
-        },
-    )
+    rows::fully_connected(k, packed, input, output, micro!(k))
 }
 
 /// One output pixel of a depthwise conv across all `c` channels.
