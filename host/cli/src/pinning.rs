@@ -79,7 +79,10 @@ mod tests {
             std::fs::read_to_string("/proc/thread-self/status")
                 .unwrap()
                 .lines()
-                .find_map(|l| l.strip_prefix("Cpus_allowed_list:").map(|v| v.trim().to_string()))
+                .find_map(|l| {
+                    l.strip_prefix("Cpus_allowed_list:")
+                        .map(|v| v.trim().to_string())
+                })
         })
         .join()
         .unwrap();

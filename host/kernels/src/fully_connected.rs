@@ -144,6 +144,22 @@ impl FullyConnected {
     pub fn macs(&self) -> u64 {
         (self.batches * self.units * self.depth) as u64
     }
+
+    /// How many rows `input` and `output` hold. A layer prepared for
+    /// `batches` rows runs any whole number of rows, so that a plan can run
+    /// the same layer of several invocations as one GEMM.
+    pub fn rows(&self, input: &[i8], output: &[i8]) -> Result<usize, KernelError> {
+        ensure!(
+            OP,
+            input.len().is_multiple_of(self.depth),
+            "input holds {} elements, not whole rows of {}",
+            input.len(),
+            self.depth
+        );
+        let rows = input.len() / self.depth;
+        check_len(OP, "output", output.len(), rows * self.units)?;
+        Ok(rows)
+    }
 }
 
 /// Scalar reference.
@@ -152,8 +168,7 @@ pub fn fully_connected_scalar(
     input: &[i8],
     output: &mut [i8],
 ) -> Result<(), KernelError> {
-    check_len(OP, "input", input.len(), k.batches * k.depth)?;
-    check_len(OP, "output", output.len(), k.batches * k.units)?;
+    k.rows(input, output)?;
     for (row, out_row) in input
         .chunks_exact(k.depth)
         .zip(output.chunks_exact_mut(k.units))

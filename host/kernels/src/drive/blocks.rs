@@ -138,27 +138,38 @@ where
     GP: Fn([&[u8]; P], Runs, &PackedI8Rows, &mut [i32], &mut [i8]),
     G1: Fn(&[u8], Runs, &PackedI8Rows, &mut [i32], &mut [i8]),
 {
-    check_len("fully_connected", "input", input.len(), k.batches * k.depth)?;
-    check_len(
-        "fully_connected",
-        "output",
-        output.len(),
-        k.batches * k.units,
-    )?;
+    let rows = k.rows(input, output)?;
     let mut guard = k.scratch.lock().unwrap_or_else(|p| p.into_inner());
     let scratch = &mut *guard;
     let kp = 4 * packed.k4;
     let stride = packed.padded_rows();
+    // Bytes past `depth` in a row meet zero weights but must be defined.
+    let group = if rows >= P { P } else { 1 };
     scratch.col8.clear();
-    scratch.col8.resize(kp, 0);
-    scratch.acc.resize(stride, 0);
-    let (col, acc) = (&mut scratch.col8, &mut scratch.acc);
-    for (row, out) in input
+    scratch.col8.resize(group * kp, 0);
+    scratch.acc.resize(group * stride, 0);
+    let (cols, acc) = (&mut scratch.col8, &mut scratch.acc);
+    let runs = Runs::contiguous(packed.k4);
+    // Groups of `P` rows share each weight load, as pixels do in conv2d:
+    // batched invocations make fully connected layers a GEMM.
+    let mut row = 0;
+    while group == P && row + P <= rows {
+        for (p, col) in cols.chunks_exact_mut(kp).enumerate() {
+            let src = &input[(row + p) * k.depth..(row + p + 1) * k.depth];
+            (m.to_bytes)(src, &mut col[..k.depth]);
+        }
+        let patches = std::array::from_fn(|p| &cols[p * kp..(p + 1) * kp]);
+        let out = &mut output[row * k.units..(row + P) * k.units];
+        (m.gemm_p)(patches, runs, packed, acc, out);
+        row += P;
+    }
+    let col = &mut cols[..kp];
+    for (src, out) in input[row * k.depth..]
         .chunks_exact(k.depth)
-        .zip(output.chunks_exact_mut(k.units))
+        .zip(output[row * k.units..].chunks_exact_mut(k.units))
     {
-        (m.to_bytes)(row, &mut col[..k.depth]);
-        (m.gemm1)(col, Runs::contiguous(packed.k4), packed, acc, out);
+        (m.to_bytes)(src, &mut col[..k.depth]);
+        (m.gemm1)(col, runs, packed, acc, out);
     }
     Ok(())
 }

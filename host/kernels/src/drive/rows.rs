@@ -66,13 +66,7 @@ where
     D: Fn(&[i16], &PackedRows, &mut [i32]),
     E: Fn(&[i32], &mut [i8]),
 {
-    check_len("fully_connected", "input", input.len(), k.batches * k.depth)?;
-    check_len(
-        "fully_connected",
-        "output",
-        output.len(),
-        k.batches * k.units,
-    )?;
+    k.rows(input, output)?;
     let mut guard = k.scratch.lock().unwrap_or_else(|p| p.into_inner());
     let scratch = &mut *guard;
     scratch.col.clear();

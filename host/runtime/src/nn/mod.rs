@@ -3,6 +3,7 @@
 //! host function trap; `host.rs` binds these to the WIT interfaces.
 
 pub mod host;
+pub mod lanes;
 pub mod ops;
 pub mod plan;
 pub mod tensor;

@@ -892,8 +892,18 @@ impl PreparedOp {
 
     /// Run on the store's current activations.
     pub fn run(&self, st: &mut TensorStore, ks: &KernelSet) -> Result<(), NnFault> {
-        let a = self.inputs[0];
-        let o = self.output;
+        self.run_at(st, ks, |s| s)
+    }
+
+    /// Run with every operand span moved by `at`: one lane of a batch.
+    pub fn run_at(
+        &self,
+        st: &mut TensorStore,
+        ks: &KernelSet,
+        at: impl Fn(Span) -> Span,
+    ) -> Result<(), NnFault> {
+        let a = at(self.inputs[0]);
+        let o = at(self.output);
         let r = match &self.kernel {
             Kernel::Conv2d(k) => st.with_operands([a], o, |[i], out| (ks.conv2d)(k, i, out))?,
             Kernel::DepthwiseConv2d(k) => {
@@ -908,10 +918,10 @@ impl PreparedOp {
             Kernel::MaxPool2d(k) => {
                 st.with_operands([a], o, |[i], out| (ks.max_pool2d)(k, i, out))?
             }
-            Kernel::Add(k) => {
-                st.with_operands([a, self.inputs[1]], o, |[x, y], out| (ks.add)(k, x, y, out))?
-            }
-            Kernel::Mul(k) => st.with_operands([a, self.inputs[1]], o, |[x, y], out| {
+            Kernel::Add(k) => st.with_operands([a, at(self.inputs[1])], o, |[x, y], out| {
+                (ks.add)(k, x, y, out)
+            })?,
+            Kernel::Mul(k) => st.with_operands([a, at(self.inputs[1])], o, |[x, y], out| {
                 mul_scalar(k, x, y, out)
             })?,
             Kernel::Softmax(k) => st.with_operands([a], o, |[i], out| (ks.softmax)(k, i, out))?,
@@ -940,14 +950,22 @@ impl PreparedOp {
             Kernel::BatchToSpace(k) => st.with_operands([a], o, |[i], out| {
                 movement::batch_to_space(k, bytes(i), bytemuck::cast_slice_mut(out))
             })?,
-            Kernel::Concat(k) => st.with_many(&self.inputs, o, |ins, out| {
-                let mut xs: [&[u8]; movement::MAX_CONCAT_INPUTS] =
-                    [&[]; movement::MAX_CONCAT_INPUTS];
-                for (x, i) in xs.iter_mut().zip(ins) {
-                    *x = bytes(i);
+            Kernel::Concat(k) => {
+                // The concat kernel refused more inputs than this at prepare.
+                let mut spans = [o; TensorStore::MAX_MANY];
+                let n = self.inputs.len().min(spans.len());
+                for (d, &s) in spans.iter_mut().zip(&self.inputs) {
+                    *d = at(s);
                 }
-                movement::concat(k, &xs[..ins.len()], bytemuck::cast_slice_mut(out))
-            })?,
+                st.with_many(&spans[..n], o, |ins, out| {
+                    let mut xs: [&[u8]; movement::MAX_CONCAT_INPUTS] =
+                        [&[]; movement::MAX_CONCAT_INPUTS];
+                    for (x, i) in xs.iter_mut().zip(ins) {
+                        *x = bytes(i);
+                    }
+                    movement::concat(k, &xs[..ins.len()], bytemuck::cast_slice_mut(out))
+                })?
+            }
             Kernel::Copy if a == o => Ok(()),
             Kernel::Copy => st.with_operands([a], o, |[i], out| {
                 out.copy_from_slice(i);
@@ -955,6 +973,32 @@ impl PreparedOp {
             })?,
         };
         r.map_err(NnFault::from)
+    }
+
+    pub fn inputs(&self) -> &[Span] {
+        &self.inputs
+    }
+
+    pub fn output(&self) -> Span {
+        self.output
+    }
+
+    /// Multiply-accumulates per run of the layers that have them.
+    pub fn macs(&self) -> u64 {
+        match &self.kernel {
+            Kernel::Conv2d(k) => k.macs(),
+            Kernel::DepthwiseConv2d(k) => k.macs(),
+            Kernel::FullyConnected(k) => k.macs(),
+            _ => 0,
+        }
+    }
+
+    /// The layer, when this is a fully connected one.
+    pub fn fully_connected(&self) -> Option<&FullyConnected> {
+        match &self.kernel {
+            Kernel::FullyConnected(k) => Some(k),
+            _ => None,
+        }
     }
 
     /// Give back the operands and the quota.

@@ -3,6 +3,7 @@
 use gatehouse_kernels::{KernelSet, Semantics};
 
 use crate::nn::NnFault;
+use crate::nn::lanes;
 use crate::nn::ops::{OpDesc, PreparedOp};
 use crate::nn::tensor::{TensorKey, TensorStore};
 
@@ -53,12 +54,7 @@ impl Plan {
 
     pub fn run(&self, st: &mut TensorStore, ks: &KernelSet) -> Result<(), NnFault> {
         for (i, op) in self.ops.iter().enumerate() {
-            op.run(st, ks).map_err(|e| match e {
-                NnFault::Invalid(m) => {
-                    NnFault::Invalid(format!("operator {i} ({}): {m}", op.name()))
-                }
-                other => other,
-            })?;
+            op.run(st, ks).map_err(|e| name_error(i, op, e))?;
         }
         Ok(())
     }
@@ -66,7 +62,9 @@ impl Plan {
     /// Runs the plan once per whole `in_len`-byte input in `data`, each
     /// written to `input`, and returns the `output` bytes of every run back
     /// to back. `plan.invoke` and the native baseline of `gatehouse bench`
-    /// share this, so the two measure the same work.
+    /// share this, so the two measure the same work. Where it pays and
+    /// gives the same bytes, the runs go side by side in lanes
+    /// ([`lanes`](crate::nn::lanes)).
     pub fn run_batch(
         &self,
         st: &mut TensorStore,
@@ -88,6 +86,23 @@ impl Plan {
         result
             .try_reserve_exact(count * out_len)
             .map_err(|_| NnFault::QuotaExceeded("result too large".into()))?;
+        let (in_span, out_span) = (st.span(input)?, st.span(output)?);
+        if let Some(layout) = lanes::layout(&self.ops, st, in_span, out_span, count) {
+            for group in data.chunks(layout.lanes * in_len) {
+                lanes::run(
+                    &self.ops,
+                    st,
+                    ks,
+                    &layout,
+                    in_span,
+                    out_span,
+                    group,
+                    &mut result,
+                    name_error,
+                )?;
+            }
+            return Ok(result);
+        }
         for chunk in data.chunks_exact(in_len) {
             st.write(input, 0, chunk)?;
             self.run(st, ks)?;
@@ -100,5 +115,13 @@ impl Plan {
         for op in self.ops {
             op.release(st);
         }
+    }
+}
+
+/// Says which operator an argument error came from.
+fn name_error(i: usize, op: &PreparedOp, e: NnFault) -> NnFault {
+    match e {
+        NnFault::Invalid(m) => NnFault::Invalid(format!("operator {i} ({}): {m}", op.name())),
+        other => other,
     }
 }

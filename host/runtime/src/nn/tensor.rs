@@ -142,6 +142,26 @@ impl Span {
         self.len == 0
     }
 
+    /// The base slot the bytes live in.
+    pub fn base(&self) -> u32 {
+        self.base
+    }
+
+    /// Whether every byte of `inner` is a byte of `self`.
+    pub fn contains(&self, inner: &Span) -> bool {
+        self.base == inner.base
+            && self.offset <= inner.offset
+            && inner.offset + inner.len <= self.offset + self.len
+    }
+
+    /// The same bytes `by` further into the base (a lane of a widened base).
+    pub fn shifted(self, by: usize) -> Span {
+        Span {
+            offset: self.offset + by,
+            ..self
+        }
+    }
+
     /// Whether two spans share any byte.
     pub fn overlaps(&self, other: &Span) -> bool {
         self.base == other.base
@@ -376,6 +396,92 @@ impl TensorStore {
             }
             _ => Err(NnFault::StaleTensor("tensor storage vanished".into())),
         }
+    }
+
+    fn owned_mut(&mut self, base: u32) -> Option<&mut Box<[u8]>> {
+        match self
+            .slots
+            .get_mut(base as usize)
+            .and_then(|sl| sl.entry.as_mut())
+            .map(|e| &mut e.storage)
+        {
+            Some(Storage::Owned(b)) => Some(b),
+            _ => None,
+        }
+    }
+
+    /// Bytes in owned slot `base` (0 for anything else).
+    pub fn base_len(&self, base: u32) -> usize {
+        self.base_buf(base).len()
+    }
+
+    /// The bytes of a span, which may lie in any lane of a widened base.
+    pub fn span_bytes(&self, s: Span) -> Result<&[u8], NnFault> {
+        self.base_buf(s.base)
+            .get(s.offset..s.offset + s.len)
+            .ok_or_else(|| NnFault::StaleTensor("an operand's storage is gone".into()))
+    }
+
+    /// Write `data` over a whole span, which may lie in any lane.
+    pub fn write_span(&mut self, s: Span, data: &[u8]) -> Result<(), NnFault> {
+        if data.len() != s.len {
+            return Err(NnFault::invalid(format!(
+                "{} bytes for a {} byte tensor",
+                data.len(),
+                s.len
+            )));
+        }
+        self.owned_mut(s.base)
+            .and_then(|b| b.get_mut(s.offset..s.offset + s.len))
+            .ok_or_else(|| NnFault::StaleTensor("an operand's storage is gone".into()))?
+            .copy_from_slice(data);
+        Ok(())
+    }
+
+    /// Make room in owned slot `base` for `lanes` copies of its bytes, each
+    /// starting as a copy of the current ones, charged to the quota. Spans
+    /// [`shifted`](Span::shifted) by multiples of the returned stride address
+    /// the lanes. Pair with [`narrow`](Self::narrow) before the guest runs again.
+    pub fn widen(&mut self, base: u32, lanes: usize) -> Result<usize, NnFault> {
+        let stride = self
+            .owned_mut(base)
+            .map(|b| b.len())
+            .ok_or_else(|| NnFault::StaleTensor("a widened tensor is gone".into()))?;
+        let extra = stride
+            .checked_mul(lanes.saturating_sub(1))
+            .ok_or_else(|| NnFault::invalid("batch too large"))?;
+        self.charge(extra as u64, "a batch's lanes")?;
+        let mut wide = Vec::new();
+        if wide.try_reserve_exact(stride + extra).is_err() {
+            self.uncharge(extra as u64);
+            return Err(NnFault::QuotaExceeded(format!(
+                "the host could not allocate {} bytes",
+                stride + extra
+            )));
+        }
+        if let Some(b) = self.owned_mut(base) {
+            for _ in 0..lanes.max(1) {
+                wide.extend_from_slice(b);
+            }
+            *b = wide.into_boxed_slice();
+        }
+        Ok(stride)
+    }
+
+    /// Undo [`widen`](Self::widen): the slot keeps lane `keep`'s bytes, as
+    /// if the lanes had run one after another and `keep` had run last.
+    pub fn narrow(&mut self, base: u32, stride: usize, keep: usize) {
+        let Some(b) = self.owned_mut(base) else {
+            return;
+        };
+        let lanes = b.len() / stride.max(1);
+        if lanes <= 1 {
+            return;
+        }
+        let at = keep.min(lanes - 1) * stride;
+        let kept: Box<[u8]> = b[at..at + stride].into();
+        *b = kept;
+        self.uncharge((stride * (lanes - 1)) as u64);
     }
 
     fn check_owned(&self, s: &Span) -> Result<(), NnFault> {

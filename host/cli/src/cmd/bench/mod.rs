@@ -80,11 +80,12 @@ pub fn run(ctx: &Context, a: Args) -> anyhow::Result<()> {
     // On a terminal only: indicatif draws nothing when stderr is redirected.
     let warm = (a.iters / 10).max(3);
     let modes = if a.native { 2 } else { 1 };
-    let progress = indicatif::ProgressBar::new(((warm + a.iters.max(1)) * a.batch.len() * modes) as u64)
-        .with_style(
-            indicatif::ProgressStyle::with_template("{msg:>24} [{bar:40}] {pos}/{len} calls")
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-        );
+    let progress =
+        indicatif::ProgressBar::new(((warm + a.iters.max(1)) * a.batch.len() * modes) as u64)
+            .with_style(
+                indicatif::ProgressStyle::with_template("{msg:>24} [{bar:40}] {pos}/{len} calls")
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            );
     let mut points = Vec::new();
     for &batch in &a.batch {
         progress.set_message(format!("{name} batch {batch}"));
@@ -92,7 +93,10 @@ pub fn run(ctx: &Context, a: Args) -> anyhow::Result<()> {
             .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
             .collect();
         let plugin = measure(Mode::Plugin, batch, warm, a.iters, &progress, || {
-            instance.process(&input).map(drop).map_err(anyhow::Error::from)
+            instance
+                .process(&input)
+                .map(drop)
+                .map_err(anyhow::Error::from)
         })?;
         let native = if a.native {
             // Bit-exactness of the two paths is the tests' job; comparing
@@ -104,12 +108,17 @@ pub fn run(ctx: &Context, a: Args) -> anyhow::Result<()> {
             if from_plugin.as_deref() != Some(&from_host[..]) {
                 bail!("the native replay's output differs from the plugin's");
             }
-            Some(measure(Mode::Native, batch, warm, a.iters, &progress, || {
-                match instance.invoke_native(&input) {
+            Some(measure(
+                Mode::Native,
+                batch,
+                warm,
+                a.iters,
+                &progress,
+                || match instance.invoke_native(&input) {
                     Some(r) => r.map(drop).map_err(anyhow::Error::from),
                     None => bail!("the native plan went away"),
-                }
-            })?)
+                },
+            )?)
         } else {
             None
         };

@@ -53,9 +53,12 @@ pub fn draw(path: &Path, title: &str, points: &[Point]) -> anyhow::Result<()> {
         ))?
         .label(format!("{} median", mode.as_str()))
         .legend(move |(x, y)| PathElement::new([(x, y), (x + 16, y)], blue));
-        lat.draw_series(LineSeries::new(series(mode, |p| p.p99_us), red.stroke_width(2)))?
-            .label(format!("{} p99", mode.as_str()))
-            .legend(move |(x, y)| PathElement::new([(x, y), (x + 16, y)], red));
+        lat.draw_series(LineSeries::new(
+            series(mode, |p| p.p99_us),
+            red.stroke_width(2),
+        ))?
+        .label(format!("{} p99", mode.as_str()))
+        .legend(move |(x, y)| PathElement::new([(x, y), (x + 16, y)], red));
     }
     lat.configure_series_labels()
         .border_style(BLACK)
@@ -75,9 +78,12 @@ pub fn draw(path: &Path, title: &str, points: &[Point]) -> anyhow::Result<()> {
             continue;
         }
         let green = GREEN.mix(shade);
-        thr.draw_series(LineSeries::new(series(mode, |p| p.per_s), green.stroke_width(2)))?
-            .label(mode.as_str())
-            .legend(move |(x, y)| PathElement::new([(x, y), (x + 16, y)], green));
+        thr.draw_series(LineSeries::new(
+            series(mode, |p| p.per_s),
+            green.stroke_width(2),
+        ))?
+        .label(mode.as_str())
+        .legend(move |(x, y)| PathElement::new([(x, y), (x + 16, y)], green));
         thr.draw_series(
             series(mode, |p| p.per_s).map(move |(x, y)| Circle::new((x, y), 3, green.filled())),
         )?;
