@@ -1,13 +1,15 @@
 //! `hostile`: a test plugin that misbehaves on purpose, to prove the sandbox
 //! holds. The `mode` setting picks the misbehaviour; `process` performs it.
+//! It takes batches (`gatehouse:plugin/batched@0.2.0`), each input as
+//! `process` would, so misbehaviour inside a batch is tested too.
 //! Never deploy this.
 
 use std::cell::RefCell;
 
 use gatehouse_sdk::nn::{Dtype, Tensor, TensorDesc};
 use gatehouse_sdk::{
-    Config, Descriptor, Inference, InputKind, Plugin, PluginError, Stat, export_plugin, log,
-    setting,
+    Batch, Config, Descriptor, Inference, InputKind, Plugin, PluginError, Stat,
+    export_batched_plugin, log, setting,
 };
 
 struct Hostile;
@@ -47,6 +49,12 @@ impl Plugin for Hostile {
                 ..Inference::empty()
             }),
             "loop" => spin(),
+            // Echoes, but traps on an input whose first byte is 0xff.
+            "trap-on-ff" if input.first() == Some(&0xff) => panic!("input starts with 0xff"),
+            "trap-on-ff" => Ok(Inference {
+                output: Some(input),
+                ..Inference::empty()
+            }),
             "alloc" => {
                 // Grow linear memory a megabyte at a time, forever.
                 loop {
@@ -118,4 +126,13 @@ fn spin() -> ! {
     }
 }
 
-export_plugin!(Hostile);
+impl Batch for Hostile {
+    fn process_batch(inputs: Vec<Vec<u8>>) -> Vec<Result<Inference, PluginError>> {
+        inputs
+            .into_iter()
+            .map(<Hostile as Plugin>::process)
+            .collect()
+    }
+}
+
+export_batched_plugin!(Hostile);

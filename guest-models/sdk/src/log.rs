@@ -1,6 +1,6 @@
 //! Logging to the host, which tags every line with the plugin's name and version.
 
-use crate::bindings::gatehouse::plugin::log::{Level, log};
+use crate::bindings::gatehouse::plugin0_1_0::log::{Level, log};
 
 pub fn error(msg: &str) {
     log(Level::Error, msg);

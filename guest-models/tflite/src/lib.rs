@@ -1,13 +1,14 @@
 //! `tflite`: runs any supported int8 TensorFlow Lite model on raw input
-//! tensors. The host hands the model bytes to `init`.
+//! tensors. The host hands the model bytes to `init`. It implements
+//! `gatehouse:plugin@0.2.0`: a batch of requests is one `plan.invoke`.
 
 use std::cell::RefCell;
 
 use gatehouse_sdk::nn::Semantics;
 use gatehouse_sdk::tflite::{LoadOptions, Model};
 use gatehouse_sdk::{
-    Config, Descriptor, Inference, InputKind, Plugin, PluginError, Stat, export_plugin, log,
-    setting,
+    Batch, Config, Descriptor, Inference, InputKind, Plugin, PluginError, Stat,
+    export_batched_plugin, log, setting,
 };
 
 struct Tflite;
@@ -71,15 +72,7 @@ impl Plugin for Tflite {
         MODEL.with(|m| {
             let m = m.borrow();
             let model = m.as_ref().ok_or(PluginError::NotInitialized)?;
-            let want = model.input().byte_len;
-            if input.is_empty() || input.len() % want != 0 {
-                return Err(PluginError::InvalidInput(format!(
-                    "{} bytes is not a whole number of inputs: each is {want} bytes ({:?} {:?})",
-                    input.len(),
-                    model.input().shape,
-                    model.input().dtype
-                )));
-            }
+            whole_inputs(model, &input)?;
             let output = model
                 .invoke(&input)
                 .map_err(|e| PluginError::Kernel(e.message()))?;
@@ -107,4 +100,71 @@ impl Plugin for Tflite {
     }
 }
 
-export_plugin!(Tflite);
+/// The number of whole model inputs in `input`, or why it is not one.
+fn whole_inputs(model: &Model, input: &[u8]) -> Result<usize, PluginError> {
+    let want = model.input().byte_len;
+    if want == 0 || input.is_empty() || !input.len().is_multiple_of(want) {
+        return Err(PluginError::InvalidInput(format!(
+            "{} bytes is not a whole number of inputs: each is {want} bytes ({:?} {:?})",
+            input.len(),
+            model.input().shape,
+            model.input().dtype
+        )));
+    }
+    Ok(input.len() / want)
+}
+
+impl Batch for Tflite {
+    /// The valid requests' tensors go to the host in one `plan.invoke`;
+    /// each gets its own slice of the outputs. A malformed request gets its
+    /// own error and does not hold up the others.
+    fn process_batch(inputs: Vec<Vec<u8>>) -> Vec<Result<Inference, PluginError>> {
+        MODEL.with(|m| {
+            let m = m.borrow();
+            let Some(model) = m.as_ref() else {
+                return inputs
+                    .iter()
+                    .map(|_| Err(PluginError::NotInitialized))
+                    .collect();
+            };
+            let counts: Vec<Result<usize, PluginError>> =
+                inputs.iter().map(|i| whole_inputs(model, i)).collect();
+            let mut joined = Vec::with_capacity(inputs.iter().map(Vec::len).sum());
+            for (input, count) in inputs.iter().zip(&counts) {
+                if count.is_ok() {
+                    joined.extend_from_slice(input);
+                }
+            }
+            let outputs = if joined.is_empty() {
+                Ok(Vec::new())
+            } else {
+                model
+                    .invoke(&joined)
+                    .map_err(|e| PluginError::Kernel(e.message()))
+            };
+            let per_input = model.output().byte_len;
+            let mut at = 0;
+            counts
+                .into_iter()
+                .map(|count| {
+                    let count = count?;
+                    let outputs = outputs.as_ref().map_err(Clone::clone)?;
+                    let end = at + count * per_input;
+                    let output = outputs.get(at..end).ok_or_else(|| {
+                        PluginError::Kernel(format!(
+                            "the host returned {} output bytes, fewer than {end}",
+                            outputs.len()
+                        ))
+                    })?;
+                    at = end;
+                    Ok(Inference {
+                        output: Some(output.to_vec()),
+                        ..Inference::empty()
+                    })
+                })
+                .collect()
+        })
+    }
+}
+
+export_batched_plugin!(Tflite);

@@ -9,7 +9,7 @@ pub use crate::nn::NnFault;
 
 wasmtime::component::bindgen!({
     path: "../../wit",
-    world: "gatehouse:plugin/plugin",
+    world: "gatehouse:plugin/plugin@0.1.0",
     imports: { default: trappable },
     trappable_error_type: {
         "gatehouse:nn/tensors.nn-error" => NnFault,
@@ -21,4 +21,22 @@ wasmtime::component::bindgen!({
 });
 
 pub use gatehouse::nn::{ops, plan, tensors};
-pub use gatehouse::plugin::{clock, log, types};
+pub use gatehouse::plugin0_1_0::{clock, log, types};
+
+/// The `gatehouse:plugin/batched@0.2.0` world: 0.1.0's plus the `batch` export. Its
+/// imports are 0.1.0's, so they map onto the bindings above and one linker
+/// serves plugins of both versions.
+pub mod batched {
+    wasmtime::component::bindgen!({
+        path: "../../wit",
+        world: "gatehouse:plugin/batched@0.2.0",
+        with: {
+            "gatehouse:nn/tensors@0.1.0": super::tensors,
+            "gatehouse:nn/ops@0.1.0": super::ops,
+            "gatehouse:nn/plan@0.1.0": super::plan,
+            "gatehouse:plugin/types@0.1.0": super::types,
+            "gatehouse:plugin/log@0.1.0": super::log,
+            "gatehouse:plugin/clock@0.1.0": super::clock,
+        },
+    });
+}

@@ -21,6 +21,6 @@ pub use plugin::{
     Descriptor, Event, Inference, InitConfig, InputKind, Instance, Limits, LoadInfo, Plugin,
 };
 pub use registry::{
-    DeploySpec, Deployed, Expect, Policy, Prepared, Registry, RollbackHook, SelfTest, Served,
-    Status,
+    BatchPolicy, BatchStats, DeploySpec, Deployed, Deployment, Expect, Pending, Policy, Prepared,
+    Registry, RollbackHook, SelfTest, Served, Status,
 };

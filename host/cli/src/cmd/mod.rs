@@ -11,9 +11,10 @@ pub mod serve;
 pub mod stress;
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use anyhow::Context as _;
-use gatehouse_runtime::{Runtime, RuntimeConfig};
+use gatehouse_runtime::{BatchPolicy, Runtime, RuntimeConfig};
 
 use crate::locate;
 
@@ -37,6 +38,36 @@ impl Context {
             ..RuntimeConfig::default()
         })
         .context("starting the runtime")
+    }
+}
+
+/// How requests to plugins of the batched world are grouped.
+#[derive(clap::Args, Clone, Debug)]
+pub struct BatchArgs {
+    /// Largest batch a plugin of `gatehouse:plugin/batched@0.2.0` is handed
+    /// when requests queue up; 1 turns batching off.
+    #[arg(long, default_value_t = 32)]
+    pub max_batch: usize,
+    /// What a batched request may take from queueing to its result, in ms;
+    /// batches are sized to take at most half of it.
+    #[arg(long, default_value_t = 20.0)]
+    pub batch_budget_ms: f64,
+}
+
+impl BatchArgs {
+    pub fn policy(&self) -> anyhow::Result<BatchPolicy> {
+        let latency_budget =
+            Duration::try_from_secs_f64(self.batch_budget_ms / 1e3).map_err(|_| {
+                anyhow::anyhow!(
+                    "--batch-budget-ms {} is not a duration",
+                    self.batch_budget_ms
+                )
+            })?;
+        Ok(BatchPolicy {
+            max_batch: self.max_batch,
+            latency_budget,
+            ..BatchPolicy::default()
+        })
     }
 }
 

@@ -68,6 +68,8 @@ pub struct Args {
     /// `2-3`). Inference runs on them, so other services keep the rest.
     #[arg(long, value_parser = crate::pinning::parse_cores)]
     pin_cores: Option<crate::pinning::Cores>,
+    #[command(flatten)]
+    batching: super::BatchArgs,
 }
 
 /// `<stem>.selftest.json` beside a plugin: `{"input": "path", "label": "yes"}`.
@@ -169,6 +171,7 @@ async fn serve(ctx: &Context, a: Args) -> anyhow::Result<()> {
         ctx.runtime_with_memory((a.max_memory_mib as usize) << 20)?,
         Policy {
             pool_size: 2,
+            batching: a.batching.policy()?,
             ..Policy::default()
         },
     ));

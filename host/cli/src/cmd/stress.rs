@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use gatehouse_runtime::{DeploySpec, InitConfig, Policy, Registry};
+use gatehouse_runtime::{BatchStats, DeploySpec, Deployment, InitConfig, Policy, Registry};
 use serde_json::json;
 
 use super::Context;
@@ -27,6 +27,11 @@ pub struct Args {
     /// Request threads.
     #[arg(long, default_value_t = 4)]
     concurrency: usize,
+    /// Requests each thread keeps in flight, as a dispatcher of sensor
+    /// messages would. A plugin that takes batches needs more than one in
+    /// flight overall to get batches; others run each request on its thread.
+    #[arg(long, default_value_t = 1)]
+    in_flight: usize,
     /// Least time to keep the load on.
     #[arg(long, default_value_t = 10.0)]
     duration_s: f64,
@@ -39,6 +44,8 @@ pub struct Args {
     /// Plugin settings, KEY=VALUE.
     #[arg(long = "set", value_parser = super::run::parse_kv)]
     settings: Vec<(String, String)>,
+    #[command(flatten)]
+    batching: super::BatchArgs,
     /// Print the report as one JSON object.
     #[arg(long)]
     json: bool,
@@ -67,6 +74,7 @@ pub fn run(ctx: &Context, a: Args) -> anyhow::Result<()> {
         ctx.runtime()?,
         Policy {
             pool_size: a.concurrency.max(1),
+            batching: a.batching.policy()?,
             ..Policy::default()
         },
     ));
@@ -86,6 +94,7 @@ pub fn run(ctx: &Context, a: Args) -> anyhow::Result<()> {
         Arc::new(AtomicU64::new(0)),
     );
     let input = Arc::new(input);
+    let depth = a.in_flight.max(1);
     let workers: Vec<_> = (0..a.concurrency.max(1))
         .map(|_| {
             let (reg, stop, sent, ok, failed, input, name) = (
@@ -99,10 +108,34 @@ pub fn run(ctx: &Context, a: Args) -> anyhow::Result<()> {
             );
             std::thread::spawn(move || {
                 let mut lat = Vec::new();
-                while !stop.load(Ordering::Relaxed) {
-                    sent.fetch_add(1, Ordering::Relaxed);
-                    let t = Instant::now();
-                    match reg.infer(&name, &input) {
+                let mut flying = std::collections::VecDeque::with_capacity(depth);
+                loop {
+                    let stopping = stop.load(Ordering::Relaxed);
+                    if depth == 1 && !stopping {
+                        // One at a time: the plain call, as a handler would.
+                        sent.fetch_add(1, Ordering::Relaxed);
+                        let t = Instant::now();
+                        match reg.infer(&name, &input) {
+                            Ok(_) => {
+                                ok.fetch_add(1, Ordering::Relaxed);
+                                lat.push(t.elapsed().as_secs_f64() * 1e6);
+                            }
+                            Err(e) => {
+                                failed.fetch_add(1, Ordering::Relaxed);
+                                tracing::warn!("request failed: {e}");
+                            }
+                        }
+                        continue;
+                    }
+                    while !stopping && flying.len() < depth {
+                        sent.fetch_add(1, Ordering::Relaxed);
+                        flying.push_back((Instant::now(), reg.submit(&name, &input)));
+                    }
+                    // Once stopping, what is in flight is still received.
+                    let Some((t, pending)) = flying.pop_front() else {
+                        break;
+                    };
+                    match pending.wait() {
                         Ok(_) => {
                             ok.fetch_add(1, Ordering::Relaxed);
                             lat.push(t.elapsed().as_secs_f64() * 1e6);
@@ -122,6 +155,13 @@ pub fn run(ctx: &Context, a: Args) -> anyhow::Result<()> {
     let duration = Duration::from_secs_f64(a.duration_s.max(0.0));
     let gap = duration / (a.swaps + 1);
     let mut swap_ms = Vec::new();
+    let mut batched = BatchStats::default();
+    let mut count = |d: &Deployment| {
+        if let Some(s) = d.batching() {
+            batched.batches += s.batches;
+            batched.requests += s.requests;
+        }
+    };
     for i in 0..a.swaps {
         let due = gap * (i + 1);
         if let Some(wait) = due.checked_sub(start.elapsed()) {
@@ -132,6 +172,7 @@ pub fn run(ctx: &Context, a: Args) -> anyhow::Result<()> {
         } else {
             (&wasm_a, &a.plugin)
         };
+        let old = reg.active(&name).context("the plugin vanished")?;
         let t = Instant::now();
         reg.deploy(wasm, &origin.display().to_string(), spec.clone())?;
         // From the deploy call to the new version serving its first request.
@@ -146,6 +187,8 @@ pub fn run(ctx: &Context, a: Args) -> anyhow::Result<()> {
             std::thread::sleep(Duration::from_micros(50));
         };
         swap_ms.push(served.duration_since(t).as_secs_f64() * 1e3);
+        // Requests still finishing on the old version are not counted.
+        count(&old);
     }
     if let Some(rest) = duration.checked_sub(start.elapsed()) {
         std::thread::sleep(rest);
@@ -158,6 +201,9 @@ pub fn run(ctx: &Context, a: Args) -> anyhow::Result<()> {
             Ok(l) => latencies.extend(l),
             Err(_) => lost_workers += 1,
         }
+    }
+    if let Some(last) = reg.active(&name) {
+        count(&last);
     }
     let elapsed = start.elapsed().as_secs_f64();
     let (sent, ok, failed) = (
@@ -177,6 +223,8 @@ pub fn run(ctx: &Context, a: Args) -> anyhow::Result<()> {
         "latency_us_p50": percentile(&mut latencies, 0.5).round(),
         "latency_us_p99": percentile(&mut latencies, 0.99).round(),
         "per_s": (ok as f64 / elapsed * 10.0).round() / 10.0,
+        "mean_batch": (batched.batches > 0)
+            .then(|| (batched.requests as f64 / batched.batches as f64 * 100.0).round() / 100.0),
     });
     if a.json {
         println!("{report}");

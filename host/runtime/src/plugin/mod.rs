@@ -88,6 +88,9 @@ pub struct LoadInfo {
 struct PluginShared {
     runtime: Arc<Shared>,
     pre: bindings::PluginPre<InstanceState>,
+    /// Where a `gatehouse:plugin@0.2.0` plugin's `batch` export is; `None`
+    /// for a 0.1.0 plugin.
+    batch: Option<bindings::batched::BatchedIndices>,
     descriptor: Descriptor,
     limits: Limits,
     load: LoadInfo,
@@ -139,6 +142,7 @@ impl Runtime {
         let instance_pre = linker
             .instantiate_pre(&component)
             .map_err(|e| load_error(origin, e))?;
+        let batch = bindings::batched::BatchedIndices::new(&instance_pre).ok();
         let pre = bindings::PluginPre::new(instance_pre).map_err(|e| Error::Load {
             origin: origin.into(),
             reason: format!("does not implement the gatehouse:plugin@0.1.0 world: {e:#}"),
@@ -195,6 +199,7 @@ impl Runtime {
             shared: Arc::new(PluginShared {
                 runtime: sh.clone(),
                 pre,
+                batch,
                 descriptor,
                 limits,
                 load,
@@ -249,6 +254,11 @@ impl Plugin {
         self.shared.load
     }
 
+    /// Whether the plugin takes batches (`gatehouse:plugin@0.2.0`).
+    pub fn batches(&self) -> bool {
+        self.shared.batch.is_some()
+    }
+
     fn fail(&self, failure: Failure) -> Error {
         Error::Plugin {
             plugin: self.id().clone(),
@@ -272,7 +282,19 @@ impl Plugin {
         let mut store = new_store(&sh.runtime, &sh.pre, self.id(), &sh.limits);
         store.set_epoch_deadline(sh.runtime.ticks(sh.limits.init_deadline));
         store.data_mut().begin_call();
-        let bindings = match sh.pre.instantiate(&mut store) {
+        let linked = sh
+            .pre
+            .instance_pre()
+            .instantiate(&mut store)
+            .and_then(|instance| {
+                let bindings = bindings::Plugin::new(&mut store, &instance)?;
+                let batch = match &sh.batch {
+                    Some(ix) => Some(ix.load(&mut store, &instance)?),
+                    None => None,
+                };
+                Ok((bindings, batch))
+            });
+        let (bindings, batch) = match linked {
             Ok(b) => b,
             Err(e) => return Err(self.fail(classify(&store, e, sh.limits.init_deadline))),
         };
@@ -288,7 +310,11 @@ impl Plugin {
                 .collect(),
         };
         match bindings.call_init(&mut store, &wit_config) {
-            Ok(Ok(())) => Ok(Live { store, bindings }),
+            Ok(Ok(())) => Ok(Live {
+                store,
+                bindings,
+                batch,
+            }),
             Ok(Err(e)) => Err(self.fail(guest_failure(e))),
             Err(e) => Err(self.fail(classify(&store, e, sh.limits.init_deadline))),
         }
@@ -298,6 +324,7 @@ impl Plugin {
 struct Live {
     store: Store<InstanceState>,
     bindings: bindings::Plugin,
+    batch: Option<bindings::batched::Batched>,
 }
 
 /// One sandboxed instance of a plugin. Not shared between threads at once;
@@ -348,7 +375,14 @@ impl Instance {
         live.store.set_epoch_deadline(ticks);
         live.store.data_mut().begin_call();
         match live.bindings.call_process(&mut live.store, input) {
-            Ok(Ok(inf)) => Ok(Inference {
+            Ok(r) => self.outcome(r),
+            Err(trap) => Err(self.discard(trap, deadline)),
+        }
+    }
+
+    fn outcome(&self, r: Result<wt::Inference, wt::PluginError>) -> Result<Inference, Error> {
+        match r {
+            Ok(inf) => Ok(Inference {
                 label: inf.label,
                 scores: inf.scores.into_iter().map(|s| (s.label, s.score)).collect(),
                 score: inf.score,
@@ -363,7 +397,43 @@ impl Instance {
                     .collect(),
                 output: inf.output,
             }),
-            Ok(Err(e)) => Err(self.plugin.fail(guest_failure(e))),
+            Err(e) => Err(self.plugin.fail(guest_failure(e))),
+        }
+    }
+
+    /// Run the plugin on several inputs, one result each, in order: in one
+    /// `process-batch` call where the plugin has it (the call's deadline is
+    /// the per-call one times the inputs), else one `process` call each. A
+    /// trap fails the call, replaces the sandbox and is the outer error;
+    /// the caller decides whether to retry the inputs alone.
+    pub fn process_batch(
+        &mut self,
+        inputs: &[Vec<u8>],
+    ) -> Result<Vec<Result<Inference, Error>>, Error> {
+        if !self.plugin.batches() || inputs.len() < 2 {
+            return Ok(inputs.iter().map(|i| self.process(i)).collect());
+        }
+        let n = u32::try_from(inputs.len()).unwrap_or(u32::MAX);
+        let deadline = self.plugin.shared.limits.deadline.saturating_mul(n);
+        let ticks = self.plugin.shared.runtime.ticks(deadline);
+        let live = self.live()?;
+        live.store.set_epoch_deadline(ticks);
+        live.store.data_mut().begin_call();
+        let Some(batch) = &live.batch else {
+            return Err(self.plugin.fail(Failure::NotInitialized));
+        };
+        match batch
+            .gatehouse_plugin0_2_0_batch()
+            .call_process_batch(&mut live.store, inputs)
+        {
+            Ok(results) if results.len() == inputs.len() => {
+                Ok(results.into_iter().map(|r| self.outcome(r)).collect())
+            }
+            Ok(results) => Err(self.plugin.fail(Failure::Trap(format!(
+                "process-batch returned {} results for {} inputs",
+                results.len(),
+                inputs.len()
+            )))),
             Err(trap) => Err(self.discard(trap, deadline)),
         }
     }

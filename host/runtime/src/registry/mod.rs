@@ -8,6 +8,7 @@
 //! the new version is watched; if it fails too often it is rolled back to the
 //! previous one automatically.
 
+mod batcher;
 mod health;
 mod pool;
 
@@ -17,12 +18,14 @@ use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 
+pub use batcher::{BatchPolicy, BatchStats};
 pub use health::HealthPolicy;
 pub use pool::CircuitPolicy;
 
 use crate::engine::Runtime;
 use crate::error::{Error, PluginId};
 use crate::plugin::{Inference, InitConfig, Limits, Plugin};
+use batcher::Batcher;
 use health::Health;
 use pool::Pool;
 
@@ -33,6 +36,8 @@ pub struct Policy {
     pub pool_size: usize,
     pub health: HealthPolicy,
     pub circuit: CircuitPolicy,
+    /// How requests to plugins that take batches are grouped.
+    pub batching: BatchPolicy,
 }
 
 /// What a deployment must show before it serves.
@@ -85,6 +90,8 @@ pub type RollbackHook = Box<dyn Fn(&PluginId, &PluginId) + Send + Sync>;
 pub struct Deployment {
     plugin: Plugin,
     pool: Pool,
+    /// For plugins that take batches, when the policy batches.
+    batcher: Option<Batcher>,
     health: Health,
     deployed_at: Instant,
     first_served: OnceLock<Instant>,
@@ -107,6 +114,11 @@ impl Deployment {
 
     pub fn deployed_at(&self) -> Instant {
         self.deployed_at
+    }
+
+    /// Batches and requests run so far, for a plugin the registry batches.
+    pub fn batching(&self) -> Option<BatchStats> {
+        self.batcher.as_ref().map(Batcher::stats)
     }
 }
 
@@ -136,6 +148,58 @@ pub struct Deployed {
     pub replaced: Option<PluginId>,
     /// From the deploy call to the swap.
     pub took: Duration,
+}
+
+/// A request on its way; [`wait`](Pending::wait) for its result. Dropped
+/// unwaited, a queued request is withdrawn.
+#[must_use = "a request's result is only accounted once it is received"]
+pub struct Pending<'r>(Option<Stage<'r>>);
+
+enum Stage<'r> {
+    Done(Result<Served, Error>),
+    Queued {
+        registry: &'r Registry,
+        slot: Arc<Slot>,
+        deployment: Arc<Deployment>,
+        started: Instant,
+        ticket: batcher::Ticket,
+    },
+}
+
+impl Pending<'_> {
+    /// The result, running batches on this thread while it waits (see
+    /// [`BatchPolicy`]).
+    pub fn wait(mut self) -> Result<Served, Error> {
+        match self.0.take() {
+            Some(Stage::Done(r)) => r,
+            Some(Stage::Queued {
+                registry,
+                slot,
+                deployment,
+                started,
+                ticket,
+            }) => {
+                let result = match &deployment.batcher {
+                    Some(b) => b.wait(ticket, |inputs| deployment.pool.process_batch(inputs)),
+                    None => Err(Error::NotDeployed(deployment.id().name.clone())),
+                };
+                registry.finish(&slot, &deployment, result, started)
+            }
+            None => Err(Error::NotDeployed(String::new())),
+        }
+    }
+}
+
+impl Drop for Pending<'_> {
+    fn drop(&mut self) {
+        if let Some(Stage::Queued {
+            deployment, ticket, ..
+        }) = &self.0
+            && let Some(b) = &deployment.batcher
+        {
+            b.abandon(*ticket);
+        }
+    }
 }
 
 /// One response, with the version that gave it.
@@ -248,10 +312,13 @@ impl Registry {
             }
         }
         pool.give_back(first);
+        let batcher = (plugin.batches() && self.policy.batching.enabled())
+            .then(|| Batcher::new(id.clone(), self.policy.batching.clone()));
         Ok(Prepared {
             deployment: Arc::new(Deployment {
                 plugin,
                 pool,
+                batcher,
                 health: Health::new(self.policy.health),
                 deployed_at: start,
                 first_served: OnceLock::new(),
@@ -300,20 +367,69 @@ impl Registry {
         }
     }
 
-    /// Serve one request on the active version of `name`.
+    /// Serve one request on the active version of `name`, on this thread
+    /// when the plugin is idle (else it joins the queue of a batching one).
     pub fn infer(&self, name: &str, input: &[u8]) -> Result<Served, Error> {
-        let slot = self
-            .slot(name)
-            .ok_or_else(|| Error::NotDeployed(name.to_string()))?;
+        if let Some(slot) = self.slot(name) {
+            let deployment = slot.active.load_full();
+            if let Some(b) = &deployment.batcher {
+                let started = Instant::now();
+                if let Some(r) = b.run_alone(|| deployment.pool.process(input)) {
+                    return self.finish(&slot, &deployment, r, started);
+                }
+            }
+        }
+        self.submit(name, input).wait()
+    }
+
+    /// Start one request on the active version of `name`. A plugin that
+    /// takes batches queues it, to run with whatever else is queued; any
+    /// other runs it now, on this thread. Many requests in flight from one
+    /// thread (or task) is what lets batches form.
+    pub fn submit(&self, name: &str, input: &[u8]) -> Pending<'_> {
+        let Some(slot) = self.slot(name) else {
+            return Pending(Some(Stage::Done(Err(Error::NotDeployed(name.to_string())))));
+        };
         let deployment = slot.active.load_full();
-        let t = Instant::now();
-        let result = deployment.pool.process(input);
-        let latency = t.elapsed();
+        let started = Instant::now();
+        match &deployment.batcher {
+            Some(b) => {
+                let ticket = b.submit(input.to_vec());
+                Pending(Some(Stage::Queued {
+                    registry: self,
+                    slot,
+                    deployment,
+                    started,
+                    ticket,
+                }))
+            }
+            None => {
+                let result = deployment.pool.process(input);
+                Pending(Some(Stage::Done(self.finish(
+                    &slot,
+                    &deployment,
+                    result,
+                    started,
+                ))))
+            }
+        }
+    }
+
+    /// Account a request's result to the version that gave it; roll back a
+    /// version that turns unhealthy.
+    fn finish(
+        &self,
+        slot: &Slot,
+        deployment: &Arc<Deployment>,
+        result: Result<Inference, Error>,
+        started: Instant,
+    ) -> Result<Served, Error> {
+        let latency = started.elapsed();
         if result.is_ok() {
             let _ = deployment.first_served.set(Instant::now());
         }
         if let Some(why) = deployment.health.record(result.is_ok(), latency) {
-            self.roll_back_unhealthy(&slot, &deployment, &why);
+            self.roll_back_unhealthy(slot, deployment, &why);
         }
         result.map(|inference| Served {
             id: deployment.id().clone(),

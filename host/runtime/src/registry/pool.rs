@@ -83,40 +83,93 @@ impl Pool {
         self.plugin.instantiate(self.config.clone())
     }
 
+    /// Refuse at once while the circuit is open; past the cool-down, let
+    /// the call through as a probe.
+    fn admit(&self) -> Result<(), Error> {
+        let mut c = lock(&self.circuit);
+        if let Some(until) = c.open_until {
+            let now = Instant::now();
+            if now < until {
+                return Err(Error::Plugin {
+                    plugin: self.plugin.id().clone(),
+                    failure: Failure::CircuitOpen(until - now),
+                });
+            }
+            // Half-open: let this request probe.
+            c.open_until = None;
+        }
+        Ok(())
+    }
+
+    fn record(&self, trapped: bool) {
+        let mut c = lock(&self.circuit);
+        if trapped {
+            c.traps_in_a_row += 1;
+            if c.traps_in_a_row >= self.policy.consecutive_traps {
+                c.open_until = Some(Instant::now() + self.policy.cooldown);
+                c.traps_in_a_row = 0;
+                tracing::warn!(plugin = %self.plugin.id(), "circuit opened after {} traps in a row", self.policy.consecutive_traps);
+            }
+        } else {
+            c.traps_in_a_row = 0;
+        }
+    }
+
     /// Run one request on an idle (or new) instance.
     pub(crate) fn process(&self, input: &[u8]) -> Result<Inference, Error> {
-        {
-            let mut c = lock(&self.circuit);
-            if let Some(until) = c.open_until {
-                let now = Instant::now();
-                if now < until {
-                    return Err(Error::Plugin {
-                        plugin: self.plugin.id().clone(),
-                        failure: Failure::CircuitOpen(until - now),
-                    });
-                }
-                // Half-open: let this request probe.
-                c.open_until = None;
-            }
-        }
+        self.admit()?;
         let mut instance = self.take()?;
         let result = instance.process(input);
-        let trapped = matches!(&result, Err(e) if e.failure().is_some_and(Failure::is_trap));
-        {
-            let mut c = lock(&self.circuit);
-            if trapped {
-                c.traps_in_a_row += 1;
-                if c.traps_in_a_row >= self.policy.consecutive_traps {
-                    c.open_until = Some(Instant::now() + self.policy.cooldown);
-                    c.traps_in_a_row = 0;
-                    tracing::warn!(plugin = %self.plugin.id(), "circuit opened after {} traps in a row", self.policy.consecutive_traps);
-                }
-            } else {
-                c.traps_in_a_row = 0;
-            }
-        }
+        self.record(is_trap(&result));
         // The instance replaced its own sandbox if it trapped; keep it.
         self.give_back(instance);
         result
     }
+
+    /// Run several requests as one batch on one instance, a result each. If
+    /// the batch traps, each request is retried alone, so that only the one
+    /// that traps fails and its batch-mates are not lost.
+    pub(crate) fn process_batch(&self, inputs: &[Vec<u8>]) -> Vec<Result<Inference, Error>> {
+        let mut instance = match self.admit().and_then(|()| self.take()) {
+            Ok(i) => i,
+            Err(e) => {
+                let failure = e
+                    .failure()
+                    .cloned()
+                    .unwrap_or_else(|| Failure::Trap(e.to_string()));
+                return inputs
+                    .iter()
+                    .map(|_| {
+                        Err(Error::Plugin {
+                            plugin: self.plugin.id().clone(),
+                            failure: failure.clone(),
+                        })
+                    })
+                    .collect();
+            }
+        };
+        let results = match instance.process_batch(inputs) {
+            Ok(results) => {
+                self.record(results.iter().any(is_trap));
+                results
+            }
+            Err(trap) => {
+                tracing::warn!(plugin = %self.plugin.id(), "a batch of {} failed ({trap}); retrying each request alone", inputs.len());
+                inputs
+                    .iter()
+                    .map(|input| {
+                        let r = instance.process(input);
+                        self.record(is_trap(&r));
+                        r
+                    })
+                    .collect()
+            }
+        };
+        self.give_back(instance);
+        results
+    }
+}
+
+fn is_trap(r: &Result<Inference, Error>) -> bool {
+    matches!(r, Err(e) if e.failure().is_some_and(Failure::is_trap))
 }
