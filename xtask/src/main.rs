@@ -205,6 +205,38 @@ fn demo() -> Result<()> {
             bail!("{m} differs from the reference");
         }
     }
+    println!(
+        "\n-- hot swap under load, one ToyCar frame per request: one at a time, then batched (tflite plugin)"
+    );
+    let frame = root().join("target/demo-toycar-frame.bin");
+    let inputs = std::fs::read(vectors.join("ad01_int8/inputs.bin"))?;
+    std::fs::write(&frame, inputs.get(..640).context("ToyCar vectors too short")?)?;
+    for max_batch in ["1", "32"] {
+        let mut c = gatehouse();
+        c.args([
+            "stress",
+            "--plugin",
+            "target/plugins/tflite.wasm",
+            "--swap-to",
+            "target/plugins/tflite.wasm",
+            "--model",
+            "models/mlperf-tiny/ad01_int8.tflite",
+            "--swaps",
+            "10",
+            "--concurrency",
+            "2",
+            "--in-flight",
+            "16",
+            "--duration-s",
+            "3",
+            "--max-batch",
+            max_batch,
+            "--json",
+            "--input",
+        ])
+        .arg(&frame);
+        run(c)?;
+    }
     println!("\n-- the sandbox: a plugin that loops forever is stopped at its deadline");
     let mut c = gatehouse();
     c.args([
