@@ -89,7 +89,7 @@ pub static AVX512: KernelSet = KernelSet {
     fully_connected: crate::x86::avx512::fully_connected,
     average_pool2d: crate::pooling::average_pool2d,
     max_pool2d: max_pool2d_scalar,
-    add: crate::x86::add::add,
+    add: crate::x86::avx512::add,
     softmax: softmax_scalar,
 };
 

@@ -11,7 +11,8 @@ use crate::conv::Conv2d;
 use crate::depthwise::DepthwiseConv2d;
 use crate::drive::blocks;
 use crate::drive::channels::{self, Span};
-use crate::error::KernelError;
+use crate::add::{Add, TABLE_SLACK};
+use crate::error::{KernelError, check_len};
 use crate::fully_connected::FullyConnected;
 use crate::pack::{I8_LANES, Packed, PackedI8Rows, Runs};
 use crate::x86::avx2;
@@ -292,4 +293,48 @@ pub fn depthwise_conv2d(
             },
         },
     )
+}
+
+/// ADD through the table: sixteen entries per `vpgatherdd`, which the
+/// table's slack lets read a whole word at any entry. Broadcasting and
+/// additions without a table take the AVX2 path.
+pub fn add(k: &Add, in1: &[i8], in2: &[i8], output: &mut [i8]) -> Result<(), KernelError> {
+    let table = match k.table.as_deref() {
+        Some(t) if k.shape.is_elementwise() && supported() && t.len() >= (1 << 16) + TABLE_SLACK => t,
+        _ => return crate::x86::add::add(k, in1, in2, output),
+    };
+    check_len("add", "input 1", in1.len(), k.shape.len1)?;
+    check_len("add", "input 2", in2.len(), k.shape.len2)?;
+    check_len("add", "output", output.len(), k.shape.out_len)?;
+    // SAFETY: AVX-512 was checked above.
+    let done = unsafe { add_gathered(table, in1, in2, output) };
+    for j in done..output.len() {
+        output[j] = table[((in1[j] as u8 as usize) << 8) | in2[j] as u8 as usize];
+    }
+    Ok(())
+}
+
+/// The whole blocks of sixteen; returns how many elements were written.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+fn add_gathered(table: &[i8], in1: &[i8], in2: &[i8], output: &mut [i8]) -> usize {
+    let n = output.len().min(in1.len()).min(in2.len());
+    assert!(table.len() >= (1 << 16) + TABLE_SLACK);
+    let mut i = 0;
+    // SAFETY: every block of sixteen is inside all three slices, and an
+    // index `a << 8 | b` reads bytes `index..index + 4` of the table, which
+    // the assertion bounds.
+    unsafe {
+        while i + 16 <= n {
+            let a = _mm512_cvtepu8_epi32(_mm_loadu_si128(in1.as_ptr().add(i) as *const __m128i));
+            let b = _mm512_cvtepu8_epi32(_mm_loadu_si128(in2.as_ptr().add(i) as *const __m128i));
+            let index = _mm512_or_si512(_mm512_slli_epi32::<8>(a), b);
+            let words = _mm512_i32gather_epi32::<1>(index, table.as_ptr() as *const i32);
+            _mm_storeu_si128(
+                output.as_mut_ptr().add(i) as *mut __m128i,
+                _mm512_cvtepi32_epi8(words),
+            );
+            i += 16;
+        }
+    }
+    i
 }
