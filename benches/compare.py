@@ -9,8 +9,11 @@ and the ratios gatehouse / peer. A benchmark, not a test: nothing here asserts a
 
 Needs: `pip install ai-edge-litert==2.3.0 numpy` and a release build with plugins
 (`cargo xtask build`). Run from the repository root:
-    python3 benches/compare.py [--iters 300] [--json]
+    python3 benches/compare.py [--iters 300] [--rounds 1] [--json]
 Pin to one core for steadier numbers: taskset -c 1 python3 benches/compare.py
+On a machine with noisy neighbours, `--rounds R` measures XNNPACK and gatehouse
+alternately R times per model and reports the median of the rounds' medians,
+with the lowest and highest round ratio (`gh/xnnpack range`).
 """
 import argparse
 import json
@@ -57,25 +60,33 @@ def gatehouse_us(model, iters):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--iters", type=int, default=300)
+    ap.add_argument("--rounds", type=int, default=1)
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args()
     rows = []
     for m in MODELS:
         path = ROOT / "models/mlperf-tiny" / f"{m}.tflite"
-        xnn = litert_us(path, None, a.iters)
         ref = litert_us(path, OpResolverType.BUILTIN_REF, a.iters)
-        gh, native, kernels = gatehouse_us(path, a.iters)
-        rows.append({"model": m, "kernels": kernels, "gatehouse_us": gh, "native_us": native, "litert_xnnpack_us": round(xnn, 1),
-                     "litert_ref_us": round(ref, 1), "ratio_vs_xnnpack": round(gh / xnn, 2), "ratio_vs_ref": round(gh / ref, 2),
-                     "plugin_vs_native": round(gh / native, 3)})
+        rounds = []
+        for _ in range(max(1, a.rounds)):
+            xnn = litert_us(path, None, a.iters)
+            gh, native, kernels = gatehouse_us(path, a.iters)
+            rounds.append((xnn, gh, native))
+        xnn, gh, native = (float(np.median([r[i] for r in rounds])) for i in range(3))
+        ratios = [r[1] / r[0] for r in rounds]
+        rows.append({"model": m, "kernels": kernels, "gatehouse_us": round(gh, 1), "native_us": round(native, 1),
+                     "litert_xnnpack_us": round(xnn, 1), "litert_ref_us": round(ref, 1), "ratio_vs_xnnpack": round(gh / xnn, 2),
+                     "ratio_range": [round(min(ratios), 2), round(max(ratios), 2)], "ratio_vs_ref": round(gh / ref, 2),
+                     "plugin_vs_native": round(gh / native, 3), "rounds": len(rounds)})
     if a.json:
         for r in rows:
             print(json.dumps(r))
         return
-    print(f"{'model':<24} {'kernels':<8} {'gatehouse':>10} {'native':>8} {'xnnpack':>10} {'ref':>10} {'gh/xnnpack':>11} {'gh/ref':>8} {'gh/native':>10}")
+    print(f"{'model':<24} {'kernels':<8} {'gatehouse':>10} {'native':>8} {'xnnpack':>10} {'ref':>10} {'gh/xnnpack':>11} {'range':>11} {'gh/ref':>8} {'gh/native':>10}")
     for r in rows:
+        lo, hi = r["ratio_range"]
         print(f"{r['model']:<24} {r['kernels']:<8} {r['gatehouse_us']:>10.1f} {r['native_us']:>8.1f} {r['litert_xnnpack_us']:>10.1f} {r['litert_ref_us']:>10.1f} "
-              f"{r['ratio_vs_xnnpack']:>11.2f} {r['ratio_vs_ref']:>8.2f} {r['plugin_vs_native']:>10.3f}")
+              f"{r['ratio_vs_xnnpack']:>11.2f} {f'{lo:.2f}-{hi:.2f}':>11} {r['ratio_vs_ref']:>8.2f} {r['plugin_vs_native']:>10.3f}")
 
 
 if __name__ == "__main__":
