@@ -210,7 +210,10 @@ fn demo() -> Result<()> {
     );
     let frame = root().join("target/demo-toycar-frame.bin");
     let inputs = std::fs::read(vectors.join("ad01_int8/inputs.bin"))?;
-    std::fs::write(&frame, inputs.get(..640).context("ToyCar vectors too short")?)?;
+    std::fs::write(
+        &frame,
+        inputs.get(..640).context("ToyCar vectors too short")?,
+    )?;
     for max_batch in ["1", "32"] {
         let mut c = gatehouse();
         c.args([

@@ -108,6 +108,16 @@ pub fn run(ctx: &Context, a: Args) -> anyhow::Result<()> {
             );
             std::thread::spawn(move || {
                 let mut lat = Vec::new();
+                let mut tally = |t: Instant, r: Result<_, gatehouse_runtime::Error>| match r {
+                    Ok(_) => {
+                        ok.fetch_add(1, Ordering::Relaxed);
+                        lat.push(t.elapsed().as_secs_f64() * 1e6);
+                    }
+                    Err(e) => {
+                        failed.fetch_add(1, Ordering::Relaxed);
+                        tracing::warn!("request failed: {e}");
+                    }
+                };
                 let mut flying = std::collections::VecDeque::with_capacity(depth);
                 loop {
                     let stopping = stop.load(Ordering::Relaxed);
@@ -115,16 +125,7 @@ pub fn run(ctx: &Context, a: Args) -> anyhow::Result<()> {
                         // One at a time: the plain call, as a handler would.
                         sent.fetch_add(1, Ordering::Relaxed);
                         let t = Instant::now();
-                        match reg.infer(&name, &input) {
-                            Ok(_) => {
-                                ok.fetch_add(1, Ordering::Relaxed);
-                                lat.push(t.elapsed().as_secs_f64() * 1e6);
-                            }
-                            Err(e) => {
-                                failed.fetch_add(1, Ordering::Relaxed);
-                                tracing::warn!("request failed: {e}");
-                            }
-                        }
+                        tally(t, reg.infer(&name, &input));
                         continue;
                     }
                     while !stopping && flying.len() < depth {
@@ -135,17 +136,9 @@ pub fn run(ctx: &Context, a: Args) -> anyhow::Result<()> {
                     let Some((t, pending)) = flying.pop_front() else {
                         break;
                     };
-                    match pending.wait() {
-                        Ok(_) => {
-                            ok.fetch_add(1, Ordering::Relaxed);
-                            lat.push(t.elapsed().as_secs_f64() * 1e6);
-                        }
-                        Err(e) => {
-                            failed.fetch_add(1, Ordering::Relaxed);
-                            tracing::warn!("request failed: {e}");
-                        }
-                    }
+                    tally(t, pending.wait());
                 }
+                drop(tally);
                 lat
             })
         })

@@ -7,11 +7,11 @@
 
 use std::arch::x86_64::*;
 
+use crate::add::{Add, TABLE_SLACK};
 use crate::conv::Conv2d;
 use crate::depthwise::DepthwiseConv2d;
 use crate::drive::blocks;
 use crate::drive::channels::{self, Span};
-use crate::add::{Add, TABLE_SLACK};
 use crate::error::{KernelError, check_len};
 use crate::fully_connected::FullyConnected;
 use crate::pack::{I8_LANES, Packed, PackedI8Rows, Runs};
@@ -300,7 +300,11 @@ pub fn depthwise_conv2d(
 /// additions without a table take the AVX2 path.
 pub fn add(k: &Add, in1: &[i8], in2: &[i8], output: &mut [i8]) -> Result<(), KernelError> {
     let table = match k.table.as_deref() {
-        Some(t) if k.shape.is_elementwise() && supported() && t.len() >= (1 << 16) + TABLE_SLACK => t,
+        Some(t)
+            if k.shape.is_elementwise() && supported() && t.len() >= (1 << 16) + TABLE_SLACK =>
+        {
+            t
+        }
         _ => return crate::x86::add::add(k, in1, in2, output),
     };
     check_len("add", "input 1", in1.len(), k.shape.len1)?;

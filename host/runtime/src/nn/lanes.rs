@@ -109,81 +109,56 @@ pub fn run(
 ) -> Result<(), NnFault> {
     let n = data.len() / input.len().max(1);
     let mut strides = Strides(Vec::with_capacity(layout.bases.len()));
-    let mut outcome = Ok(());
-    for &b in &layout.bases {
-        match st.widen(b, n) {
-            Ok(stride) => strides.0.push((b, stride)),
-            Err(e) => {
-                outcome = Err(e);
-                break;
-            }
+    let outcome = (|| {
+        for &b in &layout.bases {
+            strides.0.push((b, st.widen(b, n)?));
         }
-    }
-    if outcome.is_ok() {
-        outcome = run_widened(
-            ops, st, ks, &strides, n, input, output, data, result, name_error,
-        );
-    }
+        for (lane, chunk) in data.chunks_exact(input.len()).enumerate() {
+            st.write_span(strides.at(lane)(input), chunk)?;
+        }
+        // Rows of all lanes, gathered for one call of the fully connected
+        // kernel; at most `n` times an operand, which the lanes already bound.
+        let (mut rows_in, mut rows_out) = (Vec::new(), Vec::new());
+        for (i, op) in ops.iter().enumerate() {
+            let r = match op.fully_connected() {
+                Some(k) => {
+                    let (a, o) = (op.inputs()[0], op.output());
+                    if o.is_empty() {
+                        continue;
+                    }
+                    rows_in.clear();
+                    for lane in 0..n {
+                        rows_in.extend_from_slice(st.span_bytes(strides.at(lane)(a))?);
+                    }
+                    rows_out.clear();
+                    rows_out.resize(n * o.len(), 0u8);
+                    (ks.fully_connected)(
+                        k,
+                        bytemuck::cast_slice(&rows_in),
+                        bytemuck::cast_slice_mut(&mut rows_out),
+                    )
+                    .map_err(NnFault::from)
+                    .and_then(|()| {
+                        rows_out
+                            .chunks_exact(o.len())
+                            .enumerate()
+                            .try_for_each(|(lane, row)| st.write_span(strides.at(lane)(o), row))
+                    })
+                }
+                None => (0..n).try_for_each(|lane| op.run_at(st, ks, strides.at(lane))),
+            };
+            r.map_err(|e| name_error(i, op, e))?;
+        }
+        for lane in 0..n {
+            result.extend_from_slice(st.span_bytes(strides.at(lane)(output))?);
+        }
+        Ok(())
+    })();
     // The store must be whole again before the guest runs, error or not.
     for &(b, stride) in &strides.0 {
         st.narrow(b, stride, n.saturating_sub(1));
     }
     outcome
-}
-
-#[allow(clippy::too_many_arguments)]
-fn run_widened(
-    ops: &[PreparedOp],
-    st: &mut TensorStore,
-    ks: &KernelSet,
-    strides: &Strides,
-    n: usize,
-    input: Span,
-    output: Span,
-    data: &[u8],
-    result: &mut Vec<u8>,
-    name_error: impl Fn(usize, &PreparedOp, NnFault) -> NnFault,
-) -> Result<(), NnFault> {
-    for (lane, chunk) in data.chunks_exact(input.len()).enumerate() {
-        st.write_span(strides.at(lane)(input), chunk)?;
-    }
-    // Rows of all lanes, gathered for one call of the fully connected
-    // kernel; at most `n` times an operand, which the lanes already bound.
-    let (mut rows_in, mut rows_out) = (Vec::new(), Vec::new());
-    for (i, op) in ops.iter().enumerate() {
-        let r = match op.fully_connected() {
-            Some(k) => {
-                let (a, o) = (op.inputs()[0], op.output());
-                if o.is_empty() {
-                    continue;
-                }
-                rows_in.clear();
-                for lane in 0..n {
-                    rows_in.extend_from_slice(st.span_bytes(strides.at(lane)(a))?);
-                }
-                rows_out.clear();
-                rows_out.resize(n * o.len(), 0u8);
-                (ks.fully_connected)(
-                    k,
-                    bytemuck::cast_slice(&rows_in),
-                    bytemuck::cast_slice_mut(&mut rows_out),
-                )
-                .map_err(NnFault::from)
-                .and_then(|()| {
-                    rows_out
-                        .chunks_exact(o.len())
-                        .enumerate()
-                        .try_for_each(|(lane, row)| st.write_span(strides.at(lane)(o), row))
-                })
-            }
-            None => (0..n).try_for_each(|lane| op.run_at(st, ks, strides.at(lane))),
-        };
-        r.map_err(|e| name_error(i, op, e))?;
-    }
-    for lane in 0..n {
-        result.extend_from_slice(st.span_bytes(strides.at(lane)(output))?);
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -370,16 +370,17 @@ impl Registry {
     /// Serve one request on the active version of `name`, on this thread
     /// when the plugin is idle (else it joins the queue of a batching one).
     pub fn infer(&self, name: &str, input: &[u8]) -> Result<Served, Error> {
-        if let Some(slot) = self.slot(name) {
-            let deployment = slot.active.load_full();
-            if let Some(b) = &deployment.batcher {
-                let started = Instant::now();
-                if let Some(r) = b.run_alone(|| deployment.pool.process(input)) {
-                    return self.finish(&slot, &deployment, r, started);
-                }
+        let slot = self
+            .slot(name)
+            .ok_or_else(|| Error::NotDeployed(name.to_string()))?;
+        let deployment = slot.active.load_full();
+        if let Some(b) = &deployment.batcher {
+            let started = Instant::now();
+            if let Some(r) = b.run_alone(|| deployment.pool.process(input)) {
+                return self.finish(&slot, &deployment, r, started);
             }
         }
-        self.submit(name, input).wait()
+        self.start(slot, deployment, input).wait()
     }
 
     /// Start one request on the active version of `name`. A plugin that
@@ -387,10 +388,16 @@ impl Registry {
     /// other runs it now, on this thread. Many requests in flight from one
     /// thread (or task) is what lets batches form.
     pub fn submit(&self, name: &str, input: &[u8]) -> Pending<'_> {
-        let Some(slot) = self.slot(name) else {
-            return Pending(Some(Stage::Done(Err(Error::NotDeployed(name.to_string())))));
-        };
-        let deployment = slot.active.load_full();
+        match self.slot(name) {
+            Some(slot) => {
+                let deployment = slot.active.load_full();
+                self.start(slot, deployment, input)
+            }
+            None => Pending(Some(Stage::Done(Err(Error::NotDeployed(name.to_string()))))),
+        }
+    }
+
+    fn start(&self, slot: Arc<Slot>, deployment: Arc<Deployment>, input: &[u8]) -> Pending<'_> {
         let started = Instant::now();
         match &deployment.batcher {
             Some(b) => {
