@@ -36,20 +36,20 @@ pub const TABLE_FROM: usize = 2048;
 /// An addition ready to run.
 #[derive(Clone, Debug)]
 pub struct Add {
-    pub shape: Broadcast,
-    pub input1_offset: i32,
-    pub input2_offset: i32,
-    pub output_offset: i32,
-    pub input1: Requant,
-    pub input2: Requant,
-    pub output: Requant,
-    pub act_min: i32,
-    pub act_max: i32,
-    pub rounding: Rounding,
+    pub(crate) shape: Broadcast,
+    pub(crate) input1_offset: i32,
+    pub(crate) input2_offset: i32,
+    pub(crate) output_offset: i32,
+    pub(crate) input1: Requant,
+    pub(crate) input2: Requant,
+    pub(crate) output: Requant,
+    pub(crate) act_min: i32,
+    pub(crate) act_max: i32,
+    pub(crate) rounding: Rounding,
     /// `table[(a as u8) << 8 | b as u8]` is the sum of a and b, exactly as
     /// [`add_scalar`] computes it: the three requantizations of an int8
     /// addition depend on nothing but the two input bytes.
-    pub table: Option<std::sync::Arc<[i8]>>,
+    pub(crate) table: Option<std::sync::Arc<[i8]>>,
 }
 
 impl Add {

@@ -36,39 +36,80 @@ pub struct Conv2dSpec {
 /// for the vector paths) by the host.
 #[derive(Debug)]
 pub struct Conv2d {
-    pub input: Shape4,
-    pub output: Shape4,
-    pub window: Window,
-    pub filter: Vec<i8>,
-    pub filter_in_c: usize,
-    pub bias: Vec<i32>,
-    pub requant: Vec<Requant>,
-    pub input_offset: i32,
-    pub output_offset: i32,
-    pub act_min: i32,
-    pub act_max: i32,
-    pub rounding: Rounding,
+    pub(crate) input: Shape4,
+    pub(crate) output: Shape4,
+    pub(crate) window: Window,
+    pub(crate) filter: Vec<i8>,
+    pub(crate) filter_in_c: usize,
+    pub(crate) bias: Vec<i32>,
+    pub(crate) requant: Vec<Requant>,
+    pub(crate) input_offset: i32,
+    pub(crate) output_offset: i32,
+    pub(crate) act_min: i32,
+    pub(crate) act_max: i32,
+    pub(crate) rounding: Rounding,
     /// Filter rows in the kernel set's layout (ungrouped convolutions only).
-    pub packed: Option<Packed>,
+    pub(crate) packed: Option<Packed>,
     /// The bias with the input offset folded in, for `packed`.
-    pub bias_folded: Vec<i32>,
+    pub(crate) bias_folded: Vec<i32>,
     /// `requant` as two arrays, for the vector paths.
-    pub multipliers: Multipliers,
+    pub(crate) multipliers: Multipliers,
     pub(crate) scratch: Mutex<Scratch>,
+    /// The most bytes `scratch` grows to on any kernel set.
+    scratch_bound: usize,
 }
 
 /// Buffers a vector kernel reuses between runs, so a run allocates nothing.
 #[derive(Debug, Default)]
 pub struct Scratch {
-    pub padded: Vec<i8>,
-    pub col: Vec<i16>,
-    pub acc: Vec<i32>,
+    pub(crate) padded: Vec<i8>,
+    pub(crate) col: Vec<i16>,
+    pub(crate) acc: Vec<i32>,
     /// The input patch as u8 for the VNNI path.
-    pub col8: Vec<u8>,
+    pub(crate) col8: Vec<u8>,
     /// The whole input as u8, for pointwise convolutions on the VNNI path.
-    pub shifted: Vec<u8>,
+    pub(crate) shifted: Vec<u8>,
     /// (tap index, element offset from the window's corner) for depthwise.
-    pub taps: Vec<(usize, usize)>,
+    pub(crate) taps: Vec<(usize, usize)>,
+    /// A depthwise input with each channel repeated by the depth multiplier.
+    pub(crate) expanded: Vec<i8>,
+}
+
+/// Most pixels (or rows) any kernel set's GEMM runs per weight load; the
+/// AVX-512 and NEON dot sets take four.
+pub(crate) const MAX_PIXELS: usize = 8;
+
+impl Scratch {
+    /// Bytes the buffers hold now.
+    #[cfg(test)]
+    pub(crate) fn bytes(&self) -> usize {
+        self.padded.capacity()
+            + 2 * self.col.capacity()
+            + 4 * self.acc.capacity()
+            + self.col8.capacity()
+            + self.shifted.capacity()
+            + std::mem::size_of::<(usize, usize)>() * self.taps.capacity()
+            + self.expanded.capacity()
+    }
+
+    /// An upper bound of [`bytes`](Self::bytes) for a window operator on
+    /// any kernel set: the input padded for the window (as i8 or u8, with
+    /// slack), a patch of `k` taps for [`MAX_PIXELS`] pixels as i16 and as
+    /// u8, the window's taps and `acc` accumulators. `None` when it would
+    /// not fit in memory, which is how a window dilated to absurd sizes is
+    /// refused before anything is allocated.
+    pub(crate) fn bound(is: Shape4, os: Shape4, w: &Window, k: usize, acc: usize) -> Option<usize> {
+        let (ph, pw) = crate::pack::padded_size(is, w, os.h, os.w);
+        let padded = is.n.checked_mul(ph)?.checked_mul(pw)?.checked_mul(is.c)?;
+        // Patches pad k to whole vectors, and each kernel row to groups of 4.
+        let kp = k.checked_add(w.kernel_h.checked_mul(4)?)?.checked_add(64)?;
+        let taps = w.kernel_h.checked_mul(w.kernel_w)?;
+        padded
+            .checked_add(64)?
+            .checked_add(kp.checked_mul(2 + MAX_PIXELS)?)?
+            .checked_add(taps.checked_mul(std::mem::size_of::<(usize, usize)>())?)?
+            .checked_add(acc.checked_mul(4)?)
+    }
 }
 
 impl Conv2d {
@@ -143,6 +184,7 @@ impl Conv2d {
             "activation range {act_min}..{act_max} is empty"
         );
         let k = window.kernel_h * window.kernel_w * filter_in_c;
+        let scratch_bound = scratch_bound(input, output, &window, k)?;
         // Without horizontal dilation a kernel row is contiguous in the
         // input, so the GEMM can read the window in place, a run per row.
         let kernel_rows = if window.dilation_w == 1 {
@@ -186,16 +228,82 @@ impl Conv2d {
             bias_folded,
             multipliers,
             scratch: Mutex::new(Scratch::default()),
+            scratch_bound,
         })
     }
 
     /// Multiply-accumulates per inference, for throughput figures.
     pub fn macs(&self) -> u64 {
-        (self.output.len().unwrap_or(0)
-            * self.window.kernel_h
-            * self.window.kernel_w
-            * self.filter_in_c) as u64
+        (self.output.len().unwrap_or(0) as u64)
+            .saturating_mul((self.window.kernel_h * self.window.kernel_w * self.filter_in_c) as u64)
     }
+
+    /// The most host memory the prepared layer holds: its weights in every
+    /// form, its multipliers, and the scratch its runs may grow to.
+    pub fn heap_bytes(&self) -> usize {
+        self.filter.len()
+            + 4 * (self.bias.len() + self.bias_folded.len())
+            + std::mem::size_of::<Requant>() * self.requant.len()
+            + self.multipliers.bytes()
+            + self.packed.as_ref().map_or(0, Packed::bytes)
+            + self.scratch_bound
+    }
+
+    /// What [`heap_bytes`](Self::heap_bytes) of the layer [`new`](Self::new)
+    /// would prepare from these shapes comes to, worked out before anything
+    /// is allocated, so that a caller can charge it first. Refuses windows
+    /// and sizes `new` would refuse.
+    pub fn heap_bytes_for(
+        input: Shape4,
+        output: Shape4,
+        window: WindowSpec,
+        filter_in_c: usize,
+        layout: WeightLayout,
+    ) -> Result<usize, KernelError> {
+        let window = window.resolve(OP, input.h, input.w, output.h, output.w)?;
+        let too_big = || KernelError::new(OP, "the layer would not fit in memory");
+        let k = (window.kernel_h * window.kernel_w)
+            .checked_mul(filter_in_c)
+            .ok_or_else(too_big)?;
+        let oc = output.c;
+        let kernel_rows = if window.dilation_w == 1 {
+            window.kernel_h
+        } else {
+            1
+        };
+        let packed = if filter_in_c == input.c {
+            Packed::bytes_for(layout, oc, k, kernel_rows, 0).ok_or_else(too_big)?
+        } else {
+            0
+        };
+        let biases = if packed > 0 { 2 * oc } else { oc };
+        let per_channel = 4 * biases + std::mem::size_of::<Requant>() * oc + 8 * oc;
+        oc.checked_mul(k)
+            .and_then(|f| f.checked_add(packed))
+            .and_then(|b| b.checked_add(per_channel))
+            .and_then(|b| b.checked_add(scratch_bound(input, output, &window, k).ok()?))
+            .ok_or_else(too_big)
+    }
+
+    /// Bytes the scratch holds now; never above what [`heap_bytes`](Self::heap_bytes) counts.
+    #[cfg(test)]
+    pub(crate) fn scratch_bytes(&self) -> (usize, usize) {
+        let s = self.scratch.lock().unwrap_or_else(|p| p.into_inner());
+        (s.bytes(), self.scratch_bound)
+    }
+}
+
+/// The most scratch a conv's runs take on any kernel set: the padded input
+/// and patches for [`MAX_PIXELS`] pixels, with their accumulators.
+fn scratch_bound(
+    input: Shape4,
+    output: Shape4,
+    window: &Window,
+    k: usize,
+) -> Result<usize, KernelError> {
+    let acc = output.c.div_ceil(16).saturating_mul(16 * MAX_PIXELS);
+    Scratch::bound(input, output, window, k, acc)
+        .ok_or_else(|| KernelError::new(OP, "the padded input would not fit in memory"))
 }
 
 /// One multiplier per channel: accept per-tensor (one) or per-channel (`n`).

@@ -31,25 +31,27 @@ pub struct DepthwiseConv2dSpec {
 /// A depthwise convolution ready to run.
 #[derive(Debug)]
 pub struct DepthwiseConv2d {
-    pub input: Shape4,
-    pub output: Shape4,
-    pub window: Window,
-    pub filter: Vec<i8>,
-    pub depth_multiplier: usize,
-    pub bias: Vec<i32>,
-    pub requant: Vec<Requant>,
-    pub input_offset: i32,
-    pub output_offset: i32,
-    pub act_min: i32,
-    pub act_max: i32,
-    pub rounding: Rounding,
+    pub(crate) input: Shape4,
+    pub(crate) output: Shape4,
+    pub(crate) window: Window,
+    pub(crate) filter: Vec<i8>,
+    pub(crate) depth_multiplier: usize,
+    pub(crate) bias: Vec<i32>,
+    pub(crate) requant: Vec<Requant>,
+    pub(crate) input_offset: i32,
+    pub(crate) output_offset: i32,
+    pub(crate) act_min: i32,
+    pub(crate) act_max: i32,
+    pub(crate) rounding: Rounding,
     /// Filter as i32 `[tap][channel]` for the vector paths.
-    pub filter_i32: Vec<i32>,
+    pub(crate) filter_i32: Vec<i32>,
     /// `bias + input_offset · Σ taps` per channel.
-    pub bias_folded: Vec<i32>,
+    pub(crate) bias_folded: Vec<i32>,
     /// `requant` as two arrays, for the vector paths.
-    pub multipliers: Multipliers,
+    pub(crate) multipliers: Multipliers,
     pub(crate) scratch: Mutex<Scratch>,
+    /// The most bytes `scratch` grows to on any kernel set.
+    scratch_bound: usize,
 }
 
 impl DepthwiseConv2d {
@@ -117,6 +119,8 @@ impl DepthwiseConv2d {
             act_min <= act_max,
             "activation range {act_min}..{act_max} is empty"
         );
+        // Accumulators for one output row across its channels.
+        let scratch_bound = scratch_bound(input, output, &window, depth_multiplier)?;
         let filter_i32: Vec<i32> = filter.iter().map(|&f| f as i32).collect();
         let mut bias_folded = bias.clone();
         for tap in filter_i32.chunks_exact(output.c) {
@@ -142,12 +146,78 @@ impl DepthwiseConv2d {
             bias_folded,
             multipliers,
             scratch: Mutex::new(Scratch::default()),
+            scratch_bound,
         })
     }
 
     pub fn macs(&self) -> u64 {
-        (self.output.len().unwrap_or(0) * self.window.kernel_h * self.window.kernel_w) as u64
+        (self.output.len().unwrap_or(0) as u64)
+            .saturating_mul((self.window.kernel_h * self.window.kernel_w) as u64)
     }
+
+    /// The most host memory the prepared layer holds: its filter as i8 and
+    /// i32, biases, multipliers, and the scratch its runs may grow to.
+    pub fn heap_bytes(&self) -> usize {
+        5 * self.filter.len()
+            + 4 * (self.bias.len() + self.bias_folded.len())
+            + std::mem::size_of::<Requant>() * self.requant.len()
+            + self.multipliers.bytes()
+            + self.scratch_bound
+    }
+
+    /// What [`heap_bytes`](Self::heap_bytes) of the layer [`new`](Self::new)
+    /// would prepare from these shapes comes to, before anything is
+    /// allocated. Refuses windows and sizes `new` would refuse.
+    pub fn heap_bytes_for(
+        input: Shape4,
+        output: Shape4,
+        window: WindowSpec,
+        depth_multiplier: usize,
+    ) -> Result<usize, KernelError> {
+        let window = window.resolve(OP, input.h, input.w, output.h, output.w)?;
+        let oc = output.c;
+        let per_channel = 8 * oc + std::mem::size_of::<Requant>() * oc + 8 * oc;
+        (window.kernel_h * window.kernel_w)
+            .checked_mul(oc)
+            .and_then(|f| f.checked_mul(5))
+            .and_then(|b| b.checked_add(per_channel))
+            .and_then(|b| {
+                b.checked_add(scratch_bound(input, output, &window, depth_multiplier).ok()?)
+            })
+            .ok_or_else(|| KernelError::new(OP, "the layer would not fit in memory"))
+    }
+
+    /// Bytes the scratch holds now, and the bound [`heap_bytes`](Self::heap_bytes) counts.
+    #[cfg(test)]
+    pub(crate) fn scratch_bytes(&self) -> (usize, usize) {
+        let s = self.scratch.lock().unwrap_or_else(|p| p.into_inner());
+        (s.bytes(), self.scratch_bound)
+    }
+}
+
+/// The most scratch a depthwise conv's runs take on any kernel set: the
+/// accumulators of one output row across its channels, and the input
+/// (with its channels repeated by a multiplier above 1) padded.
+fn scratch_bound(
+    input: Shape4,
+    output: Shape4,
+    window: &Window,
+    depth_multiplier: usize,
+) -> Result<usize, KernelError> {
+    let acc = output.w.saturating_mul(output.c);
+    let widened = Shape4 {
+        c: output.c,
+        ..input
+    };
+    let expanded = if depth_multiplier > 1 {
+        widened.len()
+    } else {
+        Some(0)
+    };
+    Scratch::bound(widened, output, window, 0, acc)
+        .zip(expanded)
+        .and_then(|(a, b)| a.checked_add(b))
+        .ok_or_else(|| KernelError::new(OP, "the padded input would not fit in memory"))
 }
 
 /// Scalar reference.

@@ -10,14 +10,14 @@ use crate::quant::{Requant, Rounding, rounding_divide_by_pot};
 /// MUL of two int8 tensors, with broadcasting.
 #[derive(Clone, Debug)]
 pub struct Mul {
-    pub shape: Broadcast,
-    pub input1_offset: i32,
-    pub input2_offset: i32,
-    pub output_offset: i32,
-    pub output: Requant,
-    pub act_min: i32,
-    pub act_max: i32,
-    pub rounding: Rounding,
+    pub(crate) shape: Broadcast,
+    pub(crate) input1_offset: i32,
+    pub(crate) input2_offset: i32,
+    pub(crate) output_offset: i32,
+    pub(crate) output: Requant,
+    pub(crate) act_min: i32,
+    pub(crate) act_max: i32,
+    pub(crate) rounding: Rounding,
 }
 
 /// Quantization of a tensor: scale and zero point.
@@ -70,7 +70,7 @@ pub fn mul_scalar(k: &Mul, in1: &[i8], in2: &[i8], output: &mut [i8]) -> Result<
 /// A 256-entry int8 → int8 table.
 #[derive(Clone, Debug)]
 pub struct Lut {
-    pub table: Box<[i8; 256]>,
+    pub(crate) table: Box<[i8; 256]>,
 }
 
 impl Lut {
@@ -108,12 +108,12 @@ impl Lut {
 /// HARD_SWISH parameters, as TFLite's `HardSwishPrepare` derives them.
 #[derive(Clone, Copy, Debug)]
 pub struct HardSwish {
-    pub input_zero_point: i32,
-    pub output_zero_point: i32,
-    pub output_multiplier: i16,
-    pub output_exponent: i32,
-    pub reluish_multiplier: i16,
-    pub reluish_exponent: i32,
+    pub(crate) input_zero_point: i32,
+    pub(crate) output_zero_point: i32,
+    pub(crate) output_multiplier: i16,
+    pub(crate) output_exponent: i32,
+    pub(crate) reluish_multiplier: i16,
+    pub(crate) reluish_exponent: i32,
 }
 
 fn downscale_to_i16(m: i32) -> i16 {
@@ -207,12 +207,12 @@ impl HardSwish {
 /// `input_scale / output_scale`, then clamp.
 #[derive(Clone, Copy, Debug)]
 pub struct Rescale {
-    pub input_zero_point: i32,
-    pub output_zero_point: i32,
-    pub requant: Requant,
-    pub min: i32,
-    pub max: i32,
-    pub rounding: Rounding,
+    pub(crate) input_zero_point: i32,
+    pub(crate) output_zero_point: i32,
+    pub(crate) requant: Requant,
+    pub(crate) min: i32,
+    pub(crate) max: i32,
+    pub(crate) rounding: Rounding,
 }
 
 impl Rescale {

@@ -3,8 +3,8 @@
 
 use std::sync::Mutex;
 
-use crate::conv::{Scratch, expand_requant};
-use crate::error::{KernelError, check_len, ensure};
+use crate::conv::{MAX_PIXELS, Scratch, expand_requant};
+use crate::error::{KernelError, ensure};
 use crate::pack::{Packed, WeightLayout};
 use crate::quant::{Multipliers, Requant, Rounding};
 
@@ -34,25 +34,27 @@ pub struct FullyConnectedSpec {
 /// A fully connected layer ready to run.
 #[derive(Debug)]
 pub struct FullyConnected {
-    pub batches: usize,
-    pub depth: usize,
-    pub units: usize,
-    pub weights: Vec<i8>,
-    pub bias: Vec<i32>,
-    pub requant: Vec<Requant>,
-    pub input_offset: i32,
-    pub weights_offset: i32,
-    pub output_offset: i32,
-    pub act_min: i32,
-    pub act_max: i32,
-    pub rounding: Rounding,
+    pub(crate) batches: usize,
+    pub(crate) depth: usize,
+    pub(crate) units: usize,
+    pub(crate) weights: Vec<i8>,
+    pub(crate) bias: Vec<i32>,
+    pub(crate) requant: Vec<Requant>,
+    pub(crate) input_offset: i32,
+    pub(crate) weights_offset: i32,
+    pub(crate) output_offset: i32,
+    pub(crate) act_min: i32,
+    pub(crate) act_max: i32,
+    pub(crate) rounding: Rounding,
     /// Weights (plus their zero point) in the kernel set's layout.
-    pub packed: Option<Packed>,
+    pub(crate) packed: Option<Packed>,
     /// The bias with the input offset folded in, for `packed`.
-    pub bias_folded: Vec<i32>,
+    pub(crate) bias_folded: Vec<i32>,
     /// `requant` as two arrays, for the vector paths.
-    pub multipliers: Multipliers,
+    pub(crate) multipliers: Multipliers,
     pub(crate) scratch: Mutex<Scratch>,
+    /// The most bytes `scratch` grows to on any kernel set.
+    scratch_bound: usize,
 }
 
 impl FullyConnected {
@@ -121,6 +123,7 @@ impl FullyConnected {
             None => (None, vec![]),
         };
         let multipliers = Multipliers::new(&requant);
+        let scratch_bound = scratch_bound(depth, units)?;
         Ok(FullyConnected {
             batches,
             depth,
@@ -138,11 +141,58 @@ impl FullyConnected {
             bias_folded,
             multipliers,
             scratch: Mutex::new(Scratch::default()),
+            scratch_bound,
         })
     }
 
     pub fn macs(&self) -> u64 {
-        (self.batches * self.units * self.depth) as u64
+        (self.batches as u64)
+            .saturating_mul(self.units as u64)
+            .saturating_mul(self.depth as u64)
+    }
+
+    /// Multiply-accumulates of one row.
+    pub fn macs_per_row(&self) -> u64 {
+        (self.units as u64).saturating_mul(self.depth as u64)
+    }
+
+    /// The most host memory the prepared layer holds: weights in every
+    /// form, biases, multipliers, and the scratch its runs may grow to.
+    pub fn heap_bytes(&self) -> usize {
+        self.weights.len()
+            + 4 * (self.bias.len() + self.bias_folded.len())
+            + std::mem::size_of::<Requant>() * self.requant.len()
+            + self.multipliers.bytes()
+            + self.packed.as_ref().map_or(0, Packed::bytes)
+            + self.scratch_bound
+    }
+
+    /// What [`heap_bytes`](Self::heap_bytes) of the layer [`new`](Self::new)
+    /// would prepare comes to, before anything is allocated.
+    pub fn heap_bytes_for(
+        depth: usize,
+        units: usize,
+        weights_offset: i32,
+        layout: WeightLayout,
+    ) -> Result<usize, KernelError> {
+        let too_big = || KernelError::new(OP, "the layer would not fit in memory");
+        let packed =
+            Packed::bytes_for(layout, units, depth, 1, weights_offset).ok_or_else(too_big)?;
+        let biases = if packed > 0 { 2 * units } else { units };
+        let per_unit = 4 * biases + std::mem::size_of::<Requant>() * units + 8 * units;
+        units
+            .checked_mul(depth)
+            .and_then(|w| w.checked_add(packed))
+            .and_then(|b| b.checked_add(per_unit))
+            .and_then(|b| b.checked_add(scratch_bound(depth, units).ok()?))
+            .ok_or_else(too_big)
+    }
+
+    /// Bytes the scratch holds now, and the bound [`heap_bytes`](Self::heap_bytes) counts.
+    #[cfg(test)]
+    pub(crate) fn scratch_bytes(&self) -> (usize, usize) {
+        let s = self.scratch.lock().unwrap_or_else(|p| p.into_inner());
+        (s.bytes(), self.scratch_bound)
     }
 
     /// How many rows `input` and `output` hold. A layer prepared for
@@ -157,9 +207,27 @@ impl FullyConnected {
             self.depth
         );
         let rows = input.len() / self.depth;
-        check_len(OP, "output", output.len(), rows * self.units)?;
+        let want = rows.checked_mul(self.units);
+        ensure!(
+            OP,
+            want == Some(output.len()),
+            "output holds {} elements, expected {rows} rows of {}",
+            output.len(),
+            self.units
+        );
         Ok(rows)
     }
+}
+
+/// A row as i16 and as u8 for [`MAX_PIXELS`] rows, padded, and their
+/// accumulators: nothing in a fully connected layer's scratch grows with
+/// the rows a run is given.
+fn scratch_bound(depth: usize, units: usize) -> Result<usize, KernelError> {
+    depth
+        .checked_add(64)
+        .and_then(|kp| kp.checked_mul(2 + MAX_PIXELS))
+        .and_then(|b| b.checked_add(units.div_ceil(16).checked_mul(64 * MAX_PIXELS)?))
+        .ok_or_else(|| KernelError::new(OP, "the layer's buffers would not fit in memory"))
 }
 
 /// Scalar reference.

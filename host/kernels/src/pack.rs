@@ -81,6 +81,38 @@ impl Packed {
             Packed::I8(p) | Packed::I8Signed(p) => p.data.len() + 4 * p.sums.len(),
         }
     }
+
+    /// What [`bytes`](Self::bytes) of the weights [`new`](Self::new) would
+    /// pack for these arguments is, without packing them: 0 where it would
+    /// pack nothing, `None` where the size overflows.
+    pub fn bytes_for(
+        layout: WeightLayout,
+        rows: usize,
+        k: usize,
+        kernel_rows: usize,
+        add: i32,
+    ) -> Option<usize> {
+        let sums = rows.checked_mul(4)?;
+        match layout {
+            WeightLayout::Original => Some(0),
+            WeightLayout::I16Rows => rows
+                .checked_mul(k.div_ceil(LANES).checked_mul(LANES * 2)?)?
+                .checked_add(sums),
+            WeightLayout::I8Rows | WeightLayout::I8RowsSigned if add == 0 => {
+                let kernel_rows = if kernel_rows > 0 && k.is_multiple_of(kernel_rows) {
+                    kernel_rows
+                } else {
+                    1
+                };
+                let k4 = kernel_rows.checked_mul((k / kernel_rows).div_ceil(4))?;
+                rows.div_ceil(16)
+                    .checked_mul(k4)?
+                    .checked_mul(I8_LANES)?
+                    .checked_add(sums)
+            }
+            WeightLayout::I8Rows | WeightLayout::I8RowsSigned => Some(0),
+        }
+    }
 }
 
 /// int8 weights blocked for a broadcast GEMM with `vpdpbusd`: 16 rows at a
@@ -88,16 +120,16 @@ impl Packed {
 /// `w[16 rows][4 k]`. Rows pad to 16 and k to 4 with zeros.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PackedI8Rows {
-    pub rows: usize,
-    pub k: usize,
+    pub(crate) rows: usize,
+    pub(crate) k: usize,
     /// Groups of 4 along k, each kernel row padded to whole groups.
-    pub k4: usize,
+    pub(crate) k4: usize,
     /// The runs k is made of (see [`PackedI8Rows::new`]).
-    pub kernel_rows: usize,
+    pub(crate) kernel_rows: usize,
     /// Blocks of 16 rows.
-    pub blocks: usize,
-    pub data: Vec<i8>,
-    pub sums: Vec<i32>,
+    pub(crate) blocks: usize,
+    pub(crate) data: Vec<i8>,
+    pub(crate) sums: Vec<i32>,
 }
 
 /// Bytes a 512-bit register holds.
@@ -187,13 +219,13 @@ impl PackedI8Rows {
 /// Rows of a weight matrix (one per output channel or unit).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PackedRows {
-    pub rows: usize,
+    pub(crate) rows: usize,
     /// Values per row before padding.
-    pub k: usize,
+    pub(crate) k: usize,
     /// Values per row after padding to a multiple of [`LANES`].
-    pub kp: usize,
-    pub data: Vec<i16>,
-    pub sums: Vec<i32>,
+    pub(crate) kp: usize,
+    pub(crate) data: Vec<i16>,
+    pub(crate) sums: Vec<i32>,
 }
 
 /// i16 values a 256-bit register holds.

@@ -120,8 +120,9 @@ fn check_conv(
     double: bool,
     act: i32,
 ) -> Result<(), TestCaseError> {
+    // Windows larger than the input give no output: not a case, draw again.
     let Some((oh, ow)) = g.out() else {
-        return Ok(());
+        return Err(TestCaseError::reject("empty output"));
     };
     let rounding = if double {
         Rounding::Double
@@ -166,6 +167,16 @@ fn check_conv(
         let mut got = vec![0i8; want.len()];
         (ks.conv2d)(&k, &input, &mut got).unwrap();
         prop_assert_eq!(&got, &want, "{} conv2d on {:?}", ks.name, g);
+        let (held, bound) = k.scratch_bytes();
+        prop_assert!(held <= bound, "{} conv2d scratch {held} > {bound}", ks.name);
+        let charged = Conv2d::heap_bytes_for(
+            spec.input,
+            spec.output,
+            spec.window,
+            spec.filter_in_c,
+            ks.layout,
+        );
+        prop_assert_eq!(charged, Ok(k.heap_bytes()), "{} conv2d", ks.name);
     }
     Ok(())
 }
@@ -219,8 +230,9 @@ fn check_depthwise(
     ozp: i32,
     double: bool,
 ) -> Result<(), TestCaseError> {
+    // Windows larger than the input give no output: not a case, draw again.
     let Some((oh, ow)) = g.out() else {
-        return Ok(());
+        return Err(TestCaseError::reject("empty output"));
     };
     let rounding = if double {
         Rounding::Double
@@ -250,6 +262,14 @@ fn check_depthwise(
         let mut got = vec![0i8; want.len()];
         (ks.depthwise_conv2d)(&k, &input, &mut got).unwrap();
         prop_assert_eq!(&got, &want, "{} depthwise on {:?}", ks.name, g);
+        let (held, bound) = k.scratch_bytes();
+        prop_assert!(
+            held <= bound,
+            "{} depthwise scratch {held} > {bound}",
+            ks.name
+        );
+        let charged = DepthwiseConv2d::heap_bytes_for(k.input, k.output, g.window(), mult);
+        prop_assert_eq!(charged, Ok(k.heap_bytes()), "{} depthwise", ks.name);
     }
     Ok(())
 }
@@ -289,6 +309,14 @@ proptest! {
             let mut got = vec![0i8; want.len()];
             (ks.fully_connected)(&k, &input, &mut got).unwrap();
             prop_assert_eq!(&got, &want, "{} fully connected {}x{}x{}", ks.name, rows, depth, units);
+            // Once more with a single row: the scratch must not outgrow its bound.
+            let mut one = vec![0i8; units];
+            (ks.fully_connected)(&k, &input[..depth], &mut one).unwrap();
+            prop_assert_eq!(&one[..], &want[..units]);
+            let (held, bound) = k.scratch_bytes();
+            prop_assert!(held <= bound, "{} fully connected scratch {held} > {bound}", ks.name);
+            let charged = FullyConnected::heap_bytes_for(depth, units, wzp, ks.layout);
+            prop_assert_eq!(charged, Ok(k.heap_bytes()), "{} fully connected", ks.name);
         }
     }
 
@@ -297,8 +325,10 @@ proptest! {
     #[test]
     fn average_pool_paths_match_the_reference(n in 1usize..=2, h in 1usize..=9, w in 1usize..=9, c in 1usize..=150, kh in 1usize..=4, kw in 1usize..=4, sh in 1usize..=3, sw in 1usize..=3, same in any::<bool>(), seed in any::<u64>(), act_min in -128i32..=0) {
         let g = Geo { n, h, w, ic: c, kh, kw, sh, sw, dh: 1, dw: 1, same };
-        let Some((oh, ow)) = g.out() else { return Ok(()) };
-        let Ok(k) = Pool2d::new("pool", Shape4::new(n, h, w, c), Shape4::new(n, oh, ow, c), g.window(), act_min, 127) else { return Ok(()) };
+        let Some((oh, ow)) = g.out() else { return Err(TestCaseError::reject("empty output")) };
+        let k = Pool2d::new("pool", Shape4::new(n, h, w, c), Shape4::new(n, oh, ow, c), g.window(), act_min, 127);
+        prop_assert!(k.is_ok(), "{:?}", k.err());
+        let Ok(k) = k else { unreachable!() };
         let input = bytes(n * h * w * c, seed);
         let mut want = vec![0i8; n * oh * ow * c];
         // A window wholly in the padding is refused by both.
@@ -329,6 +359,43 @@ proptest! {
             let mut got = vec![0i8; len];
             (ks.add)(&k, &a, &b, &mut got).unwrap();
             prop_assert_eq!(&got, &want, "{} add (table: {})", ks.name, table_from.is_some());
+        }
+    }
+
+    /// ADD with numpy broadcasting: each of four dimensions is whole on
+    /// one side, or 1 on one side and whole on the other.
+    #[test]
+    fn broadcast_add_paths_match_the_reference(dims in proptest::collection::vec((1usize..=5, 0u8..3), 1..=4), seed in any::<u64>(), zps in (-128i32..128, -128i32..128, -128i32..128), double in any::<bool>(), table in any::<bool>()) {
+        let rounding = if double { Rounding::Double } else { Rounding::Single };
+        let out_shape: Vec<usize> = dims.iter().map(|&(d, _)| d).collect();
+        let side = |which: u8| -> Vec<usize> {
+            dims.iter().map(|&(d, w)| if w == which { 1 } else { d }).collect()
+        };
+        let (shape1, shape2) = (side(1), side(2));
+        let spec = AddSpec { shape1: shape1.clone(), shape2: shape2.clone(), out_shape: out_shape.clone(), scale1: 0.07, zero_point1: zps.0, scale2: 0.11, zero_point2: zps.1, out_scale: 0.13, out_zero_point: zps.2, act_min: -128, act_max: 127, rounding, table_from: None };
+        let k = Add::new(spec.clone()).unwrap();
+        let (a, b) = (bytes(shape1.iter().product(), seed), bytes(shape2.iter().product(), seed ^ 1));
+        let mut want = vec![0i8; out_shape.iter().product()];
+        add_scalar(&k, &a, &b, &mut want).unwrap();
+        // By hand: every output element is the sum of the elements its index picks.
+        for (i, w) in want.iter().enumerate() {
+            let (mut ia, mut ib, mut rest) = (0usize, 0usize, i);
+            let mut stride_o: usize = out_shape.iter().product();
+            for (d, (&s1, &s2)) in out_shape.iter().zip(shape1.iter().zip(&shape2)) {
+                stride_o /= d;
+                let x = rest / stride_o;
+                rest %= stride_o;
+                ia = ia * s1 + if s1 == 1 { 0 } else { x };
+                ib = ib * s2 + if s2 == 1 { 0 } else { x };
+            }
+            prop_assert_eq!(*w, k.one(a[ia], b[ib]), "element {}", i);
+        }
+        for ks in sets() {
+            let table_from = (ks.add_table && table).then_some(1);
+            let k = Add::new(AddSpec { table_from, ..spec.clone() }).unwrap();
+            let mut got = vec![0i8; want.len()];
+            (ks.add)(&k, &a, &b, &mut got).unwrap();
+            prop_assert_eq!(&got, &want, "{} broadcast add {:?} + {:?}", ks.name, shape1, shape2);
         }
     }
 }

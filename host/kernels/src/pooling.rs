@@ -8,11 +8,11 @@ use crate::geometry::{Shape4, Window, WindowSpec};
 /// A pooling window ready to run.
 #[derive(Clone, Debug)]
 pub struct Pool2d {
-    pub input: Shape4,
-    pub output: Shape4,
-    pub window: Window,
-    pub act_min: i32,
-    pub act_max: i32,
+    pub(crate) input: Shape4,
+    pub(crate) output: Shape4,
+    pub(crate) window: Window,
+    pub(crate) act_min: i32,
+    pub(crate) act_max: i32,
 }
 
 impl Pool2d {
@@ -52,6 +52,12 @@ impl Pool2d {
             act_min,
             act_max,
         })
+    }
+
+    /// Input elements visited per run: each output's window.
+    pub fn macs(&self) -> u64 {
+        (self.output.len().unwrap_or(0) as u64)
+            .saturating_mul((self.window.kernel_h * self.window.kernel_w) as u64)
     }
 }
 

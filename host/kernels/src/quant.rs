@@ -110,8 +110,8 @@ impl Requant {
 /// Per-channel multipliers and shifts in two arrays, for vector loads.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Multipliers {
-    pub multiplier: Vec<i32>,
-    pub shift: Vec<i32>,
+    pub(crate) multiplier: Vec<i32>,
+    pub(crate) shift: Vec<i32>,
 }
 
 impl Multipliers {
@@ -120,6 +120,11 @@ impl Multipliers {
             multiplier: r.iter().map(|q| q.multiplier).collect(),
             shift: r.iter().map(|q| q.shift).collect(),
         }
+    }
+
+    /// Bytes the two arrays hold.
+    pub fn bytes(&self) -> usize {
+        4 * (self.multiplier.len() + self.shift.len())
     }
 }
 

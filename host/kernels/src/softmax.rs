@@ -10,11 +10,11 @@ const OP: &str = "softmax";
 /// A softmax over the last dimension, ready to run.
 #[derive(Clone, Debug)]
 pub struct Softmax {
-    pub outer: usize,
-    pub depth: usize,
-    pub table: Box<[f32; 256]>,
-    pub out_scale: f32,
-    pub out_zero_point: i32,
+    pub(crate) outer: usize,
+    pub(crate) depth: usize,
+    pub(crate) table: Box<[f32; 256]>,
+    pub(crate) out_scale: f32,
+    pub(crate) out_zero_point: i32,
 }
 
 impl Softmax {

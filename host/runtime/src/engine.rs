@@ -15,6 +15,7 @@ use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConf
 use crate::bindings;
 use crate::cache::ArtifactCache;
 use crate::error::Error;
+use crate::nn::budget::Pace;
 use crate::nn::host::TensorRef;
 use crate::plugin::state::InstanceState;
 
@@ -62,6 +63,9 @@ pub(crate) struct Shared {
     pub(crate) linker: Linker<InstanceState>,
     pub(crate) cache: Option<ArtifactCache>,
     pub(crate) kernels: &'static KernelSet,
+    /// How fast `kernels` run here, measured at start: host work is
+    /// estimated with it against each plugin's deadline.
+    pub(crate) pace: Pace,
     pub(crate) config: RuntimeConfig,
     _ticker: Ticker,
 }
@@ -137,6 +141,7 @@ impl Runtime {
                 linker,
                 cache,
                 kernels,
+                pace: Pace::measure(kernels),
                 config,
                 _ticker: Ticker {
                     stop,

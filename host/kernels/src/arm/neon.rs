@@ -328,7 +328,7 @@ pub fn depthwise_conv2d(
     input: &[i8],
     output: &mut [i8],
 ) -> Result<(), KernelError> {
-    if k.depth_multiplier != 1 || !supported() {
+    if !supported() {
         return depthwise_conv2d_scalar(k, input, output);
     }
     // SAFETY (both closures): NEON was checked above.

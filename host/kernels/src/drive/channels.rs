@@ -1,8 +1,11 @@
-//! Depthwise conv (depth multiplier 1) across channels: the accumulators of
-//! a row of output pixels, then one requantization call for the row.
+//! Depthwise conv across channels: the accumulators of a row of output
+//! pixels, then one requantization call for the row. A depth multiplier
+//! above 1 repeats each input channel that many times first, which makes
+//! it a depthwise conv of multiplier 1 over the output's channels.
 
 use crate::depthwise::DepthwiseConv2d;
 use crate::error::{KernelError, check_len};
+use crate::geometry::Shape4;
 use crate::pack::pad_input;
 
 /// Panics unless every tap of a pixel at `corner` reads inside `src`: the
@@ -125,6 +128,17 @@ where
     )?;
     let mut guard = k.scratch.lock().unwrap_or_else(|p| p.into_inner());
     let scratch = &mut *guard;
+    let (input, is) = if k.depth_multiplier > 1 {
+        let dm = k.depth_multiplier;
+        scratch.expanded.clear();
+        scratch.expanded.reserve_exact(os.n * is.h * is.w * os.c);
+        scratch
+            .expanded
+            .extend(input.iter().flat_map(|&x| std::iter::repeat_n(x, dm)));
+        (&scratch.expanded[..], Shape4 { c: os.c, ..is })
+    } else {
+        (input, is)
+    };
     let zp = (-k.input_offset).clamp(-128, 127) as i8;
     let (src, ph, pw) = pad_input(input, is, &w, os.h, os.w, zp, &mut scratch.padded);
     let c = os.c;

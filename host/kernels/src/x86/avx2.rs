@@ -31,9 +31,13 @@ fn hsum(v: __m256i) -> i32 {
 }
 
 /// Widen `src` into `dst` as i16.
+///
+/// # Safety
+/// The CPU must support AVX2, and `dst` must be at least as long as `src`.
 #[inline]
 #[target_feature(enable = "avx2")]
 unsafe fn widen(src: &[i8], dst: &mut [i16]) {
+    debug_assert!(dst.len() >= src.len());
     let n = src.len();
     let mut i = 0;
     unsafe {
@@ -53,9 +57,14 @@ unsafe fn widen(src: &[i8], dst: &mut [i16]) {
 
 /// Dot products of `col` (length `rows.kp`, i16) with every row of `rows`,
 /// written to `acc`.
+///
+/// # Safety
+/// The CPU must support AVX2. The lengths are checked here, once per call.
 #[target_feature(enable = "avx2")]
 unsafe fn dot_rows(col: &[i16], rows: &PackedRows, acc: &mut [i32]) {
     let kp = rows.kp;
+    assert!(col.len() >= kp && kp.is_multiple_of(LANES));
+    assert!(rows.data.len() >= rows.rows * kp && acc.len() >= rows.rows);
     let x = col.as_ptr();
     let mut r = 0;
     unsafe {
@@ -189,7 +198,7 @@ pub fn depthwise_conv2d(
     input: &[i8],
     output: &mut [i8],
 ) -> Result<(), KernelError> {
-    if k.depth_multiplier != 1 || !supported() {
+    if !supported() {
         return depthwise_conv2d_scalar(k, input, output);
     }
     // SAFETY (both closures): AVX2 was checked above.

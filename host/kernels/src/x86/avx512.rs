@@ -276,7 +276,7 @@ pub fn depthwise_conv2d(
     input: &[i8],
     output: &mut [i8],
 ) -> Result<(), KernelError> {
-    if k.depth_multiplier != 1 || !supported() {
+    if !supported() {
         return avx2::depthwise_conv2d(k, input, output);
     }
     // SAFETY (both closures): AVX-512 (hence AVX2) was checked above.

@@ -5,16 +5,22 @@ use gatehouse_kernels::{Activation, Padding, Semantics};
 use wasmtime::component::Resource;
 
 use crate::bindings::{ops as wops, plan as wplan, tensors as wt};
+use crate::nn::budget::Budget;
 use crate::nn::ops::{OpDesc, PoolArgs, PreparedOp, UnaryKind, WindowArgs};
 use crate::nn::plan::Plan;
 use crate::nn::tensor::{DType, Desc, Quant, TensorKey};
-use crate::nn::{NnFault, OP_OVERHEAD, SLOT_OVERHEAD};
+use crate::nn::{HostDeadline, NnFault, OP_OVERHEAD};
 use crate::plugin::state::{InstanceState, Invoked};
 
 /// What the resource table holds for a guest's tensor handle.
 pub struct TensorRef(TensorKey);
 
 impl InstanceState {
+    /// The time the current call's host work may take.
+    fn budget(&self) -> Budget {
+        Budget::until(self.deadline, self.pace)
+    }
+
     fn key(&self, r: &Resource<TensorRef>) -> Result<TensorKey, NnFault> {
         Ok(self.table.get(r).map_err(|e| NnFault::Trap(e.into()))?.0)
     }
@@ -72,14 +78,7 @@ fn desc_to_wit(d: &Desc) -> wt::TensorDesc {
 impl wt::HostTensor for InstanceState {
     fn create(&mut self, desc: wt::TensorDesc) -> Result<Resource<TensorRef>, NnFault> {
         let desc = desc_from_wit(desc)?;
-        self.tensors.charge(SLOT_OVERHEAD, "tensor handle")?;
-        let key = match self.tensors.create(desc) {
-            Ok(k) => k,
-            Err(e) => {
-                self.tensors.uncharge(SLOT_OVERHEAD);
-                return Err(e);
-            }
-        };
+        let key = self.tensors.create(desc)?;
         self.push_tensor(key)
     }
 
@@ -91,14 +90,7 @@ impl wt::HostTensor for InstanceState {
     ) -> Result<Resource<TensorRef>, NnFault> {
         let base = self.key(&base)?;
         let desc = desc_from_wit(desc)?;
-        self.tensors.charge(SLOT_OVERHEAD, "tensor view")?;
-        let key = match self.tensors.view(base, offset, desc) {
-            Ok(k) => k,
-            Err(e) => {
-                self.tensors.uncharge(SLOT_OVERHEAD);
-                return Err(e);
-            }
-        };
+        let key = self.tensors.view(base, offset, desc)?;
         self.push_tensor(key)
     }
 
@@ -109,11 +101,19 @@ impl wt::HostTensor for InstanceState {
 
     fn read(&mut self, t: Resource<TensorRef>) -> wasmtime::Result<Vec<u8>> {
         let key = self.table.get(&t)?.0;
-        Ok(self
+        // The copy is charged while the host holds it. `read` has no error
+        // type in gatehouse:nn@0.1.0, so a copy that does not fit traps.
+        let len = self
             .tensors
-            .bytes(key)
+            .span(key)
             .map_err(|e| wasmtime::format_err!("{e}"))?
-            .to_vec())
+            .len() as u64;
+        self.tensors
+            .charge(len, "reading a tensor out")
+            .map_err(|e| wasmtime::format_err!("{e}"))?;
+        let bytes = self.tensors.bytes(key).map(<[u8]>::to_vec);
+        self.tensors.uncharge(len);
+        bytes.map_err(|e| wasmtime::format_err!("{e}"))
     }
 
     fn desc(&mut self, t: Resource<TensorRef>) -> wasmtime::Result<wt::TensorDesc> {
@@ -137,7 +137,6 @@ impl wt::HostTensor for InstanceState {
     fn drop(&mut self, t: Resource<TensorRef>) -> wasmtime::Result<()> {
         let TensorRef(key) = self.table.delete(t)?;
         self.tensors.release(key);
-        self.tensors.uncharge(SLOT_OVERHEAD);
         Ok(())
     }
 }
@@ -156,6 +155,7 @@ impl wt::Host for InstanceState {
             NnFault::QuotaExceeded(m) => wt::NnError::QuotaExceeded(m),
             NnFault::StaleTensor(m) => wt::NnError::StaleTensor(m),
             NnFault::Unsupported(m) => wt::NnError::Unsupported(m),
+            NnFault::Deadline(m) => return Err(wasmtime::Error::new(HostDeadline(m))),
             NnFault::Trap(e) => return Err(e),
         })
     }
@@ -317,7 +317,10 @@ impl wops::Host for InstanceState {
         let desc = self.op_desc(&op)?;
         let prepared =
             PreparedOp::prepare(&desc, &mut self.tensors, semantics(options), self.kernels)?;
-        let result = prepared.run(&mut self.tensors, self.kernels);
+        let result = self
+            .budget()
+            .admit(prepared.work(), || prepared.name().to_string())
+            .and_then(|()| prepared.run(&mut self.tensors, self.kernels));
         prepared.release(&mut self.tensors);
         result
     }
@@ -342,8 +345,9 @@ impl wplan::HostPlan for InstanceState {
     }
 
     fn run(&mut self, plan: Resource<Plan>) -> Result<(), NnFault> {
+        let mut budget = self.budget();
         let plan = self.table.get(&plan).map_err(|e| NnFault::Trap(e.into()))?;
-        plan.run(&mut self.tensors, self.kernels)
+        plan.run(&mut self.tensors, self.kernels, &mut budget)
     }
 
     fn invoke(
@@ -355,8 +359,11 @@ impl wplan::HostPlan for InstanceState {
     ) -> Result<Vec<u8>, NnFault> {
         let (ik, ok) = (self.key(&input)?, self.key(&output)?);
         let rep = plan.rep();
+        let mut budget = self.budget();
         let plan = self.table.get(&plan).map_err(|e| NnFault::Trap(e.into()))?;
-        let result = plan.run_batch(&mut self.tensors, self.kernels, ik, ok, &data)?;
+        let result = plan.run_batch(&mut self.tensors, self.kernels, &mut budget, ik, ok, &data)?;
+        // Charged while the host built it; it is the guest's from here on.
+        self.tensors.uncharge(result.len() as u64);
         self.last_invoke = Some(Invoked {
             plan: rep,
             input: ik,

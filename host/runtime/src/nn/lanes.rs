@@ -11,6 +11,7 @@
 use gatehouse_kernels::KernelSet;
 
 use crate::nn::NnFault;
+use crate::nn::budget::Budget;
 use crate::nn::ops::PreparedOp;
 use crate::nn::tensor::{Span, TensorStore};
 
@@ -71,11 +72,26 @@ pub fn layout(
     if !written.iter().any(|w| w.contains(&output)) {
         return None;
     }
-    let per_lane: usize = bases.iter().map(|&b| st.base_len(b)).sum();
+    // Each lane's bases, and the rows of the widest fully connected layer
+    // gathered in and out of the lanes for one kernel call.
+    let (rows_in, rows_out) = gathered(ops);
+    let per_lane: usize = bases.iter().map(|&b| st.base_len(b)).sum::<usize>() + rows_in + rows_out;
     let headroom = st.quota().saturating_sub(st.used());
     let room = LANE_BYTES.min(usize::try_from(headroom).unwrap_or(usize::MAX));
+    // The first lane's bases exist already; its gathered rows do not.
+    let room = room.saturating_sub(rows_in + rows_out);
     let lanes = count.min(MAX_LANES).min(1 + room / per_lane.max(1));
     (lanes >= 2).then_some(Layout { bases, lanes })
+}
+
+/// Bytes of one lane's rows that fully connected layers gather into one
+/// kernel call: the widest input and the widest output.
+fn gathered(ops: &[PreparedOp]) -> (usize, usize) {
+    let fc = || ops.iter().filter(|op| op.fully_connected().is_some());
+    (
+        fc().map(|op| op.inputs()[0].len()).max().unwrap_or(0),
+        fc().map(|op| op.output().len()).max().unwrap_or(0),
+    )
 }
 
 /// Where each widened base's lanes are.
@@ -93,13 +109,15 @@ impl Strides {
 }
 
 /// Run the whole inputs in `data` (at most `layout.lanes` of them) side by
-/// side and append their outputs to `result`. `name_error` says which
+/// side and append their outputs to `result`. Each operator is admitted by
+/// `budget` for all its lanes before it runs. `name_error` says which
 /// operator failed.
 #[allow(clippy::too_many_arguments)]
 pub fn run(
     ops: &[PreparedOp],
     st: &mut TensorStore,
     ks: &KernelSet,
+    budget: &mut Budget,
     layout: &Layout,
     input: Span,
     output: Span,
@@ -109,6 +127,10 @@ pub fn run(
 ) -> Result<(), NnFault> {
     let n = data.len() / input.len().max(1);
     let mut strides = Strides(Vec::with_capacity(layout.bases.len()));
+    // The gathered rows are charged for as long as they are held.
+    let (max_in, max_out) = gathered(ops);
+    let rows_bytes = (n * (max_in + max_out)) as u64;
+    st.charge(rows_bytes, "a batch's gathered rows")?;
     let outcome = (|| {
         for &b in &layout.bases {
             strides.0.push((b, st.widen(b, n)?));
@@ -117,9 +139,15 @@ pub fn run(
             st.write_span(strides.at(lane)(input), chunk)?;
         }
         // Rows of all lanes, gathered for one call of the fully connected
-        // kernel; at most `n` times an operand, which the lanes already bound.
-        let (mut rows_in, mut rows_out) = (Vec::new(), Vec::new());
+        // kernel, in buffers sized (and charged) once for the widest layer.
+        let (mut rows_in, mut rows_out) = (
+            Vec::with_capacity(n * max_in),
+            Vec::with_capacity(n * max_out),
+        );
         for (i, op) in ops.iter().enumerate() {
+            budget.admit(op.work().times(n), || {
+                format!("operator {i} ({}) for {n} inputs", op.name())
+            })?;
             let r = match op.fully_connected() {
                 Some(k) => {
                     let (a, o) = (op.inputs()[0], op.output());
@@ -158,6 +186,7 @@ pub fn run(
     for &(b, stride) in &strides.0 {
         st.narrow(b, stride, n.saturating_sub(1));
     }
+    st.uncharge(rows_bytes);
     outcome
 }
 
@@ -272,6 +301,7 @@ mod tests {
                 &n.ops,
                 &mut n.st,
                 ks,
+                &mut Budget::unlimited(),
                 layout,
                 i,
                 o,
@@ -320,8 +350,9 @@ mod tests {
         let ks = dispatch::available().last().unwrap();
         let mut n = net(1 << 20, ks, 16);
         let (i, o) = (n.st.span(n.x).unwrap(), n.st.span(n.y).unwrap());
-        // Room for two more arenas of 96 bytes, not three.
-        let quota = n.st.used() + 2 * 96 + 50;
+        // Room for two more lanes (an arena of 96 bytes and 20 + 20 bytes
+        // of gathered rows each) and the first lane's rows, not three.
+        let quota = n.st.used() + 40 + 2 * 136 + 50;
         let mut small = net(quota, ks, 16);
         let layout = layout(&small.ops, &small.st, i, o, 10).expect("a layout");
         assert_eq!(layout.lanes, 3);

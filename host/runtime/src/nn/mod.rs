@@ -2,6 +2,7 @@
 //! plans. Nothing here touches wasmtime except the fault type that lets a
 //! host function trap; `host.rs` binds these to the WIT interfaces.
 
+pub mod budget;
 pub mod host;
 pub mod lanes;
 pub mod ops;
@@ -22,6 +23,10 @@ pub enum NnFault {
     StaleTensor(String),
     #[error("unsupported: {0}")]
     Unsupported(String),
+    /// Host work asked for by the plugin would pass its deadline. It traps,
+    /// as a guest that runs past its deadline does.
+    #[error("deadline: {0}")]
+    Deadline(String),
     #[error("host fault: {0}")]
     Trap(wasmtime::Error),
 }
@@ -44,8 +49,34 @@ impl From<wasmtime::Error> for NnFault {
     }
 }
 
-/// Host memory every tensor slot costs beyond its data, charged to the quota
-/// so a plugin cannot exhaust the host with millions of empty tensors.
-pub const SLOT_OVERHEAD: u64 = 64;
-/// The same for each prepared operator.
-pub const OP_OVERHEAD: u64 = 256;
+/// The trap a plugin gets when host work done for it would pass its
+/// deadline; the runtime reports it as the same deadline failure as a
+/// guest that loops.
+#[derive(Debug, thiserror::Error)]
+#[error("host work past the deadline: {0}")]
+pub struct HostDeadline(pub String);
+
+/// Host memory every tensor slot costs beyond its data and description:
+/// the slot, the handle's entry in the resource table and its box, and a
+/// free-list entry; charged so a plugin cannot exhaust the host with
+/// millions of empty tensors. (`tests::overheads_cover_what_is_held`
+/// checks the sizes this rests on.)
+pub const SLOT_OVERHEAD: u64 = tensor::SLOT_BYTES + 128;
+/// The same for each prepared operator: its place in a plan's list, which
+/// may have twice the capacity it uses, and its operand lists beyond that
+/// (charged by the operator).
+pub const OP_OVERHEAD: u64 = 2 * std::mem::size_of::<ops::PreparedOp>() as u64 + 64;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn overheads_cover_what_is_held() {
+        // What the resource table keeps per handle, at most (wasmtime 48:
+        // an enum of a boxed `dyn Any`, a parent and a set of children).
+        assert!(tensor::SLOT_BYTES + 96 + 16 + 4 <= SLOT_OVERHEAD);
+        assert!(2 * std::mem::size_of::<ops::PreparedOp>() as u64 <= OP_OVERHEAD);
+        assert!(std::mem::size_of::<plan::Plan>() as u64 <= OP_OVERHEAD);
+    }
+}

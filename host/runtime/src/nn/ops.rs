@@ -10,6 +10,7 @@ use gatehouse_kernels::{
     Semantics, Shape4, Softmax, WindowSpec, activation_range,
 };
 
+use crate::nn::budget::Work;
 use crate::nn::tensor::{DType, Desc, Span, TensorKey, TensorStore};
 use crate::nn::{NnFault, OP_OVERHEAD};
 
@@ -173,7 +174,19 @@ pub struct PreparedOp {
     output: Span,
     held: Vec<TensorKey>,
     charged: u64,
+    /// What one run costs, for the deadline.
+    work: Work,
 }
+
+/// An operator built from its description: name, kernel, activation
+/// inputs, output, and the constants it copied.
+type Built = (
+    &'static str,
+    Kernel,
+    Vec<TensorKey>,
+    TensorKey,
+    Vec<TensorKey>,
+);
 
 fn act_i8<'a>(
     st: &'a TensorStore,
@@ -362,13 +375,34 @@ impl PreparedOp {
         semantics: Semantics,
         ks: &KernelSet,
     ) -> Result<PreparedOp, NnFault> {
-        let (name, kernel, inputs, output, mut held): (
-            &'static str,
-            Kernel,
-            Vec<TensorKey>,
-            TensorKey,
-            Vec<TensorKey>,
-        ) = match *op {
+        // What a layer with weights will hold is charged before its weights
+        // are copied and packed, so a layer too big for the quota is refused
+        // before the host allocates anything for it.
+        let mut staged = 0u64;
+        let built = Self::build(op, st, semantics, ks, &mut staged);
+        match built.and_then(|b| Self::finish(b, st, staged)) {
+            Ok(p) => Ok(p),
+            Err(e) => {
+                st.uncharge(staged);
+                Err(e)
+            }
+        }
+    }
+
+    fn build(
+        op: &OpDesc,
+        st: &mut TensorStore,
+        semantics: Semantics,
+        ks: &KernelSet,
+        staged: &mut u64,
+    ) -> Result<Built, NnFault> {
+        let mut stage = |st: &mut TensorStore, bytes: Result<usize, KernelError>, what: &str| {
+            let bytes = bytes? as u64;
+            st.charge(bytes, what)?;
+            *staged += bytes;
+            Ok::<(), NnFault>(())
+        };
+        Ok(match *op {
             OpDesc::Conv2d {
                 input,
                 filter,
@@ -389,13 +423,19 @@ impl PreparedOp {
                         fshape.n, os.c
                     )));
                 }
+                let wspec = window_spec(window, fshape.h, fshape.w);
+                stage(
+                    st,
+                    Conv2d::heap_bytes_for(is, os, wspec, fshape.c, ks.layout),
+                    "conv2d weights",
+                )?;
                 let (f, fscales, fzps) = weights_i8(st, filter, "conv2d filter", os.c, 0)?;
                 symmetric(&fzps, "conv2d filter")?;
                 let (act_min, act_max) = activation_range(activation, s_out, z_out);
                 let k = Conv2d::new(Conv2dSpec {
                     input: is,
                     output: os,
-                    window: window_spec(window, fshape.h, fshape.w),
+                    window: wspec,
                     filter: f,
                     filter_in_c: fshape.c,
                     bias: bias_i32(st, bias, os.c)?,
@@ -436,13 +476,19 @@ impl PreparedOp {
                         os.c
                     )));
                 }
+                let wspec = window_spec(window, fshape.h, fshape.w);
+                stage(
+                    st,
+                    DepthwiseConv2d::heap_bytes_for(is, os, wspec, depth_multiplier as usize),
+                    "depthwise weights",
+                )?;
                 let (f, fscales, fzps) = weights_i8(st, filter, "depthwise filter", os.c, 3)?;
                 symmetric(&fzps, "depthwise filter")?;
                 let (act_min, act_max) = activation_range(activation, s_out, z_out);
                 let k = DepthwiseConv2d::new(DepthwiseConv2dSpec {
                     input: is,
                     output: os,
-                    window: window_spec(window, fshape.h, fshape.w),
+                    window: wspec,
                     filter: f,
                     depth_multiplier: depth_multiplier as usize,
                     bias: bias_i32(st, bias, os.c)?,
@@ -486,6 +532,17 @@ impl PreparedOp {
                         "input of {in_elems} and output of {out_elems} values do not fit weights [{units}, {depth}]"
                     )));
                 }
+                let woff = st
+                    .desc(weights)?
+                    .quant
+                    .as_ref()
+                    .and_then(|q| q.zero_points.first())
+                    .map_or(0, |z| z.saturating_neg());
+                stage(
+                    st,
+                    FullyConnected::heap_bytes_for(depth, units, woff, ks.layout),
+                    "fully_connected weights",
+                )?;
                 let (w, wscales, wzps) =
                     weights_i8(st, weights, "fully_connected weights", units, 0)?;
                 if wzps.len() > 1 {
@@ -838,29 +895,24 @@ impl PreparedOp {
                 };
                 (name, kernel, vec![input], output, vec![])
             }
-        };
+        })
+    }
+
+    /// Charge the rest of what the operator holds and take its operands.
+    fn finish(built: Built, st: &mut TensorStore, staged: u64) -> Result<PreparedOp, NnFault> {
+        let (name, kernel, inputs, output, _constants) = built;
         let weight_bytes = match &kernel {
-            Kernel::Conv2d(k) => {
-                k.filter.len()
-                    + 8 * k.bias.len()
-                    + 8 * k.requant.len()
-                    + k.packed.as_ref().map_or(0, |p| p.bytes())
-            }
-            Kernel::DepthwiseConv2d(k) => {
-                5 * k.filter.len() + 8 * k.bias.len() + 8 * k.requant.len()
-            }
-            Kernel::FullyConnected(k) => {
-                k.weights.len()
-                    + 8 * k.bias.len()
-                    + 8 * k.requant.len()
-                    + k.packed.as_ref().map_or(0, |p| p.bytes())
-            }
+            Kernel::Conv2d(k) => k.heap_bytes(),
+            Kernel::DepthwiseConv2d(k) => k.heap_bytes(),
+            Kernel::FullyConnected(k) => k.heap_bytes(),
             Kernel::Add(k) => k.bytes(),
             Kernel::Softmax(_) => 1024,
             Kernel::Lut(_) => 256,
             _ => 0,
         } as u64;
-        let charged = weight_bytes + OP_OVERHEAD;
+        // The operator and its operand lists (a concatenation has up to 32).
+        let per_operand = (std::mem::size_of::<Span>() + std::mem::size_of::<TensorKey>()) as u64;
+        let bookkeeping = OP_OVERHEAD + (inputs.len() as u64 + 1) * per_operand;
         let spans = inputs
             .iter()
             .map(|k| st.span(*k))
@@ -872,14 +924,32 @@ impl PreparedOp {
                 "{name}: the output overlaps an input"
             )));
         }
-        st.charge(charged, name)?;
-        // Hold activations (constants are already copied; holding them is not needed).
-        held.clear();
-        held.extend(inputs.iter().copied());
+        // Layers with weights were staged at their exact size; the rest now.
+        let charged = weight_bytes.max(staged) + bookkeeping;
+        st.charge(charged - staged, name)?;
+        let mut held = inputs;
         held.push(output);
-        for k in &held {
-            st.retain(*k)?;
+        for (i, k) in held.iter().enumerate() {
+            if let Err(e) = st.retain(*k) {
+                for k in &held[..i] {
+                    st.release(*k);
+                }
+                st.uncharge(charged - staged);
+                return Err(e);
+            }
         }
+        let macs = match &kernel {
+            Kernel::Conv2d(k) => k.macs(),
+            Kernel::DepthwiseConv2d(k) => k.macs(),
+            Kernel::FullyConnected(k) => k.macs(),
+            Kernel::AveragePool2d(k) | Kernel::MaxPool2d(k) => k.macs(),
+            _ => 0,
+        };
+        let elements = spans
+            .iter()
+            .chain([&out_span])
+            .map(|s| s.len() as u64)
+            .sum();
         Ok(PreparedOp {
             name,
             kernel,
@@ -887,6 +957,7 @@ impl PreparedOp {
             output: out_span,
             held,
             charged,
+            work: Work { macs, elements },
         })
     }
 
@@ -981,6 +1052,11 @@ impl PreparedOp {
 
     pub fn output(&self) -> Span {
         self.output
+    }
+
+    /// What one run costs, for the deadline.
+    pub fn work(&self) -> Work {
+        self.work
     }
 
     /// Multiply-accumulates per run of the layers that have them.

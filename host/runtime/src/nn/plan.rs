@@ -3,6 +3,7 @@
 use gatehouse_kernels::{KernelSet, Semantics};
 
 use crate::nn::NnFault;
+use crate::nn::budget::Budget;
 use crate::nn::lanes;
 use crate::nn::ops::{OpDesc, PreparedOp};
 use crate::nn::tensor::{TensorKey, TensorStore};
@@ -52,8 +53,15 @@ impl Plan {
         Ok(index as u32)
     }
 
-    pub fn run(&self, st: &mut TensorStore, ks: &KernelSet) -> Result<(), NnFault> {
+    /// Runs every operator in order, each admitted by `budget` first.
+    pub fn run(
+        &self,
+        st: &mut TensorStore,
+        ks: &KernelSet,
+        budget: &mut Budget,
+    ) -> Result<(), NnFault> {
         for (i, op) in self.ops.iter().enumerate() {
+            budget.admit(op.work(), || format!("operator {i} ({})", op.name()))?;
             op.run(st, ks).map_err(|e| name_error(i, op, e))?;
         }
         Ok(())
@@ -64,11 +72,15 @@ impl Plan {
     /// to back. `plan.invoke` and the native baseline of `gatehouse bench`
     /// share this, so the two measure the same work. Where it pays and
     /// gives the same bytes, the runs go side by side in lanes
-    /// ([`lanes`](crate::nn::lanes)).
+    /// ([`lanes`](crate::nn::lanes)). Every operator of every input is
+    /// admitted by `budget` before it runs. The result is charged to the
+    /// quota before it is allocated: the caller uncharges its length once
+    /// the bytes have gone where they go.
     pub fn run_batch(
         &self,
         st: &mut TensorStore,
         ks: &KernelSet,
+        budget: &mut Budget,
         input: TensorKey,
         output: TensorKey,
         data: &[u8],
@@ -82,33 +94,54 @@ impl Plan {
             )));
         }
         let count = data.len() / in_len;
+        let result_len = count
+            .checked_mul(out_len)
+            .ok_or_else(|| NnFault::QuotaExceeded("the result would not fit in memory".into()))?;
+        st.charge(
+            result_len as u64,
+            &format!("the result of {count} inputs of {out_len} output bytes each"),
+        )?;
         let mut result = Vec::new();
+        let run = self.fill(st, ks, budget, input, output, data, &mut result, result_len);
+        if run.is_err() {
+            st.uncharge(result_len as u64);
+        }
+        run.map(|()| result)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn fill(
+        &self,
+        st: &mut TensorStore,
+        ks: &KernelSet,
+        budget: &mut Budget,
+        input: TensorKey,
+        output: TensorKey,
+        data: &[u8],
+        result: &mut Vec<u8>,
+        result_len: usize,
+    ) -> Result<(), NnFault> {
+        let in_len = st.span(input)?.len();
+        let count = data.len() / in_len;
         result
-            .try_reserve_exact(count * out_len)
-            .map_err(|_| NnFault::QuotaExceeded("result too large".into()))?;
+            .try_reserve_exact(result_len)
+            .map_err(|_| NnFault::QuotaExceeded("the host could not allocate the result".into()))?;
         let (in_span, out_span) = (st.span(input)?, st.span(output)?);
         if let Some(layout) = lanes::layout(&self.ops, st, in_span, out_span, count) {
             for group in data.chunks(layout.lanes * in_len) {
                 lanes::run(
-                    &self.ops,
-                    st,
-                    ks,
-                    &layout,
-                    in_span,
-                    out_span,
-                    group,
-                    &mut result,
+                    &self.ops, st, ks, budget, &layout, in_span, out_span, group, result,
                     name_error,
                 )?;
             }
-            return Ok(result);
+            return Ok(());
         }
         for chunk in data.chunks_exact(in_len) {
             st.write(input, 0, chunk)?;
-            self.run(st, ks)?;
+            self.run(st, ks, budget)?;
             result.extend_from_slice(st.bytes(output)?);
         }
-        Ok(result)
+        Ok(())
     }
 
     pub fn release(self, st: &mut TensorStore) {

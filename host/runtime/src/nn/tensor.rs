@@ -5,7 +5,7 @@
 //! it, or a plan operator that reads or writes it. So a plugin can drop
 //! handles in any order without leaving a plan pointing at freed memory.
 
-use crate::nn::NnFault;
+use crate::nn::{NnFault, SLOT_OVERHEAD};
 
 /// Element types, as in `gatehouse:nn/tensors.dtype`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -98,6 +98,16 @@ impl Desc {
     pub fn elements(&self) -> usize {
         self.shape.iter().product()
     }
+
+    /// Host memory the description holds beyond its struct: the shape, scales
+    /// and zero points, which a hostile plugin could make long.
+    pub fn heap_bytes(&self) -> u64 {
+        let quant = self
+            .quant
+            .as_ref()
+            .map_or(0, |q| 4 * (q.scales.len() + q.zero_points.len()));
+        (8 * self.shape.len() + quant) as u64
+    }
 }
 
 /// Names a slot; the generation catches reuse of a freed index.
@@ -117,7 +127,12 @@ struct Entry {
     len: usize,
     storage: Storage,
     refs: u32,
+    /// Quota charged for the slot itself and its description, beyond the data.
+    overhead: u64,
 }
+
+/// Bytes of one slot of the store, as its list holds it.
+pub(crate) const SLOT_BYTES: u64 = std::mem::size_of::<Slot>() as u64;
 
 #[derive(Default)]
 struct Slot {
@@ -213,13 +228,15 @@ impl TensorStore {
         self.used = self.used.saturating_sub(bytes);
     }
 
-    /// A zero-filled tensor, charged to the quota.
+    /// A zero-filled tensor, charged to the quota with its slot and
+    /// description before anything is allocated.
     pub fn create(&mut self, desc: Desc) -> Result<TensorKey, NnFault> {
         let len = desc.byte_len()?;
-        self.charge(len as u64, "tensor")?;
+        let overhead = SLOT_OVERHEAD + desc.heap_bytes();
+        self.charge((len as u64).saturating_add(overhead), "tensor")?;
         let mut buf = Vec::new();
         if buf.try_reserve_exact(len).is_err() {
-            self.uncharge(len as u64);
+            self.uncharge(len as u64 + overhead);
             return Err(NnFault::QuotaExceeded(format!(
                 "the host could not allocate {len} bytes"
             )));
@@ -230,6 +247,7 @@ impl TensorStore {
             len,
             storage: Storage::Owned(buf.into_boxed_slice()),
             refs: 1,
+            overhead,
         }))
     }
 
@@ -257,12 +275,18 @@ impl TensorStore {
                 desc.dtype.size()
             )));
         }
-        self.retain(base)?;
+        let overhead = SLOT_OVERHEAD + desc.heap_bytes();
+        self.charge(overhead, "tensor view")?;
+        if let Err(e) = self.retain(base) {
+            self.uncharge(overhead);
+            return Err(e);
+        }
         Ok(self.insert(Entry {
             desc,
             len,
             storage: Storage::View { base, offset },
             refs: 1,
+            overhead,
         }))
     }
 
@@ -331,6 +355,7 @@ impl TensorStore {
         };
         slot.generation = slot.generation.wrapping_add(1);
         self.free.push(key.index);
+        self.uncharge(entry.overhead);
         match entry.storage {
             Storage::Owned(buf) => self.uncharge(buf.len() as u64),
             Storage::View { base, .. } => self.release(base),
@@ -599,10 +624,14 @@ mod tests {
         }
     }
 
+    /// What a rank-1 tensor's slot and description are charged.
+    const SLOT: u64 = SLOT_OVERHEAD + 8;
+
     #[test]
     fn quota_is_charged_and_released() {
-        let mut st = TensorStore::new(100);
+        let mut st = TensorStore::new(100 + SLOT);
         let a = st.create(i8s(&[60])).unwrap();
+        assert_eq!(st.used(), 60 + SLOT);
         assert!(matches!(
             st.create(i8s(&[60])),
             Err(NnFault::QuotaExceeded(_))
@@ -627,13 +656,14 @@ mod tests {
 
     #[test]
     fn views_keep_their_base_alive_and_stale_keys_fail() {
-        let mut st = TensorStore::new(1000);
+        let mut st = TensorStore::new(1000 + 4 * SLOT);
         let arena = st.create(i8s(&[100])).unwrap();
         let v = st.view(arena, 10, i8s(&[5])).unwrap();
         st.write(v, 0, &[1, 2, 3, 4, 5]).unwrap();
         st.release(arena);
         assert_eq!(st.bytes(v).unwrap(), &[1, 2, 3, 4, 5]);
-        assert_eq!(st.used(), 100);
+        // The arena's slot lives on under the view.
+        assert_eq!(st.used(), 100 + 2 * SLOT);
         st.release(v);
         assert_eq!(st.used(), 0);
         assert!(matches!(st.bytes(v), Err(NnFault::StaleTensor(_))));
@@ -644,7 +674,7 @@ mod tests {
 
     #[test]
     fn views_are_bounded_and_not_nested() {
-        let mut st = TensorStore::new(1000);
+        let mut st = TensorStore::new(1000 + 4 * SLOT);
         let arena = st.create(i8s(&[100])).unwrap();
         assert!(st.view(arena, 96, i8s(&[5])).is_err());
         assert!(st.view(arena, u64::MAX, i8s(&[5])).is_err());
@@ -655,7 +685,7 @@ mod tests {
 
     #[test]
     fn overlapping_operands_are_refused() {
-        let mut st = TensorStore::new(1000);
+        let mut st = TensorStore::new(1000 + 4 * SLOT);
         let arena = st.create(i8s(&[100])).unwrap();
         let a = st.view(arena, 0, i8s(&[10])).unwrap();
         let b = st.view(arena, 5, i8s(&[10])).unwrap();

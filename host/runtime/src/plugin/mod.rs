@@ -19,6 +19,8 @@ use crate::bindings::{self, types as wt};
 use crate::cache::{Source, load_error};
 use crate::engine::{Runtime, Shared};
 use crate::error::{Error, Failure, PluginId};
+use crate::nn::HostDeadline;
+use crate::nn::budget::Budget;
 use crate::nn::plan::Plan;
 pub use limits::Limits;
 use state::InstanceState;
@@ -153,6 +155,7 @@ impl Runtime {
         };
         let mut store = new_store(sh, &pre, &placeholder, &limits);
         store.set_epoch_deadline(sh.ticks(limits.init_deadline));
+        store.data_mut().begin_call(limits.init_deadline);
         let describe = pre
             .instantiate(&mut store)
             .and_then(|b| b.call_describe(&mut store));
@@ -219,6 +222,7 @@ fn new_store(
         sh.kernels,
         limits.memory_bytes,
         limits.tensor_bytes,
+        sh.pace,
     );
     let mut store = Store::new(&sh.engine, state);
     store.limiter(|s| &mut s.limiter);
@@ -281,7 +285,7 @@ impl Plugin {
         let sh = &self.shared;
         let mut store = new_store(&sh.runtime, &sh.pre, self.id(), &sh.limits);
         store.set_epoch_deadline(sh.runtime.ticks(sh.limits.init_deadline));
-        store.data_mut().begin_call();
+        store.data_mut().begin_call(sh.limits.init_deadline);
         let linked = sh
             .pre
             .instance_pre()
@@ -373,7 +377,7 @@ impl Instance {
         let ticks = self.plugin.shared.runtime.ticks(deadline);
         let live = self.live()?;
         live.store.set_epoch_deadline(ticks);
-        live.store.data_mut().begin_call();
+        live.store.data_mut().begin_call(deadline);
         match live.bindings.call_process(&mut live.store, input) {
             Ok(r) => self.outcome(r),
             Err(trap) => Err(self.discard(trap, deadline)),
@@ -418,7 +422,7 @@ impl Instance {
         let ticks = self.plugin.shared.runtime.ticks(deadline);
         let live = self.live()?;
         live.store.set_epoch_deadline(ticks);
-        live.store.data_mut().begin_call();
+        live.store.data_mut().begin_call(deadline);
         let Some(batch) = &live.batch else {
             return Err(self.plugin.fail(Failure::NotInitialized));
         };
@@ -450,7 +454,18 @@ impl Instance {
         let plan = Resource::<Plan>::new_borrow(last.plan);
         let result = match st.table.get(&plan) {
             Ok(plan) => plan
-                .run_batch(&mut st.tensors, st.kernels, last.input, last.output, data)
+                .run_batch(
+                    &mut st.tensors,
+                    st.kernels,
+                    &mut Budget::unlimited(),
+                    last.input,
+                    last.output,
+                    data,
+                )
+                .map(|out| {
+                    st.tensors.uncharge(out.len() as u64);
+                    out
+                })
                 .map_err(|e| plugin.fail(Failure::Kernel(e.to_string()))),
             Err(e) => Err(plugin.fail(Failure::Kernel(e.to_string()))),
         };
@@ -463,7 +478,7 @@ impl Instance {
         let ticks = self.plugin.shared.runtime.ticks(deadline);
         let live = self.live()?;
         live.store.set_epoch_deadline(ticks);
-        live.store.data_mut().begin_call();
+        live.store.data_mut().begin_call(deadline);
         match live.bindings.call_stats(&mut live.store) {
             Ok(s) => Ok(s.into_iter().map(|s| (s.name, s.value)).collect()),
             Err(trap) => Err(self.discard(trap, deadline)),
@@ -507,6 +522,10 @@ fn classify(store: &Store<InstanceState>, e: wasmtime::Error, deadline: Duration
         e.downcast_ref::<wasmtime::Trap>(),
         Some(wasmtime::Trap::Interrupt)
     ) {
+        return Failure::Deadline(deadline);
+    }
+    if let Some(HostDeadline(what)) = e.downcast_ref::<HostDeadline>() {
+        tracing::debug!(plugin = %store.data().label, "{what}");
         return Failure::Deadline(deadline);
     }
     let st = store.data();

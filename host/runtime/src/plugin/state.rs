@@ -1,13 +1,14 @@
 //! What a plugin instance's `Store` holds: its tensors, its handle table, its
 //! memory cap, and the host services it imports (log and clock).
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use gatehouse_kernels::KernelSet;
 use wasmtime::ResourceLimiter;
 use wasmtime::component::ResourceTable;
 
 use crate::bindings::{clock, log, types};
+use crate::nn::budget::Pace;
 use crate::nn::tensor::{TensorKey, TensorStore};
 
 /// Per-call cap on log lines, so a chatty plugin cannot flood the host log.
@@ -29,6 +30,10 @@ pub struct InstanceState {
     /// The plan, input and output of the guest's latest `plan.invoke`: what
     /// [`crate::Instance::invoke_native`] replays without entering the guest.
     pub(crate) last_invoke: Option<Invoked>,
+    /// When the current call must end: host work done for it stops there too.
+    pub(crate) deadline: Option<Instant>,
+    /// How fast this runtime's kernels work, to estimate host work.
+    pub(crate) pace: Pace,
 }
 
 /// A `plan.invoke` call as the host saw it.
@@ -46,6 +51,7 @@ impl InstanceState {
         kernels: &'static KernelSet,
         memory_bytes: usize,
         tensor_bytes: u64,
+        pace: Pace,
     ) -> Self {
         InstanceState {
             table: ResourceTable::new(),
@@ -60,14 +66,18 @@ impl InstanceState {
             log_lines: 0,
             last_error: None,
             last_invoke: None,
+            deadline: None,
+            pace,
         }
     }
 
-    /// Reset per-call bookkeeping before entering the guest.
-    pub(crate) fn begin_call(&mut self) {
+    /// Reset per-call bookkeeping before entering the guest, whose call (and
+    /// the host work it asks for) must end within `deadline`.
+    pub(crate) fn begin_call(&mut self, deadline: Duration) {
         self.log_lines = 0;
         self.last_error = None;
         self.limiter.denied = false;
+        self.deadline = Instant::now().checked_add(deadline);
     }
 }
 
