@@ -1,6 +1,8 @@
 //! Helpers shared by the cross-crate scenarios: where the repository, its
 //! fixtures and the built plugins are.
 
+pub mod meter;
+
 use std::path::{Path, PathBuf};
 
 use gatehouse_runtime::{Runtime, RuntimeConfig};

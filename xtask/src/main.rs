@@ -3,7 +3,8 @@
 //! - `cargo xtask build`          host (release) and every plugin into target/plugins/
 //! - `cargo xtask build-plugins`  just the plugins
 //! - `cargo xtask demo`           the bundled plugins on the sample data
-//! - `cargo xtask test`           every test (adds the wasm32-wasip2 target if missing)
+//! - `cargo xtask test`           every test, installing what the tests need first
+//! - `cargo xtask hostile --seconds N`  the hostile-neighbour matrix, in release, longer
 //! - `cargo xtask codegen`        regenerate the TFLite schema reader (needs planus-cli)
 
 use std::path::{Path, PathBuf};
@@ -58,14 +59,6 @@ fn ensure_target(target: &str) -> Result<()> {
 }
 
 const ARM_TARGET: &str = "aarch64-unknown-linux-gnu";
-
-/// Whether `program --version` runs.
-fn have(program: &str) -> bool {
-    Command::new(program)
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success())
-}
 
 /// The kernels crate's tests (every NEON path against the scalar reference)
 /// for aarch64, run under qemu-user; the linker and runner are in
@@ -255,30 +248,100 @@ fn demo() -> Result<()> {
     Ok(())
 }
 
-fn test() -> Result<()> {
-    // Fail in a second, not after the build, when a tool the tests use is missing.
-    let missing: Vec<&str> = [
-        ("docker-registry", "docker-registry"),
-        ("qemu-aarch64-static", "qemu-user-static"),
-        ("aarch64-linux-gnu-gcc", "gcc-aarch64-linux-gnu"),
-    ]
-    .into_iter()
-    .filter(|(program, _)| !have(program))
-    .map(|(_, package)| package)
-    .collect();
-    if !missing.is_empty() {
-        bail!(
-            "the tests need Debian's {}: sudo apt-get install {} (as .ci/run does)",
-            missing.join(", "),
-            missing.join(" ")
+/// Debian packages the tests use, by a program each provides: a real OCI
+/// registry for the over-the-air tests; qemu-user and an aarch64 linker
+/// and libc for the NEON kernel tests.
+const PACKAGES: &[(&str, &[&str])] = &[
+    ("docker-registry", &["docker-registry"]),
+    ("qemu-aarch64-static", &["qemu-user-static"]),
+    (
+        "aarch64-linux-gnu-gcc",
+        &["gcc-aarch64-linux-gnu", "libc6-dev-arm64-cross"],
+    ),
+];
+
+/// Install the Debian packages the tests need that are missing, with
+/// apt-get (through sudo unless this is root).
+fn install_packages() -> Result<()> {
+    let missing: Vec<&str> = PACKAGES
+        .iter()
+        .filter(|(program, _)| !on_path(program))
+        .flat_map(|(_, packages)| packages.iter().copied())
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    eprintln!("xtask: installing {}", missing.join(" "));
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
+    let apt = |args: &[&str]| {
+        let mut c = if root {
+            Command::new("apt-get")
+        } else {
+            let mut c = Command::new("sudo");
+            c.arg("apt-get");
+            c
+        };
+        c.env("DEBIAN_FRONTEND", "noninteractive").args(args);
+        c
+    };
+    run(apt(&["update", "-q"]))?;
+    let mut install = apt(&["install", "-y", "-q", "--no-install-recommends"]);
+    install.args(&missing);
+    run(install).context("installing the Debian packages the tests need")
+}
+
+/// Whether `program` is on the PATH.
+fn on_path(program: &str) -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(program).is_file()))
+}
+
+/// Tests that exercise one kernel set's instructions directly, by set: on
+/// a CPU without the set they are left out, and said to be.
+fn set_tests(set: &str) -> Option<&'static str> {
+    match set {
+        "avx512" => Some("test(/x86::requant512::/)"),
+        "avx2" => Some("test(/x86::requant::tests/)"),
+        _ => None,
+    }
+}
+
+/// The kernel sets this build has that this CPU cannot run. No emulator in
+/// the package registries runs AVX-512 (qemu-user's TCG stops at AVX2), so
+/// these are named in the summary instead of passing silently.
+fn untested_sets() -> Vec<&'static str> {
+    gatehouse_kernels::dispatch::all()
+        .iter()
+        .filter(|k| !(k.supported)())
+        .map(|k| k.name)
+        .collect()
+}
+
+fn say_untested(untested: &[&str]) {
+    if untested.is_empty() {
+        eprintln!("xtask: every kernel set in this build ran its tests on this CPU");
+    } else {
+        eprintln!(
+            "xtask: NOT TESTED on this machine: kernel set(s) {} (the CPU lacks them; their \
+             own tests were left out and the property tests compare only the sets it runs)",
+            untested.join(", ")
         );
     }
+}
+
+fn test() -> Result<()> {
+    install_packages()?;
     test_neon()?;
     build_plugins()?;
     let nextest = Command::new("cargo")
         .args(["nextest", "--version"])
         .output()
         .is_ok_and(|o| o.status.success());
+    let untested = untested_sets();
+    say_untested(&untested);
     let mut c = cargo();
     if nextest {
         c.args(["nextest", "run", "--no-fail-fast"]);
@@ -286,6 +349,35 @@ fn test() -> Result<()> {
         eprintln!("xtask: cargo-nextest not found; using cargo test");
         c.args(["test", "--no-fail-fast"]);
     }
+    // The SDK's image decoding is a feature only vision plugins enable.
+    c.args(["--features", "gatehouse-sdk/vision"]);
+    let excluded: Vec<&str> = untested.iter().filter_map(|s| set_tests(s)).collect();
+    if nextest && !excluded.is_empty() {
+        c.arg("-E").arg(format!("not ({})", excluded.join(" | ")));
+    }
+    let outcome = run(c);
+    say_untested(&untested);
+    outcome
+}
+
+/// The hostile-neighbour matrix of `tests/hostile.rs`, built in release and
+/// run for `seconds` per mode: the figures an operator compares.
+fn hostile(seconds: &str) -> Result<()> {
+    build_plugins()?;
+    let mut c = cargo();
+    c.args([
+        "nextest",
+        "run",
+        "--release",
+        "-p",
+        "gatehouse-scenarios",
+        "--test",
+        "hostile",
+        "--no-capture",
+        "-E",
+        "test(neighbours)",
+    ])
+    .env("GATEHOUSE_HOSTILE_SECONDS", seconds);
     run(c)
 }
 
@@ -336,10 +428,21 @@ fn task(task: &str) -> Result<()> {
         "build-plugins" => build_plugins(),
         "demo" => demo(),
         "test" => test(),
+        "hostile" => {
+            let args: Vec<String> = std::env::args().skip(2).collect();
+            let seconds = match args.as_slice() {
+                [] => "3".to_string(),
+                [flag, n] if flag == "--seconds" => n.clone(),
+                _ => bail!("usage: cargo xtask hostile [--seconds N]"),
+            };
+            hostile(&seconds)
+        }
         "test-neon" => test_neon(),
         "codegen" => codegen(),
         _ => {
-            eprintln!("usage: cargo xtask <build|build-plugins|demo|test|test-neon|codegen>");
+            eprintln!(
+                "usage: cargo xtask <build|build-plugins|demo|test|test-neon|hostile|codegen>"
+            );
             std::process::exit(2);
         }
     }

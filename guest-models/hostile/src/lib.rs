@@ -1,12 +1,20 @@
 //! `hostile`: a test plugin that misbehaves on purpose, to prove the sandbox
-//! holds. The `mode` setting picks the misbehaviour; `process` performs it.
-//! It takes batches (`gatehouse:plugin/batched@0.2.0`), each input as
-//! `process` would, so misbehaviour inside a batch is tested too.
-//! Never deploy this.
+//! holds. The `mode` setting picks the misbehaviour; `init` prepares what it
+//! needs (so that a mode's `process` spends its deadline on the abuse
+//! itself), and `process` performs it. Sizes come from settings, so a test
+//! can scale an abuse to the machine. It takes batches
+//! (`gatehouse:plugin/batched@0.2.0`), each input as `process` would, so
+//! misbehaviour inside a batch is tested too. Never deploy this.
+//!
+//! Modes that ask the host for work report what the host answered: an
+//! `nn-error` becomes a `kernel` plugin error carrying its message, so a
+//! test can tell a refusal the plugin could handle from a trap.
 
 use std::cell::RefCell;
 
-use gatehouse_sdk::nn::{Dtype, Tensor, TensorDesc};
+use gatehouse_sdk::nn::{
+    self, Activation, Dtype, ExecOptions, Op, Plan, Quantization, Tensor, TensorDesc, Window,
+};
 use gatehouse_sdk::{
     Batch, Config, Descriptor, Inference, InputKind, Plugin, PluginError, Stat,
     export_batched_plugin, log, setting,
@@ -14,9 +22,37 @@ use gatehouse_sdk::{
 
 struct Hostile;
 
+/// What a mode prepared in `init`.
+#[derive(Default)]
+struct Prepared {
+    plan: Option<Plan>,
+    tensors: Vec<Tensor>,
+    /// Bytes of one input of `plan.invoke`, and how many to send.
+    input_len: usize,
+    inputs: usize,
+}
+
 thread_local! {
     static MODE: RefCell<String> = const { RefCell::new(String::new()) };
     static HOARD: RefCell<Vec<Vec<u8>>> = const { RefCell::new(Vec::new()) };
+    static PREPARED: RefCell<Prepared> = RefCell::new(Prepared::default());
+}
+
+fn number(config: &Config, key: &str, default: u32) -> Result<u32, PluginError> {
+    match setting(config, key) {
+        None => Ok(default),
+        Some(v) => v
+            .parse()
+            .map_err(|_| PluginError::InvalidConfig(format!("{key}={v:?} is not a number"))),
+    }
+}
+
+fn host(e: nn::NnError) -> PluginError {
+    PluginError::Kernel(e.message())
+}
+
+fn i8_desc(shape: &[u32]) -> TensorDesc {
+    TensorDesc::new(Dtype::Int8, shape, Some(Quantization::per_tensor(0.05, 0)))
 }
 
 impl Plugin for Hostile {
@@ -37,6 +73,12 @@ impl Plugin for Hostile {
         if mode == "loop-in-init" {
             spin();
         }
+        let prepared = match mode.as_str() {
+            "amplify" => amplifier(&config)?,
+            "long-host-call" => long_host_call(&config)?,
+            _ => Prepared::default(),
+        };
+        PREPARED.with(|p| *p.borrow_mut() = prepared);
         MODE.with(|m| *m.borrow_mut() = mode);
         Ok(())
     }
@@ -71,8 +113,7 @@ impl Plugin for Hostile {
                 })
             }
             "stale-handle" => {
-                let t = Tensor::create(&TensorDesc::new(Dtype::Int8, &[4], None))
-                    .map_err(|e| PluginError::Kernel(e.message()))?;
+                let t = Tensor::create(&TensorDesc::new(Dtype::Int8, &[4], None)).map_err(host)?;
                 let raw = t.take_handle();
                 // Drop it through the host, then use the number again.
                 drop(unsafe { Tensor::from_handle(raw) });
@@ -86,9 +127,15 @@ impl Plugin for Hostile {
                 let desc = TensorDesc::new(Dtype::Int8, &[1 << 20, 1 << 20], None);
                 match Tensor::create(&desc) {
                     Ok(_) => Ok(Inference::empty()),
-                    Err(e) => Err(PluginError::Kernel(e.message())),
+                    Err(e) => Err(host(e)),
                 }
             }
+            "amplify" | "long-host-call" => invoke_prepared(),
+            "huge-op" => huge_op(&input),
+            "hoard-tensors" => hoard_tensors(),
+            "tensor-churn" => tensor_churn(),
+            "brim" => brim(),
+            "brim-read" => brim_read(),
             "panic" => panic!("hostile plugin panicked on purpose"),
             // std links WASI; the host grants none of it, so each of these traps.
             "wasi-env" => Ok(Inference {
@@ -117,6 +164,213 @@ impl Plugin for Hostile {
     fn stats() -> Vec<Stat> {
         vec![]
     }
+}
+
+/// A result amplifier: an empty plan between a 1-byte input and an output
+/// of `output-mib` (16) MiB, invoked with `inputs` (256) one-byte inputs,
+/// asks the host for `inputs` copies of the output.
+fn amplifier(config: &Config) -> Result<Prepared, PluginError> {
+    let mib = number(config, "output-mib", 16)?;
+    let input = Tensor::create(&i8_desc(&[1])).map_err(host)?;
+    let output = Tensor::create(&i8_desc(&[mib << 20])).map_err(host)?;
+    Ok(Prepared {
+        plan: Some(Plan::new(ExecOptions::reference())),
+        tensors: vec![input, output],
+        input_len: 1,
+        inputs: number(config, "inputs", 256)? as usize,
+    })
+}
+
+/// A long host call: one fully connected layer of `units` × `depth`
+/// (4096 × 4096, 16 MiB of weights) invoked on `inputs` (3000) inputs at once.
+fn long_host_call(config: &Config) -> Result<Prepared, PluginError> {
+    let units = number(config, "units", 4096)?;
+    let depth = number(config, "depth", 4096)?;
+    let weights = Tensor::create(&i8_desc(&[units, depth])).map_err(host)?;
+    weights
+        .write(0, &vec![3u8; units as usize * depth as usize])
+        .map_err(host)?;
+    let input = Tensor::create(&i8_desc(&[1, depth])).map_err(host)?;
+    let output = Tensor::create(&i8_desc(&[1, units])).map_err(host)?;
+    let plan = Plan::new(ExecOptions::reference());
+    plan.push(&Op::FullyConnected(nn::FullyConnected {
+        input: &input,
+        weights: &weights,
+        bias: None,
+        output: &output,
+        activation: Activation::None,
+    }))
+    .map_err(host)?;
+    // The layer holds its own copy; the plugin's is dropped here.
+    drop(weights);
+    Ok(Prepared {
+        plan: Some(plan),
+        tensors: vec![input, output],
+        input_len: depth as usize,
+        inputs: number(config, "inputs", 3000)? as usize,
+    })
+}
+
+/// `plan.invoke` of what `init` prepared, on its many inputs.
+fn invoke_prepared() -> Result<Inference, PluginError> {
+    PREPARED.with(|p| {
+        let p = p.borrow();
+        let (Some(plan), [input, output]) = (&p.plan, p.tensors.as_slice()) else {
+            return Err(PluginError::NotInitialized);
+        };
+        let data = vec![1u8; p.input_len * p.inputs];
+        let out = plan.invoke(input, &data, output).map_err(host)?;
+        Ok(Inference {
+            score: Some(out.len() as f64),
+            ..Inference::empty()
+        })
+    })
+}
+
+/// One huge operator: a convolution whose every output reads a window of
+/// `kernel` × `kernel` × `channels` taps (input 1 × `size` × `size` ×
+/// `channels`, same padding, 16 output channels): small tensors, a huge
+/// number of multiply-accumulates. The input bytes give the sizes as
+/// `size,kernel,channels` in decimal (default `256,32,64`).
+fn huge_op(input: &[u8]) -> Result<Inference, PluginError> {
+    let text = String::from_utf8_lossy(input);
+    let dims: Vec<u32> = text
+        .trim()
+        .split(',')
+        .filter_map(|d| d.trim().parse().ok())
+        .collect();
+    let [size, kernel, channels] = dims[..] else {
+        return huge_op(b"256,32,64");
+    };
+    let x = Tensor::create(&i8_desc(&[1, size, size, channels])).map_err(host)?;
+    let filter = Tensor::create(&i8_desc(&[16, kernel, kernel, channels])).map_err(host)?;
+    let y = Tensor::create(&i8_desc(&[1, size, size, 16])).map_err(host)?;
+    nn::execute(
+        &Op::Conv2d(nn::Conv2d {
+            input: &x,
+            filter: &filter,
+            bias: None,
+            output: &y,
+            window: Window {
+                padding: nn::Padding::Same,
+                stride_h: 1,
+                stride_w: 1,
+                dilation_h: 1,
+                dilation_w: 1,
+            },
+            activation: Activation::None,
+        }),
+        ExecOptions::reference(),
+    )
+    .map_err(host)?;
+    Ok(Inference::empty())
+}
+
+/// Tiny tensors, kept, until the host refuses one: the count is the score.
+fn hoard_tensors() -> Result<Inference, PluginError> {
+    let mut kept = Vec::new();
+    loop {
+        match Tensor::create(&TensorDesc::new(Dtype::Int8, &[1], None)) {
+            Ok(t) => kept.push(t),
+            Err(e) => {
+                return Ok(Inference {
+                    label: Some(e.message()),
+                    score: Some(kept.len() as f64),
+                    ..Inference::empty()
+                });
+            }
+        }
+    }
+}
+
+/// A million `tensor.create` calls, each tensor dropped at once.
+fn tensor_churn() -> Result<Inference, PluginError> {
+    let desc = TensorDesc::new(Dtype::Int8, &[16], None);
+    for _ in 0..1_000_000 {
+        drop(Tensor::create(&desc).map_err(host)?);
+    }
+    Ok(Inference {
+        score: Some(1e6),
+        ..Inference::empty()
+    })
+}
+
+/// Fill the tensor quota to the byte, then ask for a little more in every
+/// way that has an error the plugin can handle. Each attempt is a score
+/// labelled `what: outcome` (`ok` or the host's message); the label is the
+/// quota left at the brim.
+fn brim() -> Result<Inference, PluginError> {
+    // Everything the attempts use is made first, while there is room.
+    let x = Tensor::create(&i8_desc(&[1, 16])).map_err(host)?;
+    let w = Tensor::create(&i8_desc(&[16, 16])).map_err(host)?;
+    let y = Tensor::create(&i8_desc(&[1, 16])).map_err(host)?;
+    let plan = Plan::new(ExecOptions::reference());
+    let empty = Plan::new(ExecOptions::reference());
+    let fc = Op::FullyConnected(nn::FullyConnected {
+        input: &x,
+        weights: &w,
+        bias: None,
+        output: &y,
+        activation: Activation::None,
+    });
+    // The filler's own slot costs some bytes beyond its data: find the
+    // largest filler that fits by asking for a byte less each time.
+    let usage = nn::usage();
+    let mut want = usage.quota.saturating_sub(usage.used).min(u32::MAX as u64) as u32;
+    let filler = loop {
+        match Tensor::create(&TensorDesc::new(Dtype::Uint8, &[want], None)) {
+            Ok(t) => break t,
+            Err(_) if want > 0 => want -= 1,
+            Err(e) => return Err(host(e)),
+        }
+    };
+    let left = nn::usage();
+    let outcome = |r: Result<(), nn::NnError>| match r {
+        Ok(()) => "ok".to_string(),
+        Err(e) => e.message(),
+    };
+    let attempts = [
+        ("create", outcome(Tensor::create(&i8_desc(&[1])).map(drop))),
+        ("view", outcome(filler.view(0, &i8_desc(&[1])).map(drop))),
+        ("plan-push", outcome(plan.push(&fc).map(drop))),
+        (
+            "execute",
+            outcome(nn::execute(&fc, ExecOptions::reference())),
+        ),
+        // An empty plan between x and y: only its 16 results are asked for.
+        (
+            "invoke-result",
+            outcome(empty.invoke(&x, &[0u8; 256], &y).map(drop)),
+        ),
+    ];
+    drop(filler);
+    Ok(Inference {
+        label: Some(left.quota.saturating_sub(left.used).to_string()),
+        scores: attempts
+            .into_iter()
+            .map(|(what, outcome)| gatehouse_sdk::LabelScore {
+                label: format!("{what}: {outcome}"),
+                score: 0.0,
+            })
+            .collect(),
+        ..Inference::empty()
+    })
+}
+
+/// Reading a tensor out copies it in the host, charged while it is held:
+/// with the quota full, `read` (which has no error type) must trap.
+fn brim_read() -> Result<Inference, PluginError> {
+    let usage = nn::usage();
+    let half = (usage.quota - usage.used) / 2;
+    let big = Tensor::create(&TensorDesc::new(Dtype::Uint8, &[half as u32], None)).map_err(host)?;
+    // Leave less than the tensor's size free.
+    let _rest =
+        Tensor::create(&TensorDesc::new(Dtype::Uint8, &[(half / 2) as u32], None)).map_err(host)?;
+    let bytes = big.read();
+    Ok(Inference {
+        score: Some(bytes.len() as f64),
+        ..Inference::empty()
+    })
 }
 
 fn spin() -> ! {

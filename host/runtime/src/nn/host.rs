@@ -388,3 +388,7 @@ impl wplan::HostPlan for InstanceState {
 }
 
 impl wplan::Host for InstanceState {}
+
+#[cfg(test)]
+#[path = "host_tests.rs"]
+mod tests;

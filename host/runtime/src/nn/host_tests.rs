@@ -1,0 +1,346 @@
+//! One test per host function of `gatehouse:nn` and the plugin's own
+//! imports, each called as a hostile plugin would: the bound its WIT doc
+//! comment states holds. Memory is checked against the quota the store
+//! charges (the scenario `tests/hostile.rs` measures the host's real
+//! allocations for the same abuses); time against the call's deadline.
+
+use std::time::{Duration, Instant};
+
+use gatehouse_kernels::dispatch;
+use wasmtime::component::Resource;
+
+use crate::bindings::{clock, log, ops as wops, plan as wplan, tensors as wt};
+use crate::nn::budget::Pace;
+use crate::nn::host::TensorRef;
+use crate::nn::plan::Plan;
+use crate::nn::{NnFault, SLOT_OVERHEAD};
+use crate::plugin::state::InstanceState;
+
+const QUOTA: u64 = 1 << 20;
+
+fn state() -> InstanceState {
+    let ks = dispatch::available().last().expect("a kernel set");
+    let mut st = InstanceState::new("hostile@test".into(), ks, 1 << 20, QUOTA, Pace::measure(ks));
+    st.begin_call(Duration::from_secs(10));
+    st
+}
+
+fn i8_desc(shape: &[u32]) -> wt::TensorDesc {
+    wt::TensorDesc {
+        dtype: wt::Dtype::Int8,
+        shape: shape.to_vec(),
+        quantization: Some(wt::Quantization {
+            scales: vec![0.05],
+            zero_points: vec![0],
+            axis: 0,
+        }),
+    }
+}
+
+fn create(st: &mut InstanceState, shape: &[u32]) -> Result<Resource<TensorRef>, NnFault> {
+    wt::HostTensor::create(st, i8_desc(shape))
+}
+
+fn borrow(t: &Resource<TensorRef>) -> Resource<TensorRef> {
+    Resource::new_borrow(t.rep())
+}
+
+fn used(st: &mut InstanceState) -> u64 {
+    wt::Host::usage(st).expect("usage").used
+}
+
+fn quota_exceeded<T: std::fmt::Debug>(r: Result<T, NnFault>) {
+    assert!(matches!(r, Err(NnFault::QuotaExceeded(_))), "{r:?}");
+}
+
+#[test]
+fn create_charges_data_slot_and_description_before_allocating() {
+    let mut st = state();
+    quota_exceeded(create(&mut st, &[1 << 30]));
+    // A description can cost more than its data: a million per-channel scales.
+    let scales = 1u32 << 18;
+    let desc = wt::TensorDesc {
+        dtype: wt::Dtype::Int8,
+        shape: vec![scales],
+        quantization: Some(wt::Quantization {
+            scales: vec![0.1; scales as usize],
+            zero_points: vec![0; scales as usize],
+            axis: 0,
+        }),
+    };
+    // 256 KiB of data and 2 MiB of description: over a 1 MiB quota.
+    quota_exceeded(wt::HostTensor::create(&mut st, desc));
+    assert_eq!(used(&mut st), 0);
+    // Tiny tensors, kept: each costs its slot, so they end within the quota.
+    let mut kept = Vec::new();
+    while let Ok(t) = create(&mut st, &[1]) {
+        kept.push(t);
+    }
+    assert!(used(&mut st) <= QUOTA);
+    assert!(kept.len() as u64 <= QUOTA / SLOT_OVERHEAD, "{}", kept.len());
+    for t in kept {
+        wt::HostTensor::drop(&mut st, t).expect("drop");
+    }
+    assert_eq!(used(&mut st), 0, "drop gives back every byte");
+}
+
+#[test]
+fn a_view_costs_a_slot_and_is_refused_at_the_brim() {
+    let mut st = state();
+    let arena = create(&mut st, &[1000]).expect("arena");
+    let before = used(&mut st);
+    let v = wt::HostTensor::view(&mut st, borrow(&arena), 10, i8_desc(&[5])).expect("view");
+    assert!(used(&mut st) > before && used(&mut st) - before <= SLOT_OVERHEAD + 64);
+    wt::HostTensor::drop(&mut st, v).expect("drop");
+    let filler = fill(&mut st);
+    quota_exceeded(wt::HostTensor::view(
+        &mut st,
+        borrow(&arena),
+        0,
+        i8_desc(&[1]),
+    ));
+    drop(filler);
+}
+
+/// Fills the quota to within a slot of the brim.
+fn fill(st: &mut InstanceState) -> Resource<TensorRef> {
+    let mut want = (QUOTA - used(st)) as u32;
+    loop {
+        match create(st, &[want]) {
+            Ok(t) => return t,
+            Err(_) => want -= 1,
+        }
+    }
+}
+
+#[test]
+fn write_costs_nothing_and_refuses_past_the_end() {
+    let mut st = state();
+    let t = create(&mut st, &[16]).expect("tensor");
+    let before = used(&mut st);
+    let r = wt::HostTensor::write(&mut st, borrow(&t), 10, vec![1; 10]);
+    assert!(matches!(r, Err(NnFault::Invalid(_))), "{r:?}");
+    let r = wt::HostTensor::write(&mut st, borrow(&t), u64::MAX, vec![1]);
+    assert!(matches!(r, Err(NnFault::Invalid(_))), "{r:?}");
+    wt::HostTensor::write(&mut st, borrow(&t), 0, vec![7; 16]).expect("fits");
+    assert_eq!(used(&mut st), before);
+}
+
+#[test]
+fn read_is_charged_while_held_and_traps_when_it_does_not_fit() {
+    let mut st = state();
+    let half = QUOTA / 2 - 4096;
+    let big = create(&mut st, &[half as u32]).expect("half the quota");
+    let before = used(&mut st);
+    assert_eq!(
+        wt::HostTensor::read(&mut st, borrow(&big))
+            .expect("fits")
+            .len() as u64,
+        half
+    );
+    assert_eq!(used(&mut st), before, "the copy's charge is returned");
+    let _rest = create(&mut st, &[(QUOTA / 4) as u32]).expect("a quarter");
+    let e = wt::HostTensor::read(&mut st, borrow(&big)).expect_err("no room for the copy");
+    assert!(format!("{e}").contains("quota"), "{e}");
+}
+
+#[test]
+fn desc_byte_len_usage_and_len_cost_nothing() {
+    let mut st = state();
+    let t = create(&mut st, &[2, 3]).expect("tensor");
+    let before = used(&mut st);
+    let d = wt::HostTensor::desc(&mut st, borrow(&t)).expect("desc");
+    assert_eq!(d.shape, vec![2, 3]);
+    assert_eq!(
+        wt::HostTensor::byte_len(&mut st, borrow(&t)).expect("len"),
+        6
+    );
+    let plan = wplan::HostPlan::new(&mut st, exec()).expect("plan");
+    let after_plan = used(&mut st);
+    assert!(after_plan > before, "a plan's bookkeeping is charged");
+    assert_eq!(
+        wplan::HostPlan::len(&mut st, Resource::new_borrow(plan.rep())).expect("len"),
+        0
+    );
+    assert_eq!(used(&mut st), after_plan);
+    wplan::HostPlan::drop(&mut st, plan).expect("drop plan");
+    assert_eq!(used(&mut st), before);
+}
+
+fn exec() -> wops::ExecOptions {
+    wops::ExecOptions {
+        semantics: wops::Semantics::TfliteReference,
+    }
+}
+
+fn plan_at_brim() -> (InstanceState, Resource<TensorRef>) {
+    let mut st = state();
+    let filler = fill(&mut st);
+    (st, filler)
+}
+
+#[test]
+fn a_plan_that_does_not_fit_traps() {
+    let (mut st, _filler) = plan_at_brim();
+    let e = wplan::HostPlan::new(&mut st, exec()).expect_err("no room for a plan");
+    assert!(format!("{e}").contains("quota"), "{e}");
+}
+
+/// A fully connected layer of `units` × `depth` between fresh tensors.
+struct Fc {
+    x: Resource<TensorRef>,
+    w: Resource<TensorRef>,
+    y: Resource<TensorRef>,
+}
+
+impl Fc {
+    fn new(st: &mut InstanceState, units: u32, depth: u32) -> Result<Fc, NnFault> {
+        Ok(Fc {
+            x: create(st, &[1, depth])?,
+            w: create(st, &[units, depth])?,
+            y: create(st, &[1, units])?,
+        })
+    }
+
+    fn op(&self) -> wops::Op {
+        wops::Op::FullyConnected(wops::FullyConnected {
+            input: borrow(&self.x),
+            weights: borrow(&self.w),
+            bias: None,
+            output: borrow(&self.y),
+            activation: wops::Activation::None,
+        })
+    }
+}
+
+#[test]
+fn push_charges_the_prepared_operator_before_building_it() {
+    let mut st = state();
+    // 600 KiB of weights fit the quota once; their packed copy does not.
+    let fc = Fc::new(&mut st, 600, 1024).expect("tensors");
+    let base = used(&mut st);
+    let plan = wplan::HostPlan::new(&mut st, exec()).expect("plan");
+    let before = used(&mut st);
+    quota_exceeded(wplan::HostPlan::push(
+        &mut st,
+        Resource::new_borrow(plan.rep()),
+        fc.op(),
+    ));
+    assert_eq!(
+        used(&mut st),
+        before,
+        "a refused push leaves nothing charged"
+    );
+    // A small layer is charged its weights and bookkeeping, and given back.
+    let small = Fc::new(&mut st, 8, 8).expect("tensors");
+    let at = used(&mut st);
+    wplan::HostPlan::push(&mut st, Resource::new_borrow(plan.rep()), small.op()).expect("push");
+    assert!(used(&mut st) > at);
+    wplan::HostPlan::drop(&mut st, plan).expect("drop");
+    for t in [small.x, small.w, small.y] {
+        wt::HostTensor::drop(&mut st, t).expect("drop");
+    }
+    assert_eq!(
+        used(&mut st),
+        base,
+        "dropping the plan and its tensors gives their charge back"
+    );
+}
+
+#[test]
+fn execute_is_charged_then_released_and_bounded_by_the_deadline() {
+    let mut st = state();
+    let fc = Fc::new(&mut st, 64, 256).expect("tensors");
+    let before = used(&mut st);
+    wops::Host::execute(&mut st, fc.op(), exec()).expect("runs");
+    assert_eq!(used(&mut st), before, "nothing stays charged");
+    // A window dilated past any memory is refused before anything is built.
+    let x = create(&mut st, &[1, 1, 1, 1]).expect("x");
+    let f = create(&mut st, &[1, 255, 255, 1]).expect("filter");
+    let y = create(&mut st, &[1, 1, 1, 1]).expect("y");
+    let huge = wops::Op::Conv2d(wops::Conv2d {
+        input: borrow(&x),
+        filter: borrow(&f),
+        bias: None,
+        output: borrow(&y),
+        window: wops::Window {
+            padding: wops::Padding::Same,
+            stride_h: 1,
+            stride_w: 1,
+            dilation_h: 60_000,
+            dilation_w: 60_000,
+        },
+        activation: wops::Activation::None,
+    });
+    let at = used(&mut st);
+    let r = wops::Host::execute(&mut st, huge, exec());
+    assert!(
+        matches!(r, Err(NnFault::QuotaExceeded(_) | NnFault::Invalid(_))),
+        "{r:?}"
+    );
+    assert_eq!(used(&mut st), at);
+    // Past the deadline, even a small operator is not run.
+    st.begin_call(Duration::ZERO);
+    std::thread::sleep(Duration::from_millis(1));
+    let r = wops::Host::execute(&mut st, fc.op(), exec());
+    assert!(matches!(r, Err(NnFault::Deadline(_))), "{r:?}");
+}
+
+#[test]
+fn run_and_invoke_stop_at_the_deadline_and_charge_their_results() {
+    let mut st = state();
+    let (units, depth) = (16, 4096);
+    let fc = Fc::new(&mut st, units, depth).expect("tensors");
+    let plan = wplan::HostPlan::new(&mut st, exec()).expect("plan");
+    let p = || Resource::<Plan>::new_borrow(plan.rep());
+    wplan::HostPlan::push(&mut st, p(), fc.op()).expect("push");
+    wplan::HostPlan::run(&mut st, p()).expect("runs in time");
+    let before = used(&mut st);
+    // 10,000 inputs: 6.5 · 10^8 multiply-accumulates, more than 5 ms
+    // allows on any set this runs on.
+    st.begin_call(Duration::from_millis(5));
+    let t = Instant::now();
+    let data = vec![1; depth as usize * 10_000];
+    let r = wplan::HostPlan::invoke(&mut st, p(), borrow(&fc.x), data, borrow(&fc.y));
+    assert!(
+        matches!(r, Err(NnFault::Deadline(_))),
+        "{:?}",
+        r.map(|v| v.len())
+    );
+    assert!(t.elapsed() < Duration::from_secs(1), "{:?}", t.elapsed());
+    assert_eq!(used(&mut st), before, "the result's charge is returned");
+    st.begin_call(Duration::from_secs(10));
+    // A result the quota cannot hold is refused before it is allocated.
+    let amplified = vec![1; depth as usize * 65_536];
+    quota_exceeded(wplan::HostPlan::invoke(
+        &mut st,
+        p(),
+        borrow(&fc.x),
+        amplified,
+        borrow(&fc.y),
+    ));
+    let four = vec![1; depth as usize * 4];
+    let out = wplan::HostPlan::invoke(&mut st, p(), borrow(&fc.x), four, borrow(&fc.y))
+        .expect("four fit");
+    assert_eq!(out.len(), 4 * units as usize);
+    assert_eq!(used(&mut st), before);
+    st.begin_call(Duration::ZERO);
+    std::thread::sleep(Duration::from_millis(1));
+    let r = wplan::HostPlan::run(&mut st, p());
+    assert!(matches!(r, Err(NnFault::Deadline(_))), "{r:?}");
+}
+
+#[test]
+fn log_keeps_2_kib_a_line_and_clock_costs_nothing() {
+    let mut st = state();
+    log::Host::log(&mut st, log::Level::Error, "x".repeat(1 << 20)).expect("log");
+    let kept = st.last_error.as_ref().map_or(0, String::len);
+    assert!(kept <= 2048 + 4, "kept {kept} bytes of a 1 MiB line");
+    for _ in 0..10_000 {
+        log::Host::log(&mut st, log::Level::Info, "flood".into()).expect("log");
+    }
+    let a = clock::Host::now(&mut st).expect("now");
+    let b = clock::Host::now(&mut st).expect("now");
+    assert!(b >= a);
+    assert_eq!(used(&mut st), 0);
+}
