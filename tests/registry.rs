@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-use gatehouse_runtime::registry::{CircuitPolicy, HealthPolicy};
+use gatehouse_runtime::{CircuitPolicy, HealthPolicy};
 use gatehouse_runtime::{
     DeploySpec, Error, Expect, Failure, InitConfig, Policy, Registry, SelfTest,
 };

@@ -1,22 +1,49 @@
 //! Rust bindings of the WIT contract (`wit/`), generated at build time.
 //!
 //! Every import may trap (`trappable`): a host fault ends the call instead of
-//! returning garbage. `nn-error` results map to [`NnFault`], whose `Trap`
-//! variant traps and whose other variants reach the guest as a WIT error.
-//! WIT resources map to host types, as wasmtime's wasi-nn does.
+//! returning garbage. `nn-error` results map to [`NnCallError`]: an
+//! [`NnFault`] reaches the guest as a WIT error (or, past the deadline,
+//! traps), a host fault traps. WIT resources map to host types, as
+//! wasmtime's wasi-nn does: a tensor handle to its [`gatehouse_nn::TensorKey`],
+//! a plan to the [`gatehouse_nn::Plan`] itself.
 
-pub use crate::nn::NnFault;
+use gatehouse_nn::NnFault;
+
+/// How an nn host function fails: with an error for the guest, or a trap.
+#[derive(Debug)]
+pub enum NnCallError {
+    Nn(NnFault),
+    Trap(wasmtime::Error),
+}
+
+impl From<NnFault> for NnCallError {
+    fn from(e: NnFault) -> Self {
+        NnCallError::Nn(e)
+    }
+}
+
+impl From<wasmtime::Error> for NnCallError {
+    fn from(e: wasmtime::Error) -> Self {
+        NnCallError::Trap(e)
+    }
+}
+
+impl From<wasmtime::component::ResourceTableError> for NnCallError {
+    fn from(e: wasmtime::component::ResourceTableError) -> Self {
+        NnCallError::Trap(e.into())
+    }
+}
 
 wasmtime::component::bindgen!({
     path: "../../wit",
     world: "gatehouse:plugin/plugin@0.1.0",
     imports: { default: trappable },
     trappable_error_type: {
-        "gatehouse:nn/tensors.nn-error" => NnFault,
+        "gatehouse:nn/tensors.nn-error" => NnCallError,
     },
     with: {
-        "gatehouse:nn/tensors.tensor": crate::nn::host::TensorRef,
-        "gatehouse:nn/plan.plan": crate::nn::plan::Plan,
+        "gatehouse:nn/tensors.tensor": gatehouse_nn::TensorKey,
+        "gatehouse:nn/plan.plan": gatehouse_nn::Plan,
     },
 });
 

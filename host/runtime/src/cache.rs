@@ -10,7 +10,7 @@
 
 use std::hash::{Hash, Hasher};
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
@@ -54,10 +54,6 @@ impl ArtifactCache {
             source,
         })?;
         Ok(ArtifactCache { dir })
-    }
-
-    pub fn dir(&self) -> &Path {
-        &self.dir
     }
 
     fn key(engine: &Engine, wasm: &[u8]) -> String {

@@ -15,9 +15,9 @@ use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConf
 use crate::bindings;
 use crate::cache::ArtifactCache;
 use crate::error::Error;
-use crate::nn::budget::Pace;
-use crate::nn::host::TensorRef;
+use crate::nn_host::HasNn;
 use crate::plugin::state::InstanceState;
+use gatehouse_nn::{Pace, TensorKey};
 
 /// How the runtime is set up.
 #[derive(Clone, Debug)]
@@ -100,11 +100,17 @@ impl Runtime {
             .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         let engine = Engine::new(&wc).map_err(|e| Error::Engine(format!("{e:#}")))?;
         let mut linker = Linker::new(&engine);
-        bindings::Plugin::add_to_linker::<InstanceState, HasSelf<InstanceState>>(
-            &mut linker,
-            |s| s,
-        )
-        .map_err(|e| Error::Engine(format!("{e:#}")))?;
+        let linked = (|| {
+            use bindings::gatehouse::nn::{ops, plan, tensors};
+            use bindings::gatehouse::plugin0_1_0::{clock, log, types};
+            tensors::add_to_linker::<_, HasNn>(&mut linker, InstanceState::nn_view)?;
+            ops::add_to_linker::<_, HasNn>(&mut linker, InstanceState::nn_view)?;
+            plan::add_to_linker::<_, HasNn>(&mut linker, InstanceState::nn_view)?;
+            types::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)?;
+            log::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)?;
+            clock::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)
+        })();
+        linked.map_err(|e| Error::Engine(format!("{e:#}")))?;
         // Interfaces that `use` the tensor resource re-export its type. The
         // bindings leave those re-exports undefined, and stubbing unknown
         // imports as traps would then invent an unrelated resource type for
@@ -113,7 +119,7 @@ impl Runtime {
             linker
                 .instance(iface)
                 .and_then(|mut i| {
-                    i.resource("tensor", ResourceType::host::<TensorRef>(), |_, _| Ok(()))
+                    i.resource("tensor", ResourceType::host::<TensorKey>(), |_, _| Ok(()))
                 })
                 .map_err(|e| Error::Engine(format!("{e:#}")))?;
         }

@@ -4,23 +4,27 @@
 //! ```text
 //! Runtime ── load ──> Plugin (compiled + InstancePre + descriptor)
 //!                        └─ instantiate ──> Instance (store, tensors, limits)
+//! Registry: plugin name -> active version, hot-swapped, batched, watched
 //! ```
+//!
+//! The crate exports what its users (the CLI, the scenarios) need; the WIT
+//! bindings and the nn host functions stay inside.
 
-pub mod bindings;
-pub mod cache;
+mod bindings;
+mod cache;
 mod engine;
 mod error;
-pub mod nn;
-pub mod plugin;
-pub mod registry;
+mod nn_host;
+mod plugin;
+mod registry;
 
-pub use cache::{ArtifactCache, Source};
+pub use cache::Source;
 pub use engine::{Runtime, RuntimeConfig};
 pub use error::{Error, Failure, PluginId};
 pub use plugin::{
     Descriptor, Event, Inference, InitConfig, InputKind, Instance, Limits, LoadInfo, Plugin,
 };
 pub use registry::{
-    BatchPolicy, BatchStats, DeploySpec, Deployed, Deployment, Expect, Pending, Policy, Prepared,
-    Registry, RollbackHook, SelfTest, Served, Status,
+    BatchPolicy, BatchStats, CircuitPolicy, DeploySpec, Deployed, Deployment, Expect, HealthPolicy,
+    Pending, Policy, Prepared, Registry, RollbackHook, SelfTest, Served, Status,
 };

@@ -19,9 +19,8 @@ use crate::bindings::{self, types as wt};
 use crate::cache::{Source, load_error};
 use crate::engine::{Runtime, Shared};
 use crate::error::{Error, Failure, PluginId};
-use crate::nn::HostDeadline;
-use crate::nn::budget::Budget;
-use crate::nn::plan::Plan;
+use crate::nn_host::HostDeadline;
+use gatehouse_nn::{Budget, Plan};
 pub use limits::Limits;
 use state::InstanceState;
 
@@ -354,8 +353,8 @@ impl Instance {
     pub fn tensor_usage(&self) -> Option<(u64, u64)> {
         self.live.as_ref().map(|l| {
             (
-                l.store.data().tensors.used(),
-                l.store.data().tensors.quota(),
+                l.store.data().nn.tensors.used(),
+                l.store.data().nn.tensors.quota(),
             )
         })
     }
@@ -450,20 +449,20 @@ impl Instance {
     pub fn invoke_native(&mut self, data: &[u8]) -> Option<Result<Vec<u8>, Error>> {
         let plugin = self.plugin.clone();
         let st = self.live.as_mut()?.store.data_mut();
-        let last = st.last_invoke?;
+        let last = st.nn.last_invoke?;
         let plan = Resource::<Plan>::new_borrow(last.plan);
         let result = match st.table.get(&plan) {
             Ok(plan) => plan
                 .run_batch(
-                    &mut st.tensors,
-                    st.kernels,
+                    &mut st.nn.tensors,
+                    st.nn.kernels,
                     &mut Budget::unlimited(),
                     last.input,
                     last.output,
                     data,
                 )
                 .map(|out| {
-                    st.tensors.uncharge(out.len() as u64);
+                    st.nn.tensors.uncharge(out.len() as u64);
                     out
                 })
                 .map_err(|e| plugin.fail(Failure::Kernel(e.to_string()))),

@@ -1,5 +1,6 @@
-//! What a plugin instance's `Store` holds: its tensors, its handle table, its
-//! memory cap, and the host services it imports (log and clock).
+//! What a plugin instance's `Store` holds: its handle table, its nn state
+//! (tensors, quota, deadline), its memory cap, and the host services it
+//! imports (log and clock).
 
 use std::time::{Duration, Instant};
 
@@ -8,8 +9,9 @@ use wasmtime::ResourceLimiter;
 use wasmtime::component::ResourceTable;
 
 use crate::bindings::{clock, log, types};
-use crate::nn::budget::Pace;
-use crate::nn::tensor::{TensorKey, TensorStore};
+use gatehouse_nn::Pace;
+
+use crate::nn_host::{NnCtx, NnView};
 
 /// Per-call cap on log lines, so a chatty plugin cannot flood the host log.
 const LOG_LINES_PER_CALL: u32 = 64;
@@ -18,8 +20,7 @@ const LOG_LINE_BYTES: usize = 2048;
 
 pub struct InstanceState {
     pub(crate) table: ResourceTable,
-    pub(crate) tensors: TensorStore,
-    pub(crate) kernels: &'static KernelSet,
+    pub(crate) nn: NnCtx,
     pub(crate) limiter: MemoryCap,
     /// `name@version` for log lines.
     pub(crate) label: String,
@@ -27,22 +28,6 @@ pub struct InstanceState {
     log_lines: u32,
     /// The last error the plugin logged in this call: a panic message, usually.
     pub(crate) last_error: Option<String>,
-    /// The plan, input and output of the guest's latest `plan.invoke`: what
-    /// [`crate::Instance::invoke_native`] replays without entering the guest.
-    pub(crate) last_invoke: Option<Invoked>,
-    /// When the current call must end: host work done for it stops there too.
-    pub(crate) deadline: Option<Instant>,
-    /// How fast this runtime's kernels work, to estimate host work.
-    pub(crate) pace: Pace,
-}
-
-/// A `plan.invoke` call as the host saw it.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Invoked {
-    /// The plan's handle in the resource table.
-    pub(crate) plan: u32,
-    pub(crate) input: TensorKey,
-    pub(crate) output: TensorKey,
 }
 
 impl InstanceState {
@@ -55,8 +40,7 @@ impl InstanceState {
     ) -> Self {
         InstanceState {
             table: ResourceTable::new(),
-            tensors: TensorStore::new(tensor_bytes),
-            kernels,
+            nn: NnCtx::new(kernels, tensor_bytes, pace),
             limiter: MemoryCap {
                 max_bytes: memory_bytes,
                 denied: false,
@@ -65,9 +49,14 @@ impl InstanceState {
             started: Instant::now(),
             log_lines: 0,
             last_error: None,
-            last_invoke: None,
-            deadline: None,
-            pace,
+        }
+    }
+
+    /// What the nn host functions see.
+    pub(crate) fn nn_view(&mut self) -> NnView<'_> {
+        NnView {
+            nn: &mut self.nn,
+            table: &mut self.table,
         }
     }
 
@@ -77,7 +66,7 @@ impl InstanceState {
         self.log_lines = 0;
         self.last_error = None;
         self.limiter.denied = false;
-        self.deadline = Instant::now().checked_add(deadline);
+        self.nn.begin_call(deadline);
     }
 }
 

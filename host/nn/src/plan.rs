@@ -2,11 +2,11 @@
 
 use gatehouse_kernels::{KernelSet, Semantics};
 
-use crate::nn::NnFault;
-use crate::nn::budget::Budget;
-use crate::nn::lanes;
-use crate::nn::ops::{OpDesc, PreparedOp};
-use crate::nn::tensor::{TensorKey, TensorStore};
+use crate::NnFault;
+use crate::budget::Budget;
+use crate::lanes;
+use crate::ops::{OpDesc, PreparedOp};
+use crate::tensor::{TensorKey, TensorStore};
 
 /// Longest plan accepted; far beyond any MLPerf Tiny model, short enough
 /// that a hostile plugin cannot grow host state without bound.
@@ -72,7 +72,7 @@ impl Plan {
     /// to back. `plan.invoke` and the native baseline of `gatehouse bench`
     /// share this, so the two measure the same work. Where it pays and
     /// gives the same bytes, the runs go side by side in lanes
-    /// ([`lanes`](crate::nn::lanes)). Every operator of every input is
+    /// ([`lanes`](crate::lanes)). Every operator of every input is
     /// admitted by `budget` before it runs. The result is charged to the
     /// quota before it is allocated: the caller uncharges its length once
     /// the bytes have gone where they go.

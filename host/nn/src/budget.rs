@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use gatehouse_kernels::movement::{self, StridedSlice};
 use gatehouse_kernels::{FullyConnected, FullyConnectedSpec, KernelSet, Requant, Rounding};
 
-use crate::nn::NnFault;
+use crate::NnFault;
 
 /// What an operator costs: multiply-accumulates (conv, depthwise, fully
 /// connected, pooling windows) and elements read or written (the rest).

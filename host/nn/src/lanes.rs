@@ -10,10 +10,10 @@
 
 use gatehouse_kernels::KernelSet;
 
-use crate::nn::NnFault;
-use crate::nn::budget::Budget;
-use crate::nn::ops::PreparedOp;
-use crate::nn::tensor::{Span, TensorStore};
+use crate::NnFault;
+use crate::budget::Budget;
+use crate::ops::PreparedOp;
+use crate::tensor::{Span, TensorStore};
 
 /// The most bytes a batch's extra lanes take; beyond it lanes run in groups.
 /// Small enough that the lanes of a fully connected model stay in L2.
@@ -195,8 +195,8 @@ mod tests {
     use gatehouse_kernels::{Activation, Semantics, dispatch};
 
     use super::*;
-    use crate::nn::ops::OpDesc;
-    use crate::nn::tensor::{DType, Desc, Quant, TensorKey};
+    use crate::ops::OpDesc;
+    use crate::tensor::{DType, Desc, Quant, TensorKey};
 
     fn desc(dtype: DType, shape: &[usize], scale: f32, zero_point: i32) -> Desc {
         Desc {

@@ -9,11 +9,9 @@ use std::time::{Duration, Instant};
 use gatehouse_kernels::dispatch;
 use wasmtime::component::Resource;
 
-use crate::bindings::{clock, log, ops as wops, plan as wplan, tensors as wt};
-use crate::nn::budget::Pace;
-use crate::nn::host::TensorRef;
-use crate::nn::plan::Plan;
-use crate::nn::{NnFault, SLOT_OVERHEAD};
+use gatehouse_nn::{NnFault, Pace, Plan, SLOT_OVERHEAD, TensorKey};
+
+use crate::bindings::{NnCallError, clock, log, ops as wops, plan as wplan, tensors as wt};
 use crate::plugin::state::InstanceState;
 
 const QUOTA: u64 = 1 << 20;
@@ -37,20 +35,23 @@ fn i8_desc(shape: &[u32]) -> wt::TensorDesc {
     }
 }
 
-fn create(st: &mut InstanceState, shape: &[u32]) -> Result<Resource<TensorRef>, NnFault> {
-    wt::HostTensor::create(st, i8_desc(shape))
+fn create(st: &mut InstanceState, shape: &[u32]) -> Result<Resource<TensorKey>, NnCallError> {
+    wt::HostTensor::create(&mut st.nn_view(), i8_desc(shape))
 }
 
-fn borrow(t: &Resource<TensorRef>) -> Resource<TensorRef> {
+fn borrow(t: &Resource<TensorKey>) -> Resource<TensorKey> {
     Resource::new_borrow(t.rep())
 }
 
 fn used(st: &mut InstanceState) -> u64 {
-    wt::Host::usage(st).expect("usage").used
+    wt::Host::usage(&mut st.nn_view()).expect("usage").used
 }
 
-fn quota_exceeded<T: std::fmt::Debug>(r: Result<T, NnFault>) {
-    assert!(matches!(r, Err(NnFault::QuotaExceeded(_))), "{r:?}");
+fn quota_exceeded<T: std::fmt::Debug>(r: Result<T, NnCallError>) {
+    assert!(
+        matches!(r, Err(NnCallError::Nn(NnFault::QuotaExceeded(_)))),
+        "{r:?}"
+    );
 }
 
 #[test]
@@ -69,7 +70,7 @@ fn create_charges_data_slot_and_description_before_allocating() {
         }),
     };
     // 256 KiB of data and 2 MiB of description: over a 1 MiB quota.
-    quota_exceeded(wt::HostTensor::create(&mut st, desc));
+    quota_exceeded(wt::HostTensor::create(&mut st.nn_view(), desc));
     assert_eq!(used(&mut st), 0);
     // Tiny tensors, kept: each costs its slot, so they end within the quota.
     let mut kept = Vec::new();
@@ -79,7 +80,7 @@ fn create_charges_data_slot_and_description_before_allocating() {
     assert!(used(&mut st) <= QUOTA);
     assert!(kept.len() as u64 <= QUOTA / SLOT_OVERHEAD, "{}", kept.len());
     for t in kept {
-        wt::HostTensor::drop(&mut st, t).expect("drop");
+        wt::HostTensor::drop(&mut st.nn_view(), t).expect("drop");
     }
     assert_eq!(used(&mut st), 0, "drop gives back every byte");
 }
@@ -89,12 +90,13 @@ fn a_view_costs_a_slot_and_is_refused_at_the_brim() {
     let mut st = state();
     let arena = create(&mut st, &[1000]).expect("arena");
     let before = used(&mut st);
-    let v = wt::HostTensor::view(&mut st, borrow(&arena), 10, i8_desc(&[5])).expect("view");
+    let v =
+        wt::HostTensor::view(&mut st.nn_view(), borrow(&arena), 10, i8_desc(&[5])).expect("view");
     assert!(used(&mut st) > before && used(&mut st) - before <= SLOT_OVERHEAD + 64);
-    wt::HostTensor::drop(&mut st, v).expect("drop");
+    wt::HostTensor::drop(&mut st.nn_view(), v).expect("drop");
     let filler = fill(&mut st);
     quota_exceeded(wt::HostTensor::view(
-        &mut st,
+        &mut st.nn_view(),
         borrow(&arena),
         0,
         i8_desc(&[1]),
@@ -103,7 +105,7 @@ fn a_view_costs_a_slot_and_is_refused_at_the_brim() {
 }
 
 /// Fills the quota to within a slot of the brim.
-fn fill(st: &mut InstanceState) -> Resource<TensorRef> {
+fn fill(st: &mut InstanceState) -> Resource<TensorKey> {
     let mut want = (QUOTA - used(st)) as u32;
     loop {
         match create(st, &[want]) {
@@ -118,11 +120,17 @@ fn write_costs_nothing_and_refuses_past_the_end() {
     let mut st = state();
     let t = create(&mut st, &[16]).expect("tensor");
     let before = used(&mut st);
-    let r = wt::HostTensor::write(&mut st, borrow(&t), 10, vec![1; 10]);
-    assert!(matches!(r, Err(NnFault::Invalid(_))), "{r:?}");
-    let r = wt::HostTensor::write(&mut st, borrow(&t), u64::MAX, vec![1]);
-    assert!(matches!(r, Err(NnFault::Invalid(_))), "{r:?}");
-    wt::HostTensor::write(&mut st, borrow(&t), 0, vec![7; 16]).expect("fits");
+    let r = wt::HostTensor::write(&mut st.nn_view(), borrow(&t), 10, vec![1; 10]);
+    assert!(
+        matches!(r, Err(NnCallError::Nn(NnFault::Invalid(_)))),
+        "{r:?}"
+    );
+    let r = wt::HostTensor::write(&mut st.nn_view(), borrow(&t), u64::MAX, vec![1]);
+    assert!(
+        matches!(r, Err(NnCallError::Nn(NnFault::Invalid(_)))),
+        "{r:?}"
+    );
+    wt::HostTensor::write(&mut st.nn_view(), borrow(&t), 0, vec![7; 16]).expect("fits");
     assert_eq!(used(&mut st), before);
 }
 
@@ -133,14 +141,15 @@ fn read_is_charged_while_held_and_traps_when_it_does_not_fit() {
     let big = create(&mut st, &[half as u32]).expect("half the quota");
     let before = used(&mut st);
     assert_eq!(
-        wt::HostTensor::read(&mut st, borrow(&big))
+        wt::HostTensor::read(&mut st.nn_view(), borrow(&big))
             .expect("fits")
             .len() as u64,
         half
     );
     assert_eq!(used(&mut st), before, "the copy's charge is returned");
     let _rest = create(&mut st, &[(QUOTA / 4) as u32]).expect("a quarter");
-    let e = wt::HostTensor::read(&mut st, borrow(&big)).expect_err("no room for the copy");
+    let e =
+        wt::HostTensor::read(&mut st.nn_view(), borrow(&big)).expect_err("no room for the copy");
     assert!(format!("{e}").contains("quota"), "{e}");
 }
 
@@ -149,21 +158,21 @@ fn desc_byte_len_usage_and_len_cost_nothing() {
     let mut st = state();
     let t = create(&mut st, &[2, 3]).expect("tensor");
     let before = used(&mut st);
-    let d = wt::HostTensor::desc(&mut st, borrow(&t)).expect("desc");
+    let d = wt::HostTensor::desc(&mut st.nn_view(), borrow(&t)).expect("desc");
     assert_eq!(d.shape, vec![2, 3]);
     assert_eq!(
-        wt::HostTensor::byte_len(&mut st, borrow(&t)).expect("len"),
+        wt::HostTensor::byte_len(&mut st.nn_view(), borrow(&t)).expect("len"),
         6
     );
-    let plan = wplan::HostPlan::new(&mut st, exec()).expect("plan");
+    let plan = wplan::HostPlan::new(&mut st.nn_view(), exec()).expect("plan");
     let after_plan = used(&mut st);
     assert!(after_plan > before, "a plan's bookkeeping is charged");
     assert_eq!(
-        wplan::HostPlan::len(&mut st, Resource::new_borrow(plan.rep())).expect("len"),
+        wplan::HostPlan::len(&mut st.nn_view(), Resource::new_borrow(plan.rep())).expect("len"),
         0
     );
     assert_eq!(used(&mut st), after_plan);
-    wplan::HostPlan::drop(&mut st, plan).expect("drop plan");
+    wplan::HostPlan::drop(&mut st.nn_view(), plan).expect("drop plan");
     assert_eq!(used(&mut st), before);
 }
 
@@ -173,7 +182,7 @@ fn exec() -> wops::ExecOptions {
     }
 }
 
-fn plan_at_brim() -> (InstanceState, Resource<TensorRef>) {
+fn plan_at_brim() -> (InstanceState, Resource<TensorKey>) {
     let mut st = state();
     let filler = fill(&mut st);
     (st, filler)
@@ -182,19 +191,19 @@ fn plan_at_brim() -> (InstanceState, Resource<TensorRef>) {
 #[test]
 fn a_plan_that_does_not_fit_traps() {
     let (mut st, _filler) = plan_at_brim();
-    let e = wplan::HostPlan::new(&mut st, exec()).expect_err("no room for a plan");
+    let e = wplan::HostPlan::new(&mut st.nn_view(), exec()).expect_err("no room for a plan");
     assert!(format!("{e}").contains("quota"), "{e}");
 }
 
 /// A fully connected layer of `units` × `depth` between fresh tensors.
 struct Fc {
-    x: Resource<TensorRef>,
-    w: Resource<TensorRef>,
-    y: Resource<TensorRef>,
+    x: Resource<TensorKey>,
+    w: Resource<TensorKey>,
+    y: Resource<TensorKey>,
 }
 
 impl Fc {
-    fn new(st: &mut InstanceState, units: u32, depth: u32) -> Result<Fc, NnFault> {
+    fn new(st: &mut InstanceState, units: u32, depth: u32) -> Result<Fc, NnCallError> {
         Ok(Fc {
             x: create(st, &[1, depth])?,
             w: create(st, &[units, depth])?,
@@ -219,10 +228,10 @@ fn push_charges_the_prepared_operator_before_building_it() {
     // 600 KiB of weights fit the quota once; their packed copy does not.
     let fc = Fc::new(&mut st, 600, 1024).expect("tensors");
     let base = used(&mut st);
-    let plan = wplan::HostPlan::new(&mut st, exec()).expect("plan");
+    let plan = wplan::HostPlan::new(&mut st.nn_view(), exec()).expect("plan");
     let before = used(&mut st);
     quota_exceeded(wplan::HostPlan::push(
-        &mut st,
+        &mut st.nn_view(),
         Resource::new_borrow(plan.rep()),
         fc.op(),
     ));
@@ -234,11 +243,16 @@ fn push_charges_the_prepared_operator_before_building_it() {
     // A small layer is charged its weights and bookkeeping, and given back.
     let small = Fc::new(&mut st, 8, 8).expect("tensors");
     let at = used(&mut st);
-    wplan::HostPlan::push(&mut st, Resource::new_borrow(plan.rep()), small.op()).expect("push");
+    wplan::HostPlan::push(
+        &mut st.nn_view(),
+        Resource::new_borrow(plan.rep()),
+        small.op(),
+    )
+    .expect("push");
     assert!(used(&mut st) > at);
-    wplan::HostPlan::drop(&mut st, plan).expect("drop");
+    wplan::HostPlan::drop(&mut st.nn_view(), plan).expect("drop");
     for t in [small.x, small.w, small.y] {
-        wt::HostTensor::drop(&mut st, t).expect("drop");
+        wt::HostTensor::drop(&mut st.nn_view(), t).expect("drop");
     }
     assert_eq!(
         used(&mut st),
@@ -252,7 +266,7 @@ fn execute_is_charged_then_released_and_bounded_by_the_deadline() {
     let mut st = state();
     let fc = Fc::new(&mut st, 64, 256).expect("tensors");
     let before = used(&mut st);
-    wops::Host::execute(&mut st, fc.op(), exec()).expect("runs");
+    wops::Host::execute(&mut st.nn_view(), fc.op(), exec()).expect("runs");
     assert_eq!(used(&mut st), before, "nothing stays charged");
     // A window dilated past any memory is refused before anything is built.
     let x = create(&mut st, &[1, 1, 1, 1]).expect("x");
@@ -273,17 +287,23 @@ fn execute_is_charged_then_released_and_bounded_by_the_deadline() {
         activation: wops::Activation::None,
     });
     let at = used(&mut st);
-    let r = wops::Host::execute(&mut st, huge, exec());
+    let r = wops::Host::execute(&mut st.nn_view(), huge, exec());
     assert!(
-        matches!(r, Err(NnFault::QuotaExceeded(_) | NnFault::Invalid(_))),
+        matches!(
+            r,
+            Err(NnCallError::Nn(NnFault::QuotaExceeded(_)) | NnCallError::Nn(NnFault::Invalid(_)))
+        ),
         "{r:?}"
     );
     assert_eq!(used(&mut st), at);
     // Past the deadline, even a small operator is not run.
     st.begin_call(Duration::ZERO);
     std::thread::sleep(Duration::from_millis(1));
-    let r = wops::Host::execute(&mut st, fc.op(), exec());
-    assert!(matches!(r, Err(NnFault::Deadline(_))), "{r:?}");
+    let r = wops::Host::execute(&mut st.nn_view(), fc.op(), exec());
+    assert!(
+        matches!(r, Err(NnCallError::Nn(NnFault::Deadline(_)))),
+        "{r:?}"
+    );
 }
 
 #[test]
@@ -291,19 +311,19 @@ fn run_and_invoke_stop_at_the_deadline_and_charge_their_results() {
     let mut st = state();
     let (units, depth) = (16, 4096);
     let fc = Fc::new(&mut st, units, depth).expect("tensors");
-    let plan = wplan::HostPlan::new(&mut st, exec()).expect("plan");
+    let plan = wplan::HostPlan::new(&mut st.nn_view(), exec()).expect("plan");
     let p = || Resource::<Plan>::new_borrow(plan.rep());
-    wplan::HostPlan::push(&mut st, p(), fc.op()).expect("push");
-    wplan::HostPlan::run(&mut st, p()).expect("runs in time");
+    wplan::HostPlan::push(&mut st.nn_view(), p(), fc.op()).expect("push");
+    wplan::HostPlan::run(&mut st.nn_view(), p()).expect("runs in time");
     let before = used(&mut st);
     // 10,000 inputs: 6.5 · 10^8 multiply-accumulates, more than 5 ms
     // allows on any set this runs on.
     st.begin_call(Duration::from_millis(5));
     let t = Instant::now();
     let data = vec![1; depth as usize * 10_000];
-    let r = wplan::HostPlan::invoke(&mut st, p(), borrow(&fc.x), data, borrow(&fc.y));
+    let r = wplan::HostPlan::invoke(&mut st.nn_view(), p(), borrow(&fc.x), data, borrow(&fc.y));
     assert!(
-        matches!(r, Err(NnFault::Deadline(_))),
+        matches!(r, Err(NnCallError::Nn(NnFault::Deadline(_)))),
         "{:?}",
         r.map(|v| v.len())
     );
@@ -313,21 +333,24 @@ fn run_and_invoke_stop_at_the_deadline_and_charge_their_results() {
     // A result the quota cannot hold is refused before it is allocated.
     let amplified = vec![1; depth as usize * 65_536];
     quota_exceeded(wplan::HostPlan::invoke(
-        &mut st,
+        &mut st.nn_view(),
         p(),
         borrow(&fc.x),
         amplified,
         borrow(&fc.y),
     ));
     let four = vec![1; depth as usize * 4];
-    let out = wplan::HostPlan::invoke(&mut st, p(), borrow(&fc.x), four, borrow(&fc.y))
+    let out = wplan::HostPlan::invoke(&mut st.nn_view(), p(), borrow(&fc.x), four, borrow(&fc.y))
         .expect("four fit");
     assert_eq!(out.len(), 4 * units as usize);
     assert_eq!(used(&mut st), before);
     st.begin_call(Duration::ZERO);
     std::thread::sleep(Duration::from_millis(1));
-    let r = wplan::HostPlan::run(&mut st, p());
-    assert!(matches!(r, Err(NnFault::Deadline(_))), "{r:?}");
+    let r = wplan::HostPlan::run(&mut st.nn_view(), p());
+    assert!(
+        matches!(r, Err(NnCallError::Nn(NnFault::Deadline(_)))),
+        "{r:?}"
+    );
 }
 
 #[test]

@@ -1,18 +1,28 @@
-//! The native side of `gatehouse:nn`: tensors, operator preparation and
-//! plans. Nothing here touches wasmtime except the fault type that lets a
-//! host function trap; `host.rs` binds these to the WIT interfaces.
+//! The host side of `gatehouse:nn`, without WebAssembly: one plugin
+//! instance's tensors and their quota, operators validated against the
+//! tensors they name and prepared for the kernels, recorded plans, and the
+//! deadline host work runs under. The runtime binds these to the WIT
+//! interfaces; nothing here knows of wasm, so the validation can be fuzzed
+//! and tested on its own.
+//!
+//! ```text
+//! runtime (WIT bindings) -> nn (this crate) -> kernels
+//! ```
 
 pub mod budget;
-pub mod host;
-pub mod lanes;
+mod lanes;
 pub mod ops;
 pub mod plan;
 pub mod tensor;
 
+pub use budget::{Budget, Pace, Work};
+pub use plan::Plan;
+pub use tensor::{DType, Desc, Quant, TensorKey, TensorStore};
+
 use gatehouse_kernels::KernelError;
 
-/// Why an nn call failed: an error the guest gets as a WIT `nn-error`, or a
-/// trap when the host itself cannot go on.
+/// Why an nn call failed: an error the guest gets as a WIT `nn-error`, or
+/// (`Deadline`) the end of the call.
 #[derive(Debug, thiserror::Error)]
 pub enum NnFault {
     #[error("invalid argument: {0}")]
@@ -27,8 +37,6 @@ pub enum NnFault {
     /// as a guest that runs past its deadline does.
     #[error("deadline: {0}")]
     Deadline(String),
-    #[error("host fault: {0}")]
-    Trap(wasmtime::Error),
 }
 
 impl NnFault {
@@ -42,19 +50,6 @@ impl From<KernelError> for NnFault {
         NnFault::Invalid(e.to_string())
     }
 }
-
-impl From<wasmtime::Error> for NnFault {
-    fn from(e: wasmtime::Error) -> Self {
-        NnFault::Trap(e)
-    }
-}
-
-/// The trap a plugin gets when host work done for it would pass its
-/// deadline; the runtime reports it as the same deadline failure as a
-/// guest that loops.
-#[derive(Debug, thiserror::Error)]
-#[error("host work past the deadline: {0}")]
-pub struct HostDeadline(pub String);
 
 /// Host memory every tensor slot costs beyond its data and description:
 /// the slot, the handle's entry in the resource table and its box, and a

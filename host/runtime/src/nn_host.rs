@@ -1,36 +1,95 @@
 //! `gatehouse:nn` host functions: WIT values in, [`TensorStore`] and
-//! [`Plan`] calls out.
+//! [`Plan`] calls out. As wasmtime's wasi-nn does, they are implemented on a
+//! small view of an instance's state ([`NnView`]: its nn context and its
+//! resource table), not on the whole of it.
 
-use gatehouse_kernels::{Activation, Padding, Semantics};
-use wasmtime::component::Resource;
+use std::time::{Duration, Instant};
 
-use crate::bindings::{ops as wops, plan as wplan, tensors as wt};
-use crate::nn::budget::Budget;
-use crate::nn::ops::{OpDesc, PoolArgs, PreparedOp, UnaryKind, WindowArgs};
-use crate::nn::plan::Plan;
-use crate::nn::tensor::{DType, Desc, Quant, TensorKey};
-use crate::nn::{HostDeadline, NnFault, OP_OVERHEAD};
-use crate::plugin::state::{InstanceState, Invoked};
+use gatehouse_kernels::{Activation, KernelSet, Padding, Semantics};
+use gatehouse_nn::ops::{OpDesc, PoolArgs, PreparedOp, UnaryKind, WindowArgs};
+use gatehouse_nn::{
+    Budget, DType, Desc, NnFault, OP_OVERHEAD, Pace, Plan, Quant, TensorKey, TensorStore,
+};
+use wasmtime::component::{HasData, Resource, ResourceTable};
 
-/// What the resource table holds for a guest's tensor handle.
-pub struct TensorRef(TensorKey);
+use crate::bindings::{NnCallError, ops as wops, plan as wplan, tensors as wt};
 
-impl InstanceState {
+/// An instance's `gatehouse:nn` state: its tensors and their quota, the
+/// kernels and their pace, and the current call's deadline.
+pub(crate) struct NnCtx {
+    pub(crate) tensors: TensorStore,
+    pub(crate) kernels: &'static KernelSet,
+    /// How fast this runtime's kernels work, to estimate host work.
+    pace: Pace,
+    /// When the current call must end: host work done for it stops there too.
+    deadline: Option<Instant>,
+    /// The plan, input and output of the guest's latest `plan.invoke`: what
+    /// [`crate::Instance::invoke_native`] replays without entering the guest.
+    pub(crate) last_invoke: Option<Invoked>,
+}
+
+/// A `plan.invoke` call as the host saw it.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Invoked {
+    /// The plan's handle in the resource table.
+    pub(crate) plan: u32,
+    pub(crate) input: TensorKey,
+    pub(crate) output: TensorKey,
+}
+
+impl NnCtx {
+    pub(crate) fn new(kernels: &'static KernelSet, tensor_bytes: u64, pace: Pace) -> NnCtx {
+        NnCtx {
+            tensors: TensorStore::new(tensor_bytes),
+            kernels,
+            pace,
+            deadline: None,
+            last_invoke: None,
+        }
+    }
+
+    /// The current call, and the host work it asks for, end within `deadline`.
+    pub(crate) fn begin_call(&mut self, deadline: Duration) {
+        self.deadline = Instant::now().checked_add(deadline);
+    }
+}
+
+/// What the nn host functions see of an instance.
+pub(crate) struct NnView<'a> {
+    pub(crate) nn: &'a mut NnCtx,
+    pub(crate) table: &'a mut ResourceTable,
+}
+
+/// Names [`NnView`] for the linker: the nn interfaces get it from a store's data.
+pub(crate) struct HasNn;
+
+impl HasData for HasNn {
+    type Data<'a> = NnView<'a>;
+}
+
+/// The trap a plugin gets when host work done for it would pass its
+/// deadline; the runtime reports it as the same deadline failure as a
+/// guest that loops.
+#[derive(Debug, thiserror::Error)]
+#[error("host work past the deadline: {0}")]
+pub struct HostDeadline(pub String);
+
+impl NnView<'_> {
     /// The time the current call's host work may take.
     fn budget(&self) -> Budget {
-        Budget::until(self.deadline, self.pace)
+        Budget::until(self.nn.deadline, self.nn.pace)
     }
 
-    fn key(&self, r: &Resource<TensorRef>) -> Result<TensorKey, NnFault> {
-        Ok(self.table.get(r).map_err(|e| NnFault::Trap(e.into()))?.0)
+    fn key(&self, r: &Resource<TensorKey>) -> Result<TensorKey, NnCallError> {
+        Ok(*self.table.get(r)?)
     }
 
-    fn push_tensor(&mut self, key: TensorKey) -> Result<Resource<TensorRef>, NnFault> {
-        match self.table.push(TensorRef(key)) {
+    fn push_tensor(&mut self, key: TensorKey) -> Result<Resource<TensorKey>, NnCallError> {
+        match self.table.push(key) {
             Ok(r) => Ok(r),
             Err(e) => {
-                self.tensors.release(key);
-                Err(NnFault::Trap(e.into()))
+                self.nn.tensors.release(key);
+                Err(e.into())
             }
         }
     }
@@ -75,88 +134,99 @@ fn desc_to_wit(d: &Desc) -> wt::TensorDesc {
     }
 }
 
-impl wt::HostTensor for InstanceState {
-    fn create(&mut self, desc: wt::TensorDesc) -> Result<Resource<TensorRef>, NnFault> {
+impl wt::HostTensor for NnView<'_> {
+    fn create(&mut self, desc: wt::TensorDesc) -> Result<Resource<TensorKey>, NnCallError> {
         let desc = desc_from_wit(desc)?;
-        let key = self.tensors.create(desc)?;
+        let key = self.nn.tensors.create(desc)?;
         self.push_tensor(key)
     }
 
     fn view(
         &mut self,
-        base: Resource<TensorRef>,
+        base: Resource<TensorKey>,
         offset: u64,
         desc: wt::TensorDesc,
-    ) -> Result<Resource<TensorRef>, NnFault> {
+    ) -> Result<Resource<TensorKey>, NnCallError> {
         let base = self.key(&base)?;
         let desc = desc_from_wit(desc)?;
-        let key = self.tensors.view(base, offset, desc)?;
+        let key = self.nn.tensors.view(base, offset, desc)?;
         self.push_tensor(key)
     }
 
-    fn write(&mut self, t: Resource<TensorRef>, offset: u64, data: Vec<u8>) -> Result<(), NnFault> {
+    fn write(
+        &mut self,
+        t: Resource<TensorKey>,
+        offset: u64,
+        data: Vec<u8>,
+    ) -> Result<(), NnCallError> {
         let key = self.key(&t)?;
-        self.tensors.write(key, offset, &data)
+        Ok(self.nn.tensors.write(key, offset, &data)?)
     }
 
-    fn read(&mut self, t: Resource<TensorRef>) -> wasmtime::Result<Vec<u8>> {
-        let key = self.table.get(&t)?.0;
+    fn read(&mut self, t: Resource<TensorKey>) -> wasmtime::Result<Vec<u8>> {
+        let key = *self.table.get(&t)?;
         // The copy is charged while the host holds it. `read` has no error
         // type in gatehouse:nn@0.1.0, so a copy that does not fit traps.
         let len = self
+            .nn
             .tensors
             .span(key)
             .map_err(|e| wasmtime::format_err!("{e}"))?
             .len() as u64;
-        self.tensors
+        self.nn
+            .tensors
             .charge(len, "reading a tensor out")
             .map_err(|e| wasmtime::format_err!("{e}"))?;
-        let bytes = self.tensors.bytes(key).map(<[u8]>::to_vec);
-        self.tensors.uncharge(len);
+        let bytes = self.nn.tensors.bytes(key).map(<[u8]>::to_vec);
+        self.nn.tensors.uncharge(len);
         bytes.map_err(|e| wasmtime::format_err!("{e}"))
     }
 
-    fn desc(&mut self, t: Resource<TensorRef>) -> wasmtime::Result<wt::TensorDesc> {
-        let key = self.table.get(&t)?.0;
+    fn desc(&mut self, t: Resource<TensorKey>) -> wasmtime::Result<wt::TensorDesc> {
+        let key = *self.table.get(&t)?;
         Ok(desc_to_wit(
-            self.tensors
+            self.nn
+                .tensors
                 .desc(key)
                 .map_err(|e| wasmtime::format_err!("{e}"))?,
         ))
     }
 
-    fn byte_len(&mut self, t: Resource<TensorRef>) -> wasmtime::Result<u64> {
-        let key = self.table.get(&t)?.0;
+    fn byte_len(&mut self, t: Resource<TensorKey>) -> wasmtime::Result<u64> {
+        let key = *self.table.get(&t)?;
         Ok(self
+            .nn
             .tensors
             .span(key)
             .map_err(|e| wasmtime::format_err!("{e}"))?
             .len() as u64)
     }
 
-    fn drop(&mut self, t: Resource<TensorRef>) -> wasmtime::Result<()> {
-        let TensorRef(key) = self.table.delete(t)?;
-        self.tensors.release(key);
+    fn drop(&mut self, t: Resource<TensorKey>) -> wasmtime::Result<()> {
+        let key = self.table.delete(t)?;
+        self.nn.tensors.release(key);
         Ok(())
     }
 }
 
-impl wt::Host for InstanceState {
+impl wt::Host for NnView<'_> {
     fn usage(&mut self) -> wasmtime::Result<wt::MemoryUsage> {
         Ok(wt::MemoryUsage {
-            used: self.tensors.used(),
-            quota: self.tensors.quota(),
+            used: self.nn.tensors.used(),
+            quota: self.nn.tensors.quota(),
         })
     }
 
-    fn convert_nn_error(&mut self, err: NnFault) -> wasmtime::Result<wt::NnError> {
+    fn convert_nn_error(&mut self, err: NnCallError) -> wasmtime::Result<wt::NnError> {
         Ok(match err {
-            NnFault::Invalid(m) => wt::NnError::InvalidArgument(m),
-            NnFault::QuotaExceeded(m) => wt::NnError::QuotaExceeded(m),
-            NnFault::StaleTensor(m) => wt::NnError::StaleTensor(m),
-            NnFault::Unsupported(m) => wt::NnError::Unsupported(m),
-            NnFault::Deadline(m) => return Err(wasmtime::Error::new(HostDeadline(m))),
-            NnFault::Trap(e) => return Err(e),
+            NnCallError::Nn(NnFault::Invalid(m)) => wt::NnError::InvalidArgument(m),
+            NnCallError::Nn(NnFault::QuotaExceeded(m)) => wt::NnError::QuotaExceeded(m),
+            NnCallError::Nn(NnFault::StaleTensor(m)) => wt::NnError::StaleTensor(m),
+            NnCallError::Nn(NnFault::Unsupported(m)) => wt::NnError::Unsupported(m),
+            NnCallError::Nn(NnFault::Deadline(m)) => {
+                return Err(wasmtime::Error::new(HostDeadline(m)));
+            }
+            NnCallError::Trap(e) => return Err(e),
         })
     }
 }
@@ -190,18 +260,18 @@ fn semantics(o: wops::ExecOptions) -> Semantics {
     }
 }
 
-impl InstanceState {
-    fn op_desc(&self, op: &wops::Op) -> Result<OpDesc, NnFault> {
-        let k = |r: &Resource<TensorRef>| self.key(r);
-        let ko = |r: &Option<Resource<TensorRef>>| r.as_ref().map(|r| self.key(r)).transpose();
-        let unary = |kind: UnaryKind, u: &wops::Unary| -> Result<OpDesc, NnFault> {
+impl NnView<'_> {
+    fn op_desc(&self, op: &wops::Op) -> Result<OpDesc, NnCallError> {
+        let k = |r: &Resource<TensorKey>| self.key(r);
+        let ko = |r: &Option<Resource<TensorKey>>| r.as_ref().map(|r| self.key(r)).transpose();
+        let unary = |kind: UnaryKind, u: &wops::Unary| -> Result<OpDesc, NnCallError> {
             Ok(OpDesc::Unary {
                 kind,
                 input: k(&u.input)?,
                 output: k(&u.output)?,
             })
         };
-        let pool = |p: &wops::Pool2d| -> Result<PoolArgs, NnFault> {
+        let pool = |p: &wops::Pool2d| -> Result<PoolArgs, NnCallError> {
             Ok(PoolArgs {
                 input: k(&p.input)?,
                 output: k(&p.output)?,
@@ -312,59 +382,68 @@ impl InstanceState {
     }
 }
 
-impl wops::Host for InstanceState {
-    fn execute(&mut self, op: wops::Op, options: wops::ExecOptions) -> Result<(), NnFault> {
+impl wops::Host for NnView<'_> {
+    fn execute(&mut self, op: wops::Op, options: wops::ExecOptions) -> Result<(), NnCallError> {
         let desc = self.op_desc(&op)?;
-        let prepared =
-            PreparedOp::prepare(&desc, &mut self.tensors, semantics(options), self.kernels)?;
+        let prepared = PreparedOp::prepare(
+            &desc,
+            &mut self.nn.tensors,
+            semantics(options),
+            self.nn.kernels,
+        )?;
         let result = self
             .budget()
             .admit(prepared.work(), || prepared.name().to_string())
-            .and_then(|()| prepared.run(&mut self.tensors, self.kernels));
-        prepared.release(&mut self.tensors);
-        result
+            .and_then(|()| prepared.run(&mut self.nn.tensors, self.nn.kernels));
+        prepared.release(&mut self.nn.tensors);
+        Ok(result?)
     }
 }
 
-impl wplan::HostPlan for InstanceState {
+impl wplan::HostPlan for NnView<'_> {
     fn new(&mut self, options: wops::ExecOptions) -> wasmtime::Result<Resource<Plan>> {
         // A plan's own bookkeeping counts against the quota like an operator.
-        self.tensors
+        self.nn
+            .tensors
             .charge(OP_OVERHEAD, "plan")
             .map_err(|e| wasmtime::format_err!("{e}"))?;
         Ok(self.table.push(Plan::new(semantics(options)))?)
     }
 
-    fn push(&mut self, plan: Resource<Plan>, op: wops::Op) -> Result<u32, NnFault> {
+    fn push(&mut self, plan: Resource<Plan>, op: wops::Op) -> Result<u32, NnCallError> {
         let desc = self.op_desc(&op)?;
-        let plan = self
-            .table
-            .get_mut(&plan)
-            .map_err(|e| NnFault::Trap(e.into()))?;
-        plan.push(&desc, &mut self.tensors, self.kernels)
+        let plan = self.table.get_mut(&plan)?;
+        Ok(plan.push(&desc, &mut self.nn.tensors, self.nn.kernels)?)
     }
 
-    fn run(&mut self, plan: Resource<Plan>) -> Result<(), NnFault> {
+    fn run(&mut self, plan: Resource<Plan>) -> Result<(), NnCallError> {
         let mut budget = self.budget();
-        let plan = self.table.get(&plan).map_err(|e| NnFault::Trap(e.into()))?;
-        plan.run(&mut self.tensors, self.kernels, &mut budget)
+        let plan = self.table.get(&plan)?;
+        Ok(plan.run(&mut self.nn.tensors, self.nn.kernels, &mut budget)?)
     }
 
     fn invoke(
         &mut self,
         plan: Resource<Plan>,
-        input: Resource<TensorRef>,
+        input: Resource<TensorKey>,
         data: Vec<u8>,
-        output: Resource<TensorRef>,
-    ) -> Result<Vec<u8>, NnFault> {
+        output: Resource<TensorKey>,
+    ) -> Result<Vec<u8>, NnCallError> {
         let (ik, ok) = (self.key(&input)?, self.key(&output)?);
         let rep = plan.rep();
         let mut budget = self.budget();
-        let plan = self.table.get(&plan).map_err(|e| NnFault::Trap(e.into()))?;
-        let result = plan.run_batch(&mut self.tensors, self.kernels, &mut budget, ik, ok, &data)?;
+        let plan = self.table.get(&plan)?;
+        let result = plan.run_batch(
+            &mut self.nn.tensors,
+            self.nn.kernels,
+            &mut budget,
+            ik,
+            ok,
+            &data,
+        )?;
         // Charged while the host built it; it is the guest's from here on.
-        self.tensors.uncharge(result.len() as u64);
-        self.last_invoke = Some(Invoked {
+        self.nn.tensors.uncharge(result.len() as u64);
+        self.nn.last_invoke = Some(Invoked {
             plan: rep,
             input: ik,
             output: ok,
@@ -377,18 +456,18 @@ impl wplan::HostPlan for InstanceState {
     }
 
     fn drop(&mut self, plan: Resource<Plan>) -> wasmtime::Result<()> {
-        if self.last_invoke.is_some_and(|i| i.plan == plan.rep()) {
-            self.last_invoke = None;
+        if self.nn.last_invoke.is_some_and(|i| i.plan == plan.rep()) {
+            self.nn.last_invoke = None;
         }
         let plan = self.table.delete(plan)?;
-        plan.release(&mut self.tensors);
-        self.tensors.uncharge(OP_OVERHEAD);
+        plan.release(&mut self.nn.tensors);
+        self.nn.tensors.uncharge(OP_OVERHEAD);
         Ok(())
     }
 }
 
-impl wplan::Host for InstanceState {}
+impl wplan::Host for NnView<'_> {}
 
 #[cfg(test)]
-#[path = "host_tests.rs"]
+#[path = "nn_host_tests.rs"]
 mod tests;

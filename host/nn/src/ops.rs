@@ -10,9 +10,9 @@ use gatehouse_kernels::{
     Semantics, Shape4, Softmax, WindowSpec, activation_range,
 };
 
-use crate::nn::budget::Work;
-use crate::nn::tensor::{DType, Desc, Span, TensorKey, TensorStore};
-use crate::nn::{NnFault, OP_OVERHEAD};
+use crate::budget::Work;
+use crate::tensor::{DType, Desc, Span, TensorKey, TensorStore};
+use crate::{NnFault, OP_OVERHEAD};
 
 /// Stride, dilation and padding as the plugin gave them.
 #[derive(Clone, Copy, Debug)]

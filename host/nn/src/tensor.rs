@@ -5,7 +5,7 @@
 //! it, or a plan operator that reads or writes it. So a plugin can drop
 //! handles in any order without leaving a plan pointing at freed memory.
 
-use crate::nn::{NnFault, SLOT_OVERHEAD};
+use crate::{NnFault, SLOT_OVERHEAD};
 
 /// Element types, as in `gatehouse:nn/tensors.dtype`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
