@@ -5,6 +5,7 @@
 //! - `cargo xtask demo`           the bundled plugins on the sample data
 //! - `cargo xtask test`           every test, installing what the tests need first
 //! - `cargo xtask hostile --seconds N`  the hostile-neighbour matrix, in release, longer
+//! - `cargo xtask fuzz --minutes N`     every fuzz target for N minutes (`--seconds N` too)
 //! - `cargo xtask codegen`        regenerate the TFLite schema reader (needs planus-cli)
 
 use std::path::{Path, PathBuf};
@@ -87,18 +88,29 @@ fn build_plugins() -> Result<()> {
     let out = root().join("target/plugins");
     std::fs::create_dir_all(&out)?;
     for p in PLUGINS {
-        let from = root().join(format!("target/{WASM_TARGET}/plugin/{p}.wasm"));
-        let to = out.join(format!("{p}.wasm"));
-        // Copy then rename, so a reader never sees a half-written plugin.
-        let tmp = out.join(format!(".{p}.wasm.tmp"));
-        std::fs::copy(&from, &tmp).with_context(|| format!("copying {}", from.display()))?;
-        std::fs::rename(&tmp, &to)?;
-        eprintln!(
-            "xtask: {} ({} bytes)",
-            to.display(),
-            std::fs::metadata(&to)?.len()
-        );
+        publish(p, &out.join(format!("{p}.wasm")))?;
     }
+    // kws again as version 0.1.1, a second real build for swap tests.
+    let mut c = cargo();
+    c.args(["build", "--target", WASM_TARGET, "--profile", "plugin"])
+        .args(["-p", "kws", "--features", "kws/second-build"]);
+    run(c)?;
+    publish("kws", &out.join("kws-0.1.1.wasm"))?;
+    Ok(())
+}
+
+/// Copy plugin `p` as last built to `to`: through a temporary name and a
+/// rename, so a reader never sees a half-written plugin.
+fn publish(p: &str, to: &Path) -> Result<()> {
+    let from = root().join(format!("target/{WASM_TARGET}/plugin/{p}.wasm"));
+    let tmp = to.with_extension("wasm.tmp");
+    std::fs::copy(&from, &tmp).with_context(|| format!("copying {}", from.display()))?;
+    std::fs::rename(&tmp, to)?;
+    eprintln!(
+        "xtask: {} ({} bytes)",
+        to.display(),
+        std::fs::metadata(to)?.len()
+    );
     Ok(())
 }
 
@@ -356,8 +368,124 @@ fn test() -> Result<()> {
         c.arg("-E").arg(format!("not ({})", excluded.join(" | ")));
     }
     let outcome = run(c);
+    // A smoke run of every fuzz target; `cargo xtask fuzz --minutes N` runs them long.
+    let fuzzed = fuzz(8);
     say_untested(&untested);
-    outcome
+    outcome.and(fuzzed)
+}
+
+/// Fuzz targets (`fuzz/fuzz_targets/`) and where their seeds are: folders
+/// of the repository and the file extension taken from each.
+const FUZZ_TARGETS: &[(&str, &[(&str, &str)])] = &[
+    ("bundle", &[("fuzz/seeds/bundle", "gpk")]),
+    ("manifest", &[("fuzz/seeds/manifest", "toml")]),
+    ("oci_layers", &[]),
+    ("tflite", &[("models/mlperf-tiny", "tflite")]),
+    (
+        "wav",
+        &[("fuzz/seeds/wav", "wav"), ("examples/data/kws", "wav")],
+    ),
+    ("image", &[("fuzz/seeds/image", "")]),
+    ("nn_ops", &[]),
+];
+
+/// The cargo-fuzz this project's targets are run with.
+const CARGO_FUZZ: &str = "0.13.2";
+
+/// Run every fuzz target for `seconds`, each from its corpus in
+/// `target/fuzz/corpus/` (seeded from the repository, kept between runs),
+/// with debug assertions on and without a sanitizer, so it builds with the
+/// stable toolchain. Prints executions and findings per target; fails on
+/// any finding, which libFuzzer leaves in `target/fuzz/artifacts/`.
+fn fuzz(seconds: u64) -> Result<()> {
+    let installed = Command::new("cargo")
+        .args(["fuzz", "--version"])
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains(CARGO_FUZZ));
+    if !installed {
+        let mut c = Command::new("cargo");
+        c.args(["install", "cargo-fuzz", "--locked", "--version", CARGO_FUZZ]);
+        run(c)?;
+    }
+    let mut build = cargo();
+    build.args(["fuzz", "build", "--sanitizer", "none", "--debug-assertions"]);
+    run(build)?;
+    let mut report = Vec::new();
+    for (target, seeds) in FUZZ_TARGETS {
+        let corpus = root().join("target/fuzz/corpus").join(target);
+        let artifacts = root().join("target/fuzz/artifacts").join(target);
+        std::fs::create_dir_all(&corpus)?;
+        std::fs::create_dir_all(&artifacts)?;
+        for (dir, ext) in *seeds {
+            for entry in std::fs::read_dir(root().join(dir))? {
+                let path = entry?.path();
+                let wanted = ext.is_empty() || path.extension().is_some_and(|e| e == *ext);
+                if let (true, Some(name)) = (wanted && path.is_file(), path.file_name()) {
+                    std::fs::copy(&path, corpus.join(name))?;
+                }
+            }
+        }
+        let before = std::fs::read_dir(&artifacts)?.count();
+        let mut c = cargo();
+        c.args([
+            "fuzz",
+            "run",
+            "--sanitizer",
+            "none",
+            "--debug-assertions",
+            target,
+        ])
+        .arg(&corpus)
+        .arg("--")
+        .arg(format!("-max_total_time={seconds}"))
+        .arg(format!("-artifact_prefix={}/", artifacts.display()))
+        .args([
+            "-rss_limit_mb=2048",
+            "-print_final_stats=1",
+            "-close_fd_mask=1",
+        ]);
+        let out = c
+            .output()
+            .with_context(|| format!("running fuzz target {target}"))?;
+        let log = String::from_utf8_lossy(&out.stderr);
+        let stat = |name: &str| {
+            log.lines()
+                .find_map(|l| l.strip_prefix(&format!("stat::{name}:")))
+                .map(|v| v.trim().to_string())
+                .unwrap_or_else(|| "?".into())
+        };
+        let findings = std::fs::read_dir(&artifacts)?.count() - before;
+        let corpus_size = std::fs::read_dir(&corpus)?.count();
+        if !out.status.success() {
+            eprintln!("{log}");
+        }
+        report.push((
+            *target,
+            stat("number_of_executed_units"),
+            corpus_size,
+            findings,
+            out.status.success(),
+        ));
+    }
+    eprintln!(
+        "\nxtask: fuzzing, {seconds} s per target\n{:<12} {:>12} {:>8} {:>9}",
+        "target", "executions", "corpus", "findings"
+    );
+    for (target, execs, corpus, findings, _) in &report {
+        eprintln!("{target:<12} {execs:>12} {corpus:>8} {findings:>9}");
+    }
+    let failed: Vec<&str> = report
+        .iter()
+        .filter(|r| !r.4 || r.3 > 0)
+        .map(|r| r.0)
+        .collect();
+    if !failed.is_empty() {
+        bail!(
+            "fuzz targets with findings: {} (inputs in target/fuzz/artifacts/)",
+            failed.join(", ")
+        );
+    }
+    Ok(())
 }
 
 /// The hostile-neighbour matrix of `tests/hostile.rs`, built in release and
@@ -428,6 +556,16 @@ fn task(task: &str) -> Result<()> {
         "build-plugins" => build_plugins(),
         "demo" => demo(),
         "test" => test(),
+        "fuzz" => {
+            let args: Vec<String> = std::env::args().skip(2).collect();
+            let seconds = match args.as_slice() {
+                [] => 60,
+                [flag, n] if flag == "--minutes" => n.parse::<u64>()? * 60,
+                [flag, n] if flag == "--seconds" => n.parse()?,
+                _ => bail!("usage: cargo xtask fuzz [--minutes N | --seconds N]"),
+            };
+            fuzz(seconds)
+        }
         "hostile" => {
             let args: Vec<String> = std::env::args().skip(2).collect();
             let seconds = match args.as_slice() {
@@ -441,7 +579,7 @@ fn task(task: &str) -> Result<()> {
         "codegen" => codegen(),
         _ => {
             eprintln!(
-                "usage: cargo xtask <build|build-plugins|demo|test|test-neon|hostile|codegen>"
+                "usage: cargo xtask <build|build-plugins|demo|test|test-neon|fuzz|hostile|codegen>"
             );
             std::process::exit(2);
         }

@@ -17,6 +17,14 @@ const LABELS: [&str; 12] = [
     "down", "go", "left", "no", "off", "on", "right", "stop", "up", "yes", "silence", "unknown",
 ];
 
+/// The `second-build` feature makes the same plugin a different build and
+/// version (0.1.1), so that swap tests swap between two real builds.
+const VERSION: &str = if cfg!(feature = "second-build") {
+    "0.1.1"
+} else {
+    env!("CARGO_PKG_VERSION")
+};
+
 struct Kws;
 
 struct State {
@@ -32,7 +40,7 @@ impl Plugin for Kws {
     fn describe() -> Descriptor {
         Descriptor {
             name: "kws".into(),
-            version: env!("CARGO_PKG_VERSION").into(),
+            version: VERSION.into(),
             summary: "Keyword spotting (MLPerf Tiny DS-CNN) on 1 s of 16 kHz mono audio".into(),
             input_kinds: vec![InputKind::Wav],
             labels: LABELS.iter().map(|s| s.to_string()).collect(),

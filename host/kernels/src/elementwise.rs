@@ -220,7 +220,12 @@ impl Rescale {
     pub fn relu(input: Qp, output: Qp, bounds: (f32, f32), rounding: Rounding) -> Self {
         // TFLite: float ratio widened to double; bounds rounded with roundf.
         let real = (input.scale / output.scale) as f64;
-        let q = |f: f32| output.zero_point + (f / output.scale).round() as i32;
+        // A plugin may give a scale so small that the bound saturates i32.
+        let q = |f: f32| {
+            output
+                .zero_point
+                .saturating_add((f / output.scale).round() as i32)
+        };
         let min = if bounds.0.is_finite() {
             q(bounds.0).max(-128)
         } else {
@@ -293,6 +298,22 @@ pub fn dequantize_i8(q: Qp, input: &[i8], output: &mut [u8]) -> Result<(), Kerne
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Found by the `nn_ops` fuzz target: a RELU whose output scale is a
+    /// denormal (3.8e-39) made the bound overflow i32 (a panic in a debug
+    /// host). The bound saturates, and the clamp still holds.
+    #[test]
+    fn relu_bounds_saturate_for_a_vanishing_output_scale() {
+        let out = Qp {
+            scale: 3.765_255e-39,
+            zero_point: 35,
+        };
+        let k = Rescale::relu(Q, out, (0.0, 6.0), Rounding::Single);
+        assert_eq!((k.min, k.max), (35, 127));
+        let mut y = [0i8; 3];
+        k.apply(&[-128, 0, 127], &mut y).unwrap();
+        assert!(y.iter().all(|&v| (35..=127).contains(&(v as i32))), "{y:?}");
+    }
 
     const Q: Qp = Qp {
         scale: 0.1,

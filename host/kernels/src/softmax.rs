@@ -68,7 +68,7 @@ pub fn softmax_scalar(k: &Softmax, input: &[i8], output: &mut [i8]) -> Result<()
         }
         let inv = 1.0f32 / (sum * k.out_scale);
         for (o, &x) in out.iter_mut().zip(row) {
-            let q = (at(x) * inv).round() as i32 + k.out_zero_point;
+            let q = ((at(x) * inv).round() as i32).saturating_add(k.out_zero_point);
             *o = q.clamp(-128, 127) as i8;
         }
     }

@@ -129,8 +129,34 @@ pub async fn pull(reference: &str) -> Result<Vec<u8>, Error> {
         .pull_image_manifest(&r, &auth)
         .await
         .map_err(oci_err(reference))?;
-    let total: i64 = manifest.layers.iter().map(|l| l.size.max(0)).sum();
-    if total as u64 > MAX_BUNDLE_BYTES as u64 {
+    check_layer_sizes(reference, manifest.layers.iter().map(|l| l.size))?;
+    let accepted: Vec<&str> = LAYERS.iter().map(|(_, m)| *m).collect();
+    let image = client
+        .pull(&r, &auth, accepted)
+        .await
+        .map_err(oci_err(reference))?;
+    assemble(
+        reference,
+        &image.config.media_type,
+        image
+            .layers
+            .into_iter()
+            .map(|l| (l.media_type, l.data.to_vec())),
+    )
+}
+
+/// Refuses an artifact whose layers, as its manifest declares their sizes,
+/// add up to more than a bundle may hold: before anything is downloaded.
+/// The sizes come from the registry, which is not trusted: negative ones
+/// count as nothing, and the sum cannot overflow.
+pub fn check_layer_sizes(
+    reference: &str,
+    sizes: impl IntoIterator<Item = i64>,
+) -> Result<(), Error> {
+    let total = sizes
+        .into_iter()
+        .fold(0u64, |sum, s| sum.saturating_add(s.max(0) as u64));
+    if total > MAX_BUNDLE_BYTES as u64 {
         return Err(Error::Oci {
             reference: reference.into(),
             reason: format!(
@@ -138,31 +164,35 @@ pub async fn pull(reference: &str) -> Result<Vec<u8>, Error> {
             ),
         });
     }
-    let accepted: Vec<&str> = LAYERS.iter().map(|(_, m)| *m).collect();
-    let image = client
-        .pull(&r, &auth, accepted)
-        .await
-        .map_err(oci_err(reference))?;
-    if image.config.media_type != CONFIG_MEDIA_TYPE {
+    Ok(())
+}
+
+/// Puts pulled layers, given as (media type, bytes), back together as a
+/// bundle's bytes: the config must be the wasm artifact's, and every layer
+/// one of a bundle's entries. The bundle is verified afterwards like any
+/// other.
+pub fn assemble(
+    reference: &str,
+    config_media_type: &str,
+    layers: impl IntoIterator<Item = (String, Vec<u8>)>,
+) -> Result<Vec<u8>, Error> {
+    if config_media_type != CONFIG_MEDIA_TYPE {
         return Err(Error::Oci {
             reference: reference.into(),
-            reason: format!(
-                "config media type {} is not {CONFIG_MEDIA_TYPE}",
-                image.config.media_type
-            ),
+            reason: format!("config media type {config_media_type} is not {CONFIG_MEDIA_TYPE}"),
         });
     }
     let mut entries = Vec::new();
-    for layer in image.layers {
+    for (media_type, data) in layers {
         let name = LAYERS
             .iter()
-            .find(|(_, m)| *m == layer.media_type)
+            .find(|(_, m)| *m == media_type)
             .map(|(n, _)| n.to_string())
             .ok_or_else(|| Error::Oci {
                 reference: reference.into(),
-                reason: format!("unexpected layer type {}", layer.media_type),
+                reason: format!("unexpected layer type {media_type}"),
             })?;
-        entries.push((name, layer.data.to_vec()));
+        entries.push((name, data));
     }
     Bundle::from_entries(entries)?.to_bytes()
 }

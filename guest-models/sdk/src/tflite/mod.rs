@@ -127,6 +127,19 @@ impl Model {
         self.plan.invoke(&self.input, data, &self.output)
     }
 
+    /// Read and validate `bytes` without the host: every check [`load`](Self::load)
+    /// makes before its first host call. Returns the model's input and
+    /// output and its operators' names. For tools, and for fuzzing the
+    /// reader natively.
+    pub fn inspect(bytes: &[u8]) -> Result<(TensorInfo, TensorInfo, Vec<String>), LoadError> {
+        let parsed = Parsed::read(bytes)?;
+        Ok((
+            parsed.info(parsed.input)?,
+            parsed.info(parsed.output)?,
+            parsed.ops.iter().map(|op| op.name.clone()).collect(),
+        ))
+    }
+
     /// Load `bytes` and record its plan on the host.
     pub fn load(bytes: &[u8], options: LoadOptions) -> Result<Model, LoadError> {
         let mut parsed = Parsed::read(bytes)?;

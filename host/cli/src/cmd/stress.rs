@@ -1,6 +1,12 @@
 //! `gatehouse stress`: an operator's qualification run. Requests flow
 //! continuously while the plugin is swapped between two builds N times; the
-//! report says whether anything failed or was lost, and how long swaps took.
+//! report says whether anything failed, was answered wrong or was lost, and
+//! how long swaps took.
+//!
+//! Every answer is compared with the answer to the same input before the
+//! load began, and answers are counted twice: by the threads that receive
+//! them, and by the registry where the versions make them (`Status::answered`).
+//! A request is lost when one count falls short of the requests sent.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -8,7 +14,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use gatehouse_runtime::{BatchStats, DeploySpec, Deployment, InitConfig, Policy, Registry};
+use std::collections::BTreeMap;
+
+use gatehouse_runtime::{BatchStats, DeploySpec, Deployment, InitConfig, Policy, Registry, Served};
 use serde_json::json;
 
 use super::Context;
@@ -80,6 +88,19 @@ pub fn run(ctx: &Context, a: Args) -> anyhow::Result<()> {
     ));
     let first = reg.deploy(&wasm_a, &a.plugin.display().to_string(), spec.clone())?;
     let name = first.id.name.clone();
+    // What every answer must be: both builds answer alike.
+    let reference = Arc::new(
+        reg.infer(&name, &input)
+            .context("the plugin fails on the input before any load")?
+            .inference,
+    );
+    let answered_by_versions = |reg: &Registry| {
+        reg.list()
+            .into_iter()
+            .find(|s| s.name == name)
+            .map_or(0, |s| s.answered)
+    };
+    let before_load = answered_by_versions(&reg);
     // Both builds compiled once up front, so swaps measure the cached path.
     reg.runtime().load(
         &wasm_b,
@@ -88,7 +109,8 @@ pub fn run(ctx: &Context, a: Args) -> anyhow::Result<()> {
     )?;
 
     let stop = Arc::new(AtomicBool::new(false));
-    let (sent, ok, failed) = (
+    let (sent, ok, failed, wrong) = (
+        Arc::new(AtomicU64::new(0)),
         Arc::new(AtomicU64::new(0)),
         Arc::new(AtomicU64::new(0)),
         Arc::new(AtomicU64::new(0)),
@@ -97,25 +119,42 @@ pub fn run(ctx: &Context, a: Args) -> anyhow::Result<()> {
     let depth = a.in_flight.max(1);
     let workers: Vec<_> = (0..a.concurrency.max(1))
         .map(|_| {
-            let (reg, stop, sent, ok, failed, input, name) = (
+            let (reg, stop, sent, ok, failed, wrong, input, name, reference) = (
                 reg.clone(),
                 stop.clone(),
                 sent.clone(),
                 ok.clone(),
                 failed.clone(),
+                wrong.clone(),
                 input.clone(),
                 name.clone(),
+                reference.clone(),
             );
             std::thread::spawn(move || {
                 let mut lat = Vec::new();
-                let mut tally = |t: Instant, r: Result<_, gatehouse_runtime::Error>| match r {
-                    Ok(_) => {
-                        ok.fetch_add(1, Ordering::Relaxed);
-                        lat.push(t.elapsed().as_secs_f64() * 1e6);
-                    }
-                    Err(e) => {
-                        failed.fetch_add(1, Ordering::Relaxed);
-                        tracing::warn!("request failed: {e}");
+                let mut versions = BTreeMap::<String, u64>::new();
+                let mut answered = 0u64;
+                let mut tally = |t: Instant, r: Result<Served, gatehouse_runtime::Error>| {
+                    answered += 1;
+                    match r {
+                        Ok(served) => {
+                            *versions.entry(served.id.version.clone()).or_default() += 1;
+                            if served.inference != *reference {
+                                wrong.fetch_add(1, Ordering::Relaxed);
+                                tracing::warn!(
+                                    "{} answered {:?}, not {:?}",
+                                    served.id,
+                                    served.inference,
+                                    reference
+                                );
+                            }
+                            ok.fetch_add(1, Ordering::Relaxed);
+                            lat.push(t.elapsed().as_secs_f64() * 1e6);
+                        }
+                        Err(e) => {
+                            failed.fetch_add(1, Ordering::Relaxed);
+                            tracing::warn!("request failed: {e}");
+                        }
                     }
                 };
                 let mut flying = std::collections::VecDeque::with_capacity(depth);
@@ -139,7 +178,7 @@ pub fn run(ctx: &Context, a: Args) -> anyhow::Result<()> {
                     tally(t, pending.wait());
                 }
                 drop(tally);
-                lat
+                (lat, versions, answered)
             })
         })
         .collect();
@@ -188,28 +227,43 @@ pub fn run(ctx: &Context, a: Args) -> anyhow::Result<()> {
     }
     stop.store(true, Ordering::Relaxed);
     let mut latencies = Vec::new();
+    let mut versions = BTreeMap::<String, u64>::new();
+    let mut answered = 0u64;
     let mut lost_workers = 0;
     for w in workers {
         match w.join() {
-            Ok(l) => latencies.extend(l),
+            Ok((l, v, n)) => {
+                latencies.extend(l);
+                answered += n;
+                for (version, n) in v {
+                    *versions.entry(version).or_default() += n;
+                }
+            }
             Err(_) => lost_workers += 1,
         }
     }
     if let Some(last) = reg.active(&name) {
         count(&last);
     }
+    let made = answered_by_versions(&reg) - before_load;
     let elapsed = start.elapsed().as_secs_f64();
-    let (sent, ok, failed) = (
+    let (sent, ok, failed, wrong) = (
         sent.load(Ordering::Relaxed),
         ok.load(Ordering::Relaxed),
         failed.load(Ordering::Relaxed),
+        wrong.load(Ordering::Relaxed),
     );
-    let dropped = sent - ok - failed;
+    // Requests either count missed: never received, or never made.
+    let dropped = sent.saturating_sub(answered.min(made));
     let report = json!({
         "requests": sent,
+        "answered": answered,
+        "answered_by_versions": made,
         "ok": ok,
         "failed": failed,
+        "wrong": wrong,
         "dropped": dropped,
+        "versions": versions,
         "swaps": swap_ms.len(),
         "swap_ms_p50": (percentile(&mut swap_ms, 0.5) * 1000.0).round() / 1000.0,
         "swap_ms_p99": (percentile(&mut swap_ms, 0.99) * 1000.0).round() / 1000.0,

@@ -129,6 +129,8 @@ struct Slot {
     changing: Mutex<()>,
     swaps: std::sync::atomic::AtomicU64,
     rollbacks: std::sync::atomic::AtomicU64,
+    /// Requests any version of the plugin gave a result for, success or failure.
+    answered: std::sync::atomic::AtomicU64,
 }
 
 /// What `list` reports per plugin.
@@ -139,6 +141,10 @@ pub struct Status {
     pub previous: Option<PluginId>,
     pub swaps: u64,
     pub rollbacks: u64,
+    /// Requests answered (with a result or an error) by any of its versions,
+    /// counted where the answers are made: what a client's own count can
+    /// be checked against.
+    pub answered: u64,
 }
 
 /// Outcome of a successful deploy.
@@ -353,6 +359,7 @@ impl Registry {
                         previous: Mutex::new(None),
                         changing: Mutex::new(()),
                         swaps: Default::default(),
+                        answered: Default::default(),
                         rollbacks: Default::default(),
                     }),
                 );
@@ -432,6 +439,8 @@ impl Registry {
         started: Instant,
     ) -> Result<Served, Error> {
         let latency = started.elapsed();
+        slot.answered
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         if result.is_ok() {
             let _ = deployment.first_served.set(Instant::now());
         }
@@ -528,6 +537,7 @@ impl Registry {
                 previous: lock(&s.previous).as_ref().map(|p| p.id().clone()),
                 swaps: s.swaps.load(std::sync::atomic::Ordering::Relaxed),
                 rollbacks: s.rollbacks.load(std::sync::atomic::Ordering::Relaxed),
+                answered: s.answered.load(std::sync::atomic::Ordering::Relaxed),
             })
             .collect()
     }
