@@ -56,8 +56,9 @@ pub struct Requant {
 impl Requant {
     /// TFLite's `QuantizeMultiplier`, including its flush-to-zero of tiny
     /// multipliers and its saturation of huge ones (which TFLite does under
-    /// single rounding only; see below).
-    pub fn from_real(real: f64, rounding: Rounding) -> Requant {
+    /// single rounding only; see below). The multiplier is the same for
+    /// either rounding; the rounding is named for the callers' sake.
+    pub fn from_real(real: f64, _rounding: Rounding) -> Requant {
         if real == 0.0 || !real.is_finite() {
             return Requant {
                 multiplier: 0,

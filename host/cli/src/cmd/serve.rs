@@ -21,7 +21,7 @@ use serde::Deserialize;
 
 use super::Context;
 use crate::gateway::metrics::Metrics;
-use crate::gateway::{Gateway, admin, auth::Token};
+use crate::gateway::{Gateway, admin, auth::TokenFile, listener};
 use crate::output::inference_json;
 use gatehouse_ota::{Faults, GatewayPolicy, Store, TrustStore};
 
@@ -40,8 +40,24 @@ pub struct Args {
     #[arg(long, num_args = 0..=1, default_missing_value = "127.0.0.1:7878", requires_all = ["store", "token_file"])]
     admin: Option<std::net::SocketAddr>,
     /// File holding the admin API's bearer token (at least 16 characters).
+    /// Replacing the file replaces the token, without a restart.
     #[arg(long)]
     token_file: Option<PathBuf>,
+    /// Serve the admin API over TLS with this PEM certificate chain...
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// ...and this PEM private key.
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Admin connections served at once; more wait until one ends.
+    #[arg(long, default_value_t = 64)]
+    admin_max_connections: usize,
+    /// Time a client has to send a request's headers (or finish TLS).
+    #[arg(long, default_value_t = 10_000)]
+    admin_header_timeout_ms: u64,
+    /// Time within which every admin request, body included, is answered.
+    #[arg(long, default_value_t = 120)]
+    admin_request_timeout_s: u64,
     /// The most memory a bundle may ask for.
     #[arg(long, default_value_t = 256)]
     max_memory_mib: u32,
@@ -184,20 +200,34 @@ async fn serve(ctx: &Context, a: Args) -> anyhow::Result<()> {
             .token_file
             .as_deref()
             .context("--admin needs --token-file")?;
-        let token = std::fs::read_to_string(token_file)
-            .with_context(|| format!("reading {}", token_file.display()))?;
-        let token = Token::new(&token).map_err(anyhow::Error::msg)?;
+        let tokens = TokenFile::open(token_file).map_err(anyhow::Error::msg)?;
+        let tls = match (&a.tls_cert, &a.tls_key) {
+            (Some(cert), Some(key)) => Some(listener::tls_config(cert, key)?),
+            _ => None,
+        };
         if !addr.ip().is_loopback() {
             tracing::warn!("the admin API listens on {addr}, beyond this machine");
+            if tls.is_none() {
+                tracing::warn!("the admin API is not encrypted: give --tls-cert and --tls-key");
+            }
         }
-        let listener = tokio::net::TcpListener::bind(addr)
+        let bound_listener = tokio::net::TcpListener::bind(addr)
             .await
             .with_context(|| format!("binding the admin API to {addr}"))?;
-        let bound = listener.local_addr()?;
-        tracing::info!("admin API listening on http://{bound}");
-        let app = admin::router(gw.clone(), token);
+        let bound = bound_listener.local_addr()?;
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        tracing::info!("admin API listening on {scheme}://{bound}");
+        let app = admin::router(
+            gw.clone(),
+            tokens,
+            Duration::from_secs(a.admin_request_timeout_s),
+        );
+        let limits = listener::ConnectionLimits {
+            max_connections: a.admin_max_connections,
+            header_timeout: Duration::from_millis(a.admin_header_timeout_ms),
+        };
         tokio::spawn(async move {
-            if let Err(e) = axum::serve(listener, app).await {
+            if let Err(e) = listener::serve(bound_listener, app, tls, limits).await {
                 tracing::error!("admin API stopped: {e}");
             }
         });

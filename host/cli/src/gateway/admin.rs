@@ -10,11 +10,19 @@
 //! | `POST /v1/plugins/{name}/rollback` | the previous version again |
 //! | `DELETE /v1/plugins/{name}` | stop serving and forget |
 //! | `POST /v1/plugins/{name}/infer` | the input file is the body; the plugin's JSON back |
+//!
+//! Bodies are limited per route: a bundle to [`MAX_BUNDLE_BYTES`], an input
+//! to [`MAX_INPUT_BYTES`], anything else to [`MAX_OTHER_BYTES`] (413 past
+//! them). Every request must be answered within the request timeout (408
+//! past it; work already handed to the gateway, a deploy say, still
+//! finishes). Connections are limited by [`super::listener`].
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -22,27 +30,61 @@ use axum::routing::{get, post, put};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::auth::{self, Token};
+use super::auth::{self, TokenFile};
 use super::{Gateway, GatewayError};
 use crate::output::inference_json;
 use gatehouse_ota::Error as Ota;
+use gatehouse_ota::bundle::MAX_BUNDLE_BYTES;
 use gatehouse_runtime::{Error as Rt, Failure};
 
-pub fn router(gw: Arc<Gateway>, token: Token) -> Router {
+/// The largest input `POST /v1/plugins/{name}/infer` takes: more than any
+/// sensor file a plugin reads, less than a plugin's default linear memory.
+pub const MAX_INPUT_BYTES: usize = 32 << 20;
+/// The largest body of any other route (a JSON request).
+pub const MAX_OTHER_BYTES: usize = 64 << 10;
+
+pub fn router(gw: Arc<Gateway>, tokens: TokenFile, request_timeout: Duration) -> Router {
     let v1 = Router::new()
         .route("/metrics", get(metrics))
         .route("/v1/plugins", get(list).post(deploy_ref))
-        .route("/v1/plugins/{name}", put(deploy_body).delete(remove))
+        .route(
+            "/v1/plugins/{name}",
+            put(deploy_body)
+                .delete(remove)
+                .layer(DefaultBodyLimit::max(MAX_BUNDLE_BYTES)),
+        )
         .route("/v1/plugins/{name}/rollback", post(rollback))
-        .route("/v1/plugins/{name}/infer", post(infer))
-        .layer(axum::middleware::from_fn_with_state(token, auth::require));
+        .route(
+            "/v1/plugins/{name}/infer",
+            post(infer).layer(DefaultBodyLimit::max(MAX_INPUT_BYTES)),
+        )
+        .layer(axum::middleware::from_fn_with_state(tokens, auth::require));
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .merge(v1)
-        .layer(DefaultBodyLimit::max(
-            gatehouse_ota::bundle::MAX_BUNDLE_BYTES,
+        .layer(DefaultBodyLimit::max(MAX_OTHER_BYTES))
+        .layer(axum::middleware::from_fn_with_state(
+            request_timeout,
+            within,
         ))
         .with_state(gw)
+}
+
+/// Answer within `limit` or with 408: a client that sends its body slowly,
+/// or a request stuck behind slow work, does not hold the API.
+async fn within(
+    State(limit): State<Duration>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    match tokio::time::timeout(limit, next.run(req)).await {
+        Ok(response) => response,
+        Err(_) => ApiError(
+            StatusCode::REQUEST_TIMEOUT,
+            format!("no answer within {limit:?}"),
+        )
+        .into_response(),
+    }
 }
 
 struct ApiError(StatusCode, String);
@@ -126,12 +168,19 @@ struct Force {
     force: bool,
 }
 
+/// A request body, or the reason there is none (too large, cut off) as a
+/// JSON error like every other.
+fn body(b: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {
+    b.map_err(|e| ApiError(e.status(), e.body_text()))
+}
+
 async fn deploy_body(
     State(gw): State<Arc<Gateway>>,
     Path(name): Path<String>,
     Query(q): Query<Force>,
-    body: Bytes,
+    b: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
+    let body = body(b)?;
     let out = blocking(move || {
         let origin = format!("PUT /v1/plugins/{name}");
         gw.deploy(&body, &origin, Some(&name), q.force)
@@ -151,8 +200,16 @@ struct DeployRef {
 
 async fn deploy_ref(
     State(gw): State<Arc<Gateway>>,
-    axum::Json(req): axum::Json<DeployRef>,
+    b: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
+    // Parsed here rather than by axum's extractor: any content type is
+    // taken, and a bad request gets the same JSON error as everything else.
+    let req: DeployRef = serde_json::from_slice(&body(b)?).map_err(|e| {
+        ApiError(
+            StatusCode::BAD_REQUEST,
+            format!("expected {{\"oci\": \"oci://HOST/REPO:TAG\", \"force\": false}}: {e}"),
+        )
+    })?;
     let bytes = gatehouse_ota::oci::pull(&req.oci)
         .await
         .map_err(|e| ApiError::from(GatewayError::from(e)))?;
@@ -205,8 +262,9 @@ async fn remove(
 async fn infer(
     State(gw): State<Arc<Gateway>>,
     Path(name): Path<String>,
-    body: Bytes,
+    b: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
+    let body = body(b)?;
     let served = blocking(move || gw.infer(&name, &body).map_err(GatewayError::from)).await?;
     Ok(axum::Json(inference_json(&served.id, None, &served.inference)).into_response())
 }

@@ -9,6 +9,7 @@
 
 pub mod admin;
 pub mod auth;
+pub mod listener;
 pub mod metrics;
 
 use std::sync::{Arc, Mutex};
