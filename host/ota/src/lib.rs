@@ -11,6 +11,7 @@
 //! bundle in the store and hands its component to the runtime's registry.
 
 pub mod bundle;
+mod disk;
 mod error;
 pub mod fault;
 pub mod keys;

@@ -12,12 +12,13 @@
 //! A deploy writes the blob first and the record last, so until the record
 //! is renamed a restart finds the previous version; after it, the new one.
 
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::{Deserialize, Serialize};
 
+use crate::disk::{Disk, RealDisk};
 use crate::fault::{FaultPoint, Faults};
 use crate::{Error, sha256_hex};
 
@@ -83,24 +84,33 @@ pub struct Store {
     root: PathBuf,
     faults: Faults,
     seq: AtomicU64,
+    disk: Arc<dyn Disk>,
 }
 
 impl Store {
     /// Open (creating) a store. Temp files of writes that were interrupted
     /// are deleted: nothing points at them.
     pub fn open(root: &Path, faults: Faults) -> Result<Store, Error> {
+        Store::open_on(Arc::new(RealDisk), root, faults)
+    }
+
+    pub(crate) fn open_on(
+        disk: Arc<dyn Disk>,
+        root: &Path,
+        faults: Faults,
+    ) -> Result<Store, Error> {
         let s = Store {
             root: root.to_path_buf(),
             faults,
             seq: AtomicU64::new(0),
+            disk,
         };
         for d in [s.blobs(), s.plugins(), s.tmp()] {
-            std::fs::create_dir_all(&d).map_err(|e| Error::io(&d, e))?;
+            s.disk.create_dir_all(&d).map_err(|e| Error::io(&d, e))?;
         }
         let tmp = s.tmp();
-        for e in std::fs::read_dir(&tmp).map_err(|e| Error::io(&tmp, e))? {
-            let p = e.map_err(|e| Error::io(&tmp, e))?.path();
-            std::fs::remove_file(&p).map_err(|e| Error::io(&p, e))?;
+        for p in s.disk.list(&tmp).map_err(|e| Error::io(&tmp, e))? {
+            s.disk.remove_file(&p).map_err(|e| Error::io(&p, e))?;
         }
         Ok(s)
     }
@@ -146,7 +156,7 @@ impl Store {
     /// A stored bundle, checked against its digest.
     pub fn read_blob(&self, digest: &str) -> Result<Vec<u8>, Error> {
         let path = self.blob_path(digest);
-        let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
+        let bytes = self.disk.read(&path).map_err(|e| Error::io(&path, e))?;
         if sha256_hex(&bytes) != digest {
             return Err(Error::Store {
                 path,
@@ -158,7 +168,7 @@ impl Store {
 
     pub fn record(&self, name: &str) -> Result<Option<PluginRecord>, Error> {
         let path = self.record_path(name);
-        match std::fs::read(&path) {
+        match self.disk.read(&path) {
             Ok(b) => serde_json::from_slice(&b)
                 .map(Some)
                 .map_err(|e| Error::Store {
@@ -174,11 +184,12 @@ impl Store {
     /// reported, not skipped silently.
     pub fn records(&self) -> Result<Vec<Result<PluginRecord, Error>>, Error> {
         let dir = self.plugins();
-        let mut names: Vec<String> = std::fs::read_dir(&dir)
+        let mut names: Vec<String> = self
+            .disk
+            .list(&dir)
             .map_err(|e| Error::io(&dir, e))?
-            .filter_map(|e| e.ok())
-            .filter_map(|e| {
-                let p = e.path();
+            .into_iter()
+            .filter_map(|p| {
                 (p.extension()? == "json").then(|| p.file_stem()?.to_str().map(str::to_owned))?
             })
             .collect();
@@ -207,8 +218,10 @@ impl Store {
 
     pub fn remove(&self, name: &str) -> Result<(), Error> {
         let path = self.record_path(name);
-        std::fs::remove_file(&path).map_err(|e| Error::io(&path, e))?;
-        sync_dir(&self.plugins())
+        self.disk
+            .remove_file(&path)
+            .map_err(|e| Error::io(&path, e))?;
+        self.sync_dir(&self.plugins())
     }
 
     /// Delete blobs that no record points at. Returns how many went.
@@ -222,13 +235,15 @@ impl Store {
         }
         let dir = self.blobs();
         let mut removed = 0;
-        for e in std::fs::read_dir(&dir).map_err(|e| Error::io(&dir, e))? {
-            let p = e.map_err(|e| Error::io(&dir, e))?.path();
+        for p in self.disk.list(&dir).map_err(|e| Error::io(&dir, e))? {
             let digest = p.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
             if !live.contains(digest) {
-                std::fs::remove_file(&p).map_err(|e| Error::io(&p, e))?;
+                self.disk.remove_file(&p).map_err(|e| Error::io(&p, e))?;
                 removed += 1;
             }
+        }
+        if removed > 0 {
+            self.sync_dir(&dir)?;
         }
         Ok(removed)
     }
@@ -253,29 +268,29 @@ impl Store {
             self.seq.fetch_add(1, Ordering::Relaxed)
         ));
         let result = (|| {
-            let mut f = std::fs::File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
+            let mut f = self.disk.create(&tmp).map_err(|e| Error::io(&tmp, e))?;
             let (first, second) = bytes.split_at(bytes.len() / 2);
             f.write_all(first).map_err(|e| Error::io(&tmp, e))?;
             self.hit(writing, &tmp)?;
             f.write_all(second)
-                .and_then(|()| f.sync_all())
+                .and_then(|()| f.sync())
                 .map_err(|e| Error::io(&tmp, e))?;
             drop(f);
             self.hit(synced, &tmp)?;
-            std::fs::rename(&tmp, dest).map_err(|e| Error::io(dest, e))?;
-            sync_dir(dest.parent().unwrap_or(Path::new(".")))
+            self.disk
+                .rename(&tmp, dest)
+                .map_err(|e| Error::io(dest, e))?;
+            self.sync_dir(dest.parent().unwrap_or(Path::new(".")))
         })();
         if result.is_err() {
-            let _ = std::fs::remove_file(&tmp);
+            let _ = self.disk.remove_file(&tmp);
         }
         result
     }
-}
 
-fn sync_dir(dir: &Path) -> Result<(), Error> {
-    std::fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| Error::io(dir, e))
+    fn sync_dir(&self, dir: &Path) -> Result<(), Error> {
+        self.disk.sync_dir(dir).map_err(|e| Error::io(dir, e))
+    }
 }
 
 #[cfg(test)]
@@ -365,6 +380,71 @@ mod tests {
                 std::fs::read_dir(dir.path().join("tmp")).unwrap().count(),
                 0
             );
+        }
+    }
+
+    /// A power cut after any single change the store makes to its disk:
+    /// what survives is only what was fsynced ([`crate::disk::SimDisk`]).
+    /// Every record left must name bundles that are whole, and a deploy,
+    /// removal or collection that returned must have survived. Without the
+    /// file fsync a cut leaves empty records and blobs; without the
+    /// directory fsync it loses a deploy that was acknowledged.
+    #[test]
+    fn a_power_cut_at_any_step_keeps_every_acknowledged_change_and_nothing_torn() {
+        use crate::disk::SimDisk;
+
+        let disk = Arc::new(SimDisk::default());
+        let root = Path::new("/store");
+        let s = Store::open_on(disk.clone(), root, Faults::NONE).unwrap();
+        let v1 = record("kws", &s.put_blob(b"kws bundle 1.0.0").unwrap(), "1.0.0");
+        s.commit(&v1).unwrap();
+        let after_v1 = disk.changes();
+        let mut v2 = record("kws", &s.put_blob(b"kws bundle 2.0.0").unwrap(), "2.0.0");
+        v2.previous = Some(v1.active.clone());
+        s.commit(&v2).unwrap();
+        let after_v2 = disk.changes();
+        let other = record("vww", &s.put_blob(b"vww bundle 1.0.0").unwrap(), "1.0.0");
+        s.commit(&other).unwrap();
+        let after_other = disk.changes();
+        s.remove("vww").unwrap();
+        let after_remove = disk.changes();
+        assert_eq!(s.collect_garbage().unwrap(), 1);
+        let after_gc = disk.changes();
+
+        for cut in 0..disk.changes() {
+            let image = Arc::new(disk.power_cut(cut));
+            let s = Store::open_on(image, root, Faults::NONE)
+                .unwrap_or_else(|e| panic!("cut after change {cut}: the store does not open: {e}"));
+            // Nothing torn: every record reads, and names whole bundles.
+            for r in s.records().unwrap() {
+                let r = r.unwrap_or_else(|e| panic!("cut after change {cut}: {e}"));
+                for p in std::iter::once(&r.active).chain(&r.previous) {
+                    s.read_blob(&p.digest)
+                        .unwrap_or_else(|e| panic!("cut after change {cut}: {} {e}", r.name));
+                }
+            }
+            // Nothing acknowledged lost.
+            let kws = s.record("kws").unwrap();
+            let want_kws: &[Option<&PluginRecord>] = if cut + 1 >= after_v2 {
+                &[Some(&v2)]
+            } else if cut + 1 >= after_v1 {
+                &[Some(&v1), Some(&v2)]
+            } else {
+                &[None, Some(&v1)]
+            };
+            assert!(
+                want_kws.contains(&kws.as_ref()),
+                "cut after change {cut}: kws is {kws:?}"
+            );
+            let vww = s.record("vww").unwrap();
+            if cut + 1 >= after_remove {
+                assert_eq!(vww, None, "cut after change {cut}: a removal was lost");
+            } else if cut + 1 >= after_other {
+                assert_eq!(vww.as_ref(), Some(&other), "cut after change {cut}");
+            }
+            if cut + 1 >= after_gc {
+                assert_eq!(s.collect_garbage().unwrap(), 0, "cut after change {cut}");
+            }
         }
     }
 
