@@ -22,6 +22,16 @@ pub fn decode(bytes: &[u8]) -> Result<Rgb, String> {
             "{format:?} images are not supported; send PNG or JPEG"
         ));
     }
+    // The header's claim first: an image that says it is 100,000 pixels
+    // square is refused for what it claims, before anything is decoded.
+    let (w, h) = image::ImageReader::with_format(std::io::Cursor::new(bytes), format)
+        .into_dimensions()
+        .map_err(|e| format!("cannot read the image's header: {e}"))?;
+    if w as u64 * h as u64 > MAX_PIXELS {
+        return Err(format!(
+            "the image claims {w} x {h} pixels; at most {MAX_PIXELS} are accepted"
+        ));
+    }
     let mut reader = image::ImageReader::with_format(std::io::Cursor::new(bytes), format);
     let mut limits = image::Limits::default();
     limits.max_alloc = Some(MAX_PIXELS * 4);
@@ -253,6 +263,16 @@ mod tests {
             pixels: vec![0, 0, 0, 0, 0, 0, 0, 0, 0, 240, 240, 240],
         };
         assert!(four.resize_bilinear(1, 1).pixels[0] > 0);
+    }
+
+    /// `fuzz/seeds/image/claims-100000x100000.png` (how it was made: the
+    /// seeds' README): a 1×1 PNG whose header claims 100,000 × 100,000.
+    #[test]
+    fn a_header_claiming_a_huge_image_is_refused_for_its_claim() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../fuzz/seeds/image/claims-100000x100000.png");
+        let e = decode(&std::fs::read(path).expect("seed")).unwrap_err();
+        assert!(e.contains("claims 100000 x 100000 pixels"), "{e}");
     }
 
     #[test]
