@@ -10,35 +10,17 @@ use gatehouse_runtime::{
     DeploySpec, Failure, InitConfig, Instance, Limits, Policy, Registry, Runtime,
 };
 use gatehouse_scenarios::meter::{Counting, Meter};
-use gatehouse_scenarios::{plugin, root, runtime, temp_dir};
+use gatehouse_scenarios::{assert_kws_still_right, instance, plugin, root, runtime, temp_dir};
 
 #[global_allocator]
 static ALLOC: Counting = Counting;
 
 fn hostile(rt: &Runtime, settings: &[(&str, &str)], limits: Limits) -> Instance {
-    rt.load_file(&plugin("hostile"), limits)
-        .expect("load hostile")
-        .instantiate(InitConfig {
-            model: None,
-            settings: settings
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-        })
-        .expect("init hostile")
+    instance(rt, "hostile", settings, limits)
 }
 
 fn kws(rt: &Runtime) -> Instance {
-    rt.load_file(&plugin("kws"), Limits::default())
-        .expect("load kws")
-        .instantiate(InitConfig::default())
-        .expect("init kws")
-}
-
-fn assert_kws_still_right(kws: &mut Instance) {
-    let wav = std::fs::read(root().join("examples/data/kws/synth_yes_en-us.wav")).expect("wav");
-    let inf = kws.process(&wav).expect("kws after abuse");
-    assert_eq!(inf.label.as_deref(), Some("yes"));
+    instance(rt, "kws", &[], Limits::default())
 }
 
 const MIB: u64 = 1 << 20;

@@ -4,30 +4,14 @@
 use std::time::{Duration, Instant};
 
 use gatehouse_runtime::{Failure, InitConfig, Instance, Limits, Runtime};
-use gatehouse_scenarios::{plugin, root, runtime, temp_dir};
+use gatehouse_scenarios::{assert_kws_still_right, instance, plugin, runtime, temp_dir};
 
 fn kws(rt: &Runtime) -> Instance {
-    rt.load_file(&plugin("kws"), Limits::default())
-        .expect("load kws")
-        .instantiate(InitConfig::default())
-        .expect("init kws")
-}
-
-fn assert_kws_still_right(kws: &mut Instance) {
-    let wav = std::fs::read(root().join("examples/data/kws/synth_yes_en-us.wav")).expect("wav");
-    let inf = kws.process(&wav).expect("kws after abuse");
-    assert_eq!(inf.label.as_deref(), Some("yes"));
+    instance(rt, "kws", &[], Limits::default())
 }
 
 fn hostile(rt: &Runtime, mode: &str, limits: Limits) -> Instance {
-    let p = rt
-        .load_file(&plugin("hostile"), limits)
-        .expect("load hostile");
-    p.instantiate(InitConfig {
-        model: None,
-        settings: vec![("mode".into(), mode.into())],
-    })
-    .expect("init hostile")
+    instance(rt, "hostile", &[("mode", mode)], limits)
 }
 
 #[test]

@@ -5,7 +5,7 @@ pub mod meter;
 
 use std::path::{Path, PathBuf};
 
-use gatehouse_runtime::{Runtime, RuntimeConfig};
+use gatehouse_runtime::{InitConfig, Instance, Limits, Runtime, RuntimeConfig};
 
 /// The repository root.
 pub fn root() -> PathBuf {
@@ -47,4 +47,26 @@ pub fn temp_dir(tag: &str) -> PathBuf {
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).expect("temp dir");
     d
+}
+
+/// A fresh instance of built plugin `name` with these settings and limits.
+pub fn instance(rt: &Runtime, name: &str, settings: &[(&str, &str)], limits: Limits) -> Instance {
+    rt.load_file(&plugin(name), limits)
+        .unwrap_or_else(|e| panic!("load {name}: {e}"))
+        .instantiate(InitConfig {
+            model: None,
+            settings: settings
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        })
+        .unwrap_or_else(|e| panic!("init {name}: {e}"))
+}
+
+/// The neighbour every abuse is checked against: kws still answers "yes"
+/// to the spoken "yes".
+pub fn assert_kws_still_right(kws: &mut Instance) {
+    let wav = std::fs::read(root().join("examples/data/kws/synth_yes_en-us.wav")).expect("wav");
+    let inf = kws.process(&wav).expect("kws after abuse");
+    assert_eq!(inf.label.as_deref(), Some("yes"));
 }

@@ -242,9 +242,12 @@ impl Conv2d {
     /// form, its multipliers, and the scratch its runs may grow to.
     pub fn heap_bytes(&self) -> usize {
         self.filter.len()
-            + 4 * (self.bias.len() + self.bias_folded.len())
-            + std::mem::size_of::<Requant>() * self.requant.len()
-            + self.multipliers.bytes()
+            + per_channel_bytes(
+                &self.bias,
+                &self.bias_folded,
+                &self.requant,
+                &self.multipliers,
+            )
             + self.packed.as_ref().map_or(0, Packed::bytes)
             + self.scratch_bound
     }
@@ -291,6 +294,19 @@ impl Conv2d {
         let s = self.scratch.lock().unwrap_or_else(|p| p.into_inner());
         (s.bytes(), self.scratch_bound)
     }
+}
+
+/// Bytes of a layer's per-channel arrays: biases (plain and folded) and
+/// multipliers (as records and as two arrays).
+pub(crate) fn per_channel_bytes(
+    bias: &[i32],
+    folded: &[i32],
+    requant: &[Requant],
+    multipliers: &Multipliers,
+) -> usize {
+    4 * (bias.len() + folded.len())
+        + std::mem::size_of::<Requant>() * requant.len()
+        + multipliers.bytes()
 }
 
 /// The most scratch a conv's runs take on any kernel set: the padded input

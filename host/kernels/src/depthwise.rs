@@ -3,7 +3,7 @@
 
 use std::sync::Mutex;
 
-use crate::conv::{Scratch, expand_requant};
+use crate::conv::{Scratch, expand_requant, per_channel_bytes};
 use crate::error::{KernelError, check_len, ensure};
 use crate::geometry::{Shape4, Window, WindowSpec};
 use crate::quant::{Multipliers, Requant, Rounding};
@@ -159,9 +159,12 @@ impl DepthwiseConv2d {
     /// i32, biases, multipliers, and the scratch its runs may grow to.
     pub fn heap_bytes(&self) -> usize {
         5 * self.filter.len()
-            + 4 * (self.bias.len() + self.bias_folded.len())
-            + std::mem::size_of::<Requant>() * self.requant.len()
-            + self.multipliers.bytes()
+            + per_channel_bytes(
+                &self.bias,
+                &self.bias_folded,
+                &self.requant,
+                &self.multipliers,
+            )
             + self.scratch_bound
     }
 

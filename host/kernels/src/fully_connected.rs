@@ -3,7 +3,7 @@
 
 use std::sync::Mutex;
 
-use crate::conv::{MAX_PIXELS, Scratch, expand_requant};
+use crate::conv::{MAX_PIXELS, Scratch, expand_requant, per_channel_bytes};
 use crate::error::{KernelError, ensure};
 use crate::pack::{Packed, WeightLayout};
 use crate::quant::{Multipliers, Requant, Rounding};
@@ -160,9 +160,12 @@ impl FullyConnected {
     /// form, biases, multipliers, and the scratch its runs may grow to.
     pub fn heap_bytes(&self) -> usize {
         self.weights.len()
-            + 4 * (self.bias.len() + self.bias_folded.len())
-            + std::mem::size_of::<Requant>() * self.requant.len()
-            + self.multipliers.bytes()
+            + per_channel_bytes(
+                &self.bias,
+                &self.bias_folded,
+                &self.requant,
+                &self.multipliers,
+            )
             + self.packed.as_ref().map_or(0, Packed::bytes)
             + self.scratch_bound
     }

@@ -102,46 +102,42 @@ impl Plan {
             &format!("the result of {count} inputs of {out_len} output bytes each"),
         )?;
         let mut result = Vec::new();
-        let run = self.fill(st, ks, budget, input, output, data, &mut result, result_len);
-        if run.is_err() {
-            st.uncharge(result_len as u64);
-        }
-        run.map(|()| result)
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn fill(
-        &self,
-        st: &mut TensorStore,
-        ks: &KernelSet,
-        budget: &mut Budget,
-        input: TensorKey,
-        output: TensorKey,
-        data: &[u8],
-        result: &mut Vec<u8>,
-        result_len: usize,
-    ) -> Result<(), NnFault> {
-        let in_len = st.span(input)?.len();
-        let count = data.len() / in_len;
-        result
-            .try_reserve_exact(result_len)
-            .map_err(|_| NnFault::QuotaExceeded("the host could not allocate the result".into()))?;
-        let (in_span, out_span) = (st.span(input)?, st.span(output)?);
-        if let Some(layout) = lanes::layout(&self.ops, st, in_span, out_span, count) {
-            for group in data.chunks(layout.lanes * in_len) {
-                lanes::run(
-                    &self.ops, st, ks, budget, &layout, in_span, out_span, group, result,
-                    name_error,
-                )?;
+        let run = (|| {
+            result.try_reserve_exact(result_len).map_err(|_| {
+                NnFault::QuotaExceeded("the host could not allocate the result".into())
+            })?;
+            let (in_span, out_span) = (st.span(input)?, st.span(output)?);
+            if let Some(layout) = lanes::layout(&self.ops, st, in_span, out_span, count) {
+                for group in data.chunks(layout.lanes * in_len) {
+                    lanes::run(
+                        &self.ops,
+                        st,
+                        ks,
+                        budget,
+                        &layout,
+                        in_span,
+                        out_span,
+                        group,
+                        &mut result,
+                        name_error,
+                    )?;
+                }
+                return Ok(());
             }
-            return Ok(());
+            for chunk in data.chunks_exact(in_len) {
+                st.write(input, 0, chunk)?;
+                self.run(st, ks, budget)?;
+                result.extend_from_slice(st.bytes(output)?);
+            }
+            Ok(())
+        })();
+        match run {
+            Ok(()) => Ok(result),
+            Err(e) => {
+                st.uncharge(result_len as u64);
+                Err(e)
+            }
         }
-        for chunk in data.chunks_exact(in_len) {
-            st.write(input, 0, chunk)?;
-            self.run(st, ks, budget)?;
-            result.extend_from_slice(st.bytes(output)?);
-        }
-        Ok(())
     }
 
     pub fn release(self, st: &mut TensorStore) {
