@@ -257,6 +257,20 @@ fn demo() -> Result<()> {
     ]);
     let out = c.output()?;
     println!("{}", String::from_utf8_lossy(&out.stderr).trim());
+    println!(
+        "\n-- the host's work is bounded too: a plugin asking for 256 results of 16 MiB (4 GiB) gets quota-exceeded"
+    );
+    let mut c = gatehouse();
+    c.args([
+        "run",
+        "target/plugins/hostile.wasm",
+        "--set",
+        "mode=amplify",
+        "--input",
+        "README.md",
+    ]);
+    let out = c.output()?;
+    println!("{}", String::from_utf8_lossy(&out.stderr).trim());
     Ok(())
 }
 
