@@ -383,7 +383,7 @@ fn test() -> Result<()> {
     }
     let outcome = run(c);
     // A smoke run of every fuzz target; `cargo xtask fuzz --minutes N` runs them long.
-    let fuzzed = fuzz(8);
+    let fuzzed = fuzz(8, Some(1));
     say_untested(&untested);
     outcome.and(fuzzed)
 }
@@ -409,9 +409,12 @@ const CARGO_FUZZ: &str = "0.13.2";
 /// Run every fuzz target for `seconds`, each from its corpus in
 /// `target/fuzz/corpus/` (seeded from the repository, kept between runs),
 /// with debug assertions on and without a sanitizer, so it builds with the
-/// stable toolchain. Prints executions and findings per target; fails on
-/// any finding, which libFuzzer leaves in `target/fuzz/artifacts/`.
-fn fuzz(seconds: u64) -> Result<()> {
+/// stable toolchain. A unit that runs 10 s is a finding (a timeout), as a
+/// crash or running out of memory is. Prints executions and findings per
+/// target; fails on any finding, which libFuzzer leaves in
+/// `target/fuzz/artifacts/`. `seed` fixes libFuzzer's random choices, so a
+/// smoke run from the seed corpora finds the same things every time.
+fn fuzz(seconds: u64, seed: Option<u64>) -> Result<()> {
     let installed = Command::new("cargo")
         .args(["fuzz", "--version"])
         .output()
@@ -439,7 +442,18 @@ fn fuzz(seconds: u64) -> Result<()> {
                 }
             }
         }
-        let before = std::fs::read_dir(&artifacts)?.count();
+        let findings_in = |dir: &Path| -> Result<usize> {
+            Ok(std::fs::read_dir(dir)?
+                .filter_map(|e| e.ok())
+                .filter(|e| {
+                    let name = e.file_name().to_string_lossy().into_owned();
+                    ["crash-", "leak-", "timeout-", "oom-"]
+                        .iter()
+                        .any(|p| name.starts_with(p))
+                })
+                .count())
+        };
+        let before = findings_in(&artifacts)?;
         let mut c = cargo();
         c.args([
             "fuzz",
@@ -455,9 +469,13 @@ fn fuzz(seconds: u64) -> Result<()> {
         .arg(format!("-artifact_prefix={}/", artifacts.display()))
         .args([
             "-rss_limit_mb=2048",
+            "-timeout=10",
             "-print_final_stats=1",
             "-close_fd_mask=1",
         ]);
+        if let Some(seed) = seed {
+            c.arg(format!("-seed={seed}"));
+        }
         let out = c
             .output()
             .with_context(|| format!("running fuzz target {target}"))?;
@@ -468,7 +486,7 @@ fn fuzz(seconds: u64) -> Result<()> {
                 .map(|v| v.trim().to_string())
                 .unwrap_or_else(|| "?".into())
         };
-        let findings = std::fs::read_dir(&artifacts)?.count() - before;
+        let findings = findings_in(&artifacts)? - before;
         let corpus_size = std::fs::read_dir(&corpus)?.count();
         if !out.status.success() {
             eprintln!("{log}");
@@ -578,7 +596,7 @@ fn task(task: &str) -> Result<()> {
                 [flag, n] if flag == "--seconds" => n.parse()?,
                 _ => bail!("usage: cargo xtask fuzz [--minutes N | --seconds N]"),
             };
-            fuzz(seconds)
+            fuzz(seconds, None)
         }
         "hostile" => {
             let args: Vec<String> = std::env::args().skip(2).collect();

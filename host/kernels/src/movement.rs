@@ -151,7 +151,18 @@ impl Concat {
         }
         let outer = product("concatenation", &shapes[0][..axis])?;
         let inner = product("concatenation", &shapes[0][axis + 1..])?;
-        let chunks = shapes.iter().map(|s| s[axis] * inner * elem).collect();
+        let overflow = || KernelError::new("concatenation", "shape overflows");
+        let chunks: Vec<usize> = shapes
+            .iter()
+            .map(|s| s[axis].checked_mul(inner)?.checked_mul(elem))
+            .collect::<Option<_>>()
+            .ok_or_else(overflow)?;
+        // The output's size, which bounds every input's.
+        chunks
+            .iter()
+            .try_fold(0usize, |a, &c| a.checked_add(c))
+            .and_then(|total| total.checked_mul(outer))
+            .ok_or_else(overflow)?;
         Ok(Concat { outer, chunks })
     }
 

@@ -84,12 +84,14 @@ fn for_each_window(
 }
 
 /// `sum / count` rounded half away from zero, as TFLite, then clamped.
+/// Sums wrap as TFLite's int32 ones do (in C++, undefined) for windows of
+/// more than 2^24 cells, which only a plugin's made-up shapes have.
 #[inline(always)]
 fn average(sum: i32, count: i32, k: &Pool2d) -> i8 {
     let avg = if sum > 0 {
-        (sum + count / 2) / count
+        sum.wrapping_add(count / 2) / count
     } else {
-        (sum - count / 2) / count
+        sum.wrapping_sub(count / 2) / count
     };
     avg.clamp(k.act_min, k.act_max) as i8
 }
@@ -115,7 +117,7 @@ pub fn average_pool2d_scalar(
             let mut acc: i32 = 0;
             for y in ys.clone() {
                 for x in xs.clone() {
-                    acc += input[is.offset(b, y, x, c)] as i32;
+                    acc = acc.wrapping_add(input[is.offset(b, y, x, c)] as i32);
                 }
             }
             output[os.offset(b, oy, ox, c)] = average(acc, count, k);
@@ -153,7 +155,7 @@ pub fn average_pool2d(k: &Pool2d, input: &[i8], output: &mut [i8]) -> Result<(),
                 for x in xs.clone() {
                     let at = is.offset(b, y, x, c0);
                     for (a, &v) in acc[..n].iter_mut().zip(&input[at..at + n]) {
-                        *a += v as i32;
+                        *a = a.wrapping_add(v as i32);
                     }
                 }
             }

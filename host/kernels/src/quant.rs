@@ -155,14 +155,18 @@ pub fn frexp(x: f64) -> (f64, i32) {
 
 #[inline(always)]
 fn mul_single(x: i32, multiplier: i32, shift: i32) -> i32 {
-    let total_shift = 31 - shift;
+    // A multiplier from `from_real` keeps this in 1..=62; MEAN's folded
+    // multipliers of made-up scales reach past it, where C++ is undefined.
+    let total_shift = (31 - shift).clamp(1, 62);
     let round = 1i64 << (total_shift - 1);
     ((x as i64 * multiplier as i64 + round) >> total_shift) as i32
 }
 
 #[inline(always)]
 fn mul_double(x: i32, multiplier: i32, shift: i32) -> i32 {
-    let left = shift.max(0);
+    // `from_real` keeps shifts at 30 or below; the clamp only defines what
+    // a hand-made one would do (C++ leaves it undefined).
+    let left = shift.clamp(0, 31);
     let right = (-shift).max(0);
     rounding_divide_by_pot(
         saturating_rounding_doubling_high_mul(x.wrapping_mul(1i32 << left), multiplier),
@@ -182,13 +186,17 @@ pub fn saturating_rounding_doubling_high_mul(a: i32, b: i32) -> i32 {
     ((ab + nudge) / (1i64 << 31)) as i32
 }
 
-/// gemmlowp `RoundingDivideByPOT`: round half away from zero.
+/// gemmlowp `RoundingDivideByPOT`: round half away from zero. gemmlowp
+/// asserts `0 <= exponent <= 31`; a plugin's made-up scales reach past both
+/// ends (where C++ shifts are undefined), so the exponent is clamped and the
+/// arithmetic done in i64, which gives the same bits inside the range.
 #[inline(always)]
 pub fn rounding_divide_by_pot(x: i32, exponent: i32) -> i32 {
-    let mask = ((1i64 << exponent) - 1) as i32;
+    let (x, e) = (x as i64, exponent.clamp(0, 62));
+    let mask = (1i64 << e) - 1;
     let remainder = x & mask;
-    let threshold = (mask >> 1) + i32::from(x < 0);
-    (x >> exponent) + i32::from(remainder > threshold)
+    let threshold = (mask >> 1) + i64::from(x < 0);
+    ((x >> e) + i64::from(remainder > threshold)) as i32
 }
 
 /// A fused activation, as TFLite's `ActivationFunctionType`.
@@ -290,6 +298,37 @@ pub(crate) mod checks {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    /// Found by the `nn_ops` fuzz target: a MEAN of made-up scales folded
+    /// its 1/N into a shift of -63, and dividing by 2^94 overflowed the
+    /// shifts (a panic in a debug host; undefined in TFLite's C++). Any
+    /// shift is defined now, and a tiny multiplier gives 0 or -1.
+    #[test]
+    fn extreme_shifts_are_defined() {
+        for shift in [-200, -63, -40, -32, 31, 45] {
+            let r = Requant {
+                multiplier: (1 << 30) + 12345,
+                shift,
+            };
+            for x in [i32::MIN, -1, 0, 1, i32::MAX] {
+                for rounding in [Rounding::Single, Rounding::Double] {
+                    let _ = r.apply(x, rounding);
+                    let _ = r.apply_smaller_than_one(x, rounding);
+                }
+                if shift < -40 {
+                    assert!(
+                        [-1, 0].contains(&r.apply(x, Rounding::Double)),
+                        "{x} {shift}"
+                    );
+                }
+            }
+        }
+        // Inside gemmlowp's range the bits are its own.
+        assert_eq!(rounding_divide_by_pot(-5, 1), -3);
+        assert_eq!(rounding_divide_by_pot(5, 1), 3);
+        assert_eq!(rounding_divide_by_pot(i32::MIN, 31), -1);
+        assert_eq!(rounding_divide_by_pot(i32::MAX, 31), 1);
+    }
 
     /// Found by the `nn_ops` fuzz target: an int8 QUANTIZE between scales
     /// 2^40 apart made a double-rounding multiplier shift a 32-bit one by

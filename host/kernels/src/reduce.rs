@@ -149,12 +149,17 @@ impl Mean {
 pub fn mean_scalar(k: &Mean, input: &[i8], output: &mut [i8]) -> Result<(), KernelError> {
     check_len("mean", "input", input.len(), k.reduction.in_len)?;
     check_len("mean", "output", output.len(), k.reduction.out_len)?;
-    let zp_sum = k.input.zero_point * k.reduction.count as i32;
+    // int32 arithmetic that wraps, as TFLite's does (in C++, undefined)
+    // past 2^24 elements summed, which only a plugin's made-up shapes reach.
+    let zp_sum = k.input.zero_point.wrapping_mul(k.reduction.count as i32);
     k.reduction.for_each(
         0i32,
-        |acc, i| acc + input[i] as i32,
+        |acc, i| acc.wrapping_add(input[i] as i32),
         |o, acc| {
-            let v = k.requant.apply(acc - zp_sum, k.rounding) + k.output.zero_point;
+            let v = k
+                .requant
+                .apply(acc.wrapping_sub(zp_sum), k.rounding)
+                .saturating_add(k.output.zero_point);
             output[o] = v.clamp(-128, 127) as i8;
         },
     );

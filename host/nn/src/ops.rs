@@ -973,6 +973,13 @@ impl PreparedOp {
         ks: &KernelSet,
         at: impl Fn(Span) -> Span,
     ) -> Result<(), NnFault> {
+        // An empty output has nothing to compute. Its shape may still be
+        // huge ([32639, 32639, 0]), and kernels that walk the outer
+        // dimensions would loop a billion times over nothing: work its
+        // estimate, which counts elements, would not see.
+        if self.output.is_empty() {
+            return Ok(());
+        }
         let a = at(self.inputs[0]);
         let o = at(self.output);
         let r = match &self.kernel {
@@ -1083,5 +1090,78 @@ impl PreparedOp {
             st.release(k);
         }
         st.uncharge(self.charged);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use gatehouse_kernels::dispatch;
+
+    use super::*;
+    use crate::budget::Budget;
+    use crate::plan::Plan;
+    use crate::tensor::Quant;
+
+    fn i8s(shape: &[usize]) -> Desc {
+        Desc {
+            dtype: DType::I8,
+            shape: shape.to_vec(),
+            quant: Some(Quant {
+                scales: vec![0.1],
+                zero_points: vec![0],
+                axis: 0,
+            }),
+        }
+    }
+
+    /// Found by the `nn_ops` fuzz target: a concatenation of tensors shaped
+    /// [32639, 32639, 0] costs no bytes and was estimated as no work, yet
+    /// the kernel walked its billion outer positions for a minute. An
+    /// empty output is now not computed at all.
+    #[test]
+    fn an_empty_output_costs_nothing_whatever_its_shape() {
+        let ks = dispatch::available().last().expect("a kernel set");
+        let mut st = TensorStore::new(1 << 20);
+        let t = st.create(i8s(&[32639, 32639, 0])).unwrap();
+        let out = st.create(i8s(&[32639, 32639, 0])).unwrap();
+        let concat = OpDesc::Concatenation {
+            inputs: vec![t, t, t],
+            output: out,
+            axis: 2,
+        };
+        let mut plan = Plan::new(Semantics::TfliteReference);
+        plan.push(&concat, &mut st, ks).unwrap();
+        let start = Instant::now();
+        plan.run(&mut st, ks, &mut Budget::unlimited()).unwrap();
+        // Unfixed, this took a minute in a release build.
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            start.elapsed()
+        );
+        plan.release(&mut st);
+    }
+
+    /// Found reading the kernels after the finding above: a MEAN over 2^25
+    /// elements overflowed its int32 sum (a panic in a debug host). It
+    /// wraps, as TFLite's int32 does.
+    #[test]
+    fn a_mean_of_very_many_elements_wraps_instead_of_panicking() {
+        let ks = dispatch::available().last().expect("a kernel set");
+        let mut st = TensorStore::new(1 << 26);
+        let x = st.create(i8s(&[1 << 25])).unwrap();
+        st.write(x, 0, &vec![127u8; 1 << 25]).unwrap();
+        let y = st.create(i8s(&[1])).unwrap();
+        let mean = OpDesc::Mean {
+            input: x,
+            output: y,
+            axes: vec![0],
+            keep_dims: true,
+        };
+        let op = PreparedOp::prepare(&mean, &mut st, Semantics::TfliteReference, ks).unwrap();
+        op.run(&mut st, ks).unwrap();
+        op.release(&mut st);
     }
 }

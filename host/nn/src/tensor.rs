@@ -57,6 +57,9 @@ pub struct Desc {
 /// Ranks beyond this are refused; TFLite itself stops at 6 for most ops.
 pub const MAX_RANK: usize = 8;
 
+/// The most elements a shape may span, its zero dimensions taken as ones.
+pub const MAX_EXTENT: u64 = 1 << 48;
+
 impl Desc {
     /// Validate the description and return its size in bytes.
     pub fn byte_len(&self) -> Result<usize, NnFault> {
@@ -64,6 +67,20 @@ impl Desc {
             return Err(NnFault::invalid(format!(
                 "rank {} exceeds {MAX_RANK}",
                 self.shape.len()
+            )));
+        }
+        // Kernels multiply partial products of the dimensions by small
+        // factors (element sizes, input counts); an empty tensor's other
+        // dimensions must not overflow them either.
+        let extent = self
+            .shape
+            .iter()
+            .try_fold(1u64, |a, &d| a.checked_mul(d.max(1) as u64))
+            .filter(|&e| e <= MAX_EXTENT);
+        if extent.is_none() {
+            return Err(NnFault::invalid(format!(
+                "shape {:?} spans more than 2^48 elements",
+                self.shape
             )));
         }
         let elems = self
@@ -652,6 +669,14 @@ mod tests {
             st.create(i8s(&[usize::MAX, 2])),
             Err(NnFault::Invalid(_))
         ));
+        // Found by the `nn_ops` fuzz target: an empty tensor whose other
+        // dimensions multiply past 2^64 overflowed a concatenation's sizes
+        // (a panic in a debug host). Such a shape is refused.
+        assert!(matches!(
+            st.create(i8s(&[0, 65535, 65535, 65535, 65535, 65535])),
+            Err(NnFault::Invalid(_))
+        ));
+        assert!(st.create(i8s(&[0, 65535, 65535])).is_ok());
     }
 
     #[test]
