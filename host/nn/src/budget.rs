@@ -107,9 +107,13 @@ impl Pace {
 
     /// The estimated time of `work`, in nanoseconds.
     pub fn nanos(&self, work: Work) -> u64 {
-        let ps = (work.macs as u128 * self.ps_per_mac as u128)
-            + (work.elements as u128 * self.ps_per_element as u128);
-        u64::try_from(ps / 1000).unwrap_or(u64::MAX)
+        // Saturating u64, not u128: this runs before every operator, and a
+        // u128 division is a library call.
+        let ps = work
+            .macs
+            .saturating_mul(self.ps_per_mac)
+            .saturating_add(work.elements.saturating_mul(self.ps_per_element));
+        ps / 1000
     }
 }
 

@@ -97,10 +97,9 @@ impl Plan {
         let result_len = count
             .checked_mul(out_len)
             .ok_or_else(|| NnFault::QuotaExceeded("the result would not fit in memory".into()))?;
-        st.charge(
-            result_len as u64,
-            &format!("the result of {count} inputs of {out_len} output bytes each"),
-        )?;
+        st.charge_with(result_len as u64, || {
+            format!("the result of {count} inputs of {out_len} output bytes each")
+        })?;
         let mut result = Vec::new();
         let run = (|| {
             result.try_reserve_exact(result_len).map_err(|_| {

@@ -230,11 +230,23 @@ impl TensorStore {
 
     /// Charge `bytes` to the quota, or refuse.
     pub fn charge(&mut self, bytes: u64, what: &str) -> Result<(), NnFault> {
+        self.charge_with(bytes, || what.to_string())
+    }
+
+    /// As [`charge`](Self::charge), naming what needs the bytes only when
+    /// they are refused (a hot path need not format a message each time).
+    pub fn charge_with(
+        &mut self,
+        bytes: u64,
+        what: impl FnOnce() -> String,
+    ) -> Result<(), NnFault> {
         let total = self.used.saturating_add(bytes);
         if total > self.quota {
             return Err(NnFault::QuotaExceeded(format!(
-                "{what} needs {bytes} bytes; {} of the {} byte tensor quota are in use",
-                self.used, self.quota
+                "{} needs {bytes} bytes; {} of the {} byte tensor quota are in use",
+                what(),
+                self.used,
+                self.quota
             )));
         }
         self.used = total;
