@@ -151,6 +151,15 @@ fn hoarded_tensors_are_bounded_by_the_quota() {
     // What the host held for them stayed within the quota (plus the
     // resource table's own growth, which the slot overhead covers).
     assert!(peak <= limits.tensor_bytes, "host peak {peak} bytes");
+    // With the default quota, room for 240,000 slots, the count is capped
+    // first, below wasmtime's own cap on handles (which would trap), with
+    // an error the plugin handles.
+    let mut h = hostile(&rt, &[("mode", "hoard-tensors")], Limits::default());
+    let inf = h.process(b"x").expect("the plugin reports the refusal");
+    assert_eq!(inf.score, Some(65_536.0));
+    let msg = inf.label.unwrap_or_default();
+    assert!(msg.contains("at most 65536 tensors"), "{msg}");
+    assert_eq!(h.replacements(), 0);
 }
 
 /// A million `tensor.create` calls: each is cheap, and the guest's loop

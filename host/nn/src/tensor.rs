@@ -60,6 +60,12 @@ pub const MAX_RANK: usize = 8;
 /// The most elements a shape may span, its zero dimensions taken as ones.
 pub const MAX_EXTENT: u64 = 1 << 48;
 
+/// The most tensors (views included) an instance holds at once. Below
+/// wasmtime's cap of 100,000 live handles per store, so that a plugin that
+/// hoards small tensors meets `quota-exceeded`, an error it can handle,
+/// rather than wasmtime's trap.
+pub const MAX_TENSORS: usize = 65_536;
+
 impl Desc {
     /// Validate the description and return its size in bytes.
     pub fn byte_len(&self) -> Result<usize, NnFault> {
@@ -257,9 +263,21 @@ impl TensorStore {
         self.used = self.used.saturating_sub(bytes);
     }
 
+    /// Refuses another tensor past [`MAX_TENSORS`].
+    fn room_for_one(&self) -> Result<(), NnFault> {
+        let live = self.slots.len() - self.free.len();
+        if live >= MAX_TENSORS {
+            return Err(NnFault::QuotaExceeded(format!(
+                "an instance holds at most {MAX_TENSORS} tensors at once"
+            )));
+        }
+        Ok(())
+    }
+
     /// A zero-filled tensor, charged to the quota with its slot and
     /// description before anything is allocated.
     pub fn create(&mut self, desc: Desc) -> Result<TensorKey, NnFault> {
+        self.room_for_one()?;
         let len = desc.byte_len()?;
         let overhead = SLOT_OVERHEAD + desc.heap_bytes();
         self.charge((len as u64).saturating_add(overhead), "tensor")?;
@@ -282,6 +300,7 @@ impl TensorStore {
 
     /// A view of `base`'s bytes from `offset`.
     pub fn view(&mut self, base: TensorKey, offset: u64, desc: Desc) -> Result<TensorKey, NnFault> {
+        self.room_for_one()?;
         let len = desc.byte_len()?;
         let entry = self.entry(base)?;
         let base_len = match entry.storage {
