@@ -130,13 +130,10 @@ impl Plan {
             }
             Ok(())
         })();
-        match run {
-            Ok(()) => Ok(result),
-            Err(e) => {
-                st.uncharge(result_len as u64);
-                Err(e)
-            }
-        }
+        // The result is the caller's from here on (the guest's, once it is
+        // copied into its memory, which follows at once).
+        st.uncharge(result_len as u64);
+        run.map(|()| result)
     }
 
     pub fn release(self, st: &mut TensorStore) {

@@ -441,8 +441,6 @@ impl wplan::HostPlan for NnView<'_> {
             ok,
             &data,
         )?;
-        // Charged while the host built it; it is the guest's from here on.
-        self.nn.tensors.uncharge(result.len() as u64);
         self.nn.last_invoke = Some(Invoked {
             plan: rep,
             input: ik,

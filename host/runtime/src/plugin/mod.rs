@@ -461,10 +461,6 @@ impl Instance {
                     last.output,
                     data,
                 )
-                .map(|out| {
-                    st.nn.tensors.uncharge(out.len() as u64);
-                    out
-                })
                 .map_err(|e| plugin.fail(Failure::Kernel(e.to_string()))),
             Err(e) => Err(plugin.fail(Failure::Kernel(e.to_string()))),
         };
