@@ -36,6 +36,7 @@ thread_local! {
     static MODE: RefCell<String> = const { RefCell::new(String::new()) };
     static HOARD: RefCell<Vec<Vec<u8>>> = const { RefCell::new(Vec::new()) };
     static PREPARED: RefCell<Prepared> = RefCell::new(Prepared::default());
+    static SETTINGS: RefCell<Config> = RefCell::new(Config { model: None, settings: vec![] });
 }
 
 fn number(config: &Config, key: &str, default: u32) -> Result<u32, PluginError> {
@@ -79,6 +80,7 @@ impl Plugin for Hostile {
             _ => Prepared::default(),
         };
         PREPARED.with(|p| *p.borrow_mut() = prepared);
+        SETTINGS.with(|c| *c.borrow_mut() = config);
         MODE.with(|m| *m.borrow_mut() = mode);
         Ok(())
     }
@@ -137,24 +139,70 @@ impl Plugin for Hostile {
             "brim" => brim(),
             "brim-read" => brim_read(),
             "panic" => panic!("hostile plugin panicked on purpose"),
-            // std links WASI; the host grants none of it, so each of these traps.
-            "wasi-env" => Ok(Inference {
-                label: Some(std::env::vars().count().to_string()),
+            // What WASI grants and denies, one line per attempt.
+            "wasi-probe" => Ok(Inference {
+                output: Some(wasi_probe().into_bytes()),
                 ..Inference::empty()
             }),
-            "wasi-file" => Ok(Inference {
-                output: std::fs::read("/etc/passwd").ok(),
-                ..Inference::empty()
-            }),
-            "wasi-clock" => Ok(Inference {
-                score: Some(
-                    std::time::SystemTime::now()
-                        .elapsed()
-                        .map(|d| d.as_secs_f64())
-                        .unwrap_or(0.0),
-                ),
-                ..Inference::empty()
-            }),
+            // Says why on stderr, then aborts (no panic, so no hook runs).
+            "stderr-then-abort" => {
+                eprintln!("vendor diagnostics: reason 42");
+                std::process::abort()
+            }
+            // Sleeps an hour: a host call the epoch cannot interrupt.
+            "wasi-sleep" => {
+                std::thread::sleep(std::time::Duration::from_secs(3600));
+                Ok(Inference::empty())
+            }
+            // Prints `lines` (100,000) lines to stdout and stderr, then answers.
+            "wasi-print-flood" => {
+                let lines = number(&SETTINGS.with(|c| c.borrow().clone()), "lines", 100_000)?;
+                for i in 0..lines {
+                    println!("flood line {i} {}", "x".repeat(100));
+                    eprintln!("flood line {i}");
+                }
+                Ok(Inference::empty())
+            }
+            // Counts its calls in `/state/count` (needs the `state` grant).
+            "state-count" => {
+                let path = "/state/count";
+                let n: u64 = match std::fs::read_to_string(path) {
+                    Ok(t) => t.trim().parse().unwrap_or(0),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
+                    Err(e) => return Err(PluginError::Kernel(format!("read {path}: {e}"))),
+                };
+                std::fs::write(path, format!("{}\n", n + 1))
+                    .map_err(|e| PluginError::Kernel(format!("write {path}: {e}")))?;
+                Ok(Inference {
+                    score: Some((n + 1) as f64),
+                    ..Inference::empty()
+                })
+            }
+            // Writes 64 KiB chunks to `/state/fill-N` files until refused;
+            // reports the bytes it got in and the error.
+            "state-fill" => {
+                use std::io::Write;
+                let mut written = 0u64;
+                let mut file = 0;
+                let err = 'fill: loop {
+                    let mut f = match std::fs::File::create(format!("/state/fill-{file}")) {
+                        Ok(f) => f,
+                        Err(e) => break 'fill e,
+                    };
+                    for _ in 0..16 {
+                        if let Err(e) = f.write_all(&[7u8; 64 << 10]).and_then(|_| f.flush()) {
+                            break 'fill e;
+                        }
+                        written += 64 << 10;
+                    }
+                    file += 1;
+                };
+                Ok(Inference {
+                    score: Some(written as f64),
+                    label: Some(format!("{:?}: {err}", err.kind())),
+                    ..Inference::empty()
+                })
+            }
             other => Err(PluginError::InvalidConfig(format!(
                 "unknown mode {other:?}"
             ))),
@@ -390,3 +438,74 @@ impl Batch for Hostile {
 }
 
 export_batched_plugin!(Hostile);
+
+/// Tries what a vendor's code might try; a line per attempt, `ok: ...` or
+/// `err: ...`, so a test can check each grant and denial.
+fn wasi_probe() -> String {
+    fn line<T: std::fmt::Debug, E: std::fmt::Display>(what: &str, r: Result<T, E>) -> String {
+        match r {
+            Ok(v) => format!("{what} ok: {:.60}\n", format!("{v:?}")),
+            Err(e) => format!("{what} err: {e}\n"),
+        }
+    }
+    let mut out = String::new();
+    out += &line("read-passwd", std::fs::read("/etc/passwd").map(|b| b.len()));
+    out += &line("list-root", std::fs::read_dir("/").map(|d| d.count()));
+    out += &line("list-dot", std::fs::read_dir(".").map(|d| d.count()));
+    out += &line("write-tmp", std::fs::write("/tmp/gatehouse-probe", b"x"));
+    out += &line(
+        "state-dotdot",
+        std::fs::read("/state/../etc/passwd").map(|b| b.len()),
+    );
+    out += &line(
+        "state-link",
+        std::fs::read("/state/etc/passwd").map(|b| b.len()),
+    );
+    out += &line("list-state", std::fs::read_dir("/state").map(|d| d.count()));
+    out += &line("env-path", std::env::var("PATH"));
+    out += &line(
+        "env-count",
+        match std::env::vars().count() {
+            0 => Err("empty"),
+            n => Ok(n),
+        },
+    );
+    out += &line(
+        "args",
+        match std::env::args().count() {
+            0 => Err("none"),
+            n => Ok(n),
+        },
+    );
+    out += &line("tcp-connect", std::net::TcpStream::connect("127.0.0.1:22"));
+    out += &line("tcp-bind", std::net::TcpListener::bind("127.0.0.1:0"));
+    out += &line("udp-bind", std::net::UdpSocket::bind("127.0.0.1:0"));
+    out += &line(
+        "dns",
+        std::net::ToSocketAddrs::to_socket_addrs("localhost:80").map(|a| a.count()),
+    );
+    out += &line(
+        "wall-clock",
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH),
+    );
+    let t = std::time::Instant::now();
+    out += &line("monotonic-clock", Ok::<_, String>(t.elapsed()));
+    out += &line("random", random_hash());
+    let mut stdin = String::new();
+    out += &line(
+        "stdin",
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut stdin),
+    );
+    out += &line(
+        "stdout",
+        std::io::Write::write_all(&mut std::io::stdout(), b"probe on stdout\n"),
+    );
+    out
+}
+
+/// A hash of a fixed value under std's `RandomState`, whose keys come from
+/// WASI random: two sandboxes print the same number only if random repeats.
+fn random_hash() -> Result<u64, String> {
+    use std::hash::BuildHasher;
+    Ok(std::collections::hash_map::RandomState::new().hash_one(42u32))
+}

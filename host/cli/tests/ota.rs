@@ -93,7 +93,7 @@ fn the_trust_matrix_through_the_admin_api_changes_nothing() {
     );
     let curious = kit.pack(
         "kws",
-        "name = \"kws\"\nversion = \"3.0.0\"\ncapabilities = [\"network\"]\n",
+        "name = \"kws\"\nversion = \"3.0.0\"\ncapabilities = [\"state\"]\n",
         "vendor",
         "curious.gpk",
     );

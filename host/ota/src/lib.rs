@@ -25,7 +25,7 @@ pub use bundle::{Bundle, pack};
 pub use error::Error;
 pub use fault::{FaultPoint, Faults};
 pub use keys::{generate_key_pair, load_signing_key};
-pub use manifest::{Manifest, SelfTestSpec, WORLD};
+pub use manifest::{CAPABILITIES, Manifest, SelfTestSpec, WORLD};
 pub use policy::GatewayPolicy;
 pub use store::{PluginRecord, Pointer, Store};
 pub use trust::{TrustStore, Verified};

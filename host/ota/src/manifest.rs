@@ -7,11 +7,12 @@
 //! name = "kws"
 //! version = "1.2.0"
 //! # world = "gatehouse:plugin/plugin@0.1.0"
-//! # capabilities = []
+//! # capabilities = []    # or ["state"]: a private directory, /state
 //! # [limits]
 //! # memory-mib = 64
 //! # tensor-memory-mib = 64
 //! # deadline-ms = 1000
+//! # state-kib = 1024      # the /state quota, with the "state" capability
 //! # [config]              # settings for the plugin's init
 //! # threshold = "0.9"
 //! # [self-test]
@@ -32,6 +33,14 @@ use crate::Error;
 /// The plugin world this gateway runs.
 pub const WORLD: &str = "gatehouse:plugin/plugin@0.1.0";
 
+/// Capabilities a manifest may ask for, each granted by the operator's
+/// policy. New ones are added here one at a time.
+pub const CAPABILITIES: &[&str] = &[
+    // A private directory preopened as `/state`, kept across versions and
+    // restarts, within `limits.state-kib`.
+    "state",
+];
+
 /// Bundle entry of the self-test input.
 pub const SELF_TEST_INPUT: &str = "self-test.input";
 /// Bundle entry of the self-test's expected output.
@@ -46,7 +55,7 @@ pub struct Manifest {
     pub world: String,
     #[serde(default)]
     pub limits: RequestedLimits,
-    /// Host capabilities beyond the plugin world; none exist yet.
+    /// Host capabilities beyond the plugin world, from [`CAPABILITIES`].
     #[serde(default)]
     pub capabilities: Vec<String>,
     /// Settings handed to the plugin's `init`.
@@ -69,6 +78,8 @@ pub struct RequestedLimits {
     pub memory_mib: u32,
     pub tensor_memory_mib: u32,
     pub deadline_ms: u32,
+    /// Bytes the `state` directory may hold, in KiB (files plus 4 KiB per entry).
+    pub state_kib: u32,
 }
 
 impl Default for RequestedLimits {
@@ -78,6 +89,7 @@ impl Default for RequestedLimits {
             memory_mib: 64,
             tensor_memory_mib: 64,
             deadline_ms: 1000,
+            state_kib: 1024,
         }
     }
 }
@@ -139,6 +151,16 @@ impl Manifest {
                 "self-test takes a label or an output, not both".into(),
             ));
         }
+        if let Some(c) = self
+            .capabilities
+            .iter()
+            .find(|c| !CAPABILITIES.contains(&c.as_str()))
+        {
+            return Err(Error::Manifest(format!(
+                "unknown capability {c:?}; known: {}",
+                CAPABILITIES.join(", ")
+            )));
+        }
         if self.limits.memory_mib == 0 || self.limits.deadline_ms == 0 {
             return Err(Error::Manifest(
                 "limits.memory-mib and limits.deadline-ms must be above 0".into(),
@@ -174,6 +196,10 @@ mod tests {
             (
                 "name = \"kws\"\nversion = \"1.0.0\"\nmemroy = 3\n",
                 "unknown field",
+            ),
+            (
+                "name = \"kws\"\nversion = \"1.0.0\"\ncapabilities = [\"network\"]\n",
+                "unknown capability",
             ),
             (
                 "name = \"kws\"\nversion = \"1.0.0\"\n[self-test]\ninput = \"a\"\nlabel = \"x\"\noutput = \"b\"\n",

@@ -11,7 +11,9 @@ pub struct GatewayPolicy {
     pub max_memory_mib: u32,
     pub max_tensor_memory_mib: u32,
     pub max_deadline_ms: u32,
-    /// Capabilities this gateway grants (none exist yet).
+    /// The largest `state` directory a bundle may ask for.
+    pub max_state_kib: u32,
+    /// Capabilities this gateway grants; none by default.
     pub capabilities: Vec<String>,
 }
 
@@ -21,6 +23,7 @@ impl Default for GatewayPolicy {
             max_memory_mib: 256,
             max_tensor_memory_mib: 256,
             max_deadline_ms: 10_000,
+            max_state_kib: 64 << 10,
             capabilities: Vec::new(),
         }
     }
@@ -43,7 +46,14 @@ impl GatewayPolicy {
                 "MiB",
             ),
             ("deadline", l.deadline_ms, self.max_deadline_ms, "ms"),
-        ] {
+        ]
+        .into_iter()
+        .chain(m.capabilities.iter().any(|c| c == "state").then_some((
+            "state",
+            l.state_kib,
+            self.max_state_kib,
+            "KiB",
+        ))) {
             if asked > max {
                 return Err(refuse(format!(
                     "asks for {asked} {unit} of {what}; the gateway allows {max}"
@@ -83,7 +93,19 @@ mod tests {
         m.limits.deadline_ms = 10_001;
         assert!(p.check(&m).unwrap_err().to_string().contains("deadline"));
         m.limits.deadline_ms = 5;
-        m.capabilities = vec!["network".into()];
-        assert!(p.check(&m).unwrap_err().to_string().contains("\"network\""));
+        m.capabilities = vec!["state".into()];
+        let e = p.check(&m).unwrap_err().to_string();
+        assert!(
+            e.contains("capability \"state\"") && e.contains("does not grant"),
+            "{e}"
+        );
+        let p = GatewayPolicy {
+            capabilities: vec!["state".into()],
+            ..GatewayPolicy::default()
+        };
+        p.check(&m).unwrap();
+        m.limits.state_kib = p.max_state_kib + 1;
+        let e = p.check(&m).unwrap_err().to_string();
+        assert!(e.contains("KiB of state"), "{e}");
     }
 }

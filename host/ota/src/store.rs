@@ -133,6 +133,23 @@ impl Store {
         self.root.join("tmp")
     }
 
+    /// The `state` directory of plugin `name`: kept across its versions
+    /// and restarts, gone with [`Store::remove_state`]. Names are checked by
+    /// the manifest (`[A-Za-z0-9_-]`), so this stays under the store.
+    pub fn state_dir(&self, name: &str) -> PathBuf {
+        self.root.join("state").join(name)
+    }
+
+    /// Delete plugin `name`'s state directory, if it has one.
+    pub fn remove_state(&self, name: &str) -> Result<(), Error> {
+        let dir = self.state_dir(name);
+        match std::fs::remove_dir_all(&dir) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(Error::io(&dir, e)),
+        }
+    }
+
     fn blob_path(&self, digest: &str) -> PathBuf {
         self.blobs().join(format!("{digest}.gpk"))
     }

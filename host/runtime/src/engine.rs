@@ -108,7 +108,8 @@ impl Runtime {
             plan::add_to_linker::<_, HasNn>(&mut linker, InstanceState::nn_view)?;
             types::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)?;
             log::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)?;
-            clock::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)
+            clock::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)?;
+            crate::wasi::add_to_linker(&mut linker)
         })();
         linked.map_err(|e| Error::Engine(format!("{e:#}")))?;
         // Interfaces that `use` the tensor resource re-export its type. The

@@ -17,14 +17,16 @@ mod error;
 mod nn_host;
 mod plugin;
 mod registry;
+mod wasi;
 
 pub use cache::Source;
 pub use engine::{Runtime, RuntimeConfig};
 pub use error::{Error, Failure, PluginId};
 pub use plugin::{
-    Descriptor, Event, Inference, InitConfig, InputKind, Instance, Limits, LoadInfo, Plugin,
+    Descriptor, Event, Grants, Inference, InitConfig, InputKind, Instance, Limits, LoadInfo, Plugin,
 };
 pub use registry::{
     BatchPolicy, BatchStats, CircuitPolicy, DeploySpec, Deployed, Deployment, Expect, HealthPolicy,
     Pending, Policy, Prepared, Registry, RollbackHook, SelfTest, Served, Status,
 };
+pub use wasi::{STATE_DIR, StateGrant};

@@ -12,13 +12,20 @@ use wasmtime::component::Resource;
 use gatehouse_nn::{NnFault, Pace, Plan, SLOT_OVERHEAD, TensorKey};
 
 use crate::bindings::{NnCallError, clock, log, ops as wops, plan as wplan, tensors as wt};
-use crate::plugin::state::InstanceState;
+use crate::plugin::state::{InstanceState, WasiParts};
 
 const QUOTA: u64 = 1 << 20;
 
 fn state() -> InstanceState {
     let ks = dispatch::available().last().expect("a kernel set");
-    let mut st = InstanceState::new("hostile@test".into(), ks, 1 << 20, QUOTA, Pace::measure(ks));
+    let mut st = InstanceState::new(
+        "hostile@test".into(),
+        ks,
+        1 << 20,
+        QUOTA,
+        Pace::measure(ks),
+        WasiParts::nothing("hostile@test"),
+    );
     st.begin_call(Duration::from_secs(10));
     st
 }

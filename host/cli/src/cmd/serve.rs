@@ -67,6 +67,13 @@ pub struct Args {
     /// The longest per-call deadline a bundle may ask for.
     #[arg(long, default_value_t = 10_000)]
     max_deadline_ms: u32,
+    /// Capabilities granted to bundles that ask for them (comma-separated:
+    /// `state`). None by default: a bundle asking for one is refused.
+    #[arg(long, value_delimiter = ',', value_parser = capability)]
+    allow_capabilities: Vec<String>,
+    /// The largest `state` directory a bundle may ask for, in KiB.
+    #[arg(long, default_value_t = 64 << 10)]
+    max_state_kib: u32,
     /// Sample data to replay as requests (kws/ WAVs, images/ PNGs, anomaly/ .bin);
     /// default examples/data with --plugins, none with --store.
     #[arg(long)]
@@ -269,7 +276,8 @@ async fn start_gateway(
         max_memory_mib: a.max_memory_mib,
         max_tensor_memory_mib: a.max_tensor_memory_mib,
         max_deadline_ms: a.max_deadline_ms,
-        capabilities: Vec::new(),
+        max_state_kib: a.max_state_kib,
+        capabilities: a.allow_capabilities.clone(),
     };
     let gw = Gateway::new(reg, store, trust, policy, Arc::new(Metrics::new()));
     let restoring = gw.clone();
@@ -277,6 +285,18 @@ async fn start_gateway(
         .await
         .context("restoring the store")?;
     Ok(gw)
+}
+
+/// A capability the runtime knows, or the list of those it does.
+fn capability(s: &str) -> Result<String, String> {
+    if gatehouse_ota::CAPABILITIES.contains(&s) {
+        Ok(s.to_string())
+    } else {
+        Err(format!(
+            "unknown capability {s:?}; known: {}",
+            gatehouse_ota::CAPABILITIES.join(", ")
+        ))
+    }
 }
 
 /// Until the deadline or Ctrl-C.

@@ -18,7 +18,8 @@ use std::time::{Duration, Instant};
 use gatehouse_ota::fault::FaultPoint;
 use gatehouse_ota::{GatewayPolicy, PluginRecord, Pointer, Store, TrustStore, Verified};
 use gatehouse_runtime::{
-    DeploySpec, Expect, InitConfig, Limits, PluginId, Registry, SelfTest, Served,
+    DeploySpec, Expect, Grants, InitConfig, Limits, PluginId, Registry, SelfTest, Served,
+    StateGrant,
 };
 use serde::Serialize;
 
@@ -76,8 +77,19 @@ fn lock(m: &Mutex<()>) -> std::sync::MutexGuard<'_, ()> {
 }
 
 /// How the runtime should run a verified bundle.
-fn spec_for(v: &Verified) -> DeploySpec {
+fn spec_for(v: &Verified, store: &Store) -> DeploySpec {
     let m = &v.manifest;
+    // The policy has checked every capability asked for before this.
+    let grants = Grants {
+        state: m
+            .capabilities
+            .iter()
+            .any(|c| c == "state")
+            .then(|| StateGrant {
+                dir: store.state_dir(&m.name),
+                quota_bytes: u64::from(m.limits.state_kib) << 10,
+            }),
+    };
     let self_test = m.self_test.as_ref().and_then(|t| {
         let input = v.self_test_input()?.to_vec();
         let expect = match (&t.label, v.self_test_output()) {
@@ -96,6 +108,7 @@ fn spec_for(v: &Verified) -> DeploySpec {
             memory_bytes: (m.limits.memory_mib as usize) << 20,
             tensor_bytes: (m.limits.tensor_memory_mib as u64) << 20,
             deadline: Duration::from_millis(m.limits.deadline_ms.into()),
+            grants,
             ..Limits::default()
         },
         self_test,
@@ -229,7 +242,7 @@ impl Gateway {
         let origin = format!("store:{}", &p.digest[..12.min(p.digest.len())]);
         Ok(self
             .registry
-            .prepare(v.component(), &origin, spec_for(&v))?)
+            .prepare(v.component(), &origin, spec_for(&v, &self.store))?)
     }
 
     /// Verify, store and hot-swap a bundle. `expect_name` is the name the
@@ -276,7 +289,9 @@ impl Gateway {
             return Ok(outcome(None, true));
         }
 
-        let prepared = self.registry.prepare(v.component(), origin, spec_for(&v))?;
+        let prepared = self
+            .registry
+            .prepare(v.component(), origin, spec_for(&v, &self.store))?;
 
         let _g = lock(&self.changing);
         let current = self.store.record(&m.name)?;
@@ -348,11 +363,16 @@ impl Gateway {
         if stored {
             self.store.remove(name)?;
         }
-        match self.registry.remove(name) {
+        let removed = match self.registry.remove(name) {
             Ok(_) => Ok(()),
             Err(_) if stored => Ok(()),
             Err(e) => Err(e.into()),
+        };
+        // After the plugin stopped, so nothing writes there any more.
+        if stored {
+            self.store.remove_state(name)?;
         }
+        removed
     }
 
     pub fn infer(&self, name: &str, input: &[u8]) -> Result<Served, gatehouse_runtime::Error> {

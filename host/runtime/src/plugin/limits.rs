@@ -1,6 +1,8 @@
-//! Per-plugin resource limits.
+//! Per-plugin resource limits, and the capabilities granted beyond them.
 
 use std::time::Duration;
+
+use crate::wasi::StateGrant;
 
 /// What one plugin instance may use.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -13,6 +15,8 @@ pub struct Limits {
     pub deadline: Duration,
     /// CPU deadline of `init` (loading a model takes longer than a call).
     pub init_deadline: Duration,
+    /// Capabilities beyond the plugin world; none unless granted.
+    pub grants: Grants,
 }
 
 impl Default for Limits {
@@ -22,6 +26,15 @@ impl Default for Limits {
             tensor_bytes: 64 << 20,
             deadline: Duration::from_secs(1),
             init_deadline: Duration::from_secs(10),
+            grants: Grants::default(),
         }
     }
+}
+
+/// Capabilities an operator granted a plugin, one field each; the default
+/// grants nothing.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Grants {
+    /// A private directory, preopened as `/state`.
+    pub state: Option<StateGrant>,
 }

@@ -7,6 +7,7 @@
 
 pub mod limits;
 pub mod state;
+mod unknown;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -20,9 +21,10 @@ use crate::cache::{Source, load_error};
 use crate::engine::{Runtime, Shared};
 use crate::error::{Error, Failure, PluginId};
 use crate::nn_host::HostDeadline;
+use crate::wasi::{self, LogSink, StateQuota, Tail};
 use gatehouse_nn::{Budget, Plan};
-pub use limits::Limits;
-use state::InstanceState;
+pub use limits::{Grants, Limits};
+use state::{InstanceState, WasiParts};
 
 /// Kinds of input a plugin accepts, as in `gatehouse:plugin/types.input-kind`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -95,6 +97,10 @@ struct PluginShared {
     descriptor: Descriptor,
     limits: Limits,
     load: LoadInfo,
+    /// Where its stdout and stderr go, shared by its instances.
+    sink: Arc<LogSink>,
+    /// Its `state` directory, when granted.
+    state: Option<Arc<StateQuota>>,
 }
 
 /// A compiled, described plugin. Cheap to clone.
@@ -126,6 +132,16 @@ impl Runtime {
                 ),
             });
         }
+        let state = match &limits.grants.state {
+            Some(grant) => Some(StateQuota::open(grant).map_err(|e| Error::Load {
+                origin: origin.into(),
+                reason: format!(
+                    "cannot open its state directory {}: {e}",
+                    grant.dir.display()
+                ),
+            })?),
+            None => None,
+        };
         let (component, source, duration) = match &sh.cache {
             Some(cache) => cache.load(&sh.engine, wasm, origin)?,
             None => {
@@ -134,12 +150,11 @@ impl Runtime {
                 (c, Source::Compiled, t.elapsed())
             }
         };
-        // WASI imports a std guest carries but never needs trap instead of
-        // reaching anything real: plugins get no files, sockets or clocks of WASI.
+        // Imports the host does not have (`wasi:http`, a newer interface)
+        // trap when called rather than refuse the whole component: a guest
+        // may import what it never calls.
         let mut linker = sh.linker.clone();
-        linker
-            .define_unknown_imports_as_traps(&component)
-            .map_err(|e| load_error(origin, e))?;
+        unknown::stub(&mut linker, &component, &sh.engine).map_err(|e| load_error(origin, e))?;
         let instance_pre = linker
             .instantiate_pre(&component)
             .map_err(|e| load_error(origin, e))?;
@@ -152,7 +167,14 @@ impl Runtime {
             name: origin.to_string(),
             version: "?".into(),
         };
-        let mut store = new_store(sh, &pre, &placeholder, &limits);
+        let sink = LogSink::new(placeholder.to_string());
+        let mut store =
+            new_store(sh, &placeholder, &limits, &sink, state.as_ref()).map_err(|reason| {
+                Error::Load {
+                    origin: origin.into(),
+                    reason,
+                }
+            })?;
         store.set_epoch_deadline(sh.ticks(limits.init_deadline));
         store.data_mut().begin_call(limits.init_deadline);
         let describe = pre
@@ -197,6 +219,7 @@ impl Runtime {
             duration,
             component_bytes: wasm.len(),
         };
+        let sink = LogSink::new(descriptor.id.to_string());
         Ok(Plugin {
             shared: Arc::new(PluginShared {
                 runtime: sh.clone(),
@@ -205,6 +228,8 @@ impl Runtime {
                 descriptor,
                 limits,
                 load,
+                sink,
+                state,
             }),
         })
     }
@@ -212,21 +237,30 @@ impl Runtime {
 
 fn new_store(
     sh: &Shared,
-    _pre: &bindings::PluginPre<InstanceState>,
     id: &PluginId,
     limits: &Limits,
-) -> Store<InstanceState> {
-    let state = InstanceState::new(
+    sink: &Arc<LogSink>,
+    state: Option<&Arc<StateQuota>>,
+) -> Result<Store<InstanceState>, String> {
+    let tail = Tail::default();
+    let ctx = wasi::context(sink, &tail, state.map(|s| &**s))
+        .map_err(|e| format!("cannot open its state directory: {e}"))?;
+    let st = InstanceState::new(
         id.to_string(),
         sh.kernels,
         limits.memory_bytes,
         limits.tensor_bytes,
         sh.pace,
+        WasiParts {
+            ctx,
+            tail,
+            state: state.cloned(),
+        },
     );
-    let mut store = Store::new(&sh.engine, state);
+    let mut store = Store::new(&sh.engine, st);
     store.limiter(|s| &mut s.limiter);
     store.epoch_deadline_trap();
-    store
+    Ok(store)
 }
 
 impl Plugin {
@@ -257,6 +291,11 @@ impl Plugin {
         self.shared.load
     }
 
+    /// Bytes its `state` directory holds and its quota, when granted.
+    pub fn state_usage(&self) -> Option<(u64, u64)> {
+        self.shared.state.as_ref().map(|q| (q.used(), q.quota()))
+    }
+
     /// Whether the plugin takes batches (`gatehouse:plugin@0.2.0`).
     pub fn batches(&self) -> bool {
         self.shared.batch.is_some()
@@ -282,7 +321,14 @@ impl Plugin {
 
     fn fresh(&self, config: &InitConfig) -> Result<Live, Error> {
         let sh = &self.shared;
-        let mut store = new_store(&sh.runtime, &sh.pre, self.id(), &sh.limits);
+        let mut store = new_store(
+            &sh.runtime,
+            self.id(),
+            &sh.limits,
+            &sh.sink,
+            sh.state.as_ref(),
+        )
+        .map_err(|e| self.fail(Failure::Trap(e)))?;
         store.set_epoch_deadline(sh.runtime.ticks(sh.limits.init_deadline));
         store.data_mut().begin_call(sh.limits.init_deadline);
         let linked = sh
@@ -528,8 +574,13 @@ fn classify(store: &Store<InstanceState>, e: wasmtime::Error, deadline: Duration
         return Failure::MemoryLimit(st.limiter.max_bytes);
     }
     let mut msg = format!("{e:#}");
+    let stderr = st.stderr_tail.take();
     if let Some(last) = &st.last_error {
         msg = format!("{last} ({msg})");
+    } else if !stderr.is_empty() {
+        // A guest without our log (Python, JavaScript) explains itself on
+        // stderr: a traceback's last lines.
+        msg = format!("{} ({msg})", stderr.join("\n"));
     }
     Failure::Trap(msg)
 }

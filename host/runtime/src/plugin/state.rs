@@ -1,17 +1,22 @@
 //! What a plugin instance's `Store` holds: its handle table, its nn state
-//! (tensors, quota, deadline), its memory cap, and the host services it
-//! imports (log and clock).
+//! (tensors, quota, deadline), its memory cap, its WASI context, and the host
+//! services it imports (log and clock).
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use gatehouse_kernels::KernelSet;
 use wasmtime::ResourceLimiter;
 use wasmtime::component::ResourceTable;
+use wasmtime_wasi::clocks::WasiClocksCtxView;
+use wasmtime_wasi::filesystem::WasiFilesystemCtxView;
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use crate::bindings::{clock, log, types};
 use gatehouse_nn::Pace;
 
 use crate::nn_host::{NnCtx, NnView};
+use crate::wasi::{BoundedClock, DeadlinePoll, StateFs, StateQuota, Tail};
 
 /// Per-call cap on log lines, so a chatty plugin cannot flood the host log.
 const LOG_LINES_PER_CALL: u32 = 64;
@@ -28,6 +33,34 @@ pub struct InstanceState {
     log_lines: u32,
     /// The last error the plugin logged in this call: a panic message, usually.
     pub(crate) last_error: Option<String>,
+    wasi: WasiCtx,
+    /// The last lines the instance wrote to stderr.
+    pub(crate) stderr_tail: Tail,
+    /// The `state` directory's quota, when granted.
+    state: Option<Arc<StateQuota>>,
+    /// When the current call's deadline passes.
+    call_ends: Instant,
+}
+
+/// What an instance's WASI is made of.
+pub(crate) struct WasiParts {
+    pub(crate) ctx: WasiCtx,
+    pub(crate) tail: Tail,
+    pub(crate) state: Option<Arc<StateQuota>>,
+}
+
+#[cfg(test)]
+impl WasiParts {
+    /// WASI with nothing granted, for host-function tests.
+    pub(crate) fn nothing(label: &str) -> Self {
+        let tail = Tail::default();
+        let sink = crate::wasi::LogSink::new(label.into());
+        WasiParts {
+            ctx: crate::wasi::context(&sink, &tail, None).expect("no preopen to fail"),
+            tail,
+            state: None,
+        }
+    }
 }
 
 impl InstanceState {
@@ -37,6 +70,7 @@ impl InstanceState {
         memory_bytes: usize,
         tensor_bytes: u64,
         pace: Pace,
+        wasi: WasiParts,
     ) -> Self {
         InstanceState {
             table: ResourceTable::new(),
@@ -49,6 +83,40 @@ impl InstanceState {
             started: Instant::now(),
             log_lines: 0,
             last_error: None,
+            wasi: wasi.ctx,
+            stderr_tail: wasi.tail,
+            state: wasi.state,
+            call_ends: Instant::now(),
+        }
+    }
+
+    /// What the filesystem host functions see.
+    pub(crate) fn state_fs(&mut self) -> StateFs<'_> {
+        StateFs {
+            fs: WasiFilesystemCtxView {
+                ctx: self.wasi.filesystem(),
+                table: &mut self.table,
+            },
+            quota: self.state.clone(),
+        }
+    }
+
+    /// What `wasi:io/poll` sees.
+    pub(crate) fn deadline_poll(&mut self) -> DeadlinePoll<'_> {
+        DeadlinePoll {
+            table: &mut self.table,
+            ends: self.call_ends,
+        }
+    }
+
+    /// What the monotonic clock's host functions see.
+    pub(crate) fn bounded_clock(&mut self) -> BoundedClock<'_> {
+        BoundedClock {
+            clocks: WasiClocksCtxView {
+                ctx: self.wasi.clocks(),
+                table: &mut self.table,
+            },
+            ends: self.call_ends,
         }
     }
 
@@ -66,7 +134,25 @@ impl InstanceState {
         self.log_lines = 0;
         self.last_error = None;
         self.limiter.denied = false;
+        self.stderr_tail.take();
+        let now = Instant::now();
+        // A batch's deadline may saturate; a year is as good as never.
+        self.call_ends = now
+            .checked_add(deadline)
+            .unwrap_or_else(|| now + Duration::from_secs(365 * 86_400));
+        if let Some(q) = &self.state {
+            q.settle();
+        }
         self.nn.begin_call(deadline);
+    }
+}
+
+impl WasiView for InstanceState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
     }
 }
 

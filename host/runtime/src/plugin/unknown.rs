@@ -1,0 +1,118 @@
+//! Imports the host does not provide (`wasi:http`, a vendor's own
+//! interface) trap when called, rather than refuse the whole component: a
+//! guest may import what it never calls (componentize-js imports `wasi:http`).
+//!
+//! wasmtime's `define_unknown_imports_as_traps` would do it, but it matches
+//! names exactly, so it also stubs the WASI a guest imports at another
+//! 0.2.x version than the host's (Rust std's 0.2.6, componentize-py's
+//! 0.2.9) and hides the real one. Here the interfaces the host provides are
+//! left to the linker's semver matching, and only the rest is stubbed.
+
+use wasmtime::Engine;
+use wasmtime::component::types::ComponentItem;
+use wasmtime::component::{Component, Linker, ResourceType};
+use wasmtime_wasi::p2::{DynInputStream, DynOutputStream, DynPollable, IoError};
+
+use super::state::InstanceState;
+
+/// Packages the runtime links, at any version of these majors.
+const PROVIDED: &[&str] = &[
+    "wasi:io/",
+    "wasi:clocks/",
+    "wasi:random/",
+    "wasi:cli/",
+    "wasi:filesystem/",
+    "wasi:sockets/",
+];
+
+/// Whether the runtime links this import (an interface name with its
+/// version, `wasi:cli/stdout@0.2.9`).
+pub(crate) fn provided(name: &str) -> bool {
+    if name.starts_with("gatehouse:") {
+        return true;
+    }
+    PROVIDED.iter().any(|p| name.starts_with(p)) && name.contains("@0.2.")
+}
+
+/// A trapping definition for every function of every import the runtime
+/// does not provide.
+pub(crate) fn stub(
+    linker: &mut Linker<InstanceState>,
+    component: &Component,
+    engine: &Engine,
+) -> wasmtime::Result<()> {
+    for (name, import) in component.component_type().imports(engine) {
+        if provided(name) {
+            continue;
+        }
+        match import.ty {
+            ComponentItem::ComponentInstance(instance) => {
+                let mut linked = linker.instance(name)?;
+                for (item, export) in instance.exports(engine) {
+                    match export.ty {
+                        ComponentItem::ComponentFunc(_) => {
+                            let full = format!("{name}#{item}");
+                            linked.func_new(item, move |_, _, _, _| {
+                                wasmtime::bail!(
+                                    "unknown import: `{full}` is not provided by this host"
+                                )
+                            })?;
+                        }
+                        ComponentItem::Resource(_) => {
+                            linked.resource(item, resource_type(item), |_, _| Ok(()))?
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            ComponentItem::ComponentFunc(_) => {
+                let full = name.to_string();
+                linker.root().func_new(name, move |_, _, _, _| {
+                    wasmtime::bail!("unknown import: `{full}` is not provided by this host")
+                })?;
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// A stubbed interface's resources: `wasi:io`'s, which such interfaces
+/// (`wasi:http/types`) `use`, must be the host's own types to link; any
+/// other is a type of its own that no call can produce.
+fn resource_type(name: &str) -> ResourceType {
+    struct Unprovided;
+    match name {
+        "input-stream" => ResourceType::host::<DynInputStream>(),
+        "output-stream" => ResourceType::host::<DynOutputStream>(),
+        "pollable" => ResourceType::host::<DynPollable>(),
+        "error" => ResourceType::host::<IoError>(),
+        _ => ResourceType::host::<Unprovided>(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::provided;
+
+    #[test]
+    fn wasi_02_and_gatehouse_are_provided_the_rest_is_not() {
+        for yes in [
+            "wasi:cli/stdout@0.2.6",
+            "wasi:cli/environment@0.2.9",
+            "wasi:io/streams@0.2.12",
+            "wasi:sockets/tcp@0.2.0",
+            "gatehouse:nn/tensors@0.1.0",
+        ] {
+            assert!(provided(yes), "{yes}");
+        }
+        for no in [
+            "wasi:http/types@0.2.12",
+            "wasi:cli/stdout@0.3.0",
+            "wasi:nn/graph@0.2.0-rc-2024-10-28",
+            "vendor:thing/x@1.0.0",
+        ] {
+            assert!(!provided(no), "{no}");
+        }
+    }
+}
