@@ -231,3 +231,45 @@ fn state_paths_cannot_leave_the_directory() {
     }
     assert_eq!(report["list-state"].0, "ok", "{:?}", report["list-state"]);
 }
+
+/// The reference log-mel clip with `shift` added to every value.
+fn shifted_log_mel(shift: f32) -> Vec<u8> {
+    let bin = std::fs::read(
+        gatehouse_scenarios::root()
+            .join("examples/data/anomaly/normal_id_01_00000000_hist_librosa.bin"),
+    )
+    .expect("log-mel sample");
+    bin.chunks_exact(4)
+        .flat_map(|c| (f32::from_le_bytes([c[0], c[1], c[2], c[3]]) + shift).to_le_bytes())
+        .collect()
+}
+
+#[test]
+fn the_anomaly_plugin_learns_its_baseline_in_state() {
+    let base = temp_dir("wasi-baseline");
+    let dir = base.join("state/anomaly");
+    let settings = [("baseline-clips", "3"), ("threshold-sigmas", "3")];
+    let rt = runtime(&base.join("cache"));
+    // Without the grant: a score and nothing else, as before.
+    let mut plain = instance(&rt, "anomaly", &settings, Limits::default());
+    let inf = plain.process(&shifted_log_mel(0.0)).unwrap();
+    assert!(inf.score.is_some() && inf.label.is_none(), "{inf:?}");
+
+    let mut a = instance(&rt, "anomaly", &settings, with_state(&dir, 64 << 10));
+    for (i, shift) in [0.0, 0.05, -0.05].into_iter().enumerate() {
+        let inf = a.process(&shifted_log_mel(shift)).unwrap();
+        assert_eq!(inf.label.as_deref(), Some("learning"), "{inf:?}");
+        assert_eq!(inf.scores, vec![("baseline-clips".into(), (i + 1) as f32)]);
+    }
+    // Learned: a restart (a new runtime, a new instance) keeps it.
+    drop(a);
+    let rt = runtime(&base.join("cache2"));
+    let mut b = instance(&rt, "anomaly", &settings, with_state(&dir, 64 << 10));
+    let normal = b.process(&shifted_log_mel(0.02)).unwrap();
+    assert_eq!(normal.label.as_deref(), Some("normal"), "{normal:?}");
+    let odd = b.process(&shifted_log_mel(3.0)).unwrap();
+    assert_eq!(odd.label.as_deref(), Some("anomalous"), "{odd:?}");
+    assert!(odd.score > normal.score);
+    let kept = std::fs::read_to_string(dir.join("baseline")).unwrap();
+    assert!(kept.starts_with("3 "), "{kept}");
+}

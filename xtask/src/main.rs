@@ -165,6 +165,17 @@ fn demo() -> Result<()> {
         "examples/data/anomaly/normal_id_01_00000000_hist_librosa.bin",
     ]);
     run(c)?;
+    println!(
+        "\n-- the same, with the state capability: a baseline learned from 2 clips, kept in /state"
+    );
+    let state = root().join("target/demo-state/anomaly");
+    let _ = std::fs::remove_dir_all(&state);
+    let clip = "examples/data/anomaly/normal_id_01_00000000_hist_librosa.bin";
+    let mut c = gatehouse();
+    c.args(["run", "target/plugins/anomaly.wasm", "--state"])
+        .arg(&state)
+        .args(["--set", "baseline-clips=2", "--input", clip, clip, clip]);
+    run(c)?;
     println!("\n-- streaming wake word over a 10 s recording fed in 4 KiB pieces");
     let mut c = gatehouse();
     c.args([

@@ -3,6 +3,11 @@
 //! 16 kHz WAV whose log-mel is computed here (librosa's recipe, frames
 //! 50-249). Output `score`: the mean over the 196 five-frame vectors of the
 //! per-vector mean squared reconstruction error. Higher is more anomalous.
+//!
+//! With the `state` capability it also learns what normal scores like on
+//! site and labels each clip `normal` or `anomalous` (see [`baseline`]).
+
+mod baseline;
 
 use std::cell::RefCell;
 
@@ -23,6 +28,16 @@ const VECTORS: usize = FRAMES - CONTEXT + 1;
 
 thread_local! {
     static MODEL: RefCell<Option<Model>> = const { RefCell::new(None) };
+    static BASELINE: RefCell<Option<baseline::Baseline>> = const { RefCell::new(None) };
+}
+
+fn number<T: std::str::FromStr>(config: &Config, key: &str, default: T) -> Result<T, PluginError> {
+    match gatehouse_sdk::setting(config, key) {
+        None => Ok(default),
+        Some(v) => v
+            .parse()
+            .map_err(|_| PluginError::InvalidConfig(format!("{key}={v:?} is not a number"))),
+    }
 }
 
 struct Anomaly;
@@ -116,17 +131,41 @@ impl Plugin for Anomaly {
         }
     }
 
-    fn init(_config: Config) -> Result<(), PluginError> {
+    fn init(config: Config) -> Result<(), PluginError> {
         log::install_panic_hook();
         state::set(&MODEL, gatehouse_sdk::load_model(MODEL_BYTES)?);
+        let learn = number(&config, "baseline-clips", 32u32)?;
+        let sigmas = number(&config, "threshold-sigmas", 3.0f64)?;
+        let b = baseline::Baseline::open(learn, sigmas);
+        if let Some(b) = &b {
+            log::info(&format!("baseline: {} of {learn} clips learned", b.clips));
+        }
+        BASELINE.with(|s| *s.borrow_mut() = b);
         Ok(())
     }
 
     fn process(input: Vec<u8>) -> Result<Inference, PluginError> {
         let frames = log_mel(&input)?;
         let s = state::with(&MODEL, |m| score(m, &frames))?;
+        let verdict = BASELINE.with(|b| b.borrow_mut().as_mut().map(|b| b.observe(s)));
+        let (label, scores) = match verdict.transpose().map_err(PluginError::Kernel)? {
+            None => (None, vec![]),
+            Some(baseline::Verdict::Learning { clips }) => (
+                Some("learning".to_string()),
+                vec![("baseline-clips".to_string(), clips as f32)],
+            ),
+            Some(baseline::Verdict::Judged { z, anomalous }) => (
+                Some(if anomalous { "anomalous" } else { "normal" }.to_string()),
+                vec![("z".to_string(), z as f32)],
+            ),
+        };
         Ok(Inference {
             score: Some(s),
+            label,
+            scores: scores
+                .into_iter()
+                .map(|(label, score)| gatehouse_sdk::LabelScore { label, score })
+                .collect(),
             ..Inference::empty()
         })
     }

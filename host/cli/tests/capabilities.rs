@@ -125,3 +125,48 @@ fn an_unknown_capability_is_refused_when_packed_and_when_granted() {
         "{err}"
     );
 }
+
+#[test]
+fn check_lists_every_import_with_what_a_gateway_would_do() {
+    let hostile = common::root().join("target/plugins/hostile.wasm");
+    let hostile = hostile.to_str().unwrap();
+    let out = ok(&gatehouse(&["check", hostile]));
+    assert!(
+        out.starts_with("world: gatehouse:plugin/batched@0.2.0\n"),
+        "{out}"
+    );
+    let line = |text: &str, import: &str| -> String {
+        text.lines()
+            .find(|l| l.trim_start().starts_with(import))
+            .unwrap_or_else(|| panic!("{import} missing from\n{text}"))
+            .to_string()
+    };
+    assert!(line(&out, "wasi:sockets/tcp@").contains("denied"), "{out}");
+    assert!(
+        line(&out, "wasi:cli/environment@").contains("denied"),
+        "{out}"
+    );
+    assert!(line(&out, "wasi:cli/stdout@").contains("granted"), "{out}");
+    assert!(
+        line(&out, "gatehouse:nn/plan@0.1.0").contains("granted"),
+        "{out}"
+    );
+    assert!(
+        line(&out, "wasi:filesystem/preopens@").contains("needs the \"state\" capability"),
+        "{out}"
+    );
+    let granted = ok(&gatehouse(&[
+        "check",
+        hostile,
+        "--allow-capabilities",
+        "state",
+    ]));
+    assert!(
+        line(&granted, "wasi:filesystem/preopens@").contains("granted by the policy"),
+        "{granted}"
+    );
+    let junk = common::tmp("check-junk.wasm");
+    std::fs::write(&junk, b"\0asm not really").unwrap();
+    let o = gatehouse(&["check", junk.to_str().unwrap()]);
+    assert!(!o.status.success(), "{}", common::stderr(&o));
+}

@@ -23,7 +23,8 @@ pub use cache::Source;
 pub use engine::{Runtime, RuntimeConfig};
 pub use error::{Error, Failure, PluginId};
 pub use plugin::{
-    Descriptor, Event, Grants, Inference, InitConfig, InputKind, Instance, Limits, LoadInfo, Plugin,
+    Access, Checked, Descriptor, Event, Grants, Inference, InitConfig, InputKind, Instance, Limits,
+    LoadInfo, Plugin,
 };
 pub use registry::{
     BatchPolicy, BatchStats, CircuitPolicy, DeploySpec, Deployed, Deployment, Expect, HealthPolicy,

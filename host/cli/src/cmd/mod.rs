@@ -1,6 +1,7 @@
 //! Subcommands.
 
 pub mod bench;
+pub mod check;
 pub mod describe;
 pub mod infer;
 pub mod key;

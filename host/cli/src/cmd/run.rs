@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::Context as _;
-use gatehouse_runtime::{Inference, InitConfig, Limits};
+use gatehouse_runtime::{Grants, Inference, InitConfig, Limits, StateGrant};
 
 use super::Context;
 use crate::output::inference_json;
@@ -33,6 +33,13 @@ pub struct Args {
     /// Print the plugin's counters (arena size...) on stderr after the run.
     #[arg(long)]
     stats: bool,
+    /// Grant the `state` capability: this directory appears as `/state` in
+    /// the plugin (created if missing), as a gateway's store would give it.
+    #[arg(long)]
+    state: Option<PathBuf>,
+    /// The `state` directory's quota, in KiB.
+    #[arg(long, default_value_t = 1024, requires = "state")]
+    state_kib: u64,
 }
 
 pub fn parse_kv(s: &str) -> Result<(String, String), String> {
@@ -43,7 +50,16 @@ pub fn parse_kv(s: &str) -> Result<(String, String), String> {
 
 pub fn run(ctx: &Context, a: Args) -> anyhow::Result<()> {
     let rt = ctx.runtime()?;
-    let plugin = rt.load_file(&a.plugin, Limits::default())?;
+    let limits = Limits {
+        grants: Grants {
+            state: a.state.as_ref().map(|dir| StateGrant {
+                dir: dir.clone(),
+                quota_bytes: a.state_kib << 10,
+            }),
+        },
+        ..Limits::default()
+    };
+    let plugin = rt.load_file(&a.plugin, limits)?;
     let model = a
         .model
         .as_ref()

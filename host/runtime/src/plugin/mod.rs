@@ -5,9 +5,10 @@
 //! tensors and deadline. A trap discards the sandbox and the next call gets a
 //! fresh one, initialized with the same configuration.
 
+mod imports;
 pub mod limits;
 pub mod state;
-mod unknown;
+pub use imports::Access;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -80,6 +81,16 @@ pub struct Inference {
     pub output: Option<Vec<u8>>,
 }
 
+/// What `Runtime::check` found in a component.
+#[derive(Clone, Debug)]
+pub struct Checked {
+    /// The plugin world its exports implement, if any.
+    pub world: Option<&'static str>,
+    pub exports: Vec<String>,
+    /// Each import with what the runtime would do with it.
+    pub imports: Vec<(String, Access)>,
+}
+
 /// How loading went, for operators and benchmarks.
 #[derive(Clone, Copy, Debug)]
 pub struct LoadInfo {
@@ -120,6 +131,41 @@ impl Runtime {
         self.load(&bytes, &origin, limits)
     }
 
+    /// What a component targets and imports, and what the runtime would do
+    /// with each import, without running any of it.
+    pub fn check(&self, wasm: &[u8], origin: &str) -> Result<Checked, Error> {
+        let sh = &self.shared;
+        let component = match &sh.cache {
+            Some(cache) => cache.load(&sh.engine, wasm, origin)?.0,
+            None => Component::new(&sh.engine, wasm).map_err(|e| load_error(origin, e))?,
+        };
+        let ty = component.component_type();
+        let exports: Vec<String> = ty.exports(&sh.engine).map(|(n, _)| n.to_string()).collect();
+        let has = |n: &str| exports.iter().any(|e| e == n);
+        let world = if exports
+            .iter()
+            .any(|e| e.starts_with("gatehouse:plugin/batch@0.2."))
+        {
+            Some("gatehouse:plugin/batched@0.2.0")
+        } else if ["describe", "init", "process", "stats"]
+            .iter()
+            .all(|n| has(n))
+        {
+            Some("gatehouse:plugin/plugin@0.1.0")
+        } else {
+            None
+        };
+        let imports = ty
+            .imports(&sh.engine)
+            .map(|(n, _)| (n.to_string(), imports::access(n)))
+            .collect();
+        Ok(Checked {
+            world,
+            exports,
+            imports,
+        })
+    }
+
     /// Load a plugin: compile (or take from the cache), link, and ask it to describe itself.
     pub fn load(&self, wasm: &[u8], origin: &str, limits: Limits) -> Result<Plugin, Error> {
         let sh = &self.shared;
@@ -154,7 +200,7 @@ impl Runtime {
         // trap when called rather than refuse the whole component: a guest
         // may import what it never calls.
         let mut linker = sh.linker.clone();
-        unknown::stub(&mut linker, &component, &sh.engine).map_err(|e| load_error(origin, e))?;
+        imports::stub(&mut linker, &component, &sh.engine).map_err(|e| load_error(origin, e))?;
         let instance_pre = linker
             .instantiate_pre(&component)
             .map_err(|e| load_error(origin, e))?;

@@ -1,3 +1,6 @@
+//! What the runtime does with each import a plugin may have: the table
+//! behind `gatehouse check`, and the stubs for what it does not provide.
+//!
 //! Imports the host does not provide (`wasi:http`, a vendor's own
 //! interface) trap when called, rather than refuse the whole component: a
 //! guest may import what it never calls (componentize-js imports `wasi:http`).
@@ -24,6 +27,53 @@ const PROVIDED: &[&str] = &[
     "wasi:filesystem/",
     "wasi:sockets/",
 ];
+
+/// How the runtime answers an import.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Access {
+    /// Served in full.
+    Granted(&'static str),
+    /// Linked, but every call that would reach something fails with a
+    /// WASI error the guest can handle.
+    Denied(&'static str),
+    /// Linked; reaches something only with this capability granted.
+    NeedsGrant {
+        capability: &'static str,
+        what: &'static str,
+    },
+    /// Not linked: a call traps.
+    Missing,
+}
+
+/// What the runtime does with the import named `name` (with its version).
+pub fn access(name: &str) -> Access {
+    if !provided(name) {
+        return Access::Missing;
+    }
+    let iface = name.split('@').next().unwrap_or(name);
+    match iface {
+        "wasi:cli/stdout" | "wasi:cli/stderr" => {
+            Access::Granted("to the operator's log, tagged with the plugin, rate-limited")
+        }
+        "wasi:cli/stdin" => Access::Granted("empty"),
+        "wasi:cli/exit" => Access::Granted("ends the call as a trap"),
+        "wasi:cli/environment" => Access::Denied("no environment variables, no arguments"),
+        i if i.starts_with("wasi:cli/terminal") => Access::Granted("never a terminal"),
+        "wasi:clocks/monotonic-clock" => Access::Granted("waits end at the call's deadline"),
+        i if i.starts_with("wasi:clocks/") => Access::Granted("the host's clock"),
+        i if i.starts_with("wasi:random/") => Access::Granted("the host's random"),
+        i if i.starts_with("wasi:io/") => Access::Granted("streams and polling"),
+        i if i.starts_with("wasi:filesystem/") => Access::NeedsGrant {
+            capability: "state",
+            what: "a private directory at /state; without it, no directory at all",
+        },
+        i if i.starts_with("wasi:sockets/") => Access::Denied("no network, no name lookup"),
+        i if i.starts_with("gatehouse:nn/") => {
+            Access::Granted("native kernels, within the tensor quota and deadline")
+        }
+        _ => Access::Granted("the Gatehouse host"),
+    }
+}
 
 /// Whether the runtime links this import (an interface name with its
 /// version, `wasi:cli/stdout@0.2.9`).
@@ -94,6 +144,35 @@ fn resource_type(name: &str) -> ResourceType {
 #[cfg(test)]
 mod tests {
     use super::provided;
+
+    #[test]
+    fn every_kind_of_import_has_its_answer() {
+        use super::{Access, access};
+        assert!(matches!(
+            access("wasi:cli/stdout@0.2.9"),
+            Access::Granted(_)
+        ));
+        assert!(matches!(
+            access("wasi:cli/environment@0.2.6"),
+            Access::Denied(_)
+        ));
+        assert!(matches!(
+            access("wasi:sockets/tcp@0.2.12"),
+            Access::Denied(_)
+        ));
+        assert!(matches!(
+            access("wasi:filesystem/preopens@0.2.0"),
+            Access::NeedsGrant {
+                capability: "state",
+                ..
+            }
+        ));
+        assert_eq!(access("wasi:http/types@0.2.12"), Access::Missing);
+        assert!(matches!(
+            access("gatehouse:nn/plan@0.1.0"),
+            Access::Granted(_)
+        ));
+    }
 
     #[test]
     fn wasi_02_and_gatehouse_are_provided_the_rest_is_not() {
