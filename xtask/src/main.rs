@@ -17,6 +17,11 @@ use anyhow::{Context, Result, bail};
 const PLUGINS: &[&str] = &[
     "kws", "vww", "ic", "anomaly", "wakeword", "tflite", "hostile",
 ];
+/// Python plugins, each a folder under guest-models/ with an `app.py`,
+/// built by componentize-py into `target/plugins/<name>.wasm`.
+const PYTHON_PLUGINS: &[&str] = &["py-level"];
+/// The componentize-py that builds them, from PyPI.
+const COMPONENTIZE_PY: &str = "0.25.1";
 const WASM_TARGET: &str = "wasm32-wasip2";
 
 fn root() -> PathBuf {
@@ -96,6 +101,60 @@ fn build_plugins() -> Result<()> {
         .args(["-p", "kws", "--features", "kws/second-build"]);
     run(c)?;
     publish("kws", &out.join("kws-0.1.1.wasm"))?;
+    build_python_plugins(&out)
+}
+
+/// The Python that has (or gets) componentize-py.
+fn python() -> &'static str {
+    if on_path("python3") {
+        "python3"
+    } else {
+        "python"
+    }
+}
+
+/// componentize-py at the pinned version, installed from PyPI if missing.
+fn ensure_componentize_py() -> Result<()> {
+    let have = Command::new(python())
+        .args(["-m", "pip", "show", "componentize-py"])
+        .output()
+        .context("running pip: Python 3 with pip is needed for the Python plugins")?;
+    let pinned = format!("Version: {COMPONENTIZE_PY}");
+    if String::from_utf8_lossy(&have.stdout)
+        .lines()
+        .any(|l| l.trim() == pinned)
+    {
+        return Ok(());
+    }
+    eprintln!("xtask: installing componentize-py {COMPONENTIZE_PY} from PyPI");
+    let mut c = Command::new(python());
+    c.args(["-m", "pip", "install", "-q", "--disable-pip-version-check"])
+        .arg(format!("componentize-py=={COMPONENTIZE_PY}"));
+    run(c).context("installing componentize-py")
+}
+
+fn build_python_plugins(out: &Path) -> Result<()> {
+    ensure_componentize_py()?;
+    for p in PYTHON_PLUGINS {
+        let built = root().join("target/python").join(format!("{p}.wasm"));
+        std::fs::create_dir_all(root().join("target/python"))?;
+        let mut c = Command::new(python());
+        c.current_dir(root())
+            .arg("guest-models/sdk-python/gatehouse_build.py")
+            .arg(format!("guest-models/{p}"))
+            .arg("-o")
+            .arg(&built);
+        run(c)?;
+        let to = out.join(format!("{p}.wasm"));
+        let tmp = to.with_extension("wasm.tmp");
+        std::fs::copy(&built, &tmp)?;
+        std::fs::rename(&tmp, &to)?;
+        eprintln!(
+            "xtask: {} ({} bytes)",
+            to.display(),
+            std::fs::metadata(&to)?.len()
+        );
+    }
     Ok(())
 }
 
@@ -175,6 +234,15 @@ fn demo() -> Result<()> {
     c.args(["run", "target/plugins/anomaly.wasm", "--state"])
         .arg(&state)
         .args(["--set", "baseline-clips=2", "--input", clip, clip, clip]);
+    run(c)?;
+    println!(
+        "\n-- a Python plugin (componentize-py, the Python SDK) beside the Rust ones: loudness of the clips"
+    );
+    let mut c = gatehouse();
+    c.args(["run", "target/plugins/py-level.wasm", "--input"]);
+    for clip in ["synth_yes_en-us.wav", "marvin_617de221_0.wav"] {
+        c.arg(root().join("examples/data/kws").join(clip));
+    }
     run(c)?;
     println!("\n-- streaming wake word over a 10 s recording fed in 4 KiB pieces");
     let mut c = gatehouse();

@@ -23,9 +23,10 @@
 //! (`gatehouse:plugin/batched@0.2.0`); the host then hands it queued
 //! requests together when it is busy.
 //!
-//! Plugins get no WASI: a `std` guest may link WASI imports, but the host
-//! makes each of them trap. So do not print, read files or use `HashMap`'s
-//! random hasher (use `BTreeMap`); log through [`log`] instead.
+//! Plugins get WASI with nothing ambient: clocks, random, and stdout and
+//! stderr into the operator's log; no environment, no files (but `/state`
+//! when the operator grants the `state` capability), no network. [`log`]
+//! gives levels and names the error that explains a trap.
 
 extern crate self as gatehouse_sdk;
 
