@@ -7,11 +7,14 @@
 //! - `cargo xtask hostile --seconds N`  the hostile-neighbour matrix, in release, longer
 //! - `cargo xtask fuzz --minutes N`     every fuzz target for N minutes (`--seconds N` too)
 //! - `cargo xtask codegen`        regenerate the TFLite schema reader (needs planus-cli)
+//! - `cargo xtask wit-docs`       the WIT reference, docs/wit.md, from the WIT's doc comments
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{Context, Result, bail};
+
+mod wit_docs;
 
 /// Plugin crates, each built into `target/plugins/<name>.wasm`.
 const PLUGINS: &[&str] = &[
@@ -665,6 +668,13 @@ fn task(task: &str) -> Result<()> {
             build_host_release()
         }
         "build-plugins" => build_plugins(),
+        "wit-docs" => {
+            let md = wit_docs::generate(&root().join("wit"))?;
+            std::fs::create_dir_all(root().join("docs"))?;
+            std::fs::write(root().join("docs/wit.md"), md)?;
+            eprintln!("xtask: docs/wit.md");
+            Ok(())
+        }
         "demo" => demo(),
         "test" => test(),
         "fuzz" => {

@@ -45,6 +45,8 @@ enum Command {
     Stress(cmd::stress::Args),
     /// Show what a plugin is, what it accepts and how it loads.
     Describe(cmd::describe::Args),
+    /// A new plugin project in Rust or Python that builds and runs as it is.
+    New(cmd::new::Args),
     /// What a plugin targets and imports, and which imports a gateway would deny or grant.
     Check(cmd::check::Args),
     /// List the kernel sets this build has and which this CPU runs.
@@ -97,6 +99,7 @@ fn main() -> ExitCode {
         Command::Bench(a) => cmd::bench::run(&ctx, a),
         Command::Stress(a) => cmd::stress::run(&ctx, a),
         Command::Serve(a) => cmd::serve::run(&ctx, a),
+        Command::New(a) => cmd::new::run(a),
         Command::Check(a) => cmd::check::run(&ctx, a),
         Command::Kernels => cmd::kernels(),
         Command::Key(c) => cmd::key::run(c),

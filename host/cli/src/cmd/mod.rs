@@ -5,6 +5,7 @@ pub mod check;
 pub mod describe;
 pub mod infer;
 pub mod key;
+pub mod new;
 pub mod pack;
 pub mod remote;
 pub mod run;

@@ -1,0 +1,109 @@
+//! `gatehouse new` projects build and run as they are, in both languages,
+//! from outside the repository.
+
+mod common;
+
+use std::process::Command;
+
+use common::gateway::ok;
+use common::{gatehouse, root};
+
+/// A folder outside the repository, so that nothing of it can leak in.
+fn outside(tag: &str) -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!("gatehouse-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+use serde_json::Value;
+
+fn run_json(component: &str, dir: &std::path::Path) -> Value {
+    let out = ok(&gatehouse(&[
+        "run",
+        component,
+        "--input",
+        dir.join("test-input.bin").to_str().unwrap(),
+    ]));
+    serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("{e}: {out}"))
+}
+
+#[test]
+fn a_new_rust_plugin_builds_and_runs() {
+    let base = outside("new-rust");
+    let dir = base.join("my-plugin");
+    ok(&gatehouse(&[
+        "new",
+        "my-plugin",
+        "--lang",
+        "rust",
+        "--dir",
+        dir.to_str().unwrap(),
+    ]));
+    // Built where the repository's own builds cannot help it: its own
+    // lock file and dependencies, a target dir kept between runs for speed.
+    let target = root().join("target/new-projects");
+    let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .args(["build", "--target", "wasm32-wasip2", "--release", "--quiet"])
+        .current_dir(&dir)
+        .env("CARGO_TARGET_DIR", &target)
+        .env_remove("RUSTFLAGS")
+        .status()
+        .expect("cargo");
+    assert!(status.success(), "the new project does not build");
+    let wasm = target.join("wasm32-wasip2/release/my_plugin.wasm");
+    let v = run_json(wasm.to_str().unwrap(), &dir);
+    assert_eq!(v["plugin"], "my-plugin");
+    assert_eq!(v["label"], "bright");
+    assert_eq!(v["score"], 200.0);
+    let check = ok(&gatehouse(&["check", wasm.to_str().unwrap()]));
+    assert!(
+        check.starts_with("world: gatehouse:plugin/plugin@0.1.0"),
+        "{check}"
+    );
+}
+
+#[test]
+fn a_new_python_plugin_builds_and_runs() {
+    let base = outside("new-python");
+    let dir = base.join("pyplug");
+    ok(&gatehouse(&[
+        "new",
+        "pyplug",
+        "--lang",
+        "python",
+        "--dir",
+        dir.to_str().unwrap(),
+    ]));
+    let status = Command::new("python3")
+        .args(["gatehouse_build.py", ".", "-o", "pyplug.wasm"])
+        .current_dir(&dir)
+        .status()
+        .expect("python3 (componentize-py is installed by cargo xtask test)");
+    assert!(status.success(), "the new project does not build");
+    let v = run_json(dir.join("pyplug.wasm").to_str().unwrap(), &dir);
+    assert_eq!(v["plugin"], "pyplug");
+    assert_eq!(v["label"], "bright");
+    assert_eq!(v["score"], 200.0);
+}
+
+#[test]
+fn new_refuses_bad_names_and_existing_folders() {
+    let base = outside("new-refused");
+    std::fs::create_dir_all(base.join("taken")).unwrap();
+    for (name, dir, why) in [
+        ("../evil", "a", "must be 1-64"),
+        ("1st", "b", "starting with a letter"),
+        ("taken", "taken", "exists already"),
+    ] {
+        let o = gatehouse(&[
+            "new",
+            name,
+            "--lang",
+            "rust",
+            "--dir",
+            base.join(dir).to_str().unwrap(),
+        ]);
+        let err = common::stderr(&o);
+        assert!(!o.status.success() && err.contains(why), "{name}: {err}");
+    }
+}
