@@ -23,6 +23,9 @@ const PLUGINS: &[&str] = &[
 /// Python plugins, each a folder under guest-models/ with an `app.py`,
 /// built by componentize-py into `target/plugins/<name>.wasm`.
 const PYTHON_PLUGINS: &[&str] = &["py-level"];
+/// JavaScript plugins, each a folder under guest-models/ with an `app.js`
+/// and a `build.mjs` that runs componentize-js (pinned in its package.json).
+const JS_PLUGINS: &[&str] = &["js-bright"];
 /// The componentize-py that builds them, from PyPI.
 const COMPONENTIZE_PY: &str = "0.25.1";
 const WASM_TARGET: &str = "wasm32-wasip2";
@@ -104,7 +107,34 @@ fn build_plugins() -> Result<()> {
         .args(["-p", "kws", "--features", "kws/second-build"]);
     run(c)?;
     publish("kws", &out.join("kws-0.1.1.wasm"))?;
-    build_python_plugins(&out)
+    build_python_plugins(&out)?;
+    build_js_plugins(&out)
+}
+
+fn build_js_plugins(out: &Path) -> Result<()> {
+    if !on_path("npm") || !on_path("node") {
+        bail!(
+            "Node.js with npm is needed to build the JavaScript plugins ({})",
+            JS_PLUGINS.join(", ")
+        );
+    }
+    for p in JS_PLUGINS {
+        let dir = root().join("guest-models").join(p);
+        if !dir.join("node_modules").is_dir() {
+            eprintln!("xtask: installing {p}'s componentize-js from npm");
+            let mut c = Command::new("npm");
+            c.current_dir(&dir)
+                .args(["ci", "--no-audit", "--no-fund", "--quiet"]);
+            run(c)?;
+        }
+        let to = out.join(format!("{p}.wasm"));
+        let tmp = to.with_extension("wasm.tmp");
+        let mut c = Command::new("node");
+        c.current_dir(&dir).arg("build.mjs").arg(&tmp);
+        run(c)?;
+        std::fs::rename(&tmp, &to)?;
+    }
+    Ok(())
 }
 
 /// The Python that has (or gets) componentize-py.
@@ -246,6 +276,13 @@ fn demo() -> Result<()> {
     for clip in ["synth_yes_en-us.wav", "marvin_617de221_0.wav"] {
         c.arg(root().join("examples/data/kws").join(clip));
     }
+    run(c)?;
+    println!("\n-- a JavaScript plugin (componentize-js): mean brightness of a byte file");
+    let bytes = root().join("target/demo-bright.bin");
+    std::fs::write(&bytes, [200u8; 64])?;
+    let mut c = gatehouse();
+    c.args(["run", "target/plugins/js-bright.wasm", "--input"])
+        .arg(&bytes);
     run(c)?;
     println!("\n-- streaming wake word over a 10 s recording fed in 4 KiB pieces");
     let mut c = gatehouse();
