@@ -281,6 +281,17 @@ fn matrix() -> Vec<Mode> {
         mode("tensor-churn", &[("mode", "tensor-churn")], &short, b"x", 1),
         mode("brim", &[("mode", "brim")], &short, b"x", 1),
         mode("brim-read", &[("mode", "brim-read")], &short, b"x", 1),
+        // WASI: an hour's sleep (woken at the deadline), an output flood
+        // (rate-limited), and every denied call in a row.
+        mode("wasi-sleep", &[("mode", "wasi-sleep")], &short, b"x", 1),
+        mode(
+            "wasi-print-flood",
+            &[("mode", "wasi-print-flood"), ("lines", "100000000")],
+            &short,
+            b"x",
+            1,
+        ),
+        mode("wasi-probe", &[("mode", "wasi-probe")], &short, b"x", 1),
         // process-batch with thousands of inputs, each a host call of
         // eight inputs through a 1024 x 1024 layer.
         mode(
