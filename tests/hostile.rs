@@ -212,7 +212,7 @@ fn at_the_brim_every_request_for_more_is_refused() {
         .expect("bytes left");
     assert!(left < 512, "the filler left {left} bytes");
     let outcomes: Vec<&str> = inf.scores.iter().map(|s| s.0.as_str()).collect();
-    assert_eq!(outcomes.len(), 5, "{outcomes:?}");
+    assert_eq!(outcomes.len(), 7, "{outcomes:?}");
     for o in &outcomes {
         assert!(o.contains("quota exceeded"), "{o}");
     }
@@ -227,6 +227,65 @@ fn at_the_brim_every_request_for_more_is_refused() {
         Some(Failure::Trap(m)) => assert!(m.contains("quota"), "{m}"),
         other => panic!("expected a trap, got {other:?}"),
     }
+}
+
+/// The host's audio front ends (`gatehouse:dsp`) are bounded like its
+/// kernels: features that would not fit are refused within the quota, work
+/// too big for the deadline is refused before it runs, and tables are
+/// charged while a front end lives.
+#[test]
+fn dsp_front_ends_are_bounded_by_quota_and_deadline() {
+    let rt = runtime(&temp_dir("hostile-dsp"));
+    let mut neighbour = kws(&rt);
+    let limits = Limits::default();
+    let mut a = hostile(&rt, &[("mode", "dsp-amplify")], limits.clone());
+    let meter = Meter::start();
+    let t = Instant::now();
+    let err = a.process(b"x").expect_err("64 GiB of features cannot fit");
+    let (took, peak) = (t.elapsed(), meter.peak());
+    match err.failure() {
+        Some(Failure::Kernel(m)) => assert!(m.contains("quota"), "{m}"),
+        other => panic!("expected quota-exceeded for the plugin to handle, got {other:?}"),
+    }
+    assert_eq!(a.replacements(), 0);
+    eprintln!("dsp amplify: refused in {took:?}, host peak {peak} bytes");
+    // The input list is copied out of linear memory, which its limit bounds.
+    assert!(
+        peak <= limits.tensor_bytes + limits.memory_bytes as u64,
+        "host peak {peak} bytes"
+    );
+
+    let deadline = Duration::from_millis(300);
+    let mut h = hostile(
+        &rt,
+        &[("mode", "dsp-huge")],
+        Limits {
+            deadline,
+            ..Limits::default()
+        },
+    );
+    let t = Instant::now();
+    let err = h
+        .process(b"x")
+        .expect_err("10^12 flops cannot finish in time");
+    let took = t.elapsed();
+    assert_eq!(err.failure(), Some(&Failure::Deadline(deadline)), "{err}");
+    eprintln!("dsp huge: stopped after {took:?}");
+    assert!(
+        took < 2 * deadline + Duration::from_secs(1),
+        "took {took:?}"
+    );
+
+    // 36.6 MB of tables each: one fits in the 64 MiB quota, a second not.
+    let mut hoard = hostile(&rt, &[("mode", "dsp-hoard")], limits);
+    for _ in 0..2 {
+        let inf = hoard.process(b"x").expect("the plugin reports the refusal");
+        let refusal = inf.label.unwrap_or_default();
+        assert!(refusal.contains("quota"), "{refusal}");
+        // The front ends of the last call were dropped and uncharged.
+        assert_eq!(inf.score, Some(1.0));
+    }
+    assert_kws_still_right(&mut neighbour);
 }
 
 /// One hostile mode of the matrix: its settings and limits, the input it

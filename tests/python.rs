@@ -3,6 +3,8 @@
 //! Rust ones: its DSP agrees with an independent computation here, its
 //! call into the host's kernels works, and its errors reach the operator.
 
+use std::time::{Duration, Instant};
+
 use gatehouse_runtime::Runtime;
 use gatehouse_runtime::{Failure, InitConfig, Limits};
 use gatehouse_scenarios::{instance, plugin, root, runtime};
@@ -162,4 +164,130 @@ fn python_errors_reach_the_operator_by_kind() {
         Some(Failure::InvalidConfig(m)) => assert!(m.contains("window-ms"), "{m}"),
         other => panic!("expected a config error, got {other:?}"),
     }
+}
+
+/// The keyword spotter ported to Python as a vendor would write it
+/// (`guest-models/py-kws`: MFCCs from the host's `gatehouse:dsp` front end,
+/// the model through the TFLite loader component plugged into it) gives
+/// the Rust plugin's label and scores exactly on every clip: the host
+/// computes the features natively with the code the Rust plugin runs in
+/// the sandbox, and its elementary functions come from the `libm` crate on
+/// both sides, so even the features that the reference's int8 truncation
+/// puts on a knife edge (digital silence) come out the same.
+#[test]
+fn the_python_keyword_spotter_agrees_with_the_rust_one_on_every_clip() {
+    let rt = rt();
+    let mut py = instance(&rt, "py-kws", &[], Limits::default());
+    let mut rust = instance(&rt, "kws", &[], Limits::default());
+    assert_eq!(
+        py.plugin().descriptor().labels,
+        rust.plugin().descriptor().labels
+    );
+    let mut clips: Vec<_> = std::fs::read_dir(root().join("examples/data/kws"))
+        .expect("examples/data/kws")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "wav"))
+        .collect();
+    clips.sort();
+    assert!(clips.len() >= 12, "{clips:?}");
+    let (mut py_time, mut rust_time) = (Duration::ZERO, Duration::ZERO);
+    for clip in &clips {
+        let wav = std::fs::read(clip).expect("clip");
+        let t = Instant::now();
+        let p = py
+            .process(&wav)
+            .unwrap_or_else(|e| panic!("{}: {e}", clip.display()));
+        py_time += t.elapsed();
+        let t = Instant::now();
+        let r = rust.process(&wav).expect("rust kws");
+        rust_time += t.elapsed();
+        assert_eq!(p.label, r.label, "{}", clip.display());
+        assert_eq!(p.scores, r.scores, "{}", clip.display());
+    }
+    eprintln!(
+        "py-kws: {} clips, same labels and scores; per clip (debug host, first calls \
+         included) Python {:?}, Rust {:?}",
+        clips.len(),
+        py_time / clips.len() as u32,
+        rust_time / clips.len() as u32
+    );
+}
+
+/// The same port with its MFCCs computed in pure Python (`frontend=python`,
+/// what a vendor would write without the host's front end) still labels
+/// every clip as the Rust plugin does; it exists to measure what the host
+/// front end saves (see the note on issue 13 for the figures).
+#[test]
+fn pure_python_features_give_the_same_labels() {
+    let rt = rt();
+    let mut py = instance(&rt, "py-kws", &[("frontend", "python")], Limits::default());
+    let mut rust = instance(&rt, "kws", &[], Limits::default());
+    for name in [
+        "synth_yes_en-us.wav",
+        "synth_left_en-us.wav",
+        "marvin_617de221_0.wav",
+    ] {
+        let wav = std::fs::read(root().join("examples/data/kws").join(name)).expect("clip");
+        let t = Instant::now();
+        let p = py.process(&wav).unwrap_or_else(|e| panic!("{name}: {e}"));
+        eprintln!("pure-Python MFCC + model: {name} in {:?}", t.elapsed());
+        assert_eq!(p.label, rust.process(&wav).expect("rust").label, "{name}");
+    }
+    let err = instance_err(&rt, &[("frontend", "numpy")]);
+    assert!(err.contains("frontend"), "{err}");
+}
+
+fn instance_err(rt: &Runtime, settings: &[(&str, &str)]) -> String {
+    let loaded = rt
+        .load_file(&plugin("py-kws"), Limits::default())
+        .expect("load");
+    match loaded.instantiate(InitConfig {
+        model: None,
+        settings: settings
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+    }) {
+        Ok(_) => panic!("{settings:?} was taken"),
+        Err(e) => e.to_string(),
+    }
+}
+
+/// A clip at the wrong rate is the vendor's `invalid-input`, not a trap.
+#[test]
+fn the_python_keyword_spotter_refuses_a_wrong_rate() {
+    let rt = rt();
+    let mut py = instance(&rt, "py-kws", &[], Limits::default());
+    let err = py
+        .process(&wav(8000, &[0; 8000]))
+        .expect_err("8 kHz is refused");
+    match err.failure() {
+        Some(Failure::InvalidInput(m)) => assert!(m.contains("16000"), "{m}"),
+        other => panic!("expected invalid-input, got {other:?}"),
+    }
+    assert_eq!(py.replacements(), 0);
+}
+
+/// The loader is inside the deployed plugin: the composed `py-kws` imports
+/// no `gatehouse:tflite` interface (the host serves no model parser), and
+/// it does import the host's audio front ends.
+#[test]
+fn the_composed_plugin_imports_only_what_the_host_serves() {
+    let rt = rt();
+    let wasm = std::fs::read(plugin("py-kws")).expect("py-kws");
+    let checked = rt.check(&wasm, "py-kws").expect("check");
+    let names: Vec<&str> = checked.imports.iter().map(|(n, _)| n.as_str()).collect();
+    assert!(
+        !names.iter().any(|n| n.starts_with("gatehouse:tflite/")),
+        "{names:?}"
+    );
+    assert!(names.contains(&"gatehouse:dsp/audio@0.1.0"), "{names:?}");
+    assert!(
+        checked
+            .imports
+            .iter()
+            .all(|(_, a)| !matches!(a, gatehouse_runtime::Access::Missing)),
+        "{:?}",
+        checked.imports
+    );
 }

@@ -14,15 +14,38 @@ use std::process::Command;
 
 use anyhow::{Context, Result, bail};
 
+mod compose;
 mod wit_docs;
 
 /// Plugin crates, each built into `target/plugins/<name>.wasm`.
 const PLUGINS: &[&str] = &[
     "kws", "vww", "ic", "anomaly", "wakeword", "tflite", "hostile",
 ];
-/// Python plugins, each a folder under guest-models/ with an `app.py`,
-/// built by componentize-py into `target/plugins/<name>.wasm`.
-const PYTHON_PLUGINS: &[&str] = &["py-level"];
+/// Components that are not plugins, built into `target/components/`: the
+/// TFLite loader that plugs into plugins of other languages.
+const COMPONENTS: &[&str] = &["tflite-loader"];
+/// A Python plugin: a folder under guest-models/ with an `app.py`, built
+/// by componentize-py into `target/plugins/<name>.wasm`.
+struct PythonPlugin {
+    name: &'static str,
+    /// Targets `gatehouse:plugin/toolkit@0.2.0` and gets the TFLite loader
+    /// plugged in.
+    toolkit: bool,
+    /// Files embedded as Python modules (`MODULE=FILE`, the bytes as `DATA`).
+    embed: &'static [&'static str],
+}
+const PYTHON_PLUGINS: &[PythonPlugin] = &[
+    PythonPlugin {
+        name: "py-level",
+        toolkit: false,
+        embed: &[],
+    },
+    PythonPlugin {
+        name: "py-kws",
+        toolkit: true,
+        embed: &["kws_model=models/mlperf-tiny/kws_ref_model.tflite"],
+    },
+];
 /// JavaScript plugins, each a folder under guest-models/ with an `app.js`
 /// and a `build.mjs` that runs componentize-js (pinned in its package.json).
 const JS_PLUGINS: &[&str] = &["js-bright"];
@@ -92,7 +115,7 @@ fn build_plugins() -> Result<()> {
     ensure_wasm_target()?;
     let mut c = cargo();
     c.args(["build", "--target", WASM_TARGET, "--profile", "plugin"]);
-    for p in PLUGINS {
+    for p in PLUGINS.iter().chain(COMPONENTS) {
         c.args(["-p", p]);
     }
     run(c)?;
@@ -100,6 +123,11 @@ fn build_plugins() -> Result<()> {
     std::fs::create_dir_all(&out)?;
     for p in PLUGINS {
         publish(p, &out.join(format!("{p}.wasm")))?;
+    }
+    let components = root().join("target/components");
+    std::fs::create_dir_all(&components)?;
+    for p in COMPONENTS {
+        publish(p, &components.join(format!("{p}.wasm")))?;
     }
     // kws again as version 0.1.1, a second real build for swap tests.
     let mut c = cargo();
@@ -169,18 +197,30 @@ fn ensure_componentize_py() -> Result<()> {
 fn build_python_plugins(out: &Path) -> Result<()> {
     ensure_componentize_py()?;
     for p in PYTHON_PLUGINS {
-        let built = root().join("target/python").join(format!("{p}.wasm"));
+        let name = p.name;
+        let built = root().join("target/python").join(format!("{name}.wasm"));
         std::fs::create_dir_all(root().join("target/python"))?;
         let mut c = Command::new(python());
         c.current_dir(root())
             .arg("guest-models/sdk-python/gatehouse_build.py")
-            .arg(format!("guest-models/{p}"))
+            .arg(format!("guest-models/{name}"))
             .arg("-o")
             .arg(&built);
+        if p.toolkit {
+            c.arg("--toolkit");
+        }
+        for e in p.embed {
+            c.args(["--embed", e]);
+        }
         run(c)?;
-        let to = out.join(format!("{p}.wasm"));
+        let to = out.join(format!("{name}.wasm"));
         let tmp = to.with_extension("wasm.tmp");
-        std::fs::copy(&built, &tmp)?;
+        if p.toolkit {
+            let loader = root().join("target/components/tflite-loader.wasm");
+            compose::plug(&built, &[&loader], &tmp)?;
+        } else {
+            std::fs::copy(&built, &tmp)?;
+        }
         std::fs::rename(&tmp, &to)?;
         eprintln!(
             "xtask: {} ({} bytes)",
@@ -194,7 +234,11 @@ fn build_python_plugins(out: &Path) -> Result<()> {
 /// Copy plugin `p` as last built to `to`: through a temporary name and a
 /// rename, so a reader never sees a half-written plugin.
 fn publish(p: &str, to: &Path) -> Result<()> {
-    let from = root().join(format!("target/{WASM_TARGET}/plugin/{p}.wasm"));
+    // Cargo names a library's artifact after the crate, with underscores.
+    let from = root().join(format!(
+        "target/{WASM_TARGET}/plugin/{}.wasm",
+        p.replace('-', "_")
+    ));
     let tmp = to.with_extension("wasm.tmp");
     std::fs::copy(&from, &tmp).with_context(|| format!("copying {}", from.display()))?;
     std::fs::rename(&tmp, to)?;
@@ -276,6 +320,13 @@ fn demo() -> Result<()> {
     for clip in ["synth_yes_en-us.wav", "marvin_617de221_0.wav"] {
         c.arg(root().join("examples/data/kws").join(clip));
     }
+    run(c)?;
+    println!(
+        "\n-- keyword spotting ported to Python (py-kws): host MFCCs (gatehouse:dsp), the model through the TFLite loader component"
+    );
+    let mut c = gatehouse();
+    c.args(["run", "target/plugins/py-kws.wasm", "--input"]);
+    c.args(&clips);
     run(c)?;
     println!("\n-- a JavaScript plugin (componentize-js): mean brightness of a byte file");
     let bytes = root().join("target/demo-bright.bin");

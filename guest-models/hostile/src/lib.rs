@@ -12,6 +12,7 @@
 
 use std::cell::RefCell;
 
+use gatehouse_sdk::host_audio as ha;
 use gatehouse_sdk::nn::{
     self, Activation, Dtype, ExecOptions, Op, Plan, Quantization, Tensor, TensorDesc, Window,
 };
@@ -138,6 +139,8 @@ impl Plugin for Hostile {
             "tensor-churn" => tensor_churn(),
             "brim" => brim(),
             "brim-read" => brim_read(),
+            "dsp-amplify" | "dsp-huge" => dsp_call(&mode),
+            "dsp-hoard" => dsp_hoard(),
             "panic" => panic!("hostile plugin panicked on purpose"),
             // What WASI grants and denies, one line per attempt.
             "wasi-probe" => Ok(Inference {
@@ -354,6 +357,7 @@ fn brim() -> Result<Inference, PluginError> {
     let y = Tensor::create(&i8_desc(&[1, 16])).map_err(host)?;
     let plan = Plan::new(ExecOptions::reference());
     let empty = Plan::new(ExecOptions::reference());
+    let small = ha::FrontEnd::create(front_end(64, 64, None, None)).map_err(host)?;
     let fc = Op::FullyConnected(nn::FullyConnected {
         input: &x,
         weights: &w,
@@ -390,6 +394,11 @@ fn brim() -> Result<Inference, PluginError> {
             "invoke-result",
             outcome(empty.invoke(&x, &[0u8; 256], &y).map(drop)),
         ),
+        (
+            "dsp-create",
+            outcome(ha::FrontEnd::create(front_end(64, 64, None, None)).map(drop)),
+        ),
+        ("dsp-features", outcome(small.float(&[0.5; 4096]).map(drop))),
     ];
     drop(filler);
     Ok(Inference {
@@ -401,6 +410,67 @@ fn brim() -> Result<Inference, PluginError> {
                 score: 0.0,
             })
             .collect(),
+        ..Inference::empty()
+    })
+}
+
+/// A host front end: frames of `fft` points every `hop` samples, with
+/// optional mel bands and DCT.
+fn front_end(fft: u32, hop: u32, mel: Option<u32>, dct: Option<u32>) -> ha::Config {
+    ha::Config {
+        clip: None,
+        peak_normalize: false,
+        frame: fft,
+        hop,
+        fft,
+        window: ha::Window::HannPeriodic,
+        magnitude: ha::Magnitude::Power,
+        mel: mel.map(|bands| ha::MelBands {
+            bands,
+            sample_rate: 16000.0,
+            low_hz: 0.0,
+            high_hz: 8000.0,
+        }),
+        log_offset: None,
+        dct,
+    }
+}
+
+/// `dsp-amplify`: every sample starts a 16,384-point frame of 8,193
+/// values, 64 KiB of features per input sample. `dsp-huge`: the same
+/// frames reduced to one value each, so the result is small but the work
+/// (10^6 flops a frame) is not. `samples` (2^20) samples each.
+fn dsp_call(mode: &str) -> Result<Inference, PluginError> {
+    let n = number(&SETTINGS.with(|c| c.borrow().clone()), "samples", 1 << 20)?;
+    let config = if mode == "dsp-amplify" {
+        front_end(16384, 1, None, None)
+    } else {
+        front_end(16384, 1, Some(1), Some(1))
+    };
+    let fe = ha::FrontEnd::create(config).map_err(host)?;
+    let out = fe.float(&vec![0.5; n as usize]).map_err(host)?;
+    Ok(Inference {
+        score: Some(out.len() as f64),
+        ..Inference::empty()
+    })
+}
+
+/// `dsp-hoard`: the largest front ends (34 MiB of tables each), kept until
+/// the host refuses one; reports how many it got and the refusal.
+fn dsp_hoard() -> Result<Inference, PluginError> {
+    let mut kept = Vec::new();
+    let refusal = loop {
+        match ha::FrontEnd::create(front_end(16384, 16384, Some(512), Some(512))) {
+            Ok(fe) => kept.push(fe),
+            Err(e) => break e.message(),
+        }
+        if kept.len() > 1000 {
+            break "never refused".into();
+        }
+    };
+    Ok(Inference {
+        label: Some(refusal),
+        score: Some(kept.len() as f64),
         ..Inference::empty()
     })
 }

@@ -51,3 +51,16 @@ impl<T: Guest> batched::Guest for T {
         <T as Guest>::stats()
     }
 }
+
+/// `gatehouse:dsp@0.1.0`: the host's audio front ends. Their errors are
+/// `gatehouse:nn`'s, mapped onto the modules above.
+pub mod dsp {
+    wit_bindgen::generate!({
+        path: "../../wit",
+        world: "gatehouse:dsp/kernels@0.1.0",
+        runtime_path: "gatehouse_sdk::__wit_bindgen::rt",
+        with: {
+            "gatehouse:nn/tensors@0.1.0": crate::bindings::gatehouse::nn::tensors,
+        },
+    });
+}

@@ -6,7 +6,8 @@
 //! - [`nn`]: tensors and plans in host memory, with the host's int8 kernels;
 //! - [`tflite`]: load a `.tflite` model into a plan, with an activation arena
 //!   planned by tensor lifetimes;
-//! - [`dsp`] and [`wav`]: audio features computed inside the plugin;
+//! - [`dsp`] and [`wav`]: audio features computed inside the plugin (the
+//!   same code the host serves as `gatehouse:dsp/audio`);
 //! - `vision` (feature `vision`): image decoding, centre crop and resize;
 //! - [`log`]: logging to the host, and a panic hook that reports panics there.
 //!
@@ -31,7 +32,10 @@
 extern crate self as gatehouse_sdk;
 
 pub mod bindings;
-pub mod dsp;
+/// The host's audio front ends (`gatehouse:dsp/audio`): the pipelines of
+/// [`dsp`], computed natively and charged to the plugin's quota and deadline.
+pub use bindings::dsp::gatehouse::dsp::audio as host_audio;
+pub use gatehouse_dsp as dsp;
 pub mod log;
 pub mod nn;
 pub mod state;

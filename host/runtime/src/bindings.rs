@@ -67,3 +67,20 @@ pub mod batched {
         },
     });
 }
+
+/// `gatehouse:dsp@0.1.0`: audio front ends on the host. Its errors are
+/// `gatehouse:nn`'s, so they map to [`NnCallError`] in the same way.
+pub mod dsp {
+    wasmtime::component::bindgen!({
+        path: "../../wit",
+        world: "gatehouse:dsp/kernels@0.1.0",
+        imports: { default: trappable },
+        trappable_error_type: {
+            "gatehouse:nn/tensors.nn-error" => super::NnCallError,
+        },
+        with: {
+            "gatehouse:nn/tensors@0.1.0": super::tensors,
+            "gatehouse:dsp/audio.front-end": crate::dsp_host::FrontEndSlot,
+        },
+    });
+}

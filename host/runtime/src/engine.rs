@@ -106,6 +106,10 @@ impl Runtime {
             tensors::add_to_linker::<_, HasNn>(&mut linker, InstanceState::nn_view)?;
             ops::add_to_linker::<_, HasNn>(&mut linker, InstanceState::nn_view)?;
             plan::add_to_linker::<_, HasNn>(&mut linker, InstanceState::nn_view)?;
+            bindings::dsp::gatehouse::dsp::audio::add_to_linker::<_, HasNn>(
+                &mut linker,
+                InstanceState::nn_view,
+            )?;
             types::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)?;
             log::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)?;
             clock::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)?;

@@ -12,6 +12,7 @@
 
 mod bindings;
 mod cache;
+mod dsp_host;
 mod engine;
 mod error;
 mod nn_host;

@@ -52,6 +52,11 @@ impl NnCtx {
     pub(crate) fn begin_call(&mut self, deadline: Duration) {
         self.deadline = Instant::now().checked_add(deadline);
     }
+
+    /// When the current call must end, if it must.
+    pub(crate) fn deadline(&self) -> Option<Instant> {
+        self.deadline
+    }
 }
 
 /// What the nn host functions see of an instance.
@@ -76,7 +81,7 @@ pub struct HostDeadline(pub String);
 
 impl NnView<'_> {
     /// The time the current call's host work may take.
-    fn budget(&self) -> Budget {
+    pub(crate) fn budget(&self) -> Budget {
         Budget::until(self.nn.deadline, self.nn.pace)
     }
 

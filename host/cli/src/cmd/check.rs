@@ -44,6 +44,12 @@ pub fn run(ctx: &Context, a: Args) -> anyhow::Result<()> {
                     format!("needs the {capability:?} capability: {what}")
                 }
             }
+            Access::Missing if name.starts_with("gatehouse:tflite/") => {
+                refused += 1;
+                "not provided: the host parses no models; compose the plugin with the \
+                 TFLite loader component (wac plug), or it traps if called"
+                    .to_string()
+            }
             Access::Missing => {
                 refused += 1;
                 "not provided: traps if called".to_string()

@@ -11,6 +11,7 @@ static RUST_TEMPLATE: Dir<'_> = include_dir!("$CARGO_MANIFEST_DIR/templates/rust
 static PYTHON_TEMPLATE: Dir<'_> = include_dir!("$CARGO_MANIFEST_DIR/templates/python");
 static WIT: Dir<'_> = include_dir!("$CARGO_MANIFEST_DIR/../../wit");
 static RUST_SDK: Dir<'_> = include_dir!("$CARGO_MANIFEST_DIR/../../guest-models/sdk/src");
+static RUST_DSP: Dir<'_> = include_dir!("$CARGO_MANIFEST_DIR/../../host/dsp/src");
 static PYTHON_SDK: Dir<'_> =
     include_dir!("$CARGO_MANIFEST_DIR/../../guest-models/sdk-python/gatehouse_sdk");
 static PYTHON_BUILD: &str = include_str!("../../../../guest-models/sdk-python/gatehouse_build.py");
@@ -26,11 +27,24 @@ license = "Apache-2.0"
 [dependencies]
 wit-bindgen = { version = "=0.63.0", default-features = false, features = ["macros", "realloc"] }
 planus = "1.3"
-rustfft = { version = "6", default-features = false }
+gatehouse-dsp = { path = "../gatehouse-dsp" }
 image = { version = "0.25", default-features = false, features = ["png", "jpeg"], optional = true }
 
 [features]
 vision = ["dep:image"]
+"#;
+
+/// The audio front ends the SDK re-exports as `dsp`, outside the workspace.
+const RUST_DSP_MANIFEST: &str = r#"[package]
+name = "gatehouse-dsp"
+version = "0.1.0"
+edition = "2024"
+description = "Audio front ends: the same code plugins compile in and the host serves as gatehouse:dsp."
+license = "Apache-2.0"
+
+[dependencies]
+rustfft = { version = "6", default-features = false }
+libm = "0.2"
 "#;
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -81,6 +95,9 @@ pub fn run(a: Args) -> anyhow::Result<()> {
                 t.replace("\"../../wit\"", "\"wit\"")
             })?;
             write_tree(&WIT, &sdk.join("wit"), &|t: &str| t.to_string())?;
+            let dsp = dir.join("gatehouse-dsp");
+            write(&dsp.join("Cargo.toml"), RUST_DSP_MANIFEST)?;
+            write_tree(&RUST_DSP, &dsp.join("src"), &|t: &str| t.to_string())?;
         }
         Lang::Python => {
             write_tree(&PYTHON_TEMPLATE, &dir, &fill)?;

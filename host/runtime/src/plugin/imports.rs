@@ -68,7 +68,7 @@ pub fn access(name: &str) -> Access {
             what: "a private directory at /state; without it, no directory at all",
         },
         i if i.starts_with("wasi:sockets/") => Access::Denied("no network, no name lookup"),
-        i if i.starts_with("gatehouse:nn/") => {
+        i if i.starts_with("gatehouse:nn/") || i.starts_with("gatehouse:dsp/") => {
             Access::Granted("native kernels, within the tensor quota and deadline")
         }
         _ => Access::Granted("the Gatehouse host"),
@@ -78,7 +78,10 @@ pub fn access(name: &str) -> Access {
 /// Whether the runtime links this import (an interface name with its
 /// version, `wasi:cli/stdout@0.2.9`).
 pub(crate) fn provided(name: &str) -> bool {
-    if name.starts_with("gatehouse:") {
+    if ["gatehouse:nn/", "gatehouse:dsp/", "gatehouse:plugin/"]
+        .iter()
+        .any(|p| name.starts_with(p))
+    {
         return true;
     }
     PROVIDED.iter().any(|p| name.starts_with(p)) && name.contains("@0.2.")
@@ -182,6 +185,7 @@ mod tests {
             "wasi:io/streams@0.2.12",
             "wasi:sockets/tcp@0.2.0",
             "gatehouse:nn/tensors@0.1.0",
+            "gatehouse:dsp/audio@0.1.0",
         ] {
             assert!(provided(yes), "{yes}");
         }
@@ -190,6 +194,9 @@ mod tests {
             "wasi:cli/stdout@0.3.0",
             "wasi:nn/graph@0.2.0-rc-2024-10-28",
             "vendor:thing/x@1.0.0",
+            // Models are parsed in the sandbox: a loader component composed
+            // into the plugin provides this, never the host.
+            "gatehouse:tflite/model@0.1.0",
         ] {
             assert!(!provided(no), "{no}");
         }

@@ -3,15 +3,15 @@
 //! end), periodic Hann, power 2, Slaney mel scale with Slaney area
 //! normalisation, then 10·log10(mel + ε) with ε the float64 machine epsilon.
 
-use super::{Spectrum, window};
+use crate::{Spectrum, window};
 
 /// Slaney's mel scale (librosa's default, `htk=False`).
 pub fn hz_to_mel_slaney(f: f64) -> f64 {
     let (f_sp, min_log_hz) = (200.0 / 3.0, 1000.0);
     let min_log_mel = min_log_hz / f_sp;
-    let logstep = (6.4f64).ln() / 27.0;
+    let logstep = libm::log(6.4) / 27.0;
     if f >= min_log_hz {
-        min_log_mel + (f / min_log_hz).ln() / logstep
+        min_log_mel + libm::log(f / min_log_hz) / logstep
     } else {
         f / f_sp
     }
@@ -20,9 +20,9 @@ pub fn hz_to_mel_slaney(f: f64) -> f64 {
 pub fn mel_to_hz_slaney(m: f64) -> f64 {
     let (f_sp, min_log_hz) = (200.0 / 3.0, 1000.0);
     let min_log_mel = min_log_hz / f_sp;
-    let logstep = (6.4f64).ln() / 27.0;
+    let logstep = libm::log(6.4) / 27.0;
     if m >= min_log_mel {
-        min_log_hz * (logstep * (m - min_log_mel)).exp()
+        min_log_hz * libm::exp(logstep * (m - min_log_mel))
     } else {
         f_sp * m
     }
@@ -108,7 +108,7 @@ impl ToyCarLogMel {
             }
             self.spectrum.power(&frame, &self.window, 2, &mut power);
             super::mel::apply(&power, &self.mel, MELS, &mut mels);
-            out.extend(mels.iter().map(|m| 10.0 * (m + f64::EPSILON).log10()));
+            out.extend(mels.iter().map(|m| 10.0 * libm::log10(m + f64::EPSILON)));
         }
         out
     }

@@ -1,12 +1,4 @@
-//! Audio features computed inside the plugin, following the MLPerf Tiny
-//! reference pipelines (see `docs/` of the shared material, summarised in
-//! each function's comment).
-
-pub mod lfbe;
-pub mod logmel;
-pub mod mel;
-pub mod mfcc;
-pub mod window;
+//! Spectra of real frames.
 
 /// Power or magnitude spectra of real frames, zero-padded to a power-of-two
 /// FFT length.

@@ -2,7 +2,7 @@
 
 /// HTK mel scale, as TF uses: `1127·ln(1 + f/700)`.
 pub fn hz_to_mel_htk(f: f64) -> f64 {
-    1127.0 * (1.0 + f / 700.0).ln()
+    1127.0 * libm::log(1.0 + f / 700.0)
 }
 
 /// TF's `linear_to_mel_weight_matrix`: `num_spectrogram_bins` rows (0 Hz to

@@ -4,7 +4,7 @@
 //! clamped at 1e-30, 40 HTK mel bands over 0-8 kHz, then
 //! (10·log10(mel) + 52)/64 clipped to [0, 1].
 
-use super::{Spectrum, mel, window};
+use crate::{Spectrum, mel, window};
 
 pub const FRAME: usize = 1024;
 pub const HOP: usize = 512;
@@ -71,7 +71,7 @@ impl Lfbe {
                 }
                 mel::apply(&power, &self.mel, MELS, &mut mels);
                 for m in &mut mels {
-                    *m = ((10.0 * m.log10() + 52.0) / 64.0).clamp(0.0, 1.0);
+                    *m = ((10.0 * libm::log10(*m) + 52.0) / 64.0).clamp(0.0, 1.0);
                 }
                 on_frame(&mels);
             }

@@ -5,7 +5,7 @@ use std::f64::consts::PI;
 /// Periodic Hann: `0.5 - 0.5·cos(2πn/N)` (TF's `hann_window(periodic=True)`, librosa's default).
 pub fn hann_periodic(n: usize) -> Vec<f64> {
     (0..n)
-        .map(|i| 0.5 - 0.5 * (2.0 * PI * i as f64 / n as f64).cos())
+        .map(|i| 0.5 - 0.5 * libm::cos(2.0 * PI * i as f64 / n as f64))
         .collect()
 }
 
@@ -13,7 +13,7 @@ pub fn hann_periodic(n: usize) -> Vec<f64> {
 pub fn hamming_symmetric(n: usize) -> Vec<f64> {
     let d = (n.max(2) - 1) as f64;
     (0..n)
-        .map(|i| 0.54 - 0.46 * (2.0 * PI * i as f64 / d).cos())
+        .map(|i| 0.54 - 0.46 * libm::cos(2.0 * PI * i as f64 / d))
         .collect()
 }
 

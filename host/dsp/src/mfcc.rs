@@ -6,7 +6,7 @@
 //! 4 kHz; ln(mel + 1e-6); DCT-II scaled by sqrt(2/40) (TF's convention);
 //! the first 10 coefficients, time-major.
 
-use super::{Spectrum, mel, window};
+use crate::front_end::{Config, FrontEnd, Magnitude, MelBands, Window};
 
 pub const SAMPLE_RATE: u32 = 16000;
 pub const CLIP: usize = 16000;
@@ -17,68 +17,47 @@ pub const MELS: usize = 40;
 pub const COEFFS: usize = 10;
 pub const FRAMES: usize = 1 + (CLIP - FRAME) / HOP;
 
+/// The pipeline above as a front-end configuration: what a plugin asks the
+/// host's `gatehouse:dsp/audio` for to get the same features.
+pub fn config() -> Config {
+    Config {
+        clip: Some(CLIP),
+        peak_normalize: true,
+        frame: FRAME,
+        hop: HOP,
+        fft: FFT,
+        window: Window::HannPeriodic,
+        magnitude: Magnitude::Amplitude,
+        mel: Some(MelBands {
+            bands: MELS,
+            sample_rate: SAMPLE_RATE as f64,
+            low_hz: 20.0,
+            high_hz: 4000.0,
+        }),
+        log_offset: Some(1e-6),
+        dct: Some(COEFFS),
+    }
+}
+
 /// Reusable MFCC state: FFT plan, window, filterbank and DCT table.
-pub struct KwsMfcc {
-    spectrum: Spectrum,
-    window: Vec<f64>,
-    mel: Vec<f64>,
-    dct: Vec<f64>,
+pub struct KwsMfcc(FrontEnd);
+
+impl Default for KwsMfcc {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl KwsMfcc {
     pub fn new() -> Self {
-        // FFT is a power of two, so this cannot fail.
-        let spectrum = Spectrum::new(FFT).unwrap_or_else(|e| unreachable!("{e}"));
-        let mel = mel::tf_mel_matrix(MELS, spectrum.bins(), SAMPLE_RATE as f64, 20.0, 4000.0);
-        let scale = (2.0 / MELS as f64).sqrt();
-        let dct = (0..COEFFS)
-            .flat_map(|k| {
-                (0..MELS).map(move |n| {
-                    scale
-                        * (std::f64::consts::PI * k as f64 * (2 * n + 1) as f64 / (2 * MELS) as f64)
-                            .cos()
-                })
-            })
-            .collect();
-        KwsMfcc {
-            spectrum,
-            window: window::hann_periodic(FRAME),
-            mel,
-            dct,
-        }
+        // The configuration is fixed and valid, so this cannot fail.
+        KwsMfcc(FrontEnd::new(config()).unwrap_or_else(|e| unreachable!("{e}")))
     }
 
     /// `FRAMES × COEFFS` MFCCs of the first second of `samples` (zero-padded
     /// if shorter).
     pub fn compute(&mut self, samples: &[i16]) -> Vec<f64> {
-        let mut clip = vec![0.0f64; CLIP];
-        for (d, &s) in clip.iter_mut().zip(samples) {
-            *d = s as f64 / 32768.0;
-        }
-        // The reference divides by the signed maximum. A clip with no
-        // positive sample would blow up there; leave it unscaled instead.
-        let max = clip.iter().cloned().fold(f64::MIN, f64::max);
-        if max > 0.0 {
-            for x in &mut clip {
-                *x /= max;
-            }
-        }
-        let mut power = vec![0.0; self.spectrum.bins()];
-        let mut mels = vec![0.0; MELS];
-        let mut out = Vec::with_capacity(FRAMES * COEFFS);
-        for f in 0..FRAMES {
-            let frame = &clip[f * HOP..f * HOP + FRAME];
-            self.spectrum.power(frame, &self.window, 1, &mut power);
-            mel::apply(&power, &self.mel, MELS, &mut mels);
-            for m in &mut mels {
-                *m = (*m + 1e-6).ln();
-            }
-            for k in 0..COEFFS {
-                let row = &self.dct[k * MELS..(k + 1) * MELS];
-                out.push(row.iter().zip(&mels).map(|(a, b)| a * b).sum());
-            }
-        }
-        out
+        self.0.compute(samples.iter().map(|&s| s as f64 / 32768.0))
     }
 }
 
