@@ -81,13 +81,13 @@ class FrontEnd:
     def features(self, samples: Sequence[float]) -> List[float]:
         """Features of samples in [-1, 1], time-major."""
         try:
-            return self._fe.float(list(samples))
+            return self._fe.float(samples if isinstance(samples, list) else list(samples))
         except Err as e:
             raise kernel_error(_message(e))
 
     def pcm16(self, samples: Sequence[int]) -> List[float]:
         """Features of 16-bit integer samples (divided by 32768 on the host)."""
         try:
-            return self._fe.pcm16(list(samples))
+            return self._fe.pcm16(samples if isinstance(samples, list) else list(samples))
         except Err as e:
             raise kernel_error(_message(e))

@@ -246,7 +246,7 @@ impl FrontEnd {
 
     /// The features of one prepared frame, appended to `out`.
     /// `scratch` holds the spectrum and the mel values between stages.
-    pub fn frame(&mut self, frame: &[f64], scratch: &mut Scratch, out: &mut Vec<f64>) {
+    fn frame(&mut self, frame: &[f64], scratch: &mut Scratch, out: &mut Vec<f64>) {
         let power = match self.config.magnitude {
             Magnitude::Amplitude => 1,
             Magnitude::Power => 2,
@@ -281,21 +281,40 @@ impl FrontEnd {
     /// Every frame's features, time-major: `frames × values_per_frame`.
     pub fn compute(&mut self, samples: impl ExactSizeIterator<Item = f64>) -> Vec<f64> {
         let clip = self.prepare(samples);
+        match self.frames_of(&clip, |_| true) {
+            Ok(out) | Err((_, out)) => out,
+        }
+    }
+
+    /// The features of a [`prepare`](Self::prepare)d clip, asking
+    /// `go_on(frame)` before each frame: on `false`, the frames done so far
+    /// come back as an error with the index of the frame refused.
+    pub fn frames_of(
+        &mut self,
+        clip: &[f64],
+        mut go_on: impl FnMut(usize) -> bool,
+    ) -> Result<Vec<f64>, (usize, Vec<f64>)> {
         let frames = self.config.frames(clip.len());
         let mut out = Vec::with_capacity(frames * self.config.values_per_frame());
         let mut scratch = Scratch::default();
         for f in 0..frames {
+            if !go_on(f) {
+                return Err((f, out));
+            }
             let start = f * self.config.hop;
-            let frame = &clip[start..start + self.config.frame];
-            self.frame(frame, &mut scratch, &mut out);
+            self.frame(
+                &clip[start..start + self.config.frame],
+                &mut scratch,
+                &mut out,
+            );
         }
-        out
+        Ok(out)
     }
 }
 
 /// Buffers reused between frames.
 #[derive(Default)]
-pub struct Scratch {
+struct Scratch {
     spectrum: Vec<f64>,
     mel: Vec<f64>,
 }

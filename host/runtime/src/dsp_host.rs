@@ -4,7 +4,7 @@
 
 use std::time::Instant;
 
-use gatehouse_dsp::front_end::{Config, FrontEnd, Magnitude, MelBands, Scratch, Window};
+use gatehouse_dsp::front_end::{Config, FrontEnd, Magnitude, MelBands, Window};
 use gatehouse_nn::{NnFault, Work};
 use wasmtime::component::Resource;
 
@@ -68,7 +68,7 @@ impl NnView<'_> {
         let deadline = self.nn.deadline();
         let mut budget = self.budget();
         let front_end = &mut self.table.get_mut(slot)?.front_end;
-        let config = front_end.config().clone();
+        let config = front_end.config();
         let clip = config.clip.unwrap_or(len);
         let frames = config.frames(clip);
         let values = frames.saturating_mul(config.values_per_frame());
@@ -91,25 +91,14 @@ impl NnView<'_> {
             return Err(e.into());
         }
         let clip = front_end.prepare(samples);
-        let mut out = Vec::with_capacity(values);
-        let mut scratch = Scratch::default();
-        let mut late = None;
-        for f in 0..frames {
-            if deadline.is_some_and(|d| Instant::now() >= d) {
-                late = Some(f);
-                break;
-            }
-            let start = f * config.hop;
-            front_end.frame(&clip[start..start + config.frame], &mut scratch, &mut out);
-        }
+        let done = front_end.frames_of(&clip, |_| deadline.is_none_or(|d| Instant::now() < d));
         self.nn.tensors.uncharge(held);
-        match late {
-            Some(f) => Err(NnFault::Deadline(format!(
+        done.map_err(|(f, _)| {
+            NnFault::Deadline(format!(
                 "a DSP front end reached the deadline after {f} of {frames} frames"
             ))
-            .into()),
-            None => Ok(out),
-        }
+            .into()
+        })
     }
 }
 
