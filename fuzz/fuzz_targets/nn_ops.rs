@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use arbitrary::Arbitrary;
 use gatehouse_kernels::{Activation, KernelSet, Padding, Semantics, dispatch};
-use gatehouse_nn::ops::{OpDesc, PoolArgs, PreparedOp, UnaryKind, WindowArgs};
+use gatehouse_nn::ops::{self, OpDesc, PoolArgs, PreparedOp, UnaryKind, WindowArgs};
 use gatehouse_nn::{Budget, DType, Desc, Pace, Plan, Quant, TensorKey, TensorStore};
 use libfuzzer_sys::fuzz_target;
 
@@ -176,21 +176,21 @@ fn op_desc(op: &Op, live: &[TensorKey]) -> Option<OpDesc> {
     }
     let k = |i: u8| live[i as usize % live.len()];
     Some(match op {
-        Op::Conv { t, bias, w, act } => OpDesc::Conv2d {
+        Op::Conv { t, bias, w, act } => OpDesc::Conv2d(ops::Conv2d {
             input: k(t[0]),
             filter: k(t[1]),
             bias: bias.then(|| k(t[2])),
             output: k(t[3]),
             window: window(w),
             activation: activation(*act),
-        },
+        }),
         Op::Depthwise {
             t,
             bias,
             w,
             mult,
             act,
-        } => OpDesc::DepthwiseConv2d {
+        } => OpDesc::DepthwiseConv2d(ops::DepthwiseConv2d {
             input: k(t[0]),
             filter: k(t[1]),
             bias: bias.then(|| k(t[2])),
@@ -198,14 +198,14 @@ fn op_desc(op: &Op, live: &[TensorKey]) -> Option<OpDesc> {
             window: window(w),
             depth_multiplier: *mult as u32,
             activation: activation(*act),
-        },
-        Op::FullyConnected { t, bias, act } => OpDesc::FullyConnected {
+        }),
+        Op::FullyConnected { t, bias, act } => OpDesc::FullyConnected(ops::FullyConnected {
             input: k(t[0]),
             weights: k(t[1]),
             bias: bias.then(|| k(t[2])),
             output: k(t[3]),
             activation: activation(*act),
-        },
+        }),
         Op::Pool {
             avg,
             t,
@@ -222,35 +222,35 @@ fn op_desc(op: &Op, live: &[TensorKey]) -> Option<OpDesc> {
                 activation: activation(*act),
             };
             if *avg {
-                OpDesc::AveragePool2d(p)
+                OpDesc::AveragePool2d(ops::AveragePool2d(p))
             } else {
-                OpDesc::MaxPool2d(p)
+                OpDesc::MaxPool2d(ops::MaxPool2d(p))
             }
         }
         Op::Add { t, mul, act } => {
             let (a, b, output, activation) = (k(t[0]), k(t[1]), k(t[2]), activation(*act));
             if *mul {
-                OpDesc::Mul {
+                OpDesc::Mul(ops::Mul {
                     a,
                     b,
                     output,
                     activation,
-                }
+                })
             } else {
-                OpDesc::Add {
+                OpDesc::Add(ops::Add {
                     a,
                     b,
                     output,
                     activation,
-                }
+                })
             }
         }
-        Op::Softmax { t, beta } => OpDesc::Softmax {
+        Op::Softmax { t, beta } => OpDesc::Softmax(ops::Softmax {
             input: k(t[0]),
             output: k(t[1]),
             beta: *beta,
-        },
-        Op::Unary { kind, t } => OpDesc::Unary {
+        }),
+        Op::Unary { kind, t } => OpDesc::Unary(ops::Unary {
             kind: [
                 UnaryKind::Logistic,
                 UnaryKind::Tanh,
@@ -264,25 +264,25 @@ fn op_desc(op: &Op, live: &[TensorKey]) -> Option<OpDesc> {
             ][*kind as usize % 9],
             input: k(t[0]),
             output: k(t[1]),
-        },
+        }),
         Op::Reduce { max, t, axes, keep } => {
             let axes = axes.iter().take(8).map(|&a| a as usize).collect();
             if *max {
-                OpDesc::ReduceMax {
+                OpDesc::ReduceMax(ops::ReduceMax {
                     input: k(t[0]),
                     output: k(t[1]),
                     axes,
-                }
+                })
             } else {
-                OpDesc::Mean {
+                OpDesc::Mean(ops::Mean {
                     input: k(t[0]),
                     output: k(t[1]),
                     axes,
                     keep_dims: *keep,
-                }
+                })
             }
         }
-        Op::Pad { t, paddings } => OpDesc::Pad {
+        Op::Pad { t, paddings } => OpDesc::Pad(ops::Pad {
             input: k(t[0]),
             output: k(t[1]),
             paddings: paddings
@@ -290,28 +290,28 @@ fn op_desc(op: &Op, live: &[TensorKey]) -> Option<OpDesc> {
                 .take(9)
                 .map(|&(b, a)| (b as usize, a as usize))
                 .collect(),
-        },
+        }),
         Op::Concat {
             inputs,
             output,
             axis,
-        } => OpDesc::Concatenation {
+        } => OpDesc::Concatenation(ops::Concatenation {
             inputs: inputs.iter().take(40).map(|&i| k(i)).collect(),
             output: k(*output),
             axis: *axis as usize,
-        },
+        }),
         Op::Slice {
             t,
             begin,
             strides,
             counts,
-        } => OpDesc::StridedSlice {
+        } => OpDesc::StridedSlice(ops::StridedSlice {
             input: k(t[0]),
             output: k(t[1]),
             begin: begin.iter().take(9).map(|&v| v as i64).collect(),
             strides: strides.iter().take(9).map(|&v| v as i64).collect(),
             counts: counts.iter().take(9).map(|&v| v as usize).collect(),
-        },
+        }),
         Op::SpaceBatch {
             to_batch,
             t,
@@ -322,19 +322,19 @@ fn op_desc(op: &Op, live: &[TensorKey]) -> Option<OpDesc> {
             let block = [block.0 as usize, block.1 as usize];
             let before = [before.0 as usize, before.1 as usize];
             if *to_batch {
-                OpDesc::SpaceToBatch {
+                OpDesc::SpaceToBatch(ops::SpaceToBatch {
                     input,
                     output,
                     block,
                     before,
-                }
+                })
             } else {
-                OpDesc::BatchToSpace {
+                OpDesc::BatchToSpace(ops::BatchToSpace {
                     input,
                     output,
                     block,
                     before,
-                }
+                })
             }
         }
     })

@@ -2,8 +2,13 @@
 //! any length, whole or in pieces of any size: the plugin keeps the stream's
 //! pre-emphasis sample, feature frames and 30-frame FIFO between calls. At
 //! every 512-sample hop it runs the model over the newest 30 frames and
-//! reports an event when p(marvin) > 0.95 (int8 > 115). A piece starting a new
-//! RIFF header after the previous file ended starts a new stream.
+//! detects "marvin" when p(marvin) > 0.95 (int8 > 115). One utterance lights
+//! up many consecutive windows, so detections are debounced as the MLPerf Tiny
+//! streaming evaluation does (`debounce_detections` in its `str_ww_util.py`):
+//! a detection is reported as an event, and detections within the next
+//! `debounce-ms` (setting, default 1000) belong to it and are not reported. A
+//! piece starting a new RIFF header after the previous file ended starts a new
+//! stream.
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
@@ -21,6 +26,9 @@ const LABELS: [&str; 3] = ["marvin", "silence", "unknown"];
 const WINDOW: usize = 30;
 /// int8 output above which "marvin" is detected: p > 0.95.
 const THRESHOLD: i8 = 115;
+const RATE: u64 = 16000;
+/// The MLPerf Tiny evaluation's debounce time.
+const DEBOUNCE_MS: u64 = 1000;
 
 struct Stream {
     model: Model,
@@ -30,10 +38,16 @@ struct Stream {
     /// Feature frames produced in this stream.
     frames: u64,
     saturated: u64,
+    /// Detections inside this many samples after a reported one are part of it.
+    debounce: u64,
+    /// The sample at which the last reported event's window ended.
+    last_event: Option<u64>,
+    /// Detections, reported or debounced.
+    detections: u64,
 }
 
 impl Stream {
-    fn new(model: Model) -> Self {
+    fn new(model: Model, debounce: u64) -> Self {
         Stream {
             model,
             wav: WavStream::default(),
@@ -41,6 +55,9 @@ impl Stream {
             fifo: VecDeque::with_capacity(WINDOW),
             frames: 0,
             saturated: 0,
+            debounce,
+            last_event: None,
+            detections: 0,
         }
     }
 
@@ -49,6 +66,7 @@ impl Stream {
         self.features = Lfbe::new();
         self.fifo.clear();
         self.frames = 0;
+        self.last_event = None;
     }
 
     fn push(&mut self, piece: &[u8]) -> Result<Vec<Event>, PluginError> {
@@ -60,7 +78,7 @@ impl Stream {
             .push(piece)
             .map_err(|e| PluginError::InvalidInput(e.to_string()))?;
         if let Some(f) = self.wav.format() {
-            if f.sample_rate != 16000 {
+            if f.sample_rate as u64 != RATE {
                 return Err(PluginError::InvalidInput(format!(
                     "sample rate {} Hz; this model needs 16000 Hz",
                     f.sample_rate
@@ -97,26 +115,32 @@ impl Stream {
                 fifo.iter().for_each(|f| batch.extend_from_slice(f));
                 // Window i covers frames i..i+29 and ends at sample (i+29)·512 + 1024.
                 let i = *frames - WINDOW as u64;
-                ends.push(
-                    ((i + WINDOW as u64 - 1) * lfbe::HOP as u64 + lfbe::FRAME as u64) as f64
-                        / 16000.0,
-                );
+                ends.push((i + WINDOW as u64 - 1) * lfbe::HOP as u64 + lfbe::FRAME as u64);
             }
         });
         if batch.is_empty() {
             return Ok(Vec::new());
         }
         let out = gatehouse_sdk::run_model(&self.model, &batch)?;
-        Ok(out
-            .chunks_exact(LABELS.len())
-            .zip(ends)
-            .filter(|(o, _)| o[0] as i8 > THRESHOLD)
-            .map(|(o, t_s)| Event {
-                t_s,
+        let mut events = Vec::new();
+        for (o, end) in out.chunks_exact(LABELS.len()).zip(ends) {
+            if o[0] as i8 <= THRESHOLD {
+                continue;
+            }
+            self.detections += 1;
+            // The evaluation zeroes the debounce span's samples starting at
+            // the reported one, so a detection exactly `debounce` later is new.
+            if self.last_event.is_some_and(|l| end - l < self.debounce) {
+                continue;
+            }
+            self.last_event = Some(end);
+            events.push(Event {
+                t_s: end as f64 / RATE as f64,
                 label: LABELS[0].into(),
                 score: (o[0] as i8 as f32 + 128.0) / 256.0,
-            })
-            .collect())
+            });
+        }
+        Ok(events)
     }
 }
 
@@ -139,7 +163,7 @@ impl Plugin for Wakeword {
         }
     }
 
-    fn init(_config: Config) -> Result<(), PluginError> {
+    fn init(config: Config) -> Result<(), PluginError> {
         log::install_panic_hook();
         let model = gatehouse_sdk::load_model(MODEL_BYTES)?;
         if model.input().byte_len != WINDOW * lfbe::MELS || model.output().byte_len != LABELS.len()
@@ -149,7 +173,15 @@ impl Plugin for Wakeword {
                 model.input().shape
             )));
         }
-        state::set(&STREAM, Stream::new(model));
+        let debounce_ms = match gatehouse_sdk::setting(&config, "debounce-ms") {
+            None => DEBOUNCE_MS,
+            Some(v) => v.parse::<u32>().map(u64::from).map_err(|_| {
+                PluginError::InvalidConfig(format!(
+                    "debounce-ms={v:?} is not a whole number of milliseconds"
+                ))
+            })?,
+        };
+        state::set(&STREAM, Stream::new(model, debounce_ms * RATE / 1000));
         Ok(())
     }
 
@@ -171,6 +203,10 @@ impl Plugin for Wakeword {
             v.push(Stat {
                 name: "saturated-features".into(),
                 value: s.saturated,
+            });
+            v.push(Stat {
+                name: "detections".into(),
+                value: s.detections,
             });
             v
         })

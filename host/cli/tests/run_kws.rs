@@ -4,43 +4,39 @@ mod common;
 use common::{gatehouse, root, stderr};
 use serde_json::Value;
 
-/// Clips where the shared expected.json's top-1 differs from what its own
-/// documented pipeline gives when run with TensorFlow's ops and the TFLite
-/// reference interpreter (tests/fixtures/kws_reference/README.md). Asserted
-/// exactly, so any change in our pipeline shows up here.
-const FIXTURE_DISAGREES: [&str; 3] = [
-    "synth_go_en-us.wav",
-    "synth_on_en-us.wav",
-    "synth_stop_en-us.wav",
-];
+/// Score drift allowed against the reference interpreter. Our features are
+/// within ±1 LSB of TensorFlow's (`guest-models/sdk/tests/kws_features.rs`)
+/// and the model is bit-exact on them (the conformance suite), so scores can
+/// only move by what a 1-LSB feature change does to the output.
+const SCORE_LSB: i64 = 4;
 
+/// `examples/data/kws/expected.json` is the MLPerf Tiny evaluation pipeline's
+/// output (no time shift, no noise); `gatehouse run` must give its label on
+/// every clip, and its int8 scores within [`SCORE_LSB`].
 #[test]
 fn every_clip_gets_the_reference_pipelines_label() {
     let expected: Value = serde_json::from_str(
         &std::fs::read_to_string(root().join("examples/data/kws/expected.json")).unwrap(),
     )
     .unwrap();
-    let regenerated: Value = serde_json::from_str(
-        &std::fs::read_to_string(root().join("tests/fixtures/kws_reference/index.json")).unwrap(),
-    )
-    .unwrap();
-    let clips: Vec<(String, String)> = expected["clips"]
+    let labels: Vec<&str> = expected["labels"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|c| {
-            (
-                c["file"].as_str().unwrap().to_string(),
-                c["reference_top1"].as_str().unwrap().to_string(),
-            )
-        })
+        .map(|l| l.as_str().unwrap())
         .collect();
+    let clips = expected["clips"].as_array().unwrap();
+    assert_eq!(clips.len(), 11);
     let mut args = vec![
         "run".to_string(),
         "target/plugins/kws.wasm".into(),
         "--input".into(),
     ];
-    args.extend(clips.iter().map(|(f, _)| format!("examples/data/kws/{f}")));
+    args.extend(
+        clips
+            .iter()
+            .map(|c| format!("examples/data/kws/{}", c["file"].as_str().unwrap())),
+    );
     let o = gatehouse(&args.iter().map(String::as_str).collect::<Vec<_>>());
     assert!(o.status.success(), "{}", stderr(&o));
     let lines: Vec<Value> = String::from_utf8(o.stdout)
@@ -49,47 +45,35 @@ fn every_clip_gets_the_reference_pipelines_label() {
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
     assert_eq!(lines.len(), clips.len());
-    let mut disagree = Vec::new();
     let mut worst = 0;
-    for ((file, reference_top1), line) in clips.iter().zip(&lines) {
+    for (clip, line) in clips.iter().zip(&lines) {
+        let file = clip["file"].as_str().unwrap();
         assert_eq!(line["plugin"], "kws");
         assert_eq!(line["version"], "0.1.0");
-        assert_eq!(line["input"], file.as_str());
-        let label = line["label"].as_str().unwrap();
-        assert_eq!(line["scores"].as_object().unwrap().len(), 12);
-        // Our label is the documented pipeline's, on every clip.
-        assert_eq!(label, regenerated[file]["top1"].as_str().unwrap(), "{file}");
-        // Scores stay close to the reference interpreter's on TF's features
-        // (features may differ by 1 LSB on silent frames).
-        let want: Vec<i64> = regenerated[file]["output_int8"]
+        assert_eq!(line["input"], file);
+        assert_eq!(
+            line["label"].as_str().unwrap(),
+            clip["reference_top1"].as_str().unwrap(),
+            "{file}"
+        );
+        let want: Vec<i64> = clip["reference_output_int8"]
             .as_array()
             .unwrap()
             .iter()
             .map(|v| v.as_i64().unwrap())
             .collect();
-        let got: Vec<f64> = line["scores"]
-            .as_object()
-            .unwrap()
-            .values()
-            .map(|v| v.as_f64().unwrap())
-            .collect();
-        for (g, w) in got.iter().zip(&want) {
+        let scores = line["scores"].as_object().unwrap();
+        assert_eq!(scores.len(), labels.len());
+        for (label, w) in labels.iter().zip(&want) {
+            let g = scores[*label].as_f64().unwrap();
             let gq = (g * 256.0).round() as i64 - 128;
             worst = worst.max((gq - w).abs());
         }
-        if label != reference_top1 {
-            disagree.push(file.as_str());
-        }
     }
-    eprintln!("largest int8 score difference from the reference: {worst}");
+    eprintln!("largest int8 score difference from expected.json: {worst} LSB");
     assert!(
-        worst <= 4,
-        "scores drift from the reference interpreter by {worst} LSB"
-    );
-    disagree.sort();
-    assert_eq!(
-        disagree, FIXTURE_DISAGREES,
-        "clips whose label differs from expected.json"
+        worst <= SCORE_LSB,
+        "scores drift from the reference by {worst} LSB"
     );
 }
 

@@ -129,29 +129,59 @@ fn the_wake_word_stream_scores_like_the_reference() {
         .iter()
         .map(|w| (w[0].as_f64().unwrap(), w[1].as_f64().unwrap()))
         .collect();
-    let whole = event_times(&run(&[
-        "run",
-        "target/plugins/wakeword.wasm",
-        "--input",
-        "examples/data/kws/short_wav_easy10s.wav",
-    ]));
     let r = &exp["reference_result"];
     let want = (
         r["true_detections"].as_u64().unwrap() as usize,
         r["false_rejections"].as_u64().unwrap() as usize,
         r["false_detections"].as_u64().unwrap() as usize,
     );
-    assert_eq!(score_detections(&whole, &windows), want, "events {whole:?}");
     assert_eq!(want, (2, 1, 0));
-    // The detection runs start and end where the reference's do.
-    for run in exp["reference_detection_runs_t_end_s"].as_array().unwrap() {
-        let (a, b) = (run[0].as_f64().unwrap(), run[1].as_f64().unwrap());
-        assert!(
-            whole.iter().any(|&t| (t - a).abs() < 1e-9)
-                && whole.iter().any(|&t| (t - b).abs() < 1e-9),
-            "run {a}..{b} in {whole:?}"
-        );
+    // Every window the reference detects, from its runs of consecutive
+    // detecting windows (one per 512-sample hop).
+    let hop = 512.0 / 16000.0;
+    let detecting: Vec<f64> = exp["reference_detection_runs_t_end_s"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|run| {
+            let (a, b) = (run[0].as_f64().unwrap(), run[1].as_f64().unwrap());
+            let n = ((b - a) / hop).round() as usize;
+            (0..=n).map(move |k| a + k as f64 * hop)
+        })
+        .collect();
+    // With the debounce off the plugin reports exactly those windows.
+    let every = event_times(&run(&[
+        "run",
+        "target/plugins/wakeword.wasm",
+        "--set",
+        "debounce-ms=0",
+        "--input",
+        "examples/data/kws/short_wav_easy10s.wav",
+    ]));
+    assert_eq!(every.len(), detecting.len(), "{every:?}");
+    for (g, w) in every.iter().zip(&detecting) {
+        assert!((g - w).abs() < 1e-9, "{every:?} vs {detecting:?}");
     }
+    // By default each utterance is one event: the evaluation's debounce
+    // (1 s from a reported detection) applied to those windows.
+    let mut debounced: Vec<f64> = Vec::new();
+    for &t in &detecting {
+        if debounced.last().is_none_or(|&l| t - l >= 1.0 - 1e-9) {
+            debounced.push(t);
+        }
+    }
+    let whole = event_times(&run(&[
+        "run",
+        "target/plugins/wakeword.wasm",
+        "--input",
+        "examples/data/kws/short_wav_easy10s.wav",
+    ]));
+    assert_eq!(whole.len(), debounced.len(), "{whole:?}");
+    assert_eq!(whole.len(), 2, "one event per detected marvin: {whole:?}");
+    for (g, w) in whole.iter().zip(&debounced) {
+        assert!((g - w).abs() < 1e-9, "{whole:?} vs {debounced:?}");
+    }
+    assert_eq!(score_detections(&whole, &windows), want, "events {whole:?}");
     // Fed in pieces of odd sizes, the plugin keeps its state and finds the same events.
     for chunk in ["1000", "4097", "32768"] {
         let pieces = event_times(&run(&[

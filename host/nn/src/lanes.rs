@@ -195,7 +195,7 @@ mod tests {
     use gatehouse_kernels::{Activation, Semantics, dispatch};
 
     use super::*;
-    use crate::ops::OpDesc;
+    use crate::ops::{FullyConnected, OpDesc};
     use crate::tensor::{DType, Desc, Quant, TensorKey};
 
     fn desc(dtype: DType, shape: &[usize], scale: f32, zero_point: i32) -> Desc {
@@ -259,13 +259,13 @@ mod tests {
                 .flat_map(|u| (u * 37 - 300).to_le_bytes())
                 .collect();
             st.write(b, 0, &bias).unwrap();
-            let op = OpDesc::FullyConnected {
+            let op = OpDesc::from(FullyConnected {
                 input,
                 weights: w,
                 bias: Some(b),
                 output,
                 activation: Activation::Relu,
-            };
+            });
             PreparedOp::prepare(&op, st, Semantics::TfliteReference, ks).unwrap()
         };
         let ops = vec![

@@ -6,7 +6,7 @@
 use std::time::{Duration, Instant};
 
 use gatehouse_kernels::{Activation, KernelSet, Padding, Semantics};
-use gatehouse_nn::ops::{OpDesc, PoolArgs, PreparedOp, UnaryKind, WindowArgs};
+use gatehouse_nn::ops::{self, OpDesc, PoolArgs, PreparedOp, UnaryKind, WindowArgs};
 use gatehouse_nn::{
     Budget, DType, Desc, NnFault, OP_OVERHEAD, Pace, Plan, Quant, TensorKey, TensorStore,
 };
@@ -270,11 +270,11 @@ impl NnView<'_> {
         let k = |r: &Resource<TensorKey>| self.key(r);
         let ko = |r: &Option<Resource<TensorKey>>| r.as_ref().map(|r| self.key(r)).transpose();
         let unary = |kind: UnaryKind, u: &wops::Unary| -> Result<OpDesc, NnCallError> {
-            Ok(OpDesc::Unary {
+            Ok(OpDesc::Unary(ops::Unary {
                 kind,
                 input: k(&u.input)?,
                 output: k(&u.output)?,
-            })
+            }))
         };
         let pool = |p: &wops::Pool2d| -> Result<PoolArgs, NnCallError> {
             Ok(PoolArgs {
@@ -287,15 +287,15 @@ impl NnView<'_> {
             })
         };
         Ok(match op {
-            wops::Op::Conv2d(c) => OpDesc::Conv2d {
+            wops::Op::Conv2d(c) => OpDesc::Conv2d(ops::Conv2d {
                 input: k(&c.input)?,
                 filter: k(&c.filter)?,
                 bias: ko(&c.bias)?,
                 output: k(&c.output)?,
                 window: window(c.window),
                 activation: activation(c.activation),
-            },
-            wops::Op::DepthwiseConv2d(c) => OpDesc::DepthwiseConv2d {
+            }),
+            wops::Op::DepthwiseConv2d(c) => OpDesc::DepthwiseConv2d(ops::DepthwiseConv2d {
                 input: k(&c.input)?,
                 filter: k(&c.filter)?,
                 bias: ko(&c.bias)?,
@@ -303,33 +303,33 @@ impl NnView<'_> {
                 window: window(c.window),
                 depth_multiplier: c.depth_multiplier,
                 activation: activation(c.activation),
-            },
-            wops::Op::FullyConnected(f) => OpDesc::FullyConnected {
+            }),
+            wops::Op::FullyConnected(f) => OpDesc::FullyConnected(ops::FullyConnected {
                 input: k(&f.input)?,
                 weights: k(&f.weights)?,
                 bias: ko(&f.bias)?,
                 output: k(&f.output)?,
                 activation: activation(f.activation),
-            },
-            wops::Op::AveragePool2d(p) => OpDesc::AveragePool2d(pool(p)?),
-            wops::Op::MaxPool2d(p) => OpDesc::MaxPool2d(pool(p)?),
-            wops::Op::Add(a) => OpDesc::Add {
+            }),
+            wops::Op::AveragePool2d(p) => OpDesc::AveragePool2d(ops::AveragePool2d(pool(p)?)),
+            wops::Op::MaxPool2d(p) => OpDesc::MaxPool2d(ops::MaxPool2d(pool(p)?)),
+            wops::Op::Add(a) => OpDesc::Add(ops::Add {
                 a: k(&a.a)?,
                 b: k(&a.b)?,
                 output: k(&a.output)?,
                 activation: activation(a.activation),
-            },
-            wops::Op::Mul(a) => OpDesc::Mul {
+            }),
+            wops::Op::Mul(a) => OpDesc::Mul(ops::Mul {
                 a: k(&a.a)?,
                 b: k(&a.b)?,
                 output: k(&a.output)?,
                 activation: activation(a.activation),
-            },
-            wops::Op::Softmax(s) => OpDesc::Softmax {
+            }),
+            wops::Op::Softmax(s) => OpDesc::Softmax(ops::Softmax {
                 input: k(&s.input)?,
                 output: k(&s.output)?,
                 beta: s.beta,
-            },
+            }),
             wops::Op::Logistic(u) => unary(UnaryKind::Logistic, u)?,
             wops::Op::Tanh(u) => unary(UnaryKind::Tanh, u)?,
             wops::Op::HardSwish(u) => unary(UnaryKind::HardSwish, u)?,
@@ -339,18 +339,18 @@ impl NnView<'_> {
             wops::Op::Quantize(u) => unary(UnaryKind::Quantize, u)?,
             wops::Op::Dequantize(u) => unary(UnaryKind::Dequantize, u)?,
             wops::Op::Reshape(u) => unary(UnaryKind::Reshape, u)?,
-            wops::Op::Mean(r) => OpDesc::Mean {
+            wops::Op::Mean(r) => OpDesc::Mean(ops::Mean {
                 input: k(&r.input)?,
                 output: k(&r.output)?,
                 axes: r.axes.iter().map(|&a| a as usize).collect(),
                 keep_dims: r.keep_dims,
-            },
-            wops::Op::ReduceMax(r) => OpDesc::ReduceMax {
+            }),
+            wops::Op::ReduceMax(r) => OpDesc::ReduceMax(ops::ReduceMax {
                 input: k(&r.input)?,
                 output: k(&r.output)?,
                 axes: r.axes.iter().map(|&a| a as usize).collect(),
-            },
-            wops::Op::Pad(p) => OpDesc::Pad {
+            }),
+            wops::Op::Pad(p) => OpDesc::Pad(ops::Pad {
                 input: k(&p.input)?,
                 output: k(&p.output)?,
                 paddings: p
@@ -358,31 +358,31 @@ impl NnView<'_> {
                     .iter()
                     .map(|&(b, a)| (b as usize, a as usize))
                     .collect(),
-            },
-            wops::Op::Concatenation(c) => OpDesc::Concatenation {
+            }),
+            wops::Op::Concatenation(c) => OpDesc::Concatenation(ops::Concatenation {
                 inputs: c.inputs.iter().map(k).collect::<Result<_, _>>()?,
                 output: k(&c.output)?,
                 axis: c.axis as usize,
-            },
-            wops::Op::StridedSlice(sl) => OpDesc::StridedSlice {
+            }),
+            wops::Op::StridedSlice(sl) => OpDesc::StridedSlice(ops::StridedSlice {
                 input: k(&sl.input)?,
                 output: k(&sl.output)?,
                 begin: sl.begin.iter().map(|&v| v as i64).collect(),
                 strides: sl.strides.iter().map(|&v| v as i64).collect(),
                 counts: sl.counts.iter().map(|&v| v as usize).collect(),
-            },
-            wops::Op::SpaceToBatch(sb) => OpDesc::SpaceToBatch {
+            }),
+            wops::Op::SpaceToBatch(sb) => OpDesc::SpaceToBatch(ops::SpaceToBatch {
                 input: k(&sb.input)?,
                 output: k(&sb.output)?,
                 block: [sb.block.0 as usize, sb.block.1 as usize],
                 before: [sb.before.0 as usize, sb.before.1 as usize],
-            },
-            wops::Op::BatchToSpace(sb) => OpDesc::BatchToSpace {
+            }),
+            wops::Op::BatchToSpace(sb) => OpDesc::BatchToSpace(ops::BatchToSpace {
                 input: k(&sb.input)?,
                 output: k(&sb.output)?,
                 block: [sb.block.0 as usize, sb.block.1 as usize],
                 before: [sb.before.0 as usize, sb.before.1 as usize],
-            },
+            }),
         })
     }
 }

@@ -22,7 +22,7 @@ pub mod schema;
 use std::fmt;
 
 use crate::nn::{Dtype, ExecOptions, NnError, Plan, Quantization, Semantics, Tensor, TensorDesc};
-use ops::{Ctx, Kind, ModelOp};
+use ops::{Ctx, Io, Kind, ModelOp};
 use schema::tflite as fb;
 use std::borrow::Cow;
 
@@ -405,7 +405,12 @@ impl<'a> Parsed<'a> {
             tensors: &self.tensors,
             consts,
         };
-        if let Some(host_op) = op.host_op(index, &handles, &pack_views, false, &ctx)? {
+        let io = Io {
+            handles: &handles,
+            pack_views: &pack_views,
+            aliased: false,
+        };
+        if let Some(host_op) = op.host_op(index, &io, &ctx)? {
             crate::nn::execute(&host_op, ExecOptions { semantics }).map_err(host)?;
         }
         handles[op.outputs[0]]
@@ -420,7 +425,7 @@ impl<'a> Parsed<'a> {
         op: &ModelOp,
         view: impl Fn(usize, &TensorDesc) -> Option<Result<Tensor, NnError>>,
     ) -> Result<Vec<Tensor>, LoadError> {
-        let Kind::Pack { axis } = op.kind else {
+        let Kind::Pack(ops::Pack { axis }) = op.kind else {
             return Ok(vec![]);
         };
         let mut out = Vec::new();
@@ -473,7 +478,7 @@ impl<'a> Parsed<'a> {
             }
             let op = &self.ops[index];
             let value: Option<Vec<u8>> = match op.kind {
-                Kind::Shape => {
+                Kind::Shape(_) => {
                     if self.tensors[out].dtype != Dtype::Int32 {
                         return Err(LoadError::Unsupported(format!(
                             "operator {index} (SHAPE) outputs {:?}",
@@ -617,7 +622,12 @@ impl<'a> Parsed<'a> {
                 tensors: &self.tensors,
                 consts: &consts,
             };
-            if let Some(host_op) = op.host_op(index, &handles, &pack_views, aliased, &ctx)? {
+            let io = Io {
+                handles: &handles,
+                pack_views: &pack_views,
+                aliased,
+            };
+            if let Some(host_op) = op.host_op(index, &io, &ctx)? {
                 plan.push(&host_op)
                     .map_err(host(format!("operator {index} ({})", op.name)))?;
             }

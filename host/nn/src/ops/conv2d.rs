@@ -1,0 +1,84 @@
+//! CONV_2D: int8 activations, symmetric int8 filters per channel, int32 bias.
+
+use gatehouse_kernels::{Activation, Conv2dSpec, KernelSet, activation_range};
+
+use super::operand::{
+    WindowArgs, act_i8, bias_i32, channel_requant, shape4, symmetric, weights_i8, window_spec,
+};
+use super::{Built, Eval, Operands, Operator, Prep};
+use crate::NnFault;
+use crate::tensor::TensorKey;
+
+/// A 2-D convolution: filter `[out_c, kh, kw, in_c]`.
+#[derive(Clone, Debug)]
+pub struct Conv2d {
+    pub input: TensorKey,
+    pub filter: TensorKey,
+    pub bias: Option<TensorKey>,
+    pub output: TensorKey,
+    pub window: WindowArgs,
+    pub activation: Activation,
+}
+
+impl Operator for Conv2d {
+    fn prepare(&self, cx: &mut Prep<'_>) -> Result<Built, NnFault> {
+        let rounding = cx.semantics.conv();
+        let (di, s_in, z_in) = act_i8(cx.st, self.input, "conv2d input")?;
+        let is = shape4(di, "conv2d input")?;
+        let (dout, s_out, z_out) = act_i8(cx.st, self.output, "conv2d output")?;
+        let os = shape4(dout, "conv2d output")?;
+        let fshape = shape4(cx.st.desc(self.filter)?, "conv2d filter")?;
+        if fshape.n != os.c {
+            return Err(NnFault::invalid(format!(
+                "filter has {} output channels, output has {}",
+                fshape.n, os.c
+            )));
+        }
+        let wspec = window_spec(self.window, fshape.h, fshape.w);
+        let layout = cx.ks.layout;
+        cx.stage(
+            gatehouse_kernels::Conv2d::heap_bytes_for(is, os, wspec, fshape.c, layout),
+            "conv2d weights",
+        )?;
+        let (f, fscales, fzps) = weights_i8(cx.st, self.filter, "conv2d filter", os.c, 0)?;
+        symmetric(&fzps, "conv2d filter")?;
+        let (act_min, act_max) = activation_range(self.activation, s_out, z_out);
+        let k = gatehouse_kernels::Conv2d::new(Conv2dSpec {
+            input: is,
+            output: os,
+            window: wspec,
+            filter: f,
+            filter_in_c: fshape.c,
+            bias: bias_i32(cx.st, self.bias, os.c)?,
+            requant: channel_requant(s_in, &fscales, s_out, rounding),
+            input_offset: -z_in,
+            output_offset: z_out,
+            act_min,
+            act_max,
+            rounding,
+            layout,
+        })?;
+        Ok(Built::new(
+            "conv2d",
+            Kernel(k),
+            vec![self.input],
+            self.output,
+        ))
+    }
+}
+
+struct Kernel(gatehouse_kernels::Conv2d);
+
+impl Eval for Kernel {
+    fn eval(&self, ks: &KernelSet, io: Operands<'_>) -> Result<(), NnFault> {
+        io.one(|i, out| (ks.conv2d)(&self.0, i, out))
+    }
+
+    fn held_bytes(&self) -> u64 {
+        self.0.heap_bytes() as u64
+    }
+
+    fn macs(&self) -> u64 {
+        self.0.macs()
+    }
+}
