@@ -15,6 +15,7 @@ use std::process::Command;
 use anyhow::{Context, Result, bail};
 
 mod compose;
+mod mqtt_demo;
 mod wit_docs;
 
 /// Plugin crates, each built into `target/plugins/<name>.wasm`.
@@ -347,6 +348,10 @@ fn demo() -> Result<()> {
     ]);
     run(c)?;
     println!(
+        "\n-- the gateway on MQTT: an embedded broker, routes from examples/gateway.toml, a stream per device"
+    );
+    mqtt_demo::run(&root(), gatehouse())?;
+    println!(
         "\n-- the five MLPerf Tiny models in the sandboxed tflite plugin, against TFLite's reference kernels"
     );
     let vectors = root().join("tests/fixtures/vectors");
@@ -445,10 +450,12 @@ fn demo() -> Result<()> {
 }
 
 /// Debian packages the tests use, by a program each provides: a real OCI
-/// registry for the over-the-air tests; qemu-user and an aarch64 linker
-/// and libc for the NEON kernel tests.
+/// registry for the over-the-air tests; mosquitto, a real MQTT broker, for
+/// the gateway's MQTT tests; qemu-user and an aarch64 linker and libc for
+/// the NEON kernel tests.
 const PACKAGES: &[(&str, &[&str])] = &[
     ("docker-registry", &["docker-registry"]),
+    ("mosquitto", &["mosquitto", "mosquitto-clients"]),
     ("qemu-aarch64-static", &["qemu-user-static"]),
     (
         "aarch64-linux-gnu-gcc",
@@ -785,6 +792,8 @@ fn task(task: &str) -> Result<()> {
             hostile(&seconds)
         }
         "test-neon" => test_neon(),
+        // The demo's MQTT step alone, on the release build `demo` makes.
+        "demo-mqtt" => mqtt_demo::run(&root(), gatehouse()),
         "codegen" => codegen(),
         _ => {
             eprintln!(

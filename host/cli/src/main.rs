@@ -3,6 +3,7 @@
 mod cmd;
 mod gateway;
 mod locate;
+mod mqtt;
 mod output;
 mod pinning;
 
@@ -80,12 +81,16 @@ fn main() -> ExitCode {
         1 => "info",
         _ => "debug",
     };
+    // The embedded broker logs every connection, and an error for each
+    // client that merely closes its socket; the gateway's own MQTT client
+    // reports what matters. RUST_LOG=rumqttd=info brings it back.
+    let filter = format!("{filter},rumqttd=off");
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(filter)),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&filter)),
         )
         .init();
     let ctx = cmd::Context {

@@ -7,7 +7,12 @@
 //!   changed `.wasm` replaces the running version of that plugin in place.
 //!   The unsigned path for development.
 //!
-//! With `--replay`, requests come from a replay of the sample data.
+//! - `--config gateway.toml`: MQTT routes (see `mqtt::routes`): sensor
+//!   messages from a broker (`--mqtt`, or an embedded one) to plugins, and
+//!   their results back.
+//!
+//! With `--replay`, requests come from a replay of the sample data (the
+//! default with `--plugins` and no routes).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -93,6 +98,11 @@ pub struct Args {
     pin_cores: Option<crate::pinning::Cores>,
     #[command(flatten)]
     batching: super::BatchArgs,
+    /// The gateway config: MQTT routes from topics to plugins (`[[route]]`).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    #[command(flatten)]
+    mqtt: crate::mqtt::MqttArgs,
 }
 
 /// `<stem>.selftest.json` beside a plugin: `{"input": "path", "label": "yes"}`.
@@ -198,8 +208,17 @@ async fn serve(ctx: &Context, a: Args) -> anyhow::Result<()> {
             ..Policy::default()
         },
     ));
+    let metrics = Arc::new(Metrics::new());
+    let routes = match &a.config {
+        Some(path) => crate::mqtt::routes::GatewayConfig::load(path)?
+            .routes()
+            .with_context(|| format!("in {}", path.display()))?,
+        None => Vec::new(),
+    };
     let gateway = match (&a.store, &a.trust) {
-        (Some(store), Some(trust)) => Some(start_gateway(&a, store, trust, reg.clone()).await?),
+        (Some(store), Some(trust)) => {
+            Some(start_gateway(&a, store, trust, reg.clone(), metrics.clone()).await?)
+        }
         _ => None,
     };
     if let (Some(addr), Some(gw)) = (a.admin, &gateway) {
@@ -243,10 +262,21 @@ async fn serve(ctx: &Context, a: Args) -> anyhow::Result<()> {
         Some(dir) => Some(watch_folder(reg.clone(), dir, a.settle_ms).await?),
         None => None,
     };
-    let replay = a
-        .replay
-        .clone()
-        .or_else(|| a.plugins.as_ref().map(|_| PathBuf::from("examples/data")));
+    if !routes.is_empty() {
+        let (reg, gw) = (reg.clone(), gateway.clone());
+        // A stream's pieces go to its own instance; other messages are
+        // requests like any other (batched, pooled, counted by the gateway).
+        let infer: crate::mqtt::Infer =
+            Arc::new(move |plugin, stream, input| match (stream, &gw) {
+                (Some(s), _) => reg.infer_stream(plugin, s, input),
+                (None, Some(gw)) => gw.infer(plugin, input),
+                (None, None) => reg.infer(plugin, input),
+            });
+        crate::mqtt::start(&a.mqtt, routes.clone(), infer, metrics.clone()).await?;
+    }
+    let replay = a.replay.clone().or_else(|| {
+        (a.plugins.is_some() && routes.is_empty()).then(|| PathBuf::from("examples/data"))
+    });
     let deadline = a
         .duration_s
         .map(|s| tokio::time::Instant::now() + Duration::from_secs_f64(s));
@@ -263,6 +293,7 @@ async fn start_gateway(
     store: &Path,
     trust: &Path,
     reg: Arc<Registry>,
+    metrics: Arc<Metrics>,
 ) -> anyhow::Result<Arc<Gateway>> {
     let faults = Faults::from_env().map_err(anyhow::Error::msg)?;
     let store = Store::open(store, faults)
@@ -279,7 +310,7 @@ async fn start_gateway(
         max_state_kib: a.max_state_kib,
         capabilities: a.allow_capabilities.clone(),
     };
-    let gw = Gateway::new(reg, store, trust, policy, Arc::new(Metrics::new()));
+    let gw = Gateway::new(reg, store, trust, policy, metrics);
     let restoring = gw.clone();
     tokio::task::spawn_blocking(move || restoring.restore())
         .await

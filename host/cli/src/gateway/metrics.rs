@@ -14,6 +14,12 @@ struct Plugin {
     plugin: String,
 }
 
+/// An MQTT route, by its topic filter.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Route {
+    route: String,
+}
+
 type LatencyFamily = Family<Plugin, Histogram, fn() -> Histogram>;
 
 pub struct Metrics {
@@ -23,6 +29,9 @@ pub struct Metrics {
     latency: LatencyFamily,
     swaps: Family<Plugin, Counter>,
     rollbacks: Family<Plugin, Counter>,
+    mqtt_received: Family<Route, Counter>,
+    mqtt_published: Family<Route, Counter>,
+    mqtt_dropped: Family<Route, Counter>,
 }
 
 /// 50 µs to about 1.6 s: a small model's call up to a deadline overrun.
@@ -51,8 +60,28 @@ impl Metrics {
             "Rollbacks (by the operator or automatic), by plugin",
             rollbacks.clone(),
         );
+        let (mqtt_received, mqtt_published, mqtt_dropped) =
+            (Family::default(), Family::default(), Family::default());
+        registry.register(
+            "mqtt_received",
+            "MQTT messages taken by a route, by its topic filter",
+            mqtt_received.clone(),
+        );
+        registry.register(
+            "mqtt_published",
+            "Results (or errors) published for a route's messages",
+            mqtt_published.clone(),
+        );
+        registry.register(
+            "mqtt_dropped",
+            "Messages dropped unanswered because the route's queue was full (the oldest go first)",
+            mqtt_dropped.clone(),
+        );
         Metrics {
             registry,
+            mqtt_received,
+            mqtt_published,
+            mqtt_dropped,
             requests,
             errors,
             latency,
@@ -84,6 +113,26 @@ impl Metrics {
         self.rollbacks.get_or_create(&Self::label(name)).inc();
     }
 
+    fn route(filter: &str) -> Route {
+        Route {
+            route: filter.to_string(),
+        }
+    }
+
+    pub fn mqtt_received(&self, filter: &str) {
+        self.mqtt_received.get_or_create(&Self::route(filter)).inc();
+    }
+
+    pub fn mqtt_published(&self, filter: &str) {
+        self.mqtt_published
+            .get_or_create(&Self::route(filter))
+            .inc();
+    }
+
+    pub fn mqtt_dropped(&self, filter: &str) {
+        self.mqtt_dropped.get_or_create(&Self::route(filter)).inc();
+    }
+
     pub fn encode(&self) -> String {
         let mut out = String::new();
         // Writing into a String cannot fail.
@@ -103,6 +152,7 @@ mod tests {
         m.request("kws", false, Duration::from_millis(3));
         m.swap("kws");
         m.rollback("kws");
+        m.mqtt_dropped("sensors/+/audio");
         let text = m.encode();
         for line in [
             "gatehouse_requests_total{plugin=\"kws\"} 2",
@@ -111,6 +161,7 @@ mod tests {
             "gatehouse_rollbacks_total{plugin=\"kws\"} 1",
             "gatehouse_request_duration_seconds_count{plugin=\"kws\"} 2",
             "gatehouse_request_duration_seconds_bucket{le=\"0.0001\",plugin=\"kws\"} 1",
+            "gatehouse_mqtt_dropped_total{route=\"sensors/+/audio\"} 1",
         ] {
             assert!(text.contains(line), "{line} not in\n{text}");
         }

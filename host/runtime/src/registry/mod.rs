@@ -11,6 +11,7 @@
 mod batcher;
 mod health;
 mod pool;
+mod streams;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
@@ -28,6 +29,7 @@ use crate::plugin::{Inference, InitConfig, Limits, Plugin};
 use batcher::Batcher;
 use health::Health;
 use pool::Pool;
+use streams::Streams;
 
 /// How deployments are run and watched.
 #[derive(Clone, Debug, Default)]
@@ -38,6 +40,9 @@ pub struct Policy {
     pub circuit: CircuitPolicy,
     /// How requests to plugins that take batches are grouped.
     pub batching: BatchPolicy,
+    /// Stream instances kept per plugin (see [`Registry::infer_stream`]);
+    /// 0 means the default, 64.
+    pub streams: usize,
 }
 
 /// What a deployment must show before it serves.
@@ -131,6 +136,7 @@ struct Slot {
     rollbacks: std::sync::atomic::AtomicU64,
     /// Requests any version of the plugin gave a result for, success or failure.
     answered: std::sync::atomic::AtomicU64,
+    streams: Streams,
 }
 
 /// What `list` reports per plugin.
@@ -361,6 +367,10 @@ impl Registry {
                         swaps: Default::default(),
                         answered: Default::default(),
                         rollbacks: Default::default(),
+                        streams: Streams::new(match self.policy.streams {
+                            0 => 64,
+                            n => n,
+                        }),
                     }),
                 );
                 None
@@ -388,6 +398,30 @@ impl Registry {
             }
         }
         self.start(slot, deployment, input).wait()
+    }
+
+    /// Serve one piece of stream `stream` on the active version of `name`,
+    /// on that stream's own instance (see `streams.rs`). Pieces of one
+    /// stream given one after another reach the plugin in that order;
+    /// pieces of one stream given at once are served one at a time.
+    pub fn infer_stream(&self, name: &str, stream: &str, input: &[u8]) -> Result<Served, Error> {
+        let slot = self
+            .slot(name)
+            .ok_or_else(|| Error::NotDeployed(name.to_string()))?;
+        let deployment = slot.active.load_full();
+        let started = Instant::now();
+        let result = slot
+            .streams
+            .instance(stream, &deployment)
+            .and_then(|instance| deployment.pool.process_on(&mut lock(&instance), input));
+        self.finish(&slot, &deployment, result, started)
+    }
+
+    /// Streams `name` holds an instance for, and how many lost their state
+    /// (dropped for a new stream, or restarted on a new version).
+    pub fn stream_counts(&self, name: &str) -> Option<(usize, u64)> {
+        self.slot(name)
+            .map(|s| (s.streams.len(), s.streams.restarted()))
     }
 
     /// Start one request on the active version of `name`. A plugin that

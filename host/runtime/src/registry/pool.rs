@@ -76,6 +76,25 @@ impl Pool {
         }
     }
 
+    /// A new instance, initialised, used by nothing else yet.
+    pub(crate) fn fresh(&self) -> Result<Instance, Error> {
+        self.admit()?;
+        self.plugin.instantiate(self.config.clone())
+    }
+
+    /// Run one request on a given instance (a stream's own), under the
+    /// circuit breaker.
+    pub(crate) fn process_on(
+        &self,
+        instance: &mut Instance,
+        input: &[u8],
+    ) -> Result<Inference, Error> {
+        self.admit()?;
+        let result = instance.process(input);
+        self.record(is_trap(&result));
+        result
+    }
+
     fn take(&self) -> Result<Instance, Error> {
         if let Some(i) = lock(&self.idle).pop() {
             return Ok(i);

@@ -1,0 +1,618 @@
+//! `gatehouse serve --config gateway.toml`: sensor messages from an MQTT
+//! broker to plugins and results back, on the embedded broker (rumqttd) and
+//! on a real one (mosquitto, installed by `cargo xtask test`). Each step
+//! waits for what it needs, up to a minute, so a slow machine only makes the
+//! tests slower.
+
+mod common;
+use std::io::{BufRead as _, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::{root, tmp};
+use rumqttc::v5::mqttbytes::QoS;
+use rumqttc::v5::mqttbytes::v5::{Filter, Packet, PublishProperties};
+use rumqttc::v5::{Client, Event, MqttOptions};
+use serde_json::Value;
+
+const MINUTE: Duration = Duration::from_secs(60);
+
+/// Lines a child writes, collected as they come.
+fn collect(stream: impl std::io::Read + Send + 'static) -> Arc<Mutex<String>> {
+    let sink = Arc::new(Mutex::new(String::new()));
+    let s = sink.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stream).lines().map_while(Result::ok) {
+            let mut t = s.lock().unwrap();
+            t.push_str(&line);
+            t.push('\n');
+        }
+    });
+    sink
+}
+
+fn wait_for(what: &str, text: &Arc<Mutex<String>>, done: impl Fn(&str) -> bool) {
+    let start = Instant::now();
+    while !done(&text.lock().unwrap()) {
+        assert!(
+            start.elapsed() < MINUTE,
+            "waited a minute for {what}:\n{}",
+            text.lock().unwrap()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A child process, killed when dropped.
+struct Proc {
+    child: Child,
+    stderr: Arc<Mutex<String>>,
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A port nothing listens on now, with the one after it free too (the
+/// embedded broker's MQTT 3.1.1 listener).
+fn free_port() -> u16 {
+    loop {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        if port < u16::MAX && std::net::TcpListener::bind(("127.0.0.1", port + 1)).is_ok() {
+            return port;
+        }
+    }
+}
+
+/// A folder with copies of the named bundled plugins.
+fn plugins(name: &str, which: &[&str]) -> PathBuf {
+    let dir = tmp(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    for p in which {
+        std::fs::copy(
+            root().join(format!("target/plugins/{p}.wasm")),
+            dir.join(format!("{p}.wasm")),
+        )
+        .expect("build the plugins first: cargo xtask build-plugins");
+    }
+    dir
+}
+
+fn write_config(name: &str, toml: &str) -> PathBuf {
+    let path = tmp(name);
+    std::fs::write(&path, toml).unwrap();
+    path
+}
+
+/// `gatehouse serve ARGS`, once it has subscribed.
+fn serve(args: &[&str]) -> Proc {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_gatehouse"))
+        .arg("serve")
+        .args(args)
+        .current_dir(root())
+        .env(
+            "GATEHOUSE_CACHE_DIR",
+            root().join("target/test-tmp/cli-cache"),
+        )
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start serve");
+    let stderr = collect(child.stderr.take().unwrap());
+    let p = Proc { child, stderr };
+    wait_for("the gateway to subscribe", &p.stderr, |e| {
+        e.contains("MQTT: subscribed")
+    });
+    p
+}
+
+/// mosquitto on `port`, from the PATH or Debian's /usr/sbin.
+fn mosquitto(name: &str, port: u16, extra: &str) -> Proc {
+    let bin = std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
+        .chain([PathBuf::from("/usr/sbin")])
+        .map(|d| d.join("mosquitto"))
+        .find(|p| p.is_file())
+        .expect(
+            "mosquitto is not installed: `cargo xtask test` installs it (Debian package mosquitto)",
+        );
+    let conf = write_config(
+        name,
+        &format!("listener {port} 127.0.0.1\nallow_anonymous true\n{extra}"),
+    );
+    let mut child = Command::new(bin)
+        .args(["-c", conf.to_str().unwrap()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start mosquitto");
+    let stderr = collect(child.stderr.take().unwrap());
+    let start = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(start.elapsed() < MINUTE, "mosquitto did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Proc { child, stderr }
+}
+
+/// A message the test client received.
+struct Got {
+    topic: String,
+    json: Value,
+    correlation: Option<Vec<u8>>,
+}
+
+/// An MQTT 5 client subscribed to `filters`, and what it receives.
+fn client(port: u16, id: &str, filters: &[&str]) -> (Client, Receiver<Got>) {
+    let mut opts = MqttOptions::new(id, "127.0.0.1", port);
+    opts.set_max_packet_size(Some(8 << 20));
+    let (client, mut connection) = Client::new(opts, 64);
+    let (tx, rx) = channel();
+    let (subscribed_tx, subscribed) = channel();
+    std::thread::spawn(move || {
+        for event in connection.iter() {
+            match event {
+                Ok(Event::Incoming(Packet::Publish(p))) => {
+                    let got = Got {
+                        topic: String::from_utf8_lossy(&p.topic).into_owned(),
+                        json: serde_json::from_slice(&p.payload).unwrap_or(Value::Null),
+                        correlation: p
+                            .properties
+                            .and_then(|pr| pr.correlation_data)
+                            .map(|b| b.to_vec()),
+                    };
+                    if tx.send(got).is_err() {
+                        return;
+                    }
+                }
+                Ok(Event::Incoming(Packet::SubAck(_))) => {
+                    let _ = subscribed_tx.send(());
+                }
+                Ok(_) => {}
+                Err(_) => std::thread::sleep(Duration::from_millis(50)),
+            }
+        }
+    });
+    client
+        .subscribe_many(filters.iter().map(|f| Filter::new(*f, QoS::AtLeastOnce)))
+        .unwrap();
+    subscribed
+        .recv_timeout(MINUTE)
+        .expect("the test client subscribed");
+    (client, rx)
+}
+
+fn next(rx: &Receiver<Got>) -> Got {
+    rx.recv_timeout(MINUTE).expect("a message within a minute")
+}
+
+fn wav(name: &str) -> Vec<u8> {
+    std::fs::read(root().join("examples/data/kws").join(name)).unwrap()
+}
+
+const KWS_ROUTE: &str = r#"
+[[route]]
+topic = "sensors/+/audio"
+plugin = "kws"
+result = "results/{1}/kws"
+"#;
+
+#[test]
+fn results_come_back_on_the_embedded_broker() {
+    let port = free_port();
+    let dir = plugins("mqtt-embedded", &["kws"]);
+    let config = write_config("mqtt-embedded.toml", KWS_ROUTE);
+    let listen = format!("127.0.0.1:{port}");
+    let gw = serve(&[
+        "--plugins",
+        dir.to_str().unwrap(),
+        "--config",
+        config.to_str().unwrap(),
+        "--mqtt-listen",
+        &listen,
+        "--gateway-id",
+        "embedded",
+    ]);
+    assert!(
+        gw.stderr.lock().unwrap().contains(&format!(
+            "embedded MQTT broker listening on mqtt://{listen}"
+        )),
+        "the log says where the broker listens"
+    );
+    let (c, rx) = client(port, "test-embedded", &["results/#", "reply/#"]);
+    // A result per message, on the route's topic, with its source.
+    c.publish(
+        "sensors/d1/audio",
+        QoS::AtLeastOnce,
+        false,
+        wav("synth_yes_en-us.wav"),
+    )
+    .unwrap();
+    let got = next(&rx);
+    assert_eq!(got.topic, "results/d1/kws");
+    assert_eq!(got.json["label"], "yes", "{}", got.json);
+    assert_eq!(got.json["plugin"], "kws");
+    assert_eq!(got.json["version"], "0.1.0");
+    assert_eq!(got.json["topic"], "sensors/d1/audio");
+    assert_eq!(got.json["gateway"], "embedded");
+    assert!(got.json["ts"].as_f64().unwrap() > 1.7e9, "{}", got.json);
+    // MQTT 5 request/response: the answer goes where the message asks,
+    // with its correlation data.
+    let props = PublishProperties {
+        response_topic: Some("reply/me".into()),
+        correlation_data: Some(b"req-7".to_vec().into()),
+        ..Default::default()
+    };
+    c.publish_with_properties(
+        "sensors/d2/audio",
+        QoS::AtLeastOnce,
+        false,
+        wav("synth_left_en-us.wav"),
+        props,
+    )
+    .unwrap();
+    let got = next(&rx);
+    assert_eq!(got.topic, "reply/me");
+    assert_eq!(got.json["label"], "left");
+    assert_eq!(got.correlation.as_deref(), Some(&b"req-7"[..]));
+    // A bad input gets its error, named by plugin and version, where its
+    // result would go; the gateway goes on.
+    c.publish(
+        "sensors/d3/audio",
+        QoS::AtLeastOnce,
+        false,
+        b"not a wav".to_vec(),
+    )
+    .unwrap();
+    let got = next(&rx);
+    assert_eq!(got.topic, "results/d3/kws");
+    let e = got.json["error"].as_str().unwrap_or_default();
+    assert!(
+        e.contains("kws@0.1.0") && e.contains("not a RIFF/WAVE file"),
+        "{}",
+        got.json
+    );
+    c.publish(
+        "sensors/d4/audio",
+        QoS::AtLeastOnce,
+        false,
+        wav("synth_yes_en-us.wav"),
+    )
+    .unwrap();
+    assert_eq!(next(&rx).json["label"], "yes");
+}
+
+/// Event times of one device's results, once `messages` results came.
+fn stream_events(rx: &Receiver<Got>, devices: &[&str], messages: usize) -> Vec<Vec<f64>> {
+    let mut events = vec![Vec::new(); devices.len()];
+    let mut counts = vec![0; devices.len()];
+    let start = Instant::now();
+    while counts.iter().any(|&c| c < messages) {
+        let got = match rx.recv_timeout(MINUTE.saturating_sub(start.elapsed())) {
+            Ok(g) => g,
+            Err(RecvTimeoutError::Timeout) => panic!("results so far: {counts:?} of {messages}"),
+            Err(e) => panic!("{e}"),
+        };
+        let i = devices
+            .iter()
+            .position(|d| got.json["stream"] == *d)
+            .unwrap_or_else(|| panic!("a result of no device: {}", got.json));
+        assert!(got.json.get("error").is_none(), "{}", got.json);
+        counts[i] += 1;
+        for e in got.json["events"].as_array().cloned().unwrap_or_default() {
+            events[i].push(e["t_s"].as_f64().unwrap());
+        }
+    }
+    events
+}
+
+#[test]
+fn each_device_stream_keeps_its_own_state() {
+    let port = free_port();
+    let dir = plugins("mqtt-streams", &["wakeword"]);
+    let config = write_config(
+        "mqtt-streams.toml",
+        r#"
+[[route]]
+topic = "sensors/+/wake"
+plugin = "wakeword"
+result = "results/{1}/wake"
+stream = 1
+queue = 1000
+"#,
+    );
+    let gw = serve(&[
+        "--plugins",
+        dir.to_str().unwrap(),
+        "--config",
+        config.to_str().unwrap(),
+        "--mqtt-listen",
+        &format!("127.0.0.1:{port}"),
+        "--gateway-id",
+        "streams",
+    ]);
+    let (c, rx) = client(port, "test-streams", &["results/#"]);
+    // Two devices send the 10 s recording in 4 KiB pieces, interleaved.
+    // One instance fed both would see a second RIFF header mid-stream and
+    // frames of two recordings mixed; each device must get exactly what the
+    // whole file gives (`run_plugins.rs`: "marvin" at 1.408 s and 5.024 s).
+    let audio = wav("short_wav_easy10s.wav");
+    let pieces: Vec<&[u8]> = audio.chunks(4096).collect();
+    for piece in &pieces {
+        for device in ["left", "right"] {
+            c.publish(
+                format!("sensors/{device}/wake"),
+                QoS::AtLeastOnce,
+                false,
+                piece.to_vec(),
+            )
+            .unwrap();
+        }
+    }
+    let events = stream_events(&rx, &["left", "right"], pieces.len());
+    assert!(
+        !gw.stderr.lock().unwrap().contains("connection lost"),
+        "the broker kept the gateway connected (it drops clients that break the protocol):\n{}",
+        gw.stderr.lock().unwrap()
+    );
+    for (device, times) in ["left", "right"].iter().zip(&events) {
+        assert_eq!(times.len(), 2, "{device}: {times:?}");
+        assert!(
+            (times[0] - 1.408).abs() < 1e-9 && (times[1] - 5.024).abs() < 1e-9,
+            "{device}: {times:?}"
+        );
+    }
+}
+
+/// Serve `route` from mosquitto on `port` as gateway `id`.
+fn serve_on(port: u16, dir: &std::path::Path, config: &std::path::Path, id: &str) -> Proc {
+    serve(&[
+        "--plugins",
+        dir.to_str().unwrap(),
+        "--config",
+        config.to_str().unwrap(),
+        "--mqtt",
+        &format!("mqtt://127.0.0.1:{port}"),
+        "--gateway-id",
+        id,
+    ])
+}
+
+const ANOMALY_ROUTE: &str = r#"
+[[route]]
+topic = "machines/+/logmel"
+plugin = "anomaly"
+result = "results/{1}/anomaly"
+"#;
+
+fn logmel() -> Vec<u8> {
+    std::fs::read(root().join("examples/data/anomaly/normal_id_01_00000000_hist_librosa.bin"))
+        .unwrap()
+}
+
+/// An MQTT 5 client with a persistent session, as a results consumer that
+/// must not miss any has.
+fn persistent_client(port: u16, id: &str, filter: &str) -> (Client, Receiver<Got>) {
+    let mut opts = MqttOptions::new(id, "127.0.0.1", port);
+    opts.set_max_packet_size(Some(8 << 20))
+        .set_clean_start(false)
+        .set_session_expiry_interval(Some(3600));
+    let (client, mut connection) = Client::new(opts, 64);
+    let (tx, rx) = channel();
+    let (subscribed_tx, subscribed) = channel();
+    std::thread::spawn(move || {
+        for event in connection.iter() {
+            match event {
+                Ok(Event::Incoming(Packet::Publish(p))) => {
+                    let got = Got {
+                        topic: String::from_utf8_lossy(&p.topic).into_owned(),
+                        json: serde_json::from_slice(&p.payload).unwrap_or(Value::Null),
+                        correlation: None,
+                    };
+                    if tx.send(got).is_err() {
+                        return;
+                    }
+                }
+                Ok(Event::Incoming(Packet::SubAck(_))) => {
+                    let _ = subscribed_tx.send(());
+                }
+                Ok(_) => {}
+                Err(_) => std::thread::sleep(Duration::from_millis(50)),
+            }
+        }
+    });
+    client.subscribe(filter, QoS::AtLeastOnce).unwrap();
+    subscribed
+        .recv_timeout(MINUTE)
+        .expect("the test client subscribed");
+    (client, rx)
+}
+
+/// Waits until the broker has routed `n` messages on `machines/...` back
+/// to the sender (so it accepted them all).
+fn broker_has(rx: &Receiver<Got>, n: usize) {
+    let mut seen = 0;
+    while seen < n {
+        if next(rx).topic.starts_with("machines/") {
+            seen += 1;
+        }
+    }
+}
+
+#[test]
+fn a_full_queue_drops_the_oldest_and_says_so() {
+    let port = free_port();
+    let _broker = mosquitto("mosquitto-drops.conf", port, "persistence false\n");
+    let dir = plugins("mqtt-drops", &["anomaly"]);
+    let config = write_config("mqtt-drops.toml", &format!("{ANOMALY_ROUTE}queue = 1\n"));
+    // The gateway subscribes, then goes away; what is sent meanwhile waits
+    // in its session and comes all at once when it is back: far more than
+    // one waiting place holds while the plugin works on one.
+    drop(serve_on(port, &dir, &config, "drops"));
+    let (c, rx) = client(port, "test-drops", &["results/#", "machines/#"]);
+    let sent = 40;
+    for i in 0..sent {
+        c.publish(
+            format!("machines/m{i}/logmel"),
+            QoS::AtLeastOnce,
+            false,
+            logmel(),
+        )
+        .unwrap();
+    }
+    broker_has(&rx, sent);
+    let gw = serve_on(port, &dir, &config, "drops");
+    // Every message is answered or counted as dropped: the log line per
+    // interval gives the count so far ("...; N in all").
+    let dropped = |log: &str| -> usize {
+        log.lines()
+            .filter(|l| l.contains("messages dropped"))
+            .filter_map(|l| l.split("; ").nth(1)?.split(' ').next()?.parse().ok())
+            .max()
+            .unwrap_or(0)
+    };
+    let mut answered = 0;
+    let start = Instant::now();
+    while answered + dropped(&gw.stderr.lock().unwrap()) < sent {
+        assert!(
+            start.elapsed() < MINUTE,
+            "{answered} answered:\n{}",
+            gw.stderr.lock().unwrap()
+        );
+        if let Ok(got) = rx.recv_timeout(Duration::from_millis(100)) {
+            assert!(got.topic.starts_with("results/"), "{}", got.topic);
+            assert!(got.json["score"].as_f64().is_some(), "{}", got.json);
+            answered += 1;
+        }
+    }
+    let dropped = dropped(&gw.stderr.lock().unwrap());
+    assert!(
+        dropped > 0 && answered > 0,
+        "{answered} answered, {dropped} dropped"
+    );
+    assert_eq!(answered + dropped, sent);
+    // Nothing more comes: dropped messages were acknowledged, not redelivered.
+    assert!(rx.recv_timeout(Duration::from_secs(2)).is_err());
+}
+
+#[test]
+fn messages_the_broker_accepted_are_answered_across_its_restart() {
+    let port = free_port();
+    let store = tmp("mosquitto-restart-db");
+    let _ = std::fs::remove_dir_all(&store);
+    std::fs::create_dir_all(&store).unwrap();
+    // Started as root, mosquitto drops to its own user, which must be able
+    // to write its persistence file here.
+    std::fs::set_permissions(&store, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+    let persist = format!(
+        "persistence true\npersistence_location {}/\n",
+        store.display()
+    );
+    let broker = mosquitto("mosquitto-restart.conf", port, &persist);
+    let dir = plugins("mqtt-restart", &["anomaly"]);
+    let config = write_config("mqtt-restart.toml", ANOMALY_ROUTE);
+    let (_results, rx) = persistent_client(port, "test-restart-results", "results/#");
+    // The gateway's session exists; the gateway is away while messages come.
+    drop(serve_on(port, &dir, &config, "restart"));
+    let (c, echo) = client(port, "test-restart-sender", &["machines/#"]);
+    let sent = 10;
+    for i in 0..sent {
+        c.publish(
+            format!("machines/m{i}/logmel"),
+            QoS::AtLeastOnce,
+            false,
+            logmel(),
+        )
+        .unwrap();
+    }
+    broker_has(&echo, sent);
+    // The broker restarts (saving its sessions as it stops).
+    let mut broker = broker;
+    terminate(&mut broker.child);
+    drop(broker);
+    let _broker = mosquitto("mosquitto-restart.conf", port, &persist);
+    // Back, the gateway answers every message the broker had accepted.
+    let _gw = serve_on(port, &dir, &config, "restart");
+    let mut answered = std::collections::BTreeSet::new();
+    while answered.len() < sent {
+        let got = next(&rx);
+        assert!(got.json["score"].as_f64().is_some(), "{}", got.json);
+        answered.insert(got.topic);
+    }
+}
+
+/// SIGTERM, so mosquitto saves its persistence file as it stops.
+fn terminate(child: &mut Child) {
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let _ = child.wait();
+}
+
+#[test]
+fn two_gateways_split_a_shared_subscription_on_mosquitto() {
+    let port = free_port();
+    let _broker = mosquitto("mosquitto-share.conf", port, "persistence false\n");
+    let dir = plugins("mqtt-share", &["kws"]);
+    let config = write_config("mqtt-share.toml", KWS_ROUTE);
+    let url = format!("mqtt://127.0.0.1:{port}");
+    let gateways: Vec<Proc> = ["share-a", "share-b"]
+        .iter()
+        .map(|id| {
+            serve(&[
+                "--plugins",
+                dir.to_str().unwrap(),
+                "--config",
+                config.to_str().unwrap(),
+                "--mqtt",
+                &url,
+                "--share-group",
+                "line1",
+                "--gateway-id",
+                id,
+            ])
+        })
+        .collect();
+    let (c, rx) = client(port, "test-share", &["results/#"]);
+    let sent = 20;
+    for i in 0..sent {
+        c.publish(
+            format!("sensors/d{i}/audio"),
+            QoS::AtLeastOnce,
+            false,
+            wav("synth_yes_en-us.wav"),
+        )
+        .unwrap();
+    }
+    let mut by_gateway = std::collections::BTreeMap::<String, usize>::new();
+    let mut topics = std::collections::BTreeSet::new();
+    for _ in 0..sent {
+        let got = next(&rx);
+        assert_eq!(got.json["label"], "yes", "{}", got.json);
+        assert!(
+            topics.insert(got.topic.clone()),
+            "{} answered twice",
+            got.topic
+        );
+        *by_gateway
+            .entry(got.json["gateway"].as_str().unwrap().to_string())
+            .or_default() += 1;
+    }
+    assert!(
+        rx.recv_timeout(Duration::from_secs(2)).is_err(),
+        "each message is answered by one gateway only"
+    );
+    assert_eq!(
+        by_gateway.len(),
+        2,
+        "both gateways took a share: {by_gateway:?}"
+    );
+    drop(gateways);
+}
