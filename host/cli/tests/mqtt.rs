@@ -5,46 +5,19 @@
 //! tests slower.
 
 mod common;
-use std::io::{BufRead as _, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{root, tmp};
+use common::{collect, root, tmp, wait_for};
 use rumqttc::v5::mqttbytes::QoS;
 use rumqttc::v5::mqttbytes::v5::{Filter, Packet, PublishProperties};
 use rumqttc::v5::{Client, Event, MqttOptions};
 use serde_json::Value;
 
 const MINUTE: Duration = Duration::from_secs(60);
-
-/// Lines a child writes, collected as they come.
-fn collect(stream: impl std::io::Read + Send + 'static) -> Arc<Mutex<String>> {
-    let sink = Arc::new(Mutex::new(String::new()));
-    let s = sink.clone();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stream).lines().map_while(Result::ok) {
-            let mut t = s.lock().unwrap();
-            t.push_str(&line);
-            t.push('\n');
-        }
-    });
-    sink
-}
-
-fn wait_for(what: &str, text: &Arc<Mutex<String>>, done: impl Fn(&str) -> bool) {
-    let start = Instant::now();
-    while !done(&text.lock().unwrap()) {
-        assert!(
-            start.elapsed() < MINUTE,
-            "waited a minute for {what}:\n{}",
-            text.lock().unwrap()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
 
 /// A child process, killed when dropped.
 struct Proc {
@@ -153,6 +126,20 @@ struct Got {
 fn client(port: u16, id: &str, filters: &[&str]) -> (Client, Receiver<Got>) {
     let mut opts = MqttOptions::new(id, "127.0.0.1", port);
     opts.set_max_packet_size(Some(8 << 20));
+    connect(opts, filters)
+}
+
+/// The same with a persistent session, as a results consumer that must not
+/// miss any has.
+fn persistent_client(port: u16, id: &str, filters: &[&str]) -> (Client, Receiver<Got>) {
+    let mut opts = MqttOptions::new(id, "127.0.0.1", port);
+    opts.set_max_packet_size(Some(8 << 20))
+        .set_clean_start(false)
+        .set_session_expiry_interval(Some(3600));
+    connect(opts, filters)
+}
+
+fn connect(opts: MqttOptions, filters: &[&str]) -> (Client, Receiver<Got>) {
     let (client, mut connection) = Client::new(opts, 64);
     let (tx, rx) = channel();
     let (subscribed_tx, subscribed) = channel();
@@ -397,44 +384,6 @@ fn logmel() -> Vec<u8> {
         .unwrap()
 }
 
-/// An MQTT 5 client with a persistent session, as a results consumer that
-/// must not miss any has.
-fn persistent_client(port: u16, id: &str, filter: &str) -> (Client, Receiver<Got>) {
-    let mut opts = MqttOptions::new(id, "127.0.0.1", port);
-    opts.set_max_packet_size(Some(8 << 20))
-        .set_clean_start(false)
-        .set_session_expiry_interval(Some(3600));
-    let (client, mut connection) = Client::new(opts, 64);
-    let (tx, rx) = channel();
-    let (subscribed_tx, subscribed) = channel();
-    std::thread::spawn(move || {
-        for event in connection.iter() {
-            match event {
-                Ok(Event::Incoming(Packet::Publish(p))) => {
-                    let got = Got {
-                        topic: String::from_utf8_lossy(&p.topic).into_owned(),
-                        json: serde_json::from_slice(&p.payload).unwrap_or(Value::Null),
-                        correlation: None,
-                    };
-                    if tx.send(got).is_err() {
-                        return;
-                    }
-                }
-                Ok(Event::Incoming(Packet::SubAck(_))) => {
-                    let _ = subscribed_tx.send(());
-                }
-                Ok(_) => {}
-                Err(_) => std::thread::sleep(Duration::from_millis(50)),
-            }
-        }
-    });
-    client.subscribe(filter, QoS::AtLeastOnce).unwrap();
-    subscribed
-        .recv_timeout(MINUTE)
-        .expect("the test client subscribed");
-    (client, rx)
-}
-
 /// Waits until the broker has routed `n` messages on `machines/...` back
 /// to the sender (so it accepted them all).
 fn broker_has(rx: &Receiver<Got>, n: usize) {
@@ -518,7 +467,7 @@ fn messages_the_broker_accepted_are_answered_across_its_restart() {
     let broker = mosquitto("mosquitto-restart.conf", port, &persist);
     let dir = plugins("mqtt-restart", &["anomaly"]);
     let config = write_config("mqtt-restart.toml", ANOMALY_ROUTE);
-    let (_results, rx) = persistent_client(port, "test-restart-results", "results/#");
+    let (_results, rx) = persistent_client(port, "test-restart-results", &["results/#"]);
     // The gateway's session exists; the gateway is away while messages come.
     drop(serve_on(port, &dir, &config, "restart"));
     let (c, echo) = client(port, "test-restart-sender", &["machines/#"]);

@@ -4,39 +4,10 @@
 //! happened, so a slow machine only makes the test slower.
 
 mod common;
-use std::io::{BufRead as _, BufReader, Write};
+use std::io::Write;
 use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
-use common::{root, tmp};
-
-/// Lines a child writes, collected as they come.
-fn collect(stream: impl std::io::Read + Send + 'static) -> Arc<Mutex<String>> {
-    let sink = Arc::new(Mutex::new(String::new()));
-    let s = sink.clone();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stream).lines().map_while(Result::ok) {
-            let mut t = s.lock().unwrap();
-            t.push_str(&line);
-            t.push('\n');
-        }
-    });
-    sink
-}
-
-/// Waits until `done` holds for what was collected; fails after a minute.
-fn wait_for(what: &str, text: &Arc<Mutex<String>>, done: impl Fn(&str) -> bool) {
-    let start = Instant::now();
-    while !done(&text.lock().unwrap()) {
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "waited a minute for {what}:\n{}",
-            text.lock().unwrap()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
+use common::{collect, root, tmp, wait_for};
 
 fn answers(stdout: &str) -> usize {
     stdout

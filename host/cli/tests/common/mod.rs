@@ -4,8 +4,11 @@
 
 pub mod gateway;
 
+use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 pub fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -58,4 +61,31 @@ pub fn tmp(name: &str) -> PathBuf {
 
 pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Lines a child writes, collected as they come.
+pub fn collect(stream: impl std::io::Read + Send + 'static) -> Arc<Mutex<String>> {
+    let sink = Arc::new(Mutex::new(String::new()));
+    let s = sink.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stream).lines().map_while(Result::ok) {
+            let mut t = s.lock().unwrap();
+            t.push_str(&line);
+            t.push('\n');
+        }
+    });
+    sink
+}
+
+/// Waits until `done` holds for what was collected; fails after a minute.
+pub fn wait_for(what: &str, text: &Arc<Mutex<String>>, done: impl Fn(&str) -> bool) {
+    let start = Instant::now();
+    while !done(&text.lock().unwrap()) {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "waited a minute for {what}:\n{}",
+            text.lock().unwrap()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
