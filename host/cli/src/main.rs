@@ -1,6 +1,7 @@
 //! `gatehouse`: run sandboxed analytics plugins on a gateway.
 
 mod cmd;
+mod fleet;
 mod gateway;
 mod locate;
 mod mqtt;
@@ -66,6 +67,9 @@ enum Command {
     /// List, roll back or remove plugins on a gateway.
     #[command(subcommand)]
     Plugins(cmd::remote::PluginsCommand),
+    /// Steer a fleet of gateways through desired state on their MQTT broker.
+    #[command(subcommand)]
+    Fleet(cmd::fleet::Command),
 }
 
 fn main() -> ExitCode {
@@ -113,6 +117,7 @@ fn main() -> ExitCode {
         Command::Push(a) => cmd::remote::push(a),
         Command::Deploy(a) => cmd::remote::deploy(a),
         Command::Plugins(c) => cmd::remote::plugins(c),
+        Command::Fleet(c) => cmd::fleet::run(c),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -8,9 +8,9 @@ mod common;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use common::services::{Proc, free_port, mosquitto, write_config};
 use common::{collect, root, tmp, wait_for};
 use rumqttc::v5::mqttbytes::QoS;
 use rumqttc::v5::mqttbytes::v5::{Filter, Packet, PublishProperties};
@@ -18,31 +18,6 @@ use rumqttc::v5::{Client, Event, MqttOptions};
 use serde_json::Value;
 
 const MINUTE: Duration = Duration::from_secs(60);
-
-/// A child process, killed when dropped.
-struct Proc {
-    child: Child,
-    stderr: Arc<Mutex<String>>,
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// A port nothing listens on now, with the one after it free too (the
-/// embedded broker's MQTT 3.1.1 listener).
-fn free_port() -> u16 {
-    loop {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = l.local_addr().unwrap().port();
-        if port < u16::MAX && std::net::TcpListener::bind(("127.0.0.1", port + 1)).is_ok() {
-            return port;
-        }
-    }
-}
 
 /// A folder with copies of the named bundled plugins.
 fn plugins(name: &str, which: &[&str]) -> PathBuf {
@@ -57,12 +32,6 @@ fn plugins(name: &str, which: &[&str]) -> PathBuf {
         .expect("build the plugins first: cargo xtask build-plugins");
     }
     dir
-}
-
-fn write_config(name: &str, toml: &str) -> PathBuf {
-    let path = tmp(name);
-    std::fs::write(&path, toml).unwrap();
-    path
 }
 
 /// `gatehouse serve ARGS`, once it has subscribed.
@@ -85,34 +54,6 @@ fn serve(args: &[&str]) -> Proc {
         e.contains("MQTT: subscribed")
     });
     p
-}
-
-/// mosquitto on `port`, from the PATH or Debian's /usr/sbin.
-fn mosquitto(name: &str, port: u16, extra: &str) -> Proc {
-    let bin = std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
-        .chain([PathBuf::from("/usr/sbin")])
-        .map(|d| d.join("mosquitto"))
-        .find(|p| p.is_file())
-        .expect(
-            "mosquitto is not installed: `cargo xtask test` installs it (Debian package mosquitto)",
-        );
-    let conf = write_config(
-        name,
-        &format!("listener {port} 127.0.0.1\nallow_anonymous true\n{extra}"),
-    );
-    let mut child = Command::new(bin)
-        .args(["-c", conf.to_str().unwrap()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start mosquitto");
-    let stderr = collect(child.stderr.take().unwrap());
-    let start = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(start.elapsed() < MINUTE, "mosquitto did not start");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    Proc { child, stderr }
 }
 
 /// A message the test client received.
@@ -564,4 +505,199 @@ fn two_gateways_split_a_shared_subscription_on_mosquitto() {
         "both gateways took a share: {by_gateway:?}"
     );
     drop(gateways);
+}
+
+/// `gatehouse serve` with `args`, and its log once it has connected or
+/// failed to.
+fn refs(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
+}
+
+fn serve_until(args: &[&str], what: &str, done: impl Fn(&str) -> bool) -> Proc {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_gatehouse"))
+        .arg("serve")
+        .args(args)
+        .current_dir(root())
+        .env(
+            "GATEHOUSE_CACHE_DIR",
+            root().join("target/test-tmp/cli-cache"),
+        )
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start serve");
+    let stderr = collect(child.stderr.take().unwrap());
+    let p = Proc { child, stderr };
+    wait_for(what, &p.stderr, done);
+    p
+}
+
+#[test]
+fn mqtts_with_a_password_and_nothing_less() {
+    // mosquitto: TLS with a password on one port (the gateway's), plain
+    // and anonymous on another (the test's devices), one broker.
+    let (tls_port, plain_port) = (free_port(), free_port());
+    let dir = tmp("mqtts");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()])
+        .expect("a certificate");
+    let path = |f: &str| dir.join(f).to_str().unwrap().to_string();
+    std::fs::write(path("cert.pem"), cert.cert.pem()).unwrap();
+    std::fs::write(path("key.pem"), cert.signing_key.serialize_pem()).unwrap();
+    let made = Command::new("mosquitto_passwd")
+        .args(["-b", "-c", &path("passwd"), "gw", "s3cret-pass"])
+        .output()
+        .expect("mosquitto_passwd (Debian package mosquitto)");
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let _broker = mosquitto(
+        "mosquitto-tls.conf",
+        plain_port,
+        &format!(
+            "per_listener_settings true\npersistence false\n\
+             listener {tls_port} 127.0.0.1\ncertfile {}\nkeyfile {}\n\
+             allow_anonymous false\npassword_file {}\n",
+            path("cert.pem"),
+            path("key.pem"),
+            path("passwd")
+        ),
+    );
+    std::fs::write(path("creds"), "gw\ns3cret-pass\n").unwrap();
+    std::fs::write(path("wrong"), "gw\nguessed\n").unwrap();
+    let plugins = plugins("mqtts-plugins", &["kws"]);
+    let config = write_config("mqtts.toml", KWS_ROUTE);
+    let url = format!("mqtts://localhost:{tls_port}");
+    let args = |creds: &str, ca: &str| -> Vec<String> {
+        [
+            "--plugins",
+            plugins.to_str().unwrap(),
+            "--config",
+            config.to_str().unwrap(),
+            "--mqtt",
+            &url,
+            "--mqtt-credentials",
+            &path(creds),
+            "--mqtt-ca",
+            &path(ca),
+            "--gateway-id",
+            "tls",
+        ]
+        .map(String::from)
+        .to_vec()
+    };
+
+    // A wrong password, or a broker whose certificate is not the one
+    // trusted, gets no connection.
+    let other = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+    std::fs::write(path("other.pem"), other.cert.pem()).unwrap();
+    for (creds, ca, says) in [
+        ("wrong", "cert.pem", "NotAuthorized"),
+        ("creds", "other.pem", "invalid peer certificate"),
+    ] {
+        let a = args(creds, ca);
+        let gw = serve_until(&refs(&a), says, |e| e.contains(says));
+        assert!(
+            !gw.stderr.lock().unwrap().contains("MQTT: connected"),
+            "{creds}/{ca}"
+        );
+    }
+
+    // The right ones: results come back through the TLS connection.
+    let a = args("creds", "cert.pem");
+    let _gw = serve_until(&refs(&a), "the gateway to subscribe", |e| {
+        e.contains("MQTT: subscribed")
+    });
+    let (c, rx) = client(plain_port, "test-tls", &["results/#"]);
+    c.publish(
+        "sensors/d1/audio",
+        QoS::AtLeastOnce,
+        false,
+        wav("synth_yes_en-us.wav"),
+    )
+    .unwrap();
+    let got = next(&rx);
+    assert_eq!(got.topic, "results/d1/kws");
+    assert_eq!(got.json["label"], "yes", "{}", got.json);
+}
+
+/// A field of /proc/PID/status, in KiB.
+fn proc_kib(pid: u32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix(field)?
+                .trim()
+                .strip_suffix("kB")?
+                .trim()
+                .parse()
+                .ok()
+        })
+        .unwrap_or_else(|| panic!("no {field} in /proc/{pid}/status"))
+}
+
+#[test]
+fn a_flood_leaves_the_daemons_memory_bounded() {
+    let port = free_port();
+    let _broker = mosquitto("mosquitto-flood.conf", port, "persistence false\n");
+    let dir = plugins("mqtt-flood", &["anomaly"]);
+    let config = write_config("mqtt-flood.toml", &format!("{ANOMALY_ROUTE}queue = 8\n"));
+    let gw = serve_on(port, &dir, &config, "flood");
+    let pid = gw.child.id();
+    let (c, rx) = client(port, "test-flood", &["results/#"]);
+    // Warm: one answered message, so the plugin's instances exist.
+    c.publish("machines/warm/logmel", QoS::AtLeastOnce, false, logmel())
+        .unwrap();
+    assert!(next(&rx).json["score"].as_f64().is_some());
+    let before = proc_kib(pid, "VmHWM:");
+    // 256 MiB of messages of 256 KiB, as fast as the broker takes them:
+    // far beyond what the plugin answers, so the route's queue of 8 is
+    // full all along and drops.
+    let big = vec![7u8; 256 << 10];
+    let sent = 1024;
+    for i in 0..sent {
+        c.publish(
+            format!("machines/m{i}/logmel"),
+            QoS::AtLeastOnce,
+            false,
+            big.clone(),
+        )
+        .unwrap();
+    }
+    // Wait until the flood is through: the last message is answered (an
+    // error: it is not a log-mel frame) or the drop count covers it.
+    let start = Instant::now();
+    let mut answered = 0;
+    loop {
+        if rx.recv_timeout(Duration::from_millis(200)).is_ok() {
+            answered += 1;
+        }
+        let log = gw.stderr.lock().unwrap().clone();
+        let dropped: usize = log
+            .lines()
+            .filter(|l| l.contains("messages dropped"))
+            .filter_map(|l| l.split("; ").nth(1)?.split(' ').next()?.parse().ok())
+            .max()
+            .unwrap_or(0);
+        if answered + dropped >= sent {
+            break;
+        }
+        assert!(
+            start.elapsed() < 3 * MINUTE,
+            "{answered} answered, {dropped} dropped:\n{log}"
+        );
+    }
+    let peak = proc_kib(pid, "VmHWM:");
+    eprintln!(
+        "gateway peak RSS: {before} KiB before the flood, {peak} KiB after ({answered} answered)"
+    );
+    // Bounded: the queue holds 2 MiB of it; the rest is buffers, not the flood.
+    assert!(
+        peak < before + (64 << 10),
+        "the peak RSS grew from {before} KiB to {peak} KiB under a 256 MiB flood"
+    );
 }

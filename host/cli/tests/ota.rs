@@ -5,12 +5,11 @@
 mod common;
 
 use std::os::unix::process::ExitStatusExt as _;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::gatehouse;
 use common::gateway::{Daemon, Kit, TOKEN, http, ok};
+use common::services::Registry;
 use gatehouse_ota::bundle::{COMPONENT, MANIFEST, SIGNATURE};
 use gatehouse_ota::{Bundle, FaultPoint, Manifest};
 use serde_json::Value;
@@ -470,55 +469,6 @@ fn operator_rollback_and_remove_from_the_command_line() {
         "{}",
         common::stderr(&o)
     );
-}
-
-/// Debian's `docker-registry` on a free loopback port, storing in `dir`.
-struct Registry {
-    child: Child,
-    addr: String,
-}
-
-impl Registry {
-    fn start(dir: &Path) -> Registry {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let addr = format!("127.0.0.1:{port}");
-        std::fs::create_dir_all(dir.join("data")).unwrap();
-        let config = dir.join("registry.yml");
-        std::fs::write(
-            &config,
-            format!(
-                "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: {addr}\n",
-                dir.join("data").display()
-            ),
-        )
-        .unwrap();
-        let child = Command::new("docker-registry")
-            .args(["serve", config.to_str().unwrap()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("Debian's docker-registry is needed (apt-get install docker-registry; .ci/run installs it)");
-        let start = Instant::now();
-        while std::net::TcpStream::connect(&addr).is_err() {
-            assert!(
-                start.elapsed() < Duration::from_secs(30),
-                "the registry did not start"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Registry { child, addr }
-    }
-}
-
-impl Drop for Registry {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 #[test]

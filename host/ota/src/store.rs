@@ -241,6 +241,33 @@ impl Store {
         self.sync_dir(&self.plugins())
     }
 
+    fn ledger_path(&self) -> PathBuf {
+        self.root.join("fleet.json")
+    }
+
+    /// The fleet ledger (what desired state this gateway last applied and
+    /// which versions it refuses), as the fleet agent wrote it; `None`
+    /// before the first.
+    pub fn ledger(&self) -> Result<Option<Vec<u8>>, Error> {
+        let path = self.ledger_path();
+        match self.disk.read(&path) {
+            Ok(b) => Ok(Some(b)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(Error::io(path, e)),
+        }
+    }
+
+    /// Replace the fleet ledger, atomically as a record is.
+    pub fn commit_ledger(&self, bytes: &[u8]) -> Result<(), Error> {
+        let path = self.ledger_path();
+        self.write_atomically(
+            &path,
+            bytes,
+            FaultPoint::PointerWrite,
+            FaultPoint::PointerSynced,
+        )
+    }
+
     /// Delete blobs that no record points at. Returns how many went.
     pub fn collect_garbage(&self) -> Result<usize, Error> {
         let mut live = std::collections::HashSet::new();

@@ -262,17 +262,42 @@ async fn serve(ctx: &Context, a: Args) -> anyhow::Result<()> {
         Some(dir) => Some(watch_folder(reg.clone(), dir, a.settle_ms).await?),
         None => None,
     };
-    if !routes.is_empty() {
+    // A gateway with a store on a broker is steered by the fleet's desired state.
+    let fleet = match &gateway {
+        Some(gw) if a.mqtt.mqtt.is_some() || !routes.is_empty() => {
+            let kernels = gatehouse_kernels::dispatch::from_env()?.name.to_string();
+            Some(crate::fleet::agent::Agent::new(
+                a.mqtt.gateway_id(),
+                a.mqtt.groups.clone(),
+                gw.clone(),
+                kernels,
+            )?)
+        }
+        _ => None,
+    };
+    if !routes.is_empty() || fleet.is_some() {
         let (reg, gw) = (reg.clone(), gateway.clone());
         // A stream's pieces go to its own instance; other messages are
         // requests like any other (batched, pooled, counted by the gateway).
         let infer: crate::mqtt::Infer =
             Arc::new(move |plugin, stream, input| match (stream, &gw) {
-                (Some(s), _) => reg.infer_stream(plugin, s, input),
+                (Some(s), Some(gw)) => gw.infer_stream(plugin, s, input),
+                (Some(s), None) => reg.infer_stream(plugin, s, input),
                 (None, Some(gw)) => gw.infer(plugin, input),
                 (None, None) => reg.infer(plugin, input),
             });
-        crate::mqtt::start(&a.mqtt, routes.clone(), infer, metrics.clone()).await?;
+        let control = fleet
+            .as_ref()
+            .map(|(agent, _)| agent.clone() as Arc<dyn crate::mqtt::Control>);
+        let client =
+            crate::mqtt::start(&a.mqtt, routes.clone(), infer, metrics.clone(), control).await?;
+        if let Some((agent, rx)) = fleet {
+            let every = Duration::try_from_secs_f64(a.mqtt.report_interval_s)
+                .ok()
+                .filter(|d| !d.is_zero())
+                .context("--report-interval-s: a positive number of seconds")?;
+            tokio::spawn(agent.run(client, rx, every));
+        }
     }
     let replay = a.replay.clone().or_else(|| {
         (a.plugins.is_some() && routes.is_empty()).then(|| PathBuf::from("examples/data"))

@@ -9,6 +9,7 @@
 
 pub mod admin;
 pub mod auth;
+pub mod health;
 pub mod listener;
 pub mod metrics;
 
@@ -48,6 +49,17 @@ pub struct DeployOutcome {
     pub took_ms: f64,
 }
 
+/// A version the runtime took out of service by itself (its requests
+/// failed after the swap), as the fleet agent hears of it.
+#[derive(Clone, Debug)]
+pub struct RolledBack {
+    pub plugin: String,
+    pub version: String,
+    /// The bundle's sha256, when the store recorded it.
+    pub digest: Option<String>,
+    pub back_to: String,
+}
+
 /// One plugin as `GET /v1/plugins` shows it.
 #[derive(Clone, Debug, Serialize)]
 pub struct PluginView {
@@ -70,6 +82,8 @@ pub struct Gateway {
     metrics: Arc<Metrics>,
     /// Serialises changes to the store and to which version serves.
     changing: Arc<Mutex<()>>,
+    health: health::Window,
+    rolled_back: tokio::sync::broadcast::Sender<RolledBack>,
 }
 
 fn lock(m: &Mutex<()>) -> std::sync::MutexGuard<'_, ()> {
@@ -129,13 +143,29 @@ impl Gateway {
     ) -> Arc<Gateway> {
         let store = Arc::new(store);
         let changing = Arc::new(Mutex::new(()));
+        let (rolled_back, _) = tokio::sync::broadcast::channel(64);
         // An automatic rollback must survive a restart: make it the record.
         {
             let (store, changing, metrics) = (store.clone(), changing.clone(), metrics.clone());
+            let tell = rolled_back.clone();
             registry.on_rollback(Box::new(move |bad: &PluginId, to: &PluginId| {
                 metrics.rollback(&bad.name);
                 let _g = lock(&changing);
-                match store.record(&bad.name) {
+                let record = store.record(&bad.name);
+                let digest = match &record {
+                    Ok(Some(rec)) if rec.active.version.to_string() == bad.version => {
+                        Some(rec.active.digest.clone())
+                    }
+                    _ => None,
+                };
+                // Nobody listening (no fleet agent) is fine.
+                let _ = tell.send(RolledBack {
+                    plugin: bad.name.clone(),
+                    version: bad.version.clone(),
+                    digest,
+                    back_to: to.version.clone(),
+                });
+                match record {
                     Ok(Some(rec)) => match rec.previous {
                         Some(prev) if prev.version.to_string() == to.version => {
                             let back = PluginRecord {
@@ -161,7 +191,61 @@ impl Gateway {
             policy,
             metrics,
             changing,
+            health: health::Window::default(),
+            rolled_back,
         })
+    }
+
+    pub fn store(&self) -> Arc<Store> {
+        self.store.clone()
+    }
+
+    /// Versions the runtime rolls back by itself, from now on.
+    pub fn rollbacks(&self) -> tokio::sync::broadcast::Receiver<RolledBack> {
+        self.rolled_back.subscribe()
+    }
+
+    /// Each plugin's health since the last call.
+    pub fn take_health(&self) -> std::collections::BTreeMap<String, health::Health> {
+        self.health.take()
+    }
+
+    /// The sha256 of the bundle `name` serves, if it serves one from the store.
+    pub fn active_digest(&self, name: &str) -> Result<Option<String>, GatewayError> {
+        let Some(rec) = self.store.record(name)? else {
+            return Ok(None);
+        };
+        let serving = self
+            .registry
+            .active(name)
+            .is_some_and(|d| d.id().version == rec.active.version.to_string());
+        Ok(serving.then_some(rec.active.digest))
+    }
+
+    /// Every check [`Gateway::deploy`] makes before it loads the bundle:
+    /// signature, trusted key, name, policy and version order. Returns the
+    /// signed version.
+    pub fn vet(&self, bytes: &[u8], name: &str) -> Result<semver::Version, GatewayError> {
+        let v = self.trust.verify(bytes)?;
+        let m = &v.manifest;
+        if m.name != name {
+            return Err(GatewayError::WrongName {
+                expected: name.into(),
+                found: m.name.clone(),
+            });
+        }
+        self.policy.check(m)?;
+        let offered = Pointer {
+            digest: gatehouse_ota::sha256_hex(bytes),
+            version: m.version.clone(),
+        };
+        PluginRecord::admit(
+            self.store.record(name)?.as_ref(),
+            name,
+            offered.clone(),
+            false,
+        )?;
+        Ok(offered.version)
     }
 
     pub fn metrics(&self) -> &Metrics {
@@ -378,10 +462,29 @@ impl Gateway {
     pub fn infer(&self, name: &str, input: &[u8]) -> Result<Served, gatehouse_runtime::Error> {
         let t = Instant::now();
         let r = self.registry.infer(name, input);
-        if !matches!(r, Err(gatehouse_runtime::Error::NotDeployed(_))) {
-            self.metrics.request(name, r.is_ok(), t.elapsed());
-        }
+        self.count(name, &r, t);
         r
+    }
+
+    /// A piece of `stream`, to its own instance of the plugin.
+    pub fn infer_stream(
+        &self,
+        name: &str,
+        stream: &str,
+        input: &[u8],
+    ) -> Result<Served, gatehouse_runtime::Error> {
+        let t = Instant::now();
+        let r = self.registry.infer_stream(name, stream, input);
+        self.count(name, &r, t);
+        r
+    }
+
+    fn count(&self, name: &str, r: &Result<Served, gatehouse_runtime::Error>, since: Instant) {
+        if !matches!(r, Err(gatehouse_runtime::Error::NotDeployed(_))) {
+            let took = since.elapsed();
+            self.metrics.request(name, r.is_ok(), took);
+            self.health.record(name, r.is_ok(), took);
+        }
     }
 
     pub fn list(&self) -> Vec<PluginView> {

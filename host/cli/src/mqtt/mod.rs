@@ -44,6 +44,21 @@ pub type Infer = Arc<
     dyn Fn(&str, Option<&str>, &[u8]) -> Result<Served, gatehouse_runtime::Error> + Send + Sync,
 >;
 
+/// Topics besides the routes', taken by another part of the daemon (the
+/// fleet agent), on the same connection.
+pub trait Control: Send + Sync + 'static {
+    /// Exact topics to subscribe to, never shared. They are subscribed
+    /// again on every connection, so that their retained messages come
+    /// again after a restart or a lost session.
+    fn filters(&self) -> Vec<String>;
+    /// What the broker publishes if the connection dies.
+    fn last_will(&self) -> Option<rumqttc::v5::mqttbytes::v5::LastWill>;
+    /// Each time the connection is up.
+    fn connected(&self, client: &AsyncClient);
+    /// A message on one of [`Control::filters`]. Must not wait.
+    fn take(&self, topic: &str, payload: bytes::Bytes);
+}
+
 /// The largest message taken or sent.
 const MAX_PACKET: u32 = 8 << 20;
 
@@ -69,6 +84,13 @@ pub struct MqttArgs {
     /// This gateway's id (its MQTT client id is `gatehouse-<id>`); default the hostname.
     #[arg(long)]
     pub gateway_id: Option<String>,
+    /// A fleet group this gateway takes desired state from (repeatable;
+    /// an earlier group wins over a later one, the gateway's own over all).
+    #[arg(long = "group")]
+    pub groups: Vec<String>,
+    /// How often the gateway publishes its reported state (with --store).
+    #[arg(long, default_value_t = 30.0)]
+    pub report_interval_s: f64,
 }
 
 impl MqttArgs {
@@ -160,15 +182,52 @@ fn tls_config(ca: Option<&PathBuf>) -> anyhow::Result<rumqttc::TlsConfiguration>
     Ok(rumqttc::TlsConfiguration::Rustls(Arc::new(config)))
 }
 
+/// A client's options for a broker at `ep`.
+fn options(
+    ep: &Endpoint,
+    client_id: &str,
+    credentials_file: Option<&PathBuf>,
+    ca: Option<&PathBuf>,
+) -> anyhow::Result<MqttOptions> {
+    let mut opts = MqttOptions::new(client_id, ep.host.clone(), ep.port);
+    opts.set_keep_alive(Duration::from_secs(30))
+        .set_max_packet_size(Some(MAX_PACKET));
+    // Results are small and answer a waiting device: Nagle's delay with the
+    // peer's delayed acknowledgement cost 86 ms per round trip here.
+    let mut network = rumqttc::NetworkOptions::new();
+    network.set_tcp_nodelay(true);
+    opts.set_network_options(network);
+    if let Some(path) = credentials_file {
+        let (user, pass) = credentials(path)?;
+        opts.set_credentials(user, pass);
+    }
+    if ep.tls {
+        opts.set_transport(rumqttc::Transport::Tls(tls_config(ca)?));
+    }
+    Ok(opts)
+}
+
+/// Options for a short-lived client of the broker at `url` (the fleet
+/// operator's tools): a clean session.
+pub fn client_options(
+    url: &str,
+    client_id: &str,
+    credentials_file: Option<&PathBuf>,
+    ca: Option<&PathBuf>,
+) -> anyhow::Result<MqttOptions> {
+    options(&endpoint(url)?, client_id, credentials_file, ca)
+}
+
 /// Connect to the broker (or start the embedded one) and serve `routes`
-/// until the process ends. Returns once the client is set up; the
-/// connection runs on its own task and reconnects by itself.
+/// and `control` until the process ends. Returns the client once it is set
+/// up; the connection runs on its own task and reconnects by itself.
 pub async fn start(
     args: &MqttArgs,
     routes: Vec<Route>,
     infer: Infer,
     metrics: Arc<Metrics>,
-) -> anyhow::Result<()> {
+    control: Option<Arc<dyn Control>>,
+) -> anyhow::Result<AsyncClient> {
     let ep = match &args.mqtt {
         Some(url) => endpoint(url)?,
         None => {
@@ -183,24 +242,18 @@ pub async fn start(
     };
     let gateway_id = args.gateway_id();
     let client_id = format!("gatehouse-{gateway_id}");
-    let mut opts = MqttOptions::new(client_id.clone(), ep.host.clone(), ep.port);
-    opts.set_keep_alive(Duration::from_secs(30))
-        .set_clean_start(false)
+    let mut opts = options(
+        &ep,
+        &client_id,
+        args.mqtt_credentials.as_ref(),
+        args.mqtt_ca.as_ref(),
+    )?;
+    opts.set_clean_start(false)
         // The broker keeps the session (subscriptions, unacknowledged
         // messages) for a day of the gateway being away.
-        .set_session_expiry_interval(Some(86_400))
-        .set_max_packet_size(Some(MAX_PACKET));
-    // Results are small and answer a waiting device: Nagle's delay with the
-    // peer's delayed acknowledgement cost 86 ms per round trip here.
-    let mut network = rumqttc::NetworkOptions::new();
-    network.set_tcp_nodelay(true);
-    opts.set_network_options(network);
-    if let Some(path) = &args.mqtt_credentials {
-        let (user, pass) = credentials(path)?;
-        opts.set_credentials(user, pass);
-    }
-    if ep.tls {
-        opts.set_transport(rumqttc::Transport::Tls(tls_config(args.mqtt_ca.as_ref())?));
+        .set_session_expiry_interval(Some(86_400));
+    if let Some(will) = control.as_ref().and_then(|c| c.last_will()) {
+        opts.set_last_will(will);
     }
     let (client, eventloop) = AsyncClient::new(opts, 256);
     let filters: Vec<String> = routes
@@ -213,47 +266,97 @@ pub async fn start(
     let dispatcher =
         dispatch::Dispatcher::start(gateway_id, routes, client.clone(), infer, metrics);
     let scheme = if ep.tls { "mqtts" } else { "mqtt" };
+    let control_filters = control.as_ref().map(|c| c.filters()).unwrap_or_default();
     tracing::info!(
         "MQTT: {client_id} connecting to {scheme}://{}:{}, subscribing to {}",
         ep.host,
         ep.port,
-        filters.join(", ")
+        filters
+            .iter()
+            .chain(&control_filters)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(", ")
     );
-    tokio::spawn(connection(eventloop, client, filters, dispatcher));
-    Ok(())
+    let link = Link {
+        client: client.clone(),
+        filters,
+        control,
+        control_filters,
+        dispatcher,
+    };
+    tokio::spawn(connection(eventloop, link));
+    Ok(client)
+}
+
+/// What the connection serves.
+struct Link {
+    client: AsyncClient,
+    filters: Vec<String>,
+    control: Option<Arc<dyn Control>>,
+    control_filters: Vec<String>,
+    dispatcher: dispatch::Dispatcher,
+}
+
+impl Link {
+    fn take(&self, p: rumqttc::v5::mqttbytes::v5::Publish) {
+        if let Some(c) = &self.control
+            && self
+                .control_filters
+                .iter()
+                .any(|f| f.as_bytes() == &p.topic[..])
+        {
+            return c.take(&String::from_utf8_lossy(&p.topic), p.payload);
+        }
+        self.dispatcher.take(p)
+    }
+
+    fn subscribe(&self, filters: Vec<String>) {
+        if filters.is_empty() {
+            return;
+        }
+        let client = self.client.clone();
+        tokio::spawn(async move {
+            let all = filters
+                .into_iter()
+                .map(|f| Filter::new(f, QoS::AtLeastOnce));
+            if let Err(e) = client.subscribe_many(all).await {
+                tracing::error!("MQTT: subscribing: {e}");
+            }
+        });
+    }
 }
 
 /// The connection's event loop: hands incoming messages to the
 /// dispatcher, resubscribes when the broker has no session for us, and
 /// reconnects after a failure with a growing pause.
-async fn connection(
-    mut eventloop: rumqttc::v5::EventLoop,
-    client: AsyncClient,
-    filters: Vec<String>,
-    dispatcher: dispatch::Dispatcher,
-) {
+async fn connection(mut eventloop: rumqttc::v5::EventLoop, link: Link) {
     let mut pause = Duration::from_millis(100);
     let mut connected = false;
     loop {
         match eventloop.poll().await {
-            Ok(Event::Incoming(Packet::Publish(p))) => dispatcher.take(p),
+            Ok(Event::Incoming(Packet::Publish(p))) => link.take(p),
             Ok(Event::Incoming(Packet::ConnAck(ack))) => {
                 pause = Duration::from_millis(100);
                 connected = true;
                 tracing::info!(session_present = ack.session_present, "MQTT: connected");
-                // A session the broker kept has our subscriptions already.
+                // A session the broker kept has the routes' subscriptions
+                // already; the control topics are subscribed again for
+                // their retained messages.
                 if ack.session_present {
                     tracing::info!("MQTT: subscribed (kept in the broker's session)");
+                    link.subscribe(link.control_filters.clone());
                 } else {
-                    let (client, filters) = (client.clone(), filters.clone());
-                    tokio::spawn(async move {
-                        let all = filters
+                    link.subscribe(
+                        link.filters
                             .iter()
-                            .map(|f| Filter::new(f.clone(), QoS::AtLeastOnce));
-                        if let Err(e) = client.subscribe_many(all).await {
-                            tracing::error!("MQTT: subscribing: {e}");
-                        }
-                    });
+                            .chain(&link.control_filters)
+                            .cloned()
+                            .collect(),
+                    );
+                }
+                if let Some(c) = &link.control {
+                    c.connected(&link.client);
                 }
             }
             Ok(Event::Incoming(Packet::SubAck(ack))) => {

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod gateway;
+pub mod services;
 
 use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
