@@ -153,7 +153,9 @@ impl Agent {
         );
         tracing::warn!("fleet: {reason}");
         let mut st = lock(&self.state);
-        if let Some(sha256) = rb.digest {
+        if let Some(sha256) = rb.digest
+            && st.ledger.is_rejected(&rb.plugin, &sha256).is_none()
+        {
             st.ledger.rejected.push(Rejected {
                 plugin: rb.plugin,
                 version: rb.version,
