@@ -2,6 +2,8 @@
 //! tensors. The host hands the model bytes to `init`. It implements
 //! `gatehouse:plugin@0.2.0`: a batch of requests is one `plan.invoke`.
 
+mod description;
+
 use std::cell::RefCell;
 
 use gatehouse_sdk::nn::Semantics;
@@ -15,6 +17,17 @@ struct Tflite;
 
 thread_local! {
     static MODEL: RefCell<Option<Model>> = const { RefCell::new(None) };
+    /// With `describe=true`: the model's description, the answer to every request.
+    static DESCRIPTION: RefCell<Option<String>> = const { RefCell::new(None) };
+}
+
+fn described() -> Option<Inference> {
+    DESCRIPTION.with(|d| {
+        d.borrow().as_ref().map(|text| Inference {
+            output: Some(text.as_bytes().to_vec()),
+            ..Inference::empty()
+        })
+    })
 }
 
 impl Plugin for Tflite {
@@ -33,6 +46,11 @@ impl Plugin for Tflite {
         let bytes = config.model.as_deref().ok_or_else(|| {
             PluginError::InvalidConfig("no model given; pass the .tflite bytes at init".into())
         })?;
+        if setting(&config, "describe") == Some("true") {
+            let text = description::describe(bytes).map_err(PluginError::InvalidConfig)?;
+            DESCRIPTION.with(|d| *d.borrow_mut() = Some(text));
+            return Ok(());
+        }
         let semantics = match setting(&config, "semantics") {
             None | Some("reference") => Semantics::TfliteReference,
             Some("micro") => Semantics::TfliteMicro,
@@ -69,6 +87,9 @@ impl Plugin for Tflite {
     }
 
     fn process(input: Vec<u8>) -> Result<Inference, PluginError> {
+        if let Some(d) = described() {
+            return Ok(d);
+        }
         MODEL.with(|m| {
             let m = m.borrow();
             let model = m.as_ref().ok_or(PluginError::NotInitialized)?;
@@ -119,6 +140,9 @@ impl Batch for Tflite {
     /// each gets its own slice of the outputs. A malformed request gets its
     /// own error and does not hold up the others.
     fn process_batch(inputs: Vec<Vec<u8>>) -> Vec<Result<Inference, PluginError>> {
+        if let Some(d) = described() {
+            return inputs.iter().map(|_| Ok(d.clone())).collect();
+        }
         MODEL.with(|m| {
             let m = m.borrow();
             let Some(model) = m.as_ref() else {

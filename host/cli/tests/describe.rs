@@ -23,3 +23,61 @@ fn describe_reports_identity_load_and_cost_per_instance() {
     let per = v["resident_bytes_per_instance"].as_u64().unwrap();
     assert!(per > 4096 && per < 64 << 20, "{per} bytes per instance");
 }
+
+fn describe_model(path: &str) -> Value {
+    let out = ok(&gatehouse(&["describe", "--model", path]));
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"))
+}
+
+#[test]
+fn describe_model_gives_what_a_model_costs_before_it_is_deployed() {
+    let m = root().join("models/mlperf-tiny/kws_ref_model.tflite");
+    let v = describe_model(m.to_str().unwrap());
+    let ops = v["operators"].as_array().unwrap();
+    assert_eq!(ops.len(), 13, "{v}");
+    assert_eq!(ops[0]["op"], "CONV_2D");
+    assert_eq!(ops[12]["op"], "SOFTMAX");
+    assert_eq!(v["all_supported"], true);
+    // The operators' sums are the model's.
+    let sum = |k: &str| ops.iter().map(|o| o[k].as_u64().unwrap()).sum::<u64>();
+    assert_eq!(sum("macs"), v["macs"].as_u64().unwrap());
+    assert!(v["parameters"].as_u64().unwrap() <= sum("params"));
+    assert_eq!(v["input"]["shape"], serde_json::json!([1, 49, 10, 1]));
+    // Each layer reads one 25x5x64 activation and writes another; the
+    // planner fits every layer's pair in the arena and no more than all
+    // activations at once.
+    let arena = v["arena_bytes"].as_u64().unwrap();
+    assert!((2 * 8000..=13 * 8000).contains(&arena), "{arena}");
+    assert!(v["weight_bytes"].as_u64().unwrap() < v["model_bytes"].as_u64().unwrap());
+}
+
+#[test]
+fn describe_model_names_what_is_unsupported_instead_of_failing() {
+    // tests/fixtures/models/README.md: the KWS model with SOFTMAX rewritten to LSTM.
+    let m = root().join("tests/fixtures/models/unsupported_op.tflite");
+    let v = describe_model(m.to_str().unwrap());
+    assert_eq!(v["all_supported"], false);
+    let ops = v["operators"].as_array().unwrap();
+    assert_eq!(ops[12]["op"], "LSTM");
+    assert_eq!(ops[12]["unsupported"], "no kernel for this operator");
+    assert!(ops[..12].iter().all(|o| o["unsupported"].is_null()), "{v}");
+    assert!(v["arena_bytes"].is_null());
+    assert!(
+        v["load_error"]
+            .as_str()
+            .unwrap()
+            .contains("operator 12 (LSTM)"),
+        "{v}"
+    );
+
+    // Bytes that are no model at all are an error, and say so.
+    let junk = common::tmp("junk.tflite");
+    std::fs::write(&junk, b"0123456789abcdef").unwrap();
+    let o = gatehouse(&["describe", "--model", junk.to_str().unwrap()]);
+    assert!(!o.status.success());
+    assert!(
+        common::stderr(&o).contains("not a TensorFlow Lite model"),
+        "{}",
+        common::stderr(&o)
+    );
+}

@@ -273,3 +273,48 @@ fn anomaly_on_a_wav_scores_like_its_librosa_log_mel() {
         stderr(&o)
     );
 }
+
+/// `run --stats` line `key: N [of M]`, as a number.
+fn stat(text: &str, key: &str) -> Option<u64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(key)?.strip_prefix(": "))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+}
+
+#[test]
+fn every_plugin_reports_its_whole_memory() {
+    let wav = "examples/data/kws/synth_yes_en-us.wav";
+    let png = "examples/data/images/chelsea.png";
+    let logmel = "examples/data/anomaly/normal_id_01_00000000_hist_librosa.bin";
+    for (plugin, input) in [
+        ("kws", wav),
+        ("wakeword", wav),
+        ("vww", png),
+        ("ic", png),
+        ("anomaly", logmel),
+        ("py-level", wav),
+    ] {
+        let o = gatehouse(&[
+            "run",
+            &format!("target/plugins/{plugin}.wasm"),
+            "--input",
+            input,
+            "--stats",
+        ]);
+        assert!(o.status.success(), "{plugin}: {}", stderr(&o));
+        let e = stderr(&o);
+        let whole = stat(&e, "instance-bytes").unwrap_or_else(|| panic!("{plugin}: {e}"));
+        let tensors = stat(&e, "host-tensor-bytes").unwrap();
+        // Guest linear memory (at least one 64 KiB page) plus host
+        // tensors, within the default 64 MiB cap on each.
+        assert!(
+            whole >= tensors + 65536,
+            "{plugin}: {whole} < {tensors} + a page"
+        );
+        assert!(whole < 128 << 20, "{plugin}: {whole}");
+        // A model plugin's weights live in host tensors.
+        if plugin != "py-level" {
+            assert!(tensors > 0, "{plugin}: {e}");
+        }
+    }
+}

@@ -18,6 +18,7 @@ mod ops;
     non_camel_case_types
 )]
 pub mod schema;
+pub mod summary;
 
 use std::fmt;
 
@@ -25,6 +26,7 @@ use crate::nn::{Dtype, ExecOptions, NnError, Plan, Quantization, Semantics, Tens
 use ops::{Ctx, Io, Kind, ModelOp};
 use schema::tflite as fb;
 use std::borrow::Cow;
+pub use summary::{OpSummary, Summary, summarize};
 
 /// Arena offsets are aligned to this many bytes.
 pub const ARENA_ALIGN: usize = 16;

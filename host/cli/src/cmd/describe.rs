@@ -1,21 +1,37 @@
-//! `gatehouse describe PLUGIN.wasm`
+//! `gatehouse describe PLUGIN.wasm`, and `gatehouse describe --model
+//! M.tflite`: what a model is and costs, read by the sandboxed tflite
+//! plugin (model bytes are untrusted; the host never parses them).
 
 use std::path::PathBuf;
 
-use gatehouse_runtime::Limits;
-use serde_json::json;
+use anyhow::{Context as _, bail};
+use gatehouse_runtime::{InitConfig, Limits};
+use serde_json::{Value, json};
 
 use super::Context;
+use crate::locate;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// The plugin component (.wasm).
-    plugin: PathBuf,
+    /// The plugin component (.wasm); with --model, the tflite plugin that
+    /// reads it (default: the bundled one).
+    #[arg(required_unless_present = "model")]
+    plugin: Option<PathBuf>,
+    /// A TFLite model: its operators, parameters, multiply-accumulates,
+    /// weight bytes, activation arena, and whether this runtime runs it.
+    #[arg(long)]
+    model: Option<PathBuf>,
 }
 
 pub fn run(ctx: &Context, a: Args) -> anyhow::Result<()> {
+    if let Some(model) = &a.model {
+        return describe_model(ctx, model, a.plugin);
+    }
+    let Some(path) = a.plugin else {
+        bail!("give a plugin or --model");
+    };
     let rt = ctx.runtime()?;
-    let plugin = rt.load_file(&a.plugin, Limits::default())?;
+    let plugin = rt.load_file(&path, Limits::default())?;
     let d = plugin.descriptor();
     let load = plugin.load_info();
     // Instantiation (pooled, from the precompiled artifact) plus `init`, which
@@ -67,4 +83,36 @@ fn resident_bytes() -> Option<u64> {
     let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
     // Pages of 4 KiB, as on the x86-64 and aarch64 Linux gateways run.
     Some(pages * 4096)
+}
+
+fn describe_model(ctx: &Context, model: &PathBuf, plugin: Option<PathBuf>) -> anyhow::Result<()> {
+    let plugin_path = match plugin.or_else(|| locate::bundled_plugin("tflite")) {
+        Some(p) => p,
+        None => bail!(
+            "the bundled tflite plugin was not found; build it with `cargo xtask build` or pass its path"
+        ),
+    };
+    let bytes = std::fs::read(model).with_context(|| format!("reading {}", model.display()))?;
+    let model_bytes = bytes.len();
+    let rt = ctx.runtime()?;
+    let plugin = rt.load_file(&plugin_path, Limits::default())?;
+    let mut instance = plugin
+        .instantiate(InitConfig {
+            model: Some(bytes),
+            settings: vec![("describe".into(), "true".into())],
+        })
+        .with_context(|| format!("{}", model.display()))?;
+    let out = instance
+        .process(&[])?
+        .output
+        .with_context(|| format!("plugin {} gave no description", plugin.id()))?;
+    let mut v: Value = serde_json::from_slice(&out)
+        .with_context(|| format!("plugin {} gave a description that is not JSON", plugin.id()))?;
+    if let Value::Object(o) = &mut v {
+        o.insert("model".into(), json!(model.display().to_string()));
+        o.insert("model_bytes".into(), json!(model_bytes));
+        o.insert("kernels".into(), json!(rt.kernels().name));
+    }
+    println!("{}", serde_json::to_string_pretty(&v)?);
+    Ok(())
 }

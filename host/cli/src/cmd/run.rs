@@ -116,6 +116,10 @@ pub fn run(ctx: &Context, a: Args) -> anyhow::Result<()> {
         if let Some((used, quota)) = instance.tensor_usage() {
             eprintln!("host-tensor-bytes: {used} of {quota}");
         }
+        // Guest linear memory plus host tensors: what the instance costs.
+        if let Some(bytes) = instance.memory_bytes() {
+            eprintln!("instance-bytes: {bytes}");
+        }
     }
     Ok(())
 }

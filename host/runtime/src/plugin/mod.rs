@@ -451,6 +451,16 @@ impl Instance {
         })
     }
 
+    /// The instance's whole memory: its linear memories as large as they
+    /// have grown, plus the host tensor memory it holds. `None` before the
+    /// instance exists (after a trap, until the next call).
+    pub fn memory_bytes(&self) -> Option<u64> {
+        self.live.as_ref().map(|l| {
+            let st = l.store.data();
+            st.limiter.linear_bytes as u64 + st.nn.tensors.used()
+        })
+    }
+
     fn live(&mut self) -> Result<&mut Live, Error> {
         if self.live.is_none() {
             self.live = Some(self.plugin.fresh(&self.config)?);

@@ -78,6 +78,7 @@ impl InstanceState {
             limiter: MemoryCap {
                 max_bytes: memory_bytes,
                 denied: false,
+                linear_bytes: 0,
             },
             label,
             started: Instant::now(),
@@ -161,17 +162,22 @@ impl WasiView for InstanceState {
 pub(crate) struct MemoryCap {
     pub(crate) max_bytes: usize,
     pub(crate) denied: bool,
+    /// Every linear memory of the instance, as large as it has grown:
+    /// wasmtime asks here for each memory's initial size too.
+    pub(crate) linear_bytes: usize,
 }
 
 impl ResourceLimiter for MemoryCap {
     fn memory_growing(
         &mut self,
-        _current: usize,
+        current: usize,
         desired: usize,
         maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
         let ok = desired <= self.max_bytes && maximum.is_none_or(|m| desired <= m);
-        if !ok {
+        if ok {
+            self.linear_bytes += desired.saturating_sub(current);
+        } else {
             self.denied = true;
         }
         Ok(ok)

@@ -54,6 +54,12 @@ macro_rules! operators {
                 })
             }
 
+            /// Whether the table takes `builtin`.
+            fn takes(builtin: fb::BuiltinOperator) -> bool {
+                use fb::BuiltinOperator as B;
+                matches!(builtin, $($(B::$builtin)|+)|*)
+            }
+
             fn op(&self) -> &dyn TfliteOp {
                 match self {
                     $(Kind::$variant(op) => op,)*
@@ -144,8 +150,13 @@ pub(crate) enum Builtin {
     Other(String),
 }
 
+/// Whether a host kernel runs `builtin` (given tensors of supported types).
+pub(crate) fn supports(builtin: fb::BuiltinOperator) -> bool {
+    Kind::takes(builtin)
+}
+
 /// `BuiltinOperator` variant names are CamelCase; TFLite prints SCREAMING_SNAKE.
-fn tflite_name(op: fb::BuiltinOperator) -> String {
+pub(crate) fn tflite_name(op: fb::BuiltinOperator) -> String {
     let camel = format!("{op:?}");
     let mut out = String::with_capacity(camel.len() + 4);
     let mut prev: Option<char> = None;
