@@ -701,3 +701,76 @@ fn a_flood_leaves_the_daemons_memory_bounded() {
         "the peak RSS grew from {before} KiB to {peak} KiB under a 256 MiB flood"
     );
 }
+
+#[test]
+fn streams_beyond_the_limit_take_the_idlest_instance_and_are_counted() {
+    use common::gateway::{Daemon, Kit, TOKEN};
+    let kit = Kit::new("mqtt-max-streams");
+    let port = free_port();
+    let dir = plugins("mqtt-max-streams-plugins", &["wakeword"]);
+    let config = write_config(
+        "mqtt-max-streams.toml",
+        "[[route]]\ntopic = \"sensors/+/wake\"\nplugin = \"wakeword\"\nresult = \"results/{1}/wake\"\nstream = 1\nqueue = 1000\n",
+    );
+    let listen = format!("127.0.0.1:{port}");
+    let d = Daemon::start_with(
+        &kit,
+        None,
+        &[
+            "--plugins",
+            dir.to_str().unwrap(),
+            "--config",
+            config.to_str().unwrap(),
+            "--mqtt-listen",
+            &listen,
+            "--max-streams",
+            "1",
+        ],
+    );
+    let start = Instant::now();
+    while !d.log().contains("MQTT: subscribed") {
+        assert!(start.elapsed() < MINUTE, "{}", d.log());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let (c, rx) = client(port, "test-max-streams", &["results/#"]);
+    // Two devices, one instance: each piece of one takes the instance from
+    // the other, so neither keeps its state, and each loss is counted.
+    let audio = wav("short_wav_easy10s.wav");
+    let pieces: Vec<&[u8]> = audio.chunks(4096).take(4).collect();
+    for piece in &pieces {
+        for device in ["left", "right"] {
+            c.publish(
+                format!("sensors/{device}/wake"),
+                QoS::AtLeastOnce,
+                false,
+                piece.to_vec(),
+            )
+            .unwrap();
+        }
+    }
+    for _ in 0..2 * pieces.len() {
+        next(&rx);
+    }
+    let (status, m) = d.call("GET", "/metrics", Some(TOKEN), vec![]);
+    assert_eq!(status, 200);
+    let text = m.as_str().unwrap().to_string();
+    assert!(
+        text.contains("gatehouse_stream_instances{plugin=\"wakeword\"} 1"),
+        "{text}"
+    );
+    let dropped: u64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("gatehouse_streams_dropped{plugin=\"wakeword\"} "))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("{text}"));
+    // The first piece of each device but the very first takes the instance.
+    assert!(
+        dropped >= (2 * pieces.len() - 1) as u64 - 1,
+        "{dropped}: {text}"
+    );
+    assert!(
+        d.log().contains("stream dropped for a new one"),
+        "{}",
+        d.log()
+    );
+}

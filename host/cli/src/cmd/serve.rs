@@ -98,6 +98,11 @@ pub struct Args {
     pin_cores: Option<crate::pinning::Cores>,
     #[command(flatten)]
     batching: super::BatchArgs,
+    /// Streams (devices of a route with `stream = N`) that hold an instance
+    /// of their own, per plugin; a new stream beyond takes the instance of
+    /// the one idle longest, whose state is lost (and counted).
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..))]
+    max_streams: u32,
     /// The gateway config: MQTT routes from topics to plugins (`[[route]]`).
     #[arg(long)]
     config: Option<PathBuf>,
@@ -205,6 +210,7 @@ async fn serve(ctx: &Context, a: Args) -> anyhow::Result<()> {
         Policy {
             pool_size: 2,
             batching: a.batching.policy()?,
+            streams: a.max_streams as usize,
             ..Policy::default()
         },
     ));

@@ -153,7 +153,7 @@ async fn metrics(State(gw): State<Arc<Gateway>>) -> Response {
             header::CONTENT_TYPE,
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
         )],
-        gw.metrics().encode(),
+        gw.encode_metrics(),
     )
         .into_response()
 }

@@ -6,6 +6,7 @@ use std::time::Duration;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
@@ -32,6 +33,8 @@ pub struct Metrics {
     mqtt_received: Family<Route, Counter>,
     mqtt_published: Family<Route, Counter>,
     mqtt_dropped: Family<Route, Counter>,
+    stream_instances: Family<Plugin, Gauge>,
+    streams_dropped: Family<Plugin, Gauge>,
 }
 
 /// 50 µs to about 1.6 s: a small model's call up to a deadline overrun.
@@ -77,8 +80,21 @@ impl Metrics {
             "Messages dropped unanswered because the route's queue was full (the oldest go first)",
             mqtt_dropped.clone(),
         );
+        let (stream_instances, streams_dropped) = (Family::default(), Family::default());
+        registry.register(
+            "stream_instances",
+            "Streams (devices) holding an instance of their own, by plugin",
+            stream_instances.clone(),
+        );
+        registry.register(
+            "streams_dropped",
+            "Streams whose instance was given to a newer stream beyond the limit (their state lost), by plugin, since it was deployed",
+            streams_dropped.clone(),
+        );
         Metrics {
             registry,
+            stream_instances,
+            streams_dropped,
             mqtt_received,
             mqtt_published,
             mqtt_dropped,
@@ -133,6 +149,17 @@ impl Metrics {
         self.mqtt_dropped.get_or_create(&Self::route(filter)).inc();
     }
 
+    /// A plugin's streams now, and how many lost their instance so far.
+    pub fn streams(&self, name: &str, instances: usize, dropped: u64) {
+        let l = Self::label(name);
+        self.stream_instances
+            .get_or_create(&l)
+            .set(i64::try_from(instances).unwrap_or(i64::MAX));
+        self.streams_dropped
+            .get_or_create(&l)
+            .set(i64::try_from(dropped).unwrap_or(i64::MAX));
+    }
+
     pub fn encode(&self) -> String {
         let mut out = String::new();
         // Writing into a String cannot fail.
@@ -153,6 +180,7 @@ mod tests {
         m.swap("kws");
         m.rollback("kws");
         m.mqtt_dropped("sensors/+/audio");
+        m.streams("wakeword", 3, 1);
         let text = m.encode();
         for line in [
             "gatehouse_requests_total{plugin=\"kws\"} 2",
@@ -162,6 +190,8 @@ mod tests {
             "gatehouse_request_duration_seconds_count{plugin=\"kws\"} 2",
             "gatehouse_request_duration_seconds_bucket{le=\"0.0001\",plugin=\"kws\"} 1",
             "gatehouse_mqtt_dropped_total{route=\"sensors/+/audio\"} 1",
+            "gatehouse_stream_instances{plugin=\"wakeword\"} 3",
+            "gatehouse_streams_dropped{plugin=\"wakeword\"} 1",
         ] {
             assert!(text.contains(line), "{line} not in\n{text}");
         }

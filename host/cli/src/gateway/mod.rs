@@ -248,8 +248,14 @@ impl Gateway {
         Ok(offered.version)
     }
 
-    pub fn metrics(&self) -> &Metrics {
-        &self.metrics
+    /// The Prometheus text, with the stream gauges read now.
+    pub fn encode_metrics(&self) -> String {
+        for p in self.registry.list() {
+            if let Some((instances, dropped)) = self.registry.stream_counts(&p.name) {
+                self.metrics.streams(&p.name, instances, dropped);
+            }
+        }
+        self.metrics.encode()
     }
 
     /// Serve what the store records, as after a power cut: each plugin's
