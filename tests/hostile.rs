@@ -288,6 +288,25 @@ fn dsp_front_ends_are_bounded_by_quota_and_deadline() {
     assert_kws_still_right(&mut neighbour);
 }
 
+/// With the plugins' 128 KiB stack first in linear memory (.cargo/config.toml),
+/// running out of it is a trap at address 0, not a write over the heap: the
+/// call fails, the instance is replaced, and the next call is served.
+#[test]
+fn a_stack_overflow_traps_and_the_instance_is_replaced() {
+    let rt = runtime(&temp_dir("hostile-stack"));
+    let mut h = hostile(&rt, &[("mode", "deep-recursion")], Limits::default());
+    let e = h.process(b"x").expect_err("recursion without end returned");
+    let text = e.to_string();
+    assert!(text.contains("out of bounds"), "{text}");
+    let e2 = h.process(b"x").expect_err("a second time too");
+    assert!(e2.to_string().contains("out of bounds"), "{e2}");
+    let mut ok = hostile(&rt, &[("mode", "ok")], Limits::default());
+    assert_eq!(
+        ok.process(b"fine").unwrap().output.as_deref(),
+        Some(&b"fine"[..])
+    );
+}
+
 /// One hostile mode of the matrix: its settings and limits, the input it
 /// gets, and whether a call goes through `process-batch` with many inputs.
 struct Mode {
@@ -318,6 +337,13 @@ fn matrix() -> Vec<Mode> {
     };
     vec![
         mode("loop", &[("mode", "loop")], &short, b"x", 1),
+        mode(
+            "deep-recursion",
+            &[("mode", "deep-recursion")],
+            &short,
+            b"x",
+            1,
+        ),
         mode("alloc", &[("mode", "alloc")], &short, b"x", 1),
         mode("forge-handle", &[("mode", "forge-handle")], &short, b"x", 1),
         mode("panic", &[("mode", "panic")], &short, b"x", 1),

@@ -94,6 +94,15 @@ impl Plugin for Hostile {
                 ..Inference::empty()
             }),
             "loop" => spin(),
+            // Recurses with a kilobyte of stack per call until the stack
+            // (128 KiB, first in linear memory) runs out below address 0.
+            "deep-recursion" => {
+                let depth = recurse(0);
+                Ok(Inference {
+                    score: Some(depth as f64),
+                    ..Inference::empty()
+                })
+            }
             // Echoes, but traps on an input whose first byte is 0xff.
             "trap-on-ff" if input.first() == Some(&0xff) => panic!("input starts with 0xff"),
             "trap-on-ff" => Ok(Inference {
@@ -489,6 +498,17 @@ fn brim_read() -> Result<Inference, PluginError> {
         score: Some(bytes.len() as f64),
         ..Inference::empty()
     })
+}
+
+#[inline(never)]
+fn recurse(depth: u64) -> u64 {
+    let frame = std::hint::black_box([depth as u8; 1024]);
+    // Never true: depth only grows; the call is not a tail call because
+    // the frame is read after it.
+    if depth == u64::MAX {
+        return depth;
+    }
+    recurse(depth + 1) + u64::from(std::hint::black_box(frame)[0])
 }
 
 fn spin() -> ! {

@@ -60,6 +60,24 @@ fn a_new_rust_plugin_builds_and_runs() {
         check.starts_with("world: gatehouse:plugin/plugin@0.1.0"),
         "{check}"
     );
+    // The template's .cargo/config.toml gives it the bundled plugins'
+    // 128 KiB stack: with Rust's default 1 MiB an instance takes more
+    // than a mebibyte of linear memory by itself.
+    assert!(dir.join(".cargo/config.toml").is_file());
+    let o = gatehouse(&[
+        "run",
+        wasm.to_str().unwrap(),
+        "--input",
+        dir.join("test-input.bin").to_str().unwrap(),
+        "--stats",
+    ]);
+    let e = common::stderr(&o);
+    let bytes: u64 = e
+        .lines()
+        .find_map(|l| l.strip_prefix("instance-bytes: "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("{e}"));
+    assert!(bytes < 1 << 20, "{bytes} bytes per instance");
 }
 
 #[test]
