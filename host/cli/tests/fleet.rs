@@ -11,9 +11,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use common::gatehouse;
 use common::gateway::{Kit, ok};
-use common::services::{Proc, Registry, free_port, mosquitto, write_config};
-use common::{collect, gatehouse, root, wait_for};
+use common::services::{Proc, Registry, free_port, mosquitto, serve_subscribed, write_config};
 use gatehouse_ota::Bundle;
 use gatehouse_ota::bundle::SIGNATURE;
 use serde_json::Value;
@@ -24,34 +24,11 @@ const MINUTE: Duration = Duration::from_secs(60);
 /// once it has subscribed.
 fn gateway(kit: &Kit, id: &str, port: u16, extra: &[&str]) -> Proc {
     let url = format!("mqtt://127.0.0.1:{port}");
-    let store = kit.path(&format!("store-{id}"));
-    let mut child = Command::new(env!("CARGO_BIN_EXE_gatehouse"))
-        .args(["serve", "--store", &store, "--trust", &kit.path("trust")])
-        .args([
-            "--mqtt",
-            &url,
-            "--gateway-id",
-            id,
-            "--report-interval-s",
-            "1",
-        ])
-        .args(extra)
-        .current_dir(root())
-        .env(
-            "GATEHOUSE_CACHE_DIR",
-            root().join("target/test-tmp/cli-cache"),
-        )
-        .env("RUST_LOG", "info,rumqttd=off")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start serve");
-    let stderr = collect(child.stderr.take().unwrap());
-    let p = Proc { child, stderr };
-    wait_for("the gateway to subscribe", &p.stderr, |e| {
-        e.contains("MQTT: subscribed")
-    });
-    p
+    let (store, trust) = (kit.path(&format!("store-{id}")), kit.path("trust"));
+    let mut args = vec!["--store", &store, "--trust", &trust, "--mqtt", &url];
+    args.extend(["--gateway-id", id, "--report-interval-s", "1"]);
+    args.extend(extra);
+    serve_subscribed(&args)
 }
 
 /// `gatehouse fleet status`: each gateway's line, by id.

@@ -6,12 +6,12 @@
 
 mod common;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
 use std::time::{Duration, Instant};
 
-use common::services::{Proc, free_port, mosquitto, write_config};
-use common::{collect, root, tmp, wait_for};
+use common::services::{Proc, free_port, mosquitto, serve_subscribed, serve_until, write_config};
+use common::{root, tmp};
 use rumqttc::v5::mqttbytes::QoS;
 use rumqttc::v5::mqttbytes::v5::{Filter, Packet, PublishProperties};
 use rumqttc::v5::{Client, Event, MqttOptions};
@@ -34,26 +34,8 @@ fn plugins(name: &str, which: &[&str]) -> PathBuf {
     dir
 }
 
-/// `gatehouse serve ARGS`, once it has subscribed.
 fn serve(args: &[&str]) -> Proc {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_gatehouse"))
-        .arg("serve")
-        .args(args)
-        .current_dir(root())
-        .env(
-            "GATEHOUSE_CACHE_DIR",
-            root().join("target/test-tmp/cli-cache"),
-        )
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start serve");
-    let stderr = collect(child.stderr.take().unwrap());
-    let p = Proc { child, stderr };
-    wait_for("the gateway to subscribe", &p.stderr, |e| {
-        e.contains("MQTT: subscribed")
-    });
-    p
+    serve_subscribed(args)
 }
 
 /// A message the test client received.
@@ -108,17 +90,35 @@ fn connect(opts: MqttOptions, filters: &[&str]) -> (Client, Receiver<Got>) {
             }
         }
     });
-    client
-        .subscribe_many(filters.iter().map(|f| Filter::new(*f, QoS::AtLeastOnce)))
-        .unwrap();
-    subscribed
-        .recv_timeout(MINUTE)
-        .expect("the test client subscribed");
+    // A client that only sends subscribes to nothing.
+    if !filters.is_empty() {
+        client
+            .subscribe_many(filters.iter().map(|f| Filter::new(*f, QoS::AtLeastOnce)))
+            .unwrap();
+        subscribed
+            .recv_timeout(MINUTE)
+            .expect("the test client subscribed");
+    }
     (client, rx)
 }
 
 fn next(rx: &Receiver<Got>) -> Got {
     rx.recv_timeout(MINUTE).expect("a message within a minute")
+}
+
+/// A "yes" clip from device d1, answered on the kws route's result topic.
+fn yes_round_trip(c: &Client, rx: &Receiver<Got>) -> Got {
+    c.publish(
+        "sensors/d1/audio",
+        QoS::AtLeastOnce,
+        false,
+        wav("synth_yes_en-us.wav"),
+    )
+    .unwrap();
+    let got = next(rx);
+    assert_eq!(got.topic, "results/d1/kws");
+    assert_eq!(got.json["label"], "yes", "{}", got.json);
+    got
 }
 
 fn wav(name: &str) -> Vec<u8> {
@@ -156,16 +156,7 @@ fn results_come_back_on_the_embedded_broker() {
     );
     let (c, rx) = client(port, "test-embedded", &["results/#", "reply/#"]);
     // A result per message, on the route's topic, with its source.
-    c.publish(
-        "sensors/d1/audio",
-        QoS::AtLeastOnce,
-        false,
-        wav("synth_yes_en-us.wav"),
-    )
-    .unwrap();
-    let got = next(&rx);
-    assert_eq!(got.topic, "results/d1/kws");
-    assert_eq!(got.json["label"], "yes", "{}", got.json);
+    let got = yes_round_trip(&c, &rx);
     assert_eq!(got.json["plugin"], "kws");
     assert_eq!(got.json["version"], "0.1.0");
     assert_eq!(got.json["topic"], "sensors/d1/audio");
@@ -218,6 +209,21 @@ fn results_come_back_on_the_embedded_broker() {
 }
 
 /// Event times of one device's results, once `messages` results came.
+/// Each piece in turn to each device's wake topic: the devices' streams interleaved.
+fn interleave(c: &Client, pieces: &[&[u8]], devices: &[&str]) {
+    for piece in pieces {
+        for device in devices {
+            c.publish(
+                format!("sensors/{device}/wake"),
+                QoS::AtLeastOnce,
+                false,
+                piece.to_vec(),
+            )
+            .unwrap();
+        }
+    }
+}
+
 fn stream_events(rx: &Receiver<Got>, devices: &[&str], messages: usize) -> Vec<Vec<f64>> {
     let mut events = vec![Vec::new(); devices.len()];
     let mut counts = vec![0; devices.len()];
@@ -273,17 +279,7 @@ queue = 1000
     // whole file gives (`run_plugins.rs`: "marvin" at 1.408 s and 5.024 s).
     let audio = wav("short_wav_easy10s.wav");
     let pieces: Vec<&[u8]> = audio.chunks(4096).collect();
-    for piece in &pieces {
-        for device in ["left", "right"] {
-            c.publish(
-                format!("sensors/{device}/wake"),
-                QoS::AtLeastOnce,
-                false,
-                piece.to_vec(),
-            )
-            .unwrap();
-        }
-    }
+    interleave(&c, &pieces, &["left", "right"]);
     let events = stream_events(&rx, &["left", "right"], pieces.len());
     assert!(
         !gw.stderr.lock().unwrap().contains("connection lost"),
@@ -438,6 +434,69 @@ fn messages_the_broker_accepted_are_answered_across_its_restart() {
     }
 }
 
+/// A sender publishes numbered messages without pause while the broker
+/// is stopped and started again under it. Every message is answered: what
+/// the broker had accepted survives in its persistence file, what the
+/// sender had not yet had accepted it sends again after reconnecting, and
+/// the gateway's unacknowledged results are sent again by its client.
+#[test]
+fn a_broker_restart_under_steady_load_loses_no_message() {
+    let port = free_port();
+    let store = tmp("mosquitto-load-db");
+    let _ = std::fs::remove_dir_all(&store);
+    std::fs::create_dir_all(&store).unwrap();
+    std::fs::set_permissions(&store, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+    let persist = format!(
+        "persistence true\npersistence_location {}/\n",
+        store.display()
+    );
+    let broker = mosquitto("mosquitto-load.conf", port, &persist);
+    let dir = plugins("mqtt-load", &["anomaly"]);
+    let config = write_config("mqtt-load.toml", ANOMALY_ROUTE);
+    let _gw = serve_on(port, &dir, &config, "load");
+    let (_results, rx) = persistent_client(port, "test-load-results", &["results/#"]);
+    let (sender, _) = persistent_client(port, "test-load-sender", &[]);
+    let sent = 300;
+    let sending = std::thread::spawn(move || {
+        for i in 0..sent {
+            sender
+                .publish(
+                    format!("machines/m{i}/logmel"),
+                    QoS::AtLeastOnce,
+                    false,
+                    logmel(),
+                )
+                .unwrap();
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        sender
+    });
+    // Mid-stream, the broker goes away and comes back.
+    let mut answered = std::collections::BTreeSet::new();
+    while answered.len() < 50 {
+        answered.insert(next(&rx).topic);
+    }
+    let mut broker = broker;
+    terminate(&mut broker.child);
+    drop(broker);
+    let _broker = mosquitto("mosquitto-load.conf", port, &persist);
+    let start = Instant::now();
+    while answered.len() < sent {
+        let got = match rx.recv_timeout(MINUTE.saturating_sub(start.elapsed())) {
+            Ok(g) => g,
+            Err(_) => {
+                let missing: Vec<usize> = (0..sent)
+                    .filter(|i| !answered.contains(&format!("results/m{i}/anomaly")))
+                    .collect();
+                panic!("{} of {sent} answered; missing {missing:?}", answered.len());
+            }
+        };
+        assert!(got.json["score"].as_f64().is_some(), "{}", got.json);
+        answered.insert(got.topic);
+    }
+    let _sender = sending.join().unwrap();
+}
+
 /// SIGTERM, so mosquitto saves its persistence file as it stops.
 fn terminate(child: &mut Child) {
     let _ = Command::new("kill")
@@ -507,29 +566,8 @@ fn two_gateways_split_a_shared_subscription_on_mosquitto() {
     drop(gateways);
 }
 
-/// `gatehouse serve` with `args`, and its log once it has connected or
-/// failed to.
 fn refs(v: &[String]) -> Vec<&str> {
     v.iter().map(String::as_str).collect()
-}
-
-fn serve_until(args: &[&str], what: &str, done: impl Fn(&str) -> bool) -> Proc {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_gatehouse"))
-        .arg("serve")
-        .args(args)
-        .current_dir(root())
-        .env(
-            "GATEHOUSE_CACHE_DIR",
-            root().join("target/test-tmp/cli-cache"),
-        )
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start serve");
-    let stderr = collect(child.stderr.take().unwrap());
-    let p = Proc { child, stderr };
-    wait_for(what, &p.stderr, done);
-    p
 }
 
 #[test]
@@ -608,20 +646,9 @@ fn mqtts_with_a_password_and_nothing_less() {
 
     // The right ones: results come back through the TLS connection.
     let a = args("creds", "cert.pem");
-    let _gw = serve_until(&refs(&a), "the gateway to subscribe", |e| {
-        e.contains("MQTT: subscribed")
-    });
+    let _gw = serve_subscribed(&refs(&a));
     let (c, rx) = client(plain_port, "test-tls", &["results/#"]);
-    c.publish(
-        "sensors/d1/audio",
-        QoS::AtLeastOnce,
-        false,
-        wav("synth_yes_en-us.wav"),
-    )
-    .unwrap();
-    let got = next(&rx);
-    assert_eq!(got.topic, "results/d1/kws");
-    assert_eq!(got.json["label"], "yes", "{}", got.json);
+    yes_round_trip(&c, &rx);
 }
 
 /// A field of /proc/PID/status, in KiB.
@@ -737,17 +764,7 @@ fn streams_beyond_the_limit_take_the_idlest_instance_and_are_counted() {
     // the other, so neither keeps its state, and each loss is counted.
     let audio = wav("short_wav_easy10s.wav");
     let pieces: Vec<&[u8]> = audio.chunks(4096).take(4).collect();
-    for piece in &pieces {
-        for device in ["left", "right"] {
-            c.publish(
-                format!("sensors/{device}/wake"),
-                QoS::AtLeastOnce,
-                false,
-                piece.to_vec(),
-            )
-            .unwrap();
-        }
-    }
+    interleave(&c, &pieces, &["left", "right"]);
     for _ in 0..2 * pieces.len() {
         next(&rx);
     }

@@ -7,7 +7,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use super::{collect, tmp};
+use super::{collect, root, tmp, wait_for};
 
 const MINUTE: Duration = Duration::from_secs(60);
 
@@ -112,4 +112,33 @@ impl Registry {
             addr,
         }
     }
+}
+
+/// `gatehouse serve ARGS` (a private cache, from the repository root),
+/// once its log satisfies `done`.
+pub fn serve_until(args: &[&str], what: &str, done: impl Fn(&str) -> bool) -> Proc {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_gatehouse"))
+        .arg("serve")
+        .args(args)
+        .current_dir(root())
+        .env(
+            "GATEHOUSE_CACHE_DIR",
+            root().join("target/test-tmp/cli-cache"),
+        )
+        .env("RUST_LOG", "info,rumqttd=off")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start serve");
+    let stderr = collect(child.stderr.take().unwrap());
+    let p = Proc { child, stderr };
+    wait_for(what, &p.stderr, done);
+    p
+}
+
+/// `gatehouse serve ARGS`, once it has subscribed to its broker.
+pub fn serve_subscribed(args: &[&str]) -> Proc {
+    serve_until(args, "the gateway to subscribe", |e| {
+        e.contains("MQTT: subscribed")
+    })
 }
