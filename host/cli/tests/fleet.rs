@@ -221,20 +221,37 @@ fn one_gateway_follows_its_desired_state_and_refuses_what_it_must() {
     assert_eq!(active(&s, "kws").as_deref(), Some("1.1.0"), "{s}");
     assert_eq!(active(&s, "hostile"), None, "{s}");
 
+    // The broker loses the retained document (a restart without
+    // persistence, an operator's mistake): the next one is still numbered
+    // after what the gateway reports it applied, so it is not refused.
+    publish_retained(port, own, "");
+    let d = desire(port, &["--gateway", "gw1"], &oci("1.1.0"));
+    let s = wait_status(port, "gw1", "the renumbered document applied", |s| {
+        s["reported"]["applied"][own].as_u64() == d["sequence"].as_u64()
+    });
+    assert_eq!(active(&s, "kws").as_deref(), Some("1.1.0"), "{s}");
+
     // Killed, it is marked offline by its last will; desired state that
     // changes meanwhile is applied once it is back.
     let _ = gw.child.kill();
     let _ = gw.child.wait();
     wait_status(port, "gw1", "offline", |s| s["online"] == false);
     let d = desire(port, &["--gateway", "gw1"], &oci("1.2.0"));
-    assert!(d["sequence"].as_u64().unwrap() > 104, "{d}");
+    let seq = d["sequence"].as_u64().unwrap();
     let _gw = gateway(&kit, "gw1", port, &[]);
     let s = wait_status(port, "gw1", "kws 1.2.0 after the restart", |s| {
         s["online"] == true && active(s, "kws").as_deref() == Some("1.2.0")
     });
-    // The refusals of before the restart stay refused: the ledger keeps
-    // the applied sequence.
-    assert!(s["reported"]["applied"][own].as_u64().unwrap() > 104, "{s}");
+    assert_eq!(s["reported"]["applied"][own].as_u64(), Some(seq), "{s}");
+    // The ledger survived the restart: an older sequence is still refused.
+    publish_retained(port, own, &forged(seq - 1, "1.2.0", &sha_120, "1.2.0"));
+    let s = wait_status(
+        port,
+        "gw1",
+        "the older sequence refused after a restart",
+        |s| refusal(s).contains(&format!("sequence {} is older than {seq}", seq - 1)),
+    );
+    assert_eq!(active(&s, "kws").as_deref(), Some("1.2.0"), "{s}");
 }
 
 /// `hostile` bundles: `ok` answers every request, `panic` fails them all

@@ -183,15 +183,23 @@ impl Operator {
     }
 
     /// Publish `doc` on `topic`, retained, numbered after whatever that
-    /// topic had.
+    /// topic had and after what any gateway reports it applied from it (a
+    /// broker that lost its retained messages must not leave the fleet
+    /// refusing every new document as older).
     pub async fn put(&self, topic: &str, mut doc: Desired) -> anyhow::Result<Desired> {
         // Numbered after any document there, well-formed or not.
-        let last = self
+        let retained = self
             .get(topic)
             .and_then(|(_, b)| serde_json::from_slice::<serde_json::Value>(&b).ok())
             .and_then(|v| v["sequence"].as_u64())
             .unwrap_or(0);
-        doc.sequence = doc.sequence.max(last) + 1;
+        let applied = self
+            .gateways()
+            .values()
+            .filter_map(|(r, _)| r.as_ref()?.applied.get(topic).copied())
+            .max()
+            .unwrap_or(0);
+        doc.sequence = doc.sequence.max(retained).max(applied) + 1;
         let json = serde_json::to_vec(&doc)?;
         self.client
             .publish(topic, QoS::AtLeastOnce, true, json.clone())
