@@ -388,19 +388,25 @@ fn a_full_queue_drops_the_oldest_and_says_so() {
     assert!(rx.recv_timeout(Duration::from_secs(2)).is_err());
 }
 
-#[test]
-fn messages_the_broker_accepted_are_answered_across_its_restart() {
-    let port = free_port();
-    let store = tmp("mosquitto-restart-db");
+/// mosquitto settings that keep sessions and messages in a fresh folder
+/// across a restart.
+fn persistence(tag: &str) -> String {
+    let store = tmp(&format!("mosquitto-{tag}-db"));
     let _ = std::fs::remove_dir_all(&store);
     std::fs::create_dir_all(&store).unwrap();
     // Started as root, mosquitto drops to its own user, which must be able
     // to write its persistence file here.
     std::fs::set_permissions(&store, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
-    let persist = format!(
+    format!(
         "persistence true\npersistence_location {}/\n",
         store.display()
-    );
+    )
+}
+
+#[test]
+fn messages_the_broker_accepted_are_answered_across_its_restart() {
+    let port = free_port();
+    let persist = persistence("restart");
     let broker = mosquitto("mosquitto-restart.conf", port, &persist);
     let dir = plugins("mqtt-restart", &["anomaly"]);
     let config = write_config("mqtt-restart.toml", ANOMALY_ROUTE);
@@ -442,14 +448,7 @@ fn messages_the_broker_accepted_are_answered_across_its_restart() {
 #[test]
 fn a_broker_restart_under_steady_load_loses_no_message() {
     let port = free_port();
-    let store = tmp("mosquitto-load-db");
-    let _ = std::fs::remove_dir_all(&store);
-    std::fs::create_dir_all(&store).unwrap();
-    std::fs::set_permissions(&store, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
-    let persist = format!(
-        "persistence true\npersistence_location {}/\n",
-        store.display()
-    );
+    let persist = persistence("load");
     let broker = mosquitto("mosquitto-load.conf", port, &persist);
     let dir = plugins("mqtt-load", &["anomaly"]);
     let config = write_config("mqtt-load.toml", ANOMALY_ROUTE);
