@@ -709,10 +709,10 @@ fn hostile(seconds: &str) -> Result<()> {
         "-p",
         "gatehouse-scenarios",
         "--test",
-        "hostile",
+        "scenarios",
         "--no-capture",
         "-E",
-        "test(neighbours)",
+        "test(/^hostile::neighbours/)",
     ])
     .env("GATEHOUSE_HOSTILE_SECONDS", seconds);
     run(c)

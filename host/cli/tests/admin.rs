@@ -3,13 +3,11 @@
 //! certificate; a token file replaced while the gateway runs. After each,
 //! the API still answers.
 
-mod common;
-
 use std::io::{Read as _, Write as _};
 use std::net::TcpStream;
 use std::time::Duration;
 
-use common::gateway::{Daemon, Kit, TOKEN, http};
+use crate::common::gateway::{Daemon, Kit, TOKEN, http};
 
 fn addr(d: &Daemon) -> String {
     d.url

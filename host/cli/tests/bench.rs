@@ -1,9 +1,7 @@
 //! `gatehouse bench`: the JSON lines the comparison script reads, and the plot.
 //! (Figures are not checked here: a benchmark is not a test.)
 
-mod common;
-
-use common::{gatehouse, stderr, tmp};
+use crate::common::{gatehouse, stderr, tmp};
 
 #[test]
 fn bench_prints_one_json_object_per_batch_size_and_draws_the_plot() {

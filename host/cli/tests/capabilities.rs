@@ -1,10 +1,8 @@
 //! Capabilities through a gateway: a bundle asks, the operator's policy
 //! grants, and the `state` directory lives as long as the plugin does.
 
-mod common;
-
-use common::gatehouse;
-use common::gateway::{Daemon, Kit, TOKEN, ok};
+use crate::common::gatehouse;
+use crate::common::gateway::{Daemon, Kit, TOKEN, ok};
 
 /// The hostile test plugin counting its calls in `/state/count`.
 fn counter(kit: &Kit, version: &str, state_kib: u32) -> Vec<u8> {
@@ -102,7 +100,7 @@ fn an_unknown_capability_is_refused_when_packed_and_when_granted() {
     let o = gatehouse(&[
         "pack",
         "--component",
-        common::root()
+        crate::common::root()
             .join("target/plugins/kws.wasm")
             .to_str()
             .unwrap(),
@@ -113,13 +111,13 @@ fn an_unknown_capability_is_refused_when_packed_and_when_granted() {
         "--out",
         &kit.path("net.gpk"),
     ]);
-    let err = common::stderr(&o);
+    let err = crate::common::stderr(&o);
     assert!(
         !o.status.success() && err.contains("unknown capability \"network\""),
         "{err}"
     );
     let o = gatehouse(&["serve", "--allow-capabilities", "network"]);
-    let err = common::stderr(&o);
+    let err = crate::common::stderr(&o);
     assert!(
         !o.status.success() && err.contains("unknown capability"),
         "{err}"
@@ -128,7 +126,7 @@ fn an_unknown_capability_is_refused_when_packed_and_when_granted() {
 
 #[test]
 fn check_lists_every_import_with_what_a_gateway_would_do() {
-    let hostile = common::root().join("target/plugins/hostile.wasm");
+    let hostile = crate::common::root().join("target/plugins/hostile.wasm");
     let hostile = hostile.to_str().unwrap();
     let out = ok(&gatehouse(&["check", hostile]));
     assert!(
@@ -165,8 +163,8 @@ fn check_lists_every_import_with_what_a_gateway_would_do() {
         line(&granted, "wasi:filesystem/preopens@").contains("granted by the policy"),
         "{granted}"
     );
-    let junk = common::tmp("check-junk.wasm");
+    let junk = crate::common::tmp("check-junk.wasm");
     std::fs::write(&junk, b"\0asm not really").unwrap();
     let o = gatehouse(&["check", junk.to_str().unwrap()]);
-    assert!(!o.status.success(), "{}", common::stderr(&o));
+    assert!(!o.status.success(), "{}", crate::common::stderr(&o));
 }

@@ -1,8 +1,7 @@
 //! `gatehouse infer` on the MLPerf Tiny conformance vectors: byte-identical to
 //! the TFLite interpreter's reference kernels (tests/fixtures/vectors/README.md).
 
-mod common;
-use common::{gatehouse, gatehouse_with, kernel_sets, root, stderr, tmp};
+use crate::common::{gatehouse, gatehouse_with, kernel_sets, root, stderr, tmp};
 
 fn check(model: &str, semantics: &str, expected: &str) {
     check_with(model, semantics, expected, &[]);

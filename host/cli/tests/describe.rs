@@ -1,9 +1,7 @@
 //! `gatehouse describe`: what a plugin is and what each instance costs.
 
-mod common;
-
-use common::gateway::ok;
-use common::{gatehouse, root};
+use crate::common::gateway::ok;
+use crate::common::{gatehouse, root};
 use serde_json::Value;
 
 #[test]
@@ -71,13 +69,13 @@ fn describe_model_names_what_is_unsupported_instead_of_failing() {
     );
 
     // Bytes that are no model at all are an error, and say so.
-    let junk = common::tmp("junk.tflite");
+    let junk = crate::common::tmp("junk.tflite");
     std::fs::write(&junk, b"0123456789abcdef").unwrap();
     let o = gatehouse(&["describe", "--model", junk.to_str().unwrap()]);
     assert!(!o.status.success());
     assert!(
-        common::stderr(&o).contains("not a TensorFlow Lite model"),
+        crate::common::stderr(&o).contains("not a TensorFlow Lite model"),
         "{}",
-        common::stderr(&o)
+        crate::common::stderr(&o)
     );
 }

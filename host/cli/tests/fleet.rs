@@ -3,17 +3,17 @@
 //! docker-registry), both installed by `cargo xtask test`. Each step waits
 //! for what it needs, up to a minute.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use common::gatehouse;
-use common::gateway::{Kit, ok};
-use common::services::{Proc, Registry, free_port, mosquitto, serve_subscribed, write_config};
+use crate::common::gatehouse;
+use crate::common::gateway::{Kit, ok};
+use crate::common::services::{
+    Proc, Registry, free_port, mosquitto, serve_subscribed, write_config,
+};
 use gatehouse_ota::Bundle;
 use gatehouse_ota::bundle::SIGNATURE;
 use serde_json::Value;
@@ -384,9 +384,9 @@ fn a_rollout_reaches_eight_gateways_in_waves_and_halts_at_a_bad_canary() {
     assert_eq!(halted["wave"], 0, "{out}");
     assert_eq!(halted["gateways"], serde_json::json!(["gw1"]), "{out}");
     assert!(
-        common::stderr(&bad).contains("halted at wave 0"),
+        crate::common::stderr(&bad).contains("halted at wave 0"),
         "{}",
-        common::stderr(&bad)
+        crate::common::stderr(&bad)
     );
     let s = wait_status(port, "gw1", "the canary back on 1.1.0", |s| {
         active(s, "hostile").as_deref() == Some("1.1.0")

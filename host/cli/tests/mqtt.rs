@@ -4,14 +4,15 @@
 //! waits for what it needs, up to a minute, so a slow machine only makes the
 //! tests slower.
 
-mod common;
 use std::path::PathBuf;
 use std::process::{Child, Command};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
 use std::time::{Duration, Instant};
 
-use common::services::{Proc, free_port, mosquitto, serve_subscribed, serve_until, write_config};
-use common::{root, tmp};
+use crate::common::services::{
+    Proc, free_port, mosquitto, serve_subscribed, serve_until, write_config,
+};
+use crate::common::{root, tmp};
 use rumqttc::v5::mqttbytes::QoS;
 use rumqttc::v5::mqttbytes::v5::{Filter, Packet, PublishProperties};
 use rumqttc::v5::{Client, Event, MqttOptions};
@@ -730,7 +731,7 @@ fn a_flood_leaves_the_daemons_memory_bounded() {
 
 #[test]
 fn streams_beyond_the_limit_take_the_idlest_instance_and_are_counted() {
-    use common::gateway::{Daemon, Kit, TOKEN};
+    use crate::common::gateway::{Daemon, Kit, TOKEN};
     let kit = Kit::new("mqtt-max-streams");
     let port = free_port();
     let dir = plugins("mqtt-max-streams-plugins", &["wakeword"]);

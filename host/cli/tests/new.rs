@@ -1,12 +1,10 @@
 //! `gatehouse new` projects build and run as they are, in both languages,
 //! from outside the repository.
 
-mod common;
-
 use std::process::Command;
 
-use common::gateway::ok;
-use common::{gatehouse, root};
+use crate::common::gateway::ok;
+use crate::common::{gatehouse, root};
 
 /// A folder outside the repository, so that nothing of it can leak in.
 fn outside(tag: &str) -> std::path::PathBuf {
@@ -71,7 +69,7 @@ fn a_new_rust_plugin_builds_and_runs() {
         dir.join("test-input.bin").to_str().unwrap(),
         "--stats",
     ]);
-    let e = common::stderr(&o);
+    let e = crate::common::stderr(&o);
     let bytes: u64 = e
         .lines()
         .find_map(|l| l.strip_prefix("instance-bytes: "))
@@ -121,7 +119,7 @@ fn new_refuses_bad_names_and_existing_folders() {
             "--dir",
             base.join(dir).to_str().unwrap(),
         ]);
-        let err = common::stderr(&o);
+        let err = crate::common::stderr(&o);
         assert!(!o.status.success() && err.contains(why), "{name}: {err}");
     }
 }

@@ -2,8 +2,7 @@
 //! every operator the loader maps, byte-identical to the TFLite interpreter's
 //! reference kernels, on every kernel set this CPU runs.
 
-mod common;
-use common::{gatehouse_with, kernel_sets, root, stderr, tmp};
+use crate::common::{gatehouse_with, kernel_sets, root, stderr, tmp};
 
 #[test]
 fn every_op_coverage_model_is_bit_exact() {

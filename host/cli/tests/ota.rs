@@ -2,14 +2,12 @@
 //! the token, `kill -9` at each deploy step, a full disk, automatic rollback
 //! made durable, and an OCI round trip through a real registry.
 
-mod common;
-
 use std::os::unix::process::ExitStatusExt as _;
 use std::time::{Duration, Instant};
 
-use common::gatehouse;
-use common::gateway::{Daemon, Kit, TOKEN, http, ok};
-use common::services::Registry;
+use crate::common::gatehouse;
+use crate::common::gateway::{Daemon, Kit, TOKEN, http, ok};
+use crate::common::services::Registry;
 use gatehouse_ota::bundle::{COMPONENT, MANIFEST, SIGNATURE};
 use gatehouse_ota::{Bundle, FaultPoint, Manifest};
 use serde_json::Value;
@@ -41,9 +39,9 @@ fn pack_and_verify_from_the_command_line() {
     let o = gatehouse(&["verify", &b, "--trust", &kit.path("other")]);
     assert!(!o.status.success());
     assert!(
-        common::stderr(&o).contains("not in the trust folder"),
+        crate::common::stderr(&o).contains("not in the trust folder"),
         "{}",
-        common::stderr(&o)
+        crate::common::stderr(&o)
     );
     let tampered = kit.path("tampered.gpk");
     std::fs::write(
@@ -59,9 +57,9 @@ fn pack_and_verify_from_the_command_line() {
     let o = gatehouse(&["verify", &tampered, "--trust", &kit.path("trust")]);
     assert!(!o.status.success());
     assert!(
-        common::stderr(&o).contains("tampered"),
+        crate::common::stderr(&o).contains("tampered"),
         "{}",
-        common::stderr(&o)
+        crate::common::stderr(&o)
     );
 }
 
@@ -441,9 +439,9 @@ fn operator_rollback_and_remove_from_the_command_line() {
     // Nothing further back to go to.
     let o = run(with(&["plugins", "rollback", "kws"]));
     assert!(
-        !o.status.success() && common::stderr(&o).contains("no previous version"),
+        !o.status.success() && crate::common::stderr(&o).contains("no previous version"),
         "{}",
-        common::stderr(&o)
+        crate::common::stderr(&o)
     );
     ok(&run(with(&["plugins", "remove", "kws"])));
     assert_eq!(d.versions("kws"), (None, None));
@@ -465,9 +463,9 @@ fn operator_rollback_and_remove_from_the_command_line() {
         &kit.path("bad-token"),
     ]);
     assert!(
-        !o.status.success() && common::stderr(&o).contains("401"),
+        !o.status.success() && crate::common::stderr(&o).contains("401"),
         "{}",
-        common::stderr(&o)
+        crate::common::stderr(&o)
     );
 }
 
@@ -533,9 +531,9 @@ fn an_oci_round_trip_push_then_deploy_by_reference() {
     args.extend(to);
     let o = gatehouse(&args);
     assert!(
-        !o.status.success() && common::stderr(&o).contains("not signed"),
+        !o.status.success() && crate::common::stderr(&o).contains("not signed"),
         "{}",
-        common::stderr(&o)
+        crate::common::stderr(&o)
     );
     assert_eq!(d.versions("kws").0.as_deref(), Some("1.2.0"));
 }

@@ -1,7 +1,6 @@
 //! `gatehouse run` with the kws plugin on the sample clips.
 
-mod common;
-use common::{gatehouse, root, stderr};
+use crate::common::{gatehouse, root, stderr};
 use serde_json::Value;
 
 /// Score drift allowed against the reference interpreter. Our features are

@@ -1,8 +1,7 @@
 //! `gatehouse run` with the vision, anomaly and wake-word plugins against the
 //! reference pipeline's expected results in examples/data/.
 
-mod common;
-use common::{gatehouse, root, stderr};
+use crate::common::{gatehouse, root, stderr};
 use serde_json::Value;
 
 fn run(args: &[&str]) -> Vec<Value> {
@@ -257,7 +256,7 @@ fn anomaly_on_a_wav_scores_like_its_librosa_log_mel() {
         "WAV path {a} vs librosa features {b}"
     );
     // Too short a clip is refused with the reason.
-    let short = common::tmp("short.wav");
+    let short = crate::common::tmp("short.wav");
     let mut bytes = std::fs::read(root().join(format!("{dir}/machine.wav"))).unwrap();
     bytes.truncate(44 + 2 * 16000);
     std::fs::write(&short, bytes).unwrap();

@@ -3,11 +3,10 @@
 //! loading a half-written file. Each step waits for the daemon to say it
 //! happened, so a slow machine only makes the test slower.
 
-mod common;
 use std::io::Write;
 use std::process::{Command, Stdio};
 
-use common::{collect, root, tmp, wait_for};
+use crate::common::{collect, root, tmp, wait_for};
 
 fn answers(stdout: &str) -> usize {
     stdout

@@ -2,8 +2,7 @@
 //! nothing failed, answered wrong or lost, by the count of the threads
 //! that received the answers and of the versions that made them.
 
-mod common;
-use common::{gatehouse, stderr};
+use crate::common::{gatehouse, stderr};
 
 #[test]
 fn a_hundred_swaps_under_load_report_no_failure_and_no_loss() {
