@@ -10,14 +10,17 @@ mod error;
 pub mod add;
 #[cfg(target_arch = "aarch64")]
 pub mod arm;
+pub mod batch_matmul;
 pub mod broadcast;
 pub mod conv;
 pub mod depthwise;
 pub mod dispatch;
 mod drive;
 pub mod elementwise;
+mod fixed16;
 pub mod fully_connected;
 pub mod geometry;
+pub mod lstm;
 pub mod movement;
 pub mod pack;
 #[cfg(test)]
@@ -30,12 +33,14 @@ pub mod softmax;
 pub mod x86;
 
 pub use add::{Add, AddSpec};
+pub use batch_matmul::{BatchMatMul, BatchMatMulSpec};
 pub use conv::{Conv2d, Conv2dSpec};
 pub use depthwise::{DepthwiseConv2d, DepthwiseConv2dSpec};
 pub use dispatch::KernelSet;
 pub use error::KernelError;
 pub use fully_connected::{FullyConnected, FullyConnectedSpec};
 pub use geometry::{Padding, Shape4, Window, WindowSpec};
+pub use lstm::{Lstm, LstmSpec};
 pub use pooling::Pool2d;
 pub use quant::{Activation, Requant, Rounding, Semantics, activation_range};
 pub use softmax::Softmax;
