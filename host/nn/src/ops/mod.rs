@@ -8,10 +8,12 @@
 mod operand;
 
 mod add;
+mod batch_matmul;
 mod concatenation;
 mod conv2d;
 mod depthwise_conv2d;
 mod fully_connected;
+mod lstm;
 mod mul;
 mod pad;
 mod pool2d;
@@ -22,10 +24,12 @@ mod strided_slice;
 mod unary;
 
 pub use add::Add;
+pub use batch_matmul::BatchMatMul;
 pub use concatenation::Concatenation;
 pub use conv2d::Conv2d;
 pub use depthwise_conv2d::DepthwiseConv2d;
 pub use fully_connected::FullyConnected;
+pub use lstm::{Lstm, LstmGate};
 pub use mul::Mul;
 pub use operand::WindowArgs;
 pub use pad::Pad;
@@ -85,6 +89,8 @@ operators! {
     StridedSlice(StridedSlice),
     SpaceToBatch(SpaceToBatch),
     BatchToSpace(BatchToSpace),
+    Lstm(Lstm),
+    BatchMatMul(BatchMatMul),
 }
 
 /// An operator's arguments, validated and prepared against the tensors
