@@ -20,7 +20,14 @@ mod wit_docs;
 
 /// Plugin crates, each built into `target/plugins/<name>.wasm`.
 const PLUGINS: &[&str] = &[
-    "kws", "vww", "ic", "anomaly", "wakeword", "tflite", "hostile",
+    "kws",
+    "vww",
+    "ic",
+    "anomaly",
+    "wakeword",
+    "tflite",
+    "hostile",
+    "maintenance",
 ];
 /// Components that are not plugins, built into `target/components/`: the
 /// TFLite loader that plugs into plugins of other languages.
@@ -348,6 +355,24 @@ fn demo() -> Result<()> {
     ]);
     run(c)?;
     println!(
+        "\n-- predictive maintenance: a motor's last 14 h, one row of 12 channels a minute, LSTM + attention (then the TCN)"
+    );
+    let motor_run = "examples/data/maintenance/motor_run.f32";
+    for model in ["lstm-attention", "tcn"] {
+        let mut c = gatehouse();
+        c.args(["run", "target/plugins/maintenance.wasm", "--set"])
+            .arg(format!("model={model}"))
+            .args(["--chunk", "48", "--input", motor_run]);
+        let out = c.output()?;
+        if !out.status.success() {
+            bail!(
+                "maintenance ({model}): {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        summarize_maintenance(model, &String::from_utf8_lossy(&out.stdout))?;
+    }
+    println!(
         "\n-- the gateway on MQTT: an embedded broker, routes from examples/gateway.toml, a stream per device"
     );
     mqtt_demo::run(&root(), gatehouse())?;
@@ -446,6 +471,40 @@ fn demo() -> Result<()> {
     ]);
     let out = c.output()?;
     println!("{}", String::from_utf8_lossy(&out.stderr).trim());
+    Ok(())
+}
+
+/// One line per hour of the maintenance plugin's stream, and its alarms:
+/// 840 rows are too many to print.
+fn summarize_maintenance(model: &str, stdout: &str) -> Result<()> {
+    let lines: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(serde_json::from_str)
+        .collect::<Result<_, _>>()?;
+    println!("{model}: {} windows", lines.len());
+    for (i, v) in lines.iter().enumerate() {
+        let minute = i + 32;
+        let alarms: Vec<String> = v["events"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|e| {
+                format!(
+                    "{} at {:.0} min",
+                    e["label"].as_str().unwrap_or("?"),
+                    e["t_s"].as_f64().unwrap_or(0.0) / 60.0
+                )
+            })
+            .collect();
+        if minute % 60 == 0 || !alarms.is_empty() {
+            println!(
+                "  minute {minute:>3}: {:<9} hours to failure {:>5.1}  {}",
+                v["label"].as_str().unwrap_or("?"),
+                v["score"].as_f64().unwrap_or(f64::NAN),
+                alarms.join(", ")
+            );
+        }
+    }
     Ok(())
 }
 

@@ -22,9 +22,9 @@ pub mod batched {
         default_bindings_module: "gatehouse_sdk::bindings::batched",
         runtime_path: "gatehouse_sdk::__wit_bindgen::rt",
         with: {
-            "gatehouse:nn/tensors@0.1.0": crate::bindings::gatehouse::nn::tensors,
-            "gatehouse:nn/ops@0.1.0": crate::bindings::gatehouse::nn::ops,
-            "gatehouse:nn/plan@0.1.0": crate::bindings::gatehouse::nn::plan,
+            "gatehouse:nn/tensors@0.1.0": crate::bindings::gatehouse::nn0_1_0::tensors,
+            "gatehouse:nn/ops@0.1.0": crate::bindings::gatehouse::nn0_1_0::ops,
+            "gatehouse:nn/plan@0.1.0": crate::bindings::gatehouse::nn0_1_0::plan,
             "gatehouse:plugin/types@0.1.0": crate::bindings::gatehouse::plugin0_1_0::types,
             "gatehouse:plugin/log@0.1.0": crate::bindings::gatehouse::plugin0_1_0::log,
             "gatehouse:plugin/clock@0.1.0": crate::bindings::gatehouse::plugin0_1_0::clock,
@@ -52,6 +52,21 @@ impl<T: Guest> batched::Guest for T {
     }
 }
 
+/// `gatehouse:nn@0.2.0`'s `sequence` interface: the LSTM and BATCH_MATMUL,
+/// over 0.1.0's tensors and into 0.1.0's plans (mapped onto the modules above).
+pub mod sequence {
+    wit_bindgen::generate!({
+        path: "../../wit",
+        world: "gatehouse:nn/sequence-ops@0.2.0",
+        runtime_path: "gatehouse_sdk::__wit_bindgen::rt",
+        with: {
+            "gatehouse:nn/tensors@0.1.0": crate::bindings::gatehouse::nn0_1_0::tensors,
+            "gatehouse:nn/ops@0.1.0": crate::bindings::gatehouse::nn0_1_0::ops,
+            "gatehouse:nn/plan@0.1.0": crate::bindings::gatehouse::nn0_1_0::plan,
+        },
+    });
+}
+
 /// `gatehouse:dsp@0.1.0`: the host's audio front ends. Their errors are
 /// `gatehouse:nn`'s, mapped onto the modules above.
 pub mod dsp {
@@ -60,7 +75,7 @@ pub mod dsp {
         world: "gatehouse:dsp/kernels@0.1.0",
         runtime_path: "gatehouse_sdk::__wit_bindgen::rt",
         with: {
-            "gatehouse:nn/tensors@0.1.0": crate::bindings::gatehouse::nn::tensors,
+            "gatehouse:nn/tensors@0.1.0": crate::bindings::gatehouse::nn0_1_0::tensors,
         },
     });
 }

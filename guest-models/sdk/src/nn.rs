@@ -4,14 +4,17 @@
 //! dropped, and borrows in operator records keep handles alive while a call
 //! uses them. This module adds constructors and error text.
 
-pub use crate::bindings::gatehouse::nn::ops::{
+pub use crate::bindings::gatehouse::nn0_1_0::ops::{
     Activation, Binary, Concatenation, Conv2d, DepthwiseConv2d, ExecOptions, FullyConnected, Op,
     Pad, Padding, Pool2d, Reduce, Semantics, Softmax, SpaceBatch, StridedSlice, Unary, Window,
     execute,
 };
-pub use crate::bindings::gatehouse::nn::plan::Plan;
-pub use crate::bindings::gatehouse::nn::tensors::{
+pub use crate::bindings::gatehouse::nn0_1_0::plan::Plan;
+pub use crate::bindings::gatehouse::nn0_1_0::tensors::{
     Dtype, MemoryUsage, NnError, Quantization, Tensor, TensorDesc, usage,
+};
+pub use crate::bindings::sequence::gatehouse::nn0_2_0::sequence::{
+    BatchMatmul, CellActivation, Lstm, LstmGate, Op as SequenceOp,
 };
 
 impl Quantization {
@@ -80,6 +83,35 @@ impl NnError {
             NnError::QuotaExceeded(m) => format!("tensor quota exceeded: {m}"),
             NnError::StaleTensor(m) => format!("stale tensor: {m}"),
             NnError::Unsupported(m) => format!("unsupported: {m}"),
+        }
+    }
+}
+
+/// An operator of either interface: 0.1.0's `ops` or 0.2.0's `sequence`.
+/// A plugin that records only the first never imports the second.
+pub enum AnyOp<'a> {
+    Core(Op<'a>),
+    Sequence(SequenceOp<'a>),
+}
+
+impl AnyOp<'_> {
+    /// Append to `plan`; returns the operator's index.
+    pub fn push(&self, plan: &Plan) -> Result<u32, NnError> {
+        match self {
+            AnyOp::Core(op) => plan.push(op),
+            AnyOp::Sequence(op) => {
+                crate::bindings::sequence::gatehouse::nn0_2_0::sequence::push(plan, op)
+            }
+        }
+    }
+
+    /// Prepare and run now.
+    pub fn execute(&self, options: ExecOptions) -> Result<(), NnError> {
+        match self {
+            AnyOp::Core(op) => execute(op, options),
+            AnyOp::Sequence(op) => {
+                crate::bindings::sequence::gatehouse::nn0_2_0::sequence::execute(op, options)
+            }
         }
     }
 }

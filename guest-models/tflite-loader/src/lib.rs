@@ -11,8 +11,8 @@ wit_bindgen::generate!({
     path: "../../wit",
     world: "gatehouse:tflite/loader@0.1.0",
     with: {
-        "gatehouse:nn/tensors@0.1.0": gatehouse_sdk::bindings::gatehouse::nn::tensors,
-        "gatehouse:nn/ops@0.1.0": gatehouse_sdk::bindings::gatehouse::nn::ops,
+        "gatehouse:nn/tensors@0.1.0": gatehouse_sdk::bindings::gatehouse::nn0_1_0::tensors,
+        "gatehouse:nn/ops@0.1.0": gatehouse_sdk::bindings::gatehouse::nn0_1_0::ops,
     },
 });
 

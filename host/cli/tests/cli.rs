@@ -11,6 +11,7 @@ mod capabilities;
 mod conformance;
 mod describe;
 mod fleet;
+mod maintenance;
 mod mqtt;
 mod new;
 mod op_coverage;

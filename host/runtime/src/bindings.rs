@@ -47,7 +47,7 @@ wasmtime::component::bindgen!({
     },
 });
 
-pub use gatehouse::nn::{ops, plan, tensors};
+pub use gatehouse::nn0_1_0::{ops, plan, tensors};
 pub use gatehouse::plugin0_1_0::{clock, log, types};
 
 /// The `gatehouse:plugin/batched@0.2.0` world: 0.1.0's plus the `batch` export. Its
@@ -64,6 +64,25 @@ pub mod batched {
             "gatehouse:plugin/types@0.1.0": super::types,
             "gatehouse:plugin/log@0.1.0": super::log,
             "gatehouse:plugin/clock@0.1.0": super::clock,
+        },
+    });
+}
+
+/// `gatehouse:nn@0.2.0`'s `sequence` interface: the LSTM and BATCH_MATMUL.
+/// It takes 0.1.0's tensors, plans and options, so those map onto the
+/// bindings above and its operators join the same plans.
+pub mod sequence {
+    wasmtime::component::bindgen!({
+        path: "../../wit",
+        world: "gatehouse:nn/sequence-ops@0.2.0",
+        imports: { default: trappable },
+        trappable_error_type: {
+            "gatehouse:nn/tensors.nn-error" => super::NnCallError,
+        },
+        with: {
+            "gatehouse:nn/tensors@0.1.0": super::tensors,
+            "gatehouse:nn/ops@0.1.0": super::ops,
+            "gatehouse:nn/plan@0.1.0": super::plan,
         },
     });
 }

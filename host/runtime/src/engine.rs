@@ -101,11 +101,15 @@ impl Runtime {
         let engine = Engine::new(&wc).map_err(|e| Error::Engine(format!("{e:#}")))?;
         let mut linker = Linker::new(&engine);
         let linked = (|| {
-            use bindings::gatehouse::nn::{ops, plan, tensors};
+            use bindings::gatehouse::nn0_1_0::{ops, plan, tensors};
             use bindings::gatehouse::plugin0_1_0::{clock, log, types};
             tensors::add_to_linker::<_, HasNn>(&mut linker, InstanceState::nn_view)?;
             ops::add_to_linker::<_, HasNn>(&mut linker, InstanceState::nn_view)?;
             plan::add_to_linker::<_, HasNn>(&mut linker, InstanceState::nn_view)?;
+            bindings::sequence::gatehouse::nn0_2_0::sequence::add_to_linker::<_, HasNn>(
+                &mut linker,
+                InstanceState::nn_view,
+            )?;
             bindings::dsp::gatehouse::dsp::audio::add_to_linker::<_, HasNn>(
                 &mut linker,
                 InstanceState::nn_view,
@@ -120,7 +124,11 @@ impl Runtime {
         // bindings leave those re-exports undefined, and stubbing unknown
         // imports as traps would then invent an unrelated resource type for
         // them; so name the real one in each interface that re-exports it.
-        for iface in ["gatehouse:nn/ops@0.1.0", "gatehouse:nn/plan@0.1.0"] {
+        for iface in [
+            "gatehouse:nn/ops@0.1.0",
+            "gatehouse:nn/plan@0.1.0",
+            "gatehouse:nn/sequence@0.2.0",
+        ] {
             linker
                 .instance(iface)
                 .and_then(|mut i| {
@@ -128,6 +136,16 @@ impl Runtime {
                 })
                 .map_err(|e| Error::Engine(format!("{e:#}")))?;
         }
+        linker
+            .instance("gatehouse:nn/sequence@0.2.0")
+            .and_then(|mut i| {
+                i.resource(
+                    "plan",
+                    ResourceType::host::<gatehouse_nn::Plan>(),
+                    |_, _| Ok(()),
+                )
+            })
+            .map_err(|e| Error::Engine(format!("{e:#}")))?;
         let cache = config
             .cache_dir
             .as_ref()

@@ -18,6 +18,7 @@ mod error;
 mod nn_host;
 mod plugin;
 mod registry;
+mod sequence_host;
 mod wasi;
 
 pub use cache::Source;

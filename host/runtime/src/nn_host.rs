@@ -387,11 +387,16 @@ impl NnView<'_> {
     }
 }
 
-impl wops::Host for NnView<'_> {
-    fn execute(&mut self, op: wops::Op, options: wops::ExecOptions) -> Result<(), NnCallError> {
-        let desc = self.op_desc(&op)?;
+impl NnView<'_> {
+    /// Prepare, admit against the deadline, run and release one operator:
+    /// `execute` of every interface that has one.
+    pub(crate) fn execute_desc(
+        &mut self,
+        desc: &OpDesc,
+        options: wops::ExecOptions,
+    ) -> Result<(), NnCallError> {
         let prepared = PreparedOp::prepare(
-            &desc,
+            desc,
             &mut self.nn.tensors,
             semantics(options),
             self.nn.kernels,
@@ -402,6 +407,28 @@ impl wops::Host for NnView<'_> {
             .and_then(|()| prepared.run(&mut self.nn.tensors, self.nn.kernels));
         prepared.release(&mut self.nn.tensors);
         Ok(result?)
+    }
+
+    /// Append one operator to a plan: `push` of every interface that has one.
+    pub(crate) fn push_desc(
+        &mut self,
+        plan: &Resource<Plan>,
+        desc: &OpDesc,
+    ) -> Result<u32, NnCallError> {
+        let plan = self.table.get_mut(plan)?;
+        Ok(plan.push(desc, &mut self.nn.tensors, self.nn.kernels)?)
+    }
+
+    /// The tensor behind a handle the guest passed.
+    pub(crate) fn tensor_key(&self, r: &Resource<TensorKey>) -> Result<TensorKey, NnCallError> {
+        self.key(r)
+    }
+}
+
+impl wops::Host for NnView<'_> {
+    fn execute(&mut self, op: wops::Op, options: wops::ExecOptions) -> Result<(), NnCallError> {
+        let desc = self.op_desc(&op)?;
+        self.execute_desc(&desc, options)
     }
 }
 
@@ -417,8 +444,7 @@ impl wplan::HostPlan for NnView<'_> {
 
     fn push(&mut self, plan: Resource<Plan>, op: wops::Op) -> Result<u32, NnCallError> {
         let desc = self.op_desc(&op)?;
-        let plan = self.table.get_mut(&plan)?;
-        Ok(plan.push(&desc, &mut self.nn.tensors, self.nn.kernels)?)
+        self.push_desc(&plan, &desc)
     }
 
     fn run(&mut self, plan: Resource<Plan>) -> Result<(), NnCallError> {

@@ -168,6 +168,11 @@ pub(crate) struct FbTensor<'a> {
     /// Whether the model leaves a dimension open (-1 in its shape
     /// signature); its shape is then inferred for a batch of one.
     pub dynamic: bool,
+    /// A state tensor an operator keeps between invocations (an LSTM's
+    /// hidden and cell state). The host operators keep their own state, so
+    /// these get no storage; an int16 one is typed `Uint8` here, since no
+    /// other tensor of that type is read.
+    pub variable: bool,
 }
 
 impl FbTensor<'_> {
@@ -248,9 +253,16 @@ impl<'a> Parsed<'a> {
             let t = t?;
             let name = t.name()?.unwrap_or("").to_string();
             let ty = t.type_()?;
-            let dtype = dtype(ty).ok_or_else(|| {
-                LoadError::Unsupported(format!("tensor {i} ({name}) has type {ty:?}"))
-            })?;
+            let variable = t.is_variable()?;
+            let dtype = match dtype(ty) {
+                Some(d) => d,
+                None if variable && ty == fb::TensorType::Int16 => Dtype::Uint8,
+                None => {
+                    return Err(LoadError::Unsupported(format!(
+                        "tensor {i} ({name}) has type {ty:?}"
+                    )));
+                }
+            };
             let shape: Vec<u32> = match t.shape()? {
                 Some(s) => s
                     .iter()
@@ -300,6 +312,11 @@ impl<'a> Parsed<'a> {
                 None => None,
             };
             let data = buffer_data(t.buffer()?)?;
+            if variable && data.is_some() {
+                return Err(LoadError::Unsupported(format!(
+                    "state tensor {i} ({name}) has initial data"
+                )));
+            }
             let dynamic = t
                 .shape_signature()?
                 .is_some_and(|s| s.iter().any(|d| d < 0));
@@ -310,6 +327,7 @@ impl<'a> Parsed<'a> {
                 quant,
                 data,
                 dynamic,
+                variable,
             };
             if let Some(d) = data {
                 if d.len() != ft.byte_len() {
@@ -413,7 +431,7 @@ impl<'a> Parsed<'a> {
             aliased: false,
         };
         if let Some(host_op) = op.host_op(index, &io, &ctx)? {
-            crate::nn::execute(&host_op, ExecOptions { semantics }).map_err(host)?;
+            host_op.execute(ExecOptions { semantics }).map_err(host)?;
         }
         handles[op.outputs[0]]
             .as_ref()
@@ -542,7 +560,7 @@ impl<'a> Parsed<'a> {
                 continue;
             }
             for t in op.tensors() {
-                if consts[t].is_none() {
+                if consts[t].is_none() && !self.tensors[t].variable {
                     touch(t, at, &mut first, &mut last);
                 }
             }
@@ -607,7 +625,7 @@ impl<'a> Parsed<'a> {
                 continue;
             }
             for t in op.tensors() {
-                if handles[t].is_none() {
+                if handles[t].is_none() && !self.tensors[t].variable {
                     let ft = &self.tensors[t];
                     let data = consts[t].as_deref().unwrap_or(&[]);
                     handles[t] = Some(Tensor::with_data(&ft.desc(), data).map_err(host(
@@ -630,7 +648,8 @@ impl<'a> Parsed<'a> {
                 aliased,
             };
             if let Some(host_op) = op.host_op(index, &io, &ctx)? {
-                plan.push(&host_op)
+                host_op
+                    .push(&plan)
                     .map_err(host(format!("operator {index} ({})", op.name)))?;
             }
         }

@@ -6,11 +6,13 @@
 
 mod options;
 
+mod batch_matmul;
 mod binary;
 mod concatenation;
 mod conv2d;
 mod depthwise_conv2d;
 mod fully_connected;
+mod lstm;
 mod pack;
 mod pad;
 mod pool2d;
@@ -24,7 +26,7 @@ mod unary;
 
 use super::schema::tflite as fb;
 use super::{FbTensor, LoadError};
-use crate::nn::{Op, Tensor};
+use crate::nn::{AnyOp, Op, Tensor};
 
 pub(crate) use pack::Pack;
 
@@ -85,6 +87,8 @@ operators! {
     SpaceBatch(space_batch::SpaceBatch) = SpaceToBatchNd | BatchToSpaceNd;
     Reshape(reshape::Reshape) = Reshape | ExpandDims | Squeeze;
     Shape(shape::Shape) = Shape;
+    Lstm(lstm::Lstm) = UnidirectionalSequenceLstm;
+    BatchMatMul(batch_matmul::BatchMatMul) = BatchMatmul;
 }
 
 /// What each operator's file implements.
@@ -103,8 +107,17 @@ trait TfliteOp {
     /// constant parameters.
     fn infer_shape(&self, at: &At<'_>) -> Result<Vec<u32>, LoadError>;
 
-    /// The host operator, or `None` when no host work is needed.
-    fn host_op<'h>(&self, at: &At<'_>, io: &Io<'h>) -> Result<Option<Op<'h>>, LoadError>;
+    /// The host operator of `gatehouse:nn/ops@0.1.0`, or `None` when no
+    /// host work is needed.
+    fn host_op<'h>(&self, _at: &At<'_>, _io: &Io<'h>) -> Result<Option<Op<'h>>, LoadError> {
+        Ok(None)
+    }
+
+    /// The host operator of either interface: operators of 0.2.0's
+    /// `sequence` override this instead of [`host_op`](Self::host_op).
+    fn any_op<'h>(&self, at: &At<'_>, io: &Io<'h>) -> Result<Option<AnyOp<'h>>, LoadError> {
+        Ok(self.host_op(at, io)?.map(AnyOp::Core))
+    }
 }
 
 /// An operator in its model: what shaping and lowering look at.
@@ -211,6 +224,9 @@ struct Reader<'r, 'a> {
     tensors: &'r [FbTensor<'a>],
     inputs: &'r [Option<usize>],
     outputs: &'r [usize],
+    /// Tensors the operator names as its intermediates (an LSTM's gate
+    /// and hidden-state quantization).
+    intermediates: &'r [usize],
 }
 
 impl Reader<'_, '_> {
@@ -349,6 +365,21 @@ impl ModelOp {
             })
             .transpose()?
             .unwrap_or_default();
+        let intermediates: Vec<usize> = op
+            .intermediates()?
+            .map(|v| {
+                v.iter()
+                    .map(|t| {
+                        idx(t)?.ok_or_else(|| {
+                            LoadError::Malformed(format!(
+                                "operator {index} has an omitted intermediate"
+                            ))
+                        })
+                    })
+                    .collect::<Result<_, _>>()
+            })
+            .transpose()?
+            .unwrap_or_default();
         let kind = Kind::read(&Reader {
             index,
             name: &name,
@@ -357,6 +388,7 @@ impl ModelOp {
             tensors,
             inputs: &inputs,
             outputs: &outputs,
+            intermediates: &intermediates,
         })?;
         let need_in = kind.op().required_inputs();
         if inputs.len() < need_in
@@ -424,13 +456,13 @@ impl ModelOp {
         index: usize,
         io: &Io<'h>,
         ctx: &Ctx<'_, '_>,
-    ) -> Result<Option<Op<'h>>, LoadError> {
+    ) -> Result<Option<AnyOp<'h>>, LoadError> {
         let at = At {
             op: self,
             index,
             ctx,
         };
-        self.kind.op().host_op(&at, io)
+        self.kind.op().any_op(&at, io)
     }
 }
 
