@@ -28,6 +28,7 @@ const PLUGINS: &[&str] = &[
     "tflite",
     "hostile",
     "maintenance",
+    "smart-home",
 ];
 /// Components that are not plugins, built into `target/components/`: the
 /// TFLite loader that plugs into plugins of other languages.
@@ -371,6 +372,39 @@ fn demo() -> Result<()> {
             );
         }
         summarize_maintenance(model, &String::from_utf8_lossy(&out.stdout))?;
+    }
+    println!(
+        "\n-- smart home: a room's day, one row of 6 sensors a minute; occupancy and the air conditioner's action as events"
+    );
+    let mut c = gatehouse();
+    c.args([
+        "run",
+        "target/plugins/smart-home.wasm",
+        "--stats",
+        "--chunk",
+        "24",
+        "--input",
+        "examples/data/smart-home/room_day.f32",
+    ]);
+    let out = c.output()?;
+    if !out.status.success() {
+        bail!("smart-home: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let v: serde_json::Value = serde_json::from_str(line)?;
+        for e in v["events"].as_array().into_iter().flatten() {
+            let minute = e["t_s"].as_f64().unwrap_or(0.0) / 60.0;
+            println!(
+                "  {:02}:{:02}  {}",
+                (minute as u64 / 60) % 24,
+                minute as u64 % 60,
+                e["label"].as_str().unwrap_or("?")
+            );
+        }
+    }
+    let stats = String::from_utf8_lossy(&out.stderr);
+    if let Some(line) = stats.lines().find(|l| l.starts_with("instance-bytes")) {
+        println!("  {line} (guest linear memory plus host tensors)");
     }
     println!(
         "\n-- the gateway on MQTT: an embedded broker, routes from examples/gateway.toml, a stream per device"

@@ -41,11 +41,12 @@ os.environ["TF_USE_LEGACY_KERAS"] = "1"
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import numpy as np
 import tensorflow as tf
-from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
 HERE = pathlib.Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parents[1] / "training"))
 import simulate  # noqa: E402
+from int8 import Int8Model, convert  # noqa: E402
 
 ROOT = HERE.parents[2]
 MODEL_DIR = HERE.parent / "model"
@@ -95,27 +96,6 @@ def tcn(batch=None):
     for d in (1, 2, 4, 8):
         h = K.Conv1D(16, 3, dilation_rate=d, padding="causal", activation="relu")(h)
     return tf.keras.Model(x, K.Dense(4)(tf.reduce_mean(h, axis=1)))
-
-
-def convert(model, rep):
-    c = tf.lite.TFLiteConverter.from_keras_model(model)
-    c.optimizations = [tf.lite.Optimize.DEFAULT]
-    c.representative_dataset = lambda: ([w[None]] for w in rep)
-    c.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    return c.convert()
-
-
-class Int8Model:
-    def __init__(self, data):
-        self.it = Interpreter(model_content=data, experimental_op_resolver_type=OpResolverType.BUILTIN_REF)
-        self.it.allocate_tensors()
-        self.i, self.o = self.it.get_input_details()[0]["index"], self.it.get_output_details()[0]["index"]
-
-    def __call__(self, window):
-        self.it.reset_all_variables()
-        self.it.set_tensor(self.i, window[None])
-        self.it.invoke()
-        return self.it.get_tensor(self.o)[0].copy()
 
 
 def softmax(v):

@@ -9,6 +9,7 @@
 //! - [`dsp`] and [`wav`]: audio features computed inside the plugin (the
 //!   same code the host serves as `gatehouse:dsp/audio`);
 //! - `vision` (feature `vision`): image decoding, centre crop and resize;
+//! - [`rows`]: streams of sensor rows (raw float32 or JSON) kept as a model's window;
 //! - [`log`]: logging to the host, and a panic hook that reports panics there.
 //!
 //! A plugin implements [`Plugin`] and exports it with [`export_plugin!`]:
@@ -38,6 +39,7 @@ pub use bindings::dsp::gatehouse::dsp::audio as host_audio;
 pub use gatehouse_dsp as dsp;
 pub mod log;
 pub mod nn;
+pub mod rows;
 pub mod state;
 pub mod tflite;
 #[cfg(feature = "vision")]

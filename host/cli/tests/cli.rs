@@ -19,4 +19,5 @@ mod ota;
 mod run_kws;
 mod run_plugins;
 mod serve;
+mod smart_home;
 mod stress;

@@ -20,6 +20,8 @@ pub mod elementwise;
 mod fixed16;
 pub mod fully_connected;
 pub mod geometry;
+#[cfg(test)]
+mod litert_fixture;
 pub mod lstm;
 pub mod movement;
 pub mod pack;

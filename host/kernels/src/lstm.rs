@@ -568,26 +568,8 @@ mod tests {
 #[cfg(test)]
 mod litert {
     use super::*;
+    use crate::litert_fixture::{ints, quant, reference};
     use serde_json::Value;
-
-    fn ints<T: TryFrom<i64>>(v: &Value) -> Vec<T> {
-        v.as_array()
-            .expect("an array")
-            .iter()
-            .map(|x| {
-                T::try_from(x.as_i64().expect("an integer"))
-                    .ok()
-                    .expect("in range")
-            })
-            .collect()
-    }
-
-    fn quant(v: &Value) -> (f32, i32) {
-        (
-            v[0].as_f64().expect("scale") as f32,
-            v[1].as_i64().expect("zero point") as i32,
-        )
-    }
 
     fn gate(v: &Value) -> LstmGateSpec {
         LstmGateSpec {
@@ -601,10 +583,7 @@ mod litert {
 
     #[test]
     fn equals_litert_reference_kernels() {
-        let all: Value = serde_json::from_str(include_str!(
-            "../../../tests/fixtures/sequence_ops/reference.json"
-        ))
-        .expect("fixture parses");
+        let all: Value = reference();
         let l = &all["lstm"];
         let n = |k: &str| l[k].as_u64().expect("a count") as usize;
         let k = Lstm::new(LstmSpec {
