@@ -356,7 +356,7 @@ fn demo() -> Result<()> {
     ]);
     run(c)?;
     println!(
-        "\n-- predictive maintenance: a motor's last 14 h, one row of 12 channels a minute, LSTM + attention (then the TCN)"
+        "\n-- predictive maintenance: a motor's last 30 h before its bearing fails, one row of 12 channels a minute, LSTM + attention (then the TCN)"
     );
     let motor_run = "examples/data/maintenance/motor_run.f32";
     for model in ["lstm-attention", "tcn"] {
@@ -508,13 +508,15 @@ fn demo() -> Result<()> {
     Ok(())
 }
 
-/// One line per hour of the maintenance plugin's stream, and its alarms:
-/// 840 rows are too many to print.
+/// One line every three hours of the maintenance plugin's stream, and its
+/// alarms: 1769 results are too many to print.
 fn summarize_maintenance(model: &str, stdout: &str) -> Result<()> {
     let lines: Vec<serde_json::Value> = stdout
         .lines()
         .map(serde_json::from_str)
         .collect::<Result<_, _>>()?;
+    // The sample ends at the failure: row r is (rows - r) minutes before it.
+    let rows = lines.len() + 31;
     println!("{model}: {} windows", lines.len());
     for (i, v) in lines.iter().enumerate() {
         let minute = i + 32;
@@ -530,11 +532,12 @@ fn summarize_maintenance(model: &str, stdout: &str) -> Result<()> {
                 )
             })
             .collect();
-        if minute % 60 == 0 || !alarms.is_empty() {
+        if minute % 180 == 0 || !alarms.is_empty() {
             println!(
-                "  minute {minute:>3}: {:<9} hours to failure {:>5.1}  {}",
+                "  minute {minute:>4}: {:<9} hours to failure {:>5.1} (true {:>4.1})  {}",
                 v["label"].as_str().unwrap_or("?"),
                 v["score"].as_f64().unwrap_or(f64::NAN),
+                (rows - minute) as f64 / 60.0,
                 alarms.join(", ")
             );
         }
