@@ -3,7 +3,7 @@
 //! window's health state, probabilities and hours to failure follow from
 //! LiteRT's reference outputs for the same int8 model, on every kernel set.
 
-use crate::common::{gatehouse_with, kernel_sets, root, stderr, tmp};
+use crate::common::{gatehouse_with, kernel_sets, root, softmax, stderr, tmp};
 use serde_json::Value;
 
 const RUN: &str = "examples/data/maintenance/motor_run.f32";
@@ -14,13 +14,6 @@ fn lines(out: &std::process::Output) -> Vec<Value> {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect()
-}
-
-fn softmax(l: &[f32]) -> Vec<f32> {
-    let max = l.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let e: Vec<f32> = l.iter().map(|&v| (v - max).exp()).collect();
-    let sum: f32 = e.iter().sum();
-    e.iter().map(|v| v / sum).collect()
 }
 
 /// What the plugin must print for one window, from LiteRT's four outputs.

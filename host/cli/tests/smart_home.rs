@@ -4,17 +4,10 @@
 //! reference outputs for the same int8 model, on every kernel set, and the
 //! instance (guest memory plus host tensors) stays under 500 KB.
 
-use crate::common::{gatehouse_with, kernel_sets, root, stderr};
+use crate::common::{gatehouse_with, kernel_sets, root, softmax, stderr};
 use serde_json::Value;
 
 const DAY: &str = "examples/data/smart-home/room_day.f32";
-
-fn softmax(l: &[f32]) -> Vec<f32> {
-    let max = l.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let e: Vec<f32> = l.iter().map(|&v| (v - max).exp()).collect();
-    let sum: f32 = e.iter().sum();
-    e.iter().map(|v| v / sum).collect()
-}
 
 #[test]
 fn every_window_follows_litert_and_the_instance_fits_in_500_kb() {

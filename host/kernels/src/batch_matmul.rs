@@ -181,6 +181,11 @@ impl BatchMatMul {
         (self.m + self.n) * self.k
     }
 
+    /// Bytes held: the pairing of batch matrices and the scratch.
+    pub fn bytes(&self) -> usize {
+        self.pairs.len() * std::mem::size_of::<(usize, usize)>() + self.scratch_bytes()
+    }
+
     pub fn macs(&self) -> u64 {
         (self.pairs.len() * self.m * self.n * self.k) as u64
     }

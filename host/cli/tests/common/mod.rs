@@ -90,3 +90,12 @@ pub fn wait_for(what: &str, text: &Arc<Mutex<String>>, done: impl Fn(&str) -> bo
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// Softmax in float32, as the sensor plugins compute it from a model's
+/// logits (`gatehouse_sdk::rows::softmax`).
+pub fn softmax(l: &[f32]) -> Vec<f32> {
+    let max = l.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let e: Vec<f32> = l.iter().map(|&v| (v - max).exp()).collect();
+    let sum: f32 = e.iter().sum();
+    e.iter().map(|v| v / sum).collect()
+}
