@@ -191,17 +191,28 @@ impl BatchMatMul {
     }
 }
 
-/// Copy one `[rows][cols]` matrix (or its transpose when `transposed`,
-/// stored `[cols][rows]`) into `out` as `[rows][cols]`.
-fn gather(src: &[i8], rows: usize, cols: usize, transposed: bool, out: &mut Vec<i8>) {
-    out.clear();
-    if transposed {
+/// One `[rows][cols]` matrix as `[rows][cols]`: `src` itself, or, when it
+/// is stored transposed (`[cols][rows]`), its transpose written into `out`.
+/// `cached` says `out` already holds this matrix's transpose (a broadcast
+/// operand seen by the previous pair), so it is not transposed again.
+fn rows_of<'a>(
+    src: &'a [i8],
+    rows: usize,
+    cols: usize,
+    transposed: bool,
+    cached: bool,
+    out: &'a mut Vec<i8>,
+) -> &'a [i8] {
+    if !transposed {
+        return src;
+    }
+    if !cached {
+        out.clear();
         for r in 0..rows {
             out.extend((0..cols).map(|c| src[c * rows + r]));
         }
-    } else {
-        out.extend_from_slice(src);
     }
+    out
 }
 
 /// Scalar reference.
@@ -216,11 +227,27 @@ pub fn batch_matmul_scalar(
     check_len(OP, "output", output.len(), kernel.output_len())?;
     let (m, k, n) = (kernel.m, kernel.k, kernel.n);
     let mut guard = kernel.scratch.lock().unwrap_or_else(|p| p.into_inner());
-    let (a, b) = &mut *guard;
+    let (sa, sb) = &mut *guard;
+    let mut last: Option<(usize, usize)> = None;
     for (o, &(li, ri)) in output.chunks_exact_mut(m * n).zip(&kernel.pairs) {
         // lhs as [M][K]; rhs as [N][K] (its transpose unless adj_y).
-        gather(&lhs[li * m * k..(li + 1) * m * k], m, k, kernel.adj_x, a);
-        gather(&rhs[ri * k * n..(ri + 1) * k * n], n, k, !kernel.adj_y, b);
+        let a = rows_of(
+            &lhs[li * m * k..(li + 1) * m * k],
+            m,
+            k,
+            kernel.adj_x,
+            last.is_some_and(|(l, _)| l == li),
+            sa,
+        );
+        let b = rows_of(
+            &rhs[ri * k * n..(ri + 1) * k * n],
+            n,
+            k,
+            !kernel.adj_y,
+            last.is_some_and(|(_, r)| r == ri),
+            sb,
+        );
+        last = Some((li, ri));
         for i in 0..m {
             let row = &a[i * k..(i + 1) * k];
             for j in 0..n {
