@@ -29,6 +29,7 @@ const PLUGINS: &[&str] = &[
     "hostile",
     "maintenance",
     "smart-home",
+    "ecg",
 ];
 /// Components that are not plugins, built into `target/components/`: the
 /// TFLite loader that plugs into plugins of other languages.
@@ -406,6 +407,7 @@ fn demo() -> Result<()> {
     if let Some(line) = stats.lines().find(|l| l.starts_with("instance-bytes")) {
         println!("  {line} (guest linear memory plus host tensors)");
     }
+    demo_ecg()?;
     println!(
         "\n-- the gateway on MQTT: an embedded broker, routes from examples/gateway.toml, a stream per device"
     );
@@ -505,6 +507,71 @@ fn demo() -> Result<()> {
     ]);
     let out = c.output()?;
     println!("{}", String::from_utf8_lossy(&out.stderr).trim());
+    Ok(())
+}
+
+/// The ECG strip a second a message; its beats, the premature ones listed
+/// beside the cardiologists' annotation (from the sample's expected.json).
+fn demo_ecg() -> Result<()> {
+    println!(
+        "\n-- ECG: 3.5 held-out minutes of MIT-BIH record 100 at 360 Hz, a second a message; the plugin filters, finds each beat and classifies it"
+    );
+    let mut c = gatehouse();
+    c.args([
+        "run",
+        "target/plugins/ecg.wasm",
+        "--stats",
+        "--chunk",
+        "1440",
+        "--input",
+        "examples/data/ecg/mlii_21m.f32",
+    ]);
+    let out = c.output()?;
+    if !out.status.success() {
+        bail!("ecg: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let expected: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(
+        root().join("examples/data/ecg/expected.json"),
+    )?)?;
+    let annotation = |r: u64| {
+        expected["beats"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|b| b["r"].as_u64() == Some(r))
+            .and_then(|b| b["annotation"].as_str())
+            .unwrap_or("none")
+            .to_string()
+    };
+    let mut counts = std::collections::BTreeMap::new();
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let v: serde_json::Value = serde_json::from_str(line)?;
+        for e in v["events"].as_array().into_iter().flatten() {
+            let t = e["t_s"].as_f64().unwrap_or(0.0);
+            let label = e["label"].as_str().unwrap_or("?");
+            let truth = annotation((t * 360.0).round() as u64);
+            *counts
+                .entry((label.to_string(), truth.clone()))
+                .or_insert(0) += 1;
+            if label != "N" || truth != "N" {
+                println!(
+                    "  {:>2}:{:05.2}  {label}  p={:.3}  (annotated {truth})",
+                    t as u64 / 60,
+                    t % 60.0,
+                    e["score"].as_f64().unwrap_or(0.0)
+                );
+            }
+        }
+    }
+    for ((label, truth), n) in counts {
+        println!("  reported {label}, annotated {truth}: {n} beats");
+    }
+    let stats = String::from_utf8_lossy(&out.stderr);
+    for key in ["heart-rate-bpm", "instance-bytes"] {
+        if let Some(line) = stats.lines().find(|l| l.starts_with(key)) {
+            println!("  {line}");
+        }
+    }
     Ok(())
 }
 
@@ -631,10 +698,19 @@ fn say_untested(untested: &[&str]) {
     }
 }
 
+/// Runs `f`, then says how long it took: CI's budget is spent in phases,
+/// and its log should show which.
+fn phase<T>(name: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
+    let start = std::time::Instant::now();
+    let out = f();
+    eprintln!("xtask: {name} took {:.0} s", start.elapsed().as_secs_f64());
+    out
+}
+
 fn test() -> Result<()> {
-    install_packages()?;
-    test_neon()?;
-    build_plugins()?;
+    phase("installing packages", install_packages)?;
+    phase("the NEON kernels under qemu", test_neon)?;
+    phase("building the plugins", build_plugins)?;
     let nextest = Command::new("cargo")
         .args(["nextest", "--version"])
         .output()
@@ -654,9 +730,9 @@ fn test() -> Result<()> {
     if nextest && !excluded.is_empty() {
         c.arg("-E").arg(format!("not ({})", excluded.join(" | ")));
     }
-    let outcome = run(c);
+    let outcome = phase("building and running the tests", || run(c));
     // A smoke run of every fuzz target; `cargo xtask fuzz --minutes N` runs them long.
-    let fuzzed = fuzz(8, Some(1));
+    let fuzzed = phase("the fuzz smoke run", || fuzz(8, Some(1)));
     say_untested(&untested);
     outcome.and(fuzzed)
 }

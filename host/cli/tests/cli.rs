@@ -10,6 +10,7 @@ mod bench;
 mod capabilities;
 mod conformance;
 mod describe;
+mod ecg;
 mod fleet;
 mod maintenance;
 mod mqtt;

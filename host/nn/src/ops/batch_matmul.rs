@@ -83,20 +83,9 @@ mod tests {
     use gatehouse_kernels::{Semantics, dispatch};
 
     use super::*;
+    use crate::ops::tests::i8s;
     use crate::ops::{OpDesc, PreparedOp};
-    use crate::tensor::{DType, Desc, Quant, TensorStore};
-
-    fn i8s(shape: &[usize]) -> Desc {
-        Desc {
-            dtype: DType::I8,
-            shape: shape.to_vec(),
-            quant: Some(Quant {
-                scales: vec![0.05],
-                zero_points: vec![0],
-                axis: 0,
-            }),
-        }
-    }
+    use crate::tensor::TensorStore;
 
     /// Many 1x1 matrices: the kernel's pairing of them would be 16 times
     /// the output's bytes. That is charged before it is built, so a plugin
@@ -145,8 +134,8 @@ mod tests {
         let p = PreparedOp::prepare(&op, &mut big, Semantics::TfliteReference, ks).expect("fits");
         assert!(big.used() >= used + 16 * b as u64);
         p.run(&mut big, ks).expect("runs");
-        // (20 · 0.05) · (10 · 0.05) / 0.05 = 10.
-        assert!(big.bytes(out).expect("output").iter().all(|&v| v == 10));
+        // (20 · 0.1) · (10 · 0.1) / 0.1 = 20.
+        assert!(big.bytes(out).expect("output").iter().all(|&v| v == 20));
         p.release(&mut big);
         assert_eq!(big.used(), used);
     }

@@ -395,7 +395,7 @@ impl PreparedOp {
     }
 }
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::time::{Duration, Instant};
 
     use gatehouse_kernels::dispatch;
@@ -405,7 +405,8 @@ mod tests {
     use crate::plan::Plan;
     use crate::tensor::{DType, Desc, Quant};
 
-    fn i8s(shape: &[usize]) -> Desc {
+    /// An int8 tensor of `shape` at scale 0.1, zero point 0.
+    pub(crate) fn i8s(shape: &[usize]) -> Desc {
         Desc {
             dtype: DType::I8,
             shape: shape.to_vec(),
