@@ -45,6 +45,9 @@ pub struct DepthwiseConv2d {
     pub(crate) rounding: Rounding,
     /// Filter as i32 `[tap][channel]` for the vector paths.
     pub(crate) filter_i32: Vec<i32>,
+    /// Filter as i16 `[tap pair][channel][2]`, the taps of each pair side
+    /// by side (an odd window's last with a zero), for `vpmaddwd`.
+    pub(crate) filter_pairs: Vec<i16>,
     /// `bias + input_offset · Σ taps` per channel.
     pub(crate) bias_folded: Vec<i32>,
     /// `requant` as two arrays, for the vector paths.
@@ -122,6 +125,7 @@ impl DepthwiseConv2d {
         // Accumulators for one output row across its channels.
         let scratch_bound = scratch_bound(input, output, &window, depth_multiplier)?;
         let filter_i32: Vec<i32> = filter.iter().map(|&f| f as i32).collect();
+        let filter_pairs = tap_pairs(&filter, output.c);
         let mut bias_folded = bias.clone();
         for tap in filter_i32.chunks_exact(output.c) {
             for (b, &f) in bias_folded.iter_mut().zip(tap) {
@@ -143,6 +147,7 @@ impl DepthwiseConv2d {
             act_max,
             rounding,
             filter_i32,
+            filter_pairs,
             bias_folded,
             multipliers,
             scratch: Mutex::new(Scratch::default()),
@@ -155,10 +160,12 @@ impl DepthwiseConv2d {
             .saturating_mul((self.window.kernel_h * self.window.kernel_w) as u64)
     }
 
-    /// The most host memory the prepared layer holds: its filter as i8 and
-    /// i32, biases, multipliers, and the scratch its runs may grow to.
+    /// The most host memory the prepared layer holds: its filter as i8,
+    /// i32 and i16 pairs, biases, multipliers, and the scratch its runs may
+    /// grow to.
     pub fn heap_bytes(&self) -> usize {
         5 * self.filter.len()
+            + 2 * self.filter_pairs.len()
             + per_channel_bytes(
                 &self.bias,
                 &self.bias_folded,
@@ -180,9 +187,11 @@ impl DepthwiseConv2d {
         let window = window.resolve(OP, input.h, input.w, output.h, output.w)?;
         let oc = output.c;
         let per_channel = 8 * oc + std::mem::size_of::<Requant>() * oc + 8 * oc;
-        (window.kernel_h * window.kernel_w)
-            .checked_mul(oc)
+        let taps = window.kernel_h * window.kernel_w;
+        // i8 and i32 per tap, and i16 for each of the pairs' two slots.
+        taps.checked_mul(oc)
             .and_then(|f| f.checked_mul(5))
+            .and_then(|b| b.checked_add(taps.div_ceil(2).checked_mul(4 * oc)?))
             .and_then(|b| b.checked_add(per_channel))
             .and_then(|b| {
                 b.checked_add(scratch_bound(input, output, &window, depth_multiplier).ok()?)
@@ -196,6 +205,19 @@ impl DepthwiseConv2d {
         let s = self.scratch.lock().unwrap_or_else(|p| p.into_inner());
         (s.bytes(), self.scratch_bound)
     }
+}
+
+/// `filter` (`[tap][channel]`) as `[tap pair][channel][2]` i16.
+fn tap_pairs(filter: &[i8], c: usize) -> Vec<i16> {
+    let taps: Vec<&[i8]> = filter.chunks_exact(c.max(1)).collect();
+    let mut pairs = Vec::with_capacity(taps.len().div_ceil(2) * 2 * c);
+    for pair in taps.chunks(2) {
+        for ch in 0..c {
+            pairs.push(pair[0][ch] as i16);
+            pairs.push(pair.get(1).map_or(0, |t| t[ch] as i16));
+        }
+    }
+    pairs
 }
 
 /// The most scratch a depthwise conv's runs take on any kernel set: the

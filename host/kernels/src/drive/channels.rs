@@ -10,6 +10,7 @@ use crate::pack::pad_input;
 
 /// Panics unless every tap of a pixel at `corner` reads inside `src`: the
 /// vector pixel kernels check this once, then load without bounds checks.
+#[cfg_attr(not(target_arch = "aarch64"), allow(dead_code))]
 pub fn check_pixel(
     src: &[i8],
     corner: usize,
@@ -78,6 +79,7 @@ pub type Taps = [(usize, usize)];
 
 /// A row kernel made of a one-pixel kernel, for the sets whose pixel
 /// kernel is fast enough on its own.
+#[cfg_attr(not(target_arch = "aarch64"), allow(dead_code))]
 pub fn by_pixel<P>(pixel: P) -> impl Fn(&[i8], Span, &Taps, &[i32], usize, &mut [i32])
 where
     P: Fn(&[i8], usize, &[(usize, usize)], &[i32], usize, &mut [i32]),

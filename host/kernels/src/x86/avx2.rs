@@ -5,13 +5,15 @@
 //! Convolution and fully connected are dot products of an input patch with
 //! filter rows: the patch is widened to i16 once per output pixel and
 //! multiplied 16 lanes at a time (`vpmaddwd`) against four filter rows.
-//! Depthwise works across channels, eight at a time in i32.
+//! Depthwise works across channels, eight at a time, two taps per
+//! `vpmaddwd`.
 
 use std::arch::x86_64::*;
 
 use crate::conv::{Conv2d, conv2d_scalar};
 use crate::depthwise::{DepthwiseConv2d, depthwise_conv2d_scalar};
-use crate::drive::{channels, rows};
+use crate::drive::channels::{self, Span, Taps};
+use crate::drive::rows;
 use crate::error::KernelError;
 use crate::fully_connected::{FullyConnected, fully_connected_scalar};
 use crate::pack::{LANES, Packed, PackedRows};
@@ -102,10 +104,12 @@ unsafe fn dot_rows(col: &[i16], rows: &PackedRows, acc: &mut [i32]) {
                 );
                 t += LANES;
             }
-            acc[r] = hsum(a0);
-            acc[r + 1] = hsum(a1);
-            acc[r + 2] = hsum(a2);
-            acc[r + 3] = hsum(a3);
+            // Four sums at once: two rounds of pairwise adds within each
+            // half, then the halves added (a sum per row was most of a
+            // short row's time).
+            let h = _mm256_hadd_epi32(_mm256_hadd_epi32(a0, a1), _mm256_hadd_epi32(a2, a3));
+            let s = _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256::<1>(h));
+            _mm_storeu_si128(acc.as_mut_ptr().add(r) as *mut __m128i, s);
             r += 4;
         }
         while r < rows.rows {
@@ -164,33 +168,142 @@ pub fn fully_connected(
     rows::fully_connected(k, packed, input, output, micro!(k))
 }
 
-/// One output pixel of a depthwise conv across all `c` channels.
+/// Two taps' inputs at `base` (eight channels each) interleaved and
+/// widened to i16: `x0[0], x1[0], x0[1], x1[1], …`, the order of the
+/// interleaved filter pairs.
+///
+/// # Safety
+/// The CPU must support AVX2, and eight bytes must be readable at
+/// `base + o0` and at `base + o1`.
+#[inline]
 #[target_feature(enable = "avx2")]
-pub(crate) fn depthwise_pixel(
+unsafe fn tap_pair(base: *const i8, (o0, o1): (usize, usize)) -> __m256i {
+    unsafe {
+        let x0 = _mm_loadl_epi64(base.add(o0) as *const __m128i);
+        let x1 = _mm_loadl_epi64(base.add(o1) as *const __m128i);
+        _mm256_cvtepi8_epi16(_mm_unpacklo_epi8(x0, x1))
+    }
+}
+
+/// The element offsets of each pair of taps; an odd window's last tap
+/// pairs with itself, under a zero filter.
+fn pair_offsets<const P: usize>(taps: &Taps) -> [(usize, usize); P] {
+    std::array::from_fn(|p| {
+        let last = taps.len().saturating_sub(1);
+        (
+            taps.get(2 * p).map_or(0, |t| t.1),
+            taps.get((2 * p + 1).min(last)).map_or(0, |t| t.1),
+        )
+    })
+}
+
+/// A row of depthwise output pixels, eight channels at a time. Two taps
+/// share one `vpmaddwd` (their inputs interleaved as i16 against the
+/// filter's interleaved pairs), which does sixteen multiplies and the
+/// first add where a 32-bit multiply did eight. The sums are the scalar
+/// reference's products added in another order: exact, as i8 products
+/// and their pairwise sums fit i32.
+#[target_feature(enable = "avx2")]
+fn depthwise_row(
     src: &[i8],
-    corner: usize,
-    taps: &[(usize, usize)],
+    span: Span,
+    taps: &Taps,
     filter: &[i32],
+    pairs: &[i16],
     c: usize,
     acc: &mut [i32],
 ) {
-    channels::check_pixel(src, corner, taps, filter, c, acc);
-    let mut ch = 0;
-    // SAFETY: every tap's channels lie inside `src` (checked above).
+    span.check(src, taps, filter, c, acc);
+    let np = taps.len().div_ceil(2);
+    assert!(pairs.len() >= np * 2 * c);
+    let whole = c - c % 8;
+    // SAFETY: `span.check` bounds every pixel's taps over its `c` channels
+    // and the accumulators; the blocks read channels below `whole <= c`,
+    // and the filter pairs below `np * 2 * c`, asserted above.
     unsafe {
-        let base = src.as_ptr().add(corner);
-        while ch + 8 <= c {
-            let mut a = _mm256_setzero_si256();
-            for &(tap, off) in taps {
-                let x = _mm256_cvtepi8_epi32(_mm_loadl_epi64(base.add(off + ch) as *const __m128i));
-                let f = _mm256_loadu_si256(filter.as_ptr().add(tap * c + ch) as *const __m256i);
-                a = _mm256_add_epi32(a, _mm256_mullo_epi32(x, f));
+        for ch in (0..whole).step_by(8) {
+            if np == 5 {
+                depthwise_block::<5>(src, span, pair_offsets(taps), pairs, c, ch, acc);
+            } else {
+                for i in 0..span.pixels {
+                    let base = src.as_ptr().add(span.corner + i * span.step + ch);
+                    let mut a = _mm256_setzero_si256();
+                    for p in 0..np {
+                        let o0 = taps[2 * p].1;
+                        let o1 = taps[(2 * p + 1).min(taps.len() - 1)].1;
+                        let f = _mm256_loadu_si256(
+                            pairs.as_ptr().add((p * c + ch) * 2) as *const __m256i
+                        );
+                        a = _mm256_add_epi32(a, _mm256_madd_epi16(tap_pair(base, (o0, o1)), f));
+                    }
+                    _mm256_storeu_si256(acc.as_mut_ptr().add(i * c + ch) as *mut __m256i, a);
+                }
             }
-            _mm256_storeu_si256(acc.as_mut_ptr().add(ch) as *mut __m256i, a);
-            ch += 8;
         }
     }
-    channels::pixel_tail(src, corner, taps, filter, c, ch, acc);
+    if whole < c {
+        for (i, acc) in acc.chunks_exact_mut(c).take(span.pixels).enumerate() {
+            channels::pixel_tail(
+                src,
+                span.corner + i * span.step,
+                taps,
+                filter,
+                c,
+                whole,
+                acc,
+            );
+        }
+    }
+}
+
+/// Eight channels from `ch` on over the whole span, for a window of `P`
+/// pairs of taps (3×3 has five), four pixels a pass with the filter
+/// pairs held in registers.
+///
+/// # Safety
+/// The CPU must support AVX2, and the bounds `depthwise_row` checks must hold.
+#[inline]
+#[target_feature(enable = "avx2")]
+unsafe fn depthwise_block<const P: usize>(
+    src: &[i8],
+    span: Span,
+    offs: [(usize, usize); P],
+    pairs: &[i16],
+    c: usize,
+    ch: usize,
+    acc: &mut [i32],
+) {
+    const PIX: usize = 4;
+    unsafe {
+        let f: [__m256i; P] = std::array::from_fn(|p| {
+            _mm256_loadu_si256(pairs.as_ptr().add((p * c + ch) * 2) as *const __m256i)
+        });
+        let base = |i: usize| src.as_ptr().add(span.corner + i * span.step + ch);
+        let out = acc.as_mut_ptr();
+        let mut i = 0;
+        while i + PIX <= span.pixels {
+            let b: [*const i8; PIX] = std::array::from_fn(|q| base(i + q));
+            let mut a = [_mm256_setzero_si256(); PIX];
+            for p in 0..P {
+                for q in 0..PIX {
+                    a[q] = _mm256_add_epi32(a[q], _mm256_madd_epi16(tap_pair(b[q], offs[p]), f[p]));
+                }
+            }
+            for (q, a) in a.into_iter().enumerate() {
+                _mm256_storeu_si256(out.add((i + q) * c + ch) as *mut __m256i, a);
+            }
+            i += PIX;
+        }
+        while i < span.pixels {
+            let b = base(i);
+            let mut a = _mm256_setzero_si256();
+            for p in 0..P {
+                a = _mm256_add_epi32(a, _mm256_madd_epi16(tap_pair(b, offs[p]), f[p]));
+            }
+            _mm256_storeu_si256(out.add(i * c + ch) as *mut __m256i, a);
+            i += 1;
+        }
+    }
 }
 
 pub fn depthwise_conv2d(
@@ -207,9 +320,9 @@ pub fn depthwise_conv2d(
         input,
         output,
         channels::Micro {
-            row: channels::by_pixel(|src, corner, taps, filter, c, acc| unsafe {
-                depthwise_pixel(src, corner, taps, filter, c, acc)
-            }),
+            row: |src, span, taps, filter, c, acc| unsafe {
+                depthwise_row(src, span, taps, filter, &k.filter_pairs, c, acc)
+            },
             epilogue: |acc, stride, out, pixels| {
                 let c = out.len() / pixels.max(1);
                 for (p, o) in out.chunks_exact_mut(c).enumerate() {

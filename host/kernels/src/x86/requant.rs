@@ -47,28 +47,13 @@ fn single(x: __m256i, m: __m256i, s: __m256i) -> __m256i {
     )
 }
 
-/// The doubling high half of 64-bit products, rounded as gemmlowp rounds:
-/// add 2^30 (non-negative) or 1 − 2^30 (negative), divide by 2^31 truncating.
-#[inline]
-#[target_feature(enable = "avx2")]
-fn high_mul(p: __m256i) -> __m256i {
-    let zero = _mm256_setzero_si256();
-    let neg = _mm256_cmpgt_epi64(zero, p);
-    let nudge = _mm256_blendv_epi8(
-        _mm256_set1_epi64x(1 << 30),
-        _mm256_set1_epi64x(1 - (1 << 30)),
-        neg,
-    );
-    let v = _mm256_add_epi64(p, nudge);
-    let vneg = _mm256_cmpgt_epi64(zero, v);
-    let v = _mm256_add_epi64(
-        v,
-        _mm256_and_si256(vneg, _mm256_set1_epi64x((1i64 << 31) - 1)),
-    );
-    sra64(v, _mm256_set1_epi64x(31))
-}
-
 /// gemmlowp: `RoundingDivideByPOT(SaturatingRoundingDoublingHighMul(x·2^l, m), r)`.
+///
+/// The doubling high half adds 2^30 (p ≥ 0) or 1 − 2^30 and divides by
+/// 2^31 truncating toward zero; for either sign that is exactly
+/// `(p + 2^30) >> 31` flooring, and as only the low 32 bits of that are
+/// kept, a logical shift gives them: no 64-bit arithmetic shift (which
+/// AVX2 lacks) and no sign-dependent nudge.
 #[inline]
 #[target_feature(enable = "avx2")]
 fn double(x: __m256i, m: __m256i, s: __m256i) -> __m256i {
@@ -76,20 +61,38 @@ fn double(x: __m256i, m: __m256i, s: __m256i) -> __m256i {
     let left = _mm256_max_epi32(s, zero);
     let right = _mm256_max_epi32(_mm256_sub_epi32(zero, s), zero);
     let a = _mm256_sllv_epi32(x, left);
-    let (pe, po) = (
-        _mm256_mul_epi32(a, m),
-        _mm256_mul_epi32(_mm256_srli_epi64::<32>(a), _mm256_srli_epi64::<32>(m)),
-    );
-    // nudge: 2^30 for a non-negative product, 1 − 2^30 otherwise; then
-    // divide by 2^31 truncating toward zero: add 2^31 − 1 when negative.
-
+    let half = _mm256_set1_epi64x(1 << 30);
     // The only saturating case (a = m = i32::MIN) cannot occur: m ≥ 0.
-    let r = join(high_mul(pe), high_mul(po));
+    let he = _mm256_srli_epi64::<31>(_mm256_add_epi64(_mm256_mul_epi32(a, m), half));
+    let ho = _mm256_srli_epi64::<31>(_mm256_add_epi64(
+        _mm256_mul_epi32(_mm256_srli_epi64::<32>(a), _mm256_srli_epi64::<32>(m)),
+        half,
+    ));
+    let r = join(he, ho);
     let one = _mm256_set1_epi32(1);
     let mask = _mm256_sub_epi32(_mm256_sllv_epi32(one, right), one);
     let rem = _mm256_and_si256(r, mask);
     let thr = _mm256_sub_epi32(_mm256_srli_epi32::<1>(mask), _mm256_cmpgt_epi32(zero, r));
     _mm256_sub_epi32(_mm256_srav_epi32(r, right), _mm256_cmpgt_epi32(rem, thr))
+}
+
+/// The low byte of each of eight i32 lanes (`as i8`) as eight bytes at `out`.
+///
+/// # Safety
+/// The CPU must support AVX2, and eight bytes must be writable at `out`.
+#[inline]
+#[target_feature(enable = "avx2")]
+unsafe fn store8(y: __m256i, out: *mut i8) {
+    // The shuffle works within 128-bit halves: each half's four low bytes
+    // lead it, then the halves' first words are put side by side.
+    let pick = _mm256_setr_epi8(
+        0, 4, 8, 12, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, 0, 4, 8, 12, -1, -1, -1, -1,
+        -1, -1, -1, -1, -1, -1, -1, -1,
+    );
+    let b = _mm256_shuffle_epi8(y, pick);
+    let lo = _mm256_castsi256_si128(b);
+    let hi = _mm256_extracti128_si256::<1>(b);
+    unsafe { _mm_storel_epi64(out as *mut __m128i, _mm_unpacklo_epi32(lo, hi)) };
 }
 
 /// `Requant::apply` on eight lanes, with per-lane multipliers and shifts.
@@ -185,11 +188,7 @@ unsafe fn row(
                 Rounding::Double => double(x, vm, vs),
             };
             let y = _mm256_min_epi32(_mm256_max_epi32(_mm256_add_epi32(q, vo), vmin), vmax);
-            let mut lanes = [0i32; 8];
-            _mm256_storeu_si256(lanes.as_mut_ptr() as *mut __m256i, y);
-            for (o, v) in out[i..i + 8].iter_mut().zip(lanes) {
-                *o = v as i8;
-            }
+            store8(y, out.as_mut_ptr().add(i));
             i += 8;
         }
     }
