@@ -72,7 +72,7 @@ pub static AVX2: KernelSet = KernelSet {
     depthwise_conv2d: crate::x86::avx2::depthwise_conv2d,
     fully_connected: crate::x86::avx2::fully_connected,
     average_pool2d: crate::pooling::average_pool2d,
-    max_pool2d: max_pool2d_scalar,
+    max_pool2d: crate::pooling::max_pool2d,
     add: crate::x86::add::add,
     softmax: softmax_scalar,
 };
@@ -88,7 +88,7 @@ pub static AVX512: KernelSet = KernelSet {
     depthwise_conv2d: crate::x86::avx512::depthwise_conv2d,
     fully_connected: crate::x86::avx512::fully_connected,
     average_pool2d: crate::pooling::average_pool2d,
-    max_pool2d: max_pool2d_scalar,
+    max_pool2d: crate::pooling::max_pool2d,
     add: crate::x86::avx512::add,
     softmax: softmax_scalar,
 };
@@ -105,7 +105,7 @@ pub static NEON: KernelSet = KernelSet {
     depthwise_conv2d: crate::arm::neon::depthwise_conv2d,
     fully_connected: crate::arm::neon::fully_connected,
     average_pool2d: crate::pooling::average_pool2d,
-    max_pool2d: max_pool2d_scalar,
+    max_pool2d: crate::pooling::max_pool2d,
     add: crate::arm::add::add,
     softmax: softmax_scalar,
 };
@@ -121,7 +121,7 @@ pub static NEON_DOT: KernelSet = KernelSet {
     depthwise_conv2d: crate::arm::dot::depthwise_conv2d,
     fully_connected: crate::arm::dot::fully_connected,
     average_pool2d: crate::pooling::average_pool2d,
-    max_pool2d: max_pool2d_scalar,
+    max_pool2d: crate::pooling::max_pool2d,
     add: crate::arm::add::add,
     softmax: softmax_scalar,
 };

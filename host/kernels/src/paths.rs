@@ -10,7 +10,7 @@ use crate::depthwise::{DepthwiseConv2d, DepthwiseConv2dSpec, depthwise_conv2d_sc
 use crate::dispatch::{self, KernelSet};
 use crate::fully_connected::{FullyConnected, FullyConnectedSpec, fully_connected_scalar};
 use crate::geometry::{Padding, Shape4, WindowSpec};
-use crate::pooling::{Pool2d, average_pool2d_scalar};
+use crate::pooling::{Pool2d, average_pool2d_scalar, max_pool2d_scalar};
 use crate::quant::{Requant, Rounding};
 
 fn sets() -> Vec<&'static KernelSet> {
@@ -340,6 +340,24 @@ proptest! {
             if r.is_ok() {
                 prop_assert_eq!(&got, &want, "{} average pool on {:?}", ks.name, g);
             }
+        }
+    }
+
+    /// Max pools over the same windows, with clamps from both sides.
+    #[test]
+    fn max_pool_paths_match_the_reference(n in 1usize..=2, h in 1usize..=9, w in 1usize..=9, c in 1usize..=150, kh in 1usize..=4, kw in 1usize..=4, sh in 1usize..=3, sw in 1usize..=3, same in any::<bool>(), seed in any::<u64>(), act_min in -128i32..=0, act_max in 0i32..=127) {
+        let g = Geo { n, h, w, ic: c, kh, kw, sh, sw, dh: 1, dw: 1, same };
+        let Some((oh, ow)) = g.out() else { return Err(TestCaseError::reject("empty output")) };
+        let k = Pool2d::new("pool", Shape4::new(n, h, w, c), Shape4::new(n, oh, ow, c), g.window(), act_min, act_max);
+        prop_assert!(k.is_ok(), "{:?}", k.err());
+        let Ok(k) = k else { unreachable!() };
+        let input = bytes(n * h * w * c, seed);
+        let mut want = vec![0i8; n * oh * ow * c];
+        max_pool2d_scalar(&k, &input, &mut want).unwrap();
+        for ks in sets() {
+            let mut got = vec![0i8; want.len()];
+            (ks.max_pool2d)(&k, &input, &mut got).unwrap();
+            prop_assert_eq!(&got, &want, "{} max pool on {:?}", ks.name, g);
         }
     }
 

@@ -168,6 +168,36 @@ pub fn average_pool2d(k: &Pool2d, input: &[i8], output: &mut [i8]) -> Result<(),
     Ok(())
 }
 
+/// Max pool with channels innermost, a chunk of channel maxima at a time,
+/// which the compiler vectorizes on any instruction set (the reference's
+/// one channel at a time was most of a small 1-D CNN's time). Bit-exact
+/// with [`max_pool2d_scalar`].
+pub fn max_pool2d(k: &Pool2d, input: &[i8], output: &mut [i8]) -> Result<(), KernelError> {
+    const OP: &str = "max_pool2d";
+    let (is, os) = (k.input, k.output);
+    check_len(OP, "input", input.len(), is.len().unwrap_or(0))?;
+    check_len(OP, "output", output.len(), os.len().unwrap_or(0))?;
+    for_each_window(k, |b, oy, ox, ys, xs| {
+        let out = os.offset(b, oy, ox, 0);
+        for c0 in (0..os.c).step_by(CHANNEL_CHUNK) {
+            let n = (os.c - c0).min(CHANNEL_CHUNK);
+            let mut m = [i8::MIN; CHANNEL_CHUNK];
+            for y in ys.clone() {
+                for x in xs.clone() {
+                    let at = is.offset(b, y, x, c0);
+                    for (m, &v) in m[..n].iter_mut().zip(&input[at..at + n]) {
+                        *m = (*m).max(v);
+                    }
+                }
+            }
+            for (o, &v) in output[out + c0..out + c0 + n].iter_mut().zip(&m[..n]) {
+                *o = (v as i32).clamp(k.act_min, k.act_max) as i8;
+            }
+        }
+    });
+    Ok(())
+}
+
 /// Scalar reference max pool.
 pub fn max_pool2d_scalar(k: &Pool2d, input: &[i8], output: &mut [i8]) -> Result<(), KernelError> {
     const OP: &str = "max_pool2d";
