@@ -86,7 +86,9 @@ impl ArtifactCache {
         }
         let bytes = engine
             .precompile_component(wasm)
-            .map_err(|e| load_error(origin, e))?;
+            .map_err(|e| load_error(origin, e));
+        crate::heap::release_after_compile();
+        let bytes = bytes?;
         let tmp = self
             .dir
             .join(format!(".{}.{}.tmp", std::process::id(), rand_suffix()));
@@ -111,6 +113,14 @@ fn rand_suffix() -> u64 {
     use std::sync::atomic::{AtomicU64, Ordering};
     static N: AtomicU64 = AtomicU64::new(0);
     N.fetch_add(1, Ordering::Relaxed)
+}
+
+/// Compiles `wasm` without the cache, then returns the compiler's freed
+/// heap to the system.
+pub(crate) fn compile(engine: &Engine, wasm: &[u8], origin: &str) -> Result<Component, Error> {
+    let c = Component::new(engine, wasm).map_err(|e| load_error(origin, e));
+    crate::heap::release_after_compile();
+    c
 }
 
 pub(crate) fn load_error(origin: &str, e: wasmtime::Error) -> Error {

@@ -15,6 +15,7 @@ mod cache;
 mod dsp_host;
 mod engine;
 mod error;
+mod heap;
 mod nn_host;
 mod plugin;
 mod registry;

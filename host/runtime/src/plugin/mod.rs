@@ -15,10 +15,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use wasmtime::Store;
-use wasmtime::component::{Component, Resource};
+use wasmtime::component::Resource;
 
 use crate::bindings::{self, types as wt};
-use crate::cache::{Source, load_error};
+use crate::cache::{Source, compile, load_error};
 use crate::engine::{Runtime, Shared};
 use crate::error::{Error, Failure, PluginId};
 use crate::nn_host::HostDeadline;
@@ -137,7 +137,7 @@ impl Runtime {
         let sh = &self.shared;
         let component = match &sh.cache {
             Some(cache) => cache.load(&sh.engine, wasm, origin)?.0,
-            None => Component::new(&sh.engine, wasm).map_err(|e| load_error(origin, e))?,
+            None => compile(&sh.engine, wasm, origin)?,
         };
         let ty = component.component_type();
         let exports: Vec<String> = ty.exports(&sh.engine).map(|(n, _)| n.to_string()).collect();
@@ -192,7 +192,7 @@ impl Runtime {
             Some(cache) => cache.load(&sh.engine, wasm, origin)?,
             None => {
                 let t = Instant::now();
-                let c = Component::new(&sh.engine, wasm).map_err(|e| load_error(origin, e))?;
+                let c = compile(&sh.engine, wasm, origin)?;
                 (c, Source::Compiled, t.elapsed())
             }
         };
