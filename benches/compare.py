@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Gatehouse against LiteRT on the five MLPerf Tiny models, measured in the same run.
 
-For each model: LiteRT with XNNPACK (one thread) and with its reference kernels
+For each model: LiteRT with XNNPACK (on `--threads`, one by default) and with its reference kernels
 (BUILTIN_REF), then `gatehouse bench --native` (the model in the sandboxed tflite plugin, batch 1, and the
 plugin's recorded plan replayed from the host without the sandbox),
 all on the same machine, one after the other. Prints median microseconds per inference
@@ -9,11 +9,13 @@ and the ratios gatehouse / peer. A benchmark, not a test: nothing here asserts a
 
 Needs: `pip install ai-edge-litert==2.3.0 numpy` and a release build with plugins
 (`cargo xtask build`). Run from the repository root:
-    python3 benches/compare.py [--iters 300] [--rounds 1] [--json]
+    python3 benches/compare.py [--iters 300] [--rounds 1] [--threads 1] [--json]
 Pin to one core for steadier numbers: taskset -c 1 python3 benches/compare.py
 On a machine with noisy neighbours, `--rounds R` measures XNNPACK and gatehouse
 alternately R times per model and reports the median of the rounds' medians,
 with the lowest and highest round ratio (`gh/xnnpack range`).
+`--threads N` gives both XNNPACK and gatehouse N threads per inference (the
+reference kernels always run on one); pin to N cores then (taskset -c 0,1).
 """
 import argparse
 import json
@@ -28,8 +30,8 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 MODELS = ["kws_ref_model", "vww_96_int8", "pretrainedResnet_quant", "ad01_int8", "str_ww_ref_model"]
 
 
-def litert_us(model, resolver, iters):
-    kw = {"num_threads": 1}
+def litert_us(model, resolver, iters, threads=1):
+    kw = {"num_threads": threads}
     if resolver is not None:
         kw["experimental_op_resolver_type"] = resolver
     it = Interpreter(model_path=str(model), **kw)
@@ -47,10 +49,11 @@ def litert_us(model, resolver, iters):
     return float(np.median(times))
 
 
-def gatehouse_us(model, iters):
+def gatehouse_us(model, iters, threads=1):
     """Median µs in the sandboxed plugin and in the native replay of its plan, and the kernel set."""
     out = subprocess.run(
-        [str(ROOT / "target/release/gatehouse"), "bench", "--model", str(model), "--iters", str(iters), "--json", "--native"],
+        [str(ROOT / "target/release/gatehouse"), "bench", "--model", str(model), "--iters", str(iters), "--json", "--native",
+         "--threads", str(threads)],
         check=True, capture_output=True, text=True, cwd=ROOT,
     ).stdout
     rows = {r["mode"]: r for r in map(json.loads, out.strip().splitlines())}
@@ -61,6 +64,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--iters", type=int, default=300)
     ap.add_argument("--rounds", type=int, default=1)
+    ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args()
     rows = []
@@ -69,12 +73,12 @@ def main():
         ref = litert_us(path, OpResolverType.BUILTIN_REF, a.iters)
         rounds = []
         for _ in range(max(1, a.rounds)):
-            xnn = litert_us(path, None, a.iters)
-            gh, native, kernels = gatehouse_us(path, a.iters)
+            xnn = litert_us(path, None, a.iters, a.threads)
+            gh, native, kernels = gatehouse_us(path, a.iters, a.threads)
             rounds.append((xnn, gh, native))
         xnn, gh, native = (float(np.median([r[i] for r in rounds])) for i in range(3))
         ratios = [r[1] / r[0] for r in rounds]
-        rows.append({"model": m, "kernels": kernels, "gatehouse_us": round(gh, 1), "native_us": round(native, 1),
+        rows.append({"model": m, "kernels": kernels, "threads": a.threads, "gatehouse_us": round(gh, 1), "native_us": round(native, 1),
                      "litert_xnnpack_us": round(xnn, 1), "litert_ref_us": round(ref, 1), "ratio_vs_xnnpack": round(gh / xnn, 2),
                      "ratio_range": [round(min(ratios), 2), round(max(ratios), 2)], "ratio_vs_ref": round(gh / ref, 2),
                      "plugin_vs_native": round(gh / native, 3), "rounds": len(rounds)})
@@ -82,6 +86,7 @@ def main():
         for r in rows:
             print(json.dumps(r))
         return
+    print(f"# {a.threads} thread(s) per inference, gatehouse and XNNPACK alike")
     print(f"{'model':<24} {'kernels':<8} {'gatehouse':>10} {'native':>8} {'xnnpack':>10} {'ref':>10} {'gh/xnnpack':>11} {'range':>11} {'gh/ref':>8} {'gh/native':>10}")
     for r in rows:
         lo, hi = r["ratio_range"]

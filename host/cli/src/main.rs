@@ -26,6 +26,11 @@ struct Cli {
     /// Compile every plugin afresh instead of using the cache.
     #[arg(long, global = true)]
     no_cache: bool,
+    /// Threads one inference may split its big layers over (the caller's
+    /// and a pool the host owns, shared by every plugin); the same bytes
+    /// come out at any count. Default 1, or the gateway config's `threads`.
+    #[arg(long, global = true, value_parser = clap::value_parser!(u32).range(1..=gatehouse_runtime::MAX_THREADS as i64))]
+    threads: Option<u32>,
     /// More log output on stderr (-v info, -vv debug).
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     verbose: u8,
@@ -100,6 +105,7 @@ fn main() -> ExitCode {
     let ctx = cmd::Context {
         cache_dir: cli.cache_dir,
         no_cache: cli.no_cache,
+        threads: cli.threads.map(|t| t as usize),
     };
     let result = match cli.command {
         Command::Run(a) => cmd::run::run(&ctx, a),

@@ -1,4 +1,5 @@
-//! `gatehouse bench`: the JSON lines the comparison script reads, and the plot.
+//! `gatehouse bench`: the JSON lines the comparison script reads (each says
+//! its kernel set and thread count), and the plot.
 //! (Figures are not checked here: a benchmark is not a test.)
 
 use crate::common::{gatehouse, stderr, tmp};
@@ -16,6 +17,8 @@ fn bench_prints_one_json_object_per_batch_size_and_draws_the_plot() {
         "5",
         "--json",
         "--native",
+        "--threads",
+        "2",
         "--plot",
         svg.to_str().unwrap(),
     ]);
@@ -32,6 +35,7 @@ fn bench_prints_one_json_object_per_batch_size_and_draws_the_plot() {
         assert_eq!(row["mode"], mode);
         assert_eq!(row["batch"], batch);
         assert!(row["kernels"].is_string());
+        assert_eq!(row["threads"], 2, "{row}");
         for k in ["median_us", "p99_us", "per_s"] {
             assert!(row[k].as_f64().is_some_and(|v| v > 0.0), "{k}: {row}");
         }

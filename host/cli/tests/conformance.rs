@@ -8,11 +8,17 @@ fn check(model: &str, semantics: &str, expected: &str) {
 }
 
 fn check_with(model: &str, semantics: &str, expected: &str, env: &[(&str, &str)]) {
+    check_on(model, semantics, expected, env, "1");
+}
+
+fn check_on(model: &str, semantics: &str, expected: &str, env: &[(&str, &str)], threads: &str) {
     let dir = root().join("tests/fixtures/vectors").join(model);
     let out = tmp(&format!("{model}-{semantics}.bin"));
     let o = gatehouse_with(
         &[
             "infer",
+            "--threads",
+            threads,
             "--model",
             root()
                 .join(format!("models/mlperf-tiny/{model}.tflite"))
@@ -27,7 +33,7 @@ fn check_with(model: &str, semantics: &str, expected: &str, env: &[(&str, &str)]
         ],
         env,
     );
-    assert!(o.status.success(), "{model}: {}", stderr(&o));
+    assert!(o.status.success(), "{model} on {threads}: {}", stderr(&o));
     let got = std::fs::read(&out).expect("output");
     let want = std::fs::read(dir.join(expected)).expect("reference");
     assert_eq!(got.len(), want.len(), "{model}: output size");
@@ -35,7 +41,7 @@ fn check_with(model: &str, semantics: &str, expected: &str, env: &[(&str, &str)]
     assert_eq!(
         diff,
         0,
-        "{model}: {diff} of {} bytes differ from {expected}",
+        "{model} on {threads} thread(s): {diff} of {} bytes differ from {expected}",
         want.len()
     );
 }
@@ -65,6 +71,31 @@ fn every_kernel_set_this_cpu_runs_is_bit_exact() {
             "outputs_tflm.bin",
             &[("GATEHOUSE_KERNELS", set)],
         );
+    }
+}
+
+/// Layers split over threads compute each output row as the whole layer
+/// does: every set gives the reference's bytes at any thread count, with
+/// as many threads as cores and more (slabs of unequal heights).
+#[test]
+fn every_kernel_set_is_bit_exact_on_several_threads() {
+    for set in &kernel_sets() {
+        for threads in ["2", "3"] {
+            for model in [
+                "kws_ref_model",
+                "vww_96_int8",
+                "pretrainedResnet_quant",
+                "str_ww_ref_model",
+            ] {
+                check_on(
+                    model,
+                    "reference",
+                    "outputs.bin",
+                    &[("GATEHOUSE_KERNELS", set)],
+                    threads,
+                );
+            }
+        }
     }
 }
 

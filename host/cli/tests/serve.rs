@@ -1,5 +1,6 @@
 //! `gatehouse serve`: the daemon deploys a folder of plugins, replays sample
-//! data through them, and hot-swaps a plugin whose file changes, never
+//! data through them (on the kernel threads its config asks for), and
+//! hot-swaps a plugin whose file changes, never
 //! loading a half-written file. Each step waits for the daemon to say it
 //! happened, so a slow machine only makes the test slower.
 
@@ -23,6 +24,9 @@ fn the_daemon_swaps_a_changed_plugin_and_never_loads_half_a_file() {
     let kws = std::fs::read(root().join("target/plugins/kws.wasm"))
         .expect("build the plugins first: cargo xtask build-plugins");
     std::fs::write(dir.join("kws.wasm"), &kws).unwrap();
+    // Two kernel threads per inference, from the gateway config.
+    let config = tmp("serve-gateway.toml");
+    std::fs::write(&config, "threads = 2\n").unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_gatehouse"))
         .args([
             "serve",
@@ -32,6 +36,8 @@ fn the_daemon_swaps_a_changed_plugin_and_never_loads_half_a_file() {
             "100",
             "--settle-ms",
             "200",
+            "--config",
+            config.to_str().unwrap(),
         ])
         .current_dir(root())
         .env(
@@ -44,6 +50,9 @@ fn the_daemon_swaps_a_changed_plugin_and_never_loads_half_a_file() {
         .expect("start serve");
     let stdout = collect(child.stdout.take().unwrap());
     let stderr = collect(child.stderr.take().unwrap());
+    wait_for("the thread count", &stderr, |e| {
+        e.contains("kernels, 2 thread(s) per inference")
+    });
     wait_for("the first deploy", &stderr, |e| {
         e.contains("kws@0.1.0 deployed")
     });

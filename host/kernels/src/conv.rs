@@ -1,11 +1,12 @@
 //! CONV_2D with TFLite's int8 per-channel semantics (`reference_integer_ops::ConvPerChannel`).
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use crate::error::{KernelError, check_len, ensure};
 use crate::geometry::{Shape4, Window, WindowSpec};
 use crate::pack::{Packed, WeightLayout};
 use crate::quant::{Multipliers, Requant, Rounding};
+use crate::slab::{Slab, row_slabs};
 
 const OP: &str = "conv2d";
 
@@ -39,21 +40,22 @@ pub struct Conv2d {
     pub(crate) input: Shape4,
     pub(crate) output: Shape4,
     pub(crate) window: Window,
-    pub(crate) filter: Vec<i8>,
+    pub(crate) filter: Arc<Vec<i8>>,
     pub(crate) filter_in_c: usize,
-    pub(crate) bias: Vec<i32>,
-    pub(crate) requant: Vec<Requant>,
+    pub(crate) bias: Arc<Vec<i32>>,
+    pub(crate) requant: Arc<Vec<Requant>>,
     pub(crate) input_offset: i32,
     pub(crate) output_offset: i32,
     pub(crate) act_min: i32,
     pub(crate) act_max: i32,
     pub(crate) rounding: Rounding,
     /// Filter rows in the kernel set's layout (ungrouped convolutions only).
-    pub(crate) packed: Option<Packed>,
+    /// (Weights and per-channel arrays are shared with the layer's slabs.)
+    pub(crate) packed: Option<Arc<Packed>>,
     /// The bias with the input offset folded in, for `packed`.
-    pub(crate) bias_folded: Vec<i32>,
+    pub(crate) bias_folded: Arc<Vec<i32>>,
     /// `requant` as two arrays, for the vector paths.
-    pub(crate) multipliers: Multipliers,
+    pub(crate) multipliers: Arc<Multipliers>,
     pub(crate) scratch: Mutex<Scratch>,
     /// The most bytes `scratch` grows to on any kernel set.
     scratch_bound: usize,
@@ -215,21 +217,54 @@ impl Conv2d {
             input,
             output,
             window,
-            filter,
+            filter: Arc::new(filter),
             filter_in_c,
-            bias,
-            requant,
+            bias: Arc::new(bias),
+            requant: Arc::new(requant),
             input_offset,
             output_offset,
             act_min,
             act_max,
             rounding,
-            packed,
-            bias_folded,
-            multipliers,
+            packed: packed.map(Arc::new),
+            bias_folded: Arc::new(bias_folded),
+            multipliers: Arc::new(multipliers),
             scratch: Mutex::new(Scratch::default()),
             scratch_bound,
         })
+    }
+
+    /// The layer cut into at most `parts` slabs of output rows that run
+    /// independently ([`slab`](crate::slab)), sharing these weights; empty
+    /// when it does not split (a batch, a single row).
+    pub fn slabs(&self, parts: usize) -> Result<Vec<Slab<Conv2d>>, KernelError> {
+        let k = self.window.kernel_h * self.window.kernel_w * self.filter_in_c;
+        row_slabs(self.input, self.output, &self.window, parts)
+            .into_iter()
+            .map(|g| {
+                let (input, output) = g.ranges(self.input, self.output);
+                let op = Conv2d {
+                    input: g.input,
+                    output: g.output,
+                    window: g.window,
+                    filter: self.filter.clone(),
+                    bias: self.bias.clone(),
+                    requant: self.requant.clone(),
+                    packed: self.packed.clone(),
+                    bias_folded: self.bias_folded.clone(),
+                    multipliers: self.multipliers.clone(),
+                    scratch: Mutex::new(Scratch::default()),
+                    scratch_bound: scratch_bound(g.input, g.output, &g.window, k)?,
+                    ..*self
+                };
+                Ok(Slab { op, input, output })
+            })
+            .collect()
+    }
+
+    /// Host memory a slab holds beyond the weights it shares: its scratch.
+    pub fn slab_bytes(&self) -> usize {
+        std::mem::size_of::<Self>() + self.scratch_bound
     }
 
     /// Multiply-accumulates per inference, for throughput figures.
@@ -248,7 +283,7 @@ impl Conv2d {
                 &self.requant,
                 &self.multipliers,
             )
-            + self.packed.as_ref().map_or(0, Packed::bytes)
+            + self.packed.as_deref().map_or(0, Packed::bytes)
             + self.scratch_bound
     }
 

@@ -1,12 +1,13 @@
 //! DEPTHWISE_CONV_2D with TFLite's int8 per-channel semantics
 //! (`reference_integer_ops::DepthwiseConvPerChannel`), depth multiplier and dilation included.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use crate::conv::{Scratch, expand_requant, per_channel_bytes};
 use crate::error::{KernelError, check_len, ensure};
 use crate::geometry::{Shape4, Window, WindowSpec};
 use crate::quant::{Multipliers, Requant, Rounding};
+use crate::slab::{Slab, row_slabs};
 
 const OP: &str = "depthwise_conv2d";
 
@@ -34,24 +35,25 @@ pub struct DepthwiseConv2d {
     pub(crate) input: Shape4,
     pub(crate) output: Shape4,
     pub(crate) window: Window,
-    pub(crate) filter: Vec<i8>,
+    /// (Weights and per-channel arrays are shared with the layer's slabs.)
+    pub(crate) filter: Arc<Vec<i8>>,
     pub(crate) depth_multiplier: usize,
-    pub(crate) bias: Vec<i32>,
-    pub(crate) requant: Vec<Requant>,
+    pub(crate) bias: Arc<Vec<i32>>,
+    pub(crate) requant: Arc<Vec<Requant>>,
     pub(crate) input_offset: i32,
     pub(crate) output_offset: i32,
     pub(crate) act_min: i32,
     pub(crate) act_max: i32,
     pub(crate) rounding: Rounding,
     /// Filter as i32 `[tap][channel]` for the vector paths.
-    pub(crate) filter_i32: Vec<i32>,
+    pub(crate) filter_i32: Arc<Vec<i32>>,
     /// Filter as i16 `[tap pair][channel][2]`, the taps of each pair side
     /// by side (an odd window's last with a zero), for `vpmaddwd`.
-    pub(crate) filter_pairs: Vec<i16>,
+    pub(crate) filter_pairs: Arc<Vec<i16>>,
     /// `bias + input_offset · Σ taps` per channel.
-    pub(crate) bias_folded: Vec<i32>,
+    pub(crate) bias_folded: Arc<Vec<i32>>,
     /// `requant` as two arrays, for the vector paths.
-    pub(crate) multipliers: Multipliers,
+    pub(crate) multipliers: Arc<Multipliers>,
     pub(crate) scratch: Mutex<Scratch>,
     /// The most bytes `scratch` grows to on any kernel set.
     scratch_bound: usize,
@@ -137,22 +139,60 @@ impl DepthwiseConv2d {
             input,
             output,
             window,
-            filter,
+            filter: Arc::new(filter),
             depth_multiplier,
-            bias,
-            requant,
+            bias: Arc::new(bias),
+            requant: Arc::new(requant),
             input_offset,
             output_offset,
             act_min,
             act_max,
             rounding,
-            filter_i32,
-            filter_pairs,
-            bias_folded,
-            multipliers,
+            filter_i32: Arc::new(filter_i32),
+            filter_pairs: Arc::new(filter_pairs),
+            bias_folded: Arc::new(bias_folded),
+            multipliers: Arc::new(multipliers),
             scratch: Mutex::new(Scratch::default()),
             scratch_bound,
         })
+    }
+
+    /// The layer cut into at most `parts` slabs of output rows that run
+    /// independently ([`slab`](crate::slab)), sharing these weights; empty
+    /// when it does not split (a batch, a single row).
+    pub fn slabs(&self, parts: usize) -> Result<Vec<Slab<DepthwiseConv2d>>, KernelError> {
+        row_slabs(self.input, self.output, &self.window, parts)
+            .into_iter()
+            .map(|g| {
+                let (input, output) = g.ranges(self.input, self.output);
+                let op = DepthwiseConv2d {
+                    input: g.input,
+                    output: g.output,
+                    window: g.window,
+                    filter: self.filter.clone(),
+                    bias: self.bias.clone(),
+                    requant: self.requant.clone(),
+                    filter_i32: self.filter_i32.clone(),
+                    filter_pairs: self.filter_pairs.clone(),
+                    bias_folded: self.bias_folded.clone(),
+                    multipliers: self.multipliers.clone(),
+                    scratch: Mutex::new(Scratch::default()),
+                    scratch_bound: scratch_bound(
+                        g.input,
+                        g.output,
+                        &g.window,
+                        self.depth_multiplier,
+                    )?,
+                    ..*self
+                };
+                Ok(Slab { op, input, output })
+            })
+            .collect()
+    }
+
+    /// Host memory a slab holds beyond the weights it shares: its scratch.
+    pub fn slab_bytes(&self) -> usize {
+        std::mem::size_of::<Self>() + self.scratch_bound
     }
 
     pub fn macs(&self) -> u64 {

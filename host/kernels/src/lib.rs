@@ -30,6 +30,7 @@ mod paths;
 pub mod pooling;
 pub mod quant;
 pub mod reduce;
+pub mod slab;
 pub mod softmax;
 #[cfg(target_arch = "x86_64")]
 pub mod x86;
@@ -45,4 +46,5 @@ pub use geometry::{Padding, Shape4, Window, WindowSpec};
 pub use lstm::{Lstm, LstmSpec};
 pub use pooling::Pool2d;
 pub use quant::{Activation, Requant, Rounding, Semantics, activation_range};
+pub use slab::Slab;
 pub use softmax::Softmax;

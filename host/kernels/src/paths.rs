@@ -12,6 +12,7 @@ use crate::fully_connected::{FullyConnected, FullyConnectedSpec, fully_connected
 use crate::geometry::{Padding, Shape4, WindowSpec};
 use crate::pooling::{Pool2d, average_pool2d_scalar, max_pool2d_scalar};
 use crate::quant::{Requant, Rounding};
+use crate::slab::Slab;
 
 fn sets() -> Vec<&'static KernelSet> {
     dispatch::available().collect()
@@ -111,6 +112,21 @@ impl Geo {
     }
 }
 
+/// Runs every slab on its part of `input` into a fresh output of `len`
+/// bytes; the bytes no slab writes stay 0x55, so a gap between slabs shows.
+fn run_slabs<K>(
+    slabs: &[Slab<K>],
+    input: &[i8],
+    len: usize,
+    run: impl Fn(&K, &[i8], &mut [i8]) -> Result<(), crate::KernelError>,
+) -> Vec<i8> {
+    let mut out = vec![0x55i8; len];
+    for s in slabs {
+        run(&s.op, &input[s.input.clone()], &mut out[s.output.clone()]).unwrap();
+    }
+    out
+}
+
 fn check_conv(
     g: Geo,
     oc: usize,
@@ -169,6 +185,30 @@ fn check_conv(
         prop_assert_eq!(&got, &want, "{} conv2d on {:?}", ks.name, g);
         let (held, bound) = k.scratch_bytes();
         prop_assert!(held <= bound, "{} conv2d scratch {held} > {bound}", ks.name);
+        for parts in [2, 3, oh] {
+            let slabs = k.slabs(parts).unwrap();
+            prop_assert_eq!(slabs.is_empty(), g.n > 1 || oh.min(parts) < 2);
+            if slabs.is_empty() {
+                continue;
+            }
+            let got = run_slabs(&slabs, &input, want.len(), |k, i, o| (ks.conv2d)(k, i, o));
+            prop_assert_eq!(
+                &got,
+                &want,
+                "{} conv2d in {} slabs on {:?}",
+                ks.name,
+                parts,
+                g
+            );
+            for s in &slabs {
+                let (held, bound) = s.op.scratch_bytes();
+                prop_assert!(
+                    held <= bound,
+                    "{} conv2d slab scratch {held} > {bound}",
+                    ks.name
+                );
+            }
+        }
         let charged = Conv2d::heap_bytes_for(
             spec.input,
             spec.output,
@@ -268,6 +308,32 @@ fn check_depthwise(
             "{} depthwise scratch {held} > {bound}",
             ks.name
         );
+        for parts in [2, 3, oh] {
+            let slabs = k.slabs(parts).unwrap();
+            prop_assert_eq!(slabs.is_empty(), g.n > 1 || oh.min(parts) < 2);
+            if slabs.is_empty() {
+                continue;
+            }
+            let got = run_slabs(&slabs, &input, want.len(), |k, i, o| {
+                (ks.depthwise_conv2d)(k, i, o)
+            });
+            prop_assert_eq!(
+                &got,
+                &want,
+                "{} depthwise in {} slabs on {:?}",
+                ks.name,
+                parts,
+                g
+            );
+            for s in &slabs {
+                let (held, bound) = s.op.scratch_bytes();
+                prop_assert!(
+                    held <= bound,
+                    "{} depthwise slab scratch {held} > {bound}",
+                    ks.name
+                );
+            }
+        }
         let charged = DepthwiseConv2d::heap_bytes_for(k.input, k.output, g.window(), mult);
         prop_assert_eq!(charged, Ok(k.heap_bytes()), "{} depthwise", ks.name);
     }

@@ -10,14 +10,17 @@
 //! ```
 
 pub mod budget;
+mod crew;
 mod lanes;
 pub mod ops;
 pub mod plan;
 pub mod tensor;
+mod threads;
 
 pub use budget::{Budget, Pace, Work};
 pub use plan::Plan;
 pub use tensor::{DType, Desc, Quant, TensorKey, TensorStore};
+pub use threads::{MAX_THREADS, Threads};
 
 use gatehouse_kernels::KernelError;
 

@@ -7,6 +7,7 @@ use crate::budget::Budget;
 use crate::lanes;
 use crate::ops::{OpDesc, PreparedOp};
 use crate::tensor::{TensorKey, TensorStore};
+use crate::threads::Threads;
 
 /// Longest plan accepted; far beyond any MLPerf Tiny model, short enough
 /// that a hostile plugin cannot grow host state without bound.
@@ -15,13 +16,22 @@ pub const MAX_OPS: usize = 4096;
 pub struct Plan {
     semantics: Semantics,
     ops: Vec<PreparedOp>,
+    /// What its layers are split over.
+    threads: Threads,
 }
 
 impl Plan {
+    /// A plan whose layers run on the caller's thread.
     pub fn new(semantics: Semantics) -> Self {
+        Self::on(semantics, Threads::one())
+    }
+
+    /// A plan whose big layers are split over `threads`.
+    pub fn on(semantics: Semantics, threads: Threads) -> Self {
         Plan {
             semantics,
             ops: Vec::new(),
+            threads,
         }
     }
 
@@ -45,10 +55,12 @@ impl Plan {
             )));
         }
         let index = self.ops.len();
-        let prepared = PreparedOp::prepare(op, st, self.semantics, ks).map_err(|e| match e {
-            NnFault::Invalid(m) => NnFault::Invalid(format!("operator {index}: {m}")),
-            other => other,
-        })?;
+        let prepared = PreparedOp::prepare_on(op, st, self.semantics, ks, &self.threads).map_err(
+            |e| match e {
+                NnFault::Invalid(m) => NnFault::Invalid(format!("operator {index}: {m}")),
+                other => other,
+            },
+        )?;
         self.ops.push(prepared);
         Ok(index as u32)
     }

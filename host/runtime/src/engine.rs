@@ -9,6 +9,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use gatehouse_kernels::{KernelSet, dispatch};
+use gatehouse_nn::Threads;
 use wasmtime::component::{HasSelf, Linker, ResourceType};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
@@ -30,6 +31,10 @@ pub struct RuntimeConfig {
     pub max_memory_bytes: usize,
     /// Granularity of CPU deadlines.
     pub epoch_tick: Duration,
+    /// Threads one inference may split its big layers over: the calling
+    /// thread and a pool of `threads - 1` the runtime owns, shared by
+    /// every plugin. Results are the same bytes at any count.
+    pub threads: usize,
 }
 
 impl Default for RuntimeConfig {
@@ -39,6 +44,7 @@ impl Default for RuntimeConfig {
             max_instances: 200,
             max_memory_bytes: 256 << 20,
             epoch_tick: Duration::from_millis(5),
+            threads: 1,
         }
     }
 }
@@ -66,6 +72,8 @@ pub(crate) struct Shared {
     /// How fast `kernels` run here, measured at start: host work is
     /// estimated with it against each plugin's deadline.
     pub(crate) pace: Pace,
+    /// The kernel threads every plugin's plans share.
+    pub(crate) threads: Threads,
     pub(crate) config: RuntimeConfig,
     _ticker: Ticker,
 }
@@ -86,6 +94,7 @@ pub struct Runtime {
 impl Runtime {
     pub fn new(config: RuntimeConfig) -> Result<Self, Error> {
         let kernels = dispatch::from_env()?;
+        let threads = Threads::new(config.threads).map_err(|e| Error::Engine(e.to_string()))?;
         let mut pool = PoolingAllocationConfig::default();
         pool.total_component_instances(config.max_instances)
             .total_core_instances(config.max_instances * 2)
@@ -171,6 +180,7 @@ impl Runtime {
                 cache,
                 kernels,
                 pace: Pace::measure(kernels),
+                threads,
                 config,
                 _ticker: Ticker {
                     stop,
@@ -183,6 +193,11 @@ impl Runtime {
     /// The kernel set every plugin of this runtime uses.
     pub fn kernels(&self) -> &'static KernelSet {
         self.shared.kernels
+    }
+
+    /// How many threads one inference may use.
+    pub fn threads(&self) -> usize {
+        self.shared.threads.count()
     }
 
     pub fn engine(&self) -> &Engine {

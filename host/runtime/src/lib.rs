@@ -25,6 +25,8 @@ mod wasi;
 pub use cache::Source;
 pub use engine::{Runtime, RuntimeConfig};
 pub use error::{Error, Failure, PluginId};
+/// The most threads `RuntimeConfig::threads` may ask for.
+pub use gatehouse_nn::MAX_THREADS;
 pub use plugin::{
     Access, Checked, Descriptor, Event, Grants, Inference, InitConfig, InputKind, Instance, Limits,
     LoadInfo, Plugin,

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use gatehouse_kernels::{Activation, KernelSet, Padding, Semantics};
 use gatehouse_nn::ops::{self, OpDesc, PoolArgs, PreparedOp, UnaryKind, WindowArgs};
 use gatehouse_nn::{
-    Budget, DType, Desc, NnFault, OP_OVERHEAD, Pace, Plan, Quant, TensorKey, TensorStore,
+    Budget, DType, Desc, NnFault, OP_OVERHEAD, Pace, Plan, Quant, TensorKey, TensorStore, Threads,
 };
 use wasmtime::component::{HasData, Resource, ResourceTable};
 
@@ -19,6 +19,8 @@ use crate::bindings::{NnCallError, ops as wops, plan as wplan, tensors as wt};
 pub(crate) struct NnCtx {
     pub(crate) tensors: TensorStore,
     pub(crate) kernels: &'static KernelSet,
+    /// The threads its plans split big layers over.
+    threads: Threads,
     /// How fast this runtime's kernels work, to estimate host work.
     pace: Pace,
     /// When the current call must end: host work done for it stops there too.
@@ -38,10 +40,16 @@ pub(crate) struct Invoked {
 }
 
 impl NnCtx {
-    pub(crate) fn new(kernels: &'static KernelSet, tensor_bytes: u64, pace: Pace) -> NnCtx {
+    pub(crate) fn new(
+        kernels: &'static KernelSet,
+        threads: Threads,
+        tensor_bytes: u64,
+        pace: Pace,
+    ) -> NnCtx {
         NnCtx {
             tensors: TensorStore::new(tensor_bytes),
             kernels,
+            threads,
             pace,
             deadline: None,
             last_invoke: None,
@@ -439,7 +447,9 @@ impl wplan::HostPlan for NnView<'_> {
             .tensors
             .charge(OP_OVERHEAD, "plan")
             .map_err(|e| wasmtime::format_err!("{e}"))?;
-        Ok(self.table.push(Plan::new(semantics(options)))?)
+        Ok(self
+            .table
+            .push(Plan::on(semantics(options), self.nn.threads.clone()))?)
     }
 
     fn push(&mut self, plan: Resource<Plan>, op: wops::Op) -> Result<u32, NnCallError> {

@@ -21,6 +21,7 @@ fn state() -> InstanceState {
     let mut st = InstanceState::new(
         "hostile@test".into(),
         ks,
+        gatehouse_nn::Threads::one(),
         1 << 20,
         QUOTA,
         Pace::measure(ks),

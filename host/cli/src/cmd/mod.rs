@@ -25,6 +25,8 @@ use crate::locate;
 pub struct Context {
     pub cache_dir: Option<PathBuf>,
     pub no_cache: bool,
+    /// `--threads`, when given.
+    pub threads: Option<usize>,
 }
 
 impl Context {
@@ -34,10 +36,21 @@ impl Context {
 
     /// A runtime whose plugins may have up to `max_memory_bytes` of linear memory.
     pub fn runtime_with_memory(&self, max_memory_bytes: usize) -> anyhow::Result<Runtime> {
+        self.runtime_with(max_memory_bytes, None)
+    }
+
+    /// A runtime as [`runtime_with_memory`](Self::runtime_with_memory)
+    /// makes, with `threads` unless `--threads` says otherwise.
+    pub fn runtime_with(
+        &self,
+        max_memory_bytes: usize,
+        threads: Option<usize>,
+    ) -> anyhow::Result<Runtime> {
         let cache_dir = (!self.no_cache).then(|| locate::cache_dir(self.cache_dir.as_deref()));
         Runtime::new(RuntimeConfig {
             cache_dir,
             max_memory_bytes,
+            threads: self.threads.or(threads).unwrap_or(1),
             ..RuntimeConfig::default()
         })
         .context("starting the runtime")

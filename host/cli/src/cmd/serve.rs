@@ -205,8 +205,13 @@ pub fn run(ctx: &Context, a: Args) -> anyhow::Result<()> {
 }
 
 async fn serve(ctx: &Context, a: Args) -> anyhow::Result<()> {
+    let config = match &a.config {
+        Some(path) => Some(crate::mqtt::routes::GatewayConfig::load(path)?),
+        None => None,
+    };
+    let threads = config.as_ref().and_then(|c| c.threads);
     let reg = Arc::new(Registry::new(
-        ctx.runtime_with_memory((a.max_memory_mib as usize) << 20)?,
+        ctx.runtime_with((a.max_memory_mib as usize) << 20, threads)?,
         Policy {
             pool_size: 2,
             batching: a.batching.policy()?,
@@ -214,12 +219,17 @@ async fn serve(ctx: &Context, a: Args) -> anyhow::Result<()> {
             ..Policy::default()
         },
     ));
+    tracing::info!(
+        "{} kernels, {} thread(s) per inference",
+        reg.runtime().kernels().name,
+        reg.runtime().threads()
+    );
     let metrics = Arc::new(Metrics::new());
-    let routes = match &a.config {
-        Some(path) => crate::mqtt::routes::GatewayConfig::load(path)?
+    let routes = match (&config, &a.config) {
+        (Some(c), Some(path)) => c
             .routes()
             .with_context(|| format!("in {}", path.display()))?,
-        None => Vec::new(),
+        _ => Vec::new(),
     };
     let gateway = match (&a.store, &a.trust) {
         (Some(store), Some(trust)) => {

@@ -9,6 +9,9 @@
 //! stream = 1                  # optional: the wildcard that names a device's stream
 //! queue = 64                  # optional: messages waiting, the oldest dropped beyond
 //! ```
+//!
+//! Beside the routes, `threads = N` (top level) is how many threads one
+//! inference may split its big layers over, as `--threads` (which wins).
 
 use std::path::Path;
 
@@ -21,6 +24,8 @@ use serde::Deserialize;
 pub struct GatewayConfig {
     #[serde(default)]
     pub route: Vec<RouteConfig>,
+    /// Threads per inference (`--threads` overrides it).
+    pub threads: Option<usize>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -259,6 +264,15 @@ mod tests {
         assert!(Template::parse("results/{x}").is_err());
         assert!(Template::parse("results/{1").is_err());
         assert!(Template::parse("results/+").is_err());
+    }
+
+    #[test]
+    fn threads_are_a_top_level_setting() {
+        let cfg: GatewayConfig = toml::from_str("threads = 4\n").unwrap();
+        assert_eq!(cfg.threads, Some(4));
+        assert!(cfg.route.is_empty());
+        assert_eq!(toml::from_str::<GatewayConfig>("").unwrap().threads, None);
+        assert!(toml::from_str::<GatewayConfig>("threads = -1").is_err());
     }
 
     #[test]

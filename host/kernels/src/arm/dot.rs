@@ -115,7 +115,7 @@ macro_rules! micro {
 }
 
 pub fn conv2d(k: &Conv2d, input: &[i8], output: &mut [i8]) -> Result<(), KernelError> {
-    let Some(Packed::I8Signed(packed)) = &k.packed else {
+    let Some(Packed::I8Signed(packed)) = k.packed.as_deref() else {
         return neon::conv2d(k, input, output);
     };
     if !supported() {

@@ -269,7 +269,7 @@ macro_rules! micro {
 }
 
 pub fn conv2d(k: &Conv2d, input: &[i8], output: &mut [i8]) -> Result<(), KernelError> {
-    let Some(Packed::I16(packed)) = &k.packed else {
+    let Some(Packed::I16(packed)) = k.packed.as_deref() else {
         return conv2d_scalar(k, input, output);
     };
     if !supported() {

@@ -154,7 +154,7 @@ macro_rules! micro {
 }
 
 pub fn conv2d(k: &Conv2d, input: &[i8], output: &mut [i8]) -> Result<(), KernelError> {
-    let Some(Packed::I8(packed)) = &k.packed else {
+    let Some(Packed::I8(packed)) = k.packed.as_deref() else {
         return avx2::conv2d(k, input, output);
     };
     if !supported() {

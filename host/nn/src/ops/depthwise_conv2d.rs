@@ -5,6 +5,7 @@ use gatehouse_kernels::{Activation, DepthwiseConv2dSpec, KernelSet, activation_r
 use super::operand::{
     WindowArgs, act_i8, bias_i32, channel_requant, shape4, symmetric, weights_i8, window_spec,
 };
+use super::sliced::{Sliced, io_bytes};
 use super::{Built, Eval, Operands, Operator, Prep};
 use crate::NnFault;
 use crate::tensor::TensorKey;
@@ -58,27 +59,33 @@ impl Operator for DepthwiseConv2d {
             act_max,
             rounding,
         })?;
+        let macs = k.macs();
         Ok(Built::new(
             "depthwise_conv2d",
-            Kernel(k),
+            Kernel(Sliced::new(
+                k,
+                (macs, os.h * os.w, io_bytes(is, os)),
+                cx.threads,
+                |k, parts| k.slabs(parts),
+            )?),
             vec![self.input],
             self.output,
         ))
     }
 }
 
-struct Kernel(gatehouse_kernels::DepthwiseConv2d);
+struct Kernel(Sliced<gatehouse_kernels::DepthwiseConv2d>);
 
 impl Eval for Kernel {
     fn eval(&self, ks: &KernelSet, io: Operands<'_>) -> Result<(), NnFault> {
-        io.one(|i, out| (ks.depthwise_conv2d)(&self.0, i, out))
+        io.one(|i, out| self.0.run(i, out, |k, i, o| (ks.depthwise_conv2d)(k, i, o)))
     }
 
     fn held_bytes(&self) -> u64 {
-        self.0.heap_bytes() as u64
+        self.0.whole.heap_bytes() as u64 + self.0.slab_bytes(|k| k.slab_bytes())
     }
 
     fn macs(&self) -> u64 {
-        self.0.macs()
+        self.0.whole.macs()
     }
 }

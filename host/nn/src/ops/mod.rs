@@ -6,6 +6,7 @@
 //! the quota, holding the operands, the deadline's work).
 
 mod operand;
+mod sliced;
 
 mod add;
 mod batch_matmul;
@@ -44,6 +45,7 @@ use gatehouse_kernels::{KernelError, KernelSet, Semantics};
 
 use crate::budget::Work;
 use crate::tensor::{Span, TensorKey, TensorStore};
+use crate::threads::Threads;
 use crate::{NnFault, OP_OVERHEAD};
 
 /// The operator table: each variant of [`OpDesc`] and the type (in its
@@ -104,6 +106,8 @@ struct Prep<'a> {
     st: &'a mut TensorStore,
     semantics: Semantics,
     ks: &'a KernelSet,
+    /// The threads a layer may be split over.
+    threads: &'a Threads,
     /// Bytes charged ahead of building (see [`Prep::stage`]).
     staged: u64,
 }
@@ -256,10 +260,23 @@ impl PreparedOp {
         semantics: Semantics,
         ks: &KernelSet,
     ) -> Result<PreparedOp, NnFault> {
+        Self::prepare_on(op, st, semantics, ks, &Threads::one())
+    }
+
+    /// As [`prepare`](Self::prepare), with the layer split to run over
+    /// `threads` where it is big enough to gain from it.
+    pub fn prepare_on(
+        op: &OpDesc,
+        st: &mut TensorStore,
+        semantics: Semantics,
+        ks: &KernelSet,
+        threads: &Threads,
+    ) -> Result<PreparedOp, NnFault> {
         let mut cx = Prep {
             st,
             semantics,
             ks,
+            threads,
             staged: 0,
         };
         let built = op.prepare(&mut cx);

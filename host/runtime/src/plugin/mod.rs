@@ -294,6 +294,7 @@ fn new_store(
     let st = InstanceState::new(
         id.to_string(),
         sh.kernels,
+        sh.threads.clone(),
         limits.memory_bytes,
         limits.tensor_bytes,
         sh.pace,

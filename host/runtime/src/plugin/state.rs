@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use gatehouse_kernels::KernelSet;
+use gatehouse_nn::Threads;
 use wasmtime::ResourceLimiter;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::clocks::WasiClocksCtxView;
@@ -67,6 +68,7 @@ impl InstanceState {
     pub(crate) fn new(
         label: String,
         kernels: &'static KernelSet,
+        threads: Threads,
         memory_bytes: usize,
         tensor_bytes: u64,
         pace: Pace,
@@ -74,7 +76,7 @@ impl InstanceState {
     ) -> Self {
         InstanceState {
             table: ResourceTable::new(),
-            nn: NnCtx::new(kernels, tensor_bytes, pace),
+            nn: NnCtx::new(kernels, threads, tensor_bytes, pace),
             limiter: MemoryCap {
                 max_bytes: memory_bytes,
                 denied: false,

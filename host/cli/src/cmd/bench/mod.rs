@@ -69,6 +69,13 @@ pub fn run(ctx: &Context, a: Args) -> anyhow::Result<()> {
     // One zero input tells us the input size: the plugin refuses a wrong one with it.
     let input_len = probe_input_len(&mut instance)?;
     if !a.json {
+        // Figures from different machines or thread counts are never to be
+        // confused: say which produced them.
+        println!(
+            "# {} kernels, {} thread(s)",
+            rt.kernels().name,
+            rt.threads()
+        );
         println!(
             "{:<28} {:>6} {:>7} {:>12} {:>12} {:>12}",
             "model", "batch", "mode", "median_us", "p99_us", "per_s"
@@ -123,7 +130,7 @@ pub fn run(ctx: &Context, a: Args) -> anyhow::Result<()> {
             None
         };
         for p in std::iter::once(plugin).chain(native) {
-            let row = json!({"model": name, "mode": p.mode.as_str(), "kernels": rt.kernels().name, "batch": batch, "median_us": round1(p.median_us), "p99_us": round1(p.p99_us), "per_s": round1(p.per_s)});
+            let row = json!({"model": name, "mode": p.mode.as_str(), "kernels": rt.kernels().name, "threads": rt.threads(), "batch": batch, "median_us": round1(p.median_us), "p99_us": round1(p.p99_us), "per_s": round1(p.per_s)});
             progress.suspend(|| {
                 if a.json {
                     println!("{row}");
@@ -144,7 +151,11 @@ pub fn run(ctx: &Context, a: Args) -> anyhow::Result<()> {
     }
     progress.finish_and_clear();
     if let Some(path) = &a.plot {
-        let title = format!("{name}: {} kernels", rt.kernels().name);
+        let title = format!(
+            "{name}: {} kernels, {} thread(s)",
+            rt.kernels().name,
+            rt.threads()
+        );
         plot::draw(path, &title, &points)?;
         eprintln!("wrote {}", path.display());
     }

@@ -1,0 +1,224 @@
+//! The threads one inference may share its layers over: the caller's own
+//! thread plus a pool the host owns (never a plugin), shared by every
+//! plugin of the runtime.
+//!
+//! A layer split for `n` threads is worked on by the calling thread and at
+//! most `n - 1` helpers from the pool, so an inference never occupies more
+//! than `n` threads, and one plugin cannot crowd out the others: each busy
+//! plugin always has its own thread, the pool's threads serve the queued
+//! layers first come, first served, from whichever plugins are busy, and
+//! a part no helper came for is done by its plugin's own thread. Parts are
+//! whole slabs of output rows, each computed exactly as the whole layer
+//! computes it, so the result is the same bytes at any thread count.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use gatehouse_kernels::{KernelError, Slab};
+
+use crate::NnFault;
+use crate::crew::Crew;
+
+/// The fewest multiply-accumulates worth a part of its own: below this,
+/// handing a part to another thread costs more than it saves.
+pub(crate) const MIN_PART_MACS: u64 = 256 * 1024;
+
+/// The least work per byte of input and output worth splitting a layer
+/// for: each part's input arrives from, and its output goes back to,
+/// another core's cache. Pointwise layers of MobileNet (about 16 MACs per
+/// byte) were slower split on two cores here; ResNet's 3x3 convs (about
+/// 70) were faster.
+pub(crate) const MIN_MACS_PER_BYTE: u64 = 32;
+
+/// The fewest output pixels worth a part of its own: the GEMMs take pixels
+/// four at a time, and a part's leftovers go one at a time, each reading
+/// every weight.
+pub(crate) const MIN_PART_PIXELS: usize = 32;
+
+/// A handle on the runtime's threads; cheap to clone.
+#[derive(Clone)]
+pub struct Threads {
+    count: usize,
+    /// `count - 1` helpers; none for one thread.
+    crew: Option<Arc<Crew>>,
+}
+
+/// The most threads a runtime asks for; far above any gateway's cores.
+pub const MAX_THREADS: usize = 256;
+
+impl Threads {
+    /// One thread: every layer runs on the caller's thread.
+    pub fn one() -> Threads {
+        Threads {
+            count: 1,
+            crew: None,
+        }
+    }
+
+    /// `count` threads: the caller's and a pool of `count - 1`.
+    pub fn new(count: usize) -> Result<Threads, NnFault> {
+        if count == 0 || count > MAX_THREADS {
+            return Err(NnFault::invalid(format!(
+                "{count} threads; between 1 and {MAX_THREADS} are possible"
+            )));
+        }
+        if count == 1 {
+            return Ok(Threads::one());
+        }
+        let crew = Crew::new(count - 1)
+            .map_err(|e| NnFault::invalid(format!("cannot start {count} kernel threads: {e}")))?;
+        Ok(Threads {
+            count,
+            crew: Some(Arc::new(crew)),
+        })
+    }
+
+    /// How many threads one inference may use.
+    pub fn count(&self) -> usize {
+        self.count
+    }
+
+    /// How many parts a layer of `macs` multiply-accumulates is worth.
+    /// How many parts a layer of `macs` multiply-accumulates over
+    /// `pixels` output pixels, reading and writing `bytes` of activations,
+    /// is worth.
+    pub(crate) fn parts_for(&self, macs: u64, pixels: usize, bytes: usize) -> usize {
+        if macs < MIN_MACS_PER_BYTE.saturating_mul(bytes as u64) {
+            return 1;
+        }
+        let worth = (macs / MIN_PART_MACS).min((pixels / MIN_PART_PIXELS) as u64);
+        (worth.min(self.count as u64) as usize).max(1)
+    }
+
+    /// Runs each slab on its part of `input`, writing its part of
+    /// `output`, spread over the threads; an empty `slabs` runs nothing.
+    pub(crate) fn run_slabs<K: Sync>(
+        &self,
+        slabs: &[Slab<K>],
+        input: &[i8],
+        output: &mut [i8],
+        kernel: impl Fn(&K, &[i8], &mut [i8]) -> Result<(), KernelError> + Sync,
+    ) -> Result<(), KernelError> {
+        let mut parts = Vec::with_capacity(slabs.len());
+        let (mut rest, mut at) = (output, 0);
+        for s in slabs {
+            // Slabs come in order and do not overlap: carve each one's
+            // output from what is left.
+            let gap = s.output.start.checked_sub(at);
+            let fits = gap
+                .zip(s.output.end.checked_sub(at))
+                .filter(|&(_, e)| e <= rest.len());
+            let (Some((gap, end)), Some(src)) = (fits, input.get(s.input.clone())) else {
+                return Err(KernelError::new(
+                    "slab",
+                    "a slab reaches past its layer's operands",
+                ));
+            };
+            let (mine, tail) = std::mem::take(&mut rest)[gap..].split_at_mut(end - gap);
+            parts.push((&s.op, src, mine));
+            rest = tail;
+            at = s.output.end;
+        }
+        self.run(parts, |(op, src, out)| kernel(op, src, out))
+    }
+
+    /// Runs `f` on every part and returns when all are done: the first
+    /// error if any failed. This thread and up to `count - 1` helpers from
+    /// the pool each take the next part not yet taken, so when the pool is
+    /// busy with other plugins this thread does the parts nobody came for,
+    /// and an inference is never slower than on one thread by more than
+    /// the wait for a helper that turns up with nothing left to do.
+    pub(crate) fn run<T, E>(
+        &self,
+        parts: impl IntoIterator<Item = T>,
+        f: impl Fn(T) -> Result<(), E> + Sync,
+    ) -> Result<(), E>
+    where
+        T: Send,
+        E: Send,
+    {
+        let Some(crew) = &self.crew else {
+            return parts.into_iter().try_for_each(f);
+        };
+        let parts: Vec<Mutex<Option<T>>> = parts.into_iter().map(|p| Mutex::new(Some(p))).collect();
+        let next = AtomicUsize::new(0);
+        let failed: Mutex<Option<E>> = Mutex::new(None);
+        let work = || {
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(slot) = parts.get(i) else { break };
+                let part = slot.lock().unwrap_or_else(|p| p.into_inner()).take();
+                if let Some(Err(e)) = part.map(&f) {
+                    failed
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .get_or_insert(e);
+                }
+            }
+        };
+        crew.run(self.count.min(parts.len()).saturating_sub(1), &work);
+        match failed.into_inner().unwrap_or_else(|p| p.into_inner()) {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Default for Threads {
+    fn default() -> Self {
+        Threads::one()
+    }
+}
+
+impl std::fmt::Debug for Threads {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Threads")
+            .field("count", &self.count)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_part_runs_once_and_errors_come_back() {
+        for n in [1, 2, 3] {
+            let t = Threads::new(n).unwrap();
+            assert_eq!(t.count(), n);
+            let ran = AtomicUsize::new(0);
+            let done: Result<(), ()> = t.run(0..10, |i| {
+                ran.fetch_add(1 << i, Ordering::Relaxed);
+                Ok(())
+            });
+            assert!(done.is_ok());
+            assert_eq!(ran.load(Ordering::Relaxed), (1 << 10) - 1);
+            let failed = t.run(0..10, |i| if i == 7 { Err(i) } else { Ok(()) });
+            assert_eq!(failed, Err(7));
+        }
+        assert!(Threads::new(0).is_err());
+        assert!(Threads::new(MAX_THREADS + 1).is_err());
+    }
+
+    #[test]
+    fn only_layers_worth_it_are_split() {
+        let two = Threads::new(2).unwrap();
+        // ResNet-8's 3x3 convs: 32x32x16 in and out, 2.4 M MACs.
+        let conv = (32 * 32 * 16 * 9 * 16, 32 * 32, 2 * 32 * 32 * 16);
+        assert_eq!(two.parts_for(conv.0, conv.1, conv.2), 2);
+        assert_eq!(Threads::one().parts_for(conv.0, conv.1, conv.2), 1);
+        assert_eq!(
+            Threads::new(8).unwrap().parts_for(conv.0, conv.1, conv.2),
+            8
+        );
+        // MobileNet's pointwise 24x24x32 -> 32: 16 MACs per byte moved.
+        assert_eq!(
+            two.parts_for(24 * 24 * 32 * 32, 24 * 24, 2 * 24 * 24 * 32),
+            1
+        );
+        // Small layers, and layers of few pixels, stay whole.
+        assert_eq!(two.parts_for(MIN_PART_MACS, 1024, 1), 1);
+        assert_eq!(two.parts_for(1 << 30, MIN_PART_PIXELS, 1), 1);
+    }
+}
