@@ -29,7 +29,7 @@ pub use error::{Error, Failure, PluginId};
 pub use gatehouse_nn::MAX_THREADS;
 pub use plugin::{
     Access, Checked, Descriptor, Event, Grants, Inference, InitConfig, InputKind, Instance, Limits,
-    LoadInfo, Plugin,
+    LoadInfo, Plugin, StartTimes,
 };
 pub use registry::{
     BatchPolicy, BatchStats, CircuitPolicy, DeploySpec, Deployed, Deployment, Expect, HealthPolicy,

@@ -40,12 +40,19 @@ pub fn run(ctx: &Context, a: Args) -> anyhow::Result<()> {
     // The instances are kept, so that the resident memory they add, per
     // instance, is what a pool of workers costs.
     let mut times: Vec<f64> = Vec::new();
+    let (mut alone, mut inits) = (Vec::new(), Vec::new());
     let mut live = Vec::new();
     let before = resident_bytes();
     for _ in 0..INSTANCES {
         let t = std::time::Instant::now();
         match plugin.instantiate(gatehouse_runtime::InitConfig::default()) {
-            Ok(i) => live.push(i),
+            Ok(i) => {
+                if let Some(s) = i.start_times() {
+                    alone.push(s.instantiate.as_secs_f64() * 1e6);
+                    inits.push(s.init.as_secs_f64() * 1e6);
+                }
+                live.push(i)
+            }
             Err(_) => break,
         }
         times.push(t.elapsed().as_secs_f64() * 1e6);
@@ -55,8 +62,7 @@ pub fn run(ctx: &Context, a: Args) -> anyhow::Result<()> {
         _ => None,
     };
     drop(live);
-    times.sort_by(f64::total_cmp);
-    let instantiate_us = times.get(times.len() / 2).copied();
+    let instantiate_us = median(&mut times);
     let v = json!({
         "plugin": d.id.name,
         "version": d.id.version,
@@ -67,11 +73,18 @@ pub fn run(ctx: &Context, a: Args) -> anyhow::Result<()> {
         "load": format!("{:?}", load.source).to_lowercase(),
         "load_us": load.duration.as_secs_f64() * 1e6,
         "instantiate_and_init_us_median": instantiate_us,
+        "instantiate_us_median": median(&mut alone),
+        "init_us_median": median(&mut inits),
         "resident_bytes_per_instance": per_instance,
         "kernels": rt.kernels().name,
     });
     println!("{}", serde_json::to_string_pretty(&v)?);
     Ok(())
+}
+
+fn median(v: &mut [f64]) -> Option<f64> {
+    v.sort_by(f64::total_cmp);
+    v.get(v.len() / 2).copied()
 }
 
 /// Instances made (and kept) to measure instantiation and memory.

@@ -368,6 +368,7 @@ impl Plugin {
 
     fn fresh(&self, config: &InitConfig) -> Result<Live, Error> {
         let sh = &self.shared;
+        let began = Instant::now();
         let mut store = new_store(
             &sh.runtime,
             self.id(),
@@ -394,6 +395,7 @@ impl Plugin {
             Ok(b) => b,
             Err(e) => return Err(self.fail(classify(&store, e, sh.limits.init_deadline))),
         };
+        let instantiated = Instant::now();
         let wit_config = wt::Config {
             model: config.model.clone(),
             settings: config
@@ -410,6 +412,10 @@ impl Plugin {
                 store,
                 bindings,
                 batch,
+                times: StartTimes {
+                    instantiate: instantiated - began,
+                    init: instantiated.elapsed(),
+                },
             }),
             Ok(Err(e)) => Err(self.fail(guest_failure(e))),
             Err(e) => Err(self.fail(classify(&store, e, sh.limits.init_deadline))),
@@ -421,6 +427,18 @@ struct Live {
     store: Store<InstanceState>,
     bindings: bindings::Plugin,
     batch: Option<bindings::batched::Batched>,
+    times: StartTimes,
+}
+
+/// How an instance's sandbox came to be.
+#[derive(Clone, Copy, Debug)]
+pub struct StartTimes {
+    /// A store, the instance from the precompiled component (pooled
+    /// memory), and its exports looked up.
+    pub instantiate: Duration,
+    /// The plugin's `init`: for a model plugin, parsing its model and
+    /// recording its plan (weights packed on the host).
+    pub init: Duration,
 }
 
 /// One sandboxed instance of a plugin. Not shared between threads at once;
@@ -435,6 +453,11 @@ pub struct Instance {
 impl Instance {
     pub fn plugin(&self) -> &Plugin {
         &self.plugin
+    }
+
+    /// How its current sandbox came to be; `None` while it has none.
+    pub fn start_times(&self) -> Option<StartTimes> {
+        self.live.as_ref().map(|l| l.times)
     }
 
     /// How many times a trapped sandbox was replaced.
