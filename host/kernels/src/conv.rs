@@ -6,7 +6,7 @@ use crate::error::{KernelError, check_len, ensure};
 use crate::geometry::{Shape4, Window, WindowSpec};
 use crate::pack::{Packed, WeightLayout};
 use crate::quant::{Multipliers, Requant, Rounding};
-use crate::slab::{Slab, row_slabs};
+use crate::slab::{Slab, cut};
 
 const OP: &str = "conv2d";
 
@@ -239,27 +239,22 @@ impl Conv2d {
     /// when it does not split (a batch, a single row).
     pub fn slabs(&self, parts: usize) -> Result<Vec<Slab<Conv2d>>, KernelError> {
         let k = self.window.kernel_h * self.window.kernel_w * self.filter_in_c;
-        row_slabs(self.input, self.output, &self.window, parts)
-            .into_iter()
-            .map(|g| {
-                let (input, output) = g.ranges(self.input, self.output);
-                let op = Conv2d {
-                    input: g.input,
-                    output: g.output,
-                    window: g.window,
-                    filter: self.filter.clone(),
-                    bias: self.bias.clone(),
-                    requant: self.requant.clone(),
-                    packed: self.packed.clone(),
-                    bias_folded: self.bias_folded.clone(),
-                    multipliers: self.multipliers.clone(),
-                    scratch: Mutex::new(Scratch::default()),
-                    scratch_bound: scratch_bound(g.input, g.output, &g.window, k)?,
-                    ..*self
-                };
-                Ok(Slab { op, input, output })
+        cut(self.input, self.output, &self.window, parts, |g| {
+            Ok(Conv2d {
+                input: g.input,
+                output: g.output,
+                window: g.window,
+                filter: self.filter.clone(),
+                bias: self.bias.clone(),
+                requant: self.requant.clone(),
+                packed: self.packed.clone(),
+                bias_folded: self.bias_folded.clone(),
+                multipliers: self.multipliers.clone(),
+                scratch: Mutex::new(Scratch::default()),
+                scratch_bound: scratch_bound(g.input, g.output, &g.window, k)?,
+                ..*self
             })
-            .collect()
+        })
     }
 
     /// Host memory a slab holds beyond the weights it shares: its scratch.

@@ -7,7 +7,7 @@ use crate::conv::{Scratch, expand_requant, per_channel_bytes};
 use crate::error::{KernelError, check_len, ensure};
 use crate::geometry::{Shape4, Window, WindowSpec};
 use crate::quant::{Multipliers, Requant, Rounding};
-use crate::slab::{Slab, row_slabs};
+use crate::slab::{Slab, cut};
 
 const OP: &str = "depthwise_conv2d";
 
@@ -161,33 +161,24 @@ impl DepthwiseConv2d {
     /// independently ([`slab`](crate::slab)), sharing these weights; empty
     /// when it does not split (a batch, a single row).
     pub fn slabs(&self, parts: usize) -> Result<Vec<Slab<DepthwiseConv2d>>, KernelError> {
-        row_slabs(self.input, self.output, &self.window, parts)
-            .into_iter()
-            .map(|g| {
-                let (input, output) = g.ranges(self.input, self.output);
-                let op = DepthwiseConv2d {
-                    input: g.input,
-                    output: g.output,
-                    window: g.window,
-                    filter: self.filter.clone(),
-                    bias: self.bias.clone(),
-                    requant: self.requant.clone(),
-                    filter_i32: self.filter_i32.clone(),
-                    filter_pairs: self.filter_pairs.clone(),
-                    bias_folded: self.bias_folded.clone(),
-                    multipliers: self.multipliers.clone(),
-                    scratch: Mutex::new(Scratch::default()),
-                    scratch_bound: scratch_bound(
-                        g.input,
-                        g.output,
-                        &g.window,
-                        self.depth_multiplier,
-                    )?,
-                    ..*self
-                };
-                Ok(Slab { op, input, output })
+        let multiplier = self.depth_multiplier;
+        cut(self.input, self.output, &self.window, parts, |g| {
+            Ok(DepthwiseConv2d {
+                input: g.input,
+                output: g.output,
+                window: g.window,
+                filter: self.filter.clone(),
+                bias: self.bias.clone(),
+                requant: self.requant.clone(),
+                filter_i32: self.filter_i32.clone(),
+                filter_pairs: self.filter_pairs.clone(),
+                bias_folded: self.bias_folded.clone(),
+                multipliers: self.multipliers.clone(),
+                scratch: Mutex::new(Scratch::default()),
+                scratch_bound: scratch_bound(g.input, g.output, &g.window, multiplier)?,
+                ..*self
             })
-            .collect()
+        })
     }
 
     /// Host memory a slab holds beyond the weights it shares: its scratch.

@@ -112,19 +112,36 @@ impl Geo {
     }
 }
 
-/// Runs every slab on its part of `input` into a fresh output of `len`
-/// bytes; the bytes no slab writes stay 0x55, so a gap between slabs shows.
-fn run_slabs<K>(
-    slabs: &[Slab<K>],
-    input: &[i8],
-    len: usize,
+/// Cuts a layer into 2, 3 and as many slabs as it has output rows, runs
+/// every slab on its part of `input` into an output first filled with 0x55
+/// (so that a gap between slabs shows), and checks that together they
+/// write `want`, the whole layer's output, within their scratch bounds.
+/// Only a one-image layer of two rows or more may split.
+fn check_slabs<K>(
+    set: &str,
+    g: &Geo,
+    slabs_of: impl Fn(usize) -> Vec<Slab<K>>,
     run: impl Fn(&K, &[i8], &mut [i8]) -> Result<(), crate::KernelError>,
-) -> Vec<i8> {
-    let mut out = vec![0x55i8; len];
-    for s in slabs {
-        run(&s.op, &input[s.input.clone()], &mut out[s.output.clone()]).unwrap();
+    scratch: impl Fn(&K) -> (usize, usize),
+    input: &[i8],
+    want: &[i8],
+) -> Result<(), TestCaseError> {
+    let oh = g.out().map_or(0, |(oh, _)| oh);
+    for parts in [2, 3, oh] {
+        let slabs = slabs_of(parts);
+        prop_assert_eq!(slabs.is_empty(), g.n > 1 || oh.min(parts) < 2);
+        if slabs.is_empty() {
+            continue;
+        }
+        let mut got = vec![0x55i8; want.len()];
+        for s in &slabs {
+            run(&s.op, &input[s.input.clone()], &mut got[s.output.clone()]).unwrap();
+            let (held, bound) = scratch(&s.op);
+            prop_assert!(held <= bound, "{set}: slab scratch {held} > {bound}");
+        }
+        prop_assert_eq!(&got, want, "{} in {} slabs on {:?}", set, parts, g);
     }
-    out
+    Ok(())
 }
 
 fn check_conv(
@@ -185,30 +202,15 @@ fn check_conv(
         prop_assert_eq!(&got, &want, "{} conv2d on {:?}", ks.name, g);
         let (held, bound) = k.scratch_bytes();
         prop_assert!(held <= bound, "{} conv2d scratch {held} > {bound}", ks.name);
-        for parts in [2, 3, oh] {
-            let slabs = k.slabs(parts).unwrap();
-            prop_assert_eq!(slabs.is_empty(), g.n > 1 || oh.min(parts) < 2);
-            if slabs.is_empty() {
-                continue;
-            }
-            let got = run_slabs(&slabs, &input, want.len(), |k, i, o| (ks.conv2d)(k, i, o));
-            prop_assert_eq!(
-                &got,
-                &want,
-                "{} conv2d in {} slabs on {:?}",
-                ks.name,
-                parts,
-                g
-            );
-            for s in &slabs {
-                let (held, bound) = s.op.scratch_bytes();
-                prop_assert!(
-                    held <= bound,
-                    "{} conv2d slab scratch {held} > {bound}",
-                    ks.name
-                );
-            }
-        }
+        check_slabs(
+            ks.name,
+            &g,
+            |parts| k.slabs(parts).unwrap(),
+            |k, i, o| (ks.conv2d)(k, i, o),
+            |k| k.scratch_bytes(),
+            &input,
+            &want,
+        )?;
         let charged = Conv2d::heap_bytes_for(
             spec.input,
             spec.output,
@@ -308,32 +310,15 @@ fn check_depthwise(
             "{} depthwise scratch {held} > {bound}",
             ks.name
         );
-        for parts in [2, 3, oh] {
-            let slabs = k.slabs(parts).unwrap();
-            prop_assert_eq!(slabs.is_empty(), g.n > 1 || oh.min(parts) < 2);
-            if slabs.is_empty() {
-                continue;
-            }
-            let got = run_slabs(&slabs, &input, want.len(), |k, i, o| {
-                (ks.depthwise_conv2d)(k, i, o)
-            });
-            prop_assert_eq!(
-                &got,
-                &want,
-                "{} depthwise in {} slabs on {:?}",
-                ks.name,
-                parts,
-                g
-            );
-            for s in &slabs {
-                let (held, bound) = s.op.scratch_bytes();
-                prop_assert!(
-                    held <= bound,
-                    "{} depthwise slab scratch {held} > {bound}",
-                    ks.name
-                );
-            }
-        }
+        check_slabs(
+            ks.name,
+            &g,
+            |parts| k.slabs(parts).unwrap(),
+            |k, i, o| (ks.depthwise_conv2d)(k, i, o),
+            |k| k.scratch_bytes(),
+            &input,
+            &want,
+        )?;
         let charged = DepthwiseConv2d::heap_bytes_for(k.input, k.output, g.window(), mult);
         prop_assert_eq!(charged, Ok(k.heap_bytes()), "{} depthwise", ks.name);
     }

@@ -12,6 +12,7 @@
 
 use std::ops::Range;
 
+use crate::error::KernelError;
 use crate::geometry::{Shape4, Window};
 
 /// One part of a layer's output, ready to run on its own.
@@ -47,6 +48,28 @@ impl SlabGeometry {
             self.out_row * out_row..(self.out_row + self.output.h) * out_row,
         )
     }
+}
+
+/// The layer of shapes `is` → `os` and window `w` cut into at most
+/// `parts` slabs ([`row_slabs`]), each made by `make` from its geometry.
+pub(crate) fn cut<K>(
+    is: Shape4,
+    os: Shape4,
+    w: &Window,
+    parts: usize,
+    make: impl Fn(&SlabGeometry) -> Result<K, KernelError>,
+) -> Result<Vec<Slab<K>>, KernelError> {
+    row_slabs(is, os, w, parts)
+        .iter()
+        .map(|g| {
+            let (input, output) = g.ranges(is, os);
+            Ok(Slab {
+                op: make(g)?,
+                input,
+                output,
+            })
+        })
+        .collect()
 }
 
 /// Cuts the output rows of a one-image layer into at most `parts` slabs of
