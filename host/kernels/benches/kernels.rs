@@ -94,6 +94,7 @@ fn depthwise(c: &mut Criterion) {
     let mut g = c.benchmark_group("depthwise_conv2d");
     for (name, hw, ch, s) in [
         ("vww_3x3_48x48x16", 48, 16, 1),
+        ("vww_3x3_s2_48x48x16", 48, 16, 2),
         ("kws_3x3_25x5x64", 25, 64, 1),
     ] {
         let (h, w) = if name.starts_with("kws") {

@@ -48,7 +48,7 @@ pub struct DepthwiseConv2d {
     /// Filter as i32 `[tap][channel]` for the vector paths.
     pub(crate) filter_i32: Arc<Vec<i32>>,
     /// Filter as i16 `[tap pair][channel][2]`, the taps of each pair side
-    /// by side (an odd window's last with a zero), for `vpmaddwd`.
+    /// by side in [`pair_taps`] order, for `vpmaddwd`.
     pub(crate) filter_pairs: Arc<Vec<i16>>,
     /// `bias + input_offset · Σ taps` per channel.
     pub(crate) bias_folded: Arc<Vec<i32>>,
@@ -127,7 +127,7 @@ impl DepthwiseConv2d {
         // Accumulators for one output row across its channels.
         let scratch_bound = scratch_bound(input, output, &window, depth_multiplier)?;
         let filter_i32: Vec<i32> = filter.iter().map(|&f| f as i32).collect();
-        let filter_pairs = tap_pairs(&filter, output.c);
+        let filter_pairs = tap_pairs(&filter, output.c, window.kernel_h, window.kernel_w);
         let mut bias_folded = bias.clone();
         for tap in filter_i32.chunks_exact(output.c) {
             for (b, &f) in bias_folded.iter_mut().zip(tap) {
@@ -238,17 +238,37 @@ impl DepthwiseConv2d {
     }
 }
 
-/// `filter` (`[tap][channel]`) as `[tap pair][channel][2]` i16.
-fn tap_pairs(filter: &[i8], c: usize) -> Vec<i16> {
-    let taps: Vec<&[i8]> = filter.chunks_exact(c.max(1)).collect();
-    let mut pairs = Vec::with_capacity(taps.len().div_ceil(2) * 2 * c);
-    for pair in taps.chunks(2) {
+/// The taps (indices in window order) that share each pair of a
+/// `kh`×`kw` window in `filter_pairs`, in order. Rows pair vertically,
+/// (0, 1), (2, 3), …, one pair per column, so that with a stride equal to
+/// the dilation neighbouring pixels share a column's interleaved inputs;
+/// an odd window's last row pairs along itself, its last odd tap with
+/// itself under a zero filter. There are `⌈kh·kw/2⌉` pairs. (Loops, not
+/// an index: a division per pair and pixel measured slower.)
+pub(crate) fn pair_taps(kh: usize, kw: usize) -> impl Iterator<Item = (usize, usize)> {
+    let vertical =
+        (0..kh / 2).flat_map(move |r| (0..kw).map(move |x| (2 * r * kw + x, (2 * r + 1) * kw + x)));
+    let last = (kh % 2 == 1).then(|| (kh - 1) * kw);
+    let along = last.into_iter().flat_map(move |base| {
+        (0..kw)
+            .step_by(2)
+            .map(move |x| (base + x, base + (x + 1).min(kw - 1)))
+    });
+    vertical.chain(along)
+}
+
+/// `filter` (`[tap][channel]`) as `[tap pair][channel][2]` i16, pairs in
+/// [`pair_taps`] order, a tap paired with itself meeting a zero.
+fn tap_pairs(filter: &[i8], c: usize, kh: usize, kw: usize) -> Vec<i16> {
+    let c = c.max(1);
+    let mut out = Vec::with_capacity((kh * kw).div_ceil(2) * 2 * c);
+    for (a, b) in pair_taps(kh, kw) {
         for ch in 0..c {
-            pairs.push(pair[0][ch] as i16);
-            pairs.push(pair.get(1).map_or(0, |t| t[ch] as i16));
+            out.push(filter[a * c + ch] as i16);
+            out.push(if b == a { 0 } else { filter[b * c + ch] as i16 });
         }
     }
-    pairs
+    out
 }
 
 /// The most scratch a depthwise conv's runs take on any kernel set: the
@@ -327,6 +347,26 @@ pub fn depthwise_conv2d_scalar(
 mod tests {
     use super::*;
     use crate::geometry::Padding;
+
+    #[test]
+    fn pairs_cover_every_tap_once() {
+        for kh in 1usize..=7 {
+            for kw in 1usize..=7 {
+                assert_eq!(pair_taps(kh, kw).count(), (kh * kw).div_ceil(2));
+                let mut seen = vec![0; kh * kw];
+                for (a, b) in pair_taps(kh, kw) {
+                    seen[a] += 1;
+                    if b != a {
+                        seen[b] += 1;
+                    }
+                }
+                assert!(seen.iter().all(|&n| n == 1), "{kh}x{kw}: {seen:?}");
+            }
+        }
+        // 3×3: the columns of rows 0-1, then row 2 along itself.
+        let order: Vec<_> = pair_taps(3, 3).collect();
+        assert_eq!(order, [(0, 3), (1, 4), (2, 5), (6, 7), (8, 8)]);
+    }
 
     #[test]
     fn depth_multiplier_by_hand() {

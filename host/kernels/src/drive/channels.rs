@@ -3,7 +3,7 @@
 //! above 1 repeats each input channel that many times first, which makes
 //! it a depthwise conv of multiplier 1 over the output's channels.
 
-use crate::depthwise::DepthwiseConv2d;
+use crate::depthwise::{DepthwiseConv2d, pair_taps};
 use crate::error::{KernelError, check_len};
 use crate::geometry::Shape4;
 use crate::pack::pad_input;
@@ -19,7 +19,7 @@ pub fn check_pixel(
     c: usize,
     acc: &[i32],
 ) {
-    // Taps run in window order, so the last is the farthest.
+    // In pair order too the last tap is the farthest.
     let last = taps.last().map_or(0, |t| t.1);
     debug_assert!(taps.iter().all(|t| t.1 <= last));
     assert!(corner + last + c <= src.len() && filter.len() >= taps.len() * c && acc.len() >= c);
@@ -74,7 +74,8 @@ impl Span {
     }
 }
 
-/// Taps as (tap index, offset from the window's corner).
+/// Taps as (tap index, offset from the window's corner), in
+/// [`pair_taps`] order: the last is the farthest.
 pub type Taps = [(usize, usize)];
 
 /// A row kernel made of a one-pixel kernel, for the sets whose pixel
@@ -144,14 +145,16 @@ where
     let zp = (-k.input_offset).clamp(-128, 127) as i8;
     let (src, ph, pw) = pad_input(input, is, &w, os.h, os.w, zp, &mut scratch.padded);
     let c = os.c;
-    // Tap offsets relative to the window's top-left corner, in elements.
+    // Tap offsets relative to the window's top-left corner, in elements, in
+    // the order of the filter's tap pairs (any order sums the same; the
+    // AVX2 set reads taps 2p and 2p + 1 as pair p).
     scratch.taps.clear();
-    for ky in 0..w.kernel_h {
-        for kx in 0..w.kernel_w {
-            scratch.taps.push((
-                ky * w.kernel_w + kx,
-                (ky * w.dilation_h * pw + kx * w.dilation_w) * c,
-            ));
+    for (a, b) in pair_taps(w.kernel_h, w.kernel_w) {
+        for t in std::iter::once(a).chain((b != a).then_some(b)) {
+            let (ky, kx) = (t / w.kernel_w, t % w.kernel_w);
+            scratch
+                .taps
+                .push((t, (ky * w.dilation_h * pw + kx * w.dilation_w) * c));
         }
     }
     scratch.acc.resize(os.w * c, 0);

@@ -185,16 +185,62 @@ unsafe fn tap_pair(base: *const i8, (o0, o1): (usize, usize)) -> __m256i {
     }
 }
 
-/// The element offsets of each pair of taps; an odd window's last tap
-/// pairs with itself, under a zero filter.
+/// The element offsets of pair `p`: taps come in
+/// [`pair_taps`](crate::depthwise::pair_taps) order, pair `p` being taps
+/// `2p` and `2p + 1`, an odd last tap paired with itself (under a zero
+/// filter).
+fn pair_offset(taps: &Taps, p: usize) -> (usize, usize) {
+    let last = taps.len().saturating_sub(1);
+    (
+        taps.get(2 * p).map_or(0, |t| t.1),
+        taps.get((2 * p + 1).min(last)).map_or(0, |t| t.1),
+    )
+}
+
+/// [`pair_offset`] for the first `P` pairs.
 fn pair_offsets<const P: usize>(taps: &Taps) -> [(usize, usize); P] {
-    std::array::from_fn(|p| {
-        let last = taps.len().saturating_sub(1);
-        (
-            taps.get(2 * p).map_or(0, |t| t.1),
-            taps.get((2 * p + 1).min(last)).map_or(0, |t| t.1),
-        )
-    })
+    let mut offs = [(0, 0); P];
+    for (p, o) in offs.iter_mut().enumerate() {
+        *o = pair_offset(taps, p);
+    }
+    offs
+}
+
+/// Every whole group of eight channels over the whole span, a pixel at a
+/// time, for any window.
+///
+/// # Safety
+/// The CPU must support AVX2, the bounds `depthwise_row` checks must hold,
+/// and `whole <= c` must be a multiple of eight.
+#[inline(never)]
+#[target_feature(enable = "avx2")]
+unsafe fn depthwise_pixels(
+    src: &[i8],
+    span: Span,
+    taps: &Taps,
+    pairs: &[i16],
+    c: usize,
+    whole: usize,
+    acc: &mut [i32],
+) {
+    let np = taps.len().div_ceil(2);
+    unsafe {
+        for ch in (0..whole).step_by(8) {
+            for i in 0..span.pixels {
+                let base = src.as_ptr().add(span.corner + i * span.step + ch);
+                let mut a = _mm256_setzero_si256();
+                for p in 0..np {
+                    let f =
+                        _mm256_loadu_si256(pairs.as_ptr().add((p * c + ch) * 2) as *const __m256i);
+                    a = _mm256_add_epi32(
+                        a,
+                        _mm256_madd_epi16(tap_pair(base, pair_offset(taps, p)), f),
+                    );
+                }
+                _mm256_storeu_si256(acc.as_mut_ptr().add(i * c + ch) as *mut __m256i, a);
+            }
+        }
+    }
 }
 
 /// A row of depthwise output pixels, eight channels at a time. Two taps
@@ -203,41 +249,55 @@ fn pair_offsets<const P: usize>(taps: &Taps) -> [(usize, usize); P] {
 /// first add where a 32-bit multiply did eight. The sums are the scalar
 /// reference's products added in another order: exact, as i8 products
 /// and their pairwise sums fit i32.
+#[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "avx2")]
 fn depthwise_row(
     src: &[i8],
     span: Span,
     taps: &Taps,
+    (kh, kw): (usize, usize),
     filter: &[i32],
     pairs: &[i16],
     c: usize,
     acc: &mut [i32],
 ) {
     span.check(src, taps, filter, c, acc);
+    assert_eq!(taps.len(), kh * kw);
     let np = taps.len().div_ceil(2);
     assert!(pairs.len() >= np * 2 * c);
     let whole = c - c % 8;
+    // The pixels that slide, then the rest (at most the last) by the block.
+    let (slide, slid) = match Slide::of(src, span, taps, (kh, kw), c) {
+        Some((s, n)) => (Some(s), n),
+        None => (None, 0),
+    };
+    let rest = Span {
+        corner: span.corner + slid * span.step,
+        pixels: span.pixels - slid,
+        ..span
+    };
+    let (acc_slid, acc_rest) = acc.split_at_mut(slid * c);
     // SAFETY: `span.check` bounds every pixel's taps over its `c` channels
     // and the accumulators; the blocks read channels below `whole <= c`,
-    // and the filter pairs below `np * 2 * c`, asserted above.
+    // and the filter pairs below `np * 2 * c`, asserted above; `Slide::of`
+    // checks the one column past the window its pixels read.
+    // Each kernel runs out of line, with its own loop over the channel
+    // groups: inlined into one loop here they kept dozens of pointers
+    // spilled on the stack, and one-pixel rows (streaming WW's) ran 25%
+    // slower.
     unsafe {
-        for ch in (0..whole).step_by(8) {
+        match slide {
+            Some(s) if s.stride == 1 => {
+                depthwise_3x3::<1>(src, span, s, slid, pairs, c, whole, acc_slid)
+            }
+            Some(s) => depthwise_3x3::<2>(src, span, s, slid, pairs, c, whole, acc_slid),
+            None => {}
+        }
+        if rest.pixels > 0 {
             if np == 5 {
-                depthwise_block::<5>(src, span, pair_offsets(taps), pairs, c, ch, acc);
+                depthwise_block::<5>(src, rest, pair_offsets(taps), pairs, c, whole, acc_rest);
             } else {
-                for i in 0..span.pixels {
-                    let base = src.as_ptr().add(span.corner + i * span.step + ch);
-                    let mut a = _mm256_setzero_si256();
-                    for p in 0..np {
-                        let o0 = taps[2 * p].1;
-                        let o1 = taps[(2 * p + 1).min(taps.len() - 1)].1;
-                        let f = _mm256_loadu_si256(
-                            pairs.as_ptr().add((p * c + ch) * 2) as *const __m256i
-                        );
-                        a = _mm256_add_epi32(a, _mm256_madd_epi16(tap_pair(base, (o0, o1)), f));
-                    }
-                    _mm256_storeu_si256(acc.as_mut_ptr().add(i * c + ch) as *mut __m256i, a);
-                }
+                depthwise_pixels(src, rest, taps, pairs, c, whole, acc_rest);
             }
         }
     }
@@ -262,9 +322,9 @@ fn depthwise_row(
 ///
 /// # Safety
 /// The CPU must support AVX2, and the bounds `depthwise_row` checks must hold.
-#[inline]
+#[inline(never)]
 #[target_feature(enable = "avx2")]
-unsafe fn depthwise_block<const P: usize>(
+unsafe fn depthwise_block_at<const P: usize>(
     src: &[i8],
     span: Span,
     offs: [(usize, usize); P],
@@ -275,14 +335,15 @@ unsafe fn depthwise_block<const P: usize>(
 ) {
     const PIX: usize = 4;
     unsafe {
-        let f: [__m256i; P] = std::array::from_fn(|p| {
-            _mm256_loadu_si256(pairs.as_ptr().add((p * c + ch) * 2) as *const __m256i)
-        });
-        let base = |i: usize| src.as_ptr().add(span.corner + i * span.step + ch);
+        let mut f = [_mm256_setzero_si256(); P];
+        for (p, f) in f.iter_mut().enumerate() {
+            *f = _mm256_loadu_si256(pairs.as_ptr().add((p * c + ch) * 2) as *const __m256i);
+        }
+        let first = src.as_ptr().add(span.corner + ch);
         let out = acc.as_mut_ptr();
         let mut i = 0;
         while i + PIX <= span.pixels {
-            let b: [*const i8; PIX] = std::array::from_fn(|q| base(i + q));
+            let b: [*const i8; PIX] = [0, 1, 2, 3].map(|q| first.add((i + q) * span.step));
             let mut a = [_mm256_setzero_si256(); PIX];
             for p in 0..P {
                 for q in 0..PIX {
@@ -295,13 +356,149 @@ unsafe fn depthwise_block<const P: usize>(
             i += PIX;
         }
         while i < span.pixels {
-            let b = base(i);
+            let b = first.add(i * span.step);
             let mut a = _mm256_setzero_si256();
             for p in 0..P {
                 a = _mm256_add_epi32(a, _mm256_madd_epi16(tap_pair(b, offs[p]), f[p]));
             }
             _mm256_storeu_si256(out.add(i * c + ch) as *mut __m256i, a);
             i += 1;
+        }
+    }
+}
+
+/// [`depthwise_block_at`] for every whole group of eight channels.
+///
+/// # Safety
+/// As for [`depthwise_block_at`], with `whole <= c` a multiple of eight.
+#[inline(never)]
+#[target_feature(enable = "avx2")]
+unsafe fn depthwise_block<const P: usize>(
+    src: &[i8],
+    span: Span,
+    offs: [(usize, usize); P],
+    pairs: &[i16],
+    c: usize,
+    whole: usize,
+    acc: &mut [i32],
+) {
+    for ch in (0..whole).step_by(8) {
+        unsafe { depthwise_block_at::<P>(src, span, offs, pairs, c, ch, acc) };
+    }
+}
+
+/// [`depthwise_3x3_at`] for every whole group of eight channels.
+///
+/// # Safety
+/// As for [`depthwise_3x3_at`], with `whole <= c` a multiple of eight.
+#[inline(never)]
+#[target_feature(enable = "avx2")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn depthwise_3x3<const S: usize>(
+    src: &[i8],
+    span: Span,
+    s: Slide,
+    pixels: usize,
+    pairs: &[i16],
+    c: usize,
+    whole: usize,
+    acc: &mut [i32],
+) {
+    for ch in (0..whole).step_by(8) {
+        unsafe { depthwise_3x3_at::<S>(src, span, s, pixels, pairs, c, ch, acc) };
+    }
+}
+
+/// A 3×3 window whose pixels start `stride` columns apart (1 or 2), so
+/// that neighbours share input columns: `col` and `row` are the element
+/// offsets of the next tap to the right and below.
+#[derive(Clone, Copy)]
+struct Slide {
+    stride: usize,
+    col: usize,
+    row: usize,
+}
+
+impl Slide {
+    /// The sliding geometry of this span, if it has one, and how many of
+    /// its pixels may slide: those whose last row's pairs, which read one
+    /// column past the window (under a zero filter), stay inside `src`.
+    fn of(
+        src: &[i8],
+        span: Span,
+        taps: &Taps,
+        (kh, kw): (usize, usize),
+        c: usize,
+    ) -> Option<(Slide, usize)> {
+        if (kh, kw) != (3, 3) || span.pixels == 0 {
+            return None;
+        }
+        // Pair order puts taps 0, 3, 1, 4, …: tap 1 (one column right) third,
+        // tap 3 (one row down) second.
+        debug_assert_eq!((taps[2].0, taps[1].0), (1, 3));
+        let (col, row) = (taps[2].1, taps[1].1);
+        let stride = [1, 2].into_iter().find(|&s| span.step == s * col)?;
+        let fits = |i: usize| span.corner + i * span.step + 2 * row + 3 * col + c <= src.len();
+        let n = (0..=span.pixels).rev().find(|&n| n == 0 || fits(n - 1))?;
+        (n > 0).then_some((Slide { stride, col, row }, n))
+    }
+}
+
+/// Eight channels from `ch` on over the first `pixels` of a 3×3 window that
+/// slides by `S` columns. The window's first two rows pair vertically, so
+/// the interleaved inputs of one column serve every pixel whose window
+/// holds it; the last row pairs along itself, each pair again shared. A
+/// pixel then builds `S` columns' pairs where the generic block builds
+/// five.
+///
+/// # Safety
+/// The CPU must support AVX2, the bounds `depthwise_row` checks must hold,
+/// and `Slide::of` must have returned `(s, n)` for this span, `pixels <= n`.
+#[inline]
+#[target_feature(enable = "avx2")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn depthwise_3x3_at<const S: usize>(
+    src: &[i8],
+    span: Span,
+    s: Slide,
+    pixels: usize,
+    pairs: &[i16],
+    c: usize,
+    ch: usize,
+    acc: &mut [i32],
+) {
+    unsafe {
+        // Pairs in `pair_taps` order: columns 0..3 of rows 0-1, then row
+        // 2's (0, 1) and (2, nothing).
+        let mut f = [_mm256_setzero_si256(); 5];
+        for (p, f) in f.iter_mut().enumerate() {
+            *f = _mm256_loadu_si256(pairs.as_ptr().add((p * c + ch) * 2) as *const __m256i);
+        }
+        // Column `j`'s rows 0 and 1 start at `top + j·col`; row 2 of
+        // columns j and j + 1 at `low + j·col`. (Plain arithmetic, not
+        // closures: a closure returning a vector was left out of line.)
+        let top = src.as_ptr().add(span.corner + ch);
+        let low = top.add(2 * s.row);
+        let (col, row) = (s.col, s.row);
+        let out = acc.as_mut_ptr().add(ch);
+        let (mut v0, mut v1) = (tap_pair(top, (0, row)), tap_pair(top.add(col), (0, row)));
+        let (mut h0, mut h1) = (tap_pair(low, (0, col)), tap_pair(low.add(col), (0, col)));
+        for i in 0..pixels {
+            let j = i * S;
+            let v2 = tap_pair(top.add((j + 2) * col), (0, row));
+            let h2 = tap_pair(low.add((j + 2) * col), (0, col));
+            let mut a = _mm256_madd_epi16(v0, f[0]);
+            a = _mm256_add_epi32(a, _mm256_madd_epi16(v1, f[1]));
+            a = _mm256_add_epi32(a, _mm256_madd_epi16(v2, f[2]));
+            a = _mm256_add_epi32(a, _mm256_madd_epi16(h0, f[3]));
+            a = _mm256_add_epi32(a, _mm256_madd_epi16(h2, f[4]));
+            _mm256_storeu_si256(out.add(i * c) as *mut __m256i, a);
+            if S == 1 {
+                (v0, v1, h0, h1) = (v1, v2, h1, h2);
+            } else if i + 1 < pixels {
+                // The next window starts at column j + 2.
+                (v0, v1, h0) = (v2, tap_pair(top.add((j + 3) * col), (0, row)), h2);
+            }
         }
     }
 }
@@ -321,13 +518,11 @@ pub fn depthwise_conv2d(
         output,
         channels::Micro {
             row: |src, span, taps, filter, c, acc| unsafe {
-                depthwise_row(src, span, taps, filter, &k.filter_pairs, c, acc)
+                let window = (k.window.kernel_h, k.window.kernel_w);
+                depthwise_row(src, span, taps, window, filter, &k.filter_pairs, c, acc)
             },
-            epilogue: |acc, stride, out, pixels| {
-                let c = out.len() / pixels.max(1);
-                for (p, o) in out.chunks_exact_mut(c).enumerate() {
-                    unsafe { epilogue!(k).row(&acc[p * stride..p * stride + c], o) };
-                }
+            epilogue: |acc, stride, out, pixels| unsafe {
+                epilogue!(k).rows(acc, stride, out, pixels)
             },
         },
     )
