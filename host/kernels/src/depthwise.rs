@@ -243,8 +243,8 @@ impl DepthwiseConv2d {
 /// (0, 1), (2, 3), …, one pair per column, so that with a stride equal to
 /// the dilation neighbouring pixels share a column's interleaved inputs;
 /// an odd window's last row pairs along itself, its last odd tap with
-/// itself under a zero filter. There are `⌈kh·kw/2⌉` pairs. (Loops, not
-/// an index: a division per pair and pixel measured slower.)
+/// itself under a zero filter. There are `⌈kh·kw/2⌉` pairs, and in this
+/// order of taps the last is the farthest, as in window order.
 pub(crate) fn pair_taps(kh: usize, kw: usize) -> impl Iterator<Item = (usize, usize)> {
     let vertical =
         (0..kh / 2).flat_map(move |r| (0..kw).map(move |x| (2 * r * kw + x, (2 * r + 1) * kw + x)));
