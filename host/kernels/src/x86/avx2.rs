@@ -438,8 +438,11 @@ impl Slide {
         debug_assert_eq!((taps[2].0, taps[1].0), (1, 3));
         let (col, row) = (taps[2].1, taps[1].1);
         let stride = [1, 2].into_iter().find(|&s| span.step == s * col)?;
-        let fits = |i: usize| span.corner + i * span.step + 2 * row + 3 * col + c <= src.len();
-        let n = (0..=span.pixels).rev().find(|&n| n == 0 || fits(n - 1))?;
+        // Only the last pixel can fail: every earlier one's extra column
+        // lies inside the next pixel's window (the stride is a column or more).
+        let last = span.corner + (span.pixels - 1) * span.step;
+        let fits = last + 2 * row + 3 * col + c <= src.len();
+        let n = if fits { span.pixels } else { span.pixels - 1 };
         (n > 0).then_some((Slide { stride, col, row }, n))
     }
 }
