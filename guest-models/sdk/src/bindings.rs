@@ -67,6 +67,21 @@ pub mod sequence {
     });
 }
 
+/// `gatehouse:nn@0.3.0`'s `runtimes` interface: 0.1.0's plans and immediate
+/// calls under onnxruntime's arithmetic too (mapped onto the modules above).
+pub mod runtimes {
+    wit_bindgen::generate!({
+        path: "../../wit",
+        world: "gatehouse:nn/runtimes-ops@0.3.0",
+        runtime_path: "gatehouse_sdk::__wit_bindgen::rt",
+        with: {
+            "gatehouse:nn/tensors@0.1.0": crate::bindings::gatehouse::nn0_1_0::tensors,
+            "gatehouse:nn/ops@0.1.0": crate::bindings::gatehouse::nn0_1_0::ops,
+            "gatehouse:nn/plan@0.1.0": crate::bindings::gatehouse::nn0_1_0::plan,
+        },
+    });
+}
+
 /// `gatehouse:dsp@0.1.0`: the host's audio front ends. Their errors are
 /// `gatehouse:nn`'s, mapped onto the modules above.
 pub mod dsp {

@@ -17,6 +17,16 @@ pub use crate::bindings::sequence::gatehouse::nn0_2_0::sequence::{
     BatchMatmul, CellActivation, Lstm, LstmGate, Op as SequenceOp,
 };
 
+/// Plans and immediate calls under any of three runtimes' arithmetic,
+/// onnxruntime's among them (`gatehouse:nn/runtimes@0.3.0`). A plugin that
+/// never calls these does not import the interface, and runs on hosts
+/// without it.
+pub mod runtimes {
+    pub use crate::bindings::runtimes::gatehouse::nn0_3_0::runtimes::{
+        Semantics, execute, new_plan,
+    };
+}
+
 impl Quantization {
     /// One scale and zero point for the whole tensor.
     pub fn per_tensor(scale: f32, zero_point: i32) -> Self {

@@ -283,6 +283,21 @@ pub fn quantize_f32(q: Qp, input: &[u8], output: &mut [i8]) -> Result<(), Kernel
     Ok(())
 }
 
+/// onnxruntime's QuantizeLinear float32 → int8 (`MlasQuantizeLinear`):
+/// `x / scale`, clamped to the int8 range less the zero point, rounded half
+/// to even, plus the zero point. A NaN becomes the lower bound, as
+/// `maxps(NaN, lo)` gives there; `f32::max` ignores the NaN alike.
+pub fn quantize_linear_f32(q: Qp, input: &[u8], output: &mut [i8]) -> Result<(), KernelError> {
+    check_len("quantize", "input bytes", input.len(), output.len() * 4)?;
+    let (lo, hi) = ((-128 - q.zero_point) as f32, (127 - q.zero_point) as f32);
+    for (o, x) in output.iter_mut().zip(input.chunks_exact(4)) {
+        let x = f32::from_le_bytes([x[0], x[1], x[2], x[3]]);
+        let v = (x / q.scale).max(lo).min(hi).round_ties_even() as i32;
+        *o = v.saturating_add(q.zero_point).clamp(-128, 127) as i8;
+    }
+    Ok(())
+}
+
 /// DEQUANTIZE int8 → float32 (little-endian bytes): `scale · (x - zero_point)`
 /// with the scale widened to double, as TFLite's `DequantizationParams` holds it.
 pub fn dequantize_i8(q: Qp, input: &[i8], output: &mut [u8]) -> Result<(), KernelError> {

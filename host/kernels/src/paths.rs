@@ -150,17 +150,12 @@ fn check_conv(
     seed: u64,
     zp: i32,
     ozp: i32,
-    double: bool,
+    rounding: Rounding,
     act: i32,
 ) -> Result<(), TestCaseError> {
     // Windows larger than the input give no output: not a case, draw again.
     let Some((oh, ow)) = g.out() else {
         return Err(TestCaseError::reject("empty output"));
-    };
-    let rounding = if double {
-        Rounding::Double
-    } else {
-        Rounding::Single
     };
     let (act_min, act_max) = [
         (-128, 127),
@@ -227,30 +222,30 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 96, ..ProptestConfig::default() })]
 
     #[test]
-    fn conv2d_paths_match_the_reference(g in geo(), oc in 1usize..=13, seed in any::<u64>(), zp in -128i32..=127, ozp in -128i32..=127, double in any::<bool>(), act in 0i32..3) {
-        check_conv(g, oc, seed, zp, ozp, double, act)?;
+    fn conv2d_paths_match_the_reference(g in geo(), oc in 1usize..=13, seed in any::<u64>(), zp in -128i32..=127, ozp in -128i32..=127, rounding in crate::quant::checks::roundings(), act in 0i32..3) {
+        check_conv(g, oc, seed, zp, ozp, rounding, act)?;
     }
 
     /// Pointwise convolutions (1×1, stride 1, channels in groups of 4) read
     /// their patches in place in the block-GEMM sets; make sure of them.
     #[test]
-    fn pointwise_conv2d_paths_match_the_reference(n in 1usize..=2, h in 1usize..=7, w in 1usize..=7, c4 in 1usize..=12, oc in 1usize..=40, seed in any::<u64>(), zp in -128i32..=127, ozp in -128i32..=127, double in any::<bool>(), same in any::<bool>()) {
+    fn pointwise_conv2d_paths_match_the_reference(n in 1usize..=2, h in 1usize..=7, w in 1usize..=7, c4 in 1usize..=12, oc in 1usize..=40, seed in any::<u64>(), zp in -128i32..=127, ozp in -128i32..=127, rounding in crate::quant::checks::roundings(), same in any::<bool>()) {
         let g = Geo { n, h, w, ic: 4 * c4, kh: 1, kw: 1, sh: 1, sw: 1, dh: 1, dw: 1, same };
-        check_conv(g, oc, seed, zp, ozp, double, 0)?;
+        check_conv(g, oc, seed, zp, ozp, rounding, 0)?;
     }
 
     /// Windows whose kernel rows are whole groups of 4 bytes are read in
     /// place as one run per kernel row (ResNet's 3×3 convs): strides,
     /// vertical dilation, padding and batches over those runs.
     #[test]
-    fn in_place_window_conv2d_paths_match_the_reference(n in 1usize..=2, h in 1usize..=8, w in 1usize..=8, c4 in 1usize..=6, kh in 1usize..=3, kw in 1usize..=3, sh in 1usize..=2, sw in 1usize..=2, dh in 1usize..=2, oc in 1usize..=20, seed in any::<u64>(), zp in -128i32..=127, ozp in -128i32..=127, double in any::<bool>(), same in any::<bool>()) {
+    fn in_place_window_conv2d_paths_match_the_reference(n in 1usize..=2, h in 1usize..=8, w in 1usize..=8, c4 in 1usize..=6, kh in 1usize..=3, kw in 1usize..=3, sh in 1usize..=2, sw in 1usize..=2, dh in 1usize..=2, oc in 1usize..=20, seed in any::<u64>(), zp in -128i32..=127, ozp in -128i32..=127, rounding in crate::quant::checks::roundings(), same in any::<bool>()) {
         let g = Geo { n, h, w, ic: 4 * c4, kh, kw, sh, sw, dh, dw: 1, same };
-        check_conv(g, oc, seed, zp, ozp, double, 0)?;
+        check_conv(g, oc, seed, zp, ozp, rounding, 0)?;
     }
 
     #[test]
-    fn depthwise_paths_match_the_reference(g in geo(), mult in 1usize..=2, seed in any::<u64>(), zp in -128i32..=127, ozp in -128i32..=127, double in any::<bool>()) {
-        check_depthwise(g, mult, seed, zp, ozp, double)?;
+    fn depthwise_paths_match_the_reference(g in geo(), mult in 1usize..=2, seed in any::<u64>(), zp in -128i32..=127, ozp in -128i32..=127, rounding in crate::quant::checks::roundings()) {
+        check_depthwise(g, mult, seed, zp, ozp, rounding)?;
     }
 
     /// 3×3 windows (MobileNet's and DS-CNN's) have their own register-held
@@ -258,9 +253,9 @@ proptest! {
     /// geometry rarely lands on one, so make sure of them, with rows long
     /// enough for whole groups and leftovers.
     #[test]
-    fn three_by_three_depthwise_paths_match_the_reference(n in 1usize..=2, h in 3usize..=8, w in 3usize..=13, ic in 1usize..=40, sh in 1usize..=2, sw in 1usize..=2, dh in 1usize..=2, dw in 1usize..=2, same in any::<bool>(), seed in any::<u64>(), zp in -128i32..=127, ozp in -128i32..=127, double in any::<bool>()) {
+    fn three_by_three_depthwise_paths_match_the_reference(n in 1usize..=2, h in 3usize..=8, w in 3usize..=13, ic in 1usize..=40, sh in 1usize..=2, sw in 1usize..=2, dh in 1usize..=2, dw in 1usize..=2, same in any::<bool>(), seed in any::<u64>(), zp in -128i32..=127, ozp in -128i32..=127, rounding in crate::quant::checks::roundings()) {
         let g = Geo { n, h, w, ic, kh: 3, kw: 3, sh, sw, dh, dw, same };
-        check_depthwise(g, 1, seed, zp, ozp, double)?;
+        check_depthwise(g, 1, seed, zp, ozp, rounding)?;
     }
 }
 
@@ -270,16 +265,11 @@ fn check_depthwise(
     seed: u64,
     zp: i32,
     ozp: i32,
-    double: bool,
+    rounding: Rounding,
 ) -> Result<(), TestCaseError> {
     // Windows larger than the input give no output: not a case, draw again.
     let Some((oh, ow)) = g.out() else {
         return Err(TestCaseError::reject("empty output"));
-    };
-    let rounding = if double {
-        Rounding::Double
-    } else {
-        Rounding::Single
     };
     let oc = g.ic * mult;
     let spec = DepthwiseConv2dSpec {
@@ -333,8 +323,7 @@ proptest! {
     /// rows beyond those it was prepared for, as a batched plan runs it,
     /// so groups of rows sharing weight loads meet every remainder.
     #[test]
-    fn fully_connected_paths_match_the_reference(batches in 1usize..=5, extra in 0usize..=11, depth in 1usize..=300, units in 1usize..=90, seed in any::<u64>(), zp in -128i32..=127, wzp in prop_oneof![Just(0i32), -20i32..=20], per_channel in any::<bool>(), double in any::<bool>()) {
-        let rounding = if double { Rounding::Double } else { Rounding::Single };
+    fn fully_connected_paths_match_the_reference(batches in 1usize..=5, extra in 0usize..=11, depth in 1usize..=300, units in 1usize..=90, seed in any::<u64>(), zp in -128i32..=127, wzp in prop_oneof![Just(0i32), -20i32..=20], per_channel in any::<bool>(), rounding in crate::quant::checks::roundings()) {
         let spec = FullyConnectedSpec {
             batches,
             depth,

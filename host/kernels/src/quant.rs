@@ -1,8 +1,10 @@
-//! Fixed-point requantization exactly as TensorFlow Lite computes it.
+//! Requantization exactly as TensorFlow Lite and onnxruntime compute it.
 //!
-//! TFLite has two roundings for `MultiplyByQuantizedMultiplier`, and which one
-//! an operator uses depends on the runtime and the operator ([`Semantics`]).
-//! Both are kept so a gateway can reproduce either runtime byte for byte.
+//! TFLite has two fixed-point roundings for `MultiplyByQuantizedMultiplier`,
+//! and which one an operator uses depends on the runtime and the operator
+//! ([`Semantics`]). onnxruntime's fused integer kernels requantize in single
+//! precision instead. All three are kept so a gateway can reproduce each
+//! runtime byte for byte.
 
 /// Which rounding the requantization step uses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
@@ -12,6 +14,10 @@ pub enum Rounding {
     Single,
     /// gemmlowp `SaturatingRoundingDoublingHighMul` then `RoundingDivideByPOT`.
     Double,
+    /// onnxruntime's `MlasRequantizeOutput`: `float(x) · scale` in single
+    /// precision, rounded half to even. The [`Requant`] holds the scale
+    /// itself ([`Requant::nearest`]), not a Q31 multiplier.
+    Nearest,
 }
 
 /// Whose int8 arithmetic to reproduce. The TFLite interpreter's reference
@@ -25,17 +31,25 @@ pub enum Semantics {
     TfliteReference,
     /// TensorFlow Lite Micro.
     TfliteMicro,
+    /// onnxruntime's CPU session with its graph optimizations on, whose
+    /// fused integer kernels (QLinearConv, QGemm, QLinearMatMul) requantize
+    /// in single precision: [`Rounding::Nearest`].
+    Onnxruntime,
 }
 
 impl Semantics {
     pub fn conv(self) -> Rounding {
-        Rounding::Double
+        match self {
+            Semantics::Onnxruntime => Rounding::Nearest,
+            _ => Rounding::Double,
+        }
     }
 
     pub fn fully_connected(self) -> Rounding {
         match self {
             Semantics::TfliteReference => Rounding::Single,
             Semantics::TfliteMicro => Rounding::Double,
+            Semantics::Onnxruntime => Rounding::Nearest,
         }
     }
 
@@ -55,21 +69,48 @@ impl Semantics {
     }
 }
 
-/// A real multiplier in TFLite's Q31 form: `real ≈ multiplier · 2^(shift-31)`.
+/// A real multiplier in TFLite's Q31 form: `real ≈ multiplier · 2^(shift-31)`;
+/// or, for [`Rounding::Nearest`], the single-precision scale itself.
+///
+/// The vector epilogues load `multiplier` per lane whatever the rounding,
+/// so the scale travels in it as its bits rather than in a field of its
+/// own: one layout, one load, for all three roundings.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct Requant {
-    /// Q31 significand, in `[2^30, 2^31)` or 0.
+    /// Q31 significand, in `[2^30, 2^31)` or 0; under `Nearest`, the
+    /// scale's bits (`f32::to_bits`).
     pub multiplier: i32,
-    /// Power-of-two exponent; positive shifts left.
+    /// Power-of-two exponent; positive shifts left. 0 under `Nearest`.
     pub shift: i32,
+}
+
+/// `Nearest` results are kept within ±2^30 before they are rounded: far
+/// past any int8 range after the zero point is added, and inside i32 (a
+/// vector conversion of a larger float gives `i32::MIN` whatever its sign).
+const NEAREST_BOUND: f32 = (1u32 << 30) as f32;
+
+/// onnxruntime's requantization of one accumulator: `float(x) · scale`,
+/// rounded half to even (as `_mm_cvtps_epi32` and `vcvtnq_s32_f32` do).
+/// onnxruntime clamps to the output range before it rounds, the epilogues
+/// after it adds the zero point; both are integers, so the two agree.
+#[inline(always)]
+pub fn nearest(x: i32, scale: f32) -> i32 {
+    ((x as f32) * scale)
+        .clamp(-NEAREST_BOUND, NEAREST_BOUND)
+        .round_ties_even() as i32
 }
 
 impl Requant {
     /// TFLite's `QuantizeMultiplier`, including its flush-to-zero of tiny
     /// multipliers and its saturation of huge ones (which TFLite does under
     /// single rounding only; see below). The multiplier is the same for
-    /// either rounding; the rounding is named for the callers' sake.
-    pub fn from_real(real: f64, _rounding: Rounding) -> Requant {
+    /// either fixed-point rounding. Under `Nearest` it is the real rounded
+    /// to single precision ([`Requant::nearest`]); onnxruntime's own scales
+    /// are products in single precision, which its callers build themselves.
+    pub fn from_real(real: f64, rounding: Rounding) -> Requant {
+        if rounding == Rounding::Nearest {
+            return Requant::nearest(real as f32);
+        }
         if real == 0.0 || !real.is_finite() {
             return Requant {
                 multiplier: 0,
@@ -103,12 +144,37 @@ impl Requant {
         }
     }
 
-    /// `MultiplyByQuantizedMultiplier(x, multiplier, shift)`.
+    /// The scale of [`Rounding::Nearest`], computed by the caller in
+    /// single precision in onnxruntime's order (`x_scale · w_scale / y_scale`:
+    /// a double-precision quotient rounded once can differ in the last
+    /// bit). A scale that is not finite and positive becomes 0, so no
+    /// input makes a NaN.
+    pub fn nearest(scale: f32) -> Requant {
+        let scale = if scale.is_finite() && scale > 0.0 {
+            scale
+        } else {
+            0.0
+        };
+        Requant {
+            multiplier: scale.to_bits() as i32,
+            shift: 0,
+        }
+    }
+
+    /// The scale of a [`Requant::nearest`].
+    #[inline(always)]
+    pub fn scale(self) -> f32 {
+        f32::from_bits(self.multiplier as u32)
+    }
+
+    /// `MultiplyByQuantizedMultiplier(x, multiplier, shift)`, or
+    /// onnxruntime's [`nearest`].
     #[inline(always)]
     pub fn apply(self, x: i32, rounding: Rounding) -> i32 {
         match rounding {
             Rounding::Single => mul_single(x, self.multiplier, self.shift),
             Rounding::Double => mul_double(x, self.multiplier, self.shift),
+            Rounding::Nearest => nearest(x, self.scale()),
         }
     }
 
@@ -122,6 +188,7 @@ impl Requant {
                 saturating_rounding_doubling_high_mul(x, self.multiplier),
                 -self.shift,
             ),
+            Rounding::Nearest => nearest(x, self.scale()),
         }
     }
 }
@@ -248,21 +315,25 @@ pub(crate) mod checks {
     /// `(acc, bias, multipliers, rounding, offset, min, max, out)`.
     pub type Row<'a> = &'a dyn Fn(&[i32], &[i32], &Multipliers, Rounding, i32, i32, i32, &mut [i8]);
 
+    /// Each of the three roundings, for the property tests.
+    pub fn roundings() -> impl Strategy<Value = Rounding> {
+        prop_oneof![
+            Just(Rounding::Single),
+            Just(Rounding::Double),
+            Just(Rounding::Nearest)
+        ]
+    }
+
     /// Random accumulators and per-channel multipliers from `real` up.
     pub fn random(
         row: Row,
         xs: &[i32],
         real: f64,
         bias: i32,
-        double: bool,
+        rounding: Rounding,
         off: i32,
         lo: i32,
     ) -> Result<(), TestCaseError> {
-        let rounding = if double {
-            Rounding::Double
-        } else {
-            Rounding::Single
-        };
         // Keep accumulators where TFLite's arithmetic is defined (no i32 overflow of x·2^left).
         let xs: Vec<i32> = xs.iter().map(|x| x >> 8).collect();
         let n = xs.len();
@@ -287,12 +358,15 @@ pub(crate) mod checks {
 
     /// Exact ties of the final shift: m = 2^30 halves exactly, so
     /// x/2 = t·2^k ± 2^(k−1) lies halfway between two results.
-    pub fn tie(row: Row, t: i32, k: i32, double: bool, above: bool) -> Result<(), TestCaseError> {
-        let rounding = if double {
-            Rounding::Double
-        } else {
-            Rounding::Single
-        };
+    /// Under `Nearest` the scale 2^-(k+1) is exact, so the same `x` is a
+    /// tie of the float product, which rounds to even.
+    pub fn tie(
+        row: Row,
+        t: i32,
+        k: i32,
+        rounding: Rounding,
+        above: bool,
+    ) -> Result<(), TestCaseError> {
         let rq = Requant::from_real(0.5 * 0.5f64.powi(k), rounding);
         let half = 1i32 << (k - 1);
         let x = 2 * (t * (1 << k) + if above { half } else { -half });
@@ -354,6 +428,27 @@ mod tests {
                 let _ = r.apply(x, rounding);
             }
         }
+    }
+
+    #[test]
+    fn nearest_rounds_half_to_even_and_stays_defined() {
+        let half = Requant::nearest(0.5);
+        let r = |x| half.apply(x, Rounding::Nearest);
+        assert_eq!([r(3), r(5), r(-3), r(-5), r(7)], [2, 2, -2, -2, 4]);
+        // Accumulators past 2^24 are rounded to single precision first, as
+        // onnxruntime's `cvtepi32_ps` does: 2^24 + 1 becomes 2^24.
+        assert_eq!(
+            Requant::nearest(1.0).apply((1 << 24) + 1, Rounding::Nearest),
+            1 << 24
+        );
+        // Huge products stay inside ±2^30; bad scales become 0, never NaN.
+        let huge = Requant::nearest(f32::MAX);
+        assert_eq!(huge.apply(i32::MAX, Rounding::Nearest), 1 << 30);
+        assert_eq!(huge.apply(i32::MIN, Rounding::Nearest), -(1 << 30));
+        for bad in [f32::NAN, f32::INFINITY, -1.0, 0.0] {
+            assert_eq!(Requant::nearest(bad).apply(i32::MAX, Rounding::Nearest), 0);
+        }
+        assert_eq!(Requant::from_real(0.25, Rounding::Nearest).scale(), 0.25);
     }
 
     #[test]
@@ -501,6 +596,17 @@ mod tests {
                 let got = r.apply(x, rounding) as f64;
                 prop_assert!((got - exact).abs() <= bound + 1e-9 * exact.abs(), "{rounding:?}: {got} vs {exact}");
             }
+        }
+
+        /// The product of two floats, exact in double precision and rounded
+        /// once to single, is IEEE's single-precision product: an independent
+        /// model of `nearest` within its bound.
+        #[test]
+        fn nearest_is_the_single_precision_product_rounded_to_even(x in any::<i32>(), scale in 1e-9f32..4.0) {
+            let exact = (x as f32) as f64 * scale as f64;
+            let want = (exact as f32).round_ties_even() as f64;
+            let want = want.clamp(-((1u32 << 30) as f64), (1u32 << 30) as f64);
+            prop_assert_eq!(Requant::nearest(scale).apply(x, Rounding::Nearest) as f64, want);
         }
 
         #[test]

@@ -127,6 +127,19 @@ impl Mean {
         rounding: Rounding,
     ) -> Result<Self, KernelError> {
         let reduction = Reduction::new("mean", shape, axes)?;
+        if rounding == Rounding::Nearest {
+            // onnxruntime's QLinearGlobalAveragePool: the sum less N zero
+            // points, times `input_scale / (output_scale · N)` in single
+            // precision, in that order (N below 2^24 is exact in a float).
+            let n = reduction.count.max(1) as f32;
+            return Ok(Mean {
+                reduction,
+                requant: Requant::nearest(input.scale / (output.scale * n)),
+                rounding,
+                input,
+                output,
+            });
+        }
         let base = Requant::from_real(input.scale as f64 / output.scale as f64, rounding);
         let n = reduction.count.max(1) as i64;
         let shift = (63 - (n as u64).leading_zeros() as i32)

@@ -87,6 +87,25 @@ pub mod sequence {
     });
 }
 
+/// `gatehouse:nn@0.3.0`'s `runtimes` interface: plans and immediate calls
+/// under onnxruntime's arithmetic as well as TFLite's. Its plans and
+/// operators are 0.1.0's, mapped onto the bindings above.
+pub mod runtimes {
+    wasmtime::component::bindgen!({
+        path: "../../wit",
+        world: "gatehouse:nn/runtimes-ops@0.3.0",
+        imports: { default: trappable },
+        trappable_error_type: {
+            "gatehouse:nn/tensors.nn-error" => super::NnCallError,
+        },
+        with: {
+            "gatehouse:nn/tensors@0.1.0": super::tensors,
+            "gatehouse:nn/ops@0.1.0": super::ops,
+            "gatehouse:nn/plan@0.1.0": super::plan,
+        },
+    });
+}
+
 /// `gatehouse:dsp@0.1.0`: audio front ends on the host. Its errors are
 /// `gatehouse:nn`'s, so they map to [`NnCallError`] in the same way.
 pub mod dsp {

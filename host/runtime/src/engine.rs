@@ -119,6 +119,10 @@ impl Runtime {
                 &mut linker,
                 InstanceState::nn_view,
             )?;
+            bindings::runtimes::gatehouse::nn0_3_0::runtimes::add_to_linker::<_, HasNn>(
+                &mut linker,
+                InstanceState::nn_view,
+            )?;
             bindings::dsp::gatehouse::dsp::audio::add_to_linker::<_, HasNn>(
                 &mut linker,
                 InstanceState::nn_view,
@@ -137,6 +141,7 @@ impl Runtime {
             "gatehouse:nn/ops@0.1.0",
             "gatehouse:nn/plan@0.1.0",
             "gatehouse:nn/sequence@0.2.0",
+            "gatehouse:nn/runtimes@0.3.0",
         ] {
             linker
                 .instance(iface)
@@ -145,16 +150,18 @@ impl Runtime {
                 })
                 .map_err(|e| Error::Engine(format!("{e:#}")))?;
         }
-        linker
-            .instance("gatehouse:nn/sequence@0.2.0")
-            .and_then(|mut i| {
-                i.resource(
-                    "plan",
-                    ResourceType::host::<gatehouse_nn::Plan>(),
-                    |_, _| Ok(()),
-                )
-            })
-            .map_err(|e| Error::Engine(format!("{e:#}")))?;
+        for iface in ["gatehouse:nn/sequence@0.2.0", "gatehouse:nn/runtimes@0.3.0"] {
+            linker
+                .instance(iface)
+                .and_then(|mut i| {
+                    i.resource(
+                        "plan",
+                        ResourceType::host::<gatehouse_nn::Plan>(),
+                        |_, _| Ok(()),
+                    )
+                })
+                .map_err(|e| Error::Engine(format!("{e:#}")))?;
+        }
         let cache = config
             .cache_dir
             .as_ref()

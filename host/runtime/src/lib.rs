@@ -19,6 +19,7 @@ mod heap;
 mod nn_host;
 mod plugin;
 mod registry;
+mod runtimes_host;
 mod sequence_host;
 mod wasi;
 

@@ -266,7 +266,7 @@ fn window(w: wops::Window) -> WindowArgs {
     }
 }
 
-fn semantics(o: wops::ExecOptions) -> Semantics {
+pub(crate) fn semantics(o: wops::ExecOptions) -> Semantics {
     match o.semantics {
         wops::Semantics::TfliteReference => Semantics::TfliteReference,
         wops::Semantics::TfliteMicro => Semantics::TfliteMicro,
@@ -274,7 +274,7 @@ fn semantics(o: wops::ExecOptions) -> Semantics {
 }
 
 impl NnView<'_> {
-    fn op_desc(&self, op: &wops::Op) -> Result<OpDesc, NnCallError> {
+    pub(crate) fn op_desc(&self, op: &wops::Op) -> Result<OpDesc, NnCallError> {
         let k = |r: &Resource<TensorKey>| self.key(r);
         let ko = |r: &Option<Resource<TensorKey>>| r.as_ref().map(|r| self.key(r)).transpose();
         let unary = |kind: UnaryKind, u: &wops::Unary| -> Result<OpDesc, NnCallError> {
@@ -401,14 +401,9 @@ impl NnView<'_> {
     pub(crate) fn execute_desc(
         &mut self,
         desc: &OpDesc,
-        options: wops::ExecOptions,
+        semantics: Semantics,
     ) -> Result<(), NnCallError> {
-        let prepared = PreparedOp::prepare(
-            desc,
-            &mut self.nn.tensors,
-            semantics(options),
-            self.nn.kernels,
-        )?;
+        let prepared = PreparedOp::prepare(desc, &mut self.nn.tensors, semantics, self.nn.kernels)?;
         let result = self
             .budget()
             .admit(prepared.work(), || prepared.name().to_string())
@@ -427,6 +422,18 @@ impl NnView<'_> {
         Ok(plan.push(desc, &mut self.nn.tensors, self.nn.kernels)?)
     }
 
+    /// An empty plan under `semantics`, for 0.1.0's constructor and 0.3.0's `new-plan`.
+    pub(crate) fn new_plan(&mut self, semantics: Semantics) -> wasmtime::Result<Resource<Plan>> {
+        // A plan's own bookkeeping counts against the quota like an operator.
+        self.nn
+            .tensors
+            .charge(OP_OVERHEAD, "plan")
+            .map_err(|e| wasmtime::format_err!("{e}"))?;
+        Ok(self
+            .table
+            .push(Plan::on(semantics, self.nn.threads.clone()))?)
+    }
+
     /// The tensor behind a handle the guest passed.
     pub(crate) fn tensor_key(&self, r: &Resource<TensorKey>) -> Result<TensorKey, NnCallError> {
         self.key(r)
@@ -436,20 +443,13 @@ impl NnView<'_> {
 impl wops::Host for NnView<'_> {
     fn execute(&mut self, op: wops::Op, options: wops::ExecOptions) -> Result<(), NnCallError> {
         let desc = self.op_desc(&op)?;
-        self.execute_desc(&desc, options)
+        self.execute_desc(&desc, semantics(options))
     }
 }
 
 impl wplan::HostPlan for NnView<'_> {
     fn new(&mut self, options: wops::ExecOptions) -> wasmtime::Result<Resource<Plan>> {
-        // A plan's own bookkeeping counts against the quota like an operator.
-        self.nn
-            .tensors
-            .charge(OP_OVERHEAD, "plan")
-            .map_err(|e| wasmtime::format_err!("{e}"))?;
-        Ok(self
-            .table
-            .push(Plan::on(semantics(options), self.nn.threads.clone()))?)
+        self.new_plan(semantics(options))
     }
 
     fn push(&mut self, plan: Resource<Plan>, op: wops::Op) -> Result<u32, NnCallError> {

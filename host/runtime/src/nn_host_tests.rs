@@ -375,3 +375,62 @@ fn log_keeps_2_kib_a_line_and_clock_costs_nothing() {
     assert!(b >= a);
     assert_eq!(used(&mut st), 0);
 }
+
+mod runtimes {
+    use super::*;
+    use crate::bindings::runtimes::gatehouse::nn0_3_0::runtimes as wrt;
+
+    /// 0.3.0's plans are 0.1.0's: charged alike, and they take 0.1.0's
+    /// operators. Under onnxruntime's semantics an operator whose
+    /// arithmetic there is not reproduced is refused with `unsupported`
+    /// (an error the guest can handle), and nothing stays charged.
+    #[test]
+    fn new_plan_takes_the_third_semantics_and_refuses_what_it_cannot_reproduce() {
+        let (mut st, filler) = plan_at_brim();
+        let e = wrt::Host::new_plan(&mut st.nn_view(), wrt::Semantics::Onnxruntime)
+            .expect_err("no room for a plan");
+        assert!(format!("{e}").contains("quota"), "{e}");
+        wt::HostTensor::drop(&mut st.nn_view(), filler).expect("drop");
+
+        let fc = Fc::new(&mut st, 8, 16).expect("tensors");
+        let plan =
+            wrt::Host::new_plan(&mut st.nn_view(), wrt::Semantics::Onnxruntime).expect("plan");
+        let at =
+            wplan::HostPlan::push(&mut st.nn_view(), Resource::new_borrow(plan.rep()), fc.op())
+                .expect("a fully connected layer is one of onnxruntime's fused kernels");
+        assert_eq!(at, 0);
+        wplan::HostPlan::run(&mut st.nn_view(), Resource::new_borrow(plan.rep())).expect("runs");
+
+        let before = used(&mut st);
+        let add = wops::Op::Add(wops::Binary {
+            a: borrow(&fc.y),
+            b: borrow(&fc.y),
+            output: borrow(&fc.x),
+            activation: wops::Activation::None,
+        });
+        let r = wplan::HostPlan::push(&mut st.nn_view(), Resource::new_borrow(plan.rep()), add);
+        assert!(
+            matches!(&r, Err(NnCallError::Nn(NnFault::Unsupported(m))) if m.contains("onnxruntime")),
+            "{r:?}"
+        );
+        assert_eq!(
+            used(&mut st),
+            before,
+            "a refused push leaves nothing charged"
+        );
+        wplan::HostPlan::drop(&mut st.nn_view(), plan).expect("drop");
+    }
+
+    #[test]
+    fn execute_runs_under_each_semantics() {
+        let mut st = state();
+        let fc = Fc::new(&mut st, 4, 32).expect("tensors");
+        for s in [
+            wrt::Semantics::TfliteReference,
+            wrt::Semantics::TfliteMicro,
+            wrt::Semantics::Onnxruntime,
+        ] {
+            wrt::Host::execute(&mut st.nn_view(), fc.op(), s).expect("runs");
+        }
+    }
+}

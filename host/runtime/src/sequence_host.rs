@@ -9,7 +9,7 @@ use wasmtime::component::Resource;
 use crate::bindings::NnCallError;
 use crate::bindings::ops as wops;
 use crate::bindings::sequence::gatehouse::nn0_2_0::sequence as wseq;
-use crate::nn_host::NnView;
+use crate::nn_host::{NnView, semantics};
 
 impl NnView<'_> {
     fn sequence_desc(&self, op: &wseq::Op) -> Result<OpDesc, NnCallError> {
@@ -50,7 +50,7 @@ impl NnView<'_> {
 impl wseq::Host for NnView<'_> {
     fn execute(&mut self, op: wseq::Op, options: wops::ExecOptions) -> Result<(), NnCallError> {
         let desc = self.sequence_desc(&op)?;
-        self.execute_desc(&desc, options)
+        self.execute_desc(&desc, semantics(options))
     }
 
     fn push(&mut self, plan: Resource<Plan>, op: wseq::Op) -> Result<u32, NnCallError> {

@@ -1,5 +1,5 @@
 //! Requantization of eight int32 accumulators at a time (AVX2), bit-exact
-//! with [`crate::quant::Requant::apply`] for both roundings.
+//! with [`crate::quant::Requant::apply`] for all three roundings.
 //!
 //! AVX2 has no 64-bit arithmetic right shift, so it is built from the
 //! logical one: `sra(v, n) = srl(v ^ s, n) ^ s` with `s` the sign mask.
@@ -131,6 +131,37 @@ impl Double {
     }
 }
 
+/// onnxruntime's single-precision requantization: the scale's bits
+/// arrive in the multiplier lanes ([`crate::quant::Requant::nearest`]).
+#[derive(Clone, Copy)]
+struct Nearest {
+    scale: __m256,
+}
+
+impl Nearest {
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn new(m: __m256i) -> Self {
+        Nearest {
+            scale: _mm256_castsi256_ps(m),
+        }
+    }
+
+    /// `cvtps_epi32` rounds half to even under the default MXCSR, which
+    /// Rust code never changes.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn apply(&self, x: __m256i) -> __m256i {
+        let bound = (1u32 << 30) as f32;
+        let v = _mm256_mul_ps(_mm256_cvtepi32_ps(x), self.scale);
+        let v = _mm256_min_ps(
+            _mm256_max_ps(v, _mm256_set1_ps(-bound)),
+            _mm256_set1_ps(bound),
+        );
+        _mm256_cvtps_epi32(v)
+    }
+}
+
 /// The low byte of each of eight i32 lanes (`as i8`) as eight bytes at `out`.
 ///
 /// # Safety
@@ -157,6 +188,7 @@ pub(crate) fn requant8(x: __m256i, m: __m256i, s: __m256i, rounding: Rounding) -
     match rounding {
         Rounding::Single => Single::new(m, s).apply(x),
         Rounding::Double => Double::new(m, s).apply(x),
+        Rounding::Nearest => Nearest::new(m).apply(x),
     }
 }
 
@@ -271,6 +303,13 @@ impl Epilogue<'_> {
                             store8(finish(r.apply(x)), out_p.add(p * c + g));
                         }
                     }
+                    Rounding::Nearest => {
+                        let r = Nearest::new(vm);
+                        for p in 0..pixels {
+                            let x = _mm256_add_epi32(ld(acc_p, p * stride + g), vb);
+                            store8(finish(r.apply(x)), out_p.add(p * c + g));
+                        }
+                    }
                 }
             }
         }
@@ -350,15 +389,14 @@ mod tests {
 
     proptest! {
         #[test]
-        fn vector_requant_matches_scalar(xs in proptest::collection::vec(any::<i32>(), 1..70), real in 1e-7f64..3.0, bias in -100_000i32..100_000, double in any::<bool>(), off in -128i32..128, lo in -128i32..0) {
+        fn vector_requant_matches_scalar(xs in proptest::collection::vec(any::<i32>(), 1..70), real in 1e-7f64..3.0, bias in -100_000i32..100_000, rounding in checks::roundings(), off in -128i32..128, lo in -128i32..0) {
             prop_assert!(std::is_x86_feature_detected!("avx2"), "{}", UNSUPPORTED);
-            checks::random(&|a, b, m, r, o, lo, hi, out| unsafe { row(a, b, m, r, o, lo, hi, out) }, &xs, real, bias, double, off, lo)?;
+            checks::random(&|a, b, m, r, o, lo, hi, out| unsafe { row(a, b, m, r, o, lo, hi, out) }, &xs, real, bias, rounding, off, lo)?;
         }
 
         #[test]
-        fn rows_of_pixels_match_scalar(c in 1usize..40, extra in 0usize..9, pixels in 1usize..6, seed in any::<u64>(), real in 1e-7f64..3.0, double in any::<bool>(), off in -128i32..128, lo in -128i32..0) {
+        fn rows_of_pixels_match_scalar(c in 1usize..40, extra in 0usize..9, pixels in 1usize..6, seed in any::<u64>(), real in 1e-7f64..3.0, rounding in checks::roundings(), off in -128i32..128, lo in -128i32..0) {
             prop_assert!(std::is_x86_feature_detected!("avx2"), "{}", UNSUPPORTED);
-            let rounding = if double { Rounding::Double } else { Rounding::Single };
             let stride = c + extra;
             let mut s = seed | 1;
             let acc: Vec<i32> = (0..pixels * stride).map(|_| { s ^= s << 13; s ^= s >> 7; s ^= s << 17; (s as i32) >> 10 }).collect();
@@ -376,9 +414,9 @@ mod tests {
         }
 
         #[test]
-        fn ties_round_as_the_reference(t in -120i32..120, k in 1i32..12, double in any::<bool>(), above in any::<bool>()) {
+        fn ties_round_as_the_reference(t in -120i32..120, k in 1i32..12, rounding in checks::roundings(), above in any::<bool>()) {
             prop_assert!(std::is_x86_feature_detected!("avx2"), "{}", UNSUPPORTED);
-            checks::tie(&|a, b, m, r, o, lo, hi, out| unsafe { row(a, b, m, r, o, lo, hi, out) }, t, k, double, above)?;
+            checks::tie(&|a, b, m, r, o, lo, hi, out| unsafe { row(a, b, m, r, o, lo, hi, out) }, t, k, rounding, above)?;
         }
     }
 }

@@ -1,5 +1,5 @@
 //! Requantization of sixteen int32 accumulators at a time (AVX-512),
-//! bit-exact with [`crate::quant::Requant::apply`] for both roundings.
+//! bit-exact with [`crate::quant::Requant::apply`] for all three roundings.
 //! AVX-512 has the 64-bit arithmetic shifts AVX2 lacks and narrows to int8
 //! in one instruction, so this is about a third of the AVX2 work per value.
 
@@ -74,6 +74,34 @@ impl Lanes {
             add: (_mm512_sllv_epi64(one, re), _mm512_sllv_epi64(one, ro)),
             shift: (_mm512_add_epi64(re, one), _mm512_add_epi64(ro, one)),
         }
+    }
+
+    /// onnxruntime's single-precision rounding: the scale's bits arrive
+    /// in the multiplier lanes ([`crate::quant::Requant::nearest`]).
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn nearest(m: __m512i) -> Lanes {
+        let zero = _mm512_setzero_si512();
+        Lanes {
+            m: (m, zero),
+            left: zero,
+            add: (zero, zero),
+            shift: (zero, zero),
+        }
+    }
+
+    /// [`Lanes::nearest`]'s lanes of `x`: `cvtps_epi32` rounds half to
+    /// even under the default MXCSR, which Rust code never changes.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn apply_nearest(&self, x: __m512i) -> __m512i {
+        let bound = _mm512_set1_ps((1u32 << 30) as f32);
+        let v = _mm512_mul_ps(_mm512_cvtepi32_ps(x), _mm512_castsi512_ps(self.m.0));
+        let v = _mm512_min_ps(
+            _mm512_max_ps(v, _mm512_sub_ps(_mm512_setzero_ps(), bound)),
+            bound,
+        );
+        _mm512_cvtps_epi32(v)
     }
 
     /// One 64-bit lane of single rounding, from the product `p`.
@@ -204,6 +232,7 @@ impl Epilogue<'_> {
                 Rounding::Double => {
                     Lanes::double(twice(q.multiplier.as_ptr()), twice(q.shift.as_ptr()))
                 }
+                Rounding::Nearest => Lanes::nearest(twice(q.multiplier.as_ptr())),
             };
             for p in (0..pixels).step_by(2) {
                 let row = |p: usize| {
@@ -214,6 +243,7 @@ impl Epilogue<'_> {
                 let r = match self.rounding {
                     Rounding::Single => lanes.apply::<false, false>(x),
                     Rounding::Double => lanes.apply::<true, true>(x),
+                    Rounding::Nearest => lanes.apply_nearest(x),
                 };
                 let y = _mm512_min_epi32(_mm512_max_epi32(_mm512_add_epi32(r, vo), vmin), vmax);
                 let dst = out.as_mut_ptr().add(p * 8);
@@ -256,6 +286,7 @@ impl Epilogue<'_> {
         let l = match self.rounding {
             Rounding::Single => Lanes::single(vm, vs),
             Rounding::Double => Lanes::double(vm, vs),
+            Rounding::Nearest => Lanes::nearest(vm),
         };
         Block {
             lanes: l,
@@ -296,6 +327,7 @@ impl Block {
             (Rounding::Single, _) => self.lanes.apply::<false, false>(x),
             (Rounding::Double, false) => self.lanes.apply::<true, false>(x),
             (Rounding::Double, true) => self.lanes.apply::<true, true>(x),
+            (Rounding::Nearest, _) => self.lanes.apply_nearest(x),
         };
         let y = _mm512_min_epi32(
             _mm512_max_epi32(_mm512_add_epi32(r, self.offset), self.min),
@@ -351,22 +383,21 @@ mod tests {
 
     proptest! {
         #[test]
-        fn vector_requant_matches_scalar(xs in proptest::collection::vec(any::<i32>(), 1..70), real in 1e-7f64..3.0, bias in -100_000i32..100_000, double in any::<bool>(), off in -128i32..128, lo in -128i32..0) {
+        fn vector_requant_matches_scalar(xs in proptest::collection::vec(any::<i32>(), 1..70), real in 1e-7f64..3.0, bias in -100_000i32..100_000, rounding in checks::roundings(), off in -128i32..128, lo in -128i32..0) {
             prop_assert!(crate::x86::avx512::supported(), "{}", UNSUPPORTED);
-            checks::random(&|a, b, m, r, o, lo, hi, out| unsafe { row(a, b, m, r, o, lo, hi, out) }, &xs, real, bias, double, off, lo)?;
+            checks::random(&|a, b, m, r, o, lo, hi, out| unsafe { row(a, b, m, r, o, lo, hi, out) }, &xs, real, bias, rounding, off, lo)?;
         }
 
         #[test]
-        fn ties_round_as_the_reference(t in -120i32..120, k in 1i32..12, double in any::<bool>(), above in any::<bool>()) {
+        fn ties_round_as_the_reference(t in -120i32..120, k in 1i32..12, rounding in checks::roundings(), above in any::<bool>()) {
             prop_assert!(crate::x86::avx512::supported(), "{}", UNSUPPORTED);
-            checks::tie(&|a, b, m, r, o, lo, hi, out| unsafe { row(a, b, m, r, o, lo, hi, out) }, t, k, double, above)?;
+            checks::tie(&|a, b, m, r, o, lo, hi, out| unsafe { row(a, b, m, r, o, lo, hi, out) }, t, k, rounding, above)?;
         }
 
         /// Half the cases have eight channels, which pair pixels.
         #[test]
-        fn tiles_of_pixels_match_scalar(c in prop_oneof![Just(8usize), 1usize..40], pixels in 1usize..9, pad in 0usize..20, seed in any::<i32>(), double in any::<bool>()) {
+        fn tiles_of_pixels_match_scalar(c in prop_oneof![Just(8usize), 1usize..40], pixels in 1usize..9, pad in 0usize..20, seed in any::<i32>(), rounding in checks::roundings()) {
             prop_assert!(crate::x86::avx512::supported(), "{}", UNSUPPORTED);
-            let rounding = if double { Rounding::Double } else { Rounding::Single };
             let stride = c + pad;
             let acc: Vec<i32> = (0..pixels * stride).map(|i| (i as i32).wrapping_mul(seed) >> 9).collect();
             let rq: Vec<Requant> = (0..c).map(|i| Requant::from_real(0.0003 * (1.0 + i as f64), rounding)).collect();
@@ -385,10 +416,9 @@ mod tests {
         }
 
         #[test]
-        fn extreme_accumulators_match_scalar(x in any::<i32>(), real in 1e-9f64..0.999, double in any::<bool>()) {
+        fn extreme_accumulators_match_scalar(x in any::<i32>(), real in 1e-9f64..0.999, rounding in checks::roundings()) {
             prop_assert!(crate::x86::avx512::supported(), "{}", UNSUPPORTED);
             // Multipliers below one never shift left, so any i32 is defined.
-            let rounding = if double { Rounding::Double } else { Rounding::Single };
             let rq = Requant::from_real(real, rounding);
             let m = Multipliers::new(&[rq; 16]);
             let mut got = [0i8; 16];

@@ -18,6 +18,7 @@ pub struct Add {
 
 impl Operator for Add {
     fn prepare(&self, cx: &mut Prep<'_>) -> Result<Built, NnFault> {
+        cx.fixed_point("add")?;
         let rounding = cx.semantics.add();
         let (da, sa, za) = act_i8(cx.st, self.a, "add input a")?;
         let (db, sb, zb) = act_i8(cx.st, self.b, "add input b")?;

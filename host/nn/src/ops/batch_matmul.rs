@@ -23,6 +23,7 @@ pub struct BatchMatMul {
 
 impl Operator for BatchMatMul {
     fn prepare(&self, cx: &mut Prep<'_>) -> Result<Built, NnFault> {
+        cx.fixed_point("batch_matmul")?;
         let (dl, sl, zl) = act_i8(cx.st, self.lhs, "batch_matmul lhs")?;
         let (lhs_shape, lhs_elems) = (dl.shape.clone(), dl.elements());
         let (dr, sr, zr) = act_i8(cx.st, self.rhs, "batch_matmul rhs")?;

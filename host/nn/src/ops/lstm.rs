@@ -86,6 +86,7 @@ fn gate(
 
 impl Operator for Lstm {
     fn prepare(&self, cx: &mut Prep<'_>) -> Result<Built, NnFault> {
+        cx.fixed_point("lstm")?;
         let (din, s_in, z_in) = act_i8(cx.st, self.input, "lstm input")?;
         let (dout, s_out, z_out) = act_i8(cx.st, self.output, "lstm output")?;
         let (batches, steps, inputs) = match (din.shape.as_slice(), self.time_major) {

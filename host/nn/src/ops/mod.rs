@@ -16,6 +16,8 @@ mod depthwise_conv2d;
 mod fully_connected;
 mod lstm;
 mod mul;
+#[cfg(test)]
+mod onnxruntime_tests;
 mod pad;
 mod pool2d;
 mod reduce;
@@ -113,6 +115,22 @@ struct Prep<'a> {
 }
 
 impl Prep<'_> {
+    /// Refuses `what` under onnxruntime's semantics: its arithmetic there
+    /// (QLinearAdd, QLinearAveragePool and the like compute in floats in
+    /// orders of their own) is not reproduced yet, and an operator that
+    /// ran TFLite's instead would give results that are close but not the
+    /// bits the plugin asked for.
+    fn fixed_point(&self, what: &str) -> Result<(), NnFault> {
+        if self.semantics == Semantics::Onnxruntime {
+            return Err(NnFault::Unsupported(format!(
+                "{what} under onnxruntime semantics (supported there: conv2d, \
+                 depthwise-conv2d, fully-connected, max-pool2d, mean, quantize, \
+                 dequantize and the operators that only move bytes)"
+            )));
+        }
+        Ok(())
+    }
+
     /// Charge what a layer with weights will hold before its weights are
     /// copied and packed, so a layer too big for the quota is refused
     /// before the host allocates anything for it.

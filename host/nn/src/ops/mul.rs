@@ -19,6 +19,7 @@ pub struct Mul {
 
 impl Operator for Mul {
     fn prepare(&self, cx: &mut Prep<'_>) -> Result<Built, NnFault> {
+        cx.fixed_point("mul")?;
         let (da, sa, za) = act_i8(cx.st, self.a, "mul input a")?;
         let (db, sb, zb) = act_i8(cx.st, self.b, "mul input b")?;
         let (dout, so, zo) = act_i8(cx.st, self.output, "mul output")?;

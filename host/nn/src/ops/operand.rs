@@ -180,7 +180,9 @@ pub(super) fn window_spec(w: WindowArgs, kh: usize, kw: usize) -> WindowSpec {
     }
 }
 
-/// `input_scale · filter_scale[c] / output_scale` per channel, in double as TFLite does.
+/// `input_scale · filter_scale[c] / output_scale` per channel: in double
+/// as TFLite does, or in single precision, left to right, as onnxruntime's
+/// QLinearConv and QGemm do (the last bit of the scale can differ).
 pub(super) fn channel_requant(
     s_in: f32,
     filter_scales: &[f32],
@@ -189,7 +191,10 @@ pub(super) fn channel_requant(
 ) -> Vec<Requant> {
     filter_scales
         .iter()
-        .map(|&fs| Requant::from_real(s_in as f64 * fs as f64 / s_out as f64, rounding))
+        .map(|&fs| match rounding {
+            Rounding::Nearest => Requant::nearest(s_in * fs / s_out),
+            _ => Requant::from_real(s_in as f64 * fs as f64 / s_out as f64, rounding),
+        })
         .collect()
 }
 

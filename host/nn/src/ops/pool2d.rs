@@ -39,6 +39,9 @@ impl Operator for MaxPool2d {
 }
 
 fn prepare(p: &PoolArgs, cx: &mut Prep<'_>, average: bool) -> Result<Built, NnFault> {
+    if average {
+        cx.fixed_point("average_pool2d")?;
+    }
     let name = if average {
         "average_pool2d"
     } else {

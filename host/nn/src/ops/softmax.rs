@@ -17,6 +17,7 @@ pub struct Softmax {
 
 impl Operator for Softmax {
     fn prepare(&self, cx: &mut Prep<'_>) -> Result<Built, NnFault> {
+        cx.fixed_point("softmax")?;
         let (di, s_in, _) = act_i8(cx.st, self.input, "softmax input")?;
         let (dout, s_out, z_out) = act_i8(cx.st, self.output, "softmax output")?;
         if di.shape != dout.shape {

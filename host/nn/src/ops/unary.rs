@@ -2,8 +2,10 @@
 //! HARD_SWISH, RELU, RELU6, RELU_N1_TO_1, QUANTIZE, DEQUANTIZE, RESHAPE.
 //! They share their checks; each kind picks its kernel in `prepare`.
 
-use gatehouse_kernels::KernelSet;
-use gatehouse_kernels::elementwise::{HardSwish, Lut, Qp, Rescale, dequantize_i8, quantize_f32};
+use gatehouse_kernels::elementwise::{
+    HardSwish, Lut, Qp, Rescale, dequantize_i8, quantize_f32, quantize_linear_f32,
+};
+use gatehouse_kernels::{KernelSet, Semantics};
 
 use super::operand::{act_i8, bytes, qp};
 use super::{Built, Eval, Operands, Operator, Prep};
@@ -70,9 +72,13 @@ impl Operator for Unary {
                 }
                 built(Kernel::Copy)
             }
-            UnaryKind::Quantize if di.dtype == DType::F32 => built(Kernel::QuantizeF32(qp(
-                act_i8(st, output, "quantize output")?,
-            ))),
+            UnaryKind::Quantize if di.dtype == DType::F32 => {
+                let q = qp(act_i8(st, output, "quantize output")?);
+                built(match cx.semantics {
+                    Semantics::Onnxruntime => Kernel::QuantizeLinear(q),
+                    _ => Kernel::QuantizeF32(q),
+                })
+            }
             UnaryKind::Dequantize => {
                 let qi = qp(act_i8(st, input, "dequantize input")?);
                 if dout.dtype != DType::F32 {
@@ -81,8 +87,9 @@ impl Operator for Unary {
                 built(Kernel::Dequantize(qi))
             }
             _ => {
-                let qi = qp(act_i8(st, input, "input")?);
-                let qo = qp(act_i8(st, output, "output")?);
+                cx.fixed_point(name)?;
+                let qi = qp(act_i8(&*cx.st, input, "input")?);
+                let qo = qp(act_i8(&*cx.st, output, "output")?);
                 let r = cx.semantics.conv();
                 built(match kind {
                     UnaryKind::Logistic => Kernel::Lut(Lut::logistic(qi, qo)),
@@ -105,6 +112,8 @@ enum Kernel {
     HardSwish(HardSwish),
     Rescale(Rescale),
     QuantizeF32(Qp),
+    /// onnxruntime's QuantizeLinear: `x / scale` rounded half to even.
+    QuantizeLinear(Qp),
     Dequantize(Qp),
     /// A reshape: the same bytes, or a copy when the output is elsewhere.
     Copy,
@@ -117,6 +126,7 @@ impl Eval for Kernel {
             Kernel::HardSwish(k) => io.one(|i, out| k.apply(i, out)),
             Kernel::Rescale(k) => io.one(|i, out| k.apply(i, out)),
             Kernel::QuantizeF32(q) => io.one(|i, out| quantize_f32(*q, bytes(i), out)),
+            Kernel::QuantizeLinear(q) => io.one(|i, out| quantize_linear_f32(*q, bytes(i), out)),
             Kernel::Dequantize(q) => io.bytes(|i, out| {
                 dequantize_i8(*q, bytemuck::cast_slice(i), bytemuck::cast_slice_mut(out))
             }),

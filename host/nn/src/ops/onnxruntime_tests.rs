@@ -1,0 +1,360 @@
+//! onnxruntime's fused integer kernels, byte for byte: the cases of
+//! `tests/fixtures/onnxruntime/qlinear.json` (QLinearConv, QLinearMatMul,
+//! QuantizeLinear and QLinearGlobalAveragePool run by onnxruntime 1.32's
+//! optimized CPU session; its `make.py` says how) on the host operators under
+//! [`Semantics::Onnxruntime`], on every kernel set of this CPU.
+//!
+//! ONNX's explicit pads become a PAD with the input's zero point and a
+//! VALID window, as a loader lowers them: padding with the zero point adds
+//! nothing to an accumulator, so the bits are the same.
+
+use gatehouse_kernels::{Activation, Padding, Semantics, dispatch};
+use serde_json::Value;
+
+use super::*;
+use crate::budget::Budget;
+use crate::plan::Plan;
+use crate::tensor::{DType, Desc, Quant, TensorKey, TensorStore};
+
+const CASES: &str = include_str!("../../../../tests/fixtures/onnxruntime/qlinear.json");
+
+fn ints(v: &Value) -> Vec<i64> {
+    match v {
+        Value::Array(a) => a.iter().flat_map(ints).collect(),
+        Value::Number(n) => vec![n.as_i64().expect("an integer")],
+        other => panic!("not a number: {other}"),
+    }
+}
+
+fn floats(v: &Value) -> Vec<f32> {
+    match v {
+        Value::Array(a) => a.iter().flat_map(floats).collect(),
+        Value::Number(n) => vec![n.as_f64().expect("a number") as f32],
+        other => panic!("not a number: {other}"),
+    }
+}
+
+/// Dimensions of a nested JSON array.
+fn shape(v: &Value) -> Vec<usize> {
+    let mut dims = vec![];
+    let mut at = v;
+    while let Value::Array(a) = at {
+        dims.push(a.len());
+        at = &a[0];
+    }
+    dims
+}
+
+fn f(v: &Value) -> f32 {
+    v.as_f64().expect("a number") as f32
+}
+
+fn int8(shape: &[usize], scales: Vec<f32>, zero_point: i32, axis: usize) -> Desc {
+    let zero_points = vec![zero_point; scales.len()];
+    Desc {
+        dtype: DType::I8,
+        shape: shape.to_vec(),
+        quant: Some(Quant {
+            scales,
+            zero_points,
+            axis,
+        }),
+    }
+}
+
+fn tensor(st: &mut TensorStore, desc: Desc, data: &[u8]) -> TensorKey {
+    let t = st.create(desc).expect("fits");
+    st.write(t, 0, data).expect("fits");
+    t
+}
+
+fn bytes_i8(v: &[i64]) -> Vec<u8> {
+    v.iter().map(|&x| x as i8 as u8).collect()
+}
+
+/// NCHW (or OIHW) to NHWC (OHWI).
+fn to_nhwc(v: &[i64], [n, c, h, w]: [usize; 4]) -> Vec<i64> {
+    let mut out = vec![0; v.len()];
+    for (i, &x) in v.iter().enumerate() {
+        let (b, ch, y, xx) = (i / (c * h * w), i / (h * w) % c, i / w % h, i % w);
+        out[((b * h + y) * w + xx) * c + ch] = x;
+    }
+    out
+}
+
+/// Records `ops` (built against `st`) as one plan and runs it on `ks`.
+fn run(st: &mut TensorStore, ops: &[OpDesc], ks: &KernelSet) {
+    let mut plan = Plan::new(Semantics::Onnxruntime);
+    for op in ops {
+        plan.push(op, st, ks).expect("prepares");
+    }
+    plan.run(st, ks, &mut Budget::unlimited()).expect("runs");
+    plan.release(st);
+}
+
+fn conv(c: &Value, ks: &KernelSet) -> (Vec<i8>, Vec<i8>) {
+    let mut st = TensorStore::new(1 << 26);
+    let [n, ic, h, w]: [usize; 4] = shape(&c["x"]).try_into().expect("NCHW");
+    let [oc, icg, kh, kw]: [usize; 4] = shape(&c["w"]).try_into().expect("OIHW");
+    let (stride, pads, dil) = (ints(&c["strides"]), ints(&c["pads"]), ints(&c["dilations"]));
+    let group = c["group"].as_u64().expect("group") as usize;
+    let (xs, xz) = (
+        f(&c["x_scale"]),
+        c["x_zero_point"].as_i64().expect("zp") as i32,
+    );
+    let (ys, yz) = (
+        f(&c["y_scale"]),
+        c["y_zero_point"].as_i64().expect("zp") as i32,
+    );
+    let x = to_nhwc(&ints(&c["x"]), [n, ic, h, w]);
+    let input = tensor(
+        &mut st,
+        int8(&[n, h, w, ic], vec![xs], xz, 0),
+        &bytes_i8(&x),
+    );
+    let [top, left, bottom, right] = [0, 1, 2, 3].map(|i| pads[i] as usize);
+    let (ph, pw) = (h + top + bottom, w + left + right);
+    let padded = st
+        .create(int8(&[n, ph, pw, ic], vec![xs], xz, 0))
+        .expect("fits");
+    let mut ops = vec![OpDesc::from(Pad {
+        input,
+        output: padded,
+        paddings: vec![(0, 0), (top, bottom), (left, right), (0, 0)],
+    })];
+    let window = WindowArgs {
+        padding: Padding::Valid,
+        stride_h: stride[0] as u32,
+        stride_w: stride[1] as u32,
+        dilation_h: dil[0] as u32,
+        dilation_w: dil[1] as u32,
+    };
+    let out_dim =
+        |size: usize, k: usize, s: i64, d: i64| (size - (k - 1) * d as usize - 1) / s as usize + 1;
+    let (oh, ow) = (
+        out_dim(ph, kh, stride[0], dil[0]),
+        out_dim(pw, kw, stride[1], dil[1]),
+    );
+    let output = st
+        .create(int8(&[n, oh, ow, oc], vec![ys], yz, 0))
+        .expect("fits");
+    let bias: Vec<u8> = ints(&c["bias"])
+        .iter()
+        .flat_map(|&b| (b as i32).to_le_bytes())
+        .collect();
+    let bias = tensor(
+        &mut st,
+        Desc {
+            dtype: DType::I32,
+            shape: vec![oc],
+            quant: None,
+        },
+        &bias,
+    );
+    let w_ohwi = to_nhwc(&ints(&c["w"]), [oc, icg, kh, kw]);
+    let scales = floats(&c["w_scales"]);
+    if group == 1 {
+        let filter = tensor(
+            &mut st,
+            int8(&[oc, kh, kw, ic], scales, 0, 0),
+            &bytes_i8(&w_ohwi),
+        );
+        ops.push(OpDesc::from(Conv2d {
+            input: padded,
+            filter,
+            bias: Some(bias),
+            output,
+            window,
+            activation: Activation::None,
+        }));
+    } else {
+        assert_eq!((group, icg), (ic, 1), "depthwise only");
+        // [oc, kh, kw, 1] is [1, kh, kw, oc] read in another order.
+        let mut f = vec![0; oc * kh * kw];
+        for (i, &v) in w_ohwi.iter().enumerate() {
+            let (o, tap) = (i / (kh * kw), i % (kh * kw));
+            f[tap * oc + o] = v;
+        }
+        let filter = tensor(&mut st, int8(&[1, kh, kw, oc], scales, 0, 3), &bytes_i8(&f));
+        ops.push(OpDesc::from(DepthwiseConv2d {
+            input: padded,
+            filter,
+            bias: Some(bias),
+            output,
+            window,
+            depth_multiplier: (oc / ic) as u32,
+            activation: Activation::None,
+        }));
+    }
+    run(&mut st, &ops, ks);
+    let got = st
+        .bytes(output)
+        .expect("live")
+        .iter()
+        .map(|&b| b as i8)
+        .collect();
+    let want = to_nhwc(&ints(&c["y"]), [n, oc, oh, ow])
+        .iter()
+        .map(|&v| v as i8)
+        .collect();
+    (got, want)
+}
+
+fn matmul(c: &Value, ks: &KernelSet) -> (Vec<i8>, Vec<i8>) {
+    let mut st = TensorStore::new(1 << 24);
+    let [rows, depth]: [usize; 2] = shape(&c["a"]).try_into().expect("2-D");
+    let units = shape(&c["b"])[1];
+    let (az, yz) = (
+        c["a_zero_point"].as_i64().expect("zp") as i32,
+        c["y_zero_point"].as_i64().expect("zp") as i32,
+    );
+    let input = tensor(
+        &mut st,
+        int8(&[rows, depth], vec![f(&c["a_scale"])], az, 0),
+        &bytes_i8(&ints(&c["a"])),
+    );
+    // The weights of a fully connected layer are B transposed: [units, depth].
+    let b = ints(&c["b"]);
+    let bt: Vec<i64> = (0..units * depth)
+        .map(|i| b[(i % depth) * units + i / depth])
+        .collect();
+    let weights = tensor(
+        &mut st,
+        int8(&[units, depth], floats(&c["b_scales"]), 0, 0),
+        &bytes_i8(&bt),
+    );
+    let output = st
+        .create(int8(&[rows, units], vec![f(&c["y_scale"])], yz, 0))
+        .expect("fits");
+    let fc = OpDesc::from(FullyConnected {
+        input,
+        weights,
+        bias: None,
+        output,
+        activation: Activation::None,
+    });
+    run(&mut st, &[fc], ks);
+    let got = st
+        .bytes(output)
+        .expect("live")
+        .iter()
+        .map(|&b| b as i8)
+        .collect();
+    (got, ints(&c["y"]).iter().map(|&v| v as i8).collect())
+}
+
+/// GlobalAveragePool: a MEAN over the spatial axes of the NHWC tensor.
+fn mean(c: &Value, ks: &KernelSet) -> (Vec<i8>, Vec<i8>) {
+    let mut st = TensorStore::new(1 << 20);
+    let [n, ch, h, w]: [usize; 4] = shape(&c["x"]).try_into().expect("NCHW");
+    let xz = c["x_zero_point"].as_i64().expect("zp") as i32;
+    let yz = c["y_zero_point"].as_i64().expect("zp") as i32;
+    let x = to_nhwc(&ints(&c["x"]), [n, ch, h, w]);
+    let input = tensor(
+        &mut st,
+        int8(&[n, h, w, ch], vec![f(&c["x_scale"])], xz, 0),
+        &bytes_i8(&x),
+    );
+    let output = st
+        .create(int8(&[n, 1, 1, ch], vec![f(&c["y_scale"])], yz, 0))
+        .expect("fits");
+    let op = OpDesc::from(Mean {
+        input,
+        output,
+        axes: vec![1, 2],
+        keep_dims: true,
+    });
+    run(&mut st, &[op], ks);
+    let got = st
+        .bytes(output)
+        .expect("live")
+        .iter()
+        .map(|&b| b as i8)
+        .collect();
+    (got, ints(&c["y"]).iter().map(|&v| v as i8).collect())
+}
+
+fn quantize(c: &Value, ks: &KernelSet) -> (Vec<i8>, Vec<i8>) {
+    let mut st = TensorStore::new(1 << 20);
+    let x = floats(&c["x"]);
+    let input = tensor(
+        &mut st,
+        Desc {
+            dtype: DType::F32,
+            shape: vec![x.len()],
+            quant: None,
+        },
+        &x.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<_>>(),
+    );
+    let zp = c["zero_point"].as_i64().expect("zp") as i32;
+    let output = st
+        .create(int8(&[x.len()], vec![f(&c["scale"])], zp, 0))
+        .expect("fits");
+    let q = OpDesc::from(Unary {
+        kind: UnaryKind::Quantize,
+        input,
+        output,
+    });
+    run(&mut st, &[q], ks);
+    let got = st
+        .bytes(output)
+        .expect("live")
+        .iter()
+        .map(|&b| b as i8)
+        .collect();
+    (got, ints(&c["y"]).iter().map(|&v| v as i8).collect())
+}
+
+#[test]
+fn every_case_is_onnxruntimes_bytes_on_every_kernel_set() {
+    let doc: Value = serde_json::from_str(CASES).expect("the fixture is JSON");
+    let cases = doc["cases"].as_array().expect("cases");
+    assert!(cases.len() >= 14, "the fixture lost its cases");
+    for ks in dispatch::available() {
+        for (i, c) in cases.iter().enumerate() {
+            let (got, want) = match c["op"].as_str() {
+                Some("conv") => conv(c, ks),
+                Some("matmul") => matmul(c, ks),
+                Some("quantize") => quantize(c, ks),
+                Some("mean") => mean(c, ks),
+                other => panic!("case {i}: unknown op {other:?}"),
+            };
+            assert_eq!(got.len(), want.len(), "case {i} on {}", ks.name);
+            let wrong = got.iter().zip(&want).filter(|(a, b)| a != b).count();
+            assert_eq!(
+                wrong,
+                0,
+                "case {i} ({}) on {}: {wrong} of {} bytes differ",
+                c["op"],
+                ks.name,
+                want.len()
+            );
+        }
+    }
+}
+
+/// TFLite's rounding on the same cases differs somewhere: the fixture can
+/// tell the two semantics apart, so the test above could fail.
+#[test]
+fn tflites_rounding_gives_other_bytes_on_these_cases() {
+    let doc: Value = serde_json::from_str(CASES).expect("the fixture is JSON");
+    let c = doc["cases"]
+        .as_array()
+        .expect("cases")
+        .iter()
+        .find(|c| c["op"] == "quantize")
+        .expect("a quantize case");
+    let x = floats(&c["x"]);
+    let q = gatehouse_kernels::elementwise::Qp {
+        scale: f(&c["scale"]),
+        zero_point: c["zero_point"].as_i64().expect("zp") as i32,
+    };
+    let input: Vec<u8> = x.iter().flat_map(|v| v.to_le_bytes()).collect();
+    let mut tflite = vec![0i8; x.len()];
+    gatehouse_kernels::elementwise::quantize_f32(q, &input, &mut tflite).expect("sizes agree");
+    let want: Vec<i8> = ints(&c["y"]).iter().map(|&v| v as i8).collect();
+    assert_ne!(
+        tflite, want,
+        "half-away and half-even rounding agree on every tie?"
+    );
+}
