@@ -22,9 +22,18 @@ pub use crate::bindings::sequence::gatehouse::nn0_2_0::sequence::{
 /// never calls these does not import the interface, and runs on hosts
 /// without it.
 pub mod runtimes {
-    pub use crate::bindings::runtimes::gatehouse::nn0_3_0::runtimes::{
-        Semantics, execute, new_plan,
-    };
+    use crate::bindings::runtimes::gatehouse::nn0_3_0::runtimes as wit;
+    pub use wit::{Semantics, execute};
+
+    /// An empty plan whose operators all use `semantics`.
+    pub fn new_plan(semantics: Semantics) -> super::Plan {
+        // The import is small enough to be inlined into its callers, which
+        // then leave nothing that refers to the object file holding the
+        // interface's type section, and the linker drops it (the component
+        // then fails to encode). Calling the bindings' link helper keeps it.
+        crate::bindings::runtimes::__link_custom_section_describing_imports();
+        wit::new_plan(semantics)
+    }
 }
 
 impl Quantization {

@@ -3,8 +3,10 @@
 //! The model is read here, in the sandbox, like any model: its bytes are
 //! untrusted and the host never parses them.
 
+use gatehouse_sdk::model::TensorInfo;
 use gatehouse_sdk::nn::Dtype;
-use gatehouse_sdk::tflite::{LoadOptions, Model, TensorInfo, summarize};
+use gatehouse_sdk::onnx;
+use gatehouse_sdk::tflite::{LoadOptions, Model, summarize};
 
 fn dtype_name(d: Dtype) -> &'static str {
     match d {
@@ -17,6 +19,9 @@ fn dtype_name(d: Dtype) -> &'static str {
 
 /// The model's description, or why its bytes are not a model.
 pub fn describe(bytes: &[u8]) -> Result<String, String> {
+    if !crate::loaded::is_tflite(bytes) {
+        return describe_onnx(bytes);
+    }
     let s = summarize(bytes).map_err(|e| e.to_string())?;
     let mut out = String::from("{");
     field(&mut out, "operators", &ops(&s.operators));
@@ -35,6 +40,35 @@ pub fn describe(bytes: &[u8]) -> Result<String, String> {
         }
         Err(e) => {
             for k in ["arena_bytes", "input", "output"] {
+                field(&mut out, k, "null");
+            }
+            field(&mut out, "load_error", &string(&e.to_string()));
+        }
+    }
+    out.pop();
+    out.push('}');
+    Ok(out)
+}
+
+/// An ONNX model: its nodes as the file has them, and the host operators
+/// they lower to (fused groups become one each), or why it does not load.
+fn describe_onnx(bytes: &[u8]) -> Result<String, String> {
+    let (_, _, nodes) = onnx::Model::inspect(bytes).map_err(|e| e.to_string())?;
+    let mut out = String::from("{");
+    field(&mut out, "format", &string("onnx"));
+    field(&mut out, "semantics", &string("onnxruntime"));
+    let names: Vec<String> = nodes.iter().map(|n| string(n)).collect();
+    field(&mut out, "nodes", &format!("[{}]", names.join(",")));
+    match onnx::Model::load(bytes) {
+        Ok(m) => {
+            let ops: Vec<String> = m.operators().iter().map(|n| string(n)).collect();
+            field(&mut out, "host_operators", &format!("[{}]", ops.join(",")));
+            field(&mut out, "input", &tensor(m.input()));
+            field(&mut out, "output", &tensor(m.output()));
+            field(&mut out, "load_error", "null");
+        }
+        Err(e) => {
+            for k in ["host_operators", "input", "output"] {
                 field(&mut out, k, "null");
             }
             field(&mut out, "load_error", &string(&e.to_string()));

@@ -1,17 +1,17 @@
-//! `tflite`: runs any supported int8 TensorFlow Lite model on raw input
-//! tensors. The host hands the model bytes to `init`. It implements
+//! `tflite`: runs any supported int8 TensorFlow Lite or ONNX model on raw
+//! input tensors. The host hands the model bytes to `init`. It implements
 //! `gatehouse:plugin@0.2.0`: a batch of requests is one `plan.invoke`.
 
 mod description;
+mod loaded;
 
 use std::cell::RefCell;
 
-use gatehouse_sdk::nn::Semantics;
-use gatehouse_sdk::tflite::{LoadOptions, Model};
 use gatehouse_sdk::{
     Batch, Config, Descriptor, Inference, InputKind, Plugin, PluginError, Stat,
     export_batched_plugin, log, setting,
 };
+use loaded::Loaded as Model;
 
 struct Tflite;
 
@@ -35,7 +35,7 @@ impl Plugin for Tflite {
         Descriptor {
             name: "tflite".into(),
             version: env!("CARGO_PKG_VERSION").into(),
-            summary: "Runs an int8 TFLite model given at init on raw input tensors".into(),
+            summary: "Runs an int8 TFLite or ONNX model given at init on raw input tensors".into(),
             input_kinds: vec![InputKind::RawTensor],
             labels: vec![],
         }
@@ -44,38 +44,18 @@ impl Plugin for Tflite {
     fn init(config: Config) -> Result<(), PluginError> {
         log::install_panic_hook();
         let bytes = config.model.as_deref().ok_or_else(|| {
-            PluginError::InvalidConfig("no model given; pass the .tflite bytes at init".into())
+            PluginError::InvalidConfig(
+                "no model given; pass the .tflite or .onnx bytes at init".into(),
+            )
         })?;
         if setting(&config, "describe") == Some("true") {
             let text = description::describe(bytes).map_err(PluginError::InvalidConfig)?;
             DESCRIPTION.with(|d| *d.borrow_mut() = Some(text));
             return Ok(());
         }
-        let semantics = match setting(&config, "semantics") {
-            None | Some("reference") => Semantics::TfliteReference,
-            Some("micro") => Semantics::TfliteMicro,
-            Some(other) => {
-                return Err(PluginError::InvalidConfig(format!(
-                    "semantics {other:?}: expected reference or micro"
-                )));
-            }
-        };
-        let output_tensor = match setting(&config, "output-tensor") {
-            None => None,
-            Some(v) => Some(v.parse::<usize>().map_err(|_| {
-                PluginError::InvalidConfig(format!("output-tensor {v:?} is not a tensor index"))
-            })?),
-        };
-        let model = Model::load(
-            bytes,
-            LoadOptions {
-                semantics,
-                output_tensor,
-            },
-        )
-        .map_err(|e| PluginError::InvalidConfig(e.to_string()))?;
+        let model = Model::load(bytes, &config)?;
         log::info(&format!(
-            "model loaded: {} operators, input {:?} {:?}, output {:?}, arena {} bytes",
+            "model loaded: {} operators, input {:?} {:?}, output {:?}, arena {:?} bytes",
             model.operators().len(),
             model.input().shape,
             model.input().dtype,
@@ -106,16 +86,22 @@ impl Plugin for Tflite {
 
     fn stats() -> Vec<Stat> {
         MODEL.with(|m| match m.borrow().as_ref() {
-            Some(model) => vec![
-                Stat {
-                    name: "arena-peak-bytes".into(),
-                    value: model.arena_bytes() as u64,
-                },
-                Stat {
+            Some(model) => {
+                let mut stats = vec![Stat {
                     name: "operators".into(),
                     value: model.operators().len() as u64,
-                },
-            ],
+                }];
+                if let Some(arena) = model.arena_bytes() {
+                    stats.insert(
+                        0,
+                        Stat {
+                            name: "arena-peak-bytes".into(),
+                            value: arena as u64,
+                        },
+                    );
+                }
+                stats
+            }
             None => vec![],
         })
     }

@@ -15,6 +15,7 @@ mod fleet;
 mod maintenance;
 mod mqtt;
 mod new;
+mod onnx_models;
 mod op_coverage;
 mod ota;
 mod run_kws;

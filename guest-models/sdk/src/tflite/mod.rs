@@ -20,8 +20,7 @@ mod ops;
 pub mod schema;
 pub mod summary;
 
-use std::fmt;
-
+pub use crate::model::{LoadError, TensorInfo};
 use crate::nn::{Dtype, ExecOptions, NnError, Plan, Quantization, Semantics, Tensor, TensorDesc};
 use ops::{Ctx, Io, Kind, ModelOp};
 use schema::tflite as fb;
@@ -31,47 +30,10 @@ pub use summary::{OpSummary, Summary, summarize};
 /// Arena offsets are aligned to this many bytes.
 pub const ARENA_ALIGN: usize = 16;
 
-/// Why a model could not be loaded.
-#[derive(Debug, Clone)]
-pub enum LoadError {
-    /// The bytes are not a well-formed TFLite model.
-    Malformed(String),
-    /// Well-formed, but uses something this loader does not support.
-    Unsupported(String),
-    /// Operator `index` is of a type the host has no kernel for.
-    UnsupportedOp { index: usize, name: String },
-    /// The host refused to create a tensor or prepare an operator.
-    Host { context: String, error: NnError },
-}
-
-impl fmt::Display for LoadError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            LoadError::Malformed(m) => write!(f, "malformed model: {m}"),
-            LoadError::Unsupported(m) => write!(f, "unsupported model: {m}"),
-            LoadError::UnsupportedOp { index, name } => {
-                write!(f, "operator {index} ({name}) is not supported")
-            }
-            LoadError::Host { context, error } => write!(f, "{context}: {}", error.message()),
-        }
-    }
-}
-
 impl From<planus::Error> for LoadError {
     fn from(e: planus::Error) -> Self {
         LoadError::Malformed(e.to_string())
     }
-}
-
-/// What the model's input or output tensor is.
-#[derive(Clone, Debug, PartialEq)]
-pub struct TensorInfo {
-    pub name: String,
-    pub shape: Vec<u32>,
-    pub dtype: Dtype,
-    pub scale: f32,
-    pub zero_point: i32,
-    pub byte_len: usize,
 }
 
 /// How to load.

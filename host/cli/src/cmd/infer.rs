@@ -1,4 +1,5 @@
-//! `gatehouse infer --model M.tflite --input IN.bin --output OUT.bin`
+//! `gatehouse infer --model M.tflite --input IN.bin --output OUT.bin`, and
+//! the same for an ONNX model (`M.onnx`).
 
 use std::path::PathBuf;
 
@@ -10,19 +11,23 @@ use crate::locate;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// An int8 TFLite model.
+    /// An int8 TFLite model, or an int8 ONNX model (QDQ or operator form).
     #[arg(long)]
     model: PathBuf,
-    /// k whole input tensors back to back, raw, in TFLite's layout.
+    /// k whole input tensors back to back, raw, in the model's own layout
+    /// and type (NHWC int8 for MLPerf Tiny's TFLite models; NCHW float32
+    /// for a QDQ ONNX model).
     #[arg(long)]
     input: PathBuf,
     /// Where the k outputs go, back to back.
     #[arg(long)]
     output: PathBuf,
-    /// Whose int8 arithmetic to reproduce: `reference` (the TFLite interpreter's
-    /// reference kernels) or `micro` (TensorFlow Lite Micro).
-    #[arg(long, default_value = "reference")]
-    semantics: String,
+    /// Whose int8 arithmetic to reproduce: for TFLite, `reference` (the
+    /// TFLite interpreter's reference kernels, the default) or `micro`
+    /// (TensorFlow Lite Micro); for ONNX, `onnxruntime` (its optimized CPU
+    /// session's fused integer kernels, the default and only choice).
+    #[arg(long)]
+    semantics: Option<String>,
     /// Plugin settings, KEY=VALUE (e.g. output-tensor=N to read an intermediate tensor).
     #[arg(long = "set", value_parser = super::run::parse_kv)]
     settings: Vec<(String, String)>,
@@ -48,7 +53,9 @@ pub fn run(ctx: &Context, a: Args) -> anyhow::Result<()> {
     let rt = ctx.runtime()?;
     let plugin = rt.load_file(&plugin_path, Limits::default())?;
     let mut settings = a.settings;
-    settings.push(("semantics".into(), a.semantics));
+    if let Some(s) = a.semantics {
+        settings.push(("semantics".into(), s));
+    }
     let mut instance = plugin.instantiate(InitConfig {
         model: Some(model),
         settings,

@@ -1,0 +1,979 @@
+//! An ONNX graph lowered onto host operators as onnxruntime's optimized CPU
+//! session runs it.
+//!
+//! onnxruntime fuses each QDQ group, `DequantizeLinear` → Conv, Gemm,
+//! MatMul or GlobalAveragePool → `QuantizeLinear`, into one integer kernel
+//! (QLinearConv, QGemm, QLinearMatMul, QLinearGlobalAveragePool), and drops
+//! the DQ/Q pair around MaxPool, Flatten and Reshape when both sides share a
+//! scale and zero point. This module does the same: a `DequantizeLinear` is
+//! only noted, a float operator on dequantized operands waits for its
+//! `QuantizeLinear` ([`Val::Pending`]), and the pair then becomes one host
+//! operator under [`Semantics::Onnxruntime`](crate::nn::runtimes::Semantics).
+//! A group onnxruntime would run in float is refused, naming the node.
+//!
+//! Layout: 4-D activations live on the host as NHWC, the kernels' layout.
+//! Filters are transposed once at load; the model's NCHW input and output
+//! are transposed in the guest per call ([`super::Model::invoke`]). A
+//! Flatten of an NHWC tensor orders its elements (h, w, c), not ONNX's
+//! (c, h, w), so the Gemm or MatMul after it takes its weight columns in
+//! that order instead ([`Act::flat`]).
+
+use std::collections::HashMap;
+
+use super::graph::{Const, Data, Graph, Node, Value};
+use crate::model::LoadError;
+use crate::nn::{
+    self, Activation, Dtype, NnError, Op, Padding, Plan, Quantization, Tensor, TensorDesc, Window,
+};
+
+/// A quantized activation in host memory.
+#[derive(Clone, Debug)]
+pub(super) struct Act {
+    /// Index into [`Lower::tensors`].
+    pub t: usize,
+    /// ONNX's dimensions (NCHW for 4-D).
+    pub dims: Vec<usize>,
+    pub scale: f32,
+    /// In int8 terms: a uint8 zero point less 128.
+    pub zp: i32,
+    pub unsigned: bool,
+    /// A flattened NHWC activation: ONNX's `[c, h, w]` before the flatten.
+    pub flat: Option<[usize; 3]>,
+}
+
+impl Act {
+    fn nhwc(&self) -> bool {
+        self.dims.len() == 4
+    }
+
+    /// Dimensions as the host holds them.
+    fn host_dims(&self) -> Vec<u32> {
+        let d = &self.dims;
+        let v = if self.nhwc() {
+            vec![d[0], d[2], d[3], d[1]]
+        } else {
+            d.clone()
+        };
+        v.into_iter().map(|x| x as u32).collect()
+    }
+}
+
+/// A dequantized constant: weights or a bias.
+#[derive(Clone, Debug)]
+pub(super) struct QConst {
+    c: Const,
+    scales: Vec<f32>,
+    zps: Vec<i32>,
+    axis: usize,
+}
+
+/// What a value name stands for while the graph is lowered.
+#[derive(Clone, Debug)]
+pub(super) enum Val {
+    /// The model's float input, in host memory (NHWC when 4-D).
+    Float { t: usize, dims: Vec<usize> },
+    /// A quantized activation.
+    Quant(Act),
+    /// `DequantizeLinear` of an activation, not materialized.
+    Deq(Act),
+    /// `DequantizeLinear` of a constant.
+    DeqConst(Box<QConst>),
+    /// A float operator on dequantized operands, waiting for the
+    /// `QuantizeLinear` that makes it a fused kernel; `clip` is a Relu or
+    /// Clip between the two, kept only if the quantization makes it moot.
+    Pending {
+        node: usize,
+        clip: Option<(f32, f32)>,
+    },
+}
+
+/// What is lowered so far.
+pub(super) struct Lower {
+    consts: HashMap<String, Const>,
+    nodes: Vec<Node>,
+    pub plan: Plan,
+    pub tensors: Vec<Tensor>,
+    pub vals: HashMap<String, Val>,
+    /// Host operators in plan order, for `describe` and errors.
+    pub ops: Vec<String>,
+}
+
+fn host(context: String) -> impl FnOnce(NnError) -> LoadError {
+    move |error| LoadError::Host { context, error }
+}
+
+fn qdesc(dims: &[u32], q: Quantization) -> TensorDesc {
+    TensorDesc::new(Dtype::Int8, dims, Some(q))
+}
+
+fn u32s(v: &[usize]) -> Vec<u32> {
+    v.iter().map(|&x| x as u32).collect()
+}
+
+/// Appends `op` to the plan; a free function, so that the operator's
+/// borrows of [`Lower::tensors`] and this borrow of the plan and the list of
+/// names can coexist.
+fn push(
+    plan: &Plan,
+    ops: &mut Vec<String>,
+    op: Op<'_>,
+    name: &str,
+    node: &Node,
+) -> Result<(), LoadError> {
+    plan.push(&op)
+        .map_err(host(format!("node {} ({})", node.index, node.label())))?;
+    ops.push(name.to_string());
+    Ok(())
+}
+
+/// TFLite's SAME padding of one dimension: `(before, after)`.
+fn same(size: usize, k_eff: usize, stride: usize) -> (usize, usize) {
+    let out = size.div_ceil(stride);
+    let total = ((out.saturating_sub(1)) * stride + k_eff).saturating_sub(size);
+    (total / 2, total - total / 2)
+}
+
+/// How a window's padding reaches the host.
+enum Pads {
+    Valid,
+    Same,
+    /// `[top, left, bottom, right]`, done by a PAD first.
+    Explicit([usize; 4]),
+}
+
+impl Lower {
+    pub fn new(g: Graph, plan: Plan) -> Lower {
+        Lower {
+            consts: g.consts,
+            nodes: g.nodes,
+            plan,
+            tensors: vec![],
+            vals: HashMap::new(),
+            ops: vec![],
+        }
+    }
+
+    pub fn node_count(&self) -> usize {
+        self.nodes.len()
+    }
+
+    pub fn tensor(
+        &mut self,
+        desc: TensorDesc,
+        data: &[u8],
+        what: &str,
+    ) -> Result<usize, LoadError> {
+        let t = Tensor::with_data(&desc, data).map_err(host(format!("creating {what}")))?;
+        self.tensors.push(t);
+        Ok(self.tensors.len() - 1)
+    }
+
+    fn val(&self, node: &Node, name: &str) -> Result<&Val, LoadError> {
+        self.vals
+            .get(name)
+            .ok_or_else(|| node.malformed(format!("'{name}' is not produced before it is used")))
+    }
+
+    fn constant<'a>(&'a self, node: &Node, name: &str) -> Result<&'a Const, LoadError> {
+        self.consts
+            .get(name)
+            .ok_or_else(|| node.unsupported(format!("'{name}' must be a constant")))
+    }
+
+    /// A scalar scale and zero point (inputs `si` and `zi`); an omitted zero
+    /// point is uint8 0, as ONNX defines it.
+    fn qparams(&self, node: &Node, si: usize, zi: usize) -> Result<(f32, i32, bool), LoadError> {
+        let s = self.constant(node, node.required(si)?)?;
+        let scale = match &s.data {
+            Data::F32(v) if v.len() == 1 => v[0],
+            _ => {
+                return Err(
+                    node.unsupported("a scale that is not one float (per-axis activations)")
+                );
+            }
+        };
+        if !(scale.is_finite() && scale > 0.0) {
+            return Err(node.malformed(format!("scale {scale}")));
+        }
+        let Some(zn) = node.input(zi) else {
+            return Ok((scale, -128, true));
+        };
+        let z = self.constant(node, zn)?;
+        match &z.data {
+            Data::I8(v) if v.len() == 1 => Ok((scale, v[0] as i32, z.unsigned)),
+            _ => Err(node.unsupported("a zero point that is not one int8 or uint8")),
+        }
+    }
+
+    /// A dequantized constant's scales, zero points and axis.
+    fn qconst(&self, node: &Node, c: &Const) -> Result<QConst, LoadError> {
+        let s = self.constant(node, node.required(1)?)?;
+        let Data::F32(scales) = &s.data else {
+            return Err(node.unsupported("a scale that is not float"));
+        };
+        let rank = c.dims.len() as i64;
+        let axis = node.int("axis", 1);
+        let axis = if axis < 0 { axis + rank } else { axis };
+        let per_axis = scales.len() != 1;
+        let axis = match usize::try_from(axis) {
+            Ok(a) if a < c.dims.len() => a,
+            _ if !per_axis => 0,
+            _ => return Err(node.malformed(format!("axis {axis} of a rank-{rank} tensor"))),
+        };
+        if per_axis && scales.len() != c.dims[axis] {
+            return Err(node.malformed(format!(
+                "{} scales for {} slices on axis {axis}",
+                scales.len(),
+                c.dims[axis]
+            )));
+        }
+        let zps: Vec<i32> = match node.input(2) {
+            None => vec![if c.unsigned { -128 } else { 0 }; scales.len()],
+            Some(zn) => match &self.constant(node, zn)?.data {
+                Data::I8(v) if v.len() == scales.len() => v.iter().map(|&z| z as i32).collect(),
+                Data::I32(v) if v.len() == scales.len() => v.clone(),
+                _ => return Err(node.malformed("zero points do not match the scales")),
+            },
+        };
+        Ok(QConst {
+            c: c.clone(),
+            scales: scales.clone(),
+            zps,
+            axis,
+        })
+    }
+
+    /// Lower every node, in order (ONNX lists them topologically).
+    pub fn nodes(&mut self) -> Result<(), LoadError> {
+        for i in 0..self.nodes.len() {
+            let node = self.nodes[i].clone();
+            self.node(&node)?;
+        }
+        Ok(())
+    }
+
+    fn node(&mut self, node: &Node) -> Result<(), LoadError> {
+        let out = node.output()?.to_string();
+        let val = match node.op_type.as_str() {
+            "QuantizeLinear" => self.quantize(node)?,
+            "DequantizeLinear" => self.dequantize(node)?,
+            "Conv" | "Gemm" | "MatMul" | "MaxPool" | "GlobalAveragePool" | "Flatten"
+            | "Reshape" => {
+                match self.val(node, node.required(0)?)? {
+                    Val::Deq(_) => Val::Pending {
+                        node: node.index,
+                        clip: None,
+                    },
+                    Val::Quant(_)
+                        if matches!(node.op_type.as_str(), "MaxPool" | "Flatten" | "Reshape") =>
+                    {
+                        // Operator form: integer in, integer out, one scale.
+                        let x = self.act(node, 0)?;
+                        Val::Quant(self.finish(node, x.scale, x.zp, x.unsigned)?)
+                    }
+                    _ => {
+                        return Err(node.unsupported(
+                            "its input is not dequantized from int8; onnxruntime would run it in float",
+                        ));
+                    }
+                }
+            }
+            "Relu" | "Clip" => self.clip(node)?,
+            "QLinearConv" | "QLinearMatMul" => {
+                // Both take the output's scale and zero point as inputs 6 and 7.
+                let (ys, yz, unsigned) = self.qparams(node, 6, 7)?;
+                Val::Quant(self.finish(node, ys, yz, unsigned)?)
+            }
+            "Constant" => {
+                return Err(node.unsupported(
+                    "Constant nodes; fold them into initializers (onnxruntime's optimizer or onnx-simplifier does)",
+                ));
+            }
+            _ => {
+                return Err(
+                    node.unsupported("no host kernel reproduces it under onnxruntime's semantics")
+                );
+            }
+        };
+        self.vals.insert(out, val);
+        Ok(())
+    }
+
+    fn act(&self, node: &Node, i: usize) -> Result<Act, LoadError> {
+        match self.val(node, node.required(i)?)? {
+            Val::Deq(a) | Val::Quant(a) => Ok(a.clone()),
+            _ => Err(node.unsupported(format!("input {i} is not an int8 activation"))),
+        }
+    }
+
+    fn quantize(&mut self, node: &Node) -> Result<Val, LoadError> {
+        let (scale, zp, unsigned) = self.qparams(node, 1, 2)?;
+        match self.val(node, node.required(0)?)?.clone() {
+            Val::Float { t, dims } => {
+                let a = Act {
+                    t: 0,
+                    dims: dims.clone(),
+                    scale,
+                    zp,
+                    unsigned,
+                    flat: None,
+                };
+                let out = self.tensor(
+                    qdesc(&a.host_dims(), Quantization::per_tensor(scale, zp)),
+                    &[],
+                    "a quantized input",
+                )?;
+                let op = Op::Quantize(nn::Unary {
+                    input: &self.tensors[t],
+                    output: &self.tensors[out],
+                });
+                push(&self.plan, &mut self.ops, op, "quantize", node)?;
+                Ok(Val::Quant(Act { t: out, ..a }))
+            }
+            Val::Pending { node: p, clip } => {
+                if let Some((lo, hi)) = clip {
+                    // onnxruntime drops a Relu or Clip before QuantizeLinear
+                    // only when the quantized range already lies inside it.
+                    let (qlo, qhi) = ((-128 - zp) as f32 * scale, (127 - zp) as f32 * scale);
+                    if qlo < lo || qhi > hi {
+                        return Err(node.unsupported(format!(
+                            "a Relu or Clip to [{lo}, {hi}] before a quantization to [{qlo}, {qhi}]: \
+                             onnxruntime keeps it in float"
+                        )));
+                    }
+                }
+                let pending = self.nodes[p].clone();
+                Ok(Val::Quant(self.finish(&pending, scale, zp, unsigned)?))
+            }
+            _ => Err(node.unsupported(
+                "it quantizes something other than the model's float input or a fused group",
+            )),
+        }
+    }
+
+    fn dequantize(&mut self, node: &Node) -> Result<Val, LoadError> {
+        let x = node.required(0)?;
+        if let Some(c) = self.consts.get(x) {
+            let c = c.clone();
+            return Ok(Val::DeqConst(Box::new(self.qconst(node, &c)?)));
+        }
+        let (scale, zp, _) = self.qparams(node, 1, 2)?;
+        match self.val(node, x)? {
+            Val::Quant(a) if a.scale == scale && a.zp == zp => Ok(Val::Deq(a.clone())),
+            Val::Quant(a) => Err(node.unsupported(format!(
+                "it dequantizes at scale {scale} and zero point {zp} what was quantized at {} and {}",
+                a.scale, a.zp
+            ))),
+            _ => Err(node.unsupported("its input is not an int8 activation or constant")),
+        }
+    }
+
+    fn clip(&mut self, node: &Node) -> Result<Val, LoadError> {
+        let (lo, hi) = if node.op_type == "Relu" {
+            (0.0, f32::INFINITY)
+        } else {
+            let bound = |i: usize, attr: &str, default: f32| -> Result<f32, LoadError> {
+                match node.input(i) {
+                    Some(n) => match &self.constant(node, n)?.data {
+                        Data::F32(v) if v.len() == 1 => Ok(v[0]),
+                        _ => Err(node.unsupported("a Clip bound that is not one float")),
+                    },
+                    None => Ok(node.float(attr).unwrap_or(default)),
+                }
+            };
+            (
+                bound(1, "min", f32::NEG_INFINITY)?,
+                bound(2, "max", f32::INFINITY)?,
+            )
+        };
+        match self.val(node, node.required(0)?)? {
+            Val::Pending { node: p, clip: None } => Ok(Val::Pending { node: *p, clip: Some((lo, hi)) }),
+            _ => Err(node.unsupported(
+                "a Relu or Clip that does not follow a fused Conv, Gemm or MatMul; onnxruntime would run it in float",
+            )),
+        }
+    }
+
+    /// The fused kernel of `node` with its output quantized at (`scale`, `zp`).
+    fn finish(
+        &mut self,
+        node: &Node,
+        scale: f32,
+        zp: i32,
+        unsigned: bool,
+    ) -> Result<Act, LoadError> {
+        let x = self.act(node, 0)?;
+        let same = |x: &Act| {
+            if x.scale == scale && x.zp == zp {
+                Ok(())
+            } else {
+                Err(node.unsupported(format!(
+                    "input and output are quantized differently ({} {} → {scale} {zp}); onnxruntime keeps it in float",
+                    x.scale, x.zp
+                )))
+            }
+        };
+        let out = Act {
+            t: 0,
+            dims: vec![],
+            scale,
+            zp,
+            unsigned,
+            flat: None,
+        };
+        match node.op_type.as_str() {
+            "Conv" | "QLinearConv" => self.conv(node, x, out),
+            "Gemm" | "MatMul" | "QLinearMatMul" => self.gemm(node, x, out),
+            "MaxPool" => {
+                same(&x)?;
+                self.max_pool(node, x)
+            }
+            "GlobalAveragePool" => self.global_average(node, x, out),
+            "Flatten" | "Reshape" => {
+                same(&x)?;
+                self.reshape(node, x)
+            }
+            other => Err(node.unsupported(format!("{other} as a fused kernel"))),
+        }
+    }
+
+    /// The weights operand: a dequantized constant (QDQ form) or an int8
+    /// constant with its scale and zero point as inputs `w + 1`, `w + 2`
+    /// (operator form).
+    fn weights(&self, node: &Node, w: usize) -> Result<QConst, LoadError> {
+        let name = node.required(w)?;
+        if node.op_type.starts_with("QLinear") {
+            let c = self.constant(node, name)?.clone();
+            let s = self.constant(node, node.required(w + 1)?)?;
+            let Data::F32(scales) = &s.data else {
+                return Err(node.unsupported("a weight scale that is not float"));
+            };
+            let zps = match node.input(w + 2) {
+                None => vec![if c.unsigned { -128 } else { 0 }; scales.len()],
+                Some(z) => match &self.constant(node, z)?.data {
+                    Data::I8(v) => v.iter().map(|&z| z as i32).collect(),
+                    _ => return Err(node.unsupported("a weight zero point that is not 8-bit")),
+                },
+            };
+            let axis = if node.op_type == "QLinearConv" { 0 } else { 1 };
+            return Ok(QConst {
+                c,
+                scales: scales.clone(),
+                zps,
+                axis,
+            });
+        }
+        match self.val(node, name) {
+            Ok(Val::DeqConst(q)) => Ok((**q).clone()),
+            _ => Err(node.unsupported("weights that are not a dequantized constant")),
+        }
+    }
+
+    /// An int32 bias: a dequantized int32 constant (QDQ) or an int32
+    /// constant (operator form). onnxruntime adds its integers as they are.
+    fn bias(&self, node: &Node, i: usize, n: usize) -> Result<Option<Vec<i32>>, LoadError> {
+        let Some(name) = node.input(i) else {
+            return Ok(None);
+        };
+        let data = match (self.consts.get(name), self.vals.get(name)) {
+            (Some(c), _) => &c.data,
+            (None, Some(Val::DeqConst(q))) if q.zps.iter().all(|&z| z == 0) => &q.c.data,
+            _ => return Err(node.unsupported("a bias that is not a quantized int32 constant")),
+        };
+        match data {
+            Data::I32(v) if v.len() == n => Ok(Some(v.clone())),
+            _ => Err(node.unsupported(format!("a bias that is not {n} int32 values"))),
+        }
+    }
+
+    fn window_attrs(
+        &self,
+        node: &Node,
+        k: [usize; 2],
+        h: usize,
+        w: usize,
+    ) -> Result<([usize; 2], [usize; 2], Pads), LoadError> {
+        let pair = |name: &str| -> Result<[usize; 2], LoadError> {
+            match node.ints(name) {
+                None => Ok([1, 1]),
+                Some(&[a, b]) if a > 0 && b > 0 && a < 1 << 16 && b < 1 << 16 => {
+                    Ok([a as usize, b as usize])
+                }
+                Some(v) => Err(node.unsupported(format!("{name} {v:?}: 2-D windows only"))),
+            }
+        };
+        let (strides, dil) = (pair("strides")?, pair("dilations")?);
+        let eff = [(k[0] - 1) * dil[0] + 1, (k[1] - 1) * dil[1] + 1];
+        let (sh, sw) = (same(h, eff[0], strides[0]), same(w, eff[1], strides[1]));
+        let auto = node.string("auto_pad").unwrap_or_default();
+        let pads = match auto.as_str() {
+            "" | "NOTSET" => match node.ints("pads") {
+                None => [0; 4],
+                Some(&[t, l, b, r]) if [t, l, b, r].iter().all(|&p| (0..1 << 16).contains(&p)) => {
+                    [t as usize, l as usize, b as usize, r as usize]
+                }
+                Some(p) => return Err(node.malformed(format!("pads {p:?}"))),
+            },
+            "VALID" => [0; 4],
+            "SAME_UPPER" => [sh.0, sw.0, sh.1, sw.1],
+            "SAME_LOWER" => [sh.1, sw.1, sh.0, sw.0],
+            other => return Err(node.malformed(format!("auto_pad {other}"))),
+        };
+        let pads = if pads == [0; 4] {
+            Pads::Valid
+        } else if pads == [sh.0, sw.0, sh.1, sw.1] {
+            Pads::Same
+        } else {
+            Pads::Explicit(pads)
+        };
+        Ok((strides, dil, pads))
+    }
+
+    fn conv(&mut self, node: &Node, mut x: Act, out: Act) -> Result<Act, LoadError> {
+        let w = self.weights(node, if node.op_type == "QLinearConv" { 3 } else { 1 })?;
+        if node.op_type == "QLinearConv" {
+            let (xs, xz, _) = self.qparams(node, 1, 2)?;
+            if (xs, xz) != (x.scale, x.zp) {
+                return Err(node.unsupported("an input quantized otherwise than its producer says"));
+            }
+        }
+        let (&[n, c, h, wd], &[oc, icg, kh, kw]) = (x.dims.as_slice(), w.c.dims.as_slice()) else {
+            return Err(node.unsupported(format!(
+                "{:?} by {:?}: 2-D convolutions only",
+                x.dims, w.c.dims
+            )));
+        };
+        let Data::I8(wdata) = &w.c.data else {
+            return Err(node.unsupported("weights that are not int8 or uint8"));
+        };
+        if w.zps.iter().any(|&z| z != 0) {
+            return Err(node
+                .unsupported("asymmetric weights (a zero point other than 0, or 128 for uint8)"));
+        }
+        if w.scales.len() != 1 && w.axis != 0 {
+            return Err(node.unsupported("weights quantized per channel on an axis other than 0"));
+        }
+        let group = usize::try_from(node.int("group", 1)).unwrap_or(0);
+        if group == 0 || icg == 0 || icg * group != c || oc % group != 0 || kh == 0 || kw == 0 {
+            return Err(node.malformed(format!(
+                "{c} channels in {group} groups, filter {:?}",
+                w.c.dims
+            )));
+        }
+        let bias = self.bias(node, if node.op_type == "QLinearConv" { 8 } else { 2 }, oc)?;
+        let (strides, dil, pads) = self.window_attrs(node, [kh, kw], h, wd)?;
+        let padding = match pads {
+            Pads::Valid => Padding::Valid,
+            Pads::Same => Padding::Same,
+            Pads::Explicit([t, l, b, r]) => {
+                // Padding with the zero point adds nothing to an accumulator.
+                let dims = vec![n, c, h + t + b, wd + l + r];
+                let padded = Act { dims, ..x.clone() };
+                let pt = self.tensor(
+                    qdesc(&padded.host_dims(), Quantization::per_tensor(x.scale, x.zp)),
+                    &[],
+                    "a padded input",
+                )?;
+                let op = Op::Pad(nn::Pad {
+                    input: &self.tensors[x.t],
+                    output: &self.tensors[pt],
+                    paddings: vec![(0, 0), (t as u32, b as u32), (l as u32, r as u32), (0, 0)],
+                });
+                push(&self.plan, &mut self.ops, op, "pad", node)?;
+                x = Act { t: pt, ..padded };
+                Padding::Valid
+            }
+        };
+        let (hp, wp) = (x.dims[2], x.dims[3]);
+        let eff = [(kh - 1) * dil[0] + 1, (kw - 1) * dil[1] + 1];
+        let (oh, ow) = match padding {
+            Padding::Same => (hp.div_ceil(strides[0]), wp.div_ceil(strides[1])),
+            Padding::Valid if hp >= eff[0] && wp >= eff[1] => (
+                (hp - eff[0]) / strides[0] + 1,
+                (wp - eff[1]) / strides[1] + 1,
+            ),
+            Padding::Valid => return Err(node.malformed("the window is larger than the input")),
+        };
+        let y = Act {
+            dims: vec![n, oc, oh, ow],
+            ..out
+        };
+        let yt = self.tensor(
+            qdesc(&y.host_dims(), Quantization::per_tensor(y.scale, y.zp)),
+            &[],
+            "an output",
+        )?;
+        let taps = kh * kw;
+        let depthwise = group == c && icg == 1 && group > 1;
+        let (fdims, axis, fdata) = if depthwise {
+            // [oc, 1, kh, kw] → [1, kh, kw, oc].
+            let mut f = vec![0u8; oc * taps];
+            for (i, &v) in wdata.iter().enumerate() {
+                f[(i % taps) * oc + i / taps] = v as u8;
+            }
+            ([1, kh, kw, oc], 3, f)
+        } else {
+            // OIHW → OHWI.
+            let mut f = vec![0u8; wdata.len()];
+            for (i, &v) in wdata.iter().enumerate() {
+                let (o, ci, tap) = (i / (icg * taps), i / taps % icg, i % taps);
+                f[(o * taps + tap) * icg + ci] = v as u8;
+            }
+            ([oc, kh, kw, icg], 0, f)
+        };
+        let fq = Quantization {
+            scales: w.scales.clone(),
+            zero_points: vec![0; w.scales.len()],
+            axis,
+        };
+        let ft = self.tensor(qdesc(&u32s(&fdims), fq), &fdata, "a filter")?;
+        let bt = match &bias {
+            Some(b) => {
+                let bytes: Vec<u8> = b.iter().flat_map(|v| v.to_le_bytes()).collect();
+                Some(self.tensor(
+                    TensorDesc::new(Dtype::Int32, &[oc as u32], None),
+                    &bytes,
+                    "a bias",
+                )?)
+            }
+            None => None,
+        };
+        let window = Window {
+            padding,
+            stride_h: strides[0] as u32,
+            stride_w: strides[1] as u32,
+            dilation_h: dil[0] as u32,
+            dilation_w: dil[1] as u32,
+        };
+        let (input, filter, output) = (&self.tensors[x.t], &self.tensors[ft], &self.tensors[yt]);
+        let bias = bt.map(|b| &self.tensors[b]);
+        let (op, name) = if depthwise {
+            let d = nn::DepthwiseConv2d {
+                input,
+                filter,
+                bias,
+                output,
+                window,
+                depth_multiplier: (oc / c) as u32,
+                activation: Activation::None,
+            };
+            (Op::DepthwiseConv2d(d), "depthwise_conv2d")
+        } else {
+            let d = nn::Conv2d {
+                input,
+                filter,
+                bias,
+                output,
+                window,
+                activation: Activation::None,
+            };
+            (Op::Conv2d(d), "conv2d")
+        };
+        push(&self.plan, &mut self.ops, op, name, node)?;
+        Ok(Act { t: yt, ..y })
+    }
+
+    fn gemm(&mut self, node: &Node, a: Act, out: Act) -> Result<Act, LoadError> {
+        let operator = node.op_type == "QLinearMatMul";
+        let w = self.weights(node, if operator { 3 } else { 1 })?;
+        if operator {
+            let (s, z, _) = self.qparams(node, 1, 2)?;
+            if (s, z) != (a.scale, a.zp) {
+                return Err(node.unsupported("an input quantized otherwise than its producer says"));
+            }
+        }
+        let gemm = node.op_type == "Gemm";
+        let trans_b = gemm && node.int("transB", 0) != 0;
+        if gemm
+            && (node.int("transA", 0) != 0
+                || node.float("alpha").unwrap_or(1.0) != 1.0
+                || node.float("beta").unwrap_or(1.0) != 1.0)
+        {
+            return Err(node.unsupported("transA, alpha or beta other than 0, 1, 1"));
+        }
+        let &[m, k] = a.dims.as_slice() else {
+            return Err(
+                node.unsupported(format!("an input of shape {:?}: 2-D products only", a.dims))
+            );
+        };
+        let (wk, units) = match (w.c.dims.as_slice(), trans_b) {
+            (&[u, kk], true) => (kk, u),
+            (&[kk, u], false) => (kk, u),
+            (d, _) => return Err(node.unsupported(format!("weights of shape {d:?}"))),
+        };
+        if wk != k {
+            return Err(node.malformed(format!("{k} inputs against weights of depth {wk}")));
+        }
+        let Data::I8(b) = &w.c.data else {
+            return Err(node.unsupported("weights that are not int8 or uint8"));
+        };
+        if w.zps.iter().any(|&z| z != 0) {
+            return Err(node
+                .unsupported("asymmetric weights (a zero point other than 0, or 128 for uint8)"));
+        }
+        let unit_axis = if trans_b { 0 } else { 1 };
+        if w.scales.len() != 1 && w.axis != unit_axis {
+            return Err(node.unsupported("weights quantized per input rather than per output"));
+        }
+        let bias = if gemm {
+            self.bias(node, 2, units)?
+        } else {
+            None
+        };
+        // The host's fully connected weights are [units, depth], their
+        // columns in the order the input holds its elements.
+        let column = |j: usize| match a.flat {
+            Some([c, h, wd]) => {
+                let (pix, ch) = (j / c, j % c);
+                ch * h * wd + pix
+            }
+            None => j,
+        };
+        let mut fc = vec![0u8; units * k];
+        for u in 0..units {
+            for j in 0..k {
+                let src = column(j);
+                fc[u * k + j] = if trans_b {
+                    b[u * k + src]
+                } else {
+                    b[src * units + u]
+                } as u8;
+            }
+        }
+        let wq = Quantization {
+            scales: w.scales.clone(),
+            zero_points: vec![0; w.scales.len()],
+            axis: 0,
+        };
+        let wt = self.tensor(qdesc(&[units as u32, k as u32], wq), &fc, "weights")?;
+        let bt = match &bias {
+            Some(b) => {
+                let bytes: Vec<u8> = b.iter().flat_map(|v| v.to_le_bytes()).collect();
+                Some(self.tensor(
+                    TensorDesc::new(Dtype::Int32, &[units as u32], None),
+                    &bytes,
+                    "a bias",
+                )?)
+            }
+            None => None,
+        };
+        let y = Act {
+            dims: vec![m, units],
+            ..out
+        };
+        let yt = self.tensor(
+            qdesc(&y.host_dims(), Quantization::per_tensor(y.scale, y.zp)),
+            &[],
+            "an output",
+        )?;
+        let op = Op::FullyConnected(nn::FullyConnected {
+            input: &self.tensors[a.t],
+            weights: &self.tensors[wt],
+            bias: bt.map(|b| &self.tensors[b]),
+            output: &self.tensors[yt],
+            activation: Activation::None,
+        });
+        push(&self.plan, &mut self.ops, op, "fully_connected", node)?;
+        Ok(Act { t: yt, ..y })
+    }
+
+    fn max_pool(&mut self, node: &Node, x: Act) -> Result<Act, LoadError> {
+        let &[n, c, h, w] = x.dims.as_slice() else {
+            return Err(node.unsupported("a pool over other than 4-D"));
+        };
+        let k = match node.ints("kernel_shape") {
+            Some(&[a, b]) if a > 0 && b > 0 && a < 1 << 16 && b < 1 << 16 => {
+                [a as usize, b as usize]
+            }
+            k => return Err(node.unsupported(format!("kernel_shape {k:?}"))),
+        };
+        if node.int("ceil_mode", 0) != 0 || node.int("storage_order", 0) != 0 {
+            return Err(node.unsupported("ceil_mode or storage_order"));
+        }
+        let (strides, dil, pads) = self.window_attrs(node, k, h, w)?;
+        let (padding, oh, ow) = match pads {
+            _ if dil != [1, 1] => return Err(node.unsupported("a dilated pool")),
+            Pads::Same => (
+                Padding::Same,
+                h.div_ceil(strides[0]),
+                w.div_ceil(strides[1]),
+            ),
+            Pads::Valid if h >= k[0] && w >= k[1] => (
+                Padding::Valid,
+                (h - k[0]) / strides[0] + 1,
+                (w - k[1]) / strides[1] + 1,
+            ),
+            Pads::Valid => return Err(node.malformed("the window is larger than the input")),
+            // A pad with the zero point would be read as a value; ONNX's is not.
+            Pads::Explicit(p) => {
+                return Err(node.unsupported(format!("pads {p:?}, neither none nor SAME")));
+            }
+        };
+        let y = Act {
+            dims: vec![n, c, oh, ow],
+            ..x.clone()
+        };
+        let yt = self.tensor(
+            qdesc(&y.host_dims(), Quantization::per_tensor(y.scale, y.zp)),
+            &[],
+            "an output",
+        )?;
+        let op = Op::MaxPool2d(nn::Pool2d {
+            input: &self.tensors[x.t],
+            output: &self.tensors[yt],
+            filter_h: k[0] as u32,
+            filter_w: k[1] as u32,
+            window: Window {
+                padding,
+                stride_h: strides[0] as u32,
+                stride_w: strides[1] as u32,
+                dilation_h: 1,
+                dilation_w: 1,
+            },
+            activation: Activation::None,
+        });
+        push(&self.plan, &mut self.ops, op, "max_pool2d", node)?;
+        Ok(Act { t: yt, ..y })
+    }
+
+    fn global_average(&mut self, node: &Node, x: Act, out: Act) -> Result<Act, LoadError> {
+        let &[n, c, _, _] = x.dims.as_slice() else {
+            return Err(node.unsupported("a pool over other than 4-D"));
+        };
+        let y = Act {
+            dims: vec![n, c, 1, 1],
+            ..out
+        };
+        let yt = self.tensor(
+            qdesc(&y.host_dims(), Quantization::per_tensor(y.scale, y.zp)),
+            &[],
+            "an output",
+        )?;
+        let op = Op::Mean(nn::Reduce {
+            input: &self.tensors[x.t],
+            output: &self.tensors[yt],
+            axes: vec![1, 2],
+            keep_dims: true,
+        });
+        push(&self.plan, &mut self.ops, op, "mean", node)?;
+        Ok(Act { t: yt, ..y })
+    }
+
+    /// Flatten, or a Reshape to `[n, -1]` (what a classifier head does), of
+    /// an NHWC activation; any Reshape of a plain one.
+    fn reshape(&mut self, node: &Node, x: Act) -> Result<Act, LoadError> {
+        let total: usize = x.dims.iter().product();
+        let target: Vec<usize> = if node.op_type == "Flatten" {
+            let axis = node.int("axis", 1);
+            let axis = if axis < 0 {
+                axis + x.dims.len() as i64
+            } else {
+                axis
+            };
+            let axis = usize::try_from(axis)
+                .ok()
+                .filter(|&a| a <= x.dims.len())
+                .ok_or_else(|| node.malformed(format!("axis {axis}")))?;
+            let lead: usize = x.dims[..axis].iter().product();
+            vec![lead, total / lead.max(1)]
+        } else {
+            let Data::I64(shape) = &self.constant(node, node.required(1)?)?.data else {
+                return Err(node.malformed("a shape that is not int64"));
+            };
+            let mut t = vec![];
+            let mut open = None;
+            for (i, &d) in shape.iter().enumerate() {
+                t.push(match d {
+                    0 => *x
+                        .dims
+                        .get(i)
+                        .ok_or_else(|| node.malformed("0 past the input's rank"))?,
+                    -1 if open.is_none() => {
+                        open = Some(i);
+                        1
+                    }
+                    d if d > 0 => d as usize,
+                    _ => return Err(node.malformed(format!("shape {shape:?}"))),
+                });
+            }
+            if let Some(i) = open {
+                let rest: usize = t.iter().product();
+                t[i] = total / rest.max(1);
+            }
+            t
+        };
+        if target.iter().product::<usize>() != total {
+            return Err(node.malformed(format!("{:?} cannot become {target:?}", x.dims)));
+        }
+        let flat = match (x.nhwc(), target.as_slice()) {
+            (true, &[n, _]) if n == x.dims[0] => {
+                let [_, c, h, w] = [x.dims[0], x.dims[1], x.dims[2], x.dims[3]];
+                (h * w > 1).then_some([c, h, w])
+            }
+            (true, _) => {
+                return Err(
+                    node.unsupported(format!("a reshape of NCHW {:?} to {target:?}", x.dims))
+                );
+            }
+            (false, _) if x.flat.is_some() && target.len() != 2 => {
+                return Err(node.unsupported("a reshape of a flattened NCHW tensor"));
+            }
+            (false, _) => x.flat,
+        };
+        let y = Act {
+            dims: target,
+            flat,
+            ..x.clone()
+        };
+        let yt = self.tensor(
+            qdesc(&y.host_dims(), Quantization::per_tensor(y.scale, y.zp)),
+            &[],
+            "an output",
+        )?;
+        let op = Op::Reshape(nn::Unary {
+            input: &self.tensors[x.t],
+            output: &self.tensors[yt],
+        });
+        push(&self.plan, &mut self.ops, op, "reshape", node)?;
+        Ok(Act { t: yt, ..y })
+    }
+
+    /// The model's output value as the host holds it: a dequantized
+    /// activation gets a DEQUANTIZE to float32.
+    pub fn output(&mut self, out: &Value) -> Result<(usize, Act, bool), LoadError> {
+        let last = self
+            .nodes
+            .last()
+            .cloned()
+            .ok_or_else(|| LoadError::Malformed("no nodes".into()))?;
+        match self.vals.get(&out.name).cloned() {
+            Some(Val::Deq(a)) => {
+                if a.flat.is_some() {
+                    return Err(LoadError::Unsupported(
+                        "a flattened NCHW tensor as the output".into(),
+                    ));
+                }
+                let t = self.tensor(
+                    TensorDesc::new(Dtype::Float32, &a.host_dims(), None),
+                    &[],
+                    "the output",
+                )?;
+                let op = Op::Dequantize(nn::Unary {
+                    input: &self.tensors[a.t],
+                    output: &self.tensors[t],
+                });
+                push(&self.plan, &mut self.ops, op, "dequantize", &last)?;
+                Ok((t, a, true))
+            }
+            Some(Val::Quant(a)) if a.flat.is_none() => Ok((a.t, a.clone(), false)),
+            Some(_) => Err(LoadError::Unsupported(format!(
+                "output '{}' is computed in float (no QuantizeLinear closes its group)",
+                out.name
+            ))),
+            None => Err(LoadError::Malformed(format!(
+                "output '{}' is never produced",
+                out.name
+            ))),
+        }
+    }
+}

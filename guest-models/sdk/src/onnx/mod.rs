@@ -1,0 +1,272 @@
+//! Load an int8 ONNX model into a host plan, with onnxruntime's arithmetic.
+//!
+//! ONNX models from the field's quantizers come in QDQ form
+//! (`onnxruntime.quantization.quantize_static`: QuantizeLinear and
+//! DequantizeLinear around float operators) or in operator form
+//! (QLinearConv, QLinearMatMul). Both load here onto the host's int8
+//! kernels, reproducing what onnxruntime's optimized CPU session computes
+//! ([`lower`] says how it fuses). The protobuf is read inside the sandbox,
+//! as the TFLite flatbuffer is: model bytes are as untrusted as the plugin
+//! that carries them.
+//!
+//! A QDQ model's "result" depends on the runtime: onnxruntime's
+//! unoptimized session (and `onnx.reference`) compute in float between the
+//! quantize and dequantize nodes and differ from its fused integer kernels
+//! by a few output steps. This loader reproduces the fused kernels, byte for
+//! byte; `tests/fixtures/onnx/README.md` gives the measured difference.
+
+mod graph;
+mod lower;
+mod proto;
+
+use crate::model::{LoadError, TensorInfo};
+use crate::nn::runtimes::{self, Semantics};
+use crate::nn::{Dtype, NnError, Plan, Tensor, TensorDesc};
+use graph::{Graph, Value};
+use lower::{Lower, Val};
+pub use proto::data_type;
+
+/// A model recorded as a host plan, ready to run.
+pub struct Model {
+    plan: Plan,
+    input: Tensor,
+    output: Tensor,
+    input_info: TensorInfo,
+    output_info: TensorInfo,
+    /// The input's and output's NCHW dimensions when they are 4-D: the
+    /// host holds them as NHWC, so each call transposes them.
+    input_nchw: Option<[usize; 4]>,
+    output_nchw: Option<[usize; 4]>,
+    /// uint8 at the model's edge: the host's int8 bytes are shifted by 128.
+    input_unsigned: bool,
+    output_unsigned: bool,
+    operators: Vec<String>,
+}
+
+fn dtype(elem_type: i32) -> Option<Dtype> {
+    Some(match elem_type {
+        data_type::FLOAT => Dtype::Float32,
+        data_type::INT8 => Dtype::Int8,
+        data_type::UINT8 => Dtype::Uint8,
+        _ => return None,
+    })
+}
+
+fn info(v: &Value) -> Result<TensorInfo, LoadError> {
+    let dtype = dtype(v.elem_type).ok_or_else(|| {
+        LoadError::Unsupported(format!(
+            "'{}' has element type {}; float32, int8 or uint8 only",
+            v.name, v.elem_type
+        ))
+    })?;
+    let shape: Vec<u32> = v.dims.iter().map(|&d| d as u32).collect();
+    Ok(TensorInfo {
+        name: v.name.clone(),
+        byte_len: TensorDesc::new(dtype, &shape, None).byte_len(),
+        shape,
+        dtype,
+        scale: 0.0,
+        zero_point: 0,
+    })
+}
+
+fn nchw(dims: &[usize]) -> Option<[usize; 4]> {
+    dims.try_into().ok()
+}
+
+/// Moves `elem`-byte elements of each `[n, a, b, c]` block of `data` to
+/// `[n, b, c, a]` order (NCHW to NHWC with `(a, b, c) = (c, h, w)`), or
+/// back with `back`.
+fn transpose(data: &[u8], [n, c, h, w]: [usize; 4], elem: usize, back: bool) -> Vec<u8> {
+    let mut out = vec![0u8; data.len()];
+    let block = n * c * h * w * elem;
+    for (src, dst) in data.chunks_exact(block).zip(out.chunks_exact_mut(block)) {
+        for b in 0..n {
+            for ch in 0..c {
+                for y in 0..h {
+                    for x in 0..w {
+                        let nchw = ((b * c + ch) * h + y) * w + x;
+                        let nhwc = ((b * h + y) * w + x) * c + ch;
+                        let (from, to) = if back { (nhwc, nchw) } else { (nchw, nhwc) };
+                        dst[to * elem..(to + 1) * elem]
+                            .copy_from_slice(&src[from * elem..(from + 1) * elem]);
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+impl Model {
+    pub fn input(&self) -> &TensorInfo {
+        &self.input_info
+    }
+
+    pub fn output(&self) -> &TensorInfo {
+        &self.output_info
+    }
+
+    /// Host operators in execution order.
+    pub fn operators(&self) -> &[String] {
+        &self.operators
+    }
+
+    /// Run on `data`, which holds k ≥ 1 whole inputs in the model's own
+    /// layout and type; returns the k outputs likewise.
+    pub fn invoke(&self, data: &[u8]) -> Result<Vec<u8>, NnError> {
+        let elem = self.input_info.dtype.size();
+        let mut input = match self.input_nchw {
+            Some(d)
+                if self.input_info.byte_len > 0
+                    && data.len().is_multiple_of(self.input_info.byte_len) =>
+            {
+                transpose(data, d, elem, false)
+            }
+            _ => data.to_vec(),
+        };
+        if self.input_unsigned {
+            input.iter_mut().for_each(|b| *b ^= 0x80);
+        }
+        let mut out = self.plan.invoke(&self.input, &input, &self.output)?;
+        if self.output_unsigned {
+            out.iter_mut().for_each(|b| *b ^= 0x80);
+        }
+        Ok(match self.output_nchw {
+            Some(d)
+                if self.output_info.byte_len > 0
+                    && out.len().is_multiple_of(self.output_info.byte_len) =>
+            {
+                transpose(&out, d, self.output_info.dtype.size(), true)
+            }
+            _ => out,
+        })
+    }
+
+    /// Decode and check `bytes` without the host: the model's input and
+    /// output and its nodes' types. For tools, and for fuzzing natively.
+    pub fn inspect(bytes: &[u8]) -> Result<(TensorInfo, TensorInfo, Vec<String>), LoadError> {
+        let g = Graph::read(bytes)?;
+        Ok((
+            info(&g.input)?,
+            info(&g.output)?,
+            g.nodes.iter().map(|n| n.op_type.clone()).collect(),
+        ))
+    }
+
+    /// Load `bytes` and record its plan on the host, under onnxruntime's
+    /// semantics.
+    pub fn load(bytes: &[u8]) -> Result<Model, LoadError> {
+        let g = Graph::read(bytes)?;
+        let (input_info, output_info) = (info(&g.input)?, info(&g.output)?);
+        if input_info.dtype != Dtype::Float32 {
+            return Err(LoadError::Unsupported(
+                "an integer model input; this loader takes float32 inputs that a QuantizeLinear quantizes"
+                    .into(),
+            ));
+        }
+        let (input_value, output_value) = (g.input.clone(), g.output.clone());
+        let mut low = Lower::new(g, runtimes::new_plan(Semantics::Onnxruntime));
+        let dims = input_value.dims.clone();
+        let host_dims: Vec<u32> = match nchw(&dims) {
+            Some([n, c, h, w]) => vec![n, h, w, c],
+            None => dims.clone(),
+        }
+        .into_iter()
+        .map(|d| d as u32)
+        .collect();
+        let t = low.tensor(
+            TensorDesc::new(Dtype::Float32, &host_dims, None),
+            &[],
+            "the input",
+        )?;
+        low.vals.insert(
+            input_value.name.clone(),
+            Val::Float {
+                t,
+                dims: dims.clone(),
+            },
+        );
+        if low.node_count() == 0 {
+            return Err(LoadError::Malformed("the graph has no nodes".into()));
+        }
+        low.nodes()?;
+        let (out_t, out_act, float_out) = low.output(&output_value)?;
+        let want = match float_out {
+            true => Dtype::Float32,
+            false if out_act.unsigned => Dtype::Uint8,
+            false => Dtype::Int8,
+        };
+        if output_info.dtype != want || output_value.dims != out_act.dims {
+            return Err(LoadError::Malformed(format!(
+                "output '{}' is declared {:?} {:?} but computes to {want:?} {:?}",
+                output_value.name, output_info.dtype, output_value.dims, out_act.dims
+            )));
+        }
+        let output_unsigned = !float_out && out_act.unsigned;
+        let Lower {
+            plan, tensors, ops, ..
+        } = low;
+        // Keep the two handles a call needs; the plan holds the rest.
+        let (mut input, mut output) = (None, None);
+        for (i, tensor) in tensors.into_iter().enumerate() {
+            if i == t {
+                input = Some(tensor);
+            } else if i == out_t {
+                output = Some(tensor);
+            }
+        }
+        let (Some(input), Some(output)) = (input, output) else {
+            return Err(LoadError::Unsupported(
+                "the output is the input itself".into(),
+            ));
+        };
+        Ok(Model {
+            plan,
+            input,
+            output,
+            input_nchw: nchw(&dims),
+            output_nchw: nchw(&output_value.dims),
+            input_unsigned: false,
+            output_unsigned,
+            output_info: TensorInfo {
+                scale: if float_out { 0.0 } else { out_act.scale },
+                zero_point: if float_out {
+                    0
+                } else {
+                    out_act.zp + if output_unsigned { 128 } else { 0 }
+                },
+                ..output_info
+            },
+            input_info,
+            operators: ops,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transpose_round_trips() {
+        let d = [2, 3, 2, 2];
+        let data: Vec<u8> = (0..48).collect();
+        let t = transpose(&data, d, 2, false);
+        assert_ne!(t, data);
+        assert_eq!(transpose(&t, d, 2, true), data);
+        // Element (n=0, c=1, h=0, w=0) of NCHW lands at NHWC position 1.
+        let one: Vec<u8> = (0..24).collect();
+        assert_eq!(transpose(&one, d, 1, false)[1], 4);
+    }
+
+    #[test]
+    fn garbage_is_malformed_not_a_panic() {
+        for bytes in [&b"TFL3 not onnx"[..], &[0xff; 64], &[]] {
+            match Model::inspect(bytes) {
+                Err(LoadError::Malformed(_)) => {}
+                other => panic!("{other:?}"),
+            }
+        }
+    }
+}
