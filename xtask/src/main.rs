@@ -744,6 +744,7 @@ const FUZZ_TARGETS: &[(&str, &[(&str, &str)])] = &[
     ("manifest", &[("fuzz/seeds/manifest", "toml")]),
     ("oci_layers", &[]),
     ("tflite", &[("models/mlperf-tiny", "tflite")]),
+    ("onnx", &[("fuzz/seeds/onnx", "onnx")]),
     (
         "wav",
         &[("fuzz/seeds/wav", "wav"), ("examples/data/kws", "wav")],

@@ -12,8 +12,8 @@
 //! A QDQ model's "result" depends on the runtime: onnxruntime's
 //! unoptimized session (and `onnx.reference`) compute in float between the
 //! quantize and dequantize nodes and differ from its fused integer kernels
-//! by a few output steps. This loader reproduces the fused kernels, byte for
-//! byte; `tests/fixtures/onnx/README.md` gives the measured difference.
+//! in rounding. This loader reproduces the fused kernels, byte for byte;
+//! `tests/fixtures/onnx/README.md` says what was measured.
 
 mod graph;
 mod lower;

@@ -1,4 +1,4 @@
-//! `gatehouse bench --model M.tflite`: inference latency and throughput of a
+//! `gatehouse bench --model M.tflite` (or `M.onnx`): inference latency and throughput of a
 //! model in the sandboxed `tflite` plugin, per batch size.
 
 mod plot;
@@ -49,6 +49,15 @@ pub fn run(ctx: &Context, a: Args) -> anyhow::Result<()> {
     };
     let model =
         std::fs::read(&a.model).with_context(|| format!("reading {}", a.model.display()))?;
+    // A TFLite flatbuffer's identifier sits at bytes 4 to 8; the plugin
+    // reads anything else as ONNX.
+    if a.native && model.get(4..8) != Some(b"TFL3") {
+        bail!(
+            "--native replays the host plan on the raw input; an ONNX model's plugin first \
+             transposes its NCHW input to the host's NHWC, so the replay would not be the same \
+             computation. Leave out --native for ONNX models"
+        );
+    }
     let name = a
         .model
         .file_stem()
