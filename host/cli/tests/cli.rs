@@ -16,6 +16,7 @@ mod maintenance;
 mod mqtt;
 mod new;
 mod onnx_models;
+mod onnx_node;
 mod op_coverage;
 mod ota;
 mod run_kws;

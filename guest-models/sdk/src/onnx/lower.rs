@@ -153,6 +153,82 @@ impl Lower {
         }
     }
 
+    /// The model's float32 input, held NHWC when it is 4-D.
+    pub fn float_input(&mut self, name: &str, dims: &[usize]) -> Result<usize, LoadError> {
+        let host: Vec<u32> = match dims {
+            &[n, c, h, w] => vec![n, h, w, c],
+            d => d.to_vec(),
+        }
+        .into_iter()
+        .map(|d| d as u32)
+        .collect();
+        let t = self.tensor(
+            TensorDesc::new(Dtype::Float32, &host, None),
+            &[],
+            "the input",
+        )?;
+        self.vals.insert(
+            name.to_string(),
+            Val::Float {
+                t,
+                dims: dims.to_vec(),
+            },
+        );
+        Ok(t)
+    }
+
+    /// An int8 or uint8 model input (operator form). A host tensor is made
+    /// with its quantization, which the model gives only where the input
+    /// is used: the scale and zero point its first consumer (QLinearConv,
+    /// QLinearMatMul or DequantizeLinear) takes as inputs 1 and 2.
+    pub fn quantized_input(
+        &mut self,
+        name: &str,
+        dims: &[usize],
+        unsigned: bool,
+    ) -> Result<usize, LoadError> {
+        let node = self
+            .nodes
+            .iter()
+            .find(|n| n.inputs.iter().any(|i| i == name))
+            .cloned()
+            .ok_or_else(|| LoadError::Unsupported(format!("input '{name}' is never used")))?;
+        if !matches!(
+            node.op_type.as_str(),
+            "QLinearConv" | "QLinearMatMul" | "DequantizeLinear"
+        ) || node.input(0) != Some(name)
+        {
+            return Err(node.unsupported(format!(
+                "the integer input '{name}' must be first read by QLinearConv, QLinearMatMul or DequantizeLinear"
+            )));
+        }
+        let (scale, zp, zp_unsigned) = self.qparams(&node, 1, 2)?;
+        if node.input(2).is_some() && zp_unsigned != unsigned {
+            return Err(node.malformed("the input and its zero point differ in type"));
+        }
+        let zp = if node.input(2).is_none() && !unsigned {
+            0
+        } else {
+            zp
+        };
+        let a = Act {
+            t: 0,
+            dims: dims.to_vec(),
+            scale,
+            zp,
+            unsigned,
+            flat: None,
+        };
+        let t = self.tensor(
+            qdesc(&a.host_dims(), Quantization::per_tensor(scale, zp)),
+            &[],
+            "the input",
+        )?;
+        self.vals
+            .insert(name.to_string(), Val::Quant(Act { t, ..a }));
+        Ok(t)
+    }
+
     pub fn node_count(&self) -> usize {
         self.nodes.len()
     }
@@ -691,10 +767,15 @@ impl Lower {
         {
             return Err(node.unsupported("transA, alpha or beta other than 0, 1, 1"));
         }
-        let &[m, k] = a.dims.as_slice() else {
-            return Err(
-                node.unsupported(format!("an input of shape {:?}: 2-D products only", a.dims))
-            );
+        // Leading dimensions are rows; a 4-D input would be NHWC on the host.
+        let k = match a.dims.last() {
+            Some(&k) if a.dims.len() >= 2 && !a.nhwc() => k,
+            _ => {
+                return Err(node.unsupported(format!(
+                    "an input of shape {:?}: 2-D or 3-D products only",
+                    a.dims
+                )));
+            }
         };
         let (wk, units) = match (w.c.dims.as_slice(), trans_b) {
             (&[u, kk], true) => (kk, u),
@@ -707,9 +788,10 @@ impl Lower {
         let Data::I8(b) = &w.c.data else {
             return Err(node.unsupported("weights that are not int8 or uint8"));
         };
-        if w.zps.iter().any(|&z| z != 0) {
-            return Err(node
-                .unsupported("asymmetric weights (a zero point other than 0, or 128 for uint8)"));
+        // The host's fully connected layer takes one weight zero point for
+        // the whole tensor (its kernels fold it into a per-row correction).
+        if w.zps.len() > 1 && w.zps.iter().any(|&z| z != 0) {
+            return Err(node.unsupported("asymmetric weights per channel"));
         }
         let unit_axis = if trans_b { 0 } else { 1 };
         if w.scales.len() != 1 && w.axis != unit_axis {
@@ -742,7 +824,11 @@ impl Lower {
         }
         let wq = Quantization {
             scales: w.scales.clone(),
-            zero_points: vec![0; w.scales.len()],
+            zero_points: if w.zps.len() == 1 {
+                w.zps.clone()
+            } else {
+                vec![0; w.scales.len()]
+            },
             axis: 0,
         };
         let wt = self.tensor(qdesc(&[units as u32, k as u32], wq), &fc, "weights")?;
@@ -757,10 +843,11 @@ impl Lower {
             }
             None => None,
         };
-        let y = Act {
-            dims: vec![m, units],
-            ..out
-        };
+        let mut dims = a.dims.clone();
+        if let Some(last) = dims.last_mut() {
+            *last = units;
+        }
+        let y = Act { dims, ..out };
         let yt = self.tensor(
             qdesc(&y.host_dims(), Quantization::per_tensor(y.scale, y.zp)),
             &[],

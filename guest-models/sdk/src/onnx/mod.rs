@@ -23,7 +23,7 @@ use crate::model::{LoadError, TensorInfo};
 use crate::nn::runtimes::{self, Semantics};
 use crate::nn::{Dtype, NnError, Plan, Tensor, TensorDesc};
 use graph::{Graph, Value};
-use lower::{Lower, Val};
+use lower::Lower;
 pub use proto::data_type;
 
 /// A model recorded as a host plan, ready to run.
@@ -159,34 +159,15 @@ impl Model {
     pub fn load(bytes: &[u8]) -> Result<Model, LoadError> {
         let g = Graph::read(bytes)?;
         let (input_info, output_info) = (info(&g.input)?, info(&g.output)?);
-        if input_info.dtype != Dtype::Float32 {
-            return Err(LoadError::Unsupported(
-                "an integer model input; this loader takes float32 inputs that a QuantizeLinear quantizes"
-                    .into(),
-            ));
-        }
         let (input_value, output_value) = (g.input.clone(), g.output.clone());
         let mut low = Lower::new(g, runtimes::new_plan(Semantics::Onnxruntime));
         let dims = input_value.dims.clone();
-        let host_dims: Vec<u32> = match nchw(&dims) {
-            Some([n, c, h, w]) => vec![n, h, w, c],
-            None => dims.clone(),
-        }
-        .into_iter()
-        .map(|d| d as u32)
-        .collect();
-        let t = low.tensor(
-            TensorDesc::new(Dtype::Float32, &host_dims, None),
-            &[],
-            "the input",
-        )?;
-        low.vals.insert(
-            input_value.name.clone(),
-            Val::Float {
-                t,
-                dims: dims.clone(),
-            },
-        );
+        let input_unsigned = input_info.dtype == Dtype::Uint8;
+        let t = if input_info.dtype == Dtype::Float32 {
+            low.float_input(&input_value.name, &dims)?
+        } else {
+            low.quantized_input(&input_value.name, &dims, input_unsigned)?
+        };
         if low.node_count() == 0 {
             return Err(LoadError::Malformed("the graph has no nodes".into()));
         }
@@ -227,7 +208,7 @@ impl Model {
             output,
             input_nchw: nchw(&dims),
             output_nchw: nchw(&output_value.dims),
-            input_unsigned: false,
+            input_unsigned,
             output_unsigned,
             output_info: TensorInfo {
                 scale: if float_out { 0.0 } else { out_act.scale },
