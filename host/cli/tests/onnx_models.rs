@@ -1,8 +1,8 @@
 //! `gatehouse infer` and `describe --model` on int8 ONNX models
 //! (tests/fixtures/onnx/: QDQ models made by onnxruntime's quantizer, with
-//! onnxruntime's optimized session's outputs): byte-identical on every
-//! kernel set this CPU runs; and what a model the loader cannot reproduce
-//! gets instead.
+//! onnxruntime's optimized session's outputs; and the bundled example,
+//! examples/onnx/anomaly/): byte-identical on every kernel set this CPU
+//! runs; and what a model the loader cannot reproduce gets instead.
 
 use serde_json::Value;
 
@@ -10,13 +10,16 @@ use crate::common::gateway::ok;
 use crate::common::{gatehouse, gatehouse_with, kernel_sets, root, stderr, tmp};
 
 fn models() -> Vec<std::path::PathBuf> {
-    let dir = root().join("tests/fixtures/onnx");
-    let mut models: Vec<_> = std::fs::read_dir(&dir)
-        .expect("the ONNX fixtures")
-        .filter_map(|e| e.ok())
-        .map(|e| e.path())
-        .filter(|p| p.join("model.onnx").is_file())
-        .collect();
+    let mut models = Vec::new();
+    for dir in ["tests/fixtures/onnx", "examples/onnx"] {
+        models.extend(
+            std::fs::read_dir(root().join(dir))
+                .expect("the ONNX models")
+                .filter_map(|e| e.ok())
+                .map(|e| e.path())
+                .filter(|p| p.join("model.onnx").is_file()),
+        );
+    }
     models.sort();
     models
 }
