@@ -32,8 +32,9 @@ const PLUGINS: &[&str] = &[
     "ecg",
 ];
 /// Components that are not plugins, built into `target/components/`: the
-/// TFLite loader that plugs into plugins of other languages.
-const COMPONENTS: &[&str] = &["tflite-loader"];
+/// TFLite loader that plugs into plugins of other languages, and the wasi-nn
+/// command `gatehouse exec` is tested with.
+const COMPONENTS: &[&str] = &["tflite-loader", "wasi-nn-guest"];
 /// A Python plugin: a folder under guest-models/ with an `app.py`, built
 /// by componentize-py into `target/plugins/<name>.wasm`.
 struct PythonPlugin {

@@ -42,9 +42,11 @@ struct Cli {
 enum Command {
     /// Run a plugin on input files; prints one JSON object per inference.
     Run(cmd::run::Args),
-    /// Run a TFLite model inside the sandboxed `tflite` plugin on raw int8 tensors.
+    /// Run a TFLite or ONNX model inside the sandboxed `tflite` plugin on raw tensors.
     Infer(cmd::infer::Args),
-    /// Latency and throughput of a TFLite model in the sandboxed tflite plugin.
+    /// Run a wasi:cli/command component that imports wasi:nn, as wasmtime would.
+    Exec(cmd::exec::Args),
+    /// Latency and throughput of a TFLite or ONNX model in the sandboxed tflite plugin.
     Bench(cmd::bench::Args),
     /// The gateway daemon: deploys the plugins in a folder and hot-swaps them as it changes.
     Serve(cmd::serve::Args),
@@ -108,6 +110,16 @@ fn main() -> ExitCode {
         threads: cli.threads.map(|t| t as usize),
     };
     let result = match cli.command {
+        // The guest's own exit code is the command's.
+        Command::Exec(a) => {
+            return match cmd::exec::run(&ctx, a) {
+                Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
+                Err(e) => {
+                    eprintln!("error: {}", format!("{e:#}").replace('\n', " "));
+                    ExitCode::FAILURE
+                }
+            };
+        }
         Command::Run(a) => cmd::run::run(&ctx, a),
         Command::Infer(a) => cmd::infer::run(&ctx, a),
         Command::Describe(a) => cmd::describe::run(&ctx, a),

@@ -11,6 +11,7 @@ mod capabilities;
 mod conformance;
 mod describe;
 mod ecg;
+mod exec;
 mod fleet;
 mod maintenance;
 mod mqtt;

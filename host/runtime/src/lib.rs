@@ -12,6 +12,7 @@
 
 mod bindings;
 mod cache;
+mod command;
 mod dsp_host;
 mod engine;
 mod error;
@@ -22,8 +23,10 @@ mod registry;
 mod runtimes_host;
 mod sequence_host;
 mod wasi;
+mod wasi_nn;
 
 pub use cache::Source;
+pub use command::CommandConfig;
 pub use engine::{Runtime, RuntimeConfig};
 pub use error::{Error, Failure, PluginId};
 /// The most threads `RuntimeConfig::threads` may ask for.

@@ -3,6 +3,7 @@
 pub mod bench;
 pub mod check;
 pub mod describe;
+pub mod exec;
 pub mod fleet;
 pub mod infer;
 pub mod key;

@@ -1,0 +1,397 @@
+//! `wasi:nn@0.2.0-rc-2024-10-28`, the version wasmtime 48's `wasmtime-wasi-nn`
+//! implements, served by the SDK's TFLite and ONNX loaders on the host's
+//! int8 kernels, so that a guest written for wasmtime's wasi-nn runs here
+//! unchanged.
+//!
+//! The host parses no model: `graph.load` hands the bytes to the loader
+//! plugin (the bundled `tflite` plugin, which reads both formats inside its
+//! own sandbox) as a fresh instance, under the limits it was loaded with;
+//! `compute` is that instance's `process`. So a model's memory, its parse
+//! and its inference are bounded exactly as a plugin's are.
+//!
+//! wasi-nn has no int8 tensor type: int8 and uint8 data travel as `U8`
+//! bytes, float32 as `FP32`. Inputs bind by the model's tensor name.
+
+use std::sync::{Arc, Mutex};
+
+use wasmtime::component::{HasData, Linker, Resource, ResourceTable};
+
+use crate::plugin::{InitConfig, Instance, Plugin};
+
+mod generated {
+    wasmtime::component::bindgen!({
+        path: "../../wit",
+        world: "wasi:nn/ml",
+        imports: { default: trappable },
+        with: {
+            "wasi:nn/tensor.tensor": super::NnTensor,
+            "wasi:nn/graph.graph": super::NnGraph,
+            "wasi:nn/inference.graph-execution-context": super::NnContext,
+            "wasi:nn/errors.error": super::NnError,
+        },
+    });
+}
+
+use generated::wasi::nn::errors::{self as werr, ErrorCode};
+use generated::wasi::nn::graph::{self as wgraph, ExecutionTarget, GraphEncoding};
+use generated::wasi::nn::inference as winf;
+use generated::wasi::nn::tensor::{self as wtensor, TensorType};
+
+/// The most graphs a guest may hold at once: each is a loader instance.
+const MAX_GRAPHS: usize = 16;
+
+/// A tensor the guest made or a computation returned.
+pub struct NnTensor {
+    dims: Vec<u32>,
+    ty: TensorType,
+    data: Vec<u8>,
+}
+
+/// An error the guest can read back.
+pub struct NnError {
+    code: ErrorCode,
+    data: String,
+}
+
+/// A model's input or output, as the loader describes it.
+#[derive(Clone, Debug)]
+struct Port {
+    name: String,
+    dims: Vec<u32>,
+    ty: TensorType,
+}
+
+/// A loaded model: the loader instance that holds its plan.
+struct Loaded {
+    instance: Instance,
+    input: Port,
+    output: Port,
+}
+
+pub struct NnGraph(Arc<Mutex<Loaded>>);
+
+pub struct NnContext(Arc<Mutex<Loaded>>);
+
+/// What a store keeps for wasi-nn: the loader, and how many graphs are live.
+pub(crate) struct WasiNn {
+    loader: Option<Plugin>,
+    graphs: usize,
+}
+
+impl WasiNn {
+    /// wasi-nn backed by `loader`; without one every `load` fails with
+    /// `unsupported-operation`.
+    pub(crate) fn new(loader: Option<Plugin>) -> Self {
+        WasiNn { loader, graphs: 0 }
+    }
+}
+
+/// The part of a store the wasi-nn host functions use.
+pub(crate) struct WasiNnView<'a> {
+    pub(crate) table: &'a mut ResourceTable,
+    pub(crate) nn: &'a mut WasiNn,
+}
+
+struct WasiNnData;
+impl HasData for WasiNnData {
+    type Data<'a> = WasiNnView<'a>;
+}
+
+pub(crate) fn add_to_linker<T: Send + 'static>(
+    linker: &mut Linker<T>,
+    view: fn(&mut T) -> WasiNnView<'_>,
+) -> wasmtime::Result<()> {
+    generated::Ml::add_to_linker::<T, WasiNnData>(linker, view)
+}
+
+type Fallible<T> = wasmtime::Result<Result<T, Resource<NnError>>>;
+
+impl WasiNnView<'_> {
+    fn error<T>(&mut self, code: ErrorCode, data: impl Into<String>) -> Fallible<T> {
+        let e = self.table.push(NnError {
+            code,
+            data: data.into(),
+        })?;
+        Ok(Err(e))
+    }
+}
+
+fn tensor_type(dtype: &str) -> Option<TensorType> {
+    match dtype {
+        "float32" => Some(TensorType::Fp32),
+        "int8" | "uint8" => Some(TensorType::U8),
+        _ => None,
+    }
+}
+
+fn element_bytes(ty: TensorType) -> usize {
+    match ty {
+        TensorType::Fp16 | TensorType::Bf16 => 2,
+        TensorType::Fp32 | TensorType::I32 => 4,
+        TensorType::Fp64 | TensorType::I64 => 8,
+        TensorType::U8 => 1,
+    }
+}
+
+/// The loader's description of its model's `which` tensor (`describe=true`).
+fn port(v: &serde_json::Value, which: &str) -> Option<Port> {
+    let t = v.get(which)?;
+    Some(Port {
+        name: t.get("name")?.as_str()?.to_string(),
+        dims: t
+            .get("shape")?
+            .as_array()?
+            .iter()
+            .map(|d| d.as_u64().and_then(|d| u32::try_from(d).ok()))
+            .collect::<Option<Vec<_>>>()?,
+        ty: tensor_type(t.get("dtype")?.as_str()?)?,
+    })
+}
+
+impl wtensor::HostTensor for WasiNnView<'_> {
+    fn new(
+        &mut self,
+        dims: Vec<u32>,
+        ty: TensorType,
+        data: Vec<u8>,
+    ) -> wasmtime::Result<Resource<NnTensor>> {
+        // The data was copied out of the guest's memory, which its limit
+        // bounds; a tensor whose size disagrees is refused at `compute`.
+        Ok(self.table.push(NnTensor { dims, ty, data })?)
+    }
+
+    fn dimensions(&mut self, t: Resource<NnTensor>) -> wasmtime::Result<Vec<u32>> {
+        Ok(self.table.get(&t)?.dims.clone())
+    }
+
+    fn ty(&mut self, t: Resource<NnTensor>) -> wasmtime::Result<TensorType> {
+        Ok(self.table.get(&t)?.ty)
+    }
+
+    fn data(&mut self, t: Resource<NnTensor>) -> wasmtime::Result<Vec<u8>> {
+        Ok(self.table.get(&t)?.data.clone())
+    }
+
+    fn drop(&mut self, t: Resource<NnTensor>) -> wasmtime::Result<()> {
+        self.table.delete(t)?;
+        Ok(())
+    }
+}
+
+impl wtensor::Host for WasiNnView<'_> {}
+
+impl werr::HostError for WasiNnView<'_> {
+    fn code(&mut self, e: Resource<NnError>) -> wasmtime::Result<ErrorCode> {
+        Ok(self.table.get(&e)?.code)
+    }
+
+    fn data(&mut self, e: Resource<NnError>) -> wasmtime::Result<String> {
+        Ok(self.table.get(&e)?.data.clone())
+    }
+
+    fn drop(&mut self, e: Resource<NnError>) -> wasmtime::Result<()> {
+        self.table.delete(e)?;
+        Ok(())
+    }
+}
+
+impl werr::Host for WasiNnView<'_> {}
+
+impl wgraph::HostGraph for WasiNnView<'_> {
+    fn init_execution_context(&mut self, g: Resource<NnGraph>) -> Fallible<Resource<NnContext>> {
+        let loaded = self.table.get(&g)?.0.clone();
+        Ok(Ok(self.table.push(NnContext(loaded))?))
+    }
+
+    fn drop(&mut self, g: Resource<NnGraph>) -> wasmtime::Result<()> {
+        self.table.delete(g)?;
+        self.nn.graphs = self.nn.graphs.saturating_sub(1);
+        Ok(())
+    }
+}
+
+impl wgraph::Host for WasiNnView<'_> {
+    fn load(
+        &mut self,
+        builder: Vec<Vec<u8>>,
+        encoding: GraphEncoding,
+        target: ExecutionTarget,
+    ) -> Fallible<Resource<NnGraph>> {
+        if target != ExecutionTarget::Cpu {
+            return self.error(
+                ErrorCode::UnsupportedOperation,
+                "this host runs models on its CPU only",
+            );
+        }
+        let [model] = builder.as_slice() else {
+            return self.error(
+                ErrorCode::InvalidArgument,
+                format!(
+                    "{} graph parts: TFLite and ONNX models are one",
+                    builder.len()
+                ),
+            );
+        };
+        let tflite = model.get(4..8) == Some(b"TFL3");
+        let expected = match encoding {
+            GraphEncoding::Tensorflowlite => tflite,
+            GraphEncoding::Onnx => !tflite,
+            GraphEncoding::Autodetect => true,
+            _ => {
+                return self.error(
+                    ErrorCode::InvalidEncoding,
+                    format!("{encoding:?}: this host runs TensorFlow Lite and ONNX models"),
+                );
+            }
+        };
+        if !expected {
+            return self.error(
+                ErrorCode::InvalidEncoding,
+                format!("the bytes are not a {encoding:?} model"),
+            );
+        }
+        let Some(loader) = self.nn.loader.clone() else {
+            return self.error(
+                ErrorCode::UnsupportedOperation,
+                "this host has no model loader",
+            );
+        };
+        if self.nn.graphs >= MAX_GRAPHS {
+            return self.error(
+                ErrorCode::TooLarge,
+                format!("{MAX_GRAPHS} graphs are loaded already; drop one first"),
+            );
+        }
+        // The loader reads the model twice: once to describe its input and
+        // output, once to record its plan; both inside its sandbox.
+        let described = loader
+            .instantiate(InitConfig {
+                model: Some(model.clone()),
+                settings: vec![("describe".into(), "true".into())],
+            })
+            .and_then(|mut i| i.process(&[]));
+        let description = match described {
+            Ok(inf) => serde_json::from_slice::<serde_json::Value>(&inf.output.unwrap_or_default())
+                .unwrap_or_default(),
+            Err(e) => return self.error(ErrorCode::InvalidEncoding, e.to_string()),
+        };
+        let (Some(input), Some(output)) =
+            (port(&description, "input"), port(&description, "output"))
+        else {
+            let why = description
+                .get("load_error")
+                .and_then(|e| e.as_str())
+                .unwrap_or("the loader described no input and output")
+                .to_string();
+            return self.error(ErrorCode::InvalidEncoding, why);
+        };
+        let instance = match loader.instantiate(InitConfig {
+            model: Some(model.clone()),
+            settings: vec![],
+        }) {
+            Ok(i) => i,
+            Err(e) => return self.error(ErrorCode::InvalidEncoding, e.to_string()),
+        };
+        self.nn.graphs += 1;
+        let g = NnGraph(Arc::new(Mutex::new(Loaded {
+            instance,
+            input,
+            output,
+        })));
+        Ok(Ok(self.table.push(g)?))
+    }
+
+    fn load_by_name(&mut self, name: String) -> Fallible<Resource<NnGraph>> {
+        self.error(
+            ErrorCode::NotFound,
+            format!("no model is registered as {name:?}; load the bytes with `load`"),
+        )
+    }
+}
+
+impl winf::HostGraphExecutionContext for WasiNnView<'_> {
+    fn compute(
+        &mut self,
+        ctx: Resource<NnContext>,
+        inputs: Vec<(String, Resource<NnTensor>)>,
+    ) -> Fallible<Vec<(String, Resource<NnTensor>)>> {
+        let loaded = self.table.get(&ctx)?.0.clone();
+        let Ok(mut loaded) = loaded.lock() else {
+            return self.error(
+                ErrorCode::RuntimeError,
+                "an earlier computation failed midway",
+            );
+        };
+        let want = loaded.input.clone();
+        let [(name, tensor)] = inputs.as_slice() else {
+            return self.error(
+                ErrorCode::InvalidArgument,
+                format!(
+                    "{} inputs: the model has one, '{}'",
+                    inputs.len(),
+                    want.name
+                ),
+            );
+        };
+        if *name != want.name {
+            return self.error(
+                ErrorCode::InvalidArgument,
+                format!("no input named '{name}': the model's is '{}'", want.name),
+            );
+        }
+        let t = self.table.get(tensor)?;
+        let bytes =
+            want.dims.iter().map(|&d| d as usize).product::<usize>() * element_bytes(want.ty);
+        if t.ty != want.ty || t.dims != want.dims || t.data.len() != bytes {
+            let why = format!(
+                "input '{name}' is {:?} {:?} with {} bytes; the model takes {:?} {:?} ({bytes} bytes)",
+                t.ty,
+                t.dims,
+                t.data.len(),
+                want.ty,
+                want.dims
+            );
+            return self.error(ErrorCode::InvalidArgument, why);
+        }
+        let data = t.data.clone();
+        let out = match loaded.instance.process(&data) {
+            Ok(inf) => inf.output.unwrap_or_default(),
+            Err(e) => return self.error(ErrorCode::RuntimeError, e.to_string()),
+        };
+        let port = loaded.output.clone();
+        drop(loaded);
+        let t = self.table.push(NnTensor {
+            dims: port.dims,
+            ty: port.ty,
+            data: out,
+        })?;
+        Ok(Ok(vec![(port.name, t)]))
+    }
+
+    fn drop(&mut self, ctx: Resource<NnContext>) -> wasmtime::Result<()> {
+        self.table.delete(ctx)?;
+        Ok(())
+    }
+}
+
+impl winf::Host for WasiNnView<'_> {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ports_are_read_from_the_loaders_description() {
+        let d: serde_json::Value = serde_json::from_str(r#"{"format":"onnx","input":{"name":"x \"1\"","shape":[1,3,16,16],"dtype":"float32","scale":0,"zero_point":0},"output":{"name":"y:0","shape":[1,4],"dtype":"int8","scale":0.5,"zero_point":3},"load_error":null}"#).expect("JSON");
+        let i = port(&d, "input").expect("an input");
+        assert_eq!(
+            (i.name.as_str(), i.dims.as_slice()),
+            ("x \"1\"", &[1, 3, 16, 16][..])
+        );
+        assert!(matches!(i.ty, TensorType::Fp32));
+        let o = port(&d, "output").expect("an output");
+        assert_eq!((o.name.as_str(), o.dims.as_slice()), ("y:0", &[1, 4][..]));
+        assert!(matches!(o.ty, TensorType::U8));
+        assert!(port(&serde_json::json!({"input": null}), "input").is_none());
+    }
+}
