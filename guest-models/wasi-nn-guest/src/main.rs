@@ -1,7 +1,8 @@
 //! Runs one model through `wasi:nn` and writes its output tensor's bytes to
 //! stdout: `wasi_nn_guest onnx` (a QDQ CNN, float32 NCHW in and out) or
 //! `wasi_nn_guest tflite` (MLPerf Tiny's keyword spotter, int8 as `U8`
-//! bytes). Written only against the wasi-nn WIT, as a guest for wasmtime's
+//! bytes); a second argument binds the input under that name instead of
+//! the model's, to see the host's error. Written only against the wasi-nn WIT, as a guest for wasmtime's
 //! wasi-nn is: no Gatehouse interface. The models and their first inputs
 //! are compiled in, so the guest needs no file access.
 
@@ -60,24 +61,25 @@ fn describe(e: Error) -> String {
     format!("{:?}: {}", e.code(), e.data())
 }
 
-fn run(c: &Case) -> Result<Vec<u8>, String> {
+fn run(c: &Case, input_name: &str) -> Result<Vec<u8>, String> {
     let g = graph::load(&[c.model.to_vec()], c.encoding, ExecutionTarget::Cpu).map_err(describe)?;
     let ctx = g.init_execution_context().map_err(describe)?;
     let input = Tensor::new(c.dims, c.ty, c.data);
     let outputs = ctx
-        .compute(vec![(c.input.to_string(), input)])
+        .compute(vec![(input_name.to_string(), input)])
         .map_err(describe)?;
     let (_, output) = outputs.into_iter().next().ok_or("no output tensor")?;
     Ok(output.data())
 }
 
 fn main() -> ExitCode {
-    let which = std::env::args().nth(1).unwrap_or_default();
-    let Some(c) = case(&which) else {
-        eprintln!("usage: wasi_nn_guest onnx|tflite");
+    let args: Vec<String> = std::env::args().collect();
+    let Some(c) = args.get(1).and_then(|w| case(w)) else {
+        eprintln!("usage: wasi_nn_guest onnx|tflite [INPUT-NAME]");
         return ExitCode::from(2);
     };
-    match run(&c) {
+    let name = args.get(2).map_or(c.input, String::as_str);
+    match run(&c, name) {
         Ok(bytes) => match std::io::stdout().write_all(&bytes) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {

@@ -68,6 +68,16 @@ fn exec_passes_the_exit_code_through_and_refuses_what_is_not_a_command() {
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     assert!(stderr(&o).contains("usage"), "{}", stderr(&o));
 
+    // An input bound under another name than the model's: the guest reads
+    // the host's error and fails.
+    let o = gatehouse(&["exec", &guest(), "onnx", "nope"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("InvalidArgument") && stderr(&o).contains("no input named 'nope'"),
+        "{}",
+        stderr(&o)
+    );
+
     // A plugin is a component, but not a command.
     let plugin = root().join("target/plugins/tflite.wasm");
     let o = gatehouse(&["exec", plugin.to_str().unwrap()]);

@@ -379,6 +379,63 @@ impl winf::Host for WasiNnView<'_> {}
 #[cfg(test)]
 mod tests {
     use super::*;
+    use wgraph::Host as _;
+    use winf::HostGraphExecutionContext as _;
+
+    fn code(table: &ResourceTable, r: Fallible<impl Sized>) -> ErrorCode {
+        match r.expect("no trap") {
+            Err(e) => table.get(&e).expect("an error resource").code,
+            Ok(_) => panic!("succeeded"),
+        }
+    }
+
+    /// What a guest gets wrong, and what this host cannot do, are errors
+    /// it can read (`error.code`, `error.data`), never traps.
+    #[test]
+    fn loads_the_host_cannot_serve_are_errors_the_guest_reads() {
+        let (mut table, mut nn) = (ResourceTable::new(), WasiNn::new(None));
+        let mut v = WasiNnView {
+            table: &mut table,
+            nn: &mut nn,
+        };
+        let tflite = b"\x1c\0\0\0TFL3rest".to_vec();
+        let r = v.load(
+            vec![tflite.clone()],
+            GraphEncoding::Tensorflowlite,
+            ExecutionTarget::Gpu,
+        );
+        assert!(matches!(code(v.table, r), ErrorCode::UnsupportedOperation));
+        let r = v.load(
+            vec![tflite.clone()],
+            GraphEncoding::Openvino,
+            ExecutionTarget::Cpu,
+        );
+        assert!(matches!(code(v.table, r), ErrorCode::InvalidEncoding));
+        let r = v.load(
+            vec![tflite.clone()],
+            GraphEncoding::Onnx,
+            ExecutionTarget::Cpu,
+        );
+        assert!(
+            matches!(code(v.table, r), ErrorCode::InvalidEncoding),
+            "TFLite bytes named ONNX"
+        );
+        let r = v.load(
+            vec![tflite.clone(), vec![]],
+            GraphEncoding::Autodetect,
+            ExecutionTarget::Cpu,
+        );
+        assert!(matches!(code(v.table, r), ErrorCode::InvalidArgument));
+        // Well-formed, but this store has no loader.
+        let r = v.load(
+            vec![tflite],
+            GraphEncoding::Autodetect,
+            ExecutionTarget::Cpu,
+        );
+        assert!(matches!(code(v.table, r), ErrorCode::UnsupportedOperation));
+        let r = v.load_by_name("mobilenet".into());
+        assert!(matches!(code(v.table, r), ErrorCode::NotFound));
+    }
 
     #[test]
     fn ports_are_read_from_the_loaders_description() {
