@@ -30,6 +30,7 @@ const PLUGINS: &[&str] = &[
     "maintenance",
     "smart-home",
     "ecg",
+    "wasi-nn-plugin",
 ];
 /// Components that are not plugins, built into `target/components/`: the
 /// TFLite loader that plugs into plugins of other languages, and the wasi-nn

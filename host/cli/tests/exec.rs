@@ -97,3 +97,61 @@ fn exec_passes_the_exit_code_through_and_refuses_what_is_not_a_command() {
     ]);
     assert!(!o.status.success());
 }
+
+/// The same wasi-nn code as a plugin (`guest-models/wasi-nn-plugin`): its
+/// model, given at init, runs through `wasi:nn` with `infer`'s outputs, and
+/// `check` says what `wasi:nn` gets.
+#[test]
+fn a_plugin_that_imports_wasi_nn_runs_its_model_as_infer_does() {
+    let plugin = root().join("target/plugins/wasi-nn-plugin.wasm");
+    let plugin = plugin.to_str().unwrap();
+    for (model, inputs, bytes, sets) in [
+        (
+            "tests/fixtures/onnx/cnn_int8/model.onnx",
+            "tests/fixtures/onnx/cnn_int8/inputs.bin",
+            3 * 16 * 16 * 4,
+            ["input=x", "dims=1,3,16,16", "type=fp32"],
+        ),
+        (
+            "models/mlperf-tiny/kws_ref_model.tflite",
+            "tests/fixtures/vectors/kws_ref_model/inputs.bin",
+            49 * 10,
+            ["input=input_1", "dims=1,49,10,1", "type=u8"],
+        ),
+    ] {
+        let want = infer(model, inputs, bytes);
+        let first = tmp(&format!("exec-in-{bytes}.bin"));
+        let model = root().join(model);
+        let out = tmp(&format!("wasi-nn-plugin-{bytes}.bin"));
+        let mut args = vec![
+            "infer",
+            "--plugin",
+            plugin,
+            "--model",
+            model,
+            "--input",
+            first.to_str().unwrap(),
+            "--output",
+            out.to_str().unwrap(),
+        ];
+        for s in &sets {
+            args.extend(["--set", s]);
+        }
+        let model_path = root().join(model);
+        args[4] = model_path.to_str().unwrap();
+        let o = gatehouse(&args);
+        assert!(o.status.success(), "{model}: {}", stderr(&o));
+        assert_eq!(
+            std::fs::read(&out).unwrap(),
+            want,
+            "{model} through a wasi-nn plugin"
+        );
+    }
+    let o = gatehouse(&["check", plugin]);
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        text.lines()
+            .any(|l| l.contains("wasi:nn/graph") && l.contains("granted")),
+        "{text}"
+    );
+}

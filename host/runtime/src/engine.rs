@@ -35,6 +35,10 @@ pub struct RuntimeConfig {
     /// thread and a pool of `threads - 1` the runtime owns, shared by
     /// every plugin. Results are the same bytes at any count.
     pub threads: usize,
+    /// The plugin that loads `wasi:nn` models for plugins that import it
+    /// (the bundled `tflite` plugin); without one their `graph.load` fails
+    /// with `unsupported-operation`.
+    pub nn_loader: Option<PathBuf>,
 }
 
 impl Default for RuntimeConfig {
@@ -45,6 +49,7 @@ impl Default for RuntimeConfig {
             max_memory_bytes: 256 << 20,
             epoch_tick: Duration::from_millis(5),
             threads: 1,
+            nn_loader: None,
         }
     }
 }
@@ -123,6 +128,7 @@ impl Runtime {
                 &mut linker,
                 InstanceState::nn_view,
             )?;
+            crate::wasi_nn::add_to_linker(&mut linker, InstanceState::wasi_nn_view)?;
             bindings::dsp::gatehouse::dsp::audio::add_to_linker::<_, HasNn>(
                 &mut linker,
                 InstanceState::nn_view,

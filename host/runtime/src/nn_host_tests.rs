@@ -26,6 +26,7 @@ fn state() -> InstanceState {
         QUOTA,
         Pace::measure(ks),
         WasiParts::nothing("hostile@test"),
+        crate::wasi_nn::WasiNn::new(None),
     );
     st.begin_call(Duration::from_secs(10));
     st

@@ -12,11 +12,13 @@
 //! wasi-nn has no int8 tensor type: int8 and uint8 data travel as `U8`
 //! bytes, float32 as `FP32`. Inputs bind by the model's tensor name.
 
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use wasmtime::component::{HasData, Linker, Resource, ResourceTable};
 
-use crate::plugin::{InitConfig, Instance, Plugin};
+use crate::engine::Runtime;
+use crate::plugin::{Grants, InitConfig, Instance, Limits, Plugin};
 
 mod generated {
     wasmtime::component::bindgen!({
@@ -72,9 +74,23 @@ pub struct NnGraph(Arc<Mutex<Loaded>>);
 
 pub struct NnContext(Arc<Mutex<Loaded>>);
 
+/// Where a store's model loader comes from.
+enum Loader {
+    None,
+    Ready(Plugin),
+    /// Loaded at the first `graph.load`, so that plugins that never use
+    /// wasi-nn pay nothing for it.
+    Lazy {
+        runtime: Runtime,
+        path: PathBuf,
+        limits: Limits,
+    },
+    Failed(String),
+}
+
 /// What a store keeps for wasi-nn: the loader, and how many graphs are live.
 pub(crate) struct WasiNn {
-    loader: Option<Plugin>,
+    loader: Loader,
     graphs: usize,
 }
 
@@ -82,7 +98,47 @@ impl WasiNn {
     /// wasi-nn backed by `loader`; without one every `load` fails with
     /// `unsupported-operation`.
     pub(crate) fn new(loader: Option<Plugin>) -> Self {
-        WasiNn { loader, graphs: 0 }
+        WasiNn {
+            loader: loader.map_or(Loader::None, Loader::Ready),
+            graphs: 0,
+        }
+    }
+
+    /// wasi-nn for a plugin instance: the loader plugin at `path`, loaded
+    /// on first use with the plugin's own limits (and none of its grants),
+    /// so that a model it loads costs what the plugin's own would.
+    pub(crate) fn lazy(runtime: Runtime, path: PathBuf, limits: &Limits) -> Self {
+        let limits = Limits {
+            grants: Grants::default(),
+            ..limits.clone()
+        };
+        WasiNn {
+            loader: Loader::Lazy {
+                runtime,
+                path,
+                limits,
+            },
+            graphs: 0,
+        }
+    }
+
+    fn loader(&mut self) -> Result<Plugin, String> {
+        if let Loader::Lazy {
+            runtime,
+            path,
+            limits,
+        } = &self.loader
+        {
+            self.loader = match runtime.load_file(path, limits.clone()) {
+                Ok(p) => Loader::Ready(p),
+                Err(e) => Loader::Failed(format!("the model loader did not load: {e}")),
+            };
+        }
+        match &self.loader {
+            Loader::Ready(p) => Ok(p.clone()),
+            Loader::Failed(e) => Err(e.clone()),
+            Loader::None | Loader::Lazy { .. } => Err("this host has no model loader".into()),
+        }
     }
 }
 
@@ -250,11 +306,9 @@ impl wgraph::Host for WasiNnView<'_> {
                 format!("the bytes are not a {encoding:?} model"),
             );
         }
-        let Some(loader) = self.nn.loader.clone() else {
-            return self.error(
-                ErrorCode::UnsupportedOperation,
-                "this host has no model loader",
-            );
+        let loader = match self.nn.loader() {
+            Ok(l) => l,
+            Err(e) => return self.error(ErrorCode::UnsupportedOperation, e),
         };
         if self.nn.graphs >= MAX_GRAPHS {
             return self.error(
@@ -380,7 +434,6 @@ impl winf::Host for WasiNnView<'_> {}
 mod tests {
     use super::*;
     use wgraph::Host as _;
-    use winf::HostGraphExecutionContext as _;
 
     fn code(table: &ResourceTable, r: Fallible<impl Sized>) -> ErrorCode {
         match r.expect("no trap") {

@@ -52,6 +52,8 @@ impl Context {
             cache_dir,
             max_memory_bytes,
             threads: self.threads.or(threads).unwrap_or(1),
+            // Plugins that import wasi:nn get their models loaded by it.
+            nn_loader: locate::bundled_plugin("tflite"),
             ..RuntimeConfig::default()
         })
         .context("starting the runtime")

@@ -26,6 +26,7 @@ const PROVIDED: &[&str] = &[
     "wasi:cli/",
     "wasi:filesystem/",
     "wasi:sockets/",
+    "wasi:nn/",
 ];
 
 /// How the runtime answers an import.
@@ -68,6 +69,9 @@ pub fn access(name: &str) -> Access {
             what: "a private directory at /state; without it, no directory at all",
         },
         i if i.starts_with("wasi:sockets/") => Access::Denied("no network, no name lookup"),
+        i if i.starts_with("wasi:nn/") => Access::Granted(
+            "TFLite and ONNX models, parsed and run by the sandboxed loader within the plugin's limits",
+        ),
         i if i.starts_with("gatehouse:nn/") || i.starts_with("gatehouse:dsp/") => {
             Access::Granted("native kernels, within the tensor quota and deadline")
         }

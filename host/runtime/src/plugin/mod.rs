@@ -23,6 +23,7 @@ use crate::engine::{Runtime, Shared};
 use crate::error::{Error, Failure, PluginId};
 use crate::nn_host::HostDeadline;
 use crate::wasi::{self, LogSink, StateQuota, Tail};
+use crate::wasi_nn::WasiNn;
 use gatehouse_nn::{Budget, Plan};
 pub use limits::{Grants, Limits};
 use state::{InstanceState, WasiParts};
@@ -282,7 +283,7 @@ impl Runtime {
 }
 
 fn new_store(
-    sh: &Shared,
+    sh: &Arc<Shared>,
     id: &PluginId,
     limits: &Limits,
     sink: &Arc<LogSink>,
@@ -302,6 +303,10 @@ fn new_store(
             ctx,
             tail,
             state: state.cloned(),
+        },
+        match &sh.config.nn_loader {
+            Some(path) => WasiNn::lazy(Runtime { shared: sh.clone() }, path.clone(), limits),
+            None => WasiNn::new(None),
         },
     );
     let mut store = Store::new(&sh.engine, st);

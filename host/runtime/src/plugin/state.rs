@@ -18,6 +18,7 @@ use gatehouse_nn::Pace;
 
 use crate::nn_host::{NnCtx, NnView};
 use crate::wasi::{BoundedClock, DeadlinePoll, StateFs, StateQuota, Tail};
+use crate::wasi_nn::{WasiNn, WasiNnView};
 
 /// Per-call cap on log lines, so a chatty plugin cannot flood the host log.
 const LOG_LINES_PER_CALL: u32 = 64;
@@ -41,6 +42,8 @@ pub struct InstanceState {
     state: Option<Arc<StateQuota>>,
     /// When the current call's deadline passes.
     call_ends: Instant,
+    /// `wasi:nn`, for plugins that import it.
+    pub(crate) wasi_nn: WasiNn,
 }
 
 /// What an instance's WASI is made of.
@@ -73,6 +76,7 @@ impl InstanceState {
         tensor_bytes: u64,
         pace: Pace,
         wasi: WasiParts,
+        wasi_nn: WasiNn,
     ) -> Self {
         InstanceState {
             table: ResourceTable::new(),
@@ -90,6 +94,7 @@ impl InstanceState {
             stderr_tail: wasi.tail,
             state: wasi.state,
             call_ends: Instant::now(),
+            wasi_nn,
         }
     }
 
@@ -128,6 +133,14 @@ impl InstanceState {
         NnView {
             nn: &mut self.nn,
             table: &mut self.table,
+        }
+    }
+
+    /// What the `wasi:nn` host functions see.
+    pub(crate) fn wasi_nn_view(&mut self) -> WasiNnView<'_> {
+        WasiNnView {
+            table: &mut self.table,
+            nn: &mut self.wasi_nn,
         }
     }
 
