@@ -53,7 +53,7 @@ pub fn describe(bytes: &[u8]) -> Result<String, String> {
 /// An ONNX model: its nodes as the file has them, and the host operators
 /// they lower to (fused groups become one each), or why it does not load.
 fn describe_onnx(bytes: &[u8]) -> Result<String, String> {
-    let (_, _, nodes) = onnx::Model::inspect(bytes).map_err(|e| e.to_string())?;
+    let (_, _, nodes) = onnx::Model::inspect(bytes).map_err(crate::loaded::neither)?;
     let mut out = String::from("{");
     field(&mut out, "format", &string("onnx"));
     field(&mut out, "semantics", &string("onnxruntime"));

@@ -2,7 +2,7 @@
 //! identifier is `TFL3`) or ONNX (protobuf), with the semantics each can
 //! reproduce.
 
-use gatehouse_sdk::model::TensorInfo;
+use gatehouse_sdk::model::{LoadError, TensorInfo};
 use gatehouse_sdk::nn::{NnError, Semantics};
 use gatehouse_sdk::{Config, PluginError, onnx, setting, tflite};
 
@@ -16,6 +16,18 @@ pub enum Loaded {
 /// is not.
 pub fn is_tflite(bytes: &[u8]) -> bool {
     bytes.get(4..8) == Some(b"TFL3")
+}
+
+/// Why bytes that are not TFLite failed as ONNX: when they are not ONNX
+/// either, say so for both formats, since the file may have been meant
+/// as either.
+pub fn neither(e: LoadError) -> String {
+    match e {
+        LoadError::Malformed(m) => format!(
+            "malformed model: not a TensorFlow Lite model (no TFL3 identifier at byte 4) nor an ONNX model: {m}"
+        ),
+        e => e.to_string(),
+    }
 }
 
 impl Loaded {
@@ -34,7 +46,7 @@ impl Loaded {
             }
             return onnx::Model::load(bytes)
                 .map(Loaded::Onnx)
-                .map_err(|e| invalid(e.to_string()));
+                .map_err(|e| invalid(neither(e)));
         }
         let semantics = match semantics {
             None | Some("reference") => Semantics::TfliteReference,

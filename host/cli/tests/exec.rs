@@ -128,7 +128,7 @@ fn a_plugin_that_imports_wasi_nn_runs_its_model_as_infer_does() {
             "--plugin",
             plugin,
             "--model",
-            model,
+            model.to_str().unwrap(),
             "--input",
             first.to_str().unwrap(),
             "--output",
@@ -137,14 +137,12 @@ fn a_plugin_that_imports_wasi_nn_runs_its_model_as_infer_does() {
         for s in &sets {
             args.extend(["--set", s]);
         }
-        let model_path = root().join(model);
-        args[4] = model_path.to_str().unwrap();
         let o = gatehouse(&args);
-        assert!(o.status.success(), "{model}: {}", stderr(&o));
+        assert!(o.status.success(), "{model:?}: {}", stderr(&o));
         assert_eq!(
             std::fs::read(&out).unwrap(),
             want,
-            "{model} through a wasi-nn plugin"
+            "{model:?} through a wasi-nn plugin"
         );
     }
     let o = gatehouse(&["check", plugin]);

@@ -134,7 +134,10 @@ fn what_cannot_run_as_onnxruntime_would_is_refused_by_name() {
     let garbage = tmp("garbage.onnx");
     std::fs::write(&garbage, b"\x0a\xff\xff\xff\xff\x0fnot a model").unwrap();
     let e = infer(&garbage, &[]);
-    assert!(e.contains("malformed model"), "{e}");
+    assert!(
+        e.contains("malformed model") && e.contains("nor an ONNX model"),
+        "{e}"
+    );
 
     let model = root().join("tests/fixtures/onnx/cnn_int8/model.onnx");
     let e = infer(&model, &["--semantics", "reference"]);

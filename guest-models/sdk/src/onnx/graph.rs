@@ -281,7 +281,7 @@ impl Graph {
     /// Decode `bytes` and check what can be checked without the host.
     pub fn read(bytes: &[u8]) -> Result<Graph, LoadError> {
         let model = proto::ModelProto::decode(bytes)
-            .map_err(|e| malformed(format!("not an ONNX model: {e}")))?;
+            .map_err(|e| malformed(format!("its protobuf does not decode: {e}")))?;
         for o in &model.opset_import {
             let domain = o.domain.as_deref().unwrap_or("");
             if !matches!(domain, "" | "ai.onnx" | "com.microsoft") {

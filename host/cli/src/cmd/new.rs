@@ -21,12 +21,13 @@ const RUST_SDK_MANIFEST: &str = r#"[package]
 name = "gatehouse-sdk"
 version = "0.1.0"
 edition = "2024"
-description = "What a Gatehouse plugin depends on: bindings, tensors, plans, a TFLite loader and audio features."
+description = "What a Gatehouse plugin depends on: bindings, tensors, plans, TFLite and ONNX loaders and audio features."
 license = "Apache-2.0"
 
 [dependencies]
 wit-bindgen = { version = "=0.63.0", default-features = false, features = ["macros", "realloc"] }
 planus = "1.3"
+prost = { version = "0.14", default-features = false, features = ["derive", "std"] }
 gatehouse-dsp = { path = "../gatehouse-dsp" }
 image = { version = "0.25", default-features = false, features = ["png", "jpeg"], optional = true }
 

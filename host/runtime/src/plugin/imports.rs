@@ -190,13 +190,13 @@ mod tests {
             "wasi:sockets/tcp@0.2.0",
             "gatehouse:nn/tensors@0.1.0",
             "gatehouse:dsp/audio@0.1.0",
+            "wasi:nn/graph@0.2.0-rc-2024-10-28",
         ] {
             assert!(provided(yes), "{yes}");
         }
         for no in [
             "wasi:http/types@0.2.12",
             "wasi:cli/stdout@0.3.0",
-            "wasi:nn/graph@0.2.0-rc-2024-10-28",
             "vendor:thing/x@1.0.0",
             // Models are parsed in the sandbox: a loader component composed
             // into the plugin provides this, never the host.
