@@ -219,14 +219,16 @@ impl Lower {
             unsigned,
             flat: None,
         };
-        let t = self.tensor(
-            qdesc(&a.host_dims(), Quantization::per_tensor(scale, zp)),
-            &[],
-            "the input",
-        )?;
+        let t = self.place(&a, "the input")?;
         self.vals
             .insert(name.to_string(), Val::Quant(Act { t, ..a }));
         Ok(t)
+    }
+
+    /// A host tensor for activation `a`, quantized as it says.
+    fn place(&mut self, a: &Act, what: &str) -> Result<usize, LoadError> {
+        let q = Quantization::per_tensor(a.scale, a.zp);
+        self.tensor(qdesc(&a.host_dims(), q), &[], what)
     }
 
     pub fn node_count(&self) -> usize {
@@ -394,11 +396,7 @@ impl Lower {
                     unsigned,
                     flat: None,
                 };
-                let out = self.tensor(
-                    qdesc(&a.host_dims(), Quantization::per_tensor(scale, zp)),
-                    &[],
-                    "a quantized input",
-                )?;
+                let out = self.place(&a, "a quantized input")?;
                 let op = Op::Quantize(nn::Unary {
                     input: &self.tensors[t],
                     output: &self.tensors[out],
@@ -645,11 +643,7 @@ impl Lower {
                 // Padding with the zero point adds nothing to an accumulator.
                 let dims = vec![n, c, h + t + b, wd + l + r];
                 let padded = Act { dims, ..x.clone() };
-                let pt = self.tensor(
-                    qdesc(&padded.host_dims(), Quantization::per_tensor(x.scale, x.zp)),
-                    &[],
-                    "a padded input",
-                )?;
+                let pt = self.place(&padded, "a padded input")?;
                 let op = Op::Pad(nn::Pad {
                     input: &self.tensors[x.t],
                     output: &self.tensors[pt],
@@ -674,11 +668,7 @@ impl Lower {
             dims: vec![n, oc, oh, ow],
             ..out
         };
-        let yt = self.tensor(
-            qdesc(&y.host_dims(), Quantization::per_tensor(y.scale, y.zp)),
-            &[],
-            "an output",
-        )?;
+        let yt = self.place(&y, "an output")?;
         let taps = kh * kw;
         let depthwise = group == c && icg == 1 && group > 1;
         let (fdims, axis, fdata) = if depthwise {
@@ -848,11 +838,7 @@ impl Lower {
             *last = units;
         }
         let y = Act { dims, ..out };
-        let yt = self.tensor(
-            qdesc(&y.host_dims(), Quantization::per_tensor(y.scale, y.zp)),
-            &[],
-            "an output",
-        )?;
+        let yt = self.place(&y, "an output")?;
         let op = Op::FullyConnected(nn::FullyConnected {
             input: &self.tensors[a.t],
             weights: &self.tensors[wt],
@@ -900,11 +886,7 @@ impl Lower {
             dims: vec![n, c, oh, ow],
             ..x.clone()
         };
-        let yt = self.tensor(
-            qdesc(&y.host_dims(), Quantization::per_tensor(y.scale, y.zp)),
-            &[],
-            "an output",
-        )?;
+        let yt = self.place(&y, "an output")?;
         let op = Op::MaxPool2d(nn::Pool2d {
             input: &self.tensors[x.t],
             output: &self.tensors[yt],
@@ -931,11 +913,7 @@ impl Lower {
             dims: vec![n, c, 1, 1],
             ..out
         };
-        let yt = self.tensor(
-            qdesc(&y.host_dims(), Quantization::per_tensor(y.scale, y.zp)),
-            &[],
-            "an output",
-        )?;
+        let yt = self.place(&y, "an output")?;
         let op = Op::Mean(nn::Reduce {
             input: &self.tensors[x.t],
             output: &self.tensors[yt],
@@ -1012,11 +990,7 @@ impl Lower {
             flat,
             ..x.clone()
         };
-        let yt = self.tensor(
-            qdesc(&y.host_dims(), Quantization::per_tensor(y.scale, y.zp)),
-            &[],
-            "an output",
-        )?;
+        let yt = self.place(&y, "an output")?;
         let op = Op::Reshape(nn::Unary {
             input: &self.tensors[x.t],
             output: &self.tensors[yt],

@@ -92,6 +92,14 @@ fn run(st: &mut TensorStore, ops: &[OpDesc], ks: &KernelSet) {
     plan.release(st);
 }
 
+fn read_i8(st: &TensorStore, t: TensorKey) -> Vec<i8> {
+    st.bytes(t)
+        .expect("live")
+        .iter()
+        .map(|&b| b as i8)
+        .collect()
+}
+
 fn conv(c: &Value, ks: &KernelSet) -> (Vec<i8>, Vec<i8>) {
     let mut st = TensorStore::new(1 << 26);
     let [n, ic, h, w]: [usize; 4] = shape(&c["x"]).try_into().expect("NCHW");
@@ -187,12 +195,7 @@ fn conv(c: &Value, ks: &KernelSet) -> (Vec<i8>, Vec<i8>) {
         }));
     }
     run(&mut st, &ops, ks);
-    let got = st
-        .bytes(output)
-        .expect("live")
-        .iter()
-        .map(|&b| b as i8)
-        .collect();
+    let got = read_i8(&st, output);
     let want = to_nhwc(&ints(&c["y"]), [n, oc, oh, ow])
         .iter()
         .map(|&v| v as i8)
@@ -234,13 +237,10 @@ fn matmul(c: &Value, ks: &KernelSet) -> (Vec<i8>, Vec<i8>) {
         activation: Activation::None,
     });
     run(&mut st, &[fc], ks);
-    let got = st
-        .bytes(output)
-        .expect("live")
-        .iter()
-        .map(|&b| b as i8)
-        .collect();
-    (got, ints(&c["y"]).iter().map(|&v| v as i8).collect())
+    (
+        read_i8(&st, output),
+        ints(&c["y"]).iter().map(|&v| v as i8).collect(),
+    )
 }
 
 /// GlobalAveragePool: a MEAN over the spatial axes of the NHWC tensor.
@@ -265,13 +265,10 @@ fn mean(c: &Value, ks: &KernelSet) -> (Vec<i8>, Vec<i8>) {
         keep_dims: true,
     });
     run(&mut st, &[op], ks);
-    let got = st
-        .bytes(output)
-        .expect("live")
-        .iter()
-        .map(|&b| b as i8)
-        .collect();
-    (got, ints(&c["y"]).iter().map(|&v| v as i8).collect())
+    (
+        read_i8(&st, output),
+        ints(&c["y"]).iter().map(|&v| v as i8).collect(),
+    )
 }
 
 fn quantize(c: &Value, ks: &KernelSet) -> (Vec<i8>, Vec<i8>) {
@@ -296,13 +293,10 @@ fn quantize(c: &Value, ks: &KernelSet) -> (Vec<i8>, Vec<i8>) {
         output,
     });
     run(&mut st, &[q], ks);
-    let got = st
-        .bytes(output)
-        .expect("live")
-        .iter()
-        .map(|&b| b as i8)
-        .collect();
-    (got, ints(&c["y"]).iter().map(|&v| v as i8).collect())
+    (
+        read_i8(&st, output),
+        ints(&c["y"]).iter().map(|&v| v as i8).collect(),
+    )
 }
 
 #[test]
