@@ -225,6 +225,14 @@ impl Lower {
         Ok(t)
     }
 
+    /// An int32 bias as a host tensor, when there is one.
+    fn bias_tensor(&mut self, bias: Option<&[i32]>) -> Result<Option<usize>, LoadError> {
+        let Some(b) = bias else { return Ok(None) };
+        let bytes: Vec<u8> = b.iter().flat_map(|v| v.to_le_bytes()).collect();
+        let desc = TensorDesc::new(Dtype::Int32, &[b.len() as u32], None);
+        self.tensor(desc, &bytes, "a bias").map(Some)
+    }
+
     /// A host tensor for activation `a`, quantized as it says.
     fn place(&mut self, a: &Act, what: &str) -> Result<usize, LoadError> {
         let q = Quantization::per_tensor(a.scale, a.zp);
@@ -693,17 +701,7 @@ impl Lower {
             axis,
         };
         let ft = self.tensor(qdesc(&u32s(&fdims), fq), &fdata, "a filter")?;
-        let bt = match &bias {
-            Some(b) => {
-                let bytes: Vec<u8> = b.iter().flat_map(|v| v.to_le_bytes()).collect();
-                Some(self.tensor(
-                    TensorDesc::new(Dtype::Int32, &[oc as u32], None),
-                    &bytes,
-                    "a bias",
-                )?)
-            }
-            None => None,
-        };
+        let bt = self.bias_tensor(bias.as_deref())?;
         let window = Window {
             padding,
             stride_h: strides[0] as u32,
@@ -822,17 +820,7 @@ impl Lower {
             axis: 0,
         };
         let wt = self.tensor(qdesc(&[units as u32, k as u32], wq), &fc, "weights")?;
-        let bt = match &bias {
-            Some(b) => {
-                let bytes: Vec<u8> = b.iter().flat_map(|v| v.to_le_bytes()).collect();
-                Some(self.tensor(
-                    TensorDesc::new(Dtype::Int32, &[units as u32], None),
-                    &bytes,
-                    "a bias",
-                )?)
-            }
-            None => None,
-        };
+        let bt = self.bias_tensor(bias.as_deref())?;
         let mut dims = a.dims.clone();
         if let Some(last) = dims.last_mut() {
             *last = units;

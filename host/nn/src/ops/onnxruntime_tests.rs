@@ -73,7 +73,7 @@ fn bytes_i8(v: &[i64]) -> Vec<u8> {
 }
 
 /// NCHW (or OIHW) to NHWC (OHWI).
-fn to_nhwc(v: &[i64], [n, c, h, w]: [usize; 4]) -> Vec<i64> {
+fn to_nhwc(v: &[i64], [_, c, h, w]: [usize; 4]) -> Vec<i64> {
     let mut out = vec![0; v.len()];
     for (i, &x) in v.iter().enumerate() {
         let (b, ch, y, xx) = (i / (c * h * w), i / (h * w) % c, i / w % h, i % w);
