@@ -11,6 +11,7 @@ use crate::common::{gatehouse, root, stderr, tmp};
 const PASSING: &[&str] = &[
     "test_dequantizelinear",
     "test_qlinearmatmul_2D_int8_float32",
+    "test_qlinearconv",
     "test_qlinearmatmul_2D_uint8_float32",
     "test_quantizelinear",
 ];

@@ -74,6 +74,7 @@ fn conv(c: &mut Criterion) {
                 bias: Some(vec![100; oc]),
                 requant: requant(oc),
                 input_offset: 128,
+                weights_offset: 0,
                 output_offset: -128,
                 act_min: -128,
                 act_max: 127,

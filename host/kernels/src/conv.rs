@@ -25,6 +25,9 @@ pub struct Conv2dSpec {
     /// One multiplier per output channel, or one for all.
     pub requant: Vec<Requant>,
     pub input_offset: i32,
+    /// Added to every filter value: minus the filter's zero point. 0 for
+    /// TFLite's symmetric filters; onnxruntime's may be asymmetric.
+    pub weights_offset: i32,
     pub output_offset: i32,
     pub act_min: i32,
     pub act_max: i32,
@@ -45,6 +48,7 @@ pub struct Conv2d {
     pub(crate) bias: Arc<Vec<i32>>,
     pub(crate) requant: Arc<Vec<Requant>>,
     pub(crate) input_offset: i32,
+    pub(crate) weights_offset: i32,
     pub(crate) output_offset: i32,
     pub(crate) act_min: i32,
     pub(crate) act_max: i32,
@@ -125,6 +129,7 @@ impl Conv2d {
             bias,
             requant,
             input_offset,
+            weights_offset,
             output_offset,
             act_min,
             act_max,
@@ -185,6 +190,12 @@ impl Conv2d {
             act_min <= act_max,
             "activation range {act_min}..{act_max} is empty"
         );
+        ensure!(
+            OP,
+            (-255..=255).contains(&weights_offset),
+            "filter zero point {} outside 8 bits",
+            -weights_offset
+        );
         let k = window.kernel_h * window.kernel_w * filter_in_c;
         let scratch_bound = scratch_bound(input, output, &window, k)?;
         // Without horizontal dilation a kernel row is contiguous in the
@@ -202,7 +213,7 @@ impl Conv2d {
                     output.c,
                     k,
                     kernel_rows,
-                    0,
+                    weights_offset,
                     &bias,
                     input_offset,
                 )
@@ -222,6 +233,7 @@ impl Conv2d {
             bias: Arc::new(bias),
             requant: Arc::new(requant),
             input_offset,
+            weights_offset,
             output_offset,
             act_min,
             act_max,
@@ -291,6 +303,7 @@ impl Conv2d {
         output: Shape4,
         window: WindowSpec,
         filter_in_c: usize,
+        weights_offset: i32,
         layout: WeightLayout,
     ) -> Result<usize, KernelError> {
         let window = window.resolve(OP, input.h, input.w, output.h, output.w)?;
@@ -305,7 +318,7 @@ impl Conv2d {
             1
         };
         let packed = if filter_in_c == input.c {
-            Packed::bytes_for(layout, oc, k, kernel_rows, 0).ok_or_else(too_big)?
+            Packed::bytes_for(layout, oc, k, kernel_rows, weights_offset).ok_or_else(too_big)?
         } else {
             0
         };
@@ -398,7 +411,9 @@ pub fn conv2d_scalar(k: &Conv2d, input: &[i8], output: &mut [i8]) -> Result<(), 
                             let xs = &input[in_base..in_base + icf];
                             let fs = &k.filter[f_base..f_base + icf];
                             for (&x, &f) in xs.iter().zip(fs) {
-                                acc = acc.wrapping_add(f as i32 * (x as i32 + k.input_offset));
+                                acc = acc.wrapping_add(
+                                    (f as i32 + k.weights_offset) * (x as i32 + k.input_offset),
+                                );
                             }
                         }
                     }
@@ -437,6 +452,7 @@ mod tests {
             bias: Some(vec![10]),
             requant: vec![Requant::from_real(0.5, Rounding::Single)],
             input_offset: 1,
+            weights_offset: 0,
             output_offset: -3,
             act_min: -128,
             act_max: 127,
@@ -459,6 +475,29 @@ mod tests {
     }
 
     #[test]
+    fn an_asymmetric_filter_subtracts_its_zero_point() {
+        // onnxruntime's uint8 filters shifted to int8 keep a zero point.
+        let k = Conv2d::new(Conv2dSpec {
+            weights_offset: 3,
+            ..spec_1x1()
+        })
+        .unwrap();
+        let input = [1i8, 2, 3, 4, -1, -1, 0, 0];
+        let mut out = [0i8; 4];
+        conv2d_scalar(&k, &input, &mut out).unwrap();
+        // filter [4, 5]; pixel 0: 2*4 + 3*5 + 10 = 33 -> 16.5 -> 17 -> 14
+        // pixel 1: 16 + 25 + 10 = 51 -> 25.5 -> 26 -> 23
+        // pixel 2: 0 + 0 + 10 = 10 -> 5 -> 2
+        // pixel 3: 4 + 5 + 10 = 19 -> 9.5 -> 10 -> 7
+        assert_eq!(out, [14, 23, 2, 7]);
+        let refused = Conv2d::new(Conv2dSpec {
+            weights_offset: 256,
+            ..spec_1x1()
+        });
+        assert!(refused.is_err());
+    }
+
+    #[test]
     fn same_padding_skips_outside_taps() {
         // 3x3 ones over a 3x3 input of ones: corners see 4 taps, edges 6, centre 9.
         let k = Conv2d::new(Conv2dSpec {
@@ -478,6 +517,7 @@ mod tests {
             bias: None,
             requant: vec![Requant::from_real(0.5, Rounding::Single)],
             input_offset: 0,
+            weights_offset: 0,
             output_offset: 0,
             act_min: -128,
             act_max: 127,
@@ -510,6 +550,7 @@ mod tests {
             bias: None,
             requant: vec![Requant::from_real(0.5, Rounding::Single)],
             input_offset: 0,
+            weights_offset: 0,
             output_offset: 0,
             act_min: 0,
             act_max: 10,

@@ -33,9 +33,11 @@ pub enum Packed {
 
 impl Packed {
     /// Pack `rows × k` weights (each plus `add`) for `layout`, and fold
-    /// `input_offset` into `bias`. `None` for the original layout, or when
-    /// the weights do not fit the layout (i8 rows need `add == 0`). The i8
-    /// layouts pad each of `kernel_rows` runs of k (see [`PackedI8Rows::new`]).
+    /// `input_offset` into `bias`. `None` for the original layout. The i8
+    /// layouts pad each of `kernel_rows` runs of k (see [`PackedI8Rows::new`]);
+    /// weights with a zero point (`add != 0`) can leave 8 bits, so they get
+    /// the i16 rows instead, which every set with i8 rows also runs (AVX-512
+    /// machines have AVX2, aarch64 has NEON).
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         layout: WeightLayout,
@@ -53,25 +55,24 @@ impl Packed {
                 .map(|(&b, &s)| b.wrapping_add(off.wrapping_mul(s)))
                 .collect::<Vec<i32>>()
         };
-        match layout {
+        match wider(layout, add) {
             WeightLayout::Original => None,
             WeightLayout::I16Rows => {
                 let p = PackedRows::new(values, rows, k, add);
                 let b = fold(&p.sums, input_offset);
                 Some((Packed::I16(p), b))
             }
-            WeightLayout::I8Rows if add == 0 => {
+            WeightLayout::I8Rows => {
                 let p = PackedI8Rows::new(values, rows, k, kernel_rows);
                 // The input arrives as u = x + 128: Σ w(x + off) = Σ w·u + (off − 128)·Σ w.
                 let b = fold(&p.sums, input_offset.wrapping_sub(128));
                 Some((Packed::I8(p), b))
             }
-            WeightLayout::I8RowsSigned if add == 0 => {
+            WeightLayout::I8RowsSigned => {
                 let p = PackedI8Rows::new(values, rows, k, kernel_rows);
                 let b = fold(&p.sums, input_offset);
                 Some((Packed::I8Signed(p), b))
             }
-            WeightLayout::I8Rows | WeightLayout::I8RowsSigned => None,
         }
     }
 
@@ -93,12 +94,12 @@ impl Packed {
         add: i32,
     ) -> Option<usize> {
         let sums = rows.checked_mul(4)?;
-        match layout {
+        match wider(layout, add) {
             WeightLayout::Original => Some(0),
             WeightLayout::I16Rows => rows
                 .checked_mul(k.div_ceil(LANES).checked_mul(LANES * 2)?)?
                 .checked_add(sums),
-            WeightLayout::I8Rows | WeightLayout::I8RowsSigned if add == 0 => {
+            WeightLayout::I8Rows | WeightLayout::I8RowsSigned => {
                 let kernel_rows = if kernel_rows > 0 && k.is_multiple_of(kernel_rows) {
                     kernel_rows
                 } else {
@@ -110,8 +111,16 @@ impl Packed {
                     .checked_mul(I8_LANES)?
                     .checked_add(sums)
             }
-            WeightLayout::I8Rows | WeightLayout::I8RowsSigned => Some(0),
         }
+    }
+}
+
+/// The layout weights plus `add` are packed in: i8 rows hold 8-bit values
+/// only, and a weight plus a zero point can need 9, so those take i16 rows.
+fn wider(layout: WeightLayout, add: i32) -> WeightLayout {
+    match layout {
+        WeightLayout::I8Rows | WeightLayout::I8RowsSigned if add != 0 => WeightLayout::I16Rows,
+        other => other,
     }
 }
 

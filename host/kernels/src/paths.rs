@@ -144,11 +144,18 @@ fn check_slabs<K>(
     Ok(())
 }
 
+/// Filter zero points: mostly TFLite's 0, sometimes onnxruntime's asymmetric ones.
+fn weight_zero_points() -> impl Strategy<Value = i32> {
+    prop_oneof![2 => Just(0), 1 => -128i32..=127]
+}
+
+#[allow(clippy::too_many_arguments)]
 fn check_conv(
     g: Geo,
     oc: usize,
     seed: u64,
     zp: i32,
+    wzp: i32,
     ozp: i32,
     rounding: Rounding,
     act: i32,
@@ -176,6 +183,7 @@ fn check_conv(
         ),
         requant: requants(oc, seed as u32, rounding),
         input_offset: -zp,
+        weights_offset: -wzp,
         output_offset: ozp,
         act_min,
         act_max,
@@ -211,6 +219,7 @@ fn check_conv(
             spec.output,
             spec.window,
             spec.filter_in_c,
+            spec.weights_offset,
             ks.layout,
         );
         prop_assert_eq!(charged, Ok(k.heap_bytes()), "{} conv2d", ks.name);
@@ -222,25 +231,25 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 96, ..ProptestConfig::default() })]
 
     #[test]
-    fn conv2d_paths_match_the_reference(g in geo(), oc in 1usize..=13, seed in any::<u64>(), zp in -128i32..=127, ozp in -128i32..=127, rounding in crate::quant::checks::roundings(), act in 0i32..3) {
-        check_conv(g, oc, seed, zp, ozp, rounding, act)?;
+    fn conv2d_paths_match_the_reference(g in geo(), oc in 1usize..=13, seed in any::<u64>(), zp in -128i32..=127, wzp in weight_zero_points(), ozp in -128i32..=127, rounding in crate::quant::checks::roundings(), act in 0i32..3) {
+        check_conv(g, oc, seed, zp, wzp, ozp, rounding, act)?;
     }
 
     /// Pointwise convolutions (1×1, stride 1, channels in groups of 4) read
     /// their patches in place in the block-GEMM sets; make sure of them.
     #[test]
-    fn pointwise_conv2d_paths_match_the_reference(n in 1usize..=2, h in 1usize..=7, w in 1usize..=7, c4 in 1usize..=12, oc in 1usize..=40, seed in any::<u64>(), zp in -128i32..=127, ozp in -128i32..=127, rounding in crate::quant::checks::roundings(), same in any::<bool>()) {
+    fn pointwise_conv2d_paths_match_the_reference(n in 1usize..=2, h in 1usize..=7, w in 1usize..=7, c4 in 1usize..=12, oc in 1usize..=40, seed in any::<u64>(), zp in -128i32..=127, wzp in weight_zero_points(), ozp in -128i32..=127, rounding in crate::quant::checks::roundings(), same in any::<bool>()) {
         let g = Geo { n, h, w, ic: 4 * c4, kh: 1, kw: 1, sh: 1, sw: 1, dh: 1, dw: 1, same };
-        check_conv(g, oc, seed, zp, ozp, rounding, 0)?;
+        check_conv(g, oc, seed, zp, wzp, ozp, rounding, 0)?;
     }
 
     /// Windows whose kernel rows are whole groups of 4 bytes are read in
     /// place as one run per kernel row (ResNet's 3×3 convs): strides,
     /// vertical dilation, padding and batches over those runs.
     #[test]
-    fn in_place_window_conv2d_paths_match_the_reference(n in 1usize..=2, h in 1usize..=8, w in 1usize..=8, c4 in 1usize..=6, kh in 1usize..=3, kw in 1usize..=3, sh in 1usize..=2, sw in 1usize..=2, dh in 1usize..=2, oc in 1usize..=20, seed in any::<u64>(), zp in -128i32..=127, ozp in -128i32..=127, rounding in crate::quant::checks::roundings(), same in any::<bool>()) {
+    fn in_place_window_conv2d_paths_match_the_reference(n in 1usize..=2, h in 1usize..=8, w in 1usize..=8, c4 in 1usize..=6, kh in 1usize..=3, kw in 1usize..=3, sh in 1usize..=2, sw in 1usize..=2, dh in 1usize..=2, oc in 1usize..=20, seed in any::<u64>(), zp in -128i32..=127, wzp in weight_zero_points(), ozp in -128i32..=127, rounding in crate::quant::checks::roundings(), same in any::<bool>()) {
         let g = Geo { n, h, w, ic: 4 * c4, kh, kw, sh, sw, dh, dw: 1, same };
-        check_conv(g, oc, seed, zp, ozp, rounding, 0)?;
+        check_conv(g, oc, seed, zp, wzp, ozp, rounding, 0)?;
     }
 
     #[test]

@@ -628,10 +628,13 @@ impl Lower {
         let Data::I8(wdata) = &w.c.data else {
             return Err(node.unsupported("weights that are not int8 or uint8"));
         };
-        if w.zps.iter().any(|&z| z != 0) {
-            return Err(node
-                .unsupported("asymmetric weights (a zero point other than 0, or 128 for uint8)"));
-        }
+        // QLinearConv takes one filter zero point; uint8 filters shifted to
+        // int8 keep theirs (less 128), and the host's conv subtracts it.
+        let wz = match w.zps.split_first() {
+            None => 0,
+            Some((&z, rest)) if rest.iter().all(|&r| r == z) => z,
+            Some(_) => return Err(node.unsupported("filter zero points that differ per channel")),
+        };
         if w.scales.len() != 1 && w.axis != 0 {
             return Err(node.unsupported("weights quantized per channel on an axis other than 0"));
         }
@@ -678,7 +681,9 @@ impl Lower {
         };
         let yt = self.place(&y, "an output")?;
         let taps = kh * kw;
-        let depthwise = group == c && icg == 1 && group > 1;
+        // The depthwise kernels take symmetric filters only; an asymmetric
+        // depthwise filter runs as a grouped convolution, which is exact.
+        let depthwise = group == c && icg == 1 && group > 1 && wz == 0;
         let (fdims, axis, fdata) = if depthwise {
             // [oc, 1, kh, kw] → [1, kh, kw, oc].
             let mut f = vec![0u8; oc * taps];
@@ -697,7 +702,7 @@ impl Lower {
         };
         let fq = Quantization {
             scales: w.scales.clone(),
-            zero_points: vec![0; w.scales.len()],
+            zero_points: vec![wz; w.scales.len()],
             axis,
         };
         let ft = self.tensor(qdesc(&u32s(&fdims), fq), &fdata, "a filter")?;

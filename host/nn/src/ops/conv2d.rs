@@ -1,6 +1,8 @@
-//! CONV_2D: int8 activations, symmetric int8 filters per channel, int32 bias.
+//! CONV_2D: int8 activations, int8 filters per channel, int32 bias. Filters
+//! are symmetric, as TFLite requires, except under onnxruntime's semantics,
+//! where QLinearConv takes one filter zero point for the whole filter.
 
-use gatehouse_kernels::{Activation, Conv2dSpec, KernelSet, activation_range};
+use gatehouse_kernels::{Activation, Conv2dSpec, KernelSet, Semantics, activation_range};
 
 use super::operand::{
     WindowArgs, act_i8, bias_i32, channel_requant, shape4, symmetric, weights_i8, window_spec,
@@ -37,12 +39,12 @@ impl Operator for Conv2d {
         }
         let wspec = window_spec(self.window, fshape.h, fshape.w);
         let layout = cx.ks.layout;
+        let fzp = filter_zero_point(cx, self.filter)?;
         cx.stage(
-            gatehouse_kernels::Conv2d::heap_bytes_for(is, os, wspec, fshape.c, layout),
+            gatehouse_kernels::Conv2d::heap_bytes_for(is, os, wspec, fshape.c, -fzp, layout),
             "conv2d weights",
         )?;
-        let (f, fscales, fzps) = weights_i8(cx.st, self.filter, "conv2d filter", os.c, 0)?;
-        symmetric(&fzps, "conv2d filter")?;
+        let (f, fscales, _) = weights_i8(cx.st, self.filter, "conv2d filter", os.c, 0)?;
         let (act_min, act_max) = activation_range(self.activation, s_out, z_out);
         let k = gatehouse_kernels::Conv2d::new(Conv2dSpec {
             input: is,
@@ -53,6 +55,7 @@ impl Operator for Conv2d {
             bias: bias_i32(cx.st, self.bias, os.c)?,
             requant: channel_requant(s_in, &fscales, s_out, rounding),
             input_offset: -z_in,
+            weights_offset: -fzp,
             output_offset: z_out,
             act_min,
             act_max,
@@ -71,6 +74,29 @@ impl Operator for Conv2d {
             vec![self.input],
             self.output,
         ))
+    }
+}
+
+/// The filter's zero point: 0 under TFLite's semantics, which take
+/// symmetric filters only; under onnxruntime's, one for the whole filter.
+fn filter_zero_point(cx: &Prep<'_>, filter: TensorKey) -> Result<i32, NnFault> {
+    let zps = cx
+        .st
+        .desc(filter)?
+        .quant
+        .as_ref()
+        .map(|q| q.zero_points.clone())
+        .unwrap_or_default();
+    match zps.split_first() {
+        Some((&z, rest)) if cx.semantics == Semantics::Onnxruntime => {
+            if rest.iter().any(|&r| r != z) {
+                return Err(NnFault::invalid(
+                    "conv2d filter zero points must be one for the whole filter",
+                ));
+            }
+            Ok(z)
+        }
+        _ => symmetric(&zps, "conv2d filter").map(|()| 0),
     }
 }
 

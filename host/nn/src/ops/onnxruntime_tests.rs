@@ -1,5 +1,6 @@
 //! onnxruntime's fused integer kernels, byte for byte: the cases of
-//! `tests/fixtures/onnxruntime/qlinear.json` (QLinearConv, QLinearMatMul,
+//! `tests/fixtures/onnxruntime/qlinear.json` (QLinearConv with int8 or with
+//! uint8 activations and asymmetric uint8 filters, QLinearMatMul,
 //! QuantizeLinear and QLinearGlobalAveragePool run by onnxruntime 1.32's
 //! optimized CPU session; its `make.py` says how) on the host operators under
 //! [`Semantics::Onnxruntime`], on every kernel set of this CPU.
@@ -106,15 +107,19 @@ fn conv(c: &Value, ks: &KernelSet) -> (Vec<i8>, Vec<i8>) {
     let [oc, icg, kh, kw]: [usize; 4] = shape(&c["w"]).try_into().expect("OIHW");
     let (stride, pads, dil) = (ints(&c["strides"]), ints(&c["pads"]), ints(&c["dilations"]));
     let group = c["group"].as_u64().expect("group") as usize;
-    let (xs, xz) = (
-        f(&c["x_scale"]),
-        c["x_zero_point"].as_i64().expect("zp") as i32,
-    );
-    let (ys, yz) = (
-        f(&c["y_scale"]),
-        c["y_zero_point"].as_i64().expect("zp") as i32,
-    );
-    let x = to_nhwc(&ints(&c["x"]), [n, ic, h, w]);
+    // uint8 becomes int8 by shifting every value and zero point by 128
+    // (exact), as the ONNX loader does.
+    let shift = if c["unsigned"].as_bool().unwrap_or(false) {
+        128
+    } else {
+        0
+    };
+    let zp = |k: &str| c[k].as_i64().map_or(0, |z| z as i32) - shift;
+    let (xs, xz) = (f(&c["x_scale"]), zp("x_zero_point"));
+    let (ys, yz) = (f(&c["y_scale"]), zp("y_zero_point"));
+    let wz = zp("w_zero_point");
+    let shifted = |v: &Value| -> Vec<i64> { ints(v).iter().map(|&x| x - shift as i64).collect() };
+    let x = to_nhwc(&shifted(&c["x"]), [n, ic, h, w]);
     let input = tensor(
         &mut st,
         int8(&[n, h, w, ic], vec![xs], xz, 0),
@@ -159,12 +164,14 @@ fn conv(c: &Value, ks: &KernelSet) -> (Vec<i8>, Vec<i8>) {
         },
         &bias,
     );
-    let w_ohwi = to_nhwc(&ints(&c["w"]), [oc, icg, kh, kw]);
+    let w_ohwi = to_nhwc(&shifted(&c["w"]), [oc, icg, kh, kw]);
     let scales = floats(&c["w_scales"]);
-    if group == 1 {
+    // As the loader lowers it: an asymmetric depthwise filter runs as a
+    // grouped convolution.
+    if !(icg == 1 && group == ic && wz == 0) {
         let filter = tensor(
             &mut st,
-            int8(&[oc, kh, kw, ic], scales, 0, 0),
+            int8(&[oc, kh, kw, icg], scales, wz, 0),
             &bytes_i8(&w_ohwi),
         );
         ops.push(OpDesc::from(Conv2d {
@@ -176,7 +183,6 @@ fn conv(c: &Value, ks: &KernelSet) -> (Vec<i8>, Vec<i8>) {
             activation: Activation::None,
         }));
     } else {
-        assert_eq!((group, icg), (ic, 1), "depthwise only");
         // [oc, kh, kw, 1] is [1, kh, kw, oc] read in another order.
         let mut f = vec![0; oc * kh * kw];
         for (i, &v) in w_ohwi.iter().enumerate() {
@@ -196,7 +202,7 @@ fn conv(c: &Value, ks: &KernelSet) -> (Vec<i8>, Vec<i8>) {
     }
     run(&mut st, &ops, ks);
     let got = read_i8(&st, output);
-    let want = to_nhwc(&ints(&c["y"]), [n, oc, oh, ow])
+    let want = to_nhwc(&shifted(&c["y"]), [n, oc, oh, ow])
         .iter()
         .map(|&v| v as i8)
         .collect();
@@ -303,7 +309,7 @@ fn quantize(c: &Value, ks: &KernelSet) -> (Vec<i8>, Vec<i8>) {
 fn every_case_is_onnxruntimes_bytes_on_every_kernel_set() {
     let doc: Value = serde_json::from_str(CASES).expect("the fixture is JSON");
     let cases = doc["cases"].as_array().expect("cases");
-    assert!(cases.len() >= 14, "the fixture lost its cases");
+    assert!(cases.len() >= 18, "the fixture lost its cases");
     for ks in dispatch::available() {
         for (i, c) in cases.iter().enumerate() {
             let (got, want) = match c["op"].as_str() {
@@ -351,4 +357,71 @@ fn tflites_rounding_gives_other_bytes_on_these_cases() {
         tflite, want,
         "half-away and half-even rounding agree on every tie?"
     );
+}
+
+/// A filter zero point is onnxruntime's alone: TFLite's int8 conv takes
+/// symmetric filters, and a plan under its semantics refuses another; so
+/// do two different zero points in one filter under any semantics.
+#[test]
+fn a_filter_zero_point_is_taken_under_onnxruntime_only() {
+    let conv = |st: &mut TensorStore, zero_points: Vec<i32>| {
+        let input = tensor(st, int8(&[1, 2, 2, 2], vec![0.5], 0, 0), &[1; 8]);
+        let filter = st
+            .create(Desc {
+                quant: Some(Quant {
+                    scales: vec![0.25; 2],
+                    zero_points,
+                    axis: 0,
+                }),
+                ..int8(&[2, 1, 1, 2], vec![0.25], 0, 0)
+            })
+            .expect("fits");
+        st.write(filter, 0, &[1, 2, 3, 4]).expect("fits");
+        let output = st
+            .create(int8(&[1, 2, 2, 2], vec![0.125], 0, 0))
+            .expect("fits");
+        let op = OpDesc::from(Conv2d {
+            input,
+            filter,
+            bias: None,
+            output,
+            window: WindowArgs {
+                padding: Padding::Valid,
+                stride_h: 1,
+                stride_w: 1,
+                dilation_h: 1,
+                dilation_w: 1,
+            },
+            activation: Activation::None,
+        });
+        (op, output)
+    };
+    let mut st = TensorStore::new(1 << 20);
+    for ks in dispatch::available() {
+        let (op, output) = conv(&mut st, vec![-3, -3]);
+        run(&mut st, &[op], ks);
+        // (1+3)·1 + (2+3)·1 = 9 and (3+3) + (4+3) = 13, times 0.5·0.25/0.125 = 1.
+        assert_eq!(
+            read_i8(&st, output),
+            [9, 13, 9, 13, 9, 13, 9, 13],
+            "{}",
+            ks.name
+        );
+    }
+    let ks = dispatch::available().next().expect("a kernel set");
+    for (semantics, zero_points, why) in [
+        (Semantics::TfliteReference, vec![-3, -3], "symmetric"),
+        (Semantics::TfliteMicro, vec![-3, -3], "symmetric"),
+        (
+            Semantics::Onnxruntime,
+            vec![-3, 2],
+            "one for the whole filter",
+        ),
+    ] {
+        let (op, _) = conv(&mut st, zero_points);
+        let e = Plan::new(semantics)
+            .push(&op, &mut st, ks)
+            .expect_err("refused");
+        assert!(e.to_string().contains(why), "{semantics:?}: {e}");
+    }
 }
