@@ -155,4 +155,12 @@ fn what_cannot_run_as_onnxruntime_would_is_refused_by_name() {
     std::fs::write(&renamed, &bytes).unwrap();
     let e = infer(&renamed, &[]);
     assert!(e.contains("Gelu") && e.contains("not supported"), "{e}");
+
+    // Made by make_models.py: a residual Add of uint8 activations, and an
+    // Add of a constant (a broadcast).
+    let refused = root().join("tests/fixtures/onnx/refused");
+    let e = infer(&refused.join("residual_uint8.onnx"), &[]);
+    assert!(e.contains("Add") && e.contains("uint8 addition"), "{e}");
+    let e = infer(&refused.join("bias_add_int8.onnx"), &[]);
+    assert!(e.contains("Add") && e.contains("a constant"), "{e}");
 }

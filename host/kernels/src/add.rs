@@ -1,6 +1,7 @@
 //! ADD with TFLite's int8 semantics (`reference_integer_ops::Add` and its
 //! broadcasting form): both inputs are rescaled to a common scale with 20
-//! bits of headroom, summed, then requantized.
+//! bits of headroom, summed, then requantized. Under [`Rounding::Nearest`]
+//! it is onnxruntime's QLinearAdd instead, in single precision.
 
 use crate::broadcast::Broadcast;
 use crate::error::{KernelError, check_len, ensure};
@@ -23,10 +24,52 @@ pub struct AddSpec {
     pub out_zero_point: i32,
     pub act_min: i32,
     pub act_max: i32,
+    /// [`Rounding::Nearest`] selects onnxruntime's arithmetic
+    /// ([`FloatSum`]), which takes same-shape operands only.
     pub rounding: Rounding,
     /// Precompute every (a, b) → output pair (64 KiB) when the output has at
-    /// least this many elements; `None` never does.
+    /// least this many elements; `None` never does. onnxruntime's sums
+    /// always get the table from that size: no vector path computes them.
     pub table_from: Option<usize>,
+}
+
+/// onnxruntime's QLinearAdd as its x86 AVX2 kernel computes it
+/// (`MlasQLinearAddKernelAvx2Helper`, read in its source and measured
+/// against onnxruntime 1.32): with `ra = sa / sc` and `rb = sb / sc` in
+/// single precision and `fixed = zc − (ra·za + rb·zb)`, the output is
+/// `fma(a, ra, fma(b, rb, fixed))` converted with rounding half to even,
+/// then saturated to int8. The raw input bytes enter the sum, not the bytes
+/// less their zero points, so a uint8 model's addition is only this one
+/// on its own bytes: a caller that shifted uint8 to int8 cannot use it.
+/// (onnxruntime's ARM kernel is fixed-point and may differ by one step.)
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct FloatSum {
+    ra: f32,
+    rb: f32,
+    fixed: f32,
+}
+
+impl FloatSum {
+    fn new(s: &AddSpec) -> FloatSum {
+        let (ra, rb) = (s.scale1 / s.out_scale, s.scale2 / s.out_scale);
+        let fixed =
+            s.out_zero_point as f32 - (ra * s.zero_point1 as f32 + rb * s.zero_point2 as f32);
+        FloatSum { ra, rb, fixed }
+    }
+
+    #[inline(always)]
+    fn one(&self, a: i8, b: i8) -> i32 {
+        let v = (a as f32).mul_add(self.ra, (b as f32).mul_add(self.rb, self.fixed));
+        // `vcvtps2dq` gives i32::MIN for NaN and anything outside i32, which
+        // the saturating packs then take to -128.
+        let r = v.round_ties_even();
+        let i = if (-2147483648.0..2147483648.0).contains(&r) {
+            r as i32
+        } else {
+            i32::MIN
+        };
+        i.clamp(-128, 127)
+    }
 }
 
 /// Elements from which a table pays for itself: building it costs 65,536
@@ -46,6 +89,8 @@ pub struct Add {
     pub(crate) act_min: i32,
     pub(crate) act_max: i32,
     pub(crate) rounding: Rounding,
+    /// onnxruntime's arithmetic, instead of the fields above.
+    pub(crate) float: Option<FloatSum>,
     /// `table[(a as u8) << 8 | b as u8]` is the sum of a and b, exactly as
     /// [`add_scalar`] computes it: the three requantizations of an int8
     /// addition depend on nothing but the two input bytes.
@@ -66,6 +111,12 @@ impl Add {
         let real2 = s.scale2 as f64 / twice_max;
         let real_out = twice_max / ((1i32 << LEFT_SHIFT) as f32 * s.out_scale) as f64;
         ensure!(OP, s.act_min <= s.act_max, "activation range is empty");
+        let float = (s.rounding == Rounding::Nearest).then(|| FloatSum::new(&s));
+        ensure!(
+            OP,
+            float.is_none() || shape.is_elementwise(),
+            "onnxruntime's addition of operands of different shapes is not reproduced"
+        );
         let mut add = Add {
             shape,
             input1_offset: -s.zero_point1,
@@ -77,9 +128,14 @@ impl Add {
             act_min: s.act_min,
             act_max: s.act_max,
             rounding: s.rounding,
+            float,
             table: None,
         };
-        if s.table_from.is_some_and(|n| add.shape.out_len >= n) {
+        let from = match (s.table_from, float) {
+            (None, Some(_)) => Some(TABLE_FROM),
+            (from, _) => from,
+        };
+        if from.is_some_and(|n| add.shape.out_len >= n) {
             // Three bytes past the end, so that a vector gather of 32-bit
             // words may read any entry's word (see `TABLE_SLACK`).
             let table: Vec<i8> = (0..=u16::MAX)
@@ -98,6 +154,9 @@ impl Add {
 
     #[inline(always)]
     pub(crate) fn one(&self, a: i8, b: i8) -> i8 {
+        if let Some(f) = &self.float {
+            return f.one(a, b).clamp(self.act_min, self.act_max) as i8;
+        }
         let r = self.rounding;
         let a = (self.input1_offset + a as i32) * (1 << LEFT_SHIFT);
         let b = (self.input2_offset + b as i32) * (1 << LEFT_SHIFT);
@@ -177,6 +236,31 @@ mod tests {
         add_scalar(&k, &[4, -6, 100], &[14, 2, 127], &mut out).unwrap();
         // 2 + 1 = 3 -> -2 ; -3 + -2 = -5 -> -10 ; 50 + 29.25 = 79.25 -> 79 -> 74
         assert_eq!(out, [-2, -10, 74]);
+    }
+
+    #[test]
+    fn onnxruntimes_sum_rounds_half_to_even_and_saturates_as_its_kernel() {
+        let ort = |scale1: f32, out_scale: f32, shape2: Vec<usize>| {
+            Add::new(AddSpec {
+                scale1,
+                zero_point2: 0,
+                scale2: 0.25,
+                out_scale,
+                out_zero_point: 0,
+                rounding: Rounding::Nearest,
+                ..spec(vec![4], shape2, vec![4])
+            })
+        };
+        // ratios 0.5 and 0.5: every odd sum is a tie.
+        let k = ort(0.25, 0.5, vec![4]).unwrap();
+        let mut out = [0i8; 4];
+        add_scalar(&k, &[1, 3, -1, 100], &[0, 0, 0, 100], &mut out).unwrap();
+        assert_eq!(out, [0, 2, 0, 100]);
+        // A ratio past i32: the conversion's i32::MIN, saturated to -128.
+        let k = ort(1e10, 1e-3, vec![4]).unwrap();
+        add_scalar(&k, &[1, -1, 0, 0], &[0, 0, 0, 4], &mut out).unwrap();
+        assert_eq!(out, [-128, -128, 0, 127]);
+        assert!(ort(0.25, 0.5, vec![1]).is_err(), "broadcasting is refused");
     }
 
     #[test]

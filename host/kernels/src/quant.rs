@@ -53,8 +53,13 @@ impl Semantics {
         }
     }
 
+    /// Under onnxruntime's semantics, `Nearest` selects QLinearAdd's
+    /// single-precision arithmetic ([`crate::add`]).
     pub fn add(self) -> Rounding {
-        Rounding::Double
+        match self {
+            Semantics::Onnxruntime => Rounding::Nearest,
+            _ => Rounding::Double,
+        }
     }
 
     /// The integer LSTM's `MultiplyByQuantizedMultiplier` (measured against

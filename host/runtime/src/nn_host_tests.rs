@@ -403,13 +403,13 @@ mod runtimes {
         wplan::HostPlan::run(&mut st.nn_view(), Resource::new_borrow(plan.rep())).expect("runs");
 
         let before = used(&mut st);
-        let add = wops::Op::Add(wops::Binary {
+        let mul = wops::Op::Mul(wops::Binary {
             a: borrow(&fc.y),
             b: borrow(&fc.y),
             output: borrow(&fc.x),
             activation: wops::Activation::None,
         });
-        let r = wplan::HostPlan::push(&mut st.nn_view(), Resource::new_borrow(plan.rep()), add);
+        let r = wplan::HostPlan::push(&mut st.nn_view(), Resource::new_borrow(plan.rep()), mul);
         assert!(
             matches!(&r, Err(NnCallError::Nn(NnFault::Unsupported(m))) if m.contains("onnxruntime")),
             "{r:?}"

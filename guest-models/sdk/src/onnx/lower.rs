@@ -364,7 +364,32 @@ impl Lower {
                     }
                 }
             }
+            "Add" => match (
+                self.val(node, node.required(0)?)?,
+                self.val(node, node.required(1)?)?,
+            ) {
+                (Val::Deq(_), Val::Deq(_)) => Val::Pending {
+                    node: node.index,
+                    clip: None,
+                },
+                (Val::DeqConst(_), _) | (_, Val::DeqConst(_)) => {
+                    return Err(node.unsupported(
+                        "an Add of a constant: onnxruntime's broadcasting QLinearAdd is not reproduced",
+                    ));
+                }
+                _ => {
+                    return Err(node.unsupported(
+                        "an Add of other than two activations dequantized from int8; \
+                         onnxruntime would run it in float",
+                    ));
+                }
+            },
             "Relu" | "Clip" => self.clip(node)?,
+            "QLinearAdd" => {
+                // com.microsoft's: C's scale and zero point are inputs 6 and 7.
+                let (ys, yz, unsigned) = self.qparams(node, 6, 7)?;
+                Val::Quant(self.finish(node, ys, yz, unsigned)?)
+            }
             "QLinearConv" | "QLinearMatMul" => {
                 // Both take the output's scale and zero point as inputs 6 and 7.
                 let (ys, yz, unsigned) = self.qparams(node, 6, 7)?;
@@ -511,6 +536,7 @@ impl Lower {
                 self.max_pool(node, x)
             }
             "GlobalAveragePool" => self.global_average(node, x, out),
+            "Add" | "QLinearAdd" => self.add(node, x, out),
             "Flatten" | "Reshape" => {
                 same(&x)?;
                 self.reshape(node, x)
@@ -895,6 +921,49 @@ impl Lower {
             activation: Activation::None,
         });
         push(&self.plan, &mut self.ops, op, "max_pool2d", node)?;
+        Ok(Act { t: yt, ..y })
+    }
+
+    /// QLinearAdd, as onnxruntime fuses DequantizeLinear ×2 → Add →
+    /// QuantizeLinear or as the operator form has it: a residual
+    /// connection's sum of two int8 activations of one shape.
+    fn add(&mut self, node: &Node, a: Act, out: Act) -> Result<Act, LoadError> {
+        let operator = node.op_type == "QLinearAdd";
+        let b = self.act(node, if operator { 3 } else { 1 })?;
+        if operator {
+            for (x, (si, zi)) in [(&a, (1, 2)), (&b, (4, 5))] {
+                let (s, z, _) = self.qparams(node, si, zi)?;
+                if (s, z) != (x.scale, x.zp) {
+                    return Err(
+                        node.unsupported("an input quantized otherwise than its producer says")
+                    );
+                }
+            }
+        }
+        if a.unsigned || b.unsigned || out.unsigned {
+            // onnxruntime sums the uint8 bytes themselves in single
+            // precision; shifted to int8 they would round differently.
+            return Err(node.unsupported("a uint8 addition (int8 only)"));
+        }
+        if a.dims != b.dims || a.flat != b.flat {
+            return Err(node.unsupported(format!(
+                "operands of shapes {:?} and {:?}: broadcasting is not reproduced",
+                a.dims, b.dims
+            )));
+        }
+        let y = Act {
+            dims: a.dims.clone(),
+            flat: a.flat,
+            ..out
+        };
+        let yt = self.place(&y, "an output")?;
+        let op = Op::Add(nn::Binary {
+            a: &self.tensors[a.t],
+            b: &self.tensors[b.t],
+            output: &self.tensors[yt],
+            activation: Activation::None,
+        });
+        push(&self.plan, &mut self.ops, op, "add", node)?;
         Ok(Act { t: yt, ..y })
     }
 

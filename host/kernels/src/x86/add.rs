@@ -17,7 +17,11 @@ pub fn add(k: &Add, in1: &[i8], in2: &[i8], output: &mut [i8]) -> Result<(), Ker
     // `apply_smaller_than_one` equals `apply` only for multipliers below one,
     // which is all TFLite's Prepare makes; anything else takes the reference.
     let below_one = [k.input1, k.input2, k.output].iter().all(|q| q.shift <= 0);
-    if !k.shape.is_elementwise() || !below_one || !crate::x86::avx2::supported() {
+    if !k.shape.is_elementwise()
+        || !below_one
+        || k.float.is_some()
+        || !crate::x86::avx2::supported()
+    {
         return add_scalar(k, in1, in2, output);
     }
     check_len("add", "input 1", in1.len(), k.shape.len1)?;

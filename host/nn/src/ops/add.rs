@@ -1,4 +1,6 @@
-//! ADD: int8 with broadcasting, each operand rescaled to a common scale.
+//! ADD: int8 with broadcasting, each operand rescaled to a common scale;
+//! under onnxruntime's semantics, QLinearAdd's single-precision sum of
+//! operands of one shape.
 
 use gatehouse_kernels::{Activation, AddSpec, KernelSet, activation_range};
 
@@ -18,7 +20,6 @@ pub struct Add {
 
 impl Operator for Add {
     fn prepare(&self, cx: &mut Prep<'_>) -> Result<Built, NnFault> {
-        cx.fixed_point("add")?;
         let rounding = cx.semantics.add();
         let (da, sa, za) = act_i8(cx.st, self.a, "add input a")?;
         let (db, sb, zb) = act_i8(cx.st, self.b, "add input b")?;

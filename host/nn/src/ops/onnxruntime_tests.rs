@@ -1,6 +1,6 @@
 //! onnxruntime's fused integer kernels, byte for byte: the cases of
 //! `tests/fixtures/onnxruntime/qlinear.json` (QLinearConv with int8 or with
-//! uint8 activations and asymmetric uint8 filters, QLinearMatMul,
+//! uint8 activations and asymmetric uint8 filters, QLinearMatMul, QLinearAdd,
 //! QuantizeLinear and QLinearGlobalAveragePool run by onnxruntime 1.32's
 //! optimized CPU session; its `make.py` says how) on the host operators under
 //! [`Semantics::Onnxruntime`], on every kernel set of this CPU.
@@ -209,6 +209,33 @@ fn conv(c: &Value, ks: &KernelSet) -> (Vec<i8>, Vec<i8>) {
     (got, want)
 }
 
+/// QLinearAdd: two int8 operands of one shape.
+fn add(c: &Value, ks: &KernelSet) -> (Vec<i8>, Vec<i8>) {
+    let mut st = TensorStore::new(1 << 24);
+    let shape = shape(&c["a"]);
+    let zp = |k: &str| c[k].as_i64().expect("zp") as i32;
+    let mut operand = |v: &str, s: &str, z: &str| {
+        let desc = int8(&shape, vec![f(&c[s])], zp(z), 0);
+        tensor(&mut st, desc, &bytes_i8(&ints(&c[v])))
+    };
+    let (a, b) = (
+        operand("a", "a_scale", "a_zero_point"),
+        operand("b", "b_scale", "b_zero_point"),
+    );
+    let output = st
+        .create(int8(&shape, vec![f(&c["y_scale"])], zp("y_zero_point"), 0))
+        .expect("fits");
+    let op = OpDesc::from(Add {
+        a,
+        b,
+        output,
+        activation: Activation::None,
+    });
+    run(&mut st, &[op], ks);
+    let want = ints(&c["y"]).iter().map(|&v| v as i8).collect();
+    (read_i8(&st, output), want)
+}
+
 fn matmul(c: &Value, ks: &KernelSet) -> (Vec<i8>, Vec<i8>) {
     let mut st = TensorStore::new(1 << 24);
     let [rows, depth]: [usize; 2] = shape(&c["a"]).try_into().expect("2-D");
@@ -309,7 +336,7 @@ fn quantize(c: &Value, ks: &KernelSet) -> (Vec<i8>, Vec<i8>) {
 fn every_case_is_onnxruntimes_bytes_on_every_kernel_set() {
     let doc: Value = serde_json::from_str(CASES).expect("the fixture is JSON");
     let cases = doc["cases"].as_array().expect("cases");
-    assert!(cases.len() >= 18, "the fixture lost its cases");
+    assert!(cases.len() >= 23, "the fixture lost its cases");
     for ks in dispatch::available() {
         for (i, c) in cases.iter().enumerate() {
             let (got, want) = match c["op"].as_str() {
@@ -317,6 +344,7 @@ fn every_case_is_onnxruntimes_bytes_on_every_kernel_set() {
                 Some("matmul") => matmul(c, ks),
                 Some("quantize") => quantize(c, ks),
                 Some("mean") => mean(c, ks),
+                Some("add") => add(c, ks),
                 other => panic!("case {i}: unknown op {other:?}"),
             };
             assert_eq!(got.len(), want.len(), "case {i} on {}", ks.name);
