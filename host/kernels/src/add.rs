@@ -5,7 +5,7 @@
 
 use crate::broadcast::Broadcast;
 use crate::error::{KernelError, check_len, ensure};
-use crate::quant::{Requant, Rounding};
+use crate::quant::{Requant, Rounding, cvtps_epi32};
 
 const OP: &str = "add";
 pub(crate) const LEFT_SHIFT: i32 = 20;
@@ -60,15 +60,7 @@ impl FloatSum {
     #[inline(always)]
     fn one(&self, a: i8, b: i8) -> i32 {
         let v = (a as f32).mul_add(self.ra, (b as f32).mul_add(self.rb, self.fixed));
-        // `vcvtps2dq` gives i32::MIN for NaN and anything outside i32, which
-        // the saturating packs then take to -128.
-        let r = v.round_ties_even();
-        let i = if (-2147483648.0..2147483648.0).contains(&r) {
-            r as i32
-        } else {
-            i32::MIN
-        };
-        i.clamp(-128, 127)
+        cvtps_epi32(v).clamp(-128, 127)
     }
 }
 

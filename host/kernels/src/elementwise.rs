@@ -1,11 +1,13 @@
 //! Elementwise int8 operators with TFLite's reference semantics: MUL,
 //! LOGISTIC and TANH (256-entry tables built in float, as TFLite builds
 //! them), HARD_SWISH (TFLite's 16-bit fixed-point formulation), RELU/RELU6
-//! (requantizing clamp), QUANTIZE and DEQUANTIZE.
+//! (requantizing clamp), QUANTIZE and DEQUANTIZE; and onnxruntime's
+//! float-domain forms of MUL and of its table-driven operators
+//! (QLinearMul, QLinearSigmoid, QLinearConcat's requantization).
 
 use crate::broadcast::Broadcast;
 use crate::error::{KernelError, check_len, ensure};
-use crate::quant::{Requant, Rounding, rounding_divide_by_pot};
+use crate::quant::{Requant, Rounding, cvtps_epi32, rounding_divide_by_pot};
 
 /// MUL of two int8 tensors, with broadcasting.
 #[derive(Clone, Debug)]
@@ -18,6 +20,9 @@ pub struct Mul {
     pub(crate) act_min: i32,
     pub(crate) act_max: i32,
     pub(crate) rounding: Rounding,
+    /// onnxruntime's arithmetic instead of the requantization above: the
+    /// single-precision `sa·sb/sc` of [`mul_scalar`]'s float form.
+    pub(crate) ratio: Option<f32>,
 }
 
 /// Quantization of a tensor: scale and zero point.
@@ -42,6 +47,7 @@ impl Mul {
         let shape = Broadcast::new("mul", shape1, shape2, out)?;
         // TFLite multiplies the float scales in float, then widens.
         let real = (q1.scale * q2.scale / qo.scale) as f64;
+        let ratio = (rounding == Rounding::Nearest).then_some(q1.scale * q2.scale / qo.scale);
         Ok(Mul {
             shape,
             input1_offset: -q1.zero_point,
@@ -51,6 +57,7 @@ impl Mul {
             act_min: act.0,
             act_max: act.1,
             rounding,
+            ratio,
         })
     }
 }
@@ -61,7 +68,20 @@ pub fn mul_scalar(k: &Mul, in1: &[i8], in2: &[i8], output: &mut [i8]) -> Result<
     check_len("mul", "output", output.len(), k.shape.out_len)?;
     k.shape.for_each(|o, a, b| {
         let p = (in1[a] as i32 + k.input1_offset) * (in2[b] as i32 + k.input2_offset);
-        let v = k.output.apply(p, k.rounding) + k.output_offset;
+        let v = match k.ratio {
+            // onnxruntime's QLinearMul (`MlasQLinearMulKernel`, the same on
+            // its SSE2 and NEON paths, measured against onnxruntime 1.32):
+            // the exact product converted to float, times the ratio, plus
+            // the zero point, two single-precision roundings, then rounded
+            // half to even. The zero point is added before the rounding, so
+            // a uint8 tensor shifted to int8 would round differently at
+            // ties: the caller passes int8 tensors only. Every step is
+            // commutative, so a broadcast operand on either side agrees.
+            Some(ratio) => {
+                cvtps_epi32((p as f32) * ratio + k.output_offset as f32).clamp(-128, 127)
+            }
+            None => k.output.apply(p, k.rounding) + k.output_offset,
+        };
         output[o] = v.clamp(k.act_min, k.act_max) as i8;
     });
     Ok(())
@@ -96,6 +116,36 @@ impl Lut {
         Lut::new(input, output, f32::tanh)
     }
 
+    /// onnxruntime's `QlinearBuildLookupTable`: each input dequantized in
+    /// single precision, `scale · (x − zero_point)`, transformed, then
+    /// quantized as its QuantizeLinear does ([`quantize_linear`]). That
+    /// quantization adds the zero point after rounding, so the table is
+    /// the same for a uint8 tensor shifted to int8.
+    pub fn onnxruntime(input: Qp, output: Qp, f: impl Fn(f32) -> f32) -> Self {
+        let mut table = Box::new([0i8; 256]);
+        for val in -128i32..=127 {
+            let dequantized = input.scale * (val - input.zero_point) as f32;
+            table[(val as i8 as u8) as usize] = quantize_linear(output, f(dequantized));
+        }
+        Lut { table }
+    }
+
+    /// QLinearSigmoid: onnxruntime's table of [`mlas_logistic`].
+    pub fn logistic_onnxruntime(input: Qp, output: Qp) -> Self {
+        Lut::onnxruntime(input, output, mlas_logistic)
+    }
+
+    /// QLinearConcat's table for an input quantized unlike the output:
+    /// dequantize, then quantize again.
+    pub fn requantize_onnxruntime(input: Qp, output: Qp) -> Self {
+        Lut::onnxruntime(input, output, |v| v)
+    }
+
+    /// The 256 entries, indexed by the input's byte.
+    pub fn table(&self) -> &[i8; 256] {
+        &self.table
+    }
+
     pub fn apply(&self, input: &[i8], output: &mut [i8]) -> Result<(), KernelError> {
         check_len("lookup", "output", output.len(), input.len())?;
         for (o, &x) in output.iter_mut().zip(input) {
@@ -103,6 +153,37 @@ impl Lut {
         }
         Ok(())
     }
+}
+
+/// onnxruntime's `MlasComputeLogistic`: Eigen's rational approximation on
+/// `[-18, 18]`, `x·p(x²) / q(x²) + 1/2` clamped to `[0, 1]`, with each
+/// polynomial step a fused multiply-add as its x86 FMA3 and ARM64 kernels
+/// compute it (constants and order read in `mlas/lib/logistic.cpp`). It
+/// is not the correctly rounded logistic: tables built from `exp` differ.
+pub(crate) fn mlas_logistic(x: f32) -> f32 {
+    // onnxruntime's decimal constants, as written there.
+    #[allow(clippy::excessive_precision)]
+    const ALPHA: [f32; 5] = [
+        4.37031012579801e-11,
+        1.15627324459942e-07,
+        6.08574864600143e-05,
+        8.51377133304701e-03,
+        2.48287947061529e-01,
+    ];
+    #[allow(clippy::excessive_precision)]
+    const BETA: [f32; 6] = [
+        6.10247389755681e-13,
+        5.76102136993427e-09,
+        6.29106785017040e-06,
+        1.70198817374094e-03,
+        1.16817656904453e-01,
+        9.93151921023180e-01,
+    ];
+    let x = x.clamp(-18.0, 18.0);
+    let x2 = x * x;
+    let p = ALPHA[1..].iter().fold(ALPHA[0], |p, &a| p.mul_add(x2, a)) * x;
+    let q = BETA[1..].iter().fold(BETA[0], |q, &b| q.mul_add(x2, b));
+    (p / q + 0.5).clamp(0.0, 1.0)
 }
 
 /// HARD_SWISH parameters, as TFLite's `HardSwishPrepare` derives them.
@@ -289,13 +370,18 @@ pub fn quantize_f32(q: Qp, input: &[u8], output: &mut [i8]) -> Result<(), Kernel
 /// `maxps(NaN, lo)` gives there; `f32::max` ignores the NaN alike.
 pub fn quantize_linear_f32(q: Qp, input: &[u8], output: &mut [i8]) -> Result<(), KernelError> {
     check_len("quantize", "input bytes", input.len(), output.len() * 4)?;
-    let (lo, hi) = ((-128 - q.zero_point) as f32, (127 - q.zero_point) as f32);
     for (o, x) in output.iter_mut().zip(input.chunks_exact(4)) {
-        let x = f32::from_le_bytes([x[0], x[1], x[2], x[3]]);
-        let v = (x / q.scale).max(lo).min(hi).round_ties_even() as i32;
-        *o = v.saturating_add(q.zero_point).clamp(-128, 127) as i8;
+        *o = quantize_linear(q, f32::from_le_bytes([x[0], x[1], x[2], x[3]]));
     }
     Ok(())
+}
+
+/// One value of [`quantize_linear_f32`].
+#[inline(always)]
+pub(crate) fn quantize_linear(q: Qp, x: f32) -> i8 {
+    let (lo, hi) = ((-128 - q.zero_point) as f32, (127 - q.zero_point) as f32);
+    let v = (x / q.scale).max(lo).min(hi).round_ties_even() as i32;
+    v.saturating_add(q.zero_point).clamp(-128, 127) as i8
 }
 
 /// DEQUANTIZE int8 → float32 (little-endian bytes): `scale · (x - zero_point)`
@@ -358,6 +444,89 @@ mod tests {
         // (x*0.1) * ((4-2)*0.5) / 0.05 - 1 = 2x - 1
         mul_scalar(&k, &[1, -3, 50], &[4], &mut out).unwrap();
         assert_eq!(out, [1, -7, 99]);
+    }
+
+    /// onnxruntime's QLinearMul rounds half to even after it adds the zero
+    /// point in float: with a ratio of 0.5, the odd products land on ties.
+    #[test]
+    fn onnxruntime_mul_rounds_ties_to_even() {
+        let q = |scale, zero_point| Qp { scale, zero_point };
+        let k = Mul::new(
+            &[4],
+            &[4],
+            &[4],
+            q(0.5, 0),
+            q(0.25, 1),
+            q(0.25, 3),
+            (-128, 127),
+            Rounding::Nearest,
+        )
+        .unwrap();
+        let mut out = [0i8; 4];
+        // products 3, 5, -3, 200·100: 1.5 + 3, 2.5 + 3, -1.5 + 3, saturated
+        mul_scalar(&k, &[3, 5, -3, 127], &[2, 2, 2, 101], &mut out).unwrap();
+        assert_eq!(out, [4, 6, 2, 127]);
+        // TFLite's single rounding on the same operands rounds the tie up.
+        let t = Mul::new(
+            &[4],
+            &[4],
+            &[4],
+            q(0.5, 0),
+            q(0.25, 1),
+            q(0.25, 3),
+            (-128, 127),
+            Rounding::Single,
+        )
+        .unwrap();
+        mul_scalar(&t, &[3, 5, -3, 127], &[2, 2, 2, 101], &mut out).unwrap();
+        assert_eq!(out, [5, 6, 2, 127]);
+    }
+
+    /// `MlasComputeLogistic` is within a few units in the last place of the
+    /// logistic, and not the same function: over one table's inputs some
+    /// values differ from `1 / (1 + e^-x)` in single precision.
+    #[test]
+    fn mlas_logistic_approximates_the_logistic() {
+        let mut differ = 0;
+        for i in -128i32..=127 {
+            let x = 0.07 * i as f32;
+            let exact = 1.0 / (1.0 + (-(x as f64)).exp());
+            let got = mlas_logistic(x);
+            assert!((got as f64 - exact).abs() < 1e-6, "{x}: {got} vs {exact}");
+            differ += (got != (1.0f32 / (1.0 + (-x).exp()))) as u32;
+        }
+        assert!(differ > 0);
+        assert_eq!(mlas_logistic(0.0), 0.5);
+        assert_eq!(
+            (mlas_logistic(-100.0), mlas_logistic(100.0)),
+            (mlas_logistic(-18.0), mlas_logistic(18.0))
+        );
+    }
+
+    #[test]
+    fn onnxruntime_tables_quantize_half_to_even() {
+        // 2·(x − 1) / 4 = (x − 1) / 2: odd differences are ties.
+        let t = Lut::requantize_onnxruntime(
+            Qp {
+                scale: 2.0,
+                zero_point: 1,
+            },
+            Qp {
+                scale: 4.0,
+                zero_point: -3,
+            },
+        );
+        let at = |x: i8| t.table()[x as u8 as usize];
+        assert_eq!([at(2), at(4), at(0), at(-2), at(127)], [-3, -1, -3, -5, 60]);
+        let s = Lut::logistic_onnxruntime(
+            Q,
+            Qp {
+                scale: 1.0 / 256.0,
+                zero_point: -128,
+            },
+        );
+        assert_eq!(s.table()[0], 0); // 0.5 · 256 − 128
+        assert_eq!(s.table()[127], 127); // saturated
     }
 
     #[test]

@@ -189,6 +189,41 @@ impl Concat {
 }
 
 pub fn concat(k: &Concat, inputs: &[&[u8]], output: &mut [u8]) -> Result<(), KernelError> {
+    concat_with(k, inputs, output, |_, out, x| out.copy_from_slice(x))
+}
+
+/// [`concat`] of int8 inputs where each input with a table has its bytes
+/// mapped through it (onnxruntime's QLinearConcat requantizes an input
+/// quantized unlike the output so, with a 256-entry table).
+pub fn concat_mapped(
+    k: &Concat,
+    inputs: &[&[u8]],
+    tables: &[Option<&[i8; 256]>],
+    output: &mut [u8],
+) -> Result<(), KernelError> {
+    ensure!(
+        "concatenation",
+        tables.len() == inputs.len(),
+        "{} tables for {} inputs",
+        tables.len(),
+        inputs.len()
+    );
+    concat_with(k, inputs, output, |i, out, x| match tables[i] {
+        Some(t) => {
+            for (o, &v) in out.iter_mut().zip(x) {
+                *o = t[v as usize] as u8;
+            }
+        }
+        None => out.copy_from_slice(x),
+    })
+}
+
+fn concat_with(
+    k: &Concat,
+    inputs: &[&[u8]],
+    output: &mut [u8],
+    mut put: impl FnMut(usize, &mut [u8], &[u8]),
+) -> Result<(), KernelError> {
     ensure!(
         "concatenation",
         inputs.len() == k.chunks.len(),
@@ -207,8 +242,8 @@ pub fn concat(k: &Concat, inputs: &[&[u8]], output: &mut [u8]) -> Result<(), Ker
     )?;
     let mut at = 0;
     for o in 0..k.outer {
-        for (x, &c) in inputs.iter().zip(&k.chunks) {
-            output[at..at + c].copy_from_slice(&x[o * c..(o + 1) * c]);
+        for (i, (x, &c)) in inputs.iter().zip(&k.chunks).enumerate() {
+            put(i, &mut output[at..at + c], &x[o * c..(o + 1) * c]);
             at += c;
         }
     }

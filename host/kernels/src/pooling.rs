@@ -1,9 +1,11 @@
 //! AVERAGE_POOL_2D and MAX_POOL_2D with TFLite's int8 semantics
-//! (`reference_integer_ops::AveragePool` / `MaxPool`). Input and output share
-//! quantization, so no requantization happens here.
+//! (`reference_integer_ops::AveragePool` / `MaxPool`), where input and output
+//! share quantization, and onnxruntime's float-domain average pool.
 
+use crate::elementwise::Qp;
 use crate::error::{KernelError, check_len, ensure};
 use crate::geometry::{Shape4, Window, WindowSpec};
+use crate::quant::cvtps_epi32;
 
 /// A pooling window ready to run.
 #[derive(Clone, Debug)]
@@ -52,6 +54,18 @@ impl Pool2d {
             act_min,
             act_max,
         })
+    }
+
+    /// Whether each output sees all of the input: one output cell, a window
+    /// with no padding.
+    pub fn is_global(&self) -> bool {
+        let w = self.window;
+        self.output.h == 1
+            && self.output.w == 1
+            && w.pad_top == 0
+            && w.pad_left == 0
+            && w.kernel_h == self.input.h
+            && w.kernel_w == self.input.w
     }
 
     /// Input elements visited per run: each output's window.
@@ -121,6 +135,56 @@ pub fn average_pool2d_scalar(
                 }
             }
             output[os.offset(b, oy, ox, c)] = average(acc, count, k);
+        }
+    });
+    ensure!(OP, !empty, "a pooling window lies wholly in the padding");
+    Ok(())
+}
+
+/// onnxruntime's QLinearAveragePool (`contrib_ops/cpu/quantization/
+/// qlinear_pool.cc`, read in its source and measured against onnxruntime
+/// 1.32): each input dequantized in single precision, `sx · (x − zx)`,
+/// summed in float row by row in window order, divided by the cells of the
+/// window inside the input, then `round_half_even(mean / sy + zy)`,
+/// saturated. Input and output may be quantized differently. The zero point
+/// is added before the rounding, so the caller passes int8 tensors only.
+/// (onnxruntime computes a window that covers its whole unpadded input as
+/// its global average pool, which is another formula: the caller sends
+/// those to `reduce::Mean`.)
+pub fn average_pool2d_onnxruntime(
+    k: &Pool2d,
+    qi: Qp,
+    qo: Qp,
+    input: &[i8],
+    output: &mut [i8],
+) -> Result<(), KernelError> {
+    const OP: &str = "average_pool2d";
+    let (is, os) = (k.input, k.output);
+    check_len(OP, "input", input.len(), is.len().unwrap_or(0))?;
+    check_len(OP, "output", output.len(), os.len().unwrap_or(0))?;
+    let mut dequantized = [0f32; 256];
+    for (i, d) in dequantized.iter_mut().enumerate() {
+        *d = qi.scale * (i as u8 as i8 as i32 - qi.zero_point) as f32;
+    }
+    let mut empty = false;
+    for_each_window(k, |b, oy, ox, ys, xs| {
+        let count = ys.len() * xs.len();
+        if count == 0 {
+            empty = true;
+            return;
+        }
+        for c in 0..os.c {
+            let mut sum = 0f32;
+            for y in ys.clone() {
+                for x in xs.clone() {
+                    sum += dequantized[input[is.offset(b, y, x, c)] as u8 as usize];
+                }
+            }
+            let mean = sum / count as f32;
+            // `static_cast<int32_t>` of the rounded float: x86's `cvttss2si`
+            // gives i32::MIN for what does not fit, as `cvtps_epi32` does.
+            let v = cvtps_epi32(mean / qo.scale + qo.zero_point as f32).clamp(-128, 127);
+            output[os.offset(b, oy, ox, c)] = v.clamp(k.act_min, k.act_max) as i8;
         }
     });
     ensure!(OP, !empty, "a pooling window lies wholly in the padding");
@@ -252,6 +316,31 @@ mod tests {
         assert_eq!(out, [3]);
         average_pool2d_scalar(&k, &[-1, -2, 0, -3, -4, 0, 0, 0, 0], &mut out).unwrap();
         assert_eq!(out, [-3]);
+    }
+
+    /// onnxruntime's average: windows clipped by the padding divide by the
+    /// cells they cover, and `mean / sy + zy` rounds half to even.
+    #[test]
+    fn onnxruntime_average_divides_by_the_covered_cells() {
+        let k = pool(Padding::Same, 2);
+        let (qi, qo) = (
+            Qp {
+                scale: 0.5,
+                zero_point: 1,
+            },
+            Qp {
+                scale: 0.25,
+                zero_point: -2,
+            },
+        );
+        let mut y = [0i8; 4];
+        average_pool2d_onnxruntime(&k, qi, qo, &[1, 2, 4, 6, 8, 9, 3, 4, -7], &mut y).unwrap();
+        // Dequantized, (x − 1) / 2; SAME pads the bottom and right only:
+        // [0, .5, 2.5, 3.5] → 1.625 → 6.5 − 2 = 4.5 → 4 (a tie, to even);
+        // [1.5, 4] → 2.75 → 11 − 2 = 9; [1, 1.5] → 1.25 → 5 − 2 = 3;
+        // [−4] → −16 − 2 = −18.
+        assert_eq!(y, [4, 9, 3, -18]);
+        assert!(!k.is_global() && !pool(Padding::Valid, 1).is_global());
     }
 
     #[test]

@@ -105,6 +105,20 @@ pub fn nearest(x: i32, scale: f32) -> i32 {
         .round_ties_even() as i32
 }
 
+/// A float rounded half to even and converted as x86's `cvtps2dq` does,
+/// which onnxruntime's float-domain kernels (QLinearAdd, QLinearMul) use:
+/// NaN and anything outside i32 become `i32::MIN`, whatever the sign, so a
+/// saturating pack then gives the lowest int8.
+#[inline(always)]
+pub(crate) fn cvtps_epi32(v: f32) -> i32 {
+    let r = v.round_ties_even();
+    if (-2147483648.0..2147483648.0).contains(&r) {
+        r as i32
+    } else {
+        i32::MIN
+    }
+}
+
 impl Requant {
     /// TFLite's `QuantizeMultiplier`, including its flush-to-zero of tiny
     /// multipliers and its saturation of huge ones (which TFLite does under

@@ -403,13 +403,12 @@ mod runtimes {
         wplan::HostPlan::run(&mut st.nn_view(), Resource::new_borrow(plan.rep())).expect("runs");
 
         let before = used(&mut st);
-        let mul = wops::Op::Mul(wops::Binary {
-            a: borrow(&fc.y),
-            b: borrow(&fc.y),
-            output: borrow(&fc.x),
-            activation: wops::Activation::None,
+        let softmax = wops::Op::Softmax(wops::Softmax {
+            input: borrow(&fc.y),
+            output: borrow(&fc.y),
+            beta: 1.0,
         });
-        let r = wplan::HostPlan::push(&mut st.nn_view(), Resource::new_borrow(plan.rep()), mul);
+        let r = wplan::HostPlan::push(&mut st.nn_view(), Resource::new_borrow(plan.rep()), softmax);
         assert!(
             matches!(&r, Err(NnCallError::Nn(NnFault::Unsupported(m))) if m.contains("onnxruntime")),
             "{r:?}"

@@ -2,8 +2,10 @@
 //! session runs it.
 //!
 //! onnxruntime fuses each QDQ group, `DequantizeLinear` → Conv, Gemm,
-//! MatMul or GlobalAveragePool → `QuantizeLinear`, into one integer kernel
-//! (QLinearConv, QGemm, QLinearMatMul, QLinearGlobalAveragePool), and drops
+//! MatMul, GlobalAveragePool, AveragePool, Sigmoid, Add, Mul or Concat →
+//! `QuantizeLinear`, into one integer kernel (QLinearConv, QGemm,
+//! QLinearMatMul, QLinearGlobalAveragePool, QLinearAveragePool,
+//! QLinearSigmoid, QLinearAdd, QLinearMul, QLinearConcat), and drops
 //! the DQ/Q pair around MaxPool, Flatten and Reshape when both sides share a
 //! scale and zero point. This module does the same: a `DequantizeLinear` is
 //! only noted, a float operator on dequantized operands waits for its
@@ -343,8 +345,8 @@ impl Lower {
         let val = match node.op_type.as_str() {
             "QuantizeLinear" => self.quantize(node)?,
             "DequantizeLinear" => self.dequantize(node)?,
-            "Conv" | "Gemm" | "MatMul" | "MaxPool" | "GlobalAveragePool" | "Flatten"
-            | "Reshape" => {
+            "Conv" | "Gemm" | "MatMul" | "MaxPool" | "GlobalAveragePool" | "AveragePool"
+            | "Sigmoid" | "Flatten" | "Reshape" => {
                 match self.val(node, node.required(0)?)? {
                     Val::Deq(_) => Val::Pending {
                         node: node.index,
@@ -364,7 +366,7 @@ impl Lower {
                     }
                 }
             }
-            "Add" => match (
+            "Add" | "Mul" => match (
                 self.val(node, node.required(0)?)?,
                 self.val(node, node.required(1)?)?,
             ) {
@@ -373,21 +375,47 @@ impl Lower {
                     clip: None,
                 },
                 (Val::DeqConst(_), _) | (_, Val::DeqConst(_)) => {
-                    return Err(node.unsupported(
-                        "an Add of a constant: onnxruntime's broadcasting QLinearAdd is not reproduced",
-                    ));
+                    return Err(node.unsupported(format!(
+                        "an {} of a constant: onnxruntime's QLinear{} of an initializer is not lowered",
+                        node.op_type, node.op_type
+                    )));
                 }
                 _ => {
-                    return Err(node.unsupported(
-                        "an Add of other than two activations dequantized from int8; \
+                    return Err(node.unsupported(format!(
+                        "an {} of other than two activations dequantized from int8; \
                          onnxruntime would run it in float",
-                    ));
+                        node.op_type
+                    )));
                 }
             },
+            "Concat" => {
+                for i in 0..node.inputs.len() {
+                    if !matches!(self.val(node, node.required(i)?)?, Val::Deq(_)) {
+                        return Err(node.unsupported(format!(
+                            "input {i} is not an activation dequantized from int8; \
+                             onnxruntime would run it in float"
+                        )));
+                    }
+                }
+                Val::Pending {
+                    node: node.index,
+                    clip: None,
+                }
+            }
             "Relu" | "Clip" => self.clip(node)?,
-            "QLinearAdd" => {
+            "QLinearAdd" | "QLinearMul" => {
                 // com.microsoft's: C's scale and zero point are inputs 6 and 7.
                 let (ys, yz, unsigned) = self.qparams(node, 6, 7)?;
+                Val::Quant(self.finish(node, ys, yz, unsigned)?)
+            }
+            "QLinearSigmoid" | "QLinearAveragePool" => {
+                // com.microsoft's: X, its scale and zero point, then Y's.
+                let (ys, yz, unsigned) = self.qparams(node, 3, 4)?;
+                Val::Quant(self.finish(node, ys, yz, unsigned)?)
+            }
+            "QLinearConcat" => {
+                // com.microsoft's: Y's scale and zero point, then a triple per input.
+                let (ys, yz, unsigned) = self.qparams(node, 0, 1)?;
                 Val::Quant(self.finish(node, ys, yz, unsigned)?)
             }
             "QLinearConv" | "QLinearMatMul" => {
@@ -509,6 +537,17 @@ impl Lower {
         zp: i32,
         unsigned: bool,
     ) -> Result<Act, LoadError> {
+        let out = Act {
+            t: 0,
+            dims: vec![],
+            scale,
+            zp,
+            unsigned,
+            flat: None,
+        };
+        if matches!(node.op_type.as_str(), "Concat" | "QLinearConcat") {
+            return self.concat(node, out);
+        }
         let x = self.act(node, 0)?;
         let same = |x: &Act| {
             if x.scale == scale && x.zp == zp {
@@ -520,23 +559,19 @@ impl Lower {
                 )))
             }
         };
-        let out = Act {
-            t: 0,
-            dims: vec![],
-            scale,
-            zp,
-            unsigned,
-            flat: None,
-        };
         match node.op_type.as_str() {
             "Conv" | "QLinearConv" => self.conv(node, x, out),
             "Gemm" | "MatMul" | "QLinearMatMul" => self.gemm(node, x, out),
             "MaxPool" => {
                 same(&x)?;
-                self.max_pool(node, x)
+                let out = x.clone();
+                self.pool(node, x, out)
             }
+            "AveragePool" | "QLinearAveragePool" => self.pool(node, x, out),
             "GlobalAveragePool" => self.global_average(node, x, out),
+            "Sigmoid" | "QLinearSigmoid" => self.sigmoid(node, x, out),
             "Add" | "QLinearAdd" => self.add(node, x, out),
+            "Mul" | "QLinearMul" => self.mul(node, x, out),
             "Flatten" | "Reshape" => {
                 same(&x)?;
                 self.reshape(node, x)
@@ -869,7 +904,21 @@ impl Lower {
         Ok(Act { t: yt, ..y })
     }
 
-    fn max_pool(&mut self, node: &Node, x: Act) -> Result<Act, LoadError> {
+    /// MaxPool, whose input and output share a quantization, or
+    /// QLinearAveragePool, which requantizes.
+    fn pool(&mut self, node: &Node, x: Act, out: Act) -> Result<Act, LoadError> {
+        let average = node.op_type != "MaxPool";
+        if node.op_type == "QLinearAveragePool" {
+            self.operand(node, &x, 1, 2)?;
+            if node.int("channels_last", 0) != 0 {
+                return Err(node.unsupported("channels_last: an NCHW input only"));
+            }
+        }
+        if average && (x.unsigned || out.unsigned) {
+            // onnxruntime adds the zero point before it rounds; shifted to
+            // int8, a uint8 zero point would round ties differently.
+            return Err(node.unsupported("a uint8 average pool (int8 only)"));
+        }
         let &[n, c, h, w] = x.dims.as_slice() else {
             return Err(node.unsupported("a pool over other than 4-D"));
         };
@@ -883,6 +932,11 @@ impl Lower {
             return Err(node.unsupported("ceil_mode or storage_order"));
         }
         let (strides, dil, pads) = self.window_attrs(node, k, h, w)?;
+        if average && node.int("count_include_pad", 0) != 0 && !matches!(pads, Pads::Valid) {
+            return Err(node.unsupported(
+                "count_include_pad with padding: the host divides by the cells inside the input",
+            ));
+        }
         let (padding, oh, ow) = match pads {
             _ if dil != [1, 1] => return Err(node.unsupported("a dilated pool")),
             Pads::Same => (
@@ -903,10 +957,11 @@ impl Lower {
         };
         let y = Act {
             dims: vec![n, c, oh, ow],
-            ..x.clone()
+            flat: None,
+            ..out
         };
         let yt = self.place(&y, "an output")?;
-        let op = Op::MaxPool2d(nn::Pool2d {
+        let pool = nn::Pool2d {
             input: &self.tensors[x.t],
             output: &self.tensors[yt],
             filter_h: k[0] as u32,
@@ -919,8 +974,158 @@ impl Lower {
                 dilation_w: 1,
             },
             activation: Activation::None,
+        };
+        let (op, name) = if average {
+            (Op::AveragePool2d(pool), "average_pool2d")
+        } else {
+            (Op::MaxPool2d(pool), "max_pool2d")
+        };
+        push(&self.plan, &mut self.ops, op, name, node)?;
+        Ok(Act { t: yt, ..y })
+    }
+
+    /// That an operator-form input is quantized as its producer says
+    /// (scale and zero point at inputs `si` and `zi`).
+    fn operand(&self, node: &Node, x: &Act, si: usize, zi: usize) -> Result<(), LoadError> {
+        let (s, z, _) = self.qparams(node, si, zi)?;
+        if (s, z) != (x.scale, x.zp) {
+            return Err(node.unsupported("an input quantized otherwise than its producer says"));
+        }
+        Ok(())
+    }
+
+    /// QLinearSigmoid: a table the host builds as onnxruntime does, the
+    /// same for uint8 shifted to int8 (it quantizes by rounding first).
+    fn sigmoid(&mut self, node: &Node, x: Act, out: Act) -> Result<Act, LoadError> {
+        if node.op_type == "QLinearSigmoid" {
+            self.operand(node, &x, 1, 2)?;
+        }
+        if x.unsigned != out.unsigned {
+            return Err(node.unsupported("an int8 input with a uint8 output, or the reverse"));
+        }
+        let y = Act {
+            dims: x.dims.clone(),
+            flat: x.flat,
+            ..out
+        };
+        let yt = self.place(&y, "an output")?;
+        let op = Op::Logistic(nn::Unary {
+            input: &self.tensors[x.t],
+            output: &self.tensors[yt],
         });
-        push(&self.plan, &mut self.ops, op, "max_pool2d", node)?;
+        push(&self.plan, &mut self.ops, op, "logistic", node)?;
+        Ok(Act { t: yt, ..y })
+    }
+
+    /// QLinearMul, fused from DequantizeLinear ×2 → Mul → QuantizeLinear or
+    /// in operator form: two int8 activations broadcast against each other,
+    /// as a squeeze-and-excitation block scales its channels.
+    fn mul(&mut self, node: &Node, a: Act, out: Act) -> Result<Act, LoadError> {
+        let operator = node.op_type == "QLinearMul";
+        let b = self.act(node, if operator { 3 } else { 1 })?;
+        if operator {
+            self.operand(node, &a, 1, 2)?;
+            self.operand(node, &b, 4, 5)?;
+        }
+        if a.unsigned || b.unsigned || out.unsigned {
+            // As for Add: the zero point enters before the rounding.
+            return Err(node.unsupported("a uint8 multiplication (int8 only)"));
+        }
+        let dims = (a.dims.len() == b.dims.len() && a.flat == b.flat)
+            .then(|| {
+                a.dims
+                    .iter()
+                    .zip(&b.dims)
+                    .map(|(&p, &q)| match (p, q) {
+                        _ if p == q => Some(p),
+                        (1, q) => Some(q),
+                        (p, 1) => Some(p),
+                        _ => None,
+                    })
+                    .collect::<Option<Vec<usize>>>()
+            })
+            .flatten()
+            .ok_or_else(|| {
+                node.unsupported(format!(
+                    "operands of shapes {:?} and {:?}: broadcasting between equal ranks only",
+                    a.dims, b.dims
+                ))
+            })?;
+        let y = Act {
+            dims,
+            flat: a.flat,
+            ..out
+        };
+        let yt = self.place(&y, "an output")?;
+        let op = Op::Mul(nn::Binary {
+            a: &self.tensors[a.t],
+            b: &self.tensors[b.t],
+            output: &self.tensors[yt],
+            activation: Activation::None,
+        });
+        push(&self.plan, &mut self.ops, op, "mul", node)?;
+        Ok(Act { t: yt, ..y })
+    }
+
+    /// QLinearConcat: inputs quantized unlike the output are requantized
+    /// through onnxruntime's table on the host.
+    fn concat(&mut self, node: &Node, out: Act) -> Result<Act, LoadError> {
+        let operator = node.op_type == "QLinearConcat";
+        let n = if operator {
+            if node.inputs.len() < 5 || !(node.inputs.len() - 2).is_multiple_of(3) {
+                return Err(
+                    node.malformed("inputs that are not (tensor, scale, zero point) triples")
+                );
+            }
+            (node.inputs.len() - 2) / 3
+        } else {
+            node.inputs.len()
+        };
+        let mut xs = Vec::with_capacity(n);
+        for i in 0..n {
+            let x = self.act(node, if operator { 2 + 3 * i } else { i })?;
+            if operator {
+                self.operand(node, &x, 3 + 3 * i, 4 + 3 * i)?;
+            }
+            if x.unsigned != out.unsigned || x.flat.is_some() {
+                return Err(node.unsupported(format!(
+                    "input {i}: int8 and uint8 mixed, or a flattened activation"
+                )));
+            }
+            xs.push(x);
+        }
+        let rank = xs.first().map_or(0, |x| x.dims.len());
+        let axis = node.int("axis", i64::MIN);
+        let axis = if axis < 0 { axis + rank as i64 } else { axis };
+        let axis = usize::try_from(axis)
+            .ok()
+            .filter(|&a| a < rank)
+            .ok_or_else(|| {
+                node.malformed(format!("axis {} for rank {rank}", node.int("axis", 0)))
+            })?;
+        let mut dims = xs[0].dims.clone();
+        dims[axis] = 0;
+        for x in &xs {
+            let agree = x.dims.len() == rank
+                && x.dims
+                    .iter()
+                    .zip(&xs[0].dims)
+                    .enumerate()
+                    .all(|(d, (p, q))| d == axis || p == q);
+            if !agree {
+                return Err(node.malformed(format!("input shapes {:?} off axis {axis}", x.dims)));
+            }
+            dims[axis] += x.dims[axis];
+        }
+        let host_axis = if rank == 4 { [0, 3, 1, 2][axis] } else { axis };
+        let y = Act { dims, ..out };
+        let yt = self.place(&y, "an output")?;
+        let op = Op::Concatenation(nn::Concatenation {
+            inputs: xs.iter().map(|x| &self.tensors[x.t]).collect(),
+            output: &self.tensors[yt],
+            axis: host_axis as u32,
+        });
+        push(&self.plan, &mut self.ops, op, "concatenation", node)?;
         Ok(Act { t: yt, ..y })
     }
 
@@ -931,14 +1136,8 @@ impl Lower {
         let operator = node.op_type == "QLinearAdd";
         let b = self.act(node, if operator { 3 } else { 1 })?;
         if operator {
-            for (x, (si, zi)) in [(&a, (1, 2)), (&b, (4, 5))] {
-                let (s, z, _) = self.qparams(node, si, zi)?;
-                if (s, z) != (x.scale, x.zp) {
-                    return Err(
-                        node.unsupported("an input quantized otherwise than its producer says")
-                    );
-                }
-            }
+            self.operand(node, &a, 1, 2)?;
+            self.operand(node, &b, 4, 5)?;
         }
         if a.unsigned || b.unsigned || out.unsigned {
             // onnxruntime sums the uint8 bytes themselves in single

@@ -1,4 +1,5 @@
-//! MUL: int8 with broadcasting.
+//! MUL: int8 with broadcasting; under onnxruntime's semantics its
+//! QLinearMul, in float (`elementwise::Mul`).
 
 use gatehouse_kernels::elementwise::{Qp, mul_scalar};
 use gatehouse_kernels::{Activation, KernelSet, activation_range};
@@ -19,7 +20,6 @@ pub struct Mul {
 
 impl Operator for Mul {
     fn prepare(&self, cx: &mut Prep<'_>) -> Result<Built, NnFault> {
-        cx.fixed_point("mul")?;
         let (da, sa, za) = act_i8(cx.st, self.a, "mul input a")?;
         let (db, sb, zb) = act_i8(cx.st, self.b, "mul input b")?;
         let (dout, so, zo) = act_i8(cx.st, self.output, "mul output")?;

@@ -1,6 +1,7 @@
 //! onnxruntime's fused integer kernels, byte for byte: the cases of
 //! `tests/fixtures/onnxruntime/qlinear.json` (QLinearConv with int8 or with
 //! uint8 activations and asymmetric uint8 filters, QLinearMatMul, QLinearAdd,
+//! QLinearMul, QLinearSigmoid, QLinearAveragePool, QLinearConcat,
 //! QuantizeLinear and QLinearGlobalAveragePool run by onnxruntime 1.32's
 //! optimized CPU session; its `make.py` says how) on the host operators under
 //! [`Semantics::Onnxruntime`], on every kernel set of this CPU.
@@ -236,6 +237,156 @@ fn add(c: &Value, ks: &KernelSet) -> (Vec<i8>, Vec<i8>) {
     (read_i8(&st, output), want)
 }
 
+/// QLinearMul: two int8 operands, broadcast.
+fn mul(c: &Value, ks: &KernelSet) -> (Vec<i8>, Vec<i8>) {
+    let mut st = TensorStore::new(1 << 24);
+    let zp = |k: &str| c[k].as_i64().expect("zp") as i32;
+    let mut operand = |v: &str, s: &str, z: &str| {
+        let desc = int8(&shape(&c[v]), vec![f(&c[s])], zp(z), 0);
+        tensor(&mut st, desc, &bytes_i8(&ints(&c[v])))
+    };
+    let (a, b) = (
+        operand("a", "a_scale", "a_zero_point"),
+        operand("b", "b_scale", "b_zero_point"),
+    );
+    let output = st
+        .create(int8(
+            &shape(&c["y"]),
+            vec![f(&c["y_scale"])],
+            zp("y_zero_point"),
+            0,
+        ))
+        .expect("fits");
+    let op = OpDesc::from(Mul {
+        a,
+        b,
+        output,
+        activation: Activation::None,
+    });
+    run(&mut st, &[op], ks);
+    (
+        read_i8(&st, output),
+        ints(&c["y"]).iter().map(|&v| v as i8).collect(),
+    )
+}
+
+/// QLinearSigmoid: LOGISTIC on a flat tensor.
+fn sigmoid(c: &Value, ks: &KernelSet) -> (Vec<i8>, Vec<i8>) {
+    let mut st = TensorStore::new(1 << 20);
+    let zp = |k: &str| c[k].as_i64().expect("zp") as i32;
+    let x = ints(&c["x"]);
+    let input = tensor(
+        &mut st,
+        int8(&[x.len()], vec![f(&c["x_scale"])], zp("x_zero_point"), 0),
+        &bytes_i8(&x),
+    );
+    let output = st
+        .create(int8(
+            &[x.len()],
+            vec![f(&c["y_scale"])],
+            zp("y_zero_point"),
+            0,
+        ))
+        .expect("fits");
+    let op = OpDesc::from(Unary {
+        kind: UnaryKind::Logistic,
+        input,
+        output,
+    });
+    run(&mut st, &[op], ks);
+    (
+        read_i8(&st, output),
+        ints(&c["y"]).iter().map(|&v| v as i8).collect(),
+    )
+}
+
+/// QLinearAveragePool: AVERAGE_POOL_2D on the NHWC tensor, SAME_UPPER being
+/// TFLite's SAME.
+fn avgpool(c: &Value, ks: &KernelSet) -> (Vec<i8>, Vec<i8>) {
+    let mut st = TensorStore::new(1 << 20);
+    let zp = |k: &str| c[k].as_i64().expect("zp") as i32;
+    let [n, ch, h, w]: [usize; 4] = shape(&c["x"]).try_into().expect("NCHW");
+    let [_, _, oh, ow]: [usize; 4] = shape(&c["y"]).try_into().expect("NCHW");
+    let (kernel, strides) = (ints(&c["kernel"]), ints(&c["strides"]));
+    let input = tensor(
+        &mut st,
+        int8(
+            &[n, h, w, ch],
+            vec![f(&c["x_scale"])],
+            zp("x_zero_point"),
+            0,
+        ),
+        &bytes_i8(&to_nhwc(&ints(&c["x"]), [n, ch, h, w])),
+    );
+    let output = st
+        .create(int8(
+            &[n, oh, ow, ch],
+            vec![f(&c["y_scale"])],
+            zp("y_zero_point"),
+            0,
+        ))
+        .expect("fits");
+    let padding = match c["auto_pad"].as_str() {
+        Some("SAME_UPPER") => Padding::Same,
+        Some("VALID") => Padding::Valid,
+        other => panic!("auto_pad {other:?}"),
+    };
+    let op = OpDesc::from(AveragePool2d(PoolArgs {
+        input,
+        output,
+        filter_h: kernel[0] as u32,
+        filter_w: kernel[1] as u32,
+        window: WindowArgs {
+            padding,
+            stride_h: strides[0] as u32,
+            stride_w: strides[1] as u32,
+            dilation_h: 1,
+            dilation_w: 1,
+        },
+        activation: Activation::None,
+    }));
+    run(&mut st, &[op], ks);
+    let want = to_nhwc(&ints(&c["y"]), [n, ch, oh, ow]);
+    (
+        read_i8(&st, output),
+        want.iter().map(|&v| v as i8).collect(),
+    )
+}
+
+/// QLinearConcat: CONCATENATION of NHWC tensors along the NCHW axis moved.
+fn concat(c: &Value, ks: &KernelSet) -> (Vec<i8>, Vec<i8>) {
+    let mut st = TensorStore::new(1 << 20);
+    let nhwc = |d: [usize; 4]| [d[0], d[2], d[3], d[1]];
+    let mut inputs = vec![];
+    for x in c["inputs"].as_array().expect("inputs") {
+        let d: [usize; 4] = shape(&x["x"]).try_into().expect("NCHW");
+        let zp = x["zero_point"].as_i64().expect("zp") as i32;
+        let desc = int8(&nhwc(d), vec![f(&x["scale"])], zp, 0);
+        inputs.push(tensor(
+            &mut st,
+            desc,
+            &bytes_i8(&to_nhwc(&ints(&x["x"]), d)),
+        ));
+    }
+    let d: [usize; 4] = shape(&c["y"]).try_into().expect("NCHW");
+    let yz = c["y_zero_point"].as_i64().expect("zp") as i32;
+    let output = st
+        .create(int8(&nhwc(d), vec![f(&c["y_scale"])], yz, 0))
+        .expect("fits");
+    let axis = [0, 3, 1, 2][c["axis"].as_u64().expect("axis") as usize];
+    let op = OpDesc::from(Concatenation {
+        inputs,
+        output,
+        axis,
+    });
+    run(&mut st, &[op], ks);
+    let want = to_nhwc(&ints(&c["y"]), d);
+    (
+        read_i8(&st, output),
+        want.iter().map(|&v| v as i8).collect(),
+    )
+}
+
 fn matmul(c: &Value, ks: &KernelSet) -> (Vec<i8>, Vec<i8>) {
     let mut st = TensorStore::new(1 << 24);
     let [rows, depth]: [usize; 2] = shape(&c["a"]).try_into().expect("2-D");
@@ -336,7 +487,7 @@ fn quantize(c: &Value, ks: &KernelSet) -> (Vec<i8>, Vec<i8>) {
 fn every_case_is_onnxruntimes_bytes_on_every_kernel_set() {
     let doc: Value = serde_json::from_str(CASES).expect("the fixture is JSON");
     let cases = doc["cases"].as_array().expect("cases");
-    assert!(cases.len() >= 23, "the fixture lost its cases");
+    assert!(cases.len() >= 38, "the fixture lost its cases");
     for ks in dispatch::available() {
         for (i, c) in cases.iter().enumerate() {
             let (got, want) = match c["op"].as_str() {
@@ -345,6 +496,10 @@ fn every_case_is_onnxruntimes_bytes_on_every_kernel_set() {
                 Some("quantize") => quantize(c, ks),
                 Some("mean") => mean(c, ks),
                 Some("add") => add(c, ks),
+                Some("mul") => mul(c, ks),
+                Some("sigmoid") => sigmoid(c, ks),
+                Some("avgpool") => avgpool(c, ks),
+                Some("concat") => concat(c, ks),
                 other => panic!("case {i}: unknown op {other:?}"),
             };
             assert_eq!(got.len(), want.len(), "case {i} on {}", ks.name);
@@ -385,6 +540,30 @@ fn tflites_rounding_gives_other_bytes_on_these_cases() {
         tflite, want,
         "half-away and half-even rounding agree on every tie?"
     );
+
+    // TFLite's LOGISTIC table (`exp`, rounding half away) against
+    // QLinearSigmoid's on every int8 value of each sigmoid case.
+    let mut differ = 0;
+    for c in doc["cases"].as_array().expect("cases") {
+        if c["op"] != "sigmoid" {
+            continue;
+        }
+        let q = |s: &str, z: &str| gatehouse_kernels::elementwise::Qp {
+            scale: f(&c[s]),
+            zero_point: c[z].as_i64().expect("zp") as i32,
+        };
+        let lut = gatehouse_kernels::elementwise::Lut::logistic(
+            q("x_scale", "x_zero_point"),
+            q("y_scale", "y_zero_point"),
+        );
+        let want = ints(&c["y"]);
+        differ += ints(&c["x"])
+            .iter()
+            .zip(&want)
+            .filter(|&(&x, &y)| lut.table()[x as i8 as u8 as usize] as i64 != y)
+            .count();
+    }
+    assert!(differ > 0, "TFLite's logistic table is onnxruntime's?");
 }
 
 /// A filter zero point is onnxruntime's alone: TFLite's int8 conv takes

@@ -1,6 +1,10 @@
-//! AVERAGE_POOL_2D and MAX_POOL_2D: int8, input and output quantized alike.
+//! AVERAGE_POOL_2D and MAX_POOL_2D: int8, input and output quantized alike;
+//! under onnxruntime's semantics, its QLinearAveragePool, which requantizes.
 
-use gatehouse_kernels::{Activation, KernelSet, Pool2d, activation_range};
+use gatehouse_kernels::elementwise::Qp;
+use gatehouse_kernels::pooling::average_pool2d_onnxruntime;
+use gatehouse_kernels::reduce::{Mean, mean_scalar};
+use gatehouse_kernels::{Activation, KernelSet, Pool2d, Rounding, Semantics, activation_range};
 
 use super::operand::{WindowArgs, act_i8, shape4, window_spec};
 use super::{Built, Eval, Operands, Operator, Prep};
@@ -39,9 +43,6 @@ impl Operator for MaxPool2d {
 }
 
 fn prepare(p: &PoolArgs, cx: &mut Prep<'_>, average: bool) -> Result<Built, NnFault> {
-    if average {
-        cx.fixed_point("average_pool2d")?;
-    }
     let name = if average {
         "average_pool2d"
     } else {
@@ -51,7 +52,9 @@ fn prepare(p: &PoolArgs, cx: &mut Prep<'_>, average: bool) -> Result<Built, NnFa
     let is = shape4(di, "pool input")?;
     let (dout, s_out, z_out) = act_i8(cx.st, p.output, "pool output")?;
     let os = shape4(dout, "pool output")?;
-    if s_in != s_out || z_in != z_out {
+    let onnxruntime = average && cx.semantics == Semantics::Onnxruntime;
+    // onnxruntime's QLinearAveragePool requantizes; TFLite's pools do not.
+    if (s_in != s_out || z_in != z_out) && !onnxruntime {
         return Err(NnFault::invalid(
             "pooling input and output must share quantization",
         ));
@@ -65,30 +68,60 @@ fn prepare(p: &PoolArgs, cx: &mut Prep<'_>, average: bool) -> Result<Built, NnFa
         act_min,
         act_max,
     )?;
-    Ok(Built::new(
-        name,
-        Kernel { pool: k, average },
-        vec![p.input],
-        p.output,
-    ))
+    let (qi, qo) = (
+        Qp {
+            scale: s_in,
+            zero_point: z_in,
+        },
+        Qp {
+            scale: s_out,
+            zero_point: z_out,
+        },
+    );
+    let kernel = match (average, onnxruntime) {
+        (false, _) => Kernel::Max(k),
+        (true, false) => Kernel::Average(k),
+        // onnxruntime computes a window over all of an unpadded input as
+        // QLinearGlobalAveragePool, whose arithmetic MEAN reproduces.
+        (true, true) if k.is_global() => {
+            if (act_min, act_max) != (-128, 127) {
+                return Err(NnFault::Unsupported(
+                    "a fused activation on onnxruntime's average pool".into(),
+                ));
+            }
+            let shape = [is.n, is.h, is.w, is.c];
+            Kernel::Global(Mean::new(&shape, &[1, 2], qi, qo, Rounding::Nearest)?)
+        }
+        (true, true) => Kernel::Float(k, qi, qo),
+    };
+    Ok(Built::new(name, kernel, vec![p.input], p.output))
 }
 
-struct Kernel {
-    pool: Pool2d,
-    average: bool,
+enum Kernel {
+    Max(Pool2d),
+    Average(Pool2d),
+    /// onnxruntime's QLinearAveragePool.
+    Float(Pool2d, Qp, Qp),
+    /// onnxruntime's QLinearGlobalAveragePool.
+    Global(Mean),
 }
 
 impl Eval for Kernel {
     fn eval(&self, ks: &KernelSet, io: Operands<'_>) -> Result<(), NnFault> {
-        let run = if self.average {
-            ks.average_pool2d
-        } else {
-            ks.max_pool2d
-        };
-        io.one(|i, out| run(&self.pool, i, out))
+        match self {
+            Kernel::Max(k) => io.one(|i, out| (ks.max_pool2d)(k, i, out)),
+            Kernel::Average(k) => io.one(|i, out| (ks.average_pool2d)(k, i, out)),
+            Kernel::Float(k, qi, qo) => {
+                io.one(|i, out| average_pool2d_onnxruntime(k, *qi, *qo, i, out))
+            }
+            Kernel::Global(k) => io.one(|i, out| mean_scalar(k, i, out)),
+        }
     }
 
     fn window_work(&self) -> u64 {
-        self.pool.macs()
+        match self {
+            Kernel::Max(k) | Kernel::Average(k) | Kernel::Float(k, ..) => k.macs(),
+            Kernel::Global(_) => 0,
+        }
     }
 }

@@ -86,6 +86,11 @@ impl Operator for Unary {
                 }
                 built(Kernel::Dequantize(qi))
             }
+            UnaryKind::Logistic if cx.semantics == Semantics::Onnxruntime => {
+                let qi = qp(act_i8(&*cx.st, input, "input")?);
+                let qo = qp(act_i8(&*cx.st, output, "output")?);
+                built(Kernel::Lut(Lut::logistic_onnxruntime(qi, qo)))
+            }
             _ => {
                 cx.fixed_point(name)?;
                 let qi = qp(act_i8(&*cx.st, input, "input")?);
