@@ -165,5 +165,8 @@ fn what_cannot_run_as_onnxruntime_would_is_refused_by_name() {
     let e = infer(&refused.join("bias_add_int8.onnx"), &[]);
     assert!(e.contains("Add") && e.contains("a constant"), "{e}");
     let e = infer(&refused.join("squeeze_excite_uint8.onnx"), &[]);
-    assert!(e.contains("Mul") && e.contains("uint8 multiplication"), "{e}");
+    assert!(
+        e.contains("Mul") && e.contains("uint8 multiplication"),
+        "{e}"
+    );
 }
