@@ -403,12 +403,11 @@ mod runtimes {
         wplan::HostPlan::run(&mut st.nn_view(), Resource::new_borrow(plan.rep())).expect("runs");
 
         let before = used(&mut st);
-        let softmax = wops::Op::Softmax(wops::Softmax {
+        let tanh = wops::Op::Tanh(wops::Unary {
             input: borrow(&fc.y),
             output: borrow(&fc.y),
-            beta: 1.0,
         });
-        let r = wplan::HostPlan::push(&mut st.nn_view(), Resource::new_borrow(plan.rep()), softmax);
+        let r = wplan::HostPlan::push(&mut st.nn_view(), Resource::new_borrow(plan.rep()), tanh);
         assert!(
             matches!(&r, Err(NnCallError::Nn(NnFault::Unsupported(m))) if m.contains("onnxruntime")),
             "{r:?}"

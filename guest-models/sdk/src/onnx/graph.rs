@@ -128,6 +128,9 @@ pub(super) struct Graph {
     pub nodes: Vec<Node>,
     pub input: Value,
     pub output: Value,
+    /// The version of the default operator set (Softmax's axis means
+    /// another thing before 13).
+    pub opset: i64,
 }
 
 fn malformed(m: impl Into<String>) -> LoadError {
@@ -282,10 +285,14 @@ impl Graph {
     pub fn read(bytes: &[u8]) -> Result<Graph, LoadError> {
         let model = proto::ModelProto::decode(bytes)
             .map_err(|e| malformed(format!("its protobuf does not decode: {e}")))?;
+        let mut opset = 0;
         for o in &model.opset_import {
             let domain = o.domain.as_deref().unwrap_or("");
             if !matches!(domain, "" | "ai.onnx" | "com.microsoft") {
                 return Err(unsupported(format!("operator set '{domain}'")));
+            }
+            if matches!(domain, "" | "ai.onnx") {
+                opset = o.version.unwrap_or(0);
             }
         }
         let g = model
@@ -331,6 +338,7 @@ impl Graph {
             nodes,
             input: value(input, "input")?,
             output: value(output, "output")?,
+            opset,
         })
     }
 }

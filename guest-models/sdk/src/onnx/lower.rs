@@ -2,10 +2,11 @@
 //! session runs it.
 //!
 //! onnxruntime fuses each QDQ group, `DequantizeLinear` → Conv, Gemm,
-//! MatMul, GlobalAveragePool, AveragePool, Sigmoid, Add, Mul or Concat →
-//! `QuantizeLinear`, into one integer kernel (QLinearConv, QGemm,
+//! MatMul, GlobalAveragePool, AveragePool, Sigmoid, Softmax, Add, Mul or
+//! Concat → `QuantizeLinear`, into one integer kernel (QLinearConv, QGemm,
 //! QLinearMatMul, QLinearGlobalAveragePool, QLinearAveragePool,
-//! QLinearSigmoid, QLinearAdd, QLinearMul, QLinearConcat), and drops
+//! QLinearSigmoid, QLinearSoftmax, QLinearAdd, QLinearMul, QLinearConcat),
+//! and drops
 //! the DQ/Q pair around MaxPool, Flatten and Reshape when both sides share a
 //! scale and zero point. This module does the same: a `DequantizeLinear` is
 //! only noted, a float operator on dequantized operands waits for its
@@ -93,6 +94,8 @@ pub(super) enum Val {
 pub(super) struct Lower {
     consts: HashMap<String, Const>,
     nodes: Vec<Node>,
+    /// The default operator set's version.
+    opset: i64,
     pub plan: Plan,
     pub tensors: Vec<Tensor>,
     pub vals: HashMap<String, Val>,
@@ -148,6 +151,7 @@ impl Lower {
         Lower {
             consts: g.consts,
             nodes: g.nodes,
+            opset: g.opset,
             plan,
             tensors: vec![],
             vals: HashMap::new(),
@@ -346,7 +350,7 @@ impl Lower {
             "QuantizeLinear" => self.quantize(node)?,
             "DequantizeLinear" => self.dequantize(node)?,
             "Conv" | "Gemm" | "MatMul" | "MaxPool" | "GlobalAveragePool" | "AveragePool"
-            | "Sigmoid" | "Flatten" | "Reshape" => {
+            | "Sigmoid" | "Softmax" | "Flatten" | "Reshape" => {
                 match self.val(node, node.required(0)?)? {
                     Val::Deq(_) => Val::Pending {
                         node: node.index,
@@ -408,7 +412,7 @@ impl Lower {
                 let (ys, yz, unsigned) = self.qparams(node, 6, 7)?;
                 Val::Quant(self.finish(node, ys, yz, unsigned)?)
             }
-            "QLinearSigmoid" | "QLinearAveragePool" => {
+            "QLinearSigmoid" | "QLinearAveragePool" | "QLinearSoftmax" => {
                 // com.microsoft's: X, its scale and zero point, then Y's.
                 let (ys, yz, unsigned) = self.qparams(node, 3, 4)?;
                 Val::Quant(self.finish(node, ys, yz, unsigned)?)
@@ -570,6 +574,7 @@ impl Lower {
             "AveragePool" | "QLinearAveragePool" => self.pool(node, x, out),
             "GlobalAveragePool" => self.global_average(node, x, out),
             "Sigmoid" | "QLinearSigmoid" => self.sigmoid(node, x, out),
+            "Softmax" | "QLinearSoftmax" => self.softmax(node, x, out),
             "Add" | "QLinearAdd" => self.add(node, x, out),
             "Mul" | "QLinearMul" => self.mul(node, x, out),
             "Flatten" | "Reshape" => {
@@ -1014,6 +1019,50 @@ impl Lower {
             output: &self.tensors[yt],
         });
         push(&self.plan, &mut self.ops, op, "logistic", node)?;
+        Ok(Act { t: yt, ..y })
+    }
+
+    /// QLinearSoftmax over one axis: the last, or a 4-D tensor's channels
+    /// (and not its last, W), which are the host's last. Before opset 13 (and in a QLinearSoftmax
+    /// whose `opset` attribute says so) ONNX's axis flattens the dimensions
+    /// from it on, which the host does for the last axis only.
+    fn softmax(&mut self, node: &Node, x: Act, out: Act) -> Result<Act, LoadError> {
+        let opset = if node.op_type == "QLinearSoftmax" {
+            self.operand(node, &x, 1, 2)?;
+            node.int("opset", 0)
+        } else {
+            self.opset
+        };
+        if x.unsigned != out.unsigned {
+            return Err(node.unsupported("an int8 input with a uint8 output, or the reverse"));
+        }
+        let rank = x.dims.len() as i64;
+        let axis = node.int("axis", if opset < 13 { 1 } else { -1 });
+        let axis = if axis < 0 { axis + rank } else { axis };
+        // A 4-D activation is NHWC on the host: its last axis is ONNX's 1.
+        let taken = if x.nhwc() {
+            opset >= 13 && axis == 1
+        } else {
+            axis == rank - 1
+        };
+        if !taken || x.flat.is_some() {
+            return Err(node.unsupported(format!(
+                "a softmax over axis {axis} of {:?} (opset {opset}): the last axis, or a \
+                 4-D tensor's channels, only",
+                x.dims
+            )));
+        }
+        let y = Act {
+            dims: x.dims.clone(),
+            ..out
+        };
+        let yt = self.place(&y, "an output")?;
+        let op = Op::Softmax(nn::Softmax {
+            input: &self.tensors[x.t],
+            output: &self.tensors[yt],
+            beta: 1.0,
+        });
+        push(&self.plan, &mut self.ops, op, "softmax", node)?;
         Ok(Act { t: yt, ..y })
     }
 

@@ -116,7 +116,7 @@ struct Prep<'a> {
 
 impl Prep<'_> {
     /// Refuses `what` under onnxruntime's semantics: its arithmetic there
-    /// (QLinearSoftmax, QLinearLeakyRelu and the like compute in floats in
+    /// (QLinearLeakyRelu and the like compute in floats in
     /// orders of their own) is not reproduced yet, and an operator that
     /// ran TFLite's instead would give results that are close but not the
     /// bits the plugin asked for.
@@ -124,9 +124,9 @@ impl Prep<'_> {
         if self.semantics == Semantics::Onnxruntime {
             return Err(NnFault::Unsupported(format!(
                 "{what} under onnxruntime semantics (supported there: conv2d, \
-                 depthwise-conv2d, fully-connected, add, mul, logistic, average-pool2d, \
-                 max-pool2d, mean, concatenation, quantize, dequantize and the operators \
-                 that only move bytes)"
+                 depthwise-conv2d, fully-connected, add, mul, logistic, softmax, \
+                 average-pool2d, max-pool2d, mean, concatenation, quantize, dequantize and \
+                 the operators that only move bytes)"
             )));
         }
         Ok(())

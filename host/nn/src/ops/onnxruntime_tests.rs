@@ -1,7 +1,7 @@
 //! onnxruntime's fused integer kernels, byte for byte: the cases of
 //! `tests/fixtures/onnxruntime/qlinear.json` (QLinearConv with int8 or with
 //! uint8 activations and asymmetric uint8 filters, QLinearMatMul, QLinearAdd,
-//! QLinearMul, QLinearSigmoid, QLinearAveragePool, QLinearConcat,
+//! QLinearMul, QLinearSigmoid, QLinearSoftmax, QLinearAveragePool, QLinearConcat,
 //! QuantizeLinear and QLinearGlobalAveragePool run by onnxruntime 1.32's
 //! optimized CPU session; its `make.py` says how) on the host operators under
 //! [`Semantics::Onnxruntime`], on every kernel set of this CPU.
@@ -300,6 +300,37 @@ fn sigmoid(c: &Value, ks: &KernelSet) -> (Vec<i8>, Vec<i8>) {
     )
 }
 
+/// QLinearSoftmax over the last axis, or over a 4-D tensor's channels,
+/// which are the NHWC tensor's last.
+fn softmax(c: &Value, ks: &KernelSet) -> (Vec<i8>, Vec<i8>) {
+    let mut st = TensorStore::new(1 << 20);
+    let zp = |k: &str| c[k].as_i64().expect("zp") as i32;
+    let dims = shape(&c["x"]);
+    let (x, y, host) = match <[usize; 4]>::try_from(dims.clone()) {
+        Ok(d) => (
+            to_nhwc(&ints(&c["x"]), d),
+            to_nhwc(&ints(&c["y"]), d),
+            vec![d[0], d[2], d[3], d[1]],
+        ),
+        Err(_) => (ints(&c["x"]), ints(&c["y"]), dims),
+    };
+    let input = tensor(
+        &mut st,
+        int8(&host, vec![f(&c["x_scale"])], zp("x_zero_point"), 0),
+        &bytes_i8(&x),
+    );
+    let output = st
+        .create(int8(&host, vec![f(&c["y_scale"])], zp("y_zero_point"), 0))
+        .expect("fits");
+    let op = OpDesc::from(Softmax {
+        input,
+        output,
+        beta: 1.0,
+    });
+    run(&mut st, &[op], ks);
+    (read_i8(&st, output), y.iter().map(|&v| v as i8).collect())
+}
+
 /// QLinearAveragePool: AVERAGE_POOL_2D on the NHWC tensor, SAME_UPPER being
 /// TFLite's SAME.
 fn avgpool(c: &Value, ks: &KernelSet) -> (Vec<i8>, Vec<i8>) {
@@ -487,7 +518,7 @@ fn quantize(c: &Value, ks: &KernelSet) -> (Vec<i8>, Vec<i8>) {
 fn every_case_is_onnxruntimes_bytes_on_every_kernel_set() {
     let doc: Value = serde_json::from_str(CASES).expect("the fixture is JSON");
     let cases = doc["cases"].as_array().expect("cases");
-    assert!(cases.len() >= 38, "the fixture lost its cases");
+    assert!(cases.len() >= 42, "the fixture lost its cases");
     for ks in dispatch::available() {
         for (i, c) in cases.iter().enumerate() {
             let (got, want) = match c["op"].as_str() {
@@ -498,6 +529,7 @@ fn every_case_is_onnxruntimes_bytes_on_every_kernel_set() {
                 Some("add") => add(c, ks),
                 Some("mul") => mul(c, ks),
                 Some("sigmoid") => sigmoid(c, ks),
+                Some("softmax") => softmax(c, ks),
                 Some("avgpool") => avgpool(c, ks),
                 Some("concat") => concat(c, ks),
                 other => panic!("case {i}: unknown op {other:?}"),

@@ -1,6 +1,8 @@
-//! SOFTMAX: int8 in, int8 out with scale 1/256 and zero point -128.
+//! SOFTMAX: int8 in, int8 out with scale 1/256 and zero point -128; under
+//! onnxruntime's semantics its QLinearSoftmax, any output quantization.
 
-use gatehouse_kernels::KernelSet;
+use gatehouse_kernels::softmax::{SoftmaxOnnxruntime, softmax_onnxruntime};
+use gatehouse_kernels::{KernelSet, Semantics};
 
 use super::operand::act_i8;
 use super::{Built, Eval, Operands, Operator, Prep};
@@ -17,7 +19,7 @@ pub struct Softmax {
 
 impl Operator for Softmax {
     fn prepare(&self, cx: &mut Prep<'_>) -> Result<Built, NnFault> {
-        cx.fixed_point("softmax")?;
+        let onnxruntime = cx.semantics == Semantics::Onnxruntime;
         let (di, s_in, _) = act_i8(cx.st, self.input, "softmax input")?;
         let (dout, s_out, z_out) = act_i8(cx.st, self.output, "softmax output")?;
         if di.shape != dout.shape {
@@ -26,7 +28,8 @@ impl Operator for Softmax {
                 di.shape, dout.shape
             )));
         }
-        if s_out != 1.0 / 256.0 || z_out != -128 {
+        // onnxruntime takes any output quantization (through ⌊1/scale⌋).
+        if !onnxruntime && (s_out != 1.0 / 256.0 || z_out != -128) {
             return Err(NnFault::invalid(
                 "softmax output must have scale 1/256 and zero point -128",
             ));
@@ -36,21 +39,35 @@ impl Operator for Softmax {
             .last()
             .ok_or_else(|| NnFault::invalid("softmax of a scalar"))?;
         let outer = if depth == 0 { 0 } else { di.elements() / depth };
-        let k = gatehouse_kernels::Softmax::new(outer, depth, s_in, self.beta, s_out, z_out)?;
-        Ok(Built::new(
-            "softmax",
-            Kernel(k),
-            vec![self.input],
-            self.output,
-        ))
+        let kernel = if onnxruntime {
+            if self.beta != 1.0 {
+                return Err(NnFault::Unsupported(format!(
+                    "softmax with beta {} under onnxruntime semantics (ONNX's has none)",
+                    self.beta
+                )));
+            }
+            Kernel::Onnxruntime(SoftmaxOnnxruntime::new(outer, depth, s_in, s_out, z_out)?)
+        } else {
+            Kernel::Tflite(gatehouse_kernels::Softmax::new(
+                outer, depth, s_in, self.beta, s_out, z_out,
+            )?)
+        };
+        Ok(Built::new("softmax", kernel, vec![self.input], self.output))
     }
 }
 
-struct Kernel(gatehouse_kernels::Softmax);
+enum Kernel {
+    Tflite(gatehouse_kernels::Softmax),
+    /// QLinearSoftmax.
+    Onnxruntime(SoftmaxOnnxruntime),
+}
 
 impl Eval for Kernel {
     fn eval(&self, ks: &KernelSet, io: Operands<'_>) -> Result<(), NnFault> {
-        io.one(|i, out| (ks.softmax)(&self.0, i, out))
+        match self {
+            Kernel::Tflite(k) => io.one(|i, out| (ks.softmax)(k, i, out)),
+            Kernel::Onnxruntime(k) => io.one(|i, out| softmax_onnxruntime(k, i, out)),
+        }
     }
 
     /// Its exponent table.
