@@ -451,33 +451,25 @@ mod tests {
     #[test]
     fn onnxruntime_mul_rounds_ties_to_even() {
         let q = |scale, zero_point| Qp { scale, zero_point };
-        let k = Mul::new(
-            &[4],
-            &[4],
-            &[4],
-            q(0.5, 0),
-            q(0.25, 1),
-            q(0.25, 3),
-            (-128, 127),
-            Rounding::Nearest,
-        )
-        .unwrap();
+        let mul = |r| {
+            Mul::new(
+                &[4],
+                &[4],
+                &[4],
+                q(0.5, 0),
+                q(0.25, 1),
+                q(0.25, 3),
+                (-128, 127),
+                r,
+            )
+        };
+        let k = mul(Rounding::Nearest).unwrap();
         let mut out = [0i8; 4];
         // products 3, 5, -3, 200·100: 1.5 + 3, 2.5 + 3, -1.5 + 3, saturated
         mul_scalar(&k, &[3, 5, -3, 127], &[2, 2, 2, 101], &mut out).unwrap();
         assert_eq!(out, [4, 6, 2, 127]);
         // TFLite's single rounding on the same operands rounds the tie up.
-        let t = Mul::new(
-            &[4],
-            &[4],
-            &[4],
-            q(0.5, 0),
-            q(0.25, 1),
-            q(0.25, 3),
-            (-128, 127),
-            Rounding::Single,
-        )
-        .unwrap();
+        let t = mul(Rounding::Single).unwrap();
         mul_scalar(&t, &[3, 5, -3, 127], &[2, 2, 2, 101], &mut out).unwrap();
         assert_eq!(out, [5, 6, 2, 127]);
     }

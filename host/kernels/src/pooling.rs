@@ -75,6 +75,18 @@ impl Pool2d {
     }
 }
 
+/// The input and output shapes, once the buffers are checked against them.
+fn check_io(
+    k: &Pool2d,
+    op: &'static str,
+    input: &[i8],
+    output: &[i8],
+) -> Result<(Shape4, Shape4), KernelError> {
+    check_len(op, "input", input.len(), k.input.len().unwrap_or(0))?;
+    check_len(op, "output", output.len(), k.output.len().unwrap_or(0))?;
+    Ok((k.input, k.output))
+}
+
 /// Visit each output position with the clamped window of input rows/cols it covers.
 #[inline(always)]
 fn for_each_window(
@@ -117,9 +129,7 @@ pub fn average_pool2d_scalar(
     output: &mut [i8],
 ) -> Result<(), KernelError> {
     const OP: &str = "average_pool2d";
-    let (is, os) = (k.input, k.output);
-    check_len(OP, "input", input.len(), is.len().unwrap_or(0))?;
-    check_len(OP, "output", output.len(), os.len().unwrap_or(0))?;
+    let (is, os) = check_io(k, OP, input, output)?;
     let mut empty = false;
     for_each_window(k, |b, oy, ox, ys, xs| {
         let count = (ys.len() * xs.len()) as i32;
@@ -159,9 +169,7 @@ pub fn average_pool2d_onnxruntime(
     output: &mut [i8],
 ) -> Result<(), KernelError> {
     const OP: &str = "average_pool2d";
-    let (is, os) = (k.input, k.output);
-    check_len(OP, "input", input.len(), is.len().unwrap_or(0))?;
-    check_len(OP, "output", output.len(), os.len().unwrap_or(0))?;
+    let (is, os) = check_io(k, OP, input, output)?;
     let mut dequantized = [0f32; 256];
     for (i, d) in dequantized.iter_mut().enumerate() {
         *d = qi.scale * (i as u8 as i8 as i32 - qi.zero_point) as f32;
@@ -201,9 +209,7 @@ const CHANNEL_CHUNK: usize = 64;
 /// [`average_pool2d_scalar`]: the same integer sums and rounding.
 pub fn average_pool2d(k: &Pool2d, input: &[i8], output: &mut [i8]) -> Result<(), KernelError> {
     const OP: &str = "average_pool2d";
-    let (is, os) = (k.input, k.output);
-    check_len(OP, "input", input.len(), is.len().unwrap_or(0))?;
-    check_len(OP, "output", output.len(), os.len().unwrap_or(0))?;
+    let (is, os) = check_io(k, OP, input, output)?;
     let mut empty = false;
     for_each_window(k, |b, oy, ox, ys, xs| {
         let count = (ys.len() * xs.len()) as i32;
@@ -238,9 +244,7 @@ pub fn average_pool2d(k: &Pool2d, input: &[i8], output: &mut [i8]) -> Result<(),
 /// with [`max_pool2d_scalar`].
 pub fn max_pool2d(k: &Pool2d, input: &[i8], output: &mut [i8]) -> Result<(), KernelError> {
     const OP: &str = "max_pool2d";
-    let (is, os) = (k.input, k.output);
-    check_len(OP, "input", input.len(), is.len().unwrap_or(0))?;
-    check_len(OP, "output", output.len(), os.len().unwrap_or(0))?;
+    let (is, os) = check_io(k, OP, input, output)?;
     for_each_window(k, |b, oy, ox, ys, xs| {
         let out = os.offset(b, oy, ox, 0);
         for c0 in (0..os.c).step_by(CHANNEL_CHUNK) {
@@ -265,9 +269,7 @@ pub fn max_pool2d(k: &Pool2d, input: &[i8], output: &mut [i8]) -> Result<(), Ker
 /// Scalar reference max pool.
 pub fn max_pool2d_scalar(k: &Pool2d, input: &[i8], output: &mut [i8]) -> Result<(), KernelError> {
     const OP: &str = "max_pool2d";
-    let (is, os) = (k.input, k.output);
-    check_len(OP, "input", input.len(), is.len().unwrap_or(0))?;
-    check_len(OP, "output", output.len(), os.len().unwrap_or(0))?;
+    let (is, os) = check_io(k, OP, input, output)?;
     for_each_window(k, |b, oy, ox, ys, xs| {
         for c in 0..os.c {
             let mut m = i8::MIN as i32;

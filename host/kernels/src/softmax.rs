@@ -55,24 +55,44 @@ impl Softmax {
 
 /// Scalar reference.
 pub fn softmax_scalar(k: &Softmax, input: &[i8], output: &mut [i8]) -> Result<(), KernelError> {
-    check_len(OP, "input", input.len(), k.outer * k.depth)?;
-    check_len(OP, "output", output.len(), k.outer * k.depth)?;
+    // table[255 - max + x] = exp(-s·β·(max - x)).
+    rows(
+        k.outer,
+        k.depth,
+        &k.table,
+        input,
+        output,
+        |at, sum, row, out| {
+            let inv = 1.0f32 / (sum * k.out_scale);
+            for (o, &x) in out.iter_mut().zip(row) {
+                let q = ((at(x) * inv).round() as i32).saturating_add(k.out_zero_point);
+                *o = q.clamp(-128, 127) as i8;
+            }
+        },
+    )
+}
+
+/// The first pass both runtimes share: each row of `depth` with its lookup
+/// `at(x) = table[255 − max + x]` (an index in 0..=255) and the sum of its
+/// lookups in single precision, in row order.
+fn rows(
+    outer: usize,
+    depth: usize,
+    table: &[f32; 256],
+    input: &[i8],
+    output: &mut [i8],
+    mut f: impl FnMut(&dyn Fn(i8) -> f32, f32, &[i8], &mut [i8]),
+) -> Result<(), KernelError> {
+    check_len(OP, "input", input.len(), outer * depth)?;
+    check_len(OP, "output", output.len(), outer * depth)?;
     for (row, out) in input
-        .chunks_exact(k.depth)
-        .zip(output.chunks_exact_mut(k.depth))
+        .chunks_exact(depth)
+        .zip(output.chunks_exact_mut(depth))
     {
         let max = row.iter().copied().max().unwrap_or(0) as i32;
-        // table[255 - max + x] = exp(-s·β·(max - x)); the index is in 0..=255.
-        let at = |x: i8| k.table[(255 - max + x as i32) as usize];
-        let mut sum = 0f32;
-        for &x in row {
-            sum += at(x);
-        }
-        let inv = 1.0f32 / (sum * k.out_scale);
-        for (o, &x) in out.iter_mut().zip(row) {
-            let q = ((at(x) * inv).round() as i32).saturating_add(k.out_zero_point);
-            *o = q.clamp(-128, 127) as i8;
-        }
+        let at = |x: i8| table[(255 - max + x as i32) as usize];
+        let sum = row.iter().fold(0f32, |s, &x| s + at(x));
+        f(&at, sum, row, out);
     }
     Ok(())
 }
@@ -138,24 +158,19 @@ pub fn softmax_onnxruntime(
     input: &[i8],
     output: &mut [i8],
 ) -> Result<(), KernelError> {
-    check_len(OP, "input", input.len(), k.outer * k.depth)?;
-    check_len(OP, "output", output.len(), k.outer * k.depth)?;
-    for (row, out) in input
-        .chunks_exact(k.depth)
-        .zip(output.chunks_exact_mut(k.depth))
-    {
-        let max = row.iter().copied().max().unwrap_or(0) as i32;
-        let at = |x: i8| k.table[(255 - max + x as i32) as usize];
-        let mut sum = 0f32;
-        for &x in row {
-            sum += at(x);
-        }
-        for (o, &x) in out.iter_mut().zip(row) {
-            let q = cvtps_epi32(at(x) * k.scale / sum).saturating_add(k.zero_point);
-            *o = q.clamp(-128, 127) as i8;
-        }
-    }
-    Ok(())
+    rows(
+        k.outer,
+        k.depth,
+        &k.table,
+        input,
+        output,
+        |at, sum, row, out| {
+            for (o, &x) in out.iter_mut().zip(row) {
+                let q = cvtps_epi32(at(x) * k.scale / sum).saturating_add(k.zero_point);
+                *o = q.clamp(-128, 127) as i8;
+            }
+        },
+    )
 }
 
 #[cfg(test)]

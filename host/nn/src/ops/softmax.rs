@@ -38,7 +38,7 @@ impl Operator for Softmax {
             .shape
             .last()
             .ok_or_else(|| NnFault::invalid("softmax of a scalar"))?;
-        let outer = if depth == 0 { 0 } else { di.elements() / depth };
+        let outer = di.elements().checked_div(depth).unwrap_or(0);
         let kernel = if onnxruntime {
             if self.beta != 1.0 {
                 return Err(NnFault::Unsupported(format!(
