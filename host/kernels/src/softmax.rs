@@ -28,16 +28,8 @@ impl Softmax {
         out_scale: f32,
         out_zero_point: i32,
     ) -> Result<Self, KernelError> {
-        ensure!(
-            OP,
-            depth > 0 && outer.checked_mul(depth).is_some(),
-            "bad shape {outer}x{depth}"
-        );
-        ensure!(
-            OP,
-            input_scale > 0.0 && out_scale > 0.0 && beta.is_finite(),
-            "scales must be positive"
-        );
+        check(outer, depth, input_scale, out_scale)?;
+        ensure!(OP, beta.is_finite(), "beta {beta} is not finite");
         let scale = -input_scale * beta;
         let mut table = Box::new([0f32; 256]);
         for val in 0..=255i32 {
@@ -51,6 +43,21 @@ impl Softmax {
             out_zero_point,
         })
     }
+}
+
+/// What both softmaxes take: rows of a size that fits, positive scales.
+fn check(outer: usize, depth: usize, input_scale: f32, out_scale: f32) -> Result<(), KernelError> {
+    ensure!(
+        OP,
+        depth > 0 && outer.checked_mul(depth).is_some(),
+        "bad shape {outer}x{depth}"
+    );
+    ensure!(
+        OP,
+        input_scale > 0.0 && out_scale > 0.0,
+        "scales must be positive"
+    );
+    Ok(())
 }
 
 /// Scalar reference.
@@ -126,16 +133,7 @@ impl SoftmaxOnnxruntime {
         out_scale: f32,
         out_zero_point: i32,
     ) -> Result<Self, KernelError> {
-        ensure!(
-            OP,
-            depth > 0 && outer.checked_mul(depth).is_some(),
-            "bad shape {outer}x{depth}"
-        );
-        ensure!(
-            OP,
-            input_scale > 0.0 && out_scale > 0.0,
-            "scales must be positive"
-        );
+        check(outer, depth, input_scale, out_scale)?;
         let xs = input_scale as f64;
         let shift = (((f32::MAX as f64) / depth as f64).ln() - 5.0).max(0.0) / xs;
         let mut table = Box::new([0f32; 256]);
