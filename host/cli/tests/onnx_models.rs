@@ -157,13 +157,13 @@ fn what_cannot_run_as_onnxruntime_would_is_refused_by_name() {
     assert!(e.contains("Gelu") && e.contains("not supported"), "{e}");
 
     // Made by make_models.py: a residual Add of uint8 activations, an Add
-    // of a constant (a broadcast), and a squeeze-and-excitation gate's Mul
-    // of uint8 activations.
+    // of a constant first (the operand that broadcasts), and a
+    // squeeze-and-excitation gate's Mul of uint8 activations.
     let refused = root().join("tests/fixtures/onnx/refused");
     let e = infer(&refused.join("residual_uint8.onnx"), &[]);
     assert!(e.contains("Add") && e.contains("uint8 addition"), "{e}");
-    let e = infer(&refused.join("bias_add_int8.onnx"), &[]);
-    assert!(e.contains("Add") && e.contains("a constant"), "{e}");
+    let e = infer(&refused.join("bias_first_int8.onnx"), &[]);
+    assert!(e.contains("Add") && e.contains("constant first"), "{e}");
     let e = infer(&refused.join("squeeze_excite_uint8.onnx"), &[]);
     assert!(
         e.contains("Mul") && e.contains("uint8 multiplication"),

@@ -25,7 +25,7 @@ pub struct AddSpec {
     pub act_min: i32,
     pub act_max: i32,
     /// [`Rounding::Nearest`] selects onnxruntime's arithmetic
-    /// ([`FloatSum`]), which takes same-shape operands only.
+    /// ([`FloatSum`]), where only the second operand may broadcast.
     pub rounding: Rounding,
     /// Precompute every (a, b) → output pair (64 KiB) when the output has at
     /// least this many elements; `None` never does. onnxruntime's sums
@@ -104,10 +104,13 @@ impl Add {
         let real_out = twice_max / ((1i32 << LEFT_SHIFT) as f32 * s.out_scale) as f64;
         ensure!(OP, s.act_min <= s.act_max, "activation range is empty");
         let float = (s.rounding == Rounding::Nearest).then(|| FloatSum::new(&s));
+        // onnxruntime's broadcasting calls its kernel with the first
+        // operand first in every span unless that operand is the one that
+        // broadcasts; then the sum is taken in the other order.
         ensure!(
             OP,
-            float.is_none() || shape.is_elementwise(),
-            "onnxruntime's addition of operands of different shapes is not reproduced"
+            float.is_none() || s.shape1 == s.out_shape,
+            "onnxruntime's addition where the first operand broadcasts is not reproduced"
         );
         let mut add = Add {
             shape,
@@ -252,7 +255,15 @@ mod tests {
         let k = ort(1e10, 1e-3, vec![4]).unwrap();
         add_scalar(&k, &[1, -1, 0, 0], &[0, 0, 0, 4], &mut out).unwrap();
         assert_eq!(out, [-128, -128, 0, 127]);
-        assert!(ort(0.25, 0.5, vec![1]).is_err(), "broadcasting is refused");
+        // The second operand may broadcast; the first may not.
+        let k = ort(0.25, 0.5, vec![1]).unwrap();
+        add_scalar(&k, &[1, 3, -1, 100], &[2], &mut out).unwrap();
+        assert_eq!(out, [2, 2, 0, 51]); // (1 + 2)/2 = 1.5 → 2, 2.5 → 2, 0.5 → 0, 51
+        let first = Add::new(AddSpec {
+            rounding: Rounding::Nearest,
+            ..spec(vec![1], vec![4], vec![4])
+        });
+        assert!(first.is_err(), "the first operand broadcasts");
     }
 
     #[test]

@@ -111,6 +111,23 @@ fn qdesc(dims: &[u32], q: Quantization) -> TensorDesc {
     TensorDesc::new(Dtype::Int8, dims, Some(q))
 }
 
+/// The shape two activations of one rank (and one layout) broadcast to.
+fn broadcast(a: &Act, b: &Act) -> Option<Vec<usize>> {
+    if a.dims.len() != b.dims.len() || a.flat != b.flat {
+        return None;
+    }
+    a.dims
+        .iter()
+        .zip(&b.dims)
+        .map(|(&p, &q)| match (p, q) {
+            _ if p == q => Some(p),
+            (1, q) => Some(q),
+            (p, 1) => Some(p),
+            _ => None,
+        })
+        .collect()
+}
+
 fn u32s(v: &[usize]) -> Vec<u32> {
     v.iter().map(|&x| x as u32).collect()
 }
@@ -374,15 +391,19 @@ impl Lower {
                 self.val(node, node.required(0)?)?,
                 self.val(node, node.required(1)?)?,
             ) {
-                (Val::Deq(_), Val::Deq(_)) => Val::Pending {
+                (Val::Deq(_), Val::Deq(_) | Val::DeqConst(_)) => Val::Pending {
                     node: node.index,
                     clip: None,
                 },
-                (Val::DeqConst(_), _) | (_, Val::DeqConst(_)) => {
-                    return Err(node.unsupported(format!(
-                        "an {} of a constant: onnxruntime's QLinear{} of an initializer is not lowered",
-                        node.op_type, node.op_type
-                    )));
+                (Val::DeqConst(_), Val::Deq(_)) if node.op_type == "Mul" => Val::Pending {
+                    node: node.index,
+                    clip: None,
+                },
+                (Val::DeqConst(_), _) => {
+                    return Err(node.unsupported(
+                        "an Add of a constant first: onnxruntime's QLinearAdd then sums in \
+                         another order, which is not reproduced",
+                    ));
                 }
                 _ => {
                     return Err(node.unsupported(format!(
@@ -552,6 +573,10 @@ impl Lower {
         if matches!(node.op_type.as_str(), "Concat" | "QLinearConcat") {
             return self.concat(node, out);
         }
+        if node.op_type == "Mul" {
+            // Either operand may be a constant.
+            return self.mul(node, out);
+        }
         let x = self.act(node, 0)?;
         let same = |x: &Act| {
             if x.scale == scale && x.zp == zp {
@@ -576,7 +601,7 @@ impl Lower {
             "Sigmoid" | "QLinearSigmoid" => self.sigmoid(node, x, out),
             "Softmax" | "QLinearSoftmax" => self.softmax(node, x, out),
             "Add" | "QLinearAdd" => self.add(node, x, out),
-            "Mul" | "QLinearMul" => self.mul(node, x, out),
+            "QLinearMul" => self.mul(node, out),
             "Flatten" | "Reshape" => {
                 same(&x)?;
                 self.reshape(node, x)
@@ -1069,9 +1094,19 @@ impl Lower {
     /// QLinearMul, fused from DequantizeLinear ×2 → Mul → QuantizeLinear or
     /// in operator form: two int8 activations broadcast against each other,
     /// as a squeeze-and-excitation block scales its channels.
-    fn mul(&mut self, node: &Node, a: Act, out: Act) -> Result<Act, LoadError> {
+    fn mul(&mut self, node: &Node, out: Act) -> Result<Act, LoadError> {
         let operator = node.op_type == "QLinearMul";
-        let b = self.act(node, if operator { 3 } else { 1 })?;
+        let bi = if operator { 3 } else { 1 };
+        // The activation's rank places a constant operand.
+        let rank = [0, bi]
+            .iter()
+            .find_map(|&i| match self.val(node, node.input(i)?).ok()? {
+                Val::Deq(x) | Val::Quant(x) => Some(x.dims.len()),
+                _ => None,
+            })
+            .ok_or_else(|| node.unsupported("a Mul of two constants"))?;
+        let a = self.operand_or_constant(node, 0, rank)?;
+        let b = self.operand_or_constant(node, bi, rank)?;
         if operator {
             self.operand(node, &a, 1, 2)?;
             self.operand(node, &b, 4, 5)?;
@@ -1080,26 +1115,12 @@ impl Lower {
             // As for Add: the zero point enters before the rounding.
             return Err(node.unsupported("a uint8 multiplication (int8 only)"));
         }
-        let dims = (a.dims.len() == b.dims.len() && a.flat == b.flat)
-            .then(|| {
-                a.dims
-                    .iter()
-                    .zip(&b.dims)
-                    .map(|(&p, &q)| match (p, q) {
-                        _ if p == q => Some(p),
-                        (1, q) => Some(q),
-                        (p, 1) => Some(p),
-                        _ => None,
-                    })
-                    .collect::<Option<Vec<usize>>>()
-            })
-            .flatten()
-            .ok_or_else(|| {
-                node.unsupported(format!(
-                    "operands of shapes {:?} and {:?}: broadcasting between equal ranks only",
-                    a.dims, b.dims
-                ))
-            })?;
+        let dims = broadcast(&a, &b).ok_or_else(|| {
+            node.unsupported(format!(
+                "operands of shapes {:?} and {:?}: broadcasting between equal ranks only",
+                a.dims, b.dims
+            ))
+        })?;
         let y = Act {
             dims,
             flat: a.flat,
@@ -1114,6 +1135,50 @@ impl Lower {
         });
         push(&self.plan, &mut self.ops, op, "mul", node)?;
         Ok(Act { t: yt, ..y })
+    }
+
+    /// Input `i`: an activation, or a dequantized constant placed on the
+    /// host as one of `rank` dimensions (ones prepended, as ONNX broadcasts;
+    /// NHWC when 4-D), with its one scale and zero point.
+    fn operand_or_constant(
+        &mut self,
+        node: &Node,
+        i: usize,
+        rank: usize,
+    ) -> Result<Act, LoadError> {
+        let Val::DeqConst(q) = self.val(node, node.required(i)?)? else {
+            return self.act(node, i);
+        };
+        let (Data::I8(v), [scale], [zp]) = (&q.c.data, q.scales.as_slice(), q.zps.as_slice())
+        else {
+            return Err(node.unsupported(
+                "a constant operand that is not int8 or uint8 with one scale and zero point",
+            ));
+        };
+        if q.c.dims.len() > rank {
+            return Err(node.unsupported(format!(
+                "a constant of shape {:?} with an activation of rank {rank}",
+                q.c.dims
+            )));
+        }
+        let mut dims = vec![1; rank - q.c.dims.len()];
+        dims.extend(&q.c.dims);
+        let bytes: Vec<u8> = v.iter().map(|&x| x as u8).collect();
+        let bytes = match super::nchw(&dims) {
+            Some(d) => super::transpose(&bytes, d, 1, false),
+            None => bytes,
+        };
+        let a = Act {
+            t: 0,
+            dims,
+            scale: *scale,
+            zp: *zp,
+            unsigned: q.c.unsigned,
+            flat: None,
+        };
+        let desc = qdesc(&a.host_dims(), Quantization::per_tensor(a.scale, a.zp));
+        let t = self.tensor(desc, &bytes, "a constant operand")?;
+        Ok(Act { t, ..a })
     }
 
     /// QLinearConcat: inputs quantized unlike the output are requantized
@@ -1183,7 +1248,7 @@ impl Lower {
     /// connection's sum of two int8 activations of one shape.
     fn add(&mut self, node: &Node, a: Act, out: Act) -> Result<Act, LoadError> {
         let operator = node.op_type == "QLinearAdd";
-        let b = self.act(node, if operator { 3 } else { 1 })?;
+        let b = self.operand_or_constant(node, if operator { 3 } else { 1 }, a.dims.len())?;
         if operator {
             self.operand(node, &a, 1, 2)?;
             self.operand(node, &b, 4, 5)?;
@@ -1193,9 +1258,11 @@ impl Lower {
             // precision; shifted to int8 they would round differently.
             return Err(node.unsupported("a uint8 addition (int8 only)"));
         }
-        if a.dims != b.dims || a.flat != b.flat {
+        // onnxruntime's QLinearAdd keeps A first in every span when only B
+        // broadcasts, so the sum's order is the elementwise one.
+        if broadcast(&a, &b).as_ref() != Some(&a.dims) {
             return Err(node.unsupported(format!(
-                "operands of shapes {:?} and {:?}: broadcasting is not reproduced",
+                "operands of shapes {:?} and {:?}: only the second may broadcast",
                 a.dims, b.dims
             )));
         }
