@@ -6,9 +6,8 @@
 //! Concat → `QuantizeLinear`, into one integer kernel (QLinearConv, QGemm,
 //! QLinearMatMul, QLinearGlobalAveragePool, QLinearAveragePool,
 //! QLinearSigmoid, QLinearSoftmax, QLinearAdd, QLinearMul, QLinearConcat),
-//! and drops
-//! the DQ/Q pair around MaxPool, Flatten and Reshape when both sides share a
-//! scale and zero point. This module does the same: a `DequantizeLinear` is
+//! and drops the DQ/Q pair around MaxPool, Flatten and Reshape when both
+//! sides share a scale and zero point. This module does the same: a `DequantizeLinear` is
 //! only noted, a float operator on dequantized operands waits for its
 //! `QuantizeLinear` ([`Val::Pending`]), and the pair then becomes one host
 //! operator under [`Semantics::Onnxruntime`](crate::nn::runtimes::Semantics).
