@@ -210,8 +210,14 @@ fn conv(c: &Value, ks: &KernelSet) -> (Vec<i8>, Vec<i8>) {
     (got, want)
 }
 
-/// QLinearAdd: two int8 operands, the second perhaps broadcast.
-fn add(c: &Value, ks: &KernelSet) -> (Vec<i8>, Vec<i8>) {
+/// QLinearAdd (only the second operand broadcasts) or QLinearMul (either
+/// may): two int8 operands, `op` building the operator from a, b and the
+/// output.
+fn binary(
+    c: &Value,
+    ks: &KernelSet,
+    op: fn(TensorKey, TensorKey, TensorKey) -> OpDesc,
+) -> (Vec<i8>, Vec<i8>) {
     let mut st = TensorStore::new(1 << 24);
     let zp = |k: &str| c[k].as_i64().expect("zp") as i32;
     let mut operand = |v: &str, s: &str, z: &str| {
@@ -222,56 +228,34 @@ fn add(c: &Value, ks: &KernelSet) -> (Vec<i8>, Vec<i8>) {
         operand("a", "a_scale", "a_zero_point"),
         operand("b", "b_scale", "b_zero_point"),
     );
-    let output = st
-        .create(int8(
-            &shape(&c["y"]),
-            vec![f(&c["y_scale"])],
-            zp("y_zero_point"),
-            0,
-        ))
-        .expect("fits");
-    let op = OpDesc::from(Add {
-        a,
-        b,
-        output,
-        activation: Activation::None,
-    });
-    run(&mut st, &[op], ks);
+    let desc = int8(
+        &shape(&c["y"]),
+        vec![f(&c["y_scale"])],
+        zp("y_zero_point"),
+        0,
+    );
+    let output = st.create(desc).expect("fits");
+    run(&mut st, &[op(a, b, output)], ks);
     let want = ints(&c["y"]).iter().map(|&v| v as i8).collect();
     (read_i8(&st, output), want)
 }
 
-/// QLinearMul: two int8 operands, broadcast.
-fn mul(c: &Value, ks: &KernelSet) -> (Vec<i8>, Vec<i8>) {
-    let mut st = TensorStore::new(1 << 24);
-    let zp = |k: &str| c[k].as_i64().expect("zp") as i32;
-    let mut operand = |v: &str, s: &str, z: &str| {
-        let desc = int8(&shape(&c[v]), vec![f(&c[s])], zp(z), 0);
-        tensor(&mut st, desc, &bytes_i8(&ints(&c[v])))
-    };
-    let (a, b) = (
-        operand("a", "a_scale", "a_zero_point"),
-        operand("b", "b_scale", "b_zero_point"),
-    );
-    let output = st
-        .create(int8(
-            &shape(&c["y"]),
-            vec![f(&c["y_scale"])],
-            zp("y_zero_point"),
-            0,
-        ))
-        .expect("fits");
-    let op = OpDesc::from(Mul {
+fn add(a: TensorKey, b: TensorKey, output: TensorKey) -> OpDesc {
+    OpDesc::from(Add {
         a,
         b,
         output,
         activation: Activation::None,
-    });
-    run(&mut st, &[op], ks);
-    (
-        read_i8(&st, output),
-        ints(&c["y"]).iter().map(|&v| v as i8).collect(),
-    )
+    })
+}
+
+fn mul(a: TensorKey, b: TensorKey, output: TensorKey) -> OpDesc {
+    OpDesc::from(Mul {
+        a,
+        b,
+        output,
+        activation: Activation::None,
+    })
 }
 
 /// QLinearSigmoid: LOGISTIC on a flat tensor.
@@ -530,8 +514,8 @@ fn every_case_is_onnxruntimes_bytes_on_every_kernel_set() {
                 Some("matmul") => matmul(c, ks),
                 Some("quantize") => quantize(c, ks),
                 Some("mean") => mean(c, ks),
-                Some("add") => add(c, ks),
-                Some("mul") => mul(c, ks),
+                Some("add") => binary(c, ks, add),
+                Some("mul") => binary(c, ks, mul),
                 Some("sigmoid") => sigmoid(c, ks),
                 Some("softmax") => softmax(c, ks),
                 Some("avgpool") => avgpool(c, ks),
