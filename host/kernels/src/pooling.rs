@@ -151,6 +151,35 @@ pub fn average_pool2d_scalar(
     Ok(())
 }
 
+/// A [`Pool2d`] with onnxruntime's QLinearAveragePool arithmetic: the
+/// input's 256 dequantized values, computed once, and the output's
+/// quantization.
+#[derive(Clone, Debug)]
+pub struct AveragePoolOnnxruntime {
+    pool: Pool2d,
+    dequantized: Box<[f32; 256]>,
+    output: Qp,
+}
+
+impl AveragePoolOnnxruntime {
+    pub fn new(pool: Pool2d, input: Qp, output: Qp) -> Self {
+        let mut dequantized = Box::new([0f32; 256]);
+        for (i, d) in dequantized.iter_mut().enumerate() {
+            *d = input.scale * (i as u8 as i8 as i32 - input.zero_point) as f32;
+        }
+        AveragePoolOnnxruntime {
+            pool,
+            dequantized,
+            output,
+        }
+    }
+
+    /// Input elements visited per run.
+    pub fn macs(&self) -> u64 {
+        self.pool.macs()
+    }
+}
+
 /// onnxruntime's QLinearAveragePool (`contrib_ops/cpu/quantization/
 /// qlinear_pool.cc`, read in its source and measured against onnxruntime
 /// 1.32): each input dequantized in single precision, `sx · (x − zx)`,
@@ -162,18 +191,14 @@ pub fn average_pool2d_scalar(
 /// its global average pool, which is another formula: the caller sends
 /// those to `reduce::Mean`.)
 pub fn average_pool2d_onnxruntime(
-    k: &Pool2d,
-    qi: Qp,
-    qo: Qp,
+    k: &AveragePoolOnnxruntime,
     input: &[i8],
     output: &mut [i8],
 ) -> Result<(), KernelError> {
     const OP: &str = "average_pool2d";
+    let (qo, dequantized) = (k.output, &k.dequantized);
+    let k = &k.pool;
     let (is, os) = check_io(k, OP, input, output)?;
-    let mut dequantized = [0f32; 256];
-    for (i, d) in dequantized.iter_mut().enumerate() {
-        *d = qi.scale * (i as u8 as i8 as i32 - qi.zero_point) as f32;
-    }
     let mut empty = false;
     for_each_window(k, |b, oy, ox, ys, xs| {
         let count = ys.len() * xs.len();
@@ -336,7 +361,8 @@ mod tests {
             },
         );
         let mut y = [0i8; 4];
-        average_pool2d_onnxruntime(&k, qi, qo, &[1, 2, 4, 6, 8, 9, 3, 4, -7], &mut y).unwrap();
+        let ort = AveragePoolOnnxruntime::new(k.clone(), qi, qo);
+        average_pool2d_onnxruntime(&ort, &[1, 2, 4, 6, 8, 9, 3, 4, -7], &mut y).unwrap();
         // Dequantized, (x − 1) / 2; SAME pads the bottom and right only:
         // [0, .5, 2.5, 3.5] → 1.625 → 6.5 − 2 = 4.5 → 4 (a tie, to even);
         // [1.5, 4] → 2.75 → 11 − 2 = 9; [1, 1.5] → 1.25 → 5 − 2 = 3;

@@ -1207,7 +1207,10 @@ impl Lower {
             }
             xs.push(x);
         }
-        let rank = xs.first().map_or(0, |x| x.dims.len());
+        let Some(first) = xs.first() else {
+            return Err(node.malformed("a concatenation of no inputs"));
+        };
+        let rank = first.dims.len();
         let axis = node.int("axis", i64::MIN);
         let axis = if axis < 0 { axis + rank as i64 } else { axis };
         let axis = usize::try_from(axis)

@@ -2,7 +2,7 @@
 //! under onnxruntime's semantics, its QLinearAveragePool, which requantizes.
 
 use gatehouse_kernels::elementwise::Qp;
-use gatehouse_kernels::pooling::average_pool2d_onnxruntime;
+use gatehouse_kernels::pooling::{AveragePoolOnnxruntime, average_pool2d_onnxruntime};
 use gatehouse_kernels::reduce::{Mean, mean_scalar};
 use gatehouse_kernels::{Activation, KernelSet, Pool2d, Rounding, Semantics, activation_range};
 
@@ -92,7 +92,7 @@ fn prepare(p: &PoolArgs, cx: &mut Prep<'_>, average: bool) -> Result<Built, NnFa
             let shape = [is.n, is.h, is.w, is.c];
             Kernel::Global(Mean::new(&shape, &[1, 2], qi, qo, Rounding::Nearest)?)
         }
-        (true, true) => Kernel::Float(k, qi, qo),
+        (true, true) => Kernel::Float(AveragePoolOnnxruntime::new(k, qi, qo)),
     };
     Ok(Built::new(name, kernel, vec![p.input], p.output))
 }
@@ -101,7 +101,7 @@ enum Kernel {
     Max(Pool2d),
     Average(Pool2d),
     /// onnxruntime's QLinearAveragePool.
-    Float(Pool2d, Qp, Qp),
+    Float(AveragePoolOnnxruntime),
     /// onnxruntime's QLinearGlobalAveragePool.
     Global(Mean),
 }
@@ -111,16 +111,15 @@ impl Eval for Kernel {
         match self {
             Kernel::Max(k) => io.one(|i, out| (ks.max_pool2d)(k, i, out)),
             Kernel::Average(k) => io.one(|i, out| (ks.average_pool2d)(k, i, out)),
-            Kernel::Float(k, qi, qo) => {
-                io.one(|i, out| average_pool2d_onnxruntime(k, *qi, *qo, i, out))
-            }
+            Kernel::Float(k) => io.one(|i, out| average_pool2d_onnxruntime(k, i, out)),
             Kernel::Global(k) => io.one(|i, out| mean_scalar(k, i, out)),
         }
     }
 
     fn window_work(&self) -> u64 {
         match self {
-            Kernel::Max(k) | Kernel::Average(k) | Kernel::Float(k, ..) => k.macs(),
+            Kernel::Max(k) | Kernel::Average(k) => k.macs(),
+            Kernel::Float(k) => k.macs(),
             Kernel::Global(_) => 0,
         }
     }
