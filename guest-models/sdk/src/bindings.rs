@@ -67,12 +67,14 @@ pub mod sequence {
     });
 }
 
-/// `gatehouse:nn@0.3.0`'s `runtimes` interface: 0.1.0's plans and immediate
-/// calls under onnxruntime's arithmetic too (mapped onto the modules above).
+/// `gatehouse:nn@0.4.0`'s `runtimes` interface: 0.1.0's plans and immediate
+/// calls under onnxruntime's arithmetic too, int8 or uint8 (mapped onto the
+/// modules above). The SDK imports 0.4.0 only; hosts still serve 0.3.0 to
+/// plugins built against it.
 pub mod runtimes {
     wit_bindgen::generate!({
         path: "../../wit",
-        world: "gatehouse:nn/runtimes-ops@0.3.0",
+        world: "gatehouse:nn/runtimes-ops@0.4.0",
         runtime_path: "gatehouse_sdk::__wit_bindgen::rt",
         with: {
             "gatehouse:nn/tensors@0.1.0": crate::bindings::gatehouse::nn0_1_0::tensors,

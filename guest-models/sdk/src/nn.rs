@@ -18,11 +18,11 @@ pub use crate::bindings::sequence::gatehouse::nn0_2_0::sequence::{
 };
 
 /// Plans and immediate calls under any of three runtimes' arithmetic,
-/// onnxruntime's among them (`gatehouse:nn/runtimes@0.3.0`). A plugin that
-/// never calls these does not import the interface, and runs on hosts
-/// without it.
+/// onnxruntime's among them, for int8 or uint8 activations
+/// (`gatehouse:nn/runtimes@0.4.0`). A plugin that never calls these does
+/// not import the interface, and runs on hosts without it.
 pub mod runtimes {
-    use crate::bindings::runtimes::gatehouse::nn0_3_0::runtimes as wit;
+    use crate::bindings::runtimes::gatehouse::nn0_4_0::runtimes as wit;
     pub use wit::{Semantics, execute};
 
     /// An empty plan whose operators all use `semantics`.

@@ -56,10 +56,12 @@ fn describe_onnx(bytes: &[u8]) -> Result<String, String> {
     let (_, _, nodes) = onnx::Model::inspect(bytes).map_err(crate::loaded::neither)?;
     let mut out = String::from("{");
     field(&mut out, "format", &string("onnx"));
-    field(&mut out, "semantics", &string("onnxruntime"));
+    let loaded = onnx::Model::load(bytes);
+    let semantics = loaded.as_ref().map_or("onnxruntime", |m| m.semantics());
+    field(&mut out, "semantics", &string(semantics));
     let names: Vec<String> = nodes.iter().map(|n| string(n)).collect();
     field(&mut out, "nodes", &format!("[{}]", names.join(",")));
-    match onnx::Model::load(bytes) {
+    match loaded {
         Ok(m) => {
             let ops: Vec<String> = m.operators().iter().map(|n| string(n)).collect();
             field(&mut out, "host_operators", &format!("[{}]", ops.join(",")));

@@ -81,6 +81,7 @@ fn describe_names_the_fused_host_operators_of_an_onnx_model() {
     let out = ok(&gatehouse(&["describe", "--model", m.to_str().unwrap()]));
     let v: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
     assert_eq!(v["format"], "onnx", "{v}");
+    assert_eq!(v["semantics"], "onnxruntime", "{v}");
     assert_eq!(v["load_error"], Value::Null, "{v}");
     assert_eq!(v["input"]["shape"], serde_json::json!([1, 3, 16, 16]));
     assert_eq!(v["input"]["dtype"], "float32");
@@ -107,6 +108,13 @@ fn describe_names_the_fused_host_operators_of_an_onnx_model() {
             "dequantize"
         ]
     );
+
+    // A model whose activations are uint8 runs under the uint8 semantics.
+    let m = root().join("tests/fixtures/onnx/residual_uint8/model.onnx");
+    let out = ok(&gatehouse(&["describe", "--model", m.to_str().unwrap()]));
+    let v: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    assert_eq!(v["semantics"], "onnxruntime-uint8", "{v}");
+    assert_eq!(v["input"]["dtype"], "float32", "{v}");
 }
 
 /// Bytes that are not a model, a model with an operator the host does not
@@ -156,17 +164,15 @@ fn what_cannot_run_as_onnxruntime_would_is_refused_by_name() {
     let e = infer(&renamed, &[]);
     assert!(e.contains("Gelu") && e.contains("not supported"), "{e}");
 
-    // Made by make_models.py: a residual Add of uint8 activations, an Add
-    // of a constant first (the operand that broadcasts), and a
-    // squeeze-and-excitation gate's Mul of uint8 activations.
+    // Made by make_models.py: an Add of a constant first (the operand that
+    // broadcasts), and an int8 Add in a model whose activations are
+    // otherwise uint8.
     let refused = root().join("tests/fixtures/onnx/refused");
-    let e = infer(&refused.join("residual_uint8.onnx"), &[]);
-    assert!(e.contains("Add") && e.contains("uint8 addition"), "{e}");
     let e = infer(&refused.join("bias_first_int8.onnx"), &[]);
     assert!(e.contains("Add") && e.contains("constant first"), "{e}");
-    let e = infer(&refused.join("squeeze_excite_uint8.onnx"), &[]);
+    let e = infer(&refused.join("mixed_types.onnx"), &[]);
     assert!(
-        e.contains("Mul") && e.contains("uint8 multiplication"),
+        e.contains("Add") && e.contains("an int8 operand") && e.contains("are uint8"),
         "{e}"
     );
 }

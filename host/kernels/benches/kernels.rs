@@ -181,6 +181,7 @@ fn add(c: &mut Criterion) {
         act_max: 127,
         rounding: Rounding::Double,
         table_from: None,
+        uint8: false,
     };
     for ks in dispatch::available() {
         let kernel = Add::new(AddSpec {

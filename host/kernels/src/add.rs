@@ -5,7 +5,7 @@
 
 use crate::broadcast::Broadcast;
 use crate::error::{KernelError, check_len, ensure};
-use crate::quant::{Requant, Rounding, cvtps_epi32};
+use crate::quant::{Requant, Rounding, UINT8_SHIFT, cvtps_epi32, saturate_shifted};
 
 const OP: &str = "add";
 pub(crate) const LEFT_SHIFT: i32 = 20;
@@ -31,6 +31,10 @@ pub struct AddSpec {
     /// least this many elements; `None` never does. onnxruntime's sums
     /// always get the table from that size: no vector path computes them.
     pub table_from: Option<usize>,
+    /// With [`Rounding::Nearest`]: the bytes and zero points stand for
+    /// uint8 ones less [`UINT8_SHIFT`], and onnxruntime's sum is taken
+    /// on the uint8 values.
+    pub uint8: bool,
 }
 
 /// onnxruntime's QLinearAdd as its x86 AVX2 kernel computes it
@@ -38,29 +42,41 @@ pub struct AddSpec {
 /// against onnxruntime 1.32): with `ra = sa / sc` and `rb = sb / sc` in
 /// single precision and `fixed = zc − (ra·za + rb·zb)`, the output is
 /// `fma(a, ra, fma(b, rb, fixed))` converted with rounding half to even,
-/// then saturated to int8. The raw input bytes enter the sum, not the bytes
-/// less their zero points, so a uint8 model's addition is only this one
-/// on its own bytes: a caller that shifted uint8 to int8 cannot use it.
+/// then saturated. The raw input bytes enter the sum, not the bytes less
+/// their zero points, so a uint8 model's addition is this one on its uint8
+/// bytes: with `uint8`, every byte and zero point gets its
+/// [`UINT8_SHIFT`] back first, and the output loses it after the rounding.
 /// (onnxruntime's ARM kernel is fixed-point and may differ by one step.)
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub(crate) struct FloatSum {
     ra: f32,
     rb: f32,
     fixed: f32,
+    shift: i32,
 }
 
 impl FloatSum {
     fn new(s: &AddSpec) -> FloatSum {
+        let shift = if s.uint8 { UINT8_SHIFT } else { 0 };
         let (ra, rb) = (s.scale1 / s.out_scale, s.scale2 / s.out_scale);
-        let fixed =
-            s.out_zero_point as f32 - (ra * s.zero_point1 as f32 + rb * s.zero_point2 as f32);
-        FloatSum { ra, rb, fixed }
+        let z = |zp: i32| (zp + shift) as f32;
+        let fixed = z(s.out_zero_point) - (ra * z(s.zero_point1) + rb * z(s.zero_point2));
+        FloatSum {
+            ra,
+            rb,
+            fixed,
+            shift,
+        }
     }
 
     #[inline(always)]
     fn one(&self, a: i8, b: i8) -> i32 {
-        let v = (a as f32).mul_add(self.ra, (b as f32).mul_add(self.rb, self.fixed));
-        cvtps_epi32(v).clamp(-128, 127)
+        let (a, b) = (
+            (a as i32 + self.shift) as f32,
+            (b as i32 + self.shift) as f32,
+        );
+        let v = a.mul_add(self.ra, b.mul_add(self.rb, self.fixed));
+        saturate_shifted(cvtps_epi32(v), self.shift)
     }
 }
 
@@ -220,6 +236,7 @@ mod tests {
             act_max: 127,
             rounding: Rounding::Single,
             table_from: None,
+            uint8: false,
         }
     }
 
@@ -264,6 +281,38 @@ mod tests {
             ..spec(vec![1], vec![4], vec![4])
         });
         assert!(first.is_err(), "the first operand broadcasts");
+    }
+
+    #[test]
+    fn onnxruntimes_uint8_sum_is_taken_on_the_uint8_bytes() {
+        // A quantization where the sum on the shifted int8 bytes rounds
+        // otherwise (found by emulating both; onnxruntime 1.32 gives 13, 0
+        // and 193 for these uint8 pairs).
+        let ort = |uint8| {
+            Add::new(AddSpec {
+                scale1: 0.0041,
+                zero_point1: 225 - 128,
+                scale2: 0.0343,
+                zero_point2: 87 - 128,
+                out_scale: 0.0436,
+                out_zero_point: 58 - 128,
+                rounding: Rounding::Nearest,
+                uint8,
+                ..spec(vec![3], vec![3], vec![3])
+            })
+            .unwrap()
+        };
+        let shifted = |v: [i32; 3]| v.map(|u| (u - 128) as i8);
+        let (a, b) = (shifted([218, 0, 255]), shifted([30, 0, 255]));
+        let mut out = [0i8; 3];
+        add_scalar(&ort(true), &a, &b, &mut out).unwrap();
+        assert_eq!(out, shifted([13, 0, 193]));
+        add_scalar(&ort(false), &a, &b, &mut out).unwrap();
+        assert_eq!(
+            out[0],
+            shifted([12, 0, 0])[0],
+            "the int8 sum rounds the first pair otherwise"
+        );
     }
 
     #[test]

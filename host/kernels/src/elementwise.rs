@@ -7,7 +7,9 @@
 
 use crate::broadcast::Broadcast;
 use crate::error::{KernelError, check_len, ensure};
-use crate::quant::{Requant, Rounding, cvtps_epi32, rounding_divide_by_pot};
+use crate::quant::{
+    Requant, Rounding, UINT8_SHIFT, cvtps_epi32, rounding_divide_by_pot, saturate_shifted,
+};
 
 /// MUL of two int8 tensors, with broadcasting.
 #[derive(Clone, Debug)]
@@ -23,6 +25,8 @@ pub struct Mul {
     /// onnxruntime's arithmetic instead of the requantization above: the
     /// single-precision `sa·sb/sc` of [`mul_scalar`]'s float form.
     pub(crate) ratio: Option<f32>,
+    /// [`UINT8_SHIFT`] when the float form's output stands for uint8, else 0.
+    pub(crate) shift: i32,
 }
 
 /// Quantization of a tensor: scale and zero point.
@@ -43,6 +47,7 @@ impl Mul {
         qo: Qp,
         act: (i32, i32),
         rounding: Rounding,
+        uint8: bool,
     ) -> Result<Self, KernelError> {
         let shape = Broadcast::new("mul", shape1, shape2, out)?;
         // TFLite multiplies the float scales in float, then widens.
@@ -58,6 +63,7 @@ impl Mul {
             act_max: act.1,
             rounding,
             ratio,
+            shift: if uint8 { UINT8_SHIFT } else { 0 },
         })
     }
 }
@@ -74,11 +80,11 @@ pub fn mul_scalar(k: &Mul, in1: &[i8], in2: &[i8], output: &mut [i8]) -> Result<
             // the exact product converted to float, times the ratio, plus
             // the zero point, two single-precision roundings, then rounded
             // half to even. The zero point is added before the rounding, so
-            // a uint8 tensor shifted to int8 would round differently at
-            // ties: the caller passes int8 tensors only. Every step is
-            // commutative, so a broadcast operand on either side agrees.
+            // a uint8 output's is its uint8 one. Every step is commutative,
+            // so a broadcast operand on either side agrees.
             Some(ratio) => {
-                cvtps_epi32((p as f32) * ratio + k.output_offset as f32).clamp(-128, 127)
+                let zero_point = (k.output_offset + k.shift) as f32;
+                saturate_shifted(cvtps_epi32((p as f32) * ratio + zero_point), k.shift)
             }
             None => k.output.apply(p, k.rounding) + k.output_offset,
         };
@@ -438,6 +444,7 @@ mod tests {
             },
             (-128, 127),
             Rounding::Double,
+            false,
         )
         .unwrap();
         let mut out = [0i8; 3];
@@ -461,6 +468,7 @@ mod tests {
                 q(0.25, 3),
                 (-128, 127),
                 r,
+                false,
             )
         };
         let k = mul(Rounding::Nearest).unwrap();

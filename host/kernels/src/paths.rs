@@ -413,7 +413,7 @@ proptest! {
     #[test]
     fn add_paths_match_the_reference(len in 1usize..200, seed in any::<u64>(), s1 in 0.01f32..2.0, s2 in 0.01f32..2.0, so in 0.01f32..2.0, zps in (-128i32..128, -128i32..128, -128i32..128), rounding in crate::quant::checks::roundings(), relu in any::<bool>(), table in any::<bool>()) {
         let act_min = if relu { zps.2 } else { -128 };
-        let spec = AddSpec { shape1: vec![len], shape2: vec![len], out_shape: vec![len], scale1: s1, zero_point1: zps.0, scale2: s2, zero_point2: zps.1, out_scale: so, out_zero_point: zps.2, act_min, act_max: 127, rounding, table_from: None };
+        let spec = AddSpec { shape1: vec![len], shape2: vec![len], out_shape: vec![len], scale1: s1, zero_point1: zps.0, scale2: s2, zero_point2: zps.1, out_scale: so, out_zero_point: zps.2, act_min, act_max: 127, rounding, table_from: None, uint8: false };
         let k = Add::new(spec.clone()).unwrap();
         let (a, b) = (bytes(len, seed), bytes(len, seed ^ 1));
         let mut want = vec![0i8; len];
@@ -438,7 +438,7 @@ proptest! {
             dims.iter().map(|&(d, w)| if w == which { 1 } else { d }).collect()
         };
         let (shape1, shape2) = (side(1), side(2));
-        let spec = AddSpec { shape1: shape1.clone(), shape2: shape2.clone(), out_shape: out_shape.clone(), scale1: 0.07, zero_point1: zps.0, scale2: 0.11, zero_point2: zps.1, out_scale: 0.13, out_zero_point: zps.2, act_min: -128, act_max: 127, rounding, table_from: None };
+        let spec = AddSpec { shape1: shape1.clone(), shape2: shape2.clone(), out_shape: out_shape.clone(), scale1: 0.07, zero_point1: zps.0, scale2: 0.11, zero_point2: zps.1, out_scale: 0.13, out_zero_point: zps.2, act_min: -128, act_max: 127, rounding, table_from: None, uint8: false };
         let k = Add::new(spec.clone()).unwrap();
         let (a, b) = (bytes(shape1.iter().product(), seed), bytes(shape2.iter().product(), seed ^ 1));
         let mut want = vec![0i8; out_shape.iter().product()];

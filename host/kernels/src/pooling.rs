@@ -5,7 +5,7 @@
 use crate::elementwise::Qp;
 use crate::error::{KernelError, check_len, ensure};
 use crate::geometry::{Shape4, Window, WindowSpec};
-use crate::quant::cvtps_epi32;
+use crate::quant::{UINT8_SHIFT, cvtps_epi32, saturate_shifted};
 
 /// A pooling window ready to run.
 #[derive(Clone, Debug)]
@@ -159,10 +159,16 @@ pub struct AveragePoolOnnxruntime {
     pool: Pool2d,
     dequantized: Box<[f32; 256]>,
     output: Qp,
+    /// [`UINT8_SHIFT`] when the output stands for uint8, else 0.
+    shift: i32,
 }
 
 impl AveragePoolOnnxruntime {
-    pub fn new(pool: Pool2d, input: Qp, output: Qp) -> Self {
+    /// With `uint8`, the tensors stand for uint8 ones less [`UINT8_SHIFT`]:
+    /// the output's uint8 zero point is added before the rounding, as
+    /// onnxruntime adds it. (The dequantized inputs are the same on
+    /// either.)
+    pub fn new(pool: Pool2d, input: Qp, output: Qp, uint8: bool) -> Self {
         let mut dequantized = Box::new([0f32; 256]);
         for (i, d) in dequantized.iter_mut().enumerate() {
             *d = input.scale * (i as u8 as i8 as i32 - input.zero_point) as f32;
@@ -171,6 +177,7 @@ impl AveragePoolOnnxruntime {
             pool,
             dequantized,
             output,
+            shift: if uint8 { UINT8_SHIFT } else { 0 },
         }
     }
 
@@ -186,7 +193,8 @@ impl AveragePoolOnnxruntime {
 /// summed in float row by row in window order, divided by the cells of the
 /// window inside the input, then `round_half_even(mean / sy + zy)`,
 /// saturated. Input and output may be quantized differently. The zero point
-/// is added before the rounding, so the caller passes int8 tensors only.
+/// is added before the rounding: a uint8 output's own (see
+/// [`AveragePoolOnnxruntime::new`]).
 /// (onnxruntime computes a window that covers its whole unpadded input as
 /// its global average pool, which is another formula: the caller sends
 /// those to `reduce::Mean`.)
@@ -196,7 +204,7 @@ pub fn average_pool2d_onnxruntime(
     output: &mut [i8],
 ) -> Result<(), KernelError> {
     const OP: &str = "average_pool2d";
-    let (qo, dequantized) = (k.output, &k.dequantized);
+    let (qo, dequantized, shift) = (k.output, &k.dequantized, k.shift);
     let k = &k.pool;
     let (is, os) = check_io(k, OP, input, output)?;
     let mut empty = false;
@@ -216,7 +224,8 @@ pub fn average_pool2d_onnxruntime(
             let mean = sum / count as f32;
             // `static_cast<int32_t>` of the rounded float: x86's `cvttss2si`
             // gives i32::MIN for what does not fit, as `cvtps_epi32` does.
-            let v = cvtps_epi32(mean / qo.scale + qo.zero_point as f32).clamp(-128, 127);
+            let zero_point = (qo.zero_point + shift) as f32;
+            let v = saturate_shifted(cvtps_epi32(mean / qo.scale + zero_point), shift);
             output[os.offset(b, oy, ox, c)] = v.clamp(k.act_min, k.act_max) as i8;
         }
     });
@@ -361,7 +370,7 @@ mod tests {
             },
         );
         let mut y = [0i8; 4];
-        let ort = AveragePoolOnnxruntime::new(k.clone(), qi, qo);
+        let ort = AveragePoolOnnxruntime::new(k.clone(), qi, qo, false);
         average_pool2d_onnxruntime(&ort, &[1, 2, 4, 6, 8, 9, 3, 4, -7], &mut y).unwrap();
         // Dequantized, (x − 1) / 2; SAME pads the bottom and right only:
         // [0, .5, 2.5, 3.5] → 1.625 → 6.5 − 2 = 4.5 → 4 (a tie, to even);

@@ -35,12 +35,33 @@ pub enum Semantics {
     /// fused integer kernels (QLinearConv, QGemm, QLinearMatMul) requantize
     /// in single precision: [`Rounding::Nearest`].
     Onnxruntime,
+    /// onnxruntime's, for a model whose activations are uint8. The host
+    /// holds each uint8 byte less [`UINT8_SHIFT`], zero points too, and
+    /// most of onnxruntime's arithmetic gives the same bytes on either
+    /// (it rounds, then adds the zero point). QLinearAdd, QLinearMul and
+    /// QLinearAveragePool add the uint8 bytes or zero point in single
+    /// precision before they round, so their kernels add the shift back
+    /// first ([`Semantics::uint8`]).
+    OnnxruntimeUint8,
 }
 
+/// What a uint8 byte less this is, as int8, is the host's form of it.
+pub const UINT8_SHIFT: i32 = 128;
+
 impl Semantics {
+    /// One of onnxruntime's two.
+    pub fn is_onnxruntime(self) -> bool {
+        matches!(self, Semantics::Onnxruntime | Semantics::OnnxruntimeUint8)
+    }
+
+    /// The activations stand for uint8 ones ([`Semantics::OnnxruntimeUint8`]).
+    pub fn uint8(self) -> bool {
+        self == Semantics::OnnxruntimeUint8
+    }
+
     pub fn conv(self) -> Rounding {
         match self {
-            Semantics::Onnxruntime => Rounding::Nearest,
+            Semantics::Onnxruntime | Semantics::OnnxruntimeUint8 => Rounding::Nearest,
             _ => Rounding::Double,
         }
     }
@@ -49,7 +70,7 @@ impl Semantics {
         match self {
             Semantics::TfliteReference => Rounding::Single,
             Semantics::TfliteMicro => Rounding::Double,
-            Semantics::Onnxruntime => Rounding::Nearest,
+            Semantics::Onnxruntime | Semantics::OnnxruntimeUint8 => Rounding::Nearest,
         }
     }
 
@@ -57,7 +78,7 @@ impl Semantics {
     /// single-precision arithmetic ([`crate::add`]).
     pub fn add(self) -> Rounding {
         match self {
-            Semantics::Onnxruntime => Rounding::Nearest,
+            Semantics::Onnxruntime | Semantics::OnnxruntimeUint8 => Rounding::Nearest,
             _ => Rounding::Double,
         }
     }
@@ -117,6 +138,15 @@ pub(crate) fn cvtps_epi32(v: f32) -> i32 {
     } else {
         i32::MIN
     }
+}
+
+/// A result of onnxruntime's float-domain kernels, computed on uint8
+/// values when `shift` is [`UINT8_SHIFT`] (else 0), saturated to that
+/// type's range as its packing instructions do (`i32::MIN` to the lowest)
+/// and returned in the host's int8 form.
+#[inline(always)]
+pub(crate) fn saturate_shifted(v: i32, shift: i32) -> i32 {
+    v.clamp(-128 + shift, 127 + shift) - shift
 }
 
 impl Requant {

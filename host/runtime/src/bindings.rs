@@ -106,6 +106,24 @@ pub mod runtimes {
     });
 }
 
+/// `gatehouse:nn@0.4.0`'s `runtimes` interface: 0.3.0's with onnxruntime's
+/// uint8 arithmetic as a fourth semantics.
+pub mod runtimes_uint8 {
+    wasmtime::component::bindgen!({
+        path: "../../wit",
+        world: "gatehouse:nn/runtimes-ops@0.4.0",
+        imports: { default: trappable },
+        trappable_error_type: {
+            "gatehouse:nn/tensors.nn-error" => super::NnCallError,
+        },
+        with: {
+            "gatehouse:nn/tensors@0.1.0": super::tensors,
+            "gatehouse:nn/ops@0.1.0": super::ops,
+            "gatehouse:nn/plan@0.1.0": super::plan,
+        },
+    });
+}
+
 /// `gatehouse:dsp@0.1.0`: audio front ends on the host. Its errors are
 /// `gatehouse:nn`'s, so they map to [`NnCallError`] in the same way.
 pub mod dsp {

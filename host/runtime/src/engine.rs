@@ -128,6 +128,10 @@ impl Runtime {
                 &mut linker,
                 InstanceState::nn_view,
             )?;
+            bindings::runtimes_uint8::gatehouse::nn0_4_0::runtimes::add_to_linker::<_, HasNn>(
+                &mut linker,
+                InstanceState::nn_view,
+            )?;
             crate::wasi_nn::add_to_linker(&mut linker, InstanceState::wasi_nn_view)?;
             bindings::dsp::gatehouse::dsp::audio::add_to_linker::<_, HasNn>(
                 &mut linker,
@@ -148,6 +152,7 @@ impl Runtime {
             "gatehouse:nn/plan@0.1.0",
             "gatehouse:nn/sequence@0.2.0",
             "gatehouse:nn/runtimes@0.3.0",
+            "gatehouse:nn/runtimes@0.4.0",
         ] {
             linker
                 .instance(iface)
@@ -156,7 +161,11 @@ impl Runtime {
                 })
                 .map_err(|e| Error::Engine(format!("{e:#}")))?;
         }
-        for iface in ["gatehouse:nn/sequence@0.2.0", "gatehouse:nn/runtimes@0.3.0"] {
+        for iface in [
+            "gatehouse:nn/sequence@0.2.0",
+            "gatehouse:nn/runtimes@0.3.0",
+            "gatehouse:nn/runtimes@0.4.0",
+        ] {
             linker
                 .instance(iface)
                 .and_then(|mut i| {

@@ -420,6 +420,57 @@ mod runtimes {
         wplan::HostPlan::drop(&mut st.nn_view(), plan).expect("drop");
     }
 
+    /// 0.4.0's fourth semantics: an addition of uint8 tensors given as
+    /// int8 less 128 is summed on the uint8 values. The pair is one where
+    /// the two sums round apart (onnxruntime 1.32 gives uint8 13).
+    #[test]
+    fn version_4_adds_uint8_activations_as_onnxruntime_does() {
+        use crate::bindings::runtimes_uint8::gatehouse::nn0_4_0::runtimes as wrt4;
+        let mut st = state();
+        let mut tensor = |scale: f32, zero_point: i32, byte: Option<i8>| {
+            let desc = wt::TensorDesc {
+                quantization: Some(wt::Quantization {
+                    scales: vec![scale],
+                    zero_points: vec![zero_point - 128],
+                    axis: 0,
+                }),
+                ..i8_desc(&[1])
+            };
+            let t = wt::HostTensor::create(&mut st.nn_view(), desc).expect("fits");
+            if let Some(b) = byte {
+                wt::HostTensor::write(&mut st.nn_view(), borrow(&t), 0, vec![b as u8])
+                    .expect("fits");
+            }
+            t
+        };
+        let a = tensor(0.0041, 225, Some((218 - 128) as i8));
+        let b = tensor(0.0343, 87, Some((30 - 128) as i8));
+        let y = tensor(0.0436, 58, None);
+        let add = || {
+            wops::Op::Add(wops::Binary {
+                a: borrow(&a),
+                b: borrow(&b),
+                output: borrow(&y),
+                activation: wops::Activation::None,
+            })
+        };
+        let mut sum = |s| {
+            wrt4::Host::execute(&mut st.nn_view(), add(), s).expect("runs");
+            wt::HostTensor::read(&mut st.nn_view(), borrow(&y)).expect("read")[0] as i8 as i32
+        };
+        assert_eq!(sum(wrt4::Semantics::OnnxruntimeUint8), 13 - 128);
+        assert_eq!(
+            sum(wrt4::Semantics::Onnxruntime),
+            12 - 128,
+            "int8 rounds apart"
+        );
+        let plan = wrt4::Host::new_plan(&mut st.nn_view(), wrt4::Semantics::OnnxruntimeUint8)
+            .expect("plan");
+        wplan::HostPlan::push(&mut st.nn_view(), Resource::new_borrow(plan.rep()), add())
+            .expect("an addition is taken");
+        wplan::HostPlan::drop(&mut st.nn_view(), plan).expect("drop");
+    }
+
     #[test]
     fn execute_runs_under_each_semantics() {
         let mut st = state();

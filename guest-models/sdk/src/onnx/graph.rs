@@ -133,6 +133,22 @@ pub(super) struct Graph {
     pub opset: i64,
 }
 
+impl Graph {
+    /// The model's activations are uint8: its input is, or a
+    /// QuantizeLinear makes uint8 (its zero point is uint8, or absent,
+    /// which ONNX defines as uint8 0). onnxruntime's quantizers give every
+    /// activation of a model one type; the operators whose arithmetic
+    /// differs between the two check theirs against this.
+    pub fn uint8_activations(&self) -> bool {
+        self.input.elem_type == data_type::UINT8
+            || self.nodes.iter().any(|n| {
+                n.op_type == "QuantizeLinear"
+                    && n.input(2)
+                        .is_none_or(|z| self.consts.get(z).is_some_and(|c| c.unsigned))
+            })
+    }
+}
+
 fn malformed(m: impl Into<String>) -> LoadError {
     LoadError::Malformed(m.into())
 }

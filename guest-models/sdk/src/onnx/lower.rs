@@ -10,7 +10,8 @@
 //! sides share a scale and zero point. This module does the same: a `DequantizeLinear` is
 //! only noted, a float operator on dequantized operands waits for its
 //! `QuantizeLinear` ([`Val::Pending`]), and the pair then becomes one host
-//! operator under [`Semantics::Onnxruntime`](crate::nn::runtimes::Semantics).
+//! operator under [`Semantics::Onnxruntime`], or
+//! [`Semantics::OnnxruntimeUint8`] when the model's activations are uint8.
 //! A group onnxruntime would run in float is refused, naming the node.
 //!
 //! Layout: 4-D activations live on the host as NHWC, the kernels' layout.
@@ -24,6 +25,7 @@ use std::collections::HashMap;
 
 use super::graph::{Const, Data, Graph, Node, Value};
 use crate::model::LoadError;
+use crate::nn::runtimes::{self, Semantics};
 use crate::nn::{
     self, Activation, Dtype, NnError, Op, Padding, Plan, Quantization, Tensor, TensorDesc, Window,
 };
@@ -95,6 +97,9 @@ pub(super) struct Lower {
     nodes: Vec<Node>,
     /// The default operator set's version.
     opset: i64,
+    /// The plan's semantics is onnxruntime's for uint8 activations
+    /// ([`Graph::uint8_activations`]).
+    pub uint8: bool,
     pub plan: Plan,
     pub tensors: Vec<Tensor>,
     pub vals: HashMap<String, Val>,
@@ -163,12 +168,20 @@ enum Pads {
 }
 
 impl Lower {
-    pub fn new(g: Graph, plan: Plan) -> Lower {
+    /// An empty plan on the host, under onnxruntime's semantics for the
+    /// model's activation type.
+    pub fn new(g: Graph) -> Lower {
+        let uint8 = g.uint8_activations();
+        let semantics = match uint8 {
+            true => Semantics::OnnxruntimeUint8,
+            false => Semantics::Onnxruntime,
+        };
         Lower {
+            uint8,
+            plan: runtimes::new_plan(semantics),
             consts: g.consts,
             nodes: g.nodes,
             opset: g.opset,
-            plan,
             tensors: vec![],
             vals: HashMap::new(),
             ops: vec![],
@@ -933,6 +946,25 @@ impl Lower {
         Ok(Act { t: yt, ..y })
     }
 
+    /// Checks that `acts` are of the plan's activation type. QLinearAdd,
+    /// QLinearMul and QLinearAveragePool add uint8 bytes or zero points in
+    /// float before they round, so the host computes them on uint8 values
+    /// under the uint8 semantics and on int8 ones otherwise; a tensor of
+    /// the other type would get the other's rounding.
+    fn activation_type(&self, node: &Node, acts: &[&Act]) -> Result<(), LoadError> {
+        let name = |u: bool| if u { "uint8" } else { "int8" };
+        match acts.iter().find(|a| a.unsigned != self.uint8) {
+            Some(a) => Err(node.unsupported(format!(
+                "{} operand in a model whose other activations are {}: onnxruntime's \
+                 arithmetic for {} differs between the two, and one plan has one",
+                if a.unsigned { "a uint8" } else { "an int8" },
+                name(self.uint8),
+                node.op_type
+            ))),
+            None => Ok(()),
+        }
+    }
+
     /// MaxPool, whose input and output share a quantization, or
     /// QLinearAveragePool, which requantizes.
     fn pool(&mut self, node: &Node, x: Act, out: Act) -> Result<Act, LoadError> {
@@ -943,10 +975,8 @@ impl Lower {
                 return Err(node.unsupported("channels_last: an NCHW input only"));
             }
         }
-        if average && (x.unsigned || out.unsigned) {
-            // onnxruntime adds the zero point before it rounds; shifted to
-            // int8, a uint8 zero point would round ties differently.
-            return Err(node.unsupported("a uint8 average pool (int8 only)"));
+        if average {
+            self.activation_type(node, &[&x, &out])?;
         }
         let &[n, c, h, w] = x.dims.as_slice() else {
             return Err(node.unsupported("a pool over other than 4-D"));
@@ -1110,10 +1140,7 @@ impl Lower {
             self.operand(node, &a, 1, 2)?;
             self.operand(node, &b, 4, 5)?;
         }
-        if a.unsigned || b.unsigned || out.unsigned {
-            // As for Add: the zero point enters before the rounding.
-            return Err(node.unsupported("a uint8 multiplication (int8 only)"));
-        }
+        self.activation_type(node, &[&a, &b, &out])?;
         let dims = broadcast(&a, &b).ok_or_else(|| {
             node.unsupported(format!(
                 "operands of shapes {:?} and {:?}: broadcasting between equal ranks only",
@@ -1255,11 +1282,7 @@ impl Lower {
             self.operand(node, &a, 1, 2)?;
             self.operand(node, &b, 4, 5)?;
         }
-        if a.unsigned || b.unsigned || out.unsigned {
-            // onnxruntime sums the uint8 bytes themselves in single
-            // precision; shifted to int8 they would round differently.
-            return Err(node.unsupported("a uint8 addition (int8 only)"));
-        }
+        self.activation_type(node, &[&a, &b, &out])?;
         // onnxruntime's QLinearAdd keeps A first in every span when only B
         // broadcasts, so the sum's order is the elementwise one.
         if broadcast(&a, &b).as_ref() != Some(&a.dims) {

@@ -20,7 +20,6 @@ mod lower;
 mod proto;
 
 use crate::model::{LoadError, TensorInfo};
-use crate::nn::runtimes::{self, Semantics};
 use crate::nn::{Dtype, NnError, Plan, Tensor, TensorDesc};
 use graph::{Graph, Value};
 use lower::Lower;
@@ -41,6 +40,8 @@ pub struct Model {
     input_unsigned: bool,
     output_unsigned: bool,
     operators: Vec<String>,
+    /// The plan runs under onnxruntime's uint8 semantics.
+    uint8_activations: bool,
 }
 
 fn dtype(elem_type: i32) -> Option<Dtype> {
@@ -107,6 +108,16 @@ impl Model {
         &self.output_info
     }
 
+    /// The host semantics the plan runs under, as `gatehouse:nn/runtimes`
+    /// names it: `onnxruntime`, or `onnxruntime-uint8` for a model whose
+    /// activations are uint8.
+    pub fn semantics(&self) -> &'static str {
+        match self.uint8_activations {
+            true => "onnxruntime-uint8",
+            false => "onnxruntime",
+        }
+    }
+
     /// Host operators in execution order.
     pub fn operators(&self) -> &[String] {
         &self.operators
@@ -160,7 +171,7 @@ impl Model {
         let g = Graph::read(bytes)?;
         let (input_info, output_info) = (info(&g.input)?, info(&g.output)?);
         let (input_value, output_value) = (g.input.clone(), g.output.clone());
-        let mut low = Lower::new(g, runtimes::new_plan(Semantics::Onnxruntime));
+        let mut low = Lower::new(g);
         let dims = input_value.dims.clone();
         let input_unsigned = input_info.dtype == Dtype::Uint8;
         let t = if input_info.dtype == Dtype::Float32 {
@@ -186,7 +197,11 @@ impl Model {
         }
         let output_unsigned = !float_out && out_act.unsigned;
         let Lower {
-            plan, tensors, ops, ..
+            plan,
+            tensors,
+            ops,
+            uint8,
+            ..
         } = low;
         // Keep the two handles a call needs; the plan holds the rest.
         let (mut input, mut output) = (None, None);
@@ -221,6 +236,7 @@ impl Model {
             },
             input_info,
             operators: ops,
+            uint8_activations: uint8,
         })
     }
 }

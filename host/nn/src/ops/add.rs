@@ -42,6 +42,7 @@ impl Operator for Add {
                 .ks
                 .add_table
                 .then_some(gatehouse_kernels::add::TABLE_FROM),
+            uint8: cx.semantics.uint8(),
         })?;
         Ok(Built::new(
             "add",

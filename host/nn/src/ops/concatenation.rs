@@ -1,9 +1,9 @@
 //! CONCATENATION: any type, inputs and output quantized alike; under
 //! onnxruntime's semantics (QLinearConcat) int8 inputs may be requantized.
 
+use gatehouse_kernels::KernelSet;
 use gatehouse_kernels::elementwise::Lut;
 use gatehouse_kernels::movement;
-use gatehouse_kernels::{KernelSet, Semantics};
 
 use super::operand::{act_i8, bytes, qp, same_type};
 use super::{Built, Eval, Operands, Operator, Prep};
@@ -27,7 +27,7 @@ impl Operator for Concatenation {
         let mut tables = Vec::with_capacity(self.inputs.len());
         for &i in &self.inputs {
             let (di, dout) = (st.desc(i)?, st.desc(self.output)?);
-            let requantize = cx.semantics == Semantics::Onnxruntime
+            let requantize = cx.semantics.is_onnxruntime()
                 && di.dtype == DType::I8
                 && dout.dtype == DType::I8
                 && di.quant != dout.quant;

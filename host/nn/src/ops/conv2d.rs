@@ -2,7 +2,7 @@
 //! are symmetric, as TFLite requires, except under onnxruntime's semantics,
 //! where QLinearConv takes one filter zero point for the whole filter.
 
-use gatehouse_kernels::{Activation, Conv2dSpec, KernelSet, Semantics, activation_range};
+use gatehouse_kernels::{Activation, Conv2dSpec, KernelSet, activation_range};
 
 use super::operand::{
     WindowArgs, act_i8, bias_i32, channel_requant, shape4, symmetric, weights_i8, window_spec,
@@ -88,7 +88,7 @@ fn filter_zero_point(cx: &Prep<'_>, filter: TensorKey) -> Result<i32, NnFault> {
         .map(|q| q.zero_points.clone())
         .unwrap_or_default();
     match zps.split_first() {
-        Some((&z, rest)) if cx.semantics == Semantics::Onnxruntime => {
+        Some((&z, rest)) if cx.semantics.is_onnxruntime() => {
             if rest.iter().any(|&r| r != z) {
                 return Err(NnFault::invalid(
                     "conv2d filter zero points must be one for the whole filter",

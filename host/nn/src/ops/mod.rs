@@ -121,7 +121,7 @@ impl Prep<'_> {
     /// ran TFLite's instead would give results that are close but not the
     /// bits the plugin asked for.
     fn fixed_point(&self, what: &str) -> Result<(), NnFault> {
-        if self.semantics == Semantics::Onnxruntime {
+        if self.semantics.is_onnxruntime() {
             return Err(NnFault::Unsupported(format!(
                 "{what} under onnxruntime semantics (supported there: conv2d, \
                  depthwise-conv2d, fully-connected, add, mul, logistic, softmax, \

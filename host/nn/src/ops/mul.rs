@@ -34,6 +34,7 @@ impl Operator for Mul {
             q(so, zo),
             act,
             cx.semantics.conv(),
+            cx.semantics.uint8(),
         )?;
         Ok(Built::new(
             "mul",

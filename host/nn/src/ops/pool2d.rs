@@ -4,7 +4,7 @@
 use gatehouse_kernels::elementwise::Qp;
 use gatehouse_kernels::pooling::{AveragePoolOnnxruntime, average_pool2d_onnxruntime};
 use gatehouse_kernels::reduce::{Mean, mean_scalar};
-use gatehouse_kernels::{Activation, KernelSet, Pool2d, Rounding, Semantics, activation_range};
+use gatehouse_kernels::{Activation, KernelSet, Pool2d, Rounding, activation_range};
 
 use super::operand::{WindowArgs, act_i8, shape4, window_spec};
 use super::{Built, Eval, Operands, Operator, Prep};
@@ -52,7 +52,7 @@ fn prepare(p: &PoolArgs, cx: &mut Prep<'_>, average: bool) -> Result<Built, NnFa
     let is = shape4(di, "pool input")?;
     let (dout, s_out, z_out) = act_i8(cx.st, p.output, "pool output")?;
     let os = shape4(dout, "pool output")?;
-    let onnxruntime = average && cx.semantics == Semantics::Onnxruntime;
+    let onnxruntime = average && cx.semantics.is_onnxruntime();
     // onnxruntime's QLinearAveragePool requantizes; TFLite's pools do not.
     if (s_in != s_out || z_in != z_out) && !onnxruntime {
         return Err(NnFault::invalid(
@@ -92,7 +92,7 @@ fn prepare(p: &PoolArgs, cx: &mut Prep<'_>, average: bool) -> Result<Built, NnFa
             let shape = [is.n, is.h, is.w, is.c];
             Kernel::Global(Mean::new(&shape, &[1, 2], qi, qo, Rounding::Nearest)?)
         }
-        (true, true) => Kernel::Float(AveragePoolOnnxruntime::new(k, qi, qo)),
+        (true, true) => Kernel::Float(AveragePoolOnnxruntime::new(k, qi, qo, cx.semantics.uint8())),
     };
     Ok(Built::new(name, kernel, vec![p.input], p.output))
 }

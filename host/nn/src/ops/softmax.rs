@@ -1,8 +1,8 @@
 //! SOFTMAX: int8 in, int8 out with scale 1/256 and zero point -128; under
 //! onnxruntime's semantics its QLinearSoftmax, any output quantization.
 
+use gatehouse_kernels::KernelSet;
 use gatehouse_kernels::softmax::{SoftmaxOnnxruntime, softmax_onnxruntime};
-use gatehouse_kernels::{KernelSet, Semantics};
 
 use super::operand::act_i8;
 use super::{Built, Eval, Operands, Operator, Prep};
@@ -19,7 +19,7 @@ pub struct Softmax {
 
 impl Operator for Softmax {
     fn prepare(&self, cx: &mut Prep<'_>) -> Result<Built, NnFault> {
-        let onnxruntime = cx.semantics == Semantics::Onnxruntime;
+        let onnxruntime = cx.semantics.is_onnxruntime();
         let (di, s_in, _) = act_i8(cx.st, self.input, "softmax input")?;
         let (dout, s_out, z_out) = act_i8(cx.st, self.output, "softmax output")?;
         if di.shape != dout.shape {

@@ -2,10 +2,10 @@
 //! HARD_SWISH, RELU, RELU6, RELU_N1_TO_1, QUANTIZE, DEQUANTIZE, RESHAPE.
 //! They share their checks; each kind picks its kernel in `prepare`.
 
+use gatehouse_kernels::KernelSet;
 use gatehouse_kernels::elementwise::{
     HardSwish, Lut, Qp, Rescale, dequantize_i8, quantize_f32, quantize_linear_f32,
 };
-use gatehouse_kernels::{KernelSet, Semantics};
 
 use super::operand::{act_i8, bytes, qp};
 use super::{Built, Eval, Operands, Operator, Prep};
@@ -75,7 +75,7 @@ impl Operator for Unary {
             UnaryKind::Quantize if di.dtype == DType::F32 => {
                 let q = qp(act_i8(st, output, "quantize output")?);
                 built(match cx.semantics {
-                    Semantics::Onnxruntime => Kernel::QuantizeLinear(q),
+                    s if s.is_onnxruntime() => Kernel::QuantizeLinear(q),
                     _ => Kernel::QuantizeF32(q),
                 })
             }
@@ -86,7 +86,7 @@ impl Operator for Unary {
                 }
                 built(Kernel::Dequantize(qi))
             }
-            UnaryKind::Logistic if cx.semantics == Semantics::Onnxruntime => {
+            UnaryKind::Logistic if cx.semantics.is_onnxruntime() => {
                 let qi = qp(act_i8(&*cx.st, input, "input")?);
                 let qo = qp(act_i8(&*cx.st, output, "output")?);
                 built(Kernel::Lut(Lut::logistic_onnxruntime(qi, qo)))
