@@ -21,7 +21,8 @@ const QUOTA: u64 = 1 << 20;
 struct Program {
     /// Which of this CPU's kernel sets runs it.
     set: u8,
-    micro: bool,
+    /// Whose arithmetic: TFLite's two, onnxruntime's int8 and uint8.
+    semantics: u8,
     steps: Vec<Step>,
 }
 
@@ -131,6 +132,14 @@ enum Op {
         t: [u8; 2],
         block: (u16, u16),
         before: (u16, u16),
+    },
+    LeakyRelu {
+        t: [u8; 2],
+        alpha: f32,
+    },
+    Transpose {
+        t: [u8; 2],
+        perm: Vec<u8>,
     },
 }
 
@@ -337,6 +346,16 @@ fn op_desc(op: &Op, live: &[TensorKey]) -> Option<OpDesc> {
                 })
             }
         }
+        Op::LeakyRelu { t, alpha } => OpDesc::LeakyRelu(ops::LeakyRelu {
+            input: k(t[0]),
+            output: k(t[1]),
+            alpha: *alpha,
+        }),
+        Op::Transpose { t, perm } => OpDesc::Transpose(ops::Transpose {
+            input: k(t[0]),
+            output: k(t[1]),
+            perm: perm.iter().take(9).map(|&a| a as usize).collect(),
+        }),
     })
 }
 
@@ -352,11 +371,12 @@ fn paces() -> &'static Vec<(&'static KernelSet, Pace)> {
 fuzz_target!(|p: Program| {
     let sets = paces();
     let (ks, pace) = sets[p.set as usize % sets.len()];
-    let semantics = if p.micro {
-        Semantics::TfliteMicro
-    } else {
-        Semantics::TfliteReference
-    };
+    let semantics = [
+        Semantics::TfliteReference,
+        Semantics::TfliteMicro,
+        Semantics::Onnxruntime,
+        Semantics::OnnxruntimeUint8,
+    ][p.semantics as usize % 4];
     let mut st = TensorStore::new(QUOTA);
     let mut live: Vec<TensorKey> = Vec::new();
     let mut plan = Plan::new(semantics);

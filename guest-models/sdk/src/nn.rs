@@ -25,6 +25,12 @@ pub mod runtimes {
     use crate::bindings::runtimes::gatehouse::nn0_4_0::runtimes as wit;
     pub use wit::{Semantics, execute};
 
+    /// LEAKY_RELU and TRANSPOSE (`gatehouse:nn/more-ops@0.4.0`), recorded
+    /// into the same plans with [`more::push`].
+    pub use crate::bindings::runtimes::gatehouse::nn0_4_0::more_ops::{
+        self as more, LeakyRelu, Op as MoreOp, Transpose,
+    };
+
     /// An empty plan whose operators all use `semantics`.
     pub fn new_plan(semantics: Semantics) -> super::Plan {
         // The import is small enough to be inlined into its callers, which

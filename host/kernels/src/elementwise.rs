@@ -141,6 +141,14 @@ impl Lut {
         Lut::onnxruntime(input, output, mlas_logistic)
     }
 
+    /// QLinearLeakyRelu (measured against onnxruntime 1.32): the
+    /// dequantized input if it is not negative, else `alpha` times it in
+    /// single precision, quantized as QuantizeLinear does (half to even;
+    /// older onnxruntime rounded half away with `std::round`).
+    pub fn leaky_relu_onnxruntime(input: Qp, output: Qp, alpha: f32) -> Self {
+        Lut::onnxruntime(input, output, |v| if v >= 0.0 { v } else { alpha * v })
+    }
+
     /// QLinearConcat's table for an input quantized unlike the output:
     /// dequantize, then quantize again.
     pub fn requantize_onnxruntime(input: Qp, output: Qp) -> Self {

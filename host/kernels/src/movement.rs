@@ -331,6 +331,62 @@ pub fn strided_slice(k: &StridedSlice, input: &[u8], output: &mut [u8]) -> Resul
     Ok(())
 }
 
+/// TRANSPOSE: output dimension `i` is input dimension `perm[i]`.
+#[derive(Clone, Debug)]
+pub struct Transpose {
+    in_dims: Vec<usize>,
+    out_dims: Vec<usize>,
+    /// For each output dimension, the input's stride along it, in elements.
+    in_strides: Vec<usize>,
+    elem: usize,
+}
+
+impl Transpose {
+    /// `perm` must name each of the input's dimensions once.
+    pub fn new(in_dims: &[usize], perm: &[usize], elem: usize) -> Result<Self, KernelError> {
+        let r = in_dims.len();
+        let mut seen = [false; MAX_RANK];
+        let is_perm = r <= MAX_RANK
+            && perm.len() == r
+            && perm
+                .iter()
+                .all(|&p| p < r && !std::mem::replace(&mut seen[p], true));
+        ensure!(
+            "transpose",
+            is_perm && elem > 0,
+            "{perm:?} is not a permutation of {r} dimensions (at most {MAX_RANK})"
+        );
+        product("transpose", in_dims)?;
+        let st = strides(in_dims);
+        Ok(Transpose {
+            in_dims: in_dims.to_vec(),
+            out_dims: perm.iter().map(|&p| in_dims[p]).collect(),
+            in_strides: perm.iter().map(|&p| st[p]).collect(),
+            elem,
+        })
+    }
+
+    pub fn out_dims(&self) -> &[usize] {
+        &self.out_dims
+    }
+}
+
+/// Walks the output in order, reading each element where the permuted
+/// strides put it.
+pub fn transpose(k: &Transpose, input: &[u8], output: &mut [u8]) -> Result<(), KernelError> {
+    let e = k.elem;
+    let n: usize = k.in_dims.iter().product();
+    check_len("transpose", "input", input.len(), n * e)?;
+    check_len("transpose", "output", output.len(), n * e)?;
+    let mut idx = vec![0usize; k.out_dims.len()];
+    for chunk in output.chunks_exact_mut(e) {
+        let off: usize = idx.iter().zip(&k.in_strides).map(|(i, s)| i * s).sum();
+        chunk.copy_from_slice(&input[off * e..off * e + e]);
+        odometer(&mut idx, &k.out_dims);
+    }
+    Ok(())
+}
+
 /// SPACE_TO_BATCH_ND and BATCH_TO_SPACE_ND on NHWC tensors.
 #[derive(Clone, Debug)]
 pub struct SpaceBatch {
@@ -495,6 +551,64 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
+
+    #[test]
+    fn transpose_by_hand() {
+        // [2, 3] -> [3, 2]
+        let k = Transpose::new(&[2, 3], &[1, 0], 1).unwrap();
+        assert_eq!(k.out_dims(), [3, 2]);
+        let mut out = [0u8; 6];
+        transpose(&k, &[1, 2, 3, 4, 5, 6], &mut out).unwrap();
+        assert_eq!(out, [1, 4, 2, 5, 3, 6]);
+        // NCHW [1, 2, 1, 2] -> NHWC, two-byte elements.
+        let k = Transpose::new(&[1, 2, 1, 2], &[0, 2, 3, 1], 2).unwrap();
+        let mut out = [0u8; 8];
+        transpose(&k, &[1, 1, 2, 2, 3, 3, 4, 4], &mut out).unwrap();
+        assert_eq!(out, [1, 1, 3, 3, 2, 2, 4, 4]);
+        for bad in [&[0, 0][..], &[0, 2], &[0]] {
+            assert!(Transpose::new(&[2, 3], bad, 1).is_err(), "{bad:?}");
+        }
+        assert!(transpose(&k, &[0; 7], &mut out).is_err());
+    }
+
+    proptest! {
+        /// A transpose then its inverse gives the input back, and each
+        /// output element is the input's at the permuted index.
+        #[test]
+        fn transpose_and_its_inverse(
+            dims in proptest::collection::vec(1usize..5, 1..=MAX_RANK),
+            seed in any::<u64>(),
+        ) {
+            let r = dims.len();
+            let mut perm: Vec<usize> = (0..r).collect();
+            let mut x = seed;
+            for i in (1..r).rev() {
+                x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                perm.swap(i, (x >> 33) as usize % (i + 1));
+            }
+            let mut inverse = vec![0; r];
+            for (i, &p) in perm.iter().enumerate() {
+                inverse[p] = i;
+            }
+            let n: usize = dims.iter().product();
+            let input: Vec<u8> = (0..n).map(|i| (i * 7 + 3) as u8).collect();
+            let k = Transpose::new(&dims, &perm, 1).unwrap();
+            let mut out = vec![0u8; n];
+            transpose(&k, &input, &mut out).unwrap();
+            let (ist, ost) = (strides(&dims), strides(k.out_dims()));
+            let mut idx = vec![0usize; r];
+            for _ in 0..n {
+                let o: usize = idx.iter().zip(&ost).map(|(i, s)| i * s).sum();
+                let i: usize = (0..r).map(|d| idx[d] * ist[perm[d]]).sum();
+                prop_assert_eq!(out[o], input[i]);
+                odometer(&mut idx, k.out_dims());
+            }
+            let back = Transpose::new(k.out_dims(), &inverse, 1).unwrap();
+            let mut again = vec![0u8; n];
+            transpose(&back, &out, &mut again).unwrap();
+            prop_assert_eq!(again, input);
+        }
+    }
 
     /// PAD an element at a time: the oracle for the row-wise [`pad`].
     fn pad_by_element(k: &Pad, input: &[u8], output: &mut [u8]) {

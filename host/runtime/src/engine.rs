@@ -132,6 +132,10 @@ impl Runtime {
                 &mut linker,
                 InstanceState::nn_view,
             )?;
+            bindings::runtimes_uint8::gatehouse::nn0_4_0::more_ops::add_to_linker::<_, HasNn>(
+                &mut linker,
+                InstanceState::nn_view,
+            )?;
             crate::wasi_nn::add_to_linker(&mut linker, InstanceState::wasi_nn_view)?;
             bindings::dsp::gatehouse::dsp::audio::add_to_linker::<_, HasNn>(
                 &mut linker,
@@ -153,6 +157,7 @@ impl Runtime {
             "gatehouse:nn/sequence@0.2.0",
             "gatehouse:nn/runtimes@0.3.0",
             "gatehouse:nn/runtimes@0.4.0",
+            "gatehouse:nn/more-ops@0.4.0",
         ] {
             linker
                 .instance(iface)
@@ -165,6 +170,7 @@ impl Runtime {
             "gatehouse:nn/sequence@0.2.0",
             "gatehouse:nn/runtimes@0.3.0",
             "gatehouse:nn/runtimes@0.4.0",
+            "gatehouse:nn/more-ops@0.4.0",
         ] {
             linker
                 .instance(iface)

@@ -471,6 +471,68 @@ mod runtimes {
         wplan::HostPlan::drop(&mut st.nn_view(), plan).expect("drop");
     }
 
+    /// 0.4.0's `more-ops`: a transpose moves bytes under any semantics; a
+    /// leaky relu is onnxruntime's only; a bad permutation is the guest's
+    /// error, not a trap.
+    #[test]
+    fn more_ops_transpose_and_leaky_relu() {
+        use crate::bindings::runtimes_uint8::gatehouse::nn0_4_0::more_ops as wmore;
+        use crate::bindings::runtimes_uint8::gatehouse::nn0_4_0::runtimes as wrt4;
+        let mut st = state();
+        let x = create(&mut st, &[2, 3]).expect("fits");
+        wt::HostTensor::write(&mut st.nn_view(), borrow(&x), 0, vec![1, 2, 3, 4, 5, 0xfb])
+            .expect("fits");
+        let y = create(&mut st, &[3, 2]).expect("fits");
+        let transpose = |perm: Vec<u32>| {
+            wmore::Op::Transpose(wmore::Transpose {
+                input: borrow(&x),
+                output: borrow(&y),
+                perm,
+            })
+        };
+        wmore::Host::execute(
+            &mut st.nn_view(),
+            transpose(vec![1, 0]),
+            wrt4::Semantics::TfliteMicro,
+        )
+        .expect("runs");
+        let got = wt::HostTensor::read(&mut st.nn_view(), borrow(&y)).expect("read");
+        assert_eq!(got, [1, 4, 2, 5, 3, 0xfb]);
+        for bad in [vec![0, 0], vec![0], vec![0, 1, 2, 3, 4, 5, 6]] {
+            let r = wmore::Host::execute(
+                &mut st.nn_view(),
+                transpose(bad),
+                wrt4::Semantics::Onnxruntime,
+            );
+            assert!(matches!(r, Err(NnCallError::Nn(_))), "{r:?}");
+        }
+
+        // Scales 0.05 on both sides, alpha 0.5: -5 → -2.5 → -2 (half to even).
+        let y = create(&mut st, &[2, 3]).expect("fits");
+        let leaky = || {
+            wmore::Op::LeakyRelu(wmore::LeakyRelu {
+                input: borrow(&x),
+                output: borrow(&y),
+                alpha: 0.5,
+            })
+        };
+        wmore::Host::execute(&mut st.nn_view(), leaky(), wrt4::Semantics::Onnxruntime)
+            .expect("runs");
+        let got = wt::HostTensor::read(&mut st.nn_view(), borrow(&y)).expect("read");
+        assert_eq!(got, [1, 2, 3, 4, 5, (-2i8) as u8]);
+        let r = wmore::Host::execute(&mut st.nn_view(), leaky(), wrt4::Semantics::TfliteReference);
+        assert!(
+            matches!(&r, Err(NnCallError::Nn(NnFault::Unsupported(_)))),
+            "{r:?}"
+        );
+        let plan =
+            wrt4::Host::new_plan(&mut st.nn_view(), wrt4::Semantics::Onnxruntime).expect("plan");
+        let at = wmore::Host::push(&mut st.nn_view(), Resource::new_borrow(plan.rep()), leaky())
+            .expect("pushed");
+        assert_eq!(at, 0);
+        wplan::HostPlan::drop(&mut st.nn_view(), plan).expect("drop");
+    }
+
     #[test]
     fn execute_runs_under_each_semantics() {
         let mut st = state();

@@ -1,14 +1,17 @@
 //! `gatehouse:nn/runtimes@0.3.0` and `@0.4.0` host functions: 0.1.0's
 //! plans and immediate calls, under onnxruntime's arithmetic (int8, and
-//! from 0.4.0 uint8) as well as TFLite's.
+//! from 0.4.0 uint8) as well as TFLite's; and 0.4.0's `more-ops`, the
+//! operators 0.1.0 lacks, into the same plans.
 
 use gatehouse_kernels::Semantics;
-use gatehouse_nn::Plan;
+use gatehouse_nn::ops::{self, OpDesc};
+use gatehouse_nn::{NnFault, Plan};
 use wasmtime::component::Resource;
 
 use crate::bindings::NnCallError;
 use crate::bindings::ops as wops;
 use crate::bindings::runtimes::gatehouse::nn0_3_0::runtimes as wrt;
+use crate::bindings::runtimes_uint8::gatehouse::nn0_4_0::more_ops as wmore;
 use crate::bindings::runtimes_uint8::gatehouse::nn0_4_0::runtimes as wrt4;
 use crate::nn_host::NnView;
 
@@ -48,5 +51,43 @@ impl wrt4::Host for NnView<'_> {
     fn execute(&mut self, op: wops::Op, s: wrt4::Semantics) -> Result<(), NnCallError> {
         let desc = self.op_desc(&op)?;
         self.execute_desc(&desc, semantics4(s))
+    }
+}
+
+impl NnView<'_> {
+    fn more_desc(&self, op: &wmore::Op) -> Result<OpDesc, NnCallError> {
+        Ok(match op {
+            wmore::Op::LeakyRelu(l) => OpDesc::LeakyRelu(ops::LeakyRelu {
+                input: self.tensor_key(&l.input)?,
+                output: self.tensor_key(&l.output)?,
+                alpha: l.alpha,
+            }),
+            wmore::Op::Transpose(t) => {
+                if t.perm.len() > gatehouse_kernels::movement::MAX_RANK {
+                    return Err(NnFault::invalid(format!(
+                        "transpose of {} dimensions",
+                        t.perm.len()
+                    ))
+                    .into());
+                }
+                OpDesc::Transpose(ops::Transpose {
+                    input: self.tensor_key(&t.input)?,
+                    output: self.tensor_key(&t.output)?,
+                    perm: t.perm.iter().map(|&p| p as usize).collect(),
+                })
+            }
+        })
+    }
+}
+
+impl wmore::Host for NnView<'_> {
+    fn execute(&mut self, op: wmore::Op, s: wrt4::Semantics) -> Result<(), NnCallError> {
+        let desc = self.more_desc(&op)?;
+        self.execute_desc(&desc, semantics4(s))
+    }
+
+    fn push(&mut self, plan: Resource<Plan>, op: wmore::Op) -> Result<u32, NnCallError> {
+        let desc = self.more_desc(&op)?;
+        self.push_desc(&plan, &desc)
     }
 }

@@ -2,12 +2,13 @@
 //! session runs it.
 //!
 //! onnxruntime fuses each QDQ group, `DequantizeLinear` → Conv, Gemm,
-//! MatMul, GlobalAveragePool, AveragePool, Sigmoid, Softmax, Add, Mul or
-//! Concat → `QuantizeLinear`, into one integer kernel (QLinearConv, QGemm,
-//! QLinearMatMul, QLinearGlobalAveragePool, QLinearAveragePool,
-//! QLinearSigmoid, QLinearSoftmax, QLinearAdd, QLinearMul, QLinearConcat),
-//! and drops the DQ/Q pair around MaxPool, Flatten and Reshape when both
-//! sides share a scale and zero point. This module does the same: a `DequantizeLinear` is
+//! MatMul, GlobalAveragePool, AveragePool, Sigmoid, LeakyRelu, Softmax,
+//! Add, Mul or Concat → `QuantizeLinear`, into one integer kernel
+//! (QLinearConv, QGemm, QLinearMatMul, QLinearGlobalAveragePool,
+//! QLinearAveragePool, QLinearSigmoid, QLinearLeakyRelu, QLinearSoftmax,
+//! QLinearAdd, QLinearMul, QLinearConcat), and drops the DQ/Q pair around
+//! MaxPool, Flatten, Reshape and Transpose when both sides share a scale
+//! and zero point. This module does the same: a `DequantizeLinear` is
 //! only noted, a float operator on dequantized operands waits for its
 //! `QuantizeLinear` ([`Val::Pending`]), and the pair then becomes one host
 //! operator under [`Semantics::Onnxruntime`], or
@@ -25,7 +26,7 @@ use std::collections::HashMap;
 
 use super::graph::{Const, Data, Graph, Node, Value};
 use crate::model::LoadError;
-use crate::nn::runtimes::{self, Semantics};
+use crate::nn::runtimes::{self, LeakyRelu, MoreOp, Semantics, Transpose};
 use crate::nn::{
     self, Activation, Dtype, NnError, Op, Padding, Plan, Quantization, Tensor, TensorDesc, Window,
 };
@@ -148,6 +149,23 @@ fn push(
 ) -> Result<(), LoadError> {
     plan.push(&op)
         .map_err(host(format!("node {} ({})", node.index, node.label())))?;
+    ops.push(name.to_string());
+    Ok(())
+}
+
+/// Appends an operator of `more-ops` to the plan, as [`push`] does.
+fn push_more(
+    plan: &Plan,
+    ops: &mut Vec<String>,
+    op: MoreOp<'_>,
+    name: &str,
+    node: &Node,
+) -> Result<(), LoadError> {
+    runtimes::more::push(plan, &op).map_err(host(format!(
+        "node {} ({})",
+        node.index,
+        node.label()
+    )))?;
     ops.push(name.to_string());
     Ok(())
 }
@@ -379,14 +397,17 @@ impl Lower {
             "QuantizeLinear" => self.quantize(node)?,
             "DequantizeLinear" => self.dequantize(node)?,
             "Conv" | "Gemm" | "MatMul" | "MaxPool" | "GlobalAveragePool" | "AveragePool"
-            | "Sigmoid" | "Softmax" | "Flatten" | "Reshape" => {
+            | "Sigmoid" | "Softmax" | "Flatten" | "Reshape" | "Transpose" | "LeakyRelu" => {
                 match self.val(node, node.required(0)?)? {
                     Val::Deq(_) => Val::Pending {
                         node: node.index,
                         clip: None,
                     },
                     Val::Quant(_)
-                        if matches!(node.op_type.as_str(), "MaxPool" | "Flatten" | "Reshape") =>
+                        if matches!(
+                            node.op_type.as_str(),
+                            "MaxPool" | "Flatten" | "Reshape" | "Transpose"
+                        ) =>
                     {
                         // Operator form: integer in, integer out, one scale.
                         let x = self.act(node, 0)?;
@@ -445,7 +466,7 @@ impl Lower {
                 let (ys, yz, unsigned) = self.qparams(node, 6, 7)?;
                 Val::Quant(self.finish(node, ys, yz, unsigned)?)
             }
-            "QLinearSigmoid" | "QLinearAveragePool" | "QLinearSoftmax" => {
+            "QLinearSigmoid" | "QLinearAveragePool" | "QLinearSoftmax" | "QLinearLeakyRelu" => {
                 // com.microsoft's: X, its scale and zero point, then Y's.
                 let (ys, yz, unsigned) = self.qparams(node, 3, 4)?;
                 Val::Quant(self.finish(node, ys, yz, unsigned)?)
@@ -611,12 +632,17 @@ impl Lower {
             "AveragePool" | "QLinearAveragePool" => self.pool(node, x, out),
             "GlobalAveragePool" => self.global_average(node, x, out),
             "Sigmoid" | "QLinearSigmoid" => self.sigmoid(node, x, out),
+            "LeakyRelu" | "QLinearLeakyRelu" => self.leaky_relu(node, x, out),
             "Softmax" | "QLinearSoftmax" => self.softmax(node, x, out),
             "Add" | "QLinearAdd" => self.add(node, x, out),
             "QLinearMul" => self.mul(node, out),
             "Flatten" | "Reshape" => {
                 same(&x)?;
                 self.reshape(node, x)
+            }
+            "Transpose" => {
+                same(&x)?;
+                self.transpose(node, x)
             }
             other => Err(node.unsupported(format!("{other} as a fused kernel"))),
         }
@@ -1076,6 +1102,31 @@ impl Lower {
         Ok(Act { t: yt, ..y })
     }
 
+    /// QLinearLeakyRelu: a table, as QLinearSigmoid's; ONNX's `alpha`
+    /// defaults to 0.01.
+    fn leaky_relu(&mut self, node: &Node, x: Act, out: Act) -> Result<Act, LoadError> {
+        if node.op_type == "QLinearLeakyRelu" {
+            self.operand(node, &x, 1, 2)?;
+        }
+        if x.unsigned != out.unsigned {
+            return Err(node.unsupported("an int8 input with a uint8 output, or the reverse"));
+        }
+        let alpha = node.float("alpha").unwrap_or(0.01);
+        let y = Act {
+            dims: x.dims.clone(),
+            flat: x.flat,
+            ..out
+        };
+        let yt = self.place(&y, "an output")?;
+        let op = MoreOp::LeakyRelu(LeakyRelu {
+            input: &self.tensors[x.t],
+            output: &self.tensors[yt],
+            alpha,
+        });
+        push_more(&self.plan, &mut self.ops, op, "leaky_relu", node)?;
+        Ok(Act { t: yt, ..y })
+    }
+
     /// QLinearSoftmax over one axis: the last, or a 4-D tensor's channels
     /// (and not its last, W), which are the host's last. Before opset 13 (and in a QLinearSoftmax
     /// whose `opset` attribute says so) ONNX's axis flattens the dimensions
@@ -1398,6 +1449,53 @@ impl Lower {
             output: &self.tensors[yt],
         });
         push(&self.plan, &mut self.ops, op, "reshape", node)?;
+        Ok(Act { t: yt, ..y })
+    }
+
+    /// Transpose, whose DQ/Q pair onnxruntime drops: the bytes move. The
+    /// host holds 4-D tensors as NHWC, so its permutation composes ONNX's
+    /// with the two layouts: host output axis `k` is ONNX output axis
+    /// `hy[k]`, which is ONNX input axis `perm[hy[k]]`, which is the host
+    /// input's axis where that one sits.
+    fn transpose(&mut self, node: &Node, x: Act) -> Result<Act, LoadError> {
+        let r = x.dims.len();
+        let perm: Vec<usize> = match node.ints("perm") {
+            None => (0..r).rev().collect(),
+            Some(p) => p
+                .iter()
+                .map(|&a| usize::try_from(a).ok().filter(|&a| a < r))
+                .collect::<Option<_>>()
+                .ok_or_else(|| node.malformed(format!("perm {p:?} for rank {r}")))?,
+        };
+        let mut seen = vec![false; r];
+        if perm.len() != r || perm.iter().any(|&a| std::mem::replace(&mut seen[a], true)) {
+            return Err(node.malformed(format!("perm {perm:?} for rank {r}")));
+        }
+        if x.flat.is_some() {
+            return Err(node.unsupported("a transpose of a flattened NCHW tensor"));
+        }
+        // ONNX axis of each host axis, for this rank.
+        let layout: Vec<usize> = if r == 4 {
+            vec![0, 2, 3, 1]
+        } else {
+            (0..r).collect()
+        };
+        let mut host_of = vec![0; r];
+        for (h, &a) in layout.iter().enumerate() {
+            host_of[a] = h;
+        }
+        let host_perm: Vec<u32> = layout.iter().map(|&a| host_of[perm[a]] as u32).collect();
+        let y = Act {
+            dims: perm.iter().map(|&a| x.dims[a]).collect(),
+            ..x.clone()
+        };
+        let yt = self.place(&y, "an output")?;
+        let op = MoreOp::Transpose(Transpose {
+            input: &self.tensors[x.t],
+            output: &self.tensors[yt],
+            perm: host_perm,
+        });
+        push_more(&self.plan, &mut self.ops, op, "transpose", node)?;
         Ok(Act { t: yt, ..y })
     }
 

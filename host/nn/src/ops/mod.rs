@@ -14,6 +14,7 @@ mod concatenation;
 mod conv2d;
 mod depthwise_conv2d;
 mod fully_connected;
+mod leaky_relu;
 mod lstm;
 mod mul;
 #[cfg(test)]
@@ -24,6 +25,7 @@ mod reduce;
 mod softmax;
 mod space_batch;
 mod strided_slice;
+mod transpose;
 mod unary;
 
 pub use add::Add;
@@ -32,6 +34,7 @@ pub use concatenation::Concatenation;
 pub use conv2d::Conv2d;
 pub use depthwise_conv2d::DepthwiseConv2d;
 pub use fully_connected::FullyConnected;
+pub use leaky_relu::LeakyRelu;
 pub use lstm::{Lstm, LstmGate};
 pub use mul::Mul;
 pub use operand::WindowArgs;
@@ -41,6 +44,7 @@ pub use reduce::{Mean, ReduceMax};
 pub use softmax::Softmax;
 pub use space_batch::{BatchToSpace, SpaceToBatch};
 pub use strided_slice::StridedSlice;
+pub use transpose::Transpose;
 pub use unary::{Unary, UnaryKind};
 
 use gatehouse_kernels::{KernelError, KernelSet, Semantics};
@@ -95,6 +99,8 @@ operators! {
     BatchToSpace(BatchToSpace),
     Lstm(Lstm),
     BatchMatMul(BatchMatMul),
+    LeakyRelu(LeakyRelu),
+    Transpose(Transpose),
 }
 
 /// An operator's arguments, validated and prepared against the tensors
@@ -116,15 +122,15 @@ struct Prep<'a> {
 
 impl Prep<'_> {
     /// Refuses `what` under onnxruntime's semantics: its arithmetic there
-    /// (QLinearLeakyRelu and the like compute in floats in
-    /// orders of their own) is not reproduced yet, and an operator that
+    /// (tanh, hard-swish and the relus as onnxruntime runs them, in float
+    /// or not at all) is not reproduced yet, and an operator that
     /// ran TFLite's instead would give results that are close but not the
     /// bits the plugin asked for.
     fn fixed_point(&self, what: &str) -> Result<(), NnFault> {
         if self.semantics.is_onnxruntime() {
             return Err(NnFault::Unsupported(format!(
                 "{what} under onnxruntime semantics (supported there: conv2d, \
-                 depthwise-conv2d, fully-connected, add, mul, logistic, softmax, \
+                 depthwise-conv2d, fully-connected, add, mul, logistic, leaky-relu, softmax, \
                  average-pool2d, max-pool2d, mean, concatenation, quantize, dequantize and \
                  the operators that only move bytes)"
             )));

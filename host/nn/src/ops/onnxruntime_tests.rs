@@ -1,7 +1,7 @@
 //! onnxruntime's fused integer kernels, byte for byte: the cases of
 //! `tests/fixtures/onnxruntime/qlinear.json` (QLinearConv with int8 or with
 //! uint8 activations and asymmetric uint8 filters, QLinearMatMul, QLinearAdd,
-//! QLinearMul, QLinearSigmoid, QLinearSoftmax, QLinearAveragePool, QLinearConcat,
+//! QLinearMul, QLinearSigmoid, QLinearLeakyRelu, QLinearSoftmax, QLinearAveragePool, QLinearConcat,
 //! QuantizeLinear and QLinearGlobalAveragePool run by onnxruntime 1.32's
 //! optimized CPU session, with uint8 cases of QLinearAdd, QLinearMul and
 //! QLinearAveragePool too; its `make.py` says how) on the host operators under
@@ -282,9 +282,38 @@ fn mul(a: TensorKey, b: TensorKey, output: TensorKey) -> OpDesc {
 
 /// QLinearSigmoid: LOGISTIC on a flat tensor.
 fn sigmoid(c: &Value, ks: &KernelSet) -> (Vec<i8>, Vec<i8>) {
+    lookup(c, ks, |input, output| {
+        OpDesc::from(Unary {
+            kind: UnaryKind::Logistic,
+            input,
+            output,
+        })
+    })
+}
+
+/// QLinearLeakyRelu on a flat tensor.
+fn leaky_relu(c: &Value, ks: &KernelSet) -> (Vec<i8>, Vec<i8>) {
+    let alpha = f(&c["alpha"]);
+    lookup(c, ks, |input, output| {
+        OpDesc::from(LeakyRelu {
+            input,
+            output,
+            alpha,
+        })
+    })
+}
+
+/// An operator of one flat input and output quantized apart: a table.
+fn lookup(
+    c: &Value,
+    ks: &KernelSet,
+    op: impl Fn(TensorKey, TensorKey) -> OpDesc,
+) -> (Vec<i8>, Vec<i8>) {
     let mut st = TensorStore::new(1 << 20);
-    let zp = |k: &str| c[k].as_i64().expect("zp") as i32;
-    let x = ints(&c["x"]);
+    let (semantics, shift) = form(c);
+    let zp = |k: &str| (c[k].as_i64().expect("zp") - shift) as i32;
+    let shifted = |v: &Value| -> Vec<i64> { ints(v).iter().map(|&x| x - shift).collect() };
+    let x = shifted(&c["x"]);
     let input = tensor(
         &mut st,
         int8(&[x.len()], vec![f(&c["x_scale"])], zp("x_zero_point"), 0),
@@ -298,15 +327,10 @@ fn sigmoid(c: &Value, ks: &KernelSet) -> (Vec<i8>, Vec<i8>) {
             0,
         ))
         .expect("fits");
-    let op = OpDesc::from(Unary {
-        kind: UnaryKind::Logistic,
-        input,
-        output,
-    });
-    run(&mut st, &[op], ks);
+    run_under(semantics, &mut st, &[op(input, output)], ks);
     (
         read_i8(&st, output),
-        ints(&c["y"]).iter().map(|&v| v as i8).collect(),
+        shifted(&c["y"]).iter().map(|&v| v as i8).collect(),
     )
 }
 
@@ -534,7 +558,7 @@ fn quantize(c: &Value, ks: &KernelSet) -> (Vec<i8>, Vec<i8>) {
 fn every_case_is_onnxruntimes_bytes_on_every_kernel_set() {
     let doc: Value = serde_json::from_str(CASES).expect("the fixture is JSON");
     let cases = doc["cases"].as_array().expect("cases");
-    assert!(cases.len() >= 55, "the fixture lost its cases");
+    assert!(cases.len() >= 62, "the fixture lost its cases");
     for ks in dispatch::available() {
         for (i, c) in cases.iter().enumerate() {
             let (got, want) = match c["op"].as_str() {
@@ -545,6 +569,7 @@ fn every_case_is_onnxruntimes_bytes_on_every_kernel_set() {
                 Some("add") => binary(c, ks, add),
                 Some("mul") => binary(c, ks, mul),
                 Some("sigmoid") => sigmoid(c, ks),
+                Some("leaky_relu") => leaky_relu(c, ks),
                 Some("softmax") => softmax(c, ks),
                 Some("avgpool") => avgpool(c, ks),
                 Some("concat") => concat(c, ks),
@@ -639,6 +664,28 @@ fn uint8_cases_give_other_bytes_computed_on_int8() {
     for op in ["add", "mul", "avgpool"] {
         assert!(differ.get(op).is_some_and(|&n| n > 0), "{op}: {differ:?}");
     }
+}
+
+/// LEAKY_RELU is onnxruntime's alone so far: a plan under TFLite's
+/// semantics refuses it by name.
+#[test]
+fn leaky_relu_is_refused_under_tflite() {
+    let mut st = TensorStore::new(1 << 16);
+    let x = tensor(&mut st, int8(&[4], vec![0.5], 0, 0), &[0; 4]);
+    let y = st.create(int8(&[4], vec![0.5], 0, 0)).expect("fits");
+    let op = OpDesc::from(LeakyRelu {
+        input: x,
+        output: y,
+        alpha: 0.1,
+    });
+    let ks = dispatch::by_name("scalar").expect("every build has it");
+    for s in [Semantics::TfliteReference, Semantics::TfliteMicro] {
+        let e = Plan::new(s).push(&op, &mut st, ks).expect_err("refused");
+        assert!(format!("{e}").contains("leaky_relu"), "{e}");
+    }
+    let mut plan = Plan::new(Semantics::Onnxruntime);
+    plan.push(&op, &mut st, ks).expect("onnxruntime's");
+    plan.release(&mut st);
 }
 
 /// A filter zero point is onnxruntime's alone: TFLite's int8 conv takes
