@@ -25,7 +25,7 @@ pub struct AddSpec {
     pub act_min: i32,
     pub act_max: i32,
     /// [`Rounding::Nearest`] selects onnxruntime's arithmetic
-    /// ([`FloatSum`]), where only the second operand may broadcast.
+    /// ([`FloatSum`]), in operand order.
     pub rounding: Rounding,
     /// Precompute every (a, b) → output pair (64 KiB) when the output has at
     /// least this many elements; `None` never does. onnxruntime's sums
@@ -119,15 +119,10 @@ impl Add {
         let real2 = s.scale2 as f64 / twice_max;
         let real_out = twice_max / ((1i32 << LEFT_SHIFT) as f32 * s.out_scale) as f64;
         ensure!(OP, s.act_min <= s.act_max, "activation range is empty");
+        // The float sum is taken in operand order, whichever broadcasts:
+        // onnxruntime's broadcaster swaps its operands in some spans, and a
+        // caller passes them as it does.
         let float = (s.rounding == Rounding::Nearest).then(|| FloatSum::new(&s));
-        // onnxruntime's broadcasting calls its kernel with the first
-        // operand first in every span unless that operand is the one that
-        // broadcasts; then the sum is taken in the other order.
-        ensure!(
-            OP,
-            float.is_none() || s.shape1 == s.out_shape,
-            "onnxruntime's addition where the first operand broadcasts is not reproduced"
-        );
         let mut add = Add {
             shape,
             input1_offset: -s.zero_point1,
@@ -272,15 +267,18 @@ mod tests {
         let k = ort(1e10, 1e-3, vec![4]).unwrap();
         add_scalar(&k, &[1, -1, 0, 0], &[0, 0, 0, 4], &mut out).unwrap();
         assert_eq!(out, [-128, -128, 0, 127]);
-        // The second operand may broadcast; the first may not.
+        // Either operand may broadcast.
         let k = ort(0.25, 0.5, vec![1]).unwrap();
         add_scalar(&k, &[1, 3, -1, 100], &[2], &mut out).unwrap();
         assert_eq!(out, [2, 2, 0, 51]); // (1 + 2)/2 = 1.5 → 2, 2.5 → 2, 0.5 → 0, 51
         let first = Add::new(AddSpec {
             rounding: Rounding::Nearest,
             ..spec(vec![1], vec![4], vec![4])
-        });
-        assert!(first.is_err(), "the first operand broadcasts");
+        })
+        .unwrap();
+        add_scalar(&first, &[4], &[10, 11, 12, 13], &mut out).unwrap();
+        // 0.5·4 + 0.25·(b − 10) − 5 = −3, −2.75, −2.5 (a tie, to −2), −2.25
+        assert_eq!(out, [-3, -3, -2, -2]);
     }
 
     #[test]

@@ -153,6 +153,20 @@ fn push(
     Ok(())
 }
 
+/// onnxruntime's broadcaster (`core/providers/cpu/math/element_wise_ops.h`)
+/// groups the innermost dimensions in which each input either broadcasts
+/// or does not into spans, and runs its kernel once per span: with A as a
+/// scalar when A broadcasts there, which it hands to the kernel second. The
+/// innermost dimension of the output longer than 1 tells: A broadcasts
+/// along it (its `a` is 1), or not. Both operands have the output's rank.
+fn a_is_scalar_per_span(a: &[usize], out: &[usize]) -> bool {
+    a.iter()
+        .zip(out)
+        .rev()
+        .find(|&(_, &o)| o > 1)
+        .is_some_and(|(&a, _)| a == 1)
+}
+
 /// Appends an operator of `more-ops` to the plan, as [`push`] does.
 fn push_more(
     plan: &Plan,
@@ -428,16 +442,10 @@ impl Lower {
                     node: node.index,
                     clip: None,
                 },
-                (Val::DeqConst(_), Val::Deq(_)) if node.op_type == "Mul" => Val::Pending {
+                (Val::DeqConst(_), Val::Deq(_)) => Val::Pending {
                     node: node.index,
                     clip: None,
                 },
-                (Val::DeqConst(_), _) => {
-                    return Err(node.unsupported(
-                        "an Add of a constant first: onnxruntime's QLinearAdd then sums in \
-                         another order, which is not reproduced",
-                    ));
-                }
                 _ => {
                     return Err(node.unsupported(format!(
                         "an {} of other than two activations dequantized from int8; \
@@ -606,9 +614,11 @@ impl Lower {
         if matches!(node.op_type.as_str(), "Concat" | "QLinearConcat") {
             return self.concat(node, out);
         }
-        if node.op_type == "Mul" {
-            // Either operand may be a constant.
-            return self.mul(node, out);
+        // Either operand may be a constant.
+        match node.op_type.as_str() {
+            "Mul" => return self.mul(node, out),
+            "Add" | "QLinearAdd" => return self.add(node, out),
+            _ => {}
         }
         let x = self.act(node, 0)?;
         let same = |x: &Act| {
@@ -634,7 +644,6 @@ impl Lower {
             "Sigmoid" | "QLinearSigmoid" => self.sigmoid(node, x, out),
             "LeakyRelu" | "QLinearLeakyRelu" => self.leaky_relu(node, x, out),
             "Softmax" | "QLinearSoftmax" => self.softmax(node, x, out),
-            "Add" | "QLinearAdd" => self.add(node, x, out),
             "QLinearMul" => self.mul(node, out),
             "Flatten" | "Reshape" => {
                 same(&x)?;
@@ -1175,32 +1184,10 @@ impl Lower {
     /// in operator form: two int8 activations broadcast against each other,
     /// as a squeeze-and-excitation block scales its channels.
     fn mul(&mut self, node: &Node, out: Act) -> Result<Act, LoadError> {
-        let operator = node.op_type == "QLinearMul";
-        let bi = if operator { 3 } else { 1 };
-        // The activation's rank places a constant operand.
-        let rank = [0, bi]
-            .iter()
-            .find_map(|&i| match self.val(node, node.input(i)?).ok()? {
-                Val::Deq(x) | Val::Quant(x) => Some(x.dims.len()),
-                _ => None,
-            })
-            .ok_or_else(|| node.unsupported("a Mul of two constants"))?;
-        let a = self.operand_or_constant(node, 0, rank)?;
-        let b = self.operand_or_constant(node, bi, rank)?;
-        if operator {
-            self.operand(node, &a, 1, 2)?;
-            self.operand(node, &b, 4, 5)?;
-        }
-        self.activation_type(node, &[&a, &b, &out])?;
-        let dims = broadcast(&a, &b).ok_or_else(|| {
-            node.unsupported(format!(
-                "operands of shapes {:?} and {:?}: broadcasting between equal ranks only",
-                a.dims, b.dims
-            ))
-        })?;
+        let (a, b, dims) = self.binary_operands(node, &out)?;
         let y = Act {
             dims,
-            flat: a.flat,
+            flat: a.flat.or(b.flat),
             ..out
         };
         let yt = self.place(&y, "an output")?;
@@ -1212,6 +1199,39 @@ impl Lower {
         });
         push(&self.plan, &mut self.ops, op, "mul", node)?;
         Ok(Act { t: yt, ..y })
+    }
+
+    /// The two operands of an Add or Mul (QDQ or com.microsoft's), either
+    /// of them a constant, and the shape they broadcast to.
+    fn binary_operands(
+        &mut self,
+        node: &Node,
+        out: &Act,
+    ) -> Result<(Act, Act, Vec<usize>), LoadError> {
+        let operator = node.op_type.starts_with("QLinear");
+        let bi = if operator { 3 } else { 1 };
+        // The activation's rank places a constant operand.
+        let rank = [0, bi]
+            .iter()
+            .find_map(|&i| match self.val(node, node.input(i)?).ok()? {
+                Val::Deq(x) | Val::Quant(x) => Some(x.dims.len()),
+                _ => None,
+            })
+            .ok_or_else(|| node.unsupported(format!("an {} of two constants", node.op_type)))?;
+        let a = self.operand_or_constant(node, 0, rank)?;
+        let b = self.operand_or_constant(node, bi, rank)?;
+        if operator {
+            self.operand(node, &a, 1, 2)?;
+            self.operand(node, &b, 4, 5)?;
+        }
+        self.activation_type(node, &[&a, &b, out])?;
+        let dims = broadcast(&a, &b).ok_or_else(|| {
+            node.unsupported(format!(
+                "operands of shapes {:?} and {:?}: broadcasting between equal ranks only",
+                a.dims, b.dims
+            ))
+        })?;
+        Ok((a, b, dims))
     }
 
     /// Input `i`: an activation, or a dequantized constant placed on the
@@ -1326,31 +1346,24 @@ impl Lower {
     /// QLinearAdd, as onnxruntime fuses DequantizeLinear ×2 → Add →
     /// QuantizeLinear or as the operator form has it: a residual
     /// connection's sum of two int8 activations of one shape.
-    fn add(&mut self, node: &Node, a: Act, out: Act) -> Result<Act, LoadError> {
-        let operator = node.op_type == "QLinearAdd";
-        let b = self.operand_or_constant(node, if operator { 3 } else { 1 }, a.dims.len())?;
-        if operator {
-            self.operand(node, &a, 1, 2)?;
-            self.operand(node, &b, 4, 5)?;
-        }
-        self.activation_type(node, &[&a, &b, &out])?;
-        // onnxruntime's QLinearAdd keeps A first in every span when only B
-        // broadcasts, so the sum's order is the elementwise one.
-        if broadcast(&a, &b).as_ref() != Some(&a.dims) {
-            return Err(node.unsupported(format!(
-                "operands of shapes {:?} and {:?}: only the second may broadcast",
-                a.dims, b.dims
-            )));
-        }
+    fn add(&mut self, node: &Node, out: Act) -> Result<Act, LoadError> {
+        let (a, b, dims) = self.binary_operands(node, &out)?;
+        // The host's `add` sums in operand order. onnxruntime's broadcaster
+        // runs its kernel over spans of the innermost dimensions, in ONNX's
+        // own layout, and passes B first where A is the scalar of a span.
+        let (first, second) = match a_is_scalar_per_span(&a.dims, &dims) {
+            true => (b, a),
+            false => (a, b),
+        };
         let y = Act {
-            dims: a.dims.clone(),
-            flat: a.flat,
+            dims,
+            flat: first.flat.or(second.flat),
             ..out
         };
         let yt = self.place(&y, "an output")?;
         let op = Op::Add(nn::Binary {
-            a: &self.tensors[a.t],
-            b: &self.tensors[b.t],
+            a: &self.tensors[first.t],
+            b: &self.tensors[second.t],
             output: &self.tensors[yt],
             activation: Activation::None,
         });

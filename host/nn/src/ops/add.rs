@@ -1,6 +1,6 @@
 //! ADD: int8 with broadcasting, each operand rescaled to a common scale;
-//! under onnxruntime's semantics, QLinearAdd's single-precision sum, where
-//! only the second operand may broadcast.
+//! under onnxruntime's semantics, QLinearAdd's single-precision sum, taken
+//! in operand order.
 
 use gatehouse_kernels::{Activation, AddSpec, KernelSet, activation_range};
 
