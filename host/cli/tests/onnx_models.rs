@@ -165,8 +165,14 @@ fn what_cannot_run_as_onnxruntime_would_is_refused_by_name() {
     assert!(e.contains("Gelu") && e.contains("not supported"), "{e}");
 
     // Made by make_models.py: an int8 Add in a model whose activations are
-    // otherwise uint8.
+    // otherwise uint8, and an Add whose first operand broadcasts, where
+    // onnxruntime's order depends on the layout it picks and matters.
     let refused = root().join("tests/fixtures/onnx/refused");
+    let e = infer(&refused.join("broadcast_first_uint8.onnx"), &[]);
+    assert!(
+        e.contains("Add") && e.contains("NHWC") && e.contains("round some sums apart"),
+        "{e}"
+    );
     let e = infer(&refused.join("mixed_types.onnx"), &[]);
     assert!(
         e.contains("Add") && e.contains("an int8 operand") && e.contains("are uint8"),
