@@ -1,12 +1,13 @@
 #!/usr/bin/env python3
 """Gatehouse against onnxruntime on int8 ONNX models, measured in the same run.
 
-For each model: onnxruntime's CPU session with every graph optimization on (the fused integer
-kernels Gatehouse reproduces byte for byte, with `session.qdqisint8allowed=1`, as the fixtures are
-made), on `--threads` intra-op threads, then `gatehouse bench` (the model in the sandboxed tflite
-plugin, batch 1, float32 in and out as onnxruntime takes them), one after the other. Prints median
-microseconds per inference and the ratio gatehouse / onnxruntime. A benchmark, not a test: nothing
-here asserts a time.
+For each model: onnxruntime's CPU session with every graph optimization on, as a user runs it
+(on x86 it turns int8 Q/DQ pairs into uint8 and may leave some groups in float), and with
+`session.qdqisint8allowed=1` (ARM's fusion, all int8: the fused kernels Gatehouse reproduces byte
+for byte, as the fixtures are made), each on `--threads` intra-op threads; then `gatehouse bench`
+(the model in the sandboxed tflite plugin, batch 1, float32 in and out as onnxruntime takes them),
+one after the other. Prints median microseconds per inference and the ratio gatehouse /
+onnxruntime's default session. A benchmark, not a test: nothing here asserts a time.
 
 onnxruntime is timed from Python with its inputs and outputs bound once (`run_with_iobinding`), so
 each timed call is one call into its C++ session; the few microseconds that call costs are in its
@@ -37,13 +38,14 @@ MODELS = [
 ]
 
 
-def onnxruntime_us(model, iters, threads):
+def onnxruntime_us(model, iters, threads, int8):
     so = ort.SessionOptions()
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     so.intra_op_num_threads = threads
     so.inter_op_num_threads = 1
     so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    so.add_session_config_entry("session.qdqisint8allowed", "1")
+    if int8:
+        so.add_session_config_entry("session.qdqisint8allowed", "1")
     s = ort.InferenceSession(str(model), so, providers=["CPUExecutionProvider"])
     inp = s.get_inputs()[0]
     shape = [d if isinstance(d, int) else 1 for d in inp.shape]
@@ -84,13 +86,15 @@ def main():
         path = ROOT / m
         rounds = []
         for _ in range(max(1, a.rounds)):
-            peer = onnxruntime_us(path, a.iters, a.threads)
+            peer = onnxruntime_us(path, a.iters, a.threads, False)
+            peer_int8 = onnxruntime_us(path, a.iters, a.threads, True)
             gh, kernels = gatehouse_us(path, a.iters, a.threads)
-            rounds.append((peer, gh))
-        peer, gh = (float(np.median([r[i] for r in rounds])) for i in range(2))
+            rounds.append((peer, gh, peer_int8))
+        peer, gh, peer_int8 = (float(np.median([r[i] for r in rounds])) for i in range(3))
         ratios = [r[1] / r[0] for r in rounds]
         rows.append({"model": path.parent.name, "kernels": kernels, "threads": a.threads,
                      "gatehouse_us": round(gh, 1), "onnxruntime_us": round(peer, 1),
+                     "onnxruntime_int8_us": round(peer_int8, 1),
                      "ratio_vs_onnxruntime": round(gh / peer, 2),
                      "ratio_range": [round(min(ratios), 2), round(max(ratios), 2)],
                      "rounds": len(rounds), "onnxruntime": ort.__version__})
@@ -99,11 +103,11 @@ def main():
             print(json.dumps(r))
         return
     print(f"# {a.threads} thread(s) per inference; onnxruntime {ort.__version__}")
-    print(f"{'model':<24} {'kernels':<8} {'gatehouse':>10} {'onnxruntime':>12} {'gh/ort':>7} {'range':>11}")
+    print(f"{'model':<24} {'kernels':<8} {'gatehouse':>10} {'onnxruntime':>12} {'ort int8':>9} {'gh/ort':>7} {'range':>11}")
     for r in rows:
         lo, hi = r["ratio_range"]
         print(f"{r['model']:<24} {r['kernels']:<8} {r['gatehouse_us']:>10.1f} {r['onnxruntime_us']:>12.1f} "
-              f"{r['ratio_vs_onnxruntime']:>7.2f} {f'{lo:.2f}-{hi:.2f}':>11}")
+              f"{r['onnxruntime_int8_us']:>9.1f} {r['ratio_vs_onnxruntime']:>7.2f} {f'{lo:.2f}-{hi:.2f}':>11}")
 
 
 if __name__ == "__main__":

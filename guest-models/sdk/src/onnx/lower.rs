@@ -1213,19 +1213,33 @@ impl Lower {
     /// as a squeeze-and-excitation block scales its channels.
     fn mul(&mut self, node: &Node, out: Act) -> Result<Act, LoadError> {
         let (a, b, dims) = self.binary_operands(node, &out)?;
+        self.binary(node, ("mul", |x| Op::Mul(x)), a, b, dims, out)
+    }
+
+    /// Records `op` of `a` and `b`, in that order, into an output of `dims`
+    /// quantized as `out`.
+    fn binary(
+        &mut self,
+        node: &Node,
+        (name, op): (&str, for<'a> fn(nn::Binary<'a>) -> Op<'a>),
+        a: Act,
+        b: Act,
+        dims: Vec<usize>,
+        out: Act,
+    ) -> Result<Act, LoadError> {
         let y = Act {
             dims,
             flat: a.flat.or(b.flat),
             ..out
         };
         let yt = self.place(&y, "an output")?;
-        let op = Op::Mul(nn::Binary {
+        let op = op(nn::Binary {
             a: &self.tensors[a.t],
             b: &self.tensors[b.t],
             output: &self.tensors[yt],
             activation: Activation::None,
         });
-        push(&self.plan, &mut self.ops, op, "mul", node)?;
+        push(&self.plan, &mut self.ops, op, name, node)?;
         Ok(Act { t: yt, ..y })
     }
 
@@ -1410,20 +1424,7 @@ impl Lower {
             true => (b, a),
             false => (a, b),
         };
-        let y = Act {
-            dims,
-            flat: first.flat.or(second.flat),
-            ..out
-        };
-        let yt = self.place(&y, "an output")?;
-        let op = Op::Add(nn::Binary {
-            a: &self.tensors[first.t],
-            b: &self.tensors[second.t],
-            output: &self.tensors[yt],
-            activation: Activation::None,
-        });
-        push(&self.plan, &mut self.ops, op, "add", node)?;
-        Ok(Act { t: yt, ..y })
+        self.binary(node, ("add", |x| Op::Add(x)), first, second, dims, out)
     }
 
     fn global_average(&mut self, node: &Node, x: Act, out: Act) -> Result<Act, LoadError> {
