@@ -81,15 +81,23 @@ impl Broadcast {
         match &self.strided {
             None => (0..self.out_len).for_each(|i| f(i, i, i)),
             Some((dims, s1, s2)) => {
+                // The offsets of the outer dimensions once per run of the
+                // innermost one, which then steps by its two strides.
+                const LAST: usize = MAX_RANK - 1;
+                let (inner, i1, i2) = (dims[LAST], s1[LAST], s2[LAST]);
                 let mut idx = [0usize; MAX_RANK];
-                for o in 0..self.out_len {
+                let mut o = 0;
+                while o < self.out_len {
                     let (mut a, mut b) = (0, 0);
-                    for i in 0..MAX_RANK {
+                    for i in 0..LAST {
                         a += idx[i] * s1[i];
                         b += idx[i] * s2[i];
                     }
-                    f(o, a, b);
-                    for i in (0..MAX_RANK).rev() {
+                    for j in 0..inner {
+                        f(o + j, a + j * i1, b + j * i2);
+                    }
+                    o += inner;
+                    for i in (0..LAST).rev() {
                         idx[i] += 1;
                         if idx[i] < dims[i] {
                             break;

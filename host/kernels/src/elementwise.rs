@@ -394,7 +394,8 @@ pub fn quantize_linear_f32(q: Qp, input: &[u8], output: &mut [i8]) -> Result<(),
 #[inline(always)]
 pub(crate) fn quantize_linear(q: Qp, x: f32) -> i8 {
     let (lo, hi) = ((-128 - q.zero_point) as f32, (127 - q.zero_point) as f32);
-    let v = (x / q.scale).max(lo).min(hi).round_ties_even() as i32;
+    // max and min leave no NaN, so the conversion sees a value in range.
+    let v = crate::quant::cvtps_epi32((x / q.scale).max(lo).min(hi));
     v.saturating_add(q.zero_point).clamp(-128, 127) as i8
 }
 

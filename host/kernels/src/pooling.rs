@@ -214,19 +214,28 @@ pub fn average_pool2d_onnxruntime(
             empty = true;
             return;
         }
-        for c in 0..os.c {
-            let mut sum = 0f32;
+        // Each channel's sum takes the window's cells in the same order as
+        // onnxruntime's; a chunk of channels is summed side by side.
+        for c0 in (0..os.c).step_by(CHANNEL_CHUNK) {
+            let n = CHANNEL_CHUNK.min(os.c - c0);
+            let mut sums = [0f32; CHANNEL_CHUNK];
             for y in ys.clone() {
                 for x in xs.clone() {
-                    sum += dequantized[input[is.offset(b, y, x, c)] as u8 as usize];
+                    let at = is.offset(b, y, x, c0);
+                    for (s, &v) in sums[..n].iter_mut().zip(&input[at..at + n]) {
+                        *s += dequantized[v as u8 as usize];
+                    }
                 }
             }
-            let mean = sum / count as f32;
-            // `static_cast<int32_t>` of the rounded float: x86's `cvttss2si`
-            // gives i32::MIN for what does not fit, as `cvtps_epi32` does.
-            let zero_point = (qo.zero_point + shift) as f32;
-            let v = saturate_shifted(cvtps_epi32(mean / qo.scale + zero_point), shift);
-            output[os.offset(b, oy, ox, c)] = v.clamp(k.act_min, k.act_max) as i8;
+            for (j, &sum) in sums[..n].iter().enumerate() {
+                let mean = sum / count as f32;
+                // `static_cast<int32_t>` of the rounded float: x86's
+                // `cvttss2si` gives i32::MIN for what does not fit, as
+                // `cvtps_epi32` does.
+                let zero_point = (qo.zero_point + shift) as f32;
+                let v = saturate_shifted(cvtps_epi32(mean / qo.scale + zero_point), shift);
+                output[os.offset(b, oy, ox, c0 + j)] = v.clamp(k.act_min, k.act_max) as i8;
+            }
         }
     });
     ensure!(OP, !empty, "a pooling window lies wholly in the padding");

@@ -77,22 +77,6 @@ impl Reduction {
     where
         A: Copy,
     {
-        let walk = |dims: &[usize], strides: &[usize], mut g: &mut dyn FnMut(usize)| {
-            let n: usize = dims.iter().product();
-            let mut idx = vec![0usize; dims.len()];
-            for _ in 0..n {
-                let off: usize = idx.iter().zip(strides).map(|(i, s)| i * s).sum();
-                g(off);
-                for k in (0..dims.len()).rev() {
-                    idx[k] += 1;
-                    if idx[k] < dims[k] {
-                        break;
-                    }
-                    idx[k] = 0;
-                }
-            }
-            let _ = &mut g;
-        };
         let mut o = 0;
         walk(&self.kept_dims, &self.kept_strides, &mut |base| {
             let mut acc = init;
@@ -102,6 +86,58 @@ impl Reduction {
             out(o, acc);
             o += 1;
         });
+    }
+
+    /// Each output's wrapping int32 sum of its inputs, given to `out` in
+    /// output order. Integer sums do not depend on the order they are
+    /// taken in, so when the innermost kept dimension is the input's
+    /// innermost (MEAN over an NHWC tensor's H and W), runs of it are added
+    /// a row at a time, in chunks summed on the stack.
+    fn for_each_sum(&self, input: &[i8], mut out: impl FnMut(usize, i32)) {
+        const CHUNK: usize = 256;
+        let (Some(&c), Some(&1)) = (self.kept_dims.last(), self.kept_strides.last()) else {
+            return self.for_each(0i32, |acc, i| acc.wrapping_add(input[i] as i32), out);
+        };
+        let outer = self.kept_dims.len() - 1;
+        let mut acc = [0i32; CHUNK];
+        let mut o = 0;
+        walk(
+            &self.kept_dims[..outer],
+            &self.kept_strides[..outer],
+            &mut |base| {
+                for c0 in (0..c).step_by(CHUNK) {
+                    let n = CHUNK.min(c - c0);
+                    acc[..n].fill(0);
+                    walk(&self.reduced_dims, &self.reduced_strides, &mut |r| {
+                        let row = &input[base + r + c0..base + r + c0 + n];
+                        for (a, &x) in acc[..n].iter_mut().zip(row) {
+                            *a = a.wrapping_add(x as i32);
+                        }
+                    });
+                    for (j, &a) in acc[..n].iter().enumerate() {
+                        out(o + c0 + j, a);
+                    }
+                }
+                o += c;
+            },
+        );
+    }
+}
+
+/// Calls `g` with the offset of every index of `dims`, in row-major order.
+fn walk(dims: &[usize], strides: &[usize], g: &mut dyn FnMut(usize)) {
+    let n: usize = dims.iter().product();
+    let mut idx = vec![0usize; dims.len()];
+    for _ in 0..n {
+        let off: usize = idx.iter().zip(strides).map(|(i, s)| i * s).sum();
+        g(off);
+        for k in (0..dims.len()).rev() {
+            idx[k] += 1;
+            if idx[k] < dims[k] {
+                break;
+            }
+            idx[k] = 0;
+        }
     }
 }
 
@@ -165,17 +201,13 @@ pub fn mean_scalar(k: &Mean, input: &[i8], output: &mut [i8]) -> Result<(), Kern
     // int32 arithmetic that wraps, as TFLite's does (in C++, undefined)
     // past 2^24 elements summed, which only a plugin's made-up shapes reach.
     let zp_sum = k.input.zero_point.wrapping_mul(k.reduction.count as i32);
-    k.reduction.for_each(
-        0i32,
-        |acc, i| acc.wrapping_add(input[i] as i32),
-        |o, acc| {
-            let v = k
-                .requant
-                .apply(acc.wrapping_sub(zp_sum), k.rounding)
-                .saturating_add(k.output.zero_point);
-            output[o] = v.clamp(-128, 127) as i8;
-        },
-    );
+    k.reduction.for_each_sum(input, |o, acc| {
+        let v = k
+            .requant
+            .apply(acc.wrapping_sub(zp_sum), k.rounding)
+            .saturating_add(k.output.zero_point);
+        output[o] = v.clamp(-128, 127) as i8;
+    });
     Ok(())
 }
 
@@ -235,5 +267,31 @@ mod tests {
         let m = Mean::new(&[1, 2, 2, 1], &[1, 2], Q, Q, Rounding::Double).unwrap();
         mean_scalar(&m, &[1, 3, 5, 7], &mut out).unwrap();
         assert_eq!(out, [4]);
+    }
+
+    proptest::proptest! {
+        /// The row-wise sums equal the element-wise fold on any shape and
+        /// axes, channels past a stack chunk included.
+        #[test]
+        fn row_sums_are_the_fold(
+            dims in proptest::collection::vec(1usize..6, 1..=4),
+            last in proptest::prop_oneof![1usize..8, 250usize..300],
+            mask in 0u8..32,
+            seed in proptest::prelude::any::<u64>(),
+        ) {
+            let mut shape = dims;
+            shape.push(last);
+            let axes: Vec<usize> = (0..shape.len()).filter(|a| mask >> a & 1 == 1).collect();
+            let r = Reduction::new("mean", &shape, &axes).unwrap();
+            let n: usize = shape.iter().product();
+            let x: Vec<i8> = (0..n)
+                .map(|i| (seed.wrapping_mul(i as u64 + 1).rotate_left(17) >> 56) as i8)
+                .collect();
+            let mut fold = vec![0i32; r.out_len];
+            r.for_each(0i32, |a, i| a.wrapping_add(x[i] as i32), |o, a| fold[o] = a);
+            let mut rows = vec![i32::MAX; r.out_len];
+            r.for_each_sum(&x, |o, a| rows[o] = a);
+            proptest::prop_assert_eq!(rows, fold);
+        }
     }
 }
