@@ -371,18 +371,35 @@ impl Transpose {
     }
 }
 
-/// Walks the output in order, reading each element where the permuted
-/// strides put it.
+/// Walks the output in order, a run of its innermost dimension at a time,
+/// reading each element where the permuted strides put it.
 pub fn transpose(k: &Transpose, input: &[u8], output: &mut [u8]) -> Result<(), KernelError> {
     let e = k.elem;
     let n: usize = k.in_dims.iter().product();
     check_len("transpose", "input", input.len(), n * e)?;
     check_len("transpose", "output", output.len(), n * e)?;
-    let mut idx = vec![0usize; k.out_dims.len()];
-    for chunk in output.chunks_exact_mut(e) {
-        let off: usize = idx.iter().zip(&k.in_strides).map(|(i, s)| i * s).sum();
-        chunk.copy_from_slice(&input[off * e..off * e + e]);
-        odometer(&mut idx, &k.out_dims);
+    let Some(last) = k.out_dims.len().checked_sub(1) else {
+        output.copy_from_slice(input);
+        return Ok(());
+    };
+    let (inner, step) = (k.out_dims[last], k.in_strides[last]);
+    let (outer_dims, outer_strides) = (&k.out_dims[..last], &k.in_strides[..last]);
+    let mut idx = [0usize; MAX_RANK];
+    let mut o = 0;
+    while o < n {
+        let base: usize = idx.iter().zip(outer_strides).map(|(i, s)| i * s).sum();
+        if e == 1 {
+            for (j, out) in output[o..o + inner].iter_mut().enumerate() {
+                *out = input[base + j * step];
+            }
+        } else {
+            for j in 0..inner {
+                let (src, dst) = ((base + j * step) * e, (o + j) * e);
+                output[dst..dst + e].copy_from_slice(&input[src..src + e]);
+            }
+        }
+        o += inner;
+        odometer(&mut idx[..last], outer_dims);
     }
     Ok(())
 }
