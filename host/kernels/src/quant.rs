@@ -45,7 +45,7 @@ pub enum Semantics {
     OnnxruntimeUint8,
 }
 
-/// What a uint8 byte less this is, as int8, is the host's form of it.
+/// A uint8 byte less this, as int8, is how the host holds it.
 pub const UINT8_SHIFT: i32 = 128;
 
 impl Semantics {
