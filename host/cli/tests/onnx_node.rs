@@ -9,7 +9,10 @@ use crate::common::{gatehouse, root, stderr, tmp};
 
 /// The cases that run, exactly.
 const PASSING: &[&str] = &[
+    "test_convinteger_with_padding",
+    "test_convinteger_without_padding",
     "test_dequantizelinear",
+    "test_matmulinteger",
     "test_qlinearmatmul_2D_int8_float32",
     "test_qlinearconv",
     "test_qlinearmatmul_2D_uint8_float32",

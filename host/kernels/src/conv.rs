@@ -429,6 +429,115 @@ pub fn conv2d_scalar(k: &Conv2d, input: &[i8], output: &mut [i8]) -> Result<(), 
     Ok(())
 }
 
+/// onnxruntime's ConvInteger (and MatMulInteger, as a 1×1 convolution):
+/// the exact int32 sums `Σ (x − xz)·(w − wz[oc])`, with one filter zero
+/// point per output channel and no requantization. The sums are the same
+/// whatever order they are taken in, so one scalar loop serves every set.
+#[derive(Clone, Debug)]
+pub struct ConvInteger {
+    input: Shape4,
+    output: Shape4,
+    window: Window,
+    /// `[out_c][kh][kw][in_c]`.
+    filter: Vec<i8>,
+    input_offset: i32,
+    /// Minus each output channel's filter zero point.
+    weights_offsets: Vec<i32>,
+}
+
+impl ConvInteger {
+    /// One group only; `weights_offsets` has one value per output channel.
+    pub fn new(
+        input: Shape4,
+        output: Shape4,
+        window: WindowSpec,
+        filter: Vec<i8>,
+        input_offset: i32,
+        weights_offsets: Vec<i32>,
+    ) -> Result<Self, KernelError> {
+        ensure!(
+            OP,
+            input.len().is_some() && output.len().is_some() && input.n == output.n,
+            "shapes {input:?} and {output:?} do not go together"
+        );
+        let window = window.resolve(OP, input.h, input.w, output.h, output.w)?;
+        let taps = window.kernel_h * window.kernel_w;
+        ensure!(
+            OP,
+            Some(filter.len())
+                == output
+                    .c
+                    .checked_mul(taps)
+                    .and_then(|n| n.checked_mul(input.c))
+                && weights_offsets.len() == output.c,
+            "a filter of {} values and {} zero points for {} outputs of {taps} taps of {} channels",
+            filter.len(),
+            weights_offsets.len(),
+            output.c,
+            input.c
+        );
+        Ok(ConvInteger {
+            input,
+            output,
+            window,
+            filter,
+            input_offset,
+            weights_offsets,
+        })
+    }
+
+    pub fn macs(&self) -> u64 {
+        let taps = (self.window.kernel_h * self.window.kernel_w) as u64;
+        self.output.len().unwrap_or(0) as u64 * taps * self.input.c as u64
+    }
+
+    /// Bytes the prepared operator holds.
+    pub fn bytes(&self) -> usize {
+        self.filter.len() + 4 * self.weights_offsets.len()
+    }
+}
+
+/// [`ConvInteger`]: int8 input, the int32 sums little-endian in `output`.
+pub fn conv_integer(k: &ConvInteger, input: &[i8], output: &mut [u8]) -> Result<(), KernelError> {
+    let (is, os, w) = (k.input, k.output, k.window);
+    check_len(OP, "input", input.len(), is.len().unwrap_or(0))?;
+    check_len(OP, "output", output.len(), os.len().unwrap_or(0) * 4)?;
+    let c = is.c;
+    for b in 0..os.n {
+        for oy in 0..os.h {
+            for ox in 0..os.w {
+                for oc in 0..os.c {
+                    let wo = k.weights_offsets[oc];
+                    let mut acc: i32 = 0;
+                    for ky in 0..w.kernel_h {
+                        let Some(iy) =
+                            Window::tap(oy, w.stride_h, w.pad_top, ky, w.dilation_h, is.h)
+                        else {
+                            continue;
+                        };
+                        for kx in 0..w.kernel_w {
+                            let Some(ix) =
+                                Window::tap(ox, w.stride_w, w.pad_left, kx, w.dilation_w, is.w)
+                            else {
+                                continue;
+                            };
+                            let xs = &input[is.offset(b, iy, ix, 0)..][..c];
+                            let f_base = ((oc * w.kernel_h + ky) * w.kernel_w + kx) * c;
+                            for (&x, &f) in xs.iter().zip(&k.filter[f_base..f_base + c]) {
+                                acc =
+                                    acc.wrapping_add((f as i32 + wo) * (x as i32 + k.input_offset));
+                            }
+                        }
+                    }
+                    let at = os.offset(b, oy, ox, oc) * 4;
+                    output[at..at + 4].copy_from_slice(&acc.to_le_bytes());
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -583,5 +692,56 @@ mod tests {
         let k = Conv2d::new(spec_1x1()).unwrap();
         let mut out = [0i8; 3];
         assert!(conv2d_scalar(&k, &[0; 8], &mut out).is_err());
+    }
+
+    /// ConvInteger's sums by hand: a 2×2 filter of ones over a 3×3 input
+    /// less its zero point, one channel with a filter zero point of 1.
+    #[test]
+    fn conv_integer_by_hand() {
+        let k = ConvInteger::new(
+            Shape4::new(1, 3, 3, 1),
+            Shape4::new(1, 2, 2, 2),
+            WindowSpec {
+                kernel_h: 2,
+                kernel_w: 2,
+                stride_h: 1,
+                stride_w: 1,
+                dilation_h: 1,
+                dilation_w: 1,
+                padding: Padding::Valid,
+            },
+            vec![1; 8],
+            -1,
+            vec![0, -1],
+        )
+        .unwrap();
+        let mut out = [0u8; 32];
+        conv_integer(&k, &[2, 3, 4, 5, 6, 7, 8, 9, 10], &mut out).unwrap();
+        let got: Vec<i32> = out
+            .chunks(4)
+            .map(|b| i32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect();
+        // x − 1 is 1..=9: windows 1+2+4+5 = 12, 16, 24, 28; the second channel's
+        // filter is all zeros once its zero point is taken off.
+        assert_eq!(got, [12, 0, 16, 0, 24, 0, 28, 0]);
+        assert!(
+            ConvInteger::new(
+                Shape4::new(1, 3, 3, 1),
+                Shape4::new(1, 2, 2, 2),
+                WindowSpec {
+                    kernel_h: 2,
+                    kernel_w: 2,
+                    stride_h: 1,
+                    stride_w: 1,
+                    dilation_h: 1,
+                    dilation_w: 1,
+                    padding: Padding::Valid
+                },
+                vec![1; 7],
+                0,
+                vec![0, 0],
+            )
+            .is_err()
+        );
     }
 }

@@ -81,6 +81,9 @@ pub(super) enum Val {
     Quant(Act),
     /// `DequantizeLinear` of an activation, not materialized.
     Deq(Act),
+    /// ConvInteger's or MatMulInteger's int32 sums (its scale and zero
+    /// point mean nothing).
+    Int32(Act),
     /// `DequantizeLinear` of a constant.
     DeqConst(Box<QConst>),
     /// A float operator on dequantized operands, waiting for the
@@ -165,6 +168,16 @@ fn a_is_scalar_per_span(a: &[usize], out: &[usize]) -> bool {
         .rev()
         .find(|&(_, &o)| o > 1)
         .is_some_and(|(&a, _)| a == 1)
+}
+
+/// An OIHW filter of `icg` input channels and `taps` taps, as OHWI bytes.
+fn ohwi(w: &[i8], icg: usize, taps: usize) -> Vec<u8> {
+    let mut f = vec![0u8; w.len()];
+    for (i, &v) in w.iter().enumerate() {
+        let (o, ci, tap) = (i / (icg * taps), i / taps % icg, i % taps);
+        f[(o * taps + tap) * icg + ci] = v as u8;
+    }
+    f
 }
 
 /// ONNX's NCHW dimensions in NHWC order.
@@ -290,21 +303,30 @@ impl Lower {
             .ok_or_else(|| LoadError::Unsupported(format!("input '{name}' is never used")))?;
         if !matches!(
             node.op_type.as_str(),
-            "QLinearConv" | "QLinearMatMul" | "DequantizeLinear"
+            "QLinearConv" | "QLinearMatMul" | "DequantizeLinear" | "ConvInteger" | "MatMulInteger"
         ) || node.input(0) != Some(name)
         {
             return Err(node.unsupported(format!(
-                "the integer input '{name}' must be first read by QLinearConv, QLinearMatMul or DequantizeLinear"
+                "the integer input '{name}' must be first read by QLinearConv, QLinearMatMul, \
+                 ConvInteger, MatMulInteger or DequantizeLinear"
             )));
         }
-        let (scale, zp, zp_unsigned) = self.qparams(&node, 1, 2)?;
-        if node.input(2).is_some() && zp_unsigned != unsigned {
-            return Err(node.malformed("the input and its zero point differ in type"));
-        }
-        let zp = if node.input(2).is_none() && !unsigned {
-            0
+        let (scale, zp) = if node.op_type.ends_with("Integer") {
+            // No scale: the sums are integers.
+            (1.0, self.integer_zero_points(&node, 2, unsigned, 1)?[0])
         } else {
-            zp
+            let (scale, zp, zp_unsigned) = self.qparams(&node, 1, 2)?;
+            if node.input(2).is_some() && zp_unsigned != unsigned {
+                return Err(node.malformed("the input and its zero point differ in type"));
+            }
+            (
+                scale,
+                if node.input(2).is_none() && !unsigned {
+                    0
+                } else {
+                    zp
+                },
+            )
         };
         let a = Act {
             t: 0,
@@ -517,6 +539,8 @@ impl Lower {
                 let (ys, yz, unsigned) = self.qparams(node, 6, 7)?;
                 Val::Quant(self.finish(node, ys, yz, unsigned)?)
             }
+            "ConvInteger" => Val::Int32(self.conv_integer(node)?),
+            "MatMulInteger" => Val::Int32(self.matmul_integer(node)?),
             "Constant" => {
                 return Err(node.unsupported(
                     "Constant nodes; fold them into initializers (onnxruntime's optimizer or onnx-simplifier does)",
@@ -777,7 +801,54 @@ impl Lower {
         Ok((strides, dil, pads))
     }
 
-    fn conv(&mut self, node: &Node, mut x: Act, out: Act) -> Result<Act, LoadError> {
+    /// The input of a window after its padding: ONNX's explicit pads that
+    /// are not TFLite's SAME become a PAD with the input's zero point
+    /// (padding with it adds nothing to an accumulator) and a VALID window;
+    /// with the output's height and width.
+    fn window_input(
+        &mut self,
+        node: &Node,
+        mut x: Act,
+        pads: Pads,
+        [kh, kw]: [usize; 2],
+        strides: [usize; 2],
+        dil: [usize; 2],
+    ) -> Result<(Act, Padding, usize, usize), LoadError> {
+        let &[n, c, h, wd] = x.dims.as_slice() else {
+            return Err(node.unsupported("a window over other than 4-D"));
+        };
+        let padding = match pads {
+            Pads::Valid => Padding::Valid,
+            Pads::Same => Padding::Same,
+            Pads::Explicit([t, l, b, r]) => {
+                // Padding with the zero point adds nothing to an accumulator.
+                let dims = vec![n, c, h + t + b, wd + l + r];
+                let padded = Act { dims, ..x.clone() };
+                let pt = self.place(&padded, "a padded input")?;
+                let op = Op::Pad(nn::Pad {
+                    input: &self.tensors[x.t],
+                    output: &self.tensors[pt],
+                    paddings: vec![(0, 0), (t as u32, b as u32), (l as u32, r as u32), (0, 0)],
+                });
+                push(&self.plan, &mut self.ops, op, "pad", node)?;
+                x = Act { t: pt, ..padded };
+                Padding::Valid
+            }
+        };
+        let (hp, wp) = (x.dims[2], x.dims[3]);
+        let eff = [(kh - 1) * dil[0] + 1, (kw - 1) * dil[1] + 1];
+        let (oh, ow) = match padding {
+            Padding::Same => (hp.div_ceil(strides[0]), wp.div_ceil(strides[1])),
+            Padding::Valid if hp >= eff[0] && wp >= eff[1] => (
+                (hp - eff[0]) / strides[0] + 1,
+                (wp - eff[1]) / strides[1] + 1,
+            ),
+            Padding::Valid => return Err(node.malformed("the window is larger than the input")),
+        };
+        Ok((x, padding, oh, ow))
+    }
+
+    fn conv(&mut self, node: &Node, x: Act, out: Act) -> Result<Act, LoadError> {
         let w = self.weights(node, if node.op_type == "QLinearConv" { 3 } else { 1 })?;
         if node.op_type == "QLinearConv" {
             let (xs, xz, _) = self.qparams(node, 1, 2)?;
@@ -813,34 +884,7 @@ impl Lower {
         }
         let bias = self.bias(node, if node.op_type == "QLinearConv" { 8 } else { 2 }, oc)?;
         let (strides, dil, pads) = self.window_attrs(node, [kh, kw], h, wd)?;
-        let padding = match pads {
-            Pads::Valid => Padding::Valid,
-            Pads::Same => Padding::Same,
-            Pads::Explicit([t, l, b, r]) => {
-                // Padding with the zero point adds nothing to an accumulator.
-                let dims = vec![n, c, h + t + b, wd + l + r];
-                let padded = Act { dims, ..x.clone() };
-                let pt = self.place(&padded, "a padded input")?;
-                let op = Op::Pad(nn::Pad {
-                    input: &self.tensors[x.t],
-                    output: &self.tensors[pt],
-                    paddings: vec![(0, 0), (t as u32, b as u32), (l as u32, r as u32), (0, 0)],
-                });
-                push(&self.plan, &mut self.ops, op, "pad", node)?;
-                x = Act { t: pt, ..padded };
-                Padding::Valid
-            }
-        };
-        let (hp, wp) = (x.dims[2], x.dims[3]);
-        let eff = [(kh - 1) * dil[0] + 1, (kw - 1) * dil[1] + 1];
-        let (oh, ow) = match padding {
-            Padding::Same => (hp.div_ceil(strides[0]), wp.div_ceil(strides[1])),
-            Padding::Valid if hp >= eff[0] && wp >= eff[1] => (
-                (hp - eff[0]) / strides[0] + 1,
-                (wp - eff[1]) / strides[1] + 1,
-            ),
-            Padding::Valid => return Err(node.malformed("the window is larger than the input")),
-        };
+        let (x, padding, oh, ow) = self.window_input(node, x, pads, [kh, kw], strides, dil)?;
         let y = Act {
             dims: vec![n, oc, oh, ow],
             ..out
@@ -858,13 +902,7 @@ impl Lower {
             }
             ([1, kh, kw, oc], 3, f)
         } else {
-            // OIHW → OHWI.
-            let mut f = vec![0u8; wdata.len()];
-            for (i, &v) in wdata.iter().enumerate() {
-                let (o, ci, tap) = (i / (icg * taps), i / taps % icg, i % taps);
-                f[(o * taps + tap) * icg + ci] = v as u8;
-            }
-            ([oc, kh, kw, icg], 0, f)
+            ([oc, kh, kw, icg], 0, ohwi(wdata, icg, taps))
         };
         let fq = Quantization {
             scales: w.scales.clone(),
@@ -906,6 +944,160 @@ impl Lower {
         };
         push(&self.plan, &mut self.ops, op, name, node)?;
         Ok(Act { t: yt, ..y })
+    }
+
+    /// The zero points at input `i` of ConvInteger or MatMulInteger: one,
+    /// or `n`, of the operand's type; ONNX's 0 of it when absent.
+    fn integer_zero_points(
+        &self,
+        node: &Node,
+        i: usize,
+        unsigned: bool,
+        n: usize,
+    ) -> Result<Vec<i32>, LoadError> {
+        let Some(name) = node.input(i) else {
+            return Ok(vec![if unsigned { -128 } else { 0 }]);
+        };
+        let z = self.constant(node, name)?;
+        match &z.data {
+            Data::I8(v) if z.unsigned == unsigned && (v.len() == 1 || v.len() == n) => {
+                Ok(v.iter().map(|&z| z as i32).collect())
+            }
+            _ => Err(node.unsupported(format!(
+                "zero point {i} is not one or {n} values of its operand's type"
+            ))),
+        }
+    }
+
+    /// The int32 result of ConvInteger or MatMulInteger: a host tensor of
+    /// `host` dimensions standing for ONNX's `dims`.
+    fn int32_output(&mut self, dims: Vec<usize>, host: &[usize]) -> Result<Act, LoadError> {
+        let t = self.tensor(
+            TensorDesc::new(Dtype::Int32, &u32s(host), None),
+            &[],
+            "an output",
+        )?;
+        Ok(Act {
+            t,
+            dims,
+            scale: 1.0,
+            zp: 0,
+            unsigned: false,
+            flat: None,
+        })
+    }
+
+    /// ConvInteger: a conv2d into an int32 tensor, which the host fills
+    /// with the exact sums `Σ (x − xz)(w − wz)`, one filter zero point per
+    /// output channel allowed; one group.
+    fn conv_integer(&mut self, node: &Node) -> Result<Act, LoadError> {
+        let x = self.act(node, 0)?;
+        if self.integer_zero_points(node, 2, x.unsigned, 1)? != [x.zp] {
+            return Err(node.unsupported("an input zero point other than its producer's"));
+        }
+        let w = self.constant(node, node.required(1)?)?.clone();
+        let (&[n, c, h, wd], &[oc, icg, kh, kw], Data::I8(wdata)) =
+            (x.dims.as_slice(), w.dims.as_slice(), &w.data)
+        else {
+            return Err(node.unsupported("other than a 2-D convolution of int8 or uint8 weights"));
+        };
+        if node.int("group", 1) != 1 || icg != c || kh == 0 || kw == 0 {
+            return Err(node.unsupported("a grouped ConvInteger, or a filter of another depth"));
+        }
+        let mut zps = self.integer_zero_points(node, 3, w.unsigned, oc)?;
+        if zps.len() == 1 {
+            zps = vec![zps[0]; oc];
+        }
+        let (strides, dil, pads) = self.window_attrs(node, [kh, kw], h, wd)?;
+        let (x, padding, oh, ow) = self.window_input(node, x, pads, [kh, kw], strides, dil)?;
+        let filter = ohwi(wdata, c, kh * kw);
+        let fq = Quantization {
+            scales: vec![1.0; oc],
+            zero_points: zps,
+            axis: 0,
+        };
+        let ft = self.tensor(qdesc(&u32s(&[oc, kh, kw, c]), fq), &filter, "a filter")?;
+        let y = self.int32_output(vec![n, oc, oh, ow], &[n, oh, ow, oc])?;
+        let window = Window {
+            padding,
+            stride_h: strides[0] as u32,
+            stride_w: strides[1] as u32,
+            dilation_h: dil[0] as u32,
+            dilation_w: dil[1] as u32,
+        };
+        let op = Op::Conv2d(nn::Conv2d {
+            input: &self.tensors[x.t],
+            filter: &self.tensors[ft],
+            bias: None,
+            output: &self.tensors[y.t],
+            window,
+            activation: Activation::None,
+        });
+        push(&self.plan, &mut self.ops, op, "conv2d", node)?;
+        Ok(y)
+    }
+
+    /// MatMulInteger of a 2-D activation by a constant: a 1×1 ConvInteger
+    /// over the rows, read through a view of the activation as `[1, M, 1, K]`.
+    fn matmul_integer(&mut self, node: &Node) -> Result<Act, LoadError> {
+        let a = self.act(node, 0)?;
+        if self.integer_zero_points(node, 2, a.unsigned, 1)? != [a.zp] {
+            return Err(node.unsupported("an input zero point other than its producer's"));
+        }
+        let b = self.constant(node, node.required(1)?)?.clone();
+        let (&[m, k], &[kb, units], Data::I8(bdata)) =
+            (a.dims.as_slice(), b.dims.as_slice(), &b.data)
+        else {
+            return Err(
+                node.unsupported("other than a 2-D activation by a 2-D int8 or uint8 constant")
+            );
+        };
+        if kb != k || a.flat.is_some() {
+            return Err(node.malformed(format!("[{m}, {k}] by [{kb}, {units}]")));
+        }
+        let mut zps = self.integer_zero_points(node, 3, b.unsigned, units)?;
+        if zps.len() == 1 {
+            zps = vec![zps[0]; units];
+        }
+        // [K, N] → [N, 1, 1, K].
+        let mut filter = vec![0u8; bdata.len()];
+        for (i, &v) in bdata.iter().enumerate() {
+            filter[(i % units) * k + i / units] = v as u8;
+        }
+        let fq = Quantization {
+            scales: vec![1.0; units],
+            zero_points: zps,
+            axis: 0,
+        };
+        let ft = self.tensor(qdesc(&u32s(&[units, 1, 1, k]), fq), &filter, "a filter")?;
+        let rows = Act {
+            dims: vec![1, k, m, 1],
+            ..a.clone()
+        };
+        let rt = self.place(&rows, "the rows")?;
+        let op = Op::Reshape(nn::Unary {
+            input: &self.tensors[a.t],
+            output: &self.tensors[rt],
+        });
+        push(&self.plan, &mut self.ops, op, "reshape", node)?;
+        let y = self.int32_output(vec![m, units], &[1, m, 1, units])?;
+        let window = Window {
+            padding: Padding::Valid,
+            stride_h: 1,
+            stride_w: 1,
+            dilation_h: 1,
+            dilation_w: 1,
+        };
+        let op = Op::Conv2d(nn::Conv2d {
+            input: &self.tensors[rt],
+            filter: &self.tensors[ft],
+            bias: None,
+            output: &self.tensors[y.t],
+            window,
+            activation: Activation::None,
+        });
+        push(&self.plan, &mut self.ops, op, "conv2d", node)?;
+        Ok(y)
     }
 
     fn gemm(&mut self, node: &Node, a: Act, out: Act) -> Result<Act, LoadError> {
@@ -1570,7 +1762,8 @@ impl Lower {
 
     /// The model's output value as the host holds it: a dequantized
     /// activation gets a DEQUANTIZE to float32.
-    pub fn output(&mut self, out: &Value) -> Result<(usize, Act, bool), LoadError> {
+    /// With the element type the host's output tensor holds.
+    pub fn output(&mut self, out: &Value) -> Result<(usize, Act, Dtype), LoadError> {
         let last = self
             .nodes
             .last()
@@ -1593,9 +1786,17 @@ impl Lower {
                     output: &self.tensors[t],
                 });
                 push(&self.plan, &mut self.ops, op, "dequantize", &last)?;
-                Ok((t, a, true))
+                Ok((t, a, Dtype::Float32))
             }
-            Some(Val::Quant(a)) if a.flat.is_none() => Ok((a.t, a.clone(), false)),
+            Some(Val::Quant(a)) if a.flat.is_none() => {
+                let dtype = if a.unsigned {
+                    Dtype::Uint8
+                } else {
+                    Dtype::Int8
+                };
+                Ok((a.t, a.clone(), dtype))
+            }
+            Some(Val::Int32(a)) => Ok((a.t, a.clone(), Dtype::Int32)),
             Some(_) => Err(LoadError::Unsupported(format!(
                 "output '{}' is computed in float (no QuantizeLinear closes its group)",
                 out.name

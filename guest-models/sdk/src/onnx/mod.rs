@@ -48,6 +48,7 @@ fn dtype(elem_type: i32) -> Option<Dtype> {
     Some(match elem_type {
         data_type::FLOAT => Dtype::Float32,
         data_type::INT8 => Dtype::Int8,
+        data_type::INT32 => Dtype::Int32,
         data_type::UINT8 => Dtype::Uint8,
         _ => return None,
     })
@@ -183,19 +184,16 @@ impl Model {
             return Err(LoadError::Malformed("the graph has no nodes".into()));
         }
         low.nodes()?;
-        let (out_t, out_act, float_out) = low.output(&output_value)?;
-        let want = match float_out {
-            true => Dtype::Float32,
-            false if out_act.unsigned => Dtype::Uint8,
-            false => Dtype::Int8,
-        };
+        let (out_t, out_act, want) = low.output(&output_value)?;
+        // Float32 and int32 outputs carry no quantization.
+        let unquantized = matches!(want, Dtype::Float32 | Dtype::Int32);
         if output_info.dtype != want || output_value.dims != out_act.dims {
             return Err(LoadError::Malformed(format!(
                 "output '{}' is declared {:?} {:?} but computes to {want:?} {:?}",
                 output_value.name, output_info.dtype, output_value.dims, out_act.dims
             )));
         }
-        let output_unsigned = !float_out && out_act.unsigned;
+        let output_unsigned = want == Dtype::Uint8;
         let Lower {
             plan,
             tensors,
@@ -226,8 +224,8 @@ impl Model {
             input_unsigned,
             output_unsigned,
             output_info: TensorInfo {
-                scale: if float_out { 0.0 } else { out_act.scale },
-                zero_point: if float_out {
+                scale: if unquantized { 0.0 } else { out_act.scale },
+                zero_point: if unquantized {
                     0
                 } else {
                     out_act.zp + if output_unsigned { 128 } else { 0 }

@@ -2,7 +2,7 @@
 //! are symmetric, as TFLite requires, except under onnxruntime's semantics,
 //! where QLinearConv takes one filter zero point for the whole filter.
 
-use gatehouse_kernels::{Activation, Conv2dSpec, KernelSet, activation_range};
+use gatehouse_kernels::{Activation, Conv2dSpec, KernelError, KernelSet, activation_range};
 
 use super::operand::{
     WindowArgs, act_i8, bias_i32, channel_requant, shape4, symmetric, weights_i8, window_spec,
@@ -10,7 +10,7 @@ use super::operand::{
 use super::sliced::{Sliced, io_bytes};
 use super::{Built, Eval, Operands, Operator, Prep};
 use crate::NnFault;
-use crate::tensor::TensorKey;
+use crate::tensor::{DType, TensorKey};
 
 /// A 2-D convolution: filter `[out_c, kh, kw, in_c]`.
 #[derive(Clone, Debug)]
@@ -25,6 +25,9 @@ pub struct Conv2d {
 
 impl Operator for Conv2d {
     fn prepare(&self, cx: &mut Prep<'_>) -> Result<Built, NnFault> {
+        if cx.st.desc(self.output)?.dtype == DType::I32 {
+            return self.prepare_integer(cx);
+        }
         let rounding = cx.semantics.conv();
         let (di, s_in, z_in) = act_i8(cx.st, self.input, "conv2d input")?;
         let is = shape4(di, "conv2d input")?;
@@ -74,6 +77,80 @@ impl Operator for Conv2d {
             vec![self.input],
             self.output,
         ))
+    }
+}
+
+impl Conv2d {
+    /// An int32 output without quantization, under onnxruntime's semantics
+    /// only: ConvInteger's exact sums, one filter zero point per output
+    /// channel allowed, no bias, no activation, one group.
+    fn prepare_integer(&self, cx: &mut Prep<'_>) -> Result<Built, NnFault> {
+        if !cx.semantics.is_onnxruntime() {
+            return Err(NnFault::Unsupported(
+                "conv2d with an int32 output under TFLite semantics (onnxruntime's only)".into(),
+            ));
+        }
+        if self.bias.is_some() || self.activation != Activation::None {
+            return Err(NnFault::invalid(
+                "conv2d with an int32 output takes no bias and no activation",
+            ));
+        }
+        let (di, _, z_in) = act_i8(cx.st, self.input, "conv2d input")?;
+        let is = shape4(di, "conv2d input")?;
+        let dout = cx.st.desc(self.output)?;
+        if dout.quant.is_some() {
+            return Err(NnFault::invalid(
+                "an int32 conv2d output has no quantization",
+            ));
+        }
+        let os = shape4(dout, "conv2d output")?;
+        let fshape = shape4(cx.st.desc(self.filter)?, "conv2d filter")?;
+        if fshape.n != os.c || fshape.c != is.c {
+            return Err(NnFault::invalid(format!(
+                "filter {fshape:?} for input {is:?} and output {os:?} (one group only)"
+            )));
+        }
+        let held = fshape.len().map(|n| n + 4 * os.c);
+        cx.stage(
+            held.ok_or_else(|| KernelError::new("conv2d", "the filter's size overflows")),
+            "conv2d weights",
+        )?;
+        let (f, _, zps) = weights_i8(cx.st, self.filter, "conv2d filter", os.c, 0)?;
+        let offsets = match zps.as_slice() {
+            [z] => vec![-z; os.c],
+            z if z.len() == os.c => z.iter().map(|z| -z).collect(),
+            _ => {
+                return Err(NnFault::invalid(
+                    "conv2d filter zero points: one, or one per output",
+                ));
+            }
+        };
+        let wspec = window_spec(self.window, fshape.h, fshape.w);
+        let k = gatehouse_kernels::conv::ConvInteger::new(is, os, wspec, f, -z_in, offsets)?;
+        Ok(Built::new(
+            "conv2d",
+            Integer(k),
+            vec![self.input],
+            self.output,
+        ))
+    }
+}
+
+struct Integer(gatehouse_kernels::conv::ConvInteger);
+
+impl Eval for Integer {
+    fn eval(&self, _ks: &KernelSet, io: Operands<'_>) -> Result<(), NnFault> {
+        io.bytes(|i, out| {
+            gatehouse_kernels::conv::conv_integer(&self.0, bytemuck::cast_slice(i), out)
+        })
+    }
+
+    fn held_bytes(&self) -> u64 {
+        self.0.bytes() as u64
+    }
+
+    fn macs(&self) -> u64 {
+        self.0.macs()
     }
 }
 

@@ -699,6 +699,79 @@ fn leaky_relu_is_refused_under_tflite() {
     plan.release(&mut st);
 }
 
+/// ConvInteger: a conv2d into an int32 tensor gives the exact sums, with
+/// a zero point per output channel; only under onnxruntime's semantics,
+/// and without a bias.
+#[test]
+fn an_int32_conv_output_is_the_exact_sums_under_onnxruntime_only() {
+    let mut st = TensorStore::new(1 << 20);
+    let input = tensor(&mut st, int8(&[1, 1, 2, 2], vec![1.0], 1, 0), &[3, 5, 0, 0]);
+    let filter = st
+        .create(Desc {
+            quant: Some(Quant {
+                scales: vec![1.0; 2],
+                zero_points: vec![0, 2],
+                axis: 0,
+            }),
+            ..int8(&[2, 1, 1, 2], vec![1.0], 0, 0)
+        })
+        .expect("fits");
+    st.write(filter, 0, &[1, 2, 3, 4]).expect("fits");
+    let output = st
+        .create(Desc {
+            dtype: DType::I32,
+            shape: vec![1, 1, 2, 2],
+            quant: None,
+        })
+        .expect("fits");
+    let op = |bias| {
+        OpDesc::from(Conv2d {
+            input,
+            filter,
+            bias,
+            output,
+            window: WindowArgs {
+                padding: Padding::Valid,
+                stride_h: 1,
+                stride_w: 1,
+                dilation_h: 1,
+                dilation_w: 1,
+            },
+            activation: Activation::None,
+        })
+    };
+    let ks = dispatch::by_name("scalar").expect("every build has it");
+    run(&mut st, &[op(None)], ks);
+    let got: Vec<i32> = st
+        .bytes(output)
+        .expect("live")
+        .chunks(4)
+        .map(|b| i32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect();
+    // x − 1 is (2, 4) then (−1, −1); w − wz is (1, 2) for both channels:
+    // 2 + 8 = 10 twice, then −1 − 2 = −3 twice.
+    assert_eq!(got, [10, 10, -3, -3]);
+    for s in [Semantics::TfliteReference, Semantics::TfliteMicro] {
+        let e = Plan::new(s)
+            .push(&op(None), &mut st, ks)
+            .expect_err("refused");
+        assert!(format!("{e}").contains("int32"), "{e}");
+    }
+    let bias = tensor(
+        &mut st,
+        Desc {
+            dtype: DType::I32,
+            shape: vec![2],
+            quant: None,
+        },
+        &[0; 8],
+    );
+    let e = Plan::new(Semantics::Onnxruntime)
+        .push(&op(Some(bias)), &mut st, ks)
+        .expect_err("refused");
+    assert!(format!("{e}").contains("no bias"), "{e}");
+}
+
 /// A filter zero point is onnxruntime's alone: TFLite's int8 conv takes
 /// symmetric filters, and a plan under its semantics refuses another; so
 /// do two different zero points in one filter under any semantics.
