@@ -383,50 +383,89 @@ pub(crate) fn expand_requant(
 
 /// Scalar reference: the semantics every faster path must reproduce.
 pub fn conv2d_scalar(k: &Conv2d, input: &[i8], output: &mut [i8]) -> Result<(), KernelError> {
-    let (is, os, w) = (k.input, k.output, k.window);
-    check_len(OP, "input", input.len(), is.len().unwrap_or(0))?;
+    let os = k.output;
+    check_len(OP, "input", input.len(), k.input.len().unwrap_or(0))?;
     check_len(OP, "output", output.len(), os.len().unwrap_or(0))?;
-    let icf = k.filter_in_c;
-    let oc_per_group = os.c / (is.c / icf);
-    for b in 0..os.n {
-        for oy in 0..os.h {
-            for ox in 0..os.w {
-                for oc in 0..os.c {
-                    let group = oc / oc_per_group;
-                    let mut acc: i32 = 0;
-                    for ky in 0..w.kernel_h {
-                        let Some(iy) =
-                            Window::tap(oy, w.stride_h, w.pad_top, ky, w.dilation_h, is.h)
-                        else {
-                            continue;
-                        };
-                        for kx in 0..w.kernel_w {
-                            let Some(ix) =
-                                Window::tap(ox, w.stride_w, w.pad_left, kx, w.dilation_w, is.w)
+    let taps = Taps {
+        input: k.input,
+        output: os,
+        window: k.window,
+        filter: &k.filter,
+        filter_in_c: k.filter_in_c,
+        input_offset: k.input_offset,
+    };
+    taps.sums(
+        input,
+        |_| k.weights_offset,
+        |at, oc, acc| {
+            let acc = acc.wrapping_add(k.bias[oc]);
+            let v = k.requant[oc]
+                .apply(acc, k.rounding)
+                .wrapping_add(k.output_offset);
+            output[at] = v.clamp(k.act_min, k.act_max) as i8;
+        },
+    );
+    Ok(())
+}
+
+/// What the scalar loops of a convolution read: shapes, window, filter
+/// `[out_c][kh][kw][in_c / groups]` and the input's offset.
+struct Taps<'a> {
+    input: Shape4,
+    output: Shape4,
+    window: Window,
+    filter: &'a [i8],
+    filter_in_c: usize,
+    input_offset: i32,
+}
+
+impl Taps<'_> {
+    /// For every output element, `put(offset, out_channel, Σ (w +
+    /// weights_offset(oc))·(x + input_offset))` over the taps inside the
+    /// input, in int32 that wraps. The caller has checked the lengths.
+    fn sums(
+        &self,
+        input: &[i8],
+        weights_offset: impl Fn(usize) -> i32,
+        mut put: impl FnMut(usize, usize, i32),
+    ) {
+        let (is, os, w, icf) = (self.input, self.output, self.window, self.filter_in_c);
+        let oc_per_group = os.c / (is.c / icf);
+        for b in 0..os.n {
+            for oy in 0..os.h {
+                for ox in 0..os.w {
+                    for oc in 0..os.c {
+                        let (group, wo) = (oc / oc_per_group, weights_offset(oc));
+                        let mut acc: i32 = 0;
+                        for ky in 0..w.kernel_h {
+                            let Some(iy) =
+                                Window::tap(oy, w.stride_h, w.pad_top, ky, w.dilation_h, is.h)
                             else {
                                 continue;
                             };
-                            let in_base = is.offset(b, iy, ix, group * icf);
-                            let f_base = ((oc * w.kernel_h + ky) * w.kernel_w + kx) * icf;
-                            let xs = &input[in_base..in_base + icf];
-                            let fs = &k.filter[f_base..f_base + icf];
-                            for (&x, &f) in xs.iter().zip(fs) {
-                                acc = acc.wrapping_add(
-                                    (f as i32 + k.weights_offset) * (x as i32 + k.input_offset),
-                                );
+                            for kx in 0..w.kernel_w {
+                                let Some(ix) =
+                                    Window::tap(ox, w.stride_w, w.pad_left, kx, w.dilation_w, is.w)
+                                else {
+                                    continue;
+                                };
+                                let in_base = is.offset(b, iy, ix, group * icf);
+                                let f_base = ((oc * w.kernel_h + ky) * w.kernel_w + kx) * icf;
+                                let xs = &input[in_base..in_base + icf];
+                                let fs = &self.filter[f_base..f_base + icf];
+                                for (&x, &f) in xs.iter().zip(fs) {
+                                    acc = acc.wrapping_add(
+                                        (f as i32 + wo) * (x as i32 + self.input_offset),
+                                    );
+                                }
                             }
                         }
+                        put(os.offset(b, oy, ox, oc), oc, acc);
                     }
-                    acc = acc.wrapping_add(k.bias[oc]);
-                    let v = k.requant[oc]
-                        .apply(acc, k.rounding)
-                        .wrapping_add(k.output_offset);
-                    output[os.offset(b, oy, ox, oc)] = v.clamp(k.act_min, k.act_max) as i8;
                 }
             }
         }
     }
-    Ok(())
 }
 
 /// onnxruntime's ConvInteger (and MatMulInteger, as a 1×1 convolution):
@@ -499,42 +538,23 @@ impl ConvInteger {
 
 /// [`ConvInteger`]: int8 input, the int32 sums little-endian in `output`.
 pub fn conv_integer(k: &ConvInteger, input: &[i8], output: &mut [u8]) -> Result<(), KernelError> {
-    let (is, os, w) = (k.input, k.output, k.window);
-    check_len(OP, "input", input.len(), is.len().unwrap_or(0))?;
-    check_len(OP, "output", output.len(), os.len().unwrap_or(0) * 4)?;
-    let c = is.c;
-    for b in 0..os.n {
-        for oy in 0..os.h {
-            for ox in 0..os.w {
-                for oc in 0..os.c {
-                    let wo = k.weights_offsets[oc];
-                    let mut acc: i32 = 0;
-                    for ky in 0..w.kernel_h {
-                        let Some(iy) =
-                            Window::tap(oy, w.stride_h, w.pad_top, ky, w.dilation_h, is.h)
-                        else {
-                            continue;
-                        };
-                        for kx in 0..w.kernel_w {
-                            let Some(ix) =
-                                Window::tap(ox, w.stride_w, w.pad_left, kx, w.dilation_w, is.w)
-                            else {
-                                continue;
-                            };
-                            let xs = &input[is.offset(b, iy, ix, 0)..][..c];
-                            let f_base = ((oc * w.kernel_h + ky) * w.kernel_w + kx) * c;
-                            for (&x, &f) in xs.iter().zip(&k.filter[f_base..f_base + c]) {
-                                acc =
-                                    acc.wrapping_add((f as i32 + wo) * (x as i32 + k.input_offset));
-                            }
-                        }
-                    }
-                    let at = os.offset(b, oy, ox, oc) * 4;
-                    output[at..at + 4].copy_from_slice(&acc.to_le_bytes());
-                }
-            }
-        }
-    }
+    check_len(OP, "input", input.len(), k.input.len().unwrap_or(0))?;
+    check_len(OP, "output", output.len(), k.output.len().unwrap_or(0) * 4)?;
+    let taps = Taps {
+        input: k.input,
+        output: k.output,
+        window: k.window,
+        filter: &k.filter,
+        filter_in_c: k.input.c,
+        input_offset: k.input_offset,
+    };
+    taps.sums(
+        input,
+        |oc| k.weights_offsets[oc],
+        |at, _, acc| {
+            output[at * 4..at * 4 + 4].copy_from_slice(&acc.to_le_bytes());
+        },
+    );
     Ok(())
 }
 

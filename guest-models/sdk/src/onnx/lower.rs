@@ -1025,9 +1025,21 @@ impl Lower {
             dilation_h: dil[0] as u32,
             dilation_w: dil[1] as u32,
         };
+        self.integer_conv(node, x.t, ft, y, window)
+    }
+
+    /// Records the conv2d of ConvInteger or MatMulInteger into `y`.
+    fn integer_conv(
+        &mut self,
+        node: &Node,
+        x: usize,
+        filter: usize,
+        y: Act,
+        window: Window,
+    ) -> Result<Act, LoadError> {
         let op = Op::Conv2d(nn::Conv2d {
-            input: &self.tensors[x.t],
-            filter: &self.tensors[ft],
+            input: &self.tensors[x],
+            filter: &self.tensors[filter],
             bias: None,
             output: &self.tensors[y.t],
             window,
@@ -1088,16 +1100,7 @@ impl Lower {
             dilation_h: 1,
             dilation_w: 1,
         };
-        let op = Op::Conv2d(nn::Conv2d {
-            input: &self.tensors[rt],
-            filter: &self.tensors[ft],
-            bias: None,
-            output: &self.tensors[y.t],
-            window,
-            activation: Activation::None,
-        });
-        push(&self.plan, &mut self.ops, op, "conv2d", node)?;
-        Ok(y)
+        self.integer_conv(node, rt, ft, y, window)
     }
 
     fn gemm(&mut self, node: &Node, a: Act, out: Act) -> Result<Act, LoadError> {
