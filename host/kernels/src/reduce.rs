@@ -124,10 +124,13 @@ impl Reduction {
     }
 }
 
-/// Calls `g` with the offset of every index of `dims`, in row-major order.
+/// Calls `g` with the offset of every index of `dims` (at most
+/// [`MAX_RANK`] of them, as [`Reduction::new`] checks), in row-major
+/// order. The index lives on the stack: this runs once per output row.
 fn walk(dims: &[usize], strides: &[usize], g: &mut dyn FnMut(usize)) {
     let n: usize = dims.iter().product();
-    let mut idx = vec![0usize; dims.len()];
+    let mut idx = [0usize; MAX_RANK];
+    let idx = &mut idx[..dims.len()];
     for _ in 0..n {
         let off: usize = idx.iter().zip(strides).map(|(i, s)| i * s).sum();
         g(off);
