@@ -141,6 +141,10 @@ enum Op {
         t: [u8; 2],
         perm: Vec<u8>,
     },
+    /// Input, output, scale, zero point: the one operator of several outputs.
+    DynamicQuantize {
+        t: [u8; 4],
+    },
 }
 
 fn desc(a: &TensorArgs) -> Desc {
@@ -355,6 +359,12 @@ fn op_desc(op: &Op, live: &[TensorKey]) -> Option<OpDesc> {
             input: k(t[0]),
             output: k(t[1]),
             perm: perm.iter().take(9).map(|&a| a as usize).collect(),
+        }),
+        Op::DynamicQuantize { t } => OpDesc::DynamicQuantize(ops::DynamicQuantize {
+            input: k(t[0]),
+            output: k(t[1]),
+            scale: k(t[2]),
+            zero_point: k(t[3]),
         }),
     })
 }

@@ -31,6 +31,10 @@ pub mod runtimes {
         self as more, LeakyRelu, Op as MoreOp, Transpose,
     };
 
+    /// DynamicQuantizeLinear (`gatehouse:nn/dynamic@0.4.0`), recorded into
+    /// the same plans with [`dynamic::push`].
+    pub use crate::bindings::runtimes::gatehouse::nn0_4_0::dynamic::{self, DynamicQuantize};
+
     /// An empty plan whose operators all use `semantics`.
     pub fn new_plan(semantics: Semantics) -> super::Plan {
         // The import is small enough to be inlined into its callers, which

@@ -67,10 +67,12 @@ fn describe_onnx(bytes: &[u8]) -> Result<String, String> {
             field(&mut out, "host_operators", &format!("[{}]", ops.join(",")));
             field(&mut out, "input", &tensor(m.input()));
             field(&mut out, "output", &tensor(m.output()));
+            let outputs: Vec<String> = m.outputs().map(tensor).collect();
+            field(&mut out, "outputs", &format!("[{}]", outputs.join(",")));
             field(&mut out, "load_error", "null");
         }
         Err(e) => {
-            for k in ["host_operators", "input", "output"] {
+            for k in ["host_operators", "input", "output", "outputs"] {
                 field(&mut out, k, "null");
             }
             field(&mut out, "load_error", &string(&e.to_string()));

@@ -152,7 +152,7 @@ impl Batch for Tflite {
                     .invoke(&joined)
                     .map_err(|e| PluginError::Kernel(e.message()))
             };
-            let per_input = model.output().byte_len;
+            let per_input = model.output_bytes();
             let mut at = 0;
             counts
                 .into_iter()

@@ -89,6 +89,15 @@ impl Loaded {
         }
     }
 
+    /// The bytes one input's outputs take: an ONNX model may have several,
+    /// back to back.
+    pub fn output_bytes(&self) -> usize {
+        match self {
+            Loaded::Tflite(m) => m.output().byte_len,
+            Loaded::Onnx(m) => m.output_bytes(),
+        }
+    }
+
     pub fn operators(&self) -> &[String] {
         match self {
             Loaded::Tflite(m) => m.operators(),

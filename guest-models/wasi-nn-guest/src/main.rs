@@ -1,7 +1,9 @@
-//! Runs one model through `wasi:nn` and writes its output tensor's bytes to
-//! stdout: `wasi_nn_guest onnx` (a QDQ CNN, float32 NCHW in and out) or
-//! `wasi_nn_guest tflite` (MLPerf Tiny's keyword spotter, int8 as `U8`
-//! bytes); a second argument binds the input under that name instead of
+//! Runs one model through `wasi:nn` and writes its output tensors' bytes,
+//! back to back, to stdout (and their names to stderr): `wasi_nn_guest
+//! onnx` (a QDQ CNN, float32 NCHW in and out), `wasi_nn_guest tflite`
+//! (MLPerf Tiny's keyword spotter, int8 as `U8` bytes) or `wasi_nn_guest
+//! dynamic` (ONNX's DynamicQuantizeLinear node test: three outputs); a
+//! second argument binds the input under that name instead of
 //! the model's, to see the host's error. Written only against the wasi-nn WIT, as a guest for wasmtime's
 //! wasi-nn is: no Gatehouse interface. The models and their first inputs
 //! are compiled in, so the guest needs no file access.
@@ -25,6 +27,13 @@ const ONNX_INPUTS: &[u8] = include_bytes!("../../../tests/fixtures/onnx/cnn_int8
 const KWS: &[u8] = include_bytes!("../../../models/mlperf-tiny/kws_ref_model.tflite");
 const KWS_INPUTS: &[u8] =
     include_bytes!("../../../tests/fixtures/vectors/kws_ref_model/inputs.bin");
+/// `tests/fixtures/onnx-node/test_dynamicquantizelinear_min_adjusted/`.
+const DYNAMIC: &[u8] = include_bytes!(
+    "../../../tests/fixtures/onnx-node/test_dynamicquantizelinear_min_adjusted/model.onnx"
+);
+const DYNAMIC_INPUT: &[u8] = include_bytes!(
+    "../../../tests/fixtures/onnx-node/test_dynamicquantizelinear_min_adjusted/input.bin"
+);
 
 struct Case {
     model: &'static [u8],
@@ -53,6 +62,14 @@ fn case(which: &str) -> Option<Case> {
             ty: TensorType::U8,
             data: KWS_INPUTS.get(..49 * 10)?,
         },
+        "dynamic" => Case {
+            model: DYNAMIC,
+            encoding: GraphEncoding::Onnx,
+            input: "x",
+            dims: &[3, 4],
+            ty: TensorType::Fp32,
+            data: DYNAMIC_INPUT,
+        },
         _ => return None,
     })
 }
@@ -68,14 +85,21 @@ fn run(c: &Case, input_name: &str) -> Result<Vec<u8>, String> {
     let outputs = ctx
         .compute(vec![(input_name.to_string(), input)])
         .map_err(describe)?;
-    let (_, output) = outputs.into_iter().next().ok_or("no output tensor")?;
-    Ok(output.data())
+    if outputs.is_empty() {
+        return Err("no output tensor".into());
+    }
+    let mut bytes = Vec::new();
+    for (name, t) in outputs {
+        eprintln!("output {name}: {:?} {:?}", t.ty(), t.dimensions());
+        bytes.extend(t.data());
+    }
+    Ok(bytes)
 }
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();
     let Some(c) = args.get(1).and_then(|w| case(w)) else {
-        eprintln!("usage: wasi_nn_guest onnx|tflite [INPUT-NAME]");
+        eprintln!("usage: wasi_nn_guest onnx|tflite|dynamic [INPUT-NAME]");
         return ExitCode::from(2);
     };
     let name = args.get(2).map_or(c.input, String::as_str);

@@ -59,6 +59,34 @@ fn a_wasi_nn_guest_runs_tflite_and_onnx_models_as_infer_does() {
     assert_eq!(o.stdout, reference[..12]);
 }
 
+/// A model of three outputs (DynamicQuantizeLinear's): `compute` returns
+/// each by its name, and their bytes are `infer`'s and the node test's.
+#[test]
+fn a_wasi_nn_guest_gets_every_output_by_name() {
+    let case = "tests/fixtures/onnx-node/test_dynamicquantizelinear_min_adjusted";
+    let o = gatehouse(&["exec", &guest(), "dynamic"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let names = stderr(&o);
+    for line in [
+        "output y: TensorType::U8 [3, 4]",
+        "output y_scale: TensorType::Fp32 []",
+        "output y_zero_point: TensorType::U8 []",
+    ] {
+        assert!(names.contains(line), "{line} in {names}");
+    }
+    let want = infer(
+        &format!("{case}/model.onnx"),
+        &format!("{case}/input.bin"),
+        12 * 4,
+    );
+    assert_eq!(o.stdout, want, "through wasi-nn and through infer");
+    let expected = std::fs::read(root().join(case).join("output.bin")).unwrap();
+    assert_eq!(
+        o.stdout, expected,
+        "the node test's y, y_scale and y_zero_point"
+    );
+}
+
 /// The guest's exit status is the command's (WASI 0.2's `exit` carries
 /// success or failure only, so a failing guest exits 1); a component that
 /// is not a command, or a loader that is not one, is a clear error.

@@ -178,4 +178,46 @@ fn what_cannot_run_as_onnxruntime_would_is_refused_by_name() {
         e.contains("Add") && e.contains("an int8 operand") && e.contains("are uint8"),
         "{e}"
     );
+    // DynamicQuantizeLinear into MatMulInteger (written by hand).
+    let e = infer(&refused.join("dynamic_consumed.onnx"), &[]);
+    assert!(
+        e.contains("MatMulInteger") && e.contains("known only at run time"),
+        "{e}"
+    );
+}
+
+/// A model of several outputs (ONNX's DynamicQuantizeLinear node test)
+/// given two inputs at once: each input's outputs come back to back, in
+/// the graph's order, as they do for one.
+#[test]
+fn several_outputs_come_back_per_input_in_the_graphs_order() {
+    let case = root().join("tests/fixtures/onnx-node/test_dynamicquantizelinear_min_adjusted");
+    let x = std::fs::read(case.join("input.bin")).unwrap();
+    let want = std::fs::read(case.join("output.bin")).unwrap();
+    assert_eq!(want.len(), 12 + 4 + 1, "y, y_scale, y_zero_point");
+    // The second input: the first negated, so another scale and zero point.
+    let negated: Vec<u8> = x
+        .chunks_exact(4)
+        .flat_map(|c| (-f32::from_le_bytes([c[0], c[1], c[2], c[3]])).to_le_bytes())
+        .collect();
+    let (one, two) = (tmp("dql-one.bin"), tmp("dql-two.bin"));
+    std::fs::write(&one, &negated).unwrap();
+    std::fs::write(&two, [x.clone(), negated].concat()).unwrap();
+    let run = |input: &std::path::Path, name: &str| {
+        let out = tmp(name);
+        let o = gatehouse(&[
+            "infer",
+            "--model",
+            case.join("model.onnx").to_str().unwrap(),
+            "--input",
+            input.to_str().unwrap(),
+            "--output",
+            out.to_str().unwrap(),
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        std::fs::read(out).unwrap()
+    };
+    let negated_out = run(&one, "dql-one.out");
+    assert_ne!(negated_out, want, "the negated input quantizes otherwise");
+    assert_eq!(run(&two, "dql-two.out"), [want, negated_out].concat());
 }

@@ -16,6 +16,7 @@ pub mod conv;
 pub mod depthwise;
 pub mod dispatch;
 mod drive;
+pub mod dynamic_quantize;
 pub mod elementwise;
 mod fixed16;
 pub mod fully_connected;

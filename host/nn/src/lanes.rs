@@ -42,7 +42,12 @@ pub fn layout(
     output: Span,
     count: usize,
 ) -> Option<Layout> {
-    if count < 2 || input.is_empty() || output.is_empty() {
+    // Lanes move each operator's first output only.
+    if count < 2
+        || input.is_empty()
+        || output.is_empty()
+        || ops.iter().any(|op| !op.extra_outputs().is_empty())
+    {
         return None;
     }
     let (mut fc, mut all) = (0u64, 0u64);

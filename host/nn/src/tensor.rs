@@ -616,6 +616,30 @@ impl TensorStore {
 
     pub const MAX_MANY: usize = 32;
 
+    /// As [`with_operands`](Self::with_operands) for an operator with
+    /// several outputs: none may overlap an input or another output.
+    pub fn with_outputs<const N: usize, const M: usize, R>(
+        &mut self,
+        inputs: [Span; N],
+        outputs: [Span; M],
+        f: impl FnOnce([&[i8]; N], [&mut [i8]; M]) -> R,
+    ) -> Result<R, NnFault> {
+        for (i, o) in outputs.iter().enumerate() {
+            self.check_spans(&inputs, o)?;
+            if outputs[..i].iter().any(|p| p.overlaps(o)) {
+                return Err(NnFault::invalid("two of an operator's outputs overlap"));
+            }
+        }
+        let slots = self.slots.as_mut_ptr();
+        // SAFETY: see `raw`; the outputs overlap neither an input nor each
+        // other, so the mutable slices alias nothing.
+        unsafe {
+            let ins: [&[i8]; N] = std::array::from_fn(|i| raw_shared(slots, &inputs[i]));
+            let outs: [&mut [i8]; M] = std::array::from_fn(|i| raw(slots, &outputs[i]));
+            Ok(f(ins, outs))
+        }
+    }
+
     fn check_spans(&self, inputs: &[Span], output: &Span) -> Result<(), NnFault> {
         for s in inputs {
             self.check_owned(s)?;

@@ -533,6 +533,62 @@ mod runtimes {
         wplan::HostPlan::drop(&mut st.nn_view(), plan).expect("drop");
     }
 
+    /// 0.4.0's `dynamic`: DynamicQuantizeLinear fills its three outputs
+    /// (ONNX's documented example); onnxruntime's only; a bad value is the
+    /// guest's error, and the instance goes on.
+    #[test]
+    fn dynamic_quantize_fills_three_outputs() {
+        use crate::bindings::runtimes_uint8::gatehouse::nn0_4_0::dynamic as wdyn;
+        use crate::bindings::runtimes_uint8::gatehouse::nn0_4_0::runtimes as wrt4;
+        let mut st = state();
+        let plain = |dtype, n| wt::TensorDesc {
+            dtype,
+            shape: vec![n],
+            quantization: None,
+        };
+        let mut make = |d| wt::HostTensor::create(&mut st.nn_view(), d).expect("fits");
+        let x = make(plain(wt::Dtype::Float32, 6));
+        let y = make(plain(wt::Dtype::Uint8, 6));
+        let s = make(plain(wt::Dtype::Float32, 1));
+        let z = make(plain(wt::Dtype::Uint8, 1));
+        let floats = |v: [f32; 6]| v.iter().flat_map(|f| f.to_le_bytes()).collect::<Vec<u8>>();
+        let write = |st: &mut InstanceState, v| {
+            wt::HostTensor::write(&mut st.nn_view(), borrow(&x), 0, floats(v)).expect("fits")
+        };
+        let op = || wdyn::DynamicQuantize {
+            input: borrow(&x),
+            output: borrow(&y),
+            scale: borrow(&s),
+            zero_point: borrow(&z),
+        };
+        write(&mut st, [0.0, 2.0, -3.0, -2.5, 1.34, 0.5]);
+        wdyn::Host::execute(&mut st.nn_view(), op(), wrt4::Semantics::OnnxruntimeUint8)
+            .expect("runs");
+        let read = |st: &mut InstanceState, t| {
+            wt::HostTensor::read(&mut st.nn_view(), borrow(t)).expect("read")
+        };
+        assert_eq!(read(&mut st, &y), [153, 255, 0, 26, 221, 179]);
+        assert_eq!(read(&mut st, &s), (5.0f32 / 255.0).to_le_bytes());
+        assert_eq!(read(&mut st, &z), [153]);
+        let r = wdyn::Host::execute(&mut st.nn_view(), op(), wrt4::Semantics::TfliteMicro);
+        assert!(
+            matches!(&r, Err(NnCallError::Nn(NnFault::Unsupported(_)))),
+            "{r:?}"
+        );
+        write(&mut st, [0.0, f32::INFINITY, 0.0, 0.0, 0.0, 0.0]);
+        let r = wdyn::Host::execute(&mut st.nn_view(), op(), wrt4::Semantics::Onnxruntime);
+        assert!(
+            matches!(&r, Err(NnCallError::Nn(NnFault::Invalid(_)))),
+            "{r:?}"
+        );
+        let plan =
+            wrt4::Host::new_plan(&mut st.nn_view(), wrt4::Semantics::Onnxruntime).expect("plan");
+        let at = wdyn::Host::push(&mut st.nn_view(), Resource::new_borrow(plan.rep()), op())
+            .expect("pushed");
+        assert_eq!(at, 0);
+        wplan::HostPlan::drop(&mut st.nn_view(), plan).expect("drop");
+    }
+
     #[test]
     fn execute_runs_under_each_semantics() {
         let mut st = state();

@@ -1,7 +1,7 @@
 //! `gatehouse:nn/runtimes@0.3.0` and `@0.4.0` host functions: 0.1.0's
 //! plans and immediate calls, under onnxruntime's arithmetic (int8, and
-//! from 0.4.0 uint8) as well as TFLite's; and 0.4.0's `more-ops`, the
-//! operators 0.1.0 lacks, into the same plans.
+//! from 0.4.0 uint8) as well as TFLite's; and 0.4.0's `more-ops` and
+//! `dynamic`, the operators 0.1.0 lacks, into the same plans.
 
 use gatehouse_kernels::Semantics;
 use gatehouse_nn::ops::{self, OpDesc};
@@ -11,6 +11,7 @@ use wasmtime::component::Resource;
 use crate::bindings::NnCallError;
 use crate::bindings::ops as wops;
 use crate::bindings::runtimes::gatehouse::nn0_3_0::runtimes as wrt;
+use crate::bindings::runtimes_uint8::gatehouse::nn0_4_0::dynamic as wdyn;
 use crate::bindings::runtimes_uint8::gatehouse::nn0_4_0::more_ops as wmore;
 use crate::bindings::runtimes_uint8::gatehouse::nn0_4_0::runtimes as wrt4;
 use crate::nn_host::NnView;
@@ -88,6 +89,37 @@ impl wmore::Host for NnView<'_> {
 
     fn push(&mut self, plan: Resource<Plan>, op: wmore::Op) -> Result<u32, NnCallError> {
         let desc = self.more_desc(&op)?;
+        self.push_desc(&plan, &desc)
+    }
+}
+
+impl NnView<'_> {
+    fn dynamic_desc(&self, op: &wdyn::DynamicQuantize) -> Result<OpDesc, NnCallError> {
+        Ok(OpDesc::DynamicQuantize(ops::DynamicQuantize {
+            input: self.tensor_key(&op.input)?,
+            output: self.tensor_key(&op.output)?,
+            scale: self.tensor_key(&op.scale)?,
+            zero_point: self.tensor_key(&op.zero_point)?,
+        }))
+    }
+}
+
+impl wdyn::Host for NnView<'_> {
+    fn execute(
+        &mut self,
+        op: wdyn::DynamicQuantize,
+        s: wrt4::Semantics,
+    ) -> Result<(), NnCallError> {
+        let desc = self.dynamic_desc(&op)?;
+        self.execute_desc(&desc, semantics4(s))
+    }
+
+    fn push(
+        &mut self,
+        plan: Resource<Plan>,
+        op: wdyn::DynamicQuantize,
+    ) -> Result<u32, NnCallError> {
+        let desc = self.dynamic_desc(&op)?;
         self.push_desc(&plan, &desc)
     }
 }

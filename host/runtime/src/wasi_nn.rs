@@ -10,7 +10,9 @@
 //! and its inference are bounded exactly as a plugin's are.
 //!
 //! wasi-nn has no int8 tensor type: int8 and uint8 data travel as `U8`
-//! bytes, float32 as `FP32`. Inputs bind by the model's tensor name.
+//! bytes, float32 as `FP32`, int32 as `I32`. Inputs bind by the model's
+//! tensor name; `compute` returns every output of the model, each by its
+//! name.
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -67,7 +69,14 @@ struct Port {
 struct Loaded {
     instance: Instance,
     input: Port,
-    output: Port,
+    /// At least one.
+    outputs: Vec<Port>,
+}
+
+impl Port {
+    fn byte_len(&self) -> usize {
+        self.dims.iter().map(|&d| d as usize).product::<usize>() * element_bytes(self.ty)
+    }
 }
 
 pub struct NnGraph(Arc<Mutex<Loaded>>);
@@ -176,6 +185,7 @@ fn tensor_type(dtype: &str) -> Option<TensorType> {
     match dtype {
         "float32" => Some(TensorType::Fp32),
         "int8" | "uint8" => Some(TensorType::U8),
+        "int32" => Some(TensorType::I32),
         _ => None,
     }
 }
@@ -191,7 +201,19 @@ fn element_bytes(ty: TensorType) -> usize {
 
 /// The loader's description of its model's `which` tensor (`describe=true`).
 fn port(v: &serde_json::Value, which: &str) -> Option<Port> {
-    let t = v.get(which)?;
+    port_of(v.get(which)?)
+}
+
+/// Every output the loader describes: `outputs`, or the one `output` of a
+/// loader (or a model format) that lists no more.
+fn output_ports(v: &serde_json::Value) -> Option<Vec<Port>> {
+    match v.get("outputs").and_then(|o| o.as_array()) {
+        Some(all) if !all.is_empty() => all.iter().map(port_of).collect(),
+        _ => Some(vec![port(v, "output")?]),
+    }
+}
+
+fn port_of(t: &serde_json::Value) -> Option<Port> {
     Some(Port {
         name: t.get("name")?.as_str()?.to_string(),
         dims: t
@@ -329,8 +351,8 @@ impl wgraph::Host for WasiNnView<'_> {
                 .unwrap_or_default(),
             Err(e) => return self.error(ErrorCode::InvalidEncoding, e.to_string()),
         };
-        let (Some(input), Some(output)) =
-            (port(&description, "input"), port(&description, "output"))
+        let (Some(input), Some(outputs)) =
+            (port(&description, "input"), output_ports(&description))
         else {
             let why = description
                 .get("load_error")
@@ -350,7 +372,7 @@ impl wgraph::Host for WasiNnView<'_> {
         let g = NnGraph(Arc::new(Mutex::new(Loaded {
             instance,
             input,
-            output,
+            outputs,
         })));
         Ok(Ok(self.table.push(g)?))
     }
@@ -394,8 +416,7 @@ impl winf::HostGraphExecutionContext for WasiNnView<'_> {
             );
         }
         let t = self.table.get(tensor)?;
-        let bytes =
-            want.dims.iter().map(|&d| d as usize).product::<usize>() * element_bytes(want.ty);
+        let bytes = want.byte_len();
         if t.ty != want.ty || t.dims != want.dims || t.data.len() != bytes {
             let why = format!(
                 "input '{name}' is {:?} {:?} with {} bytes; the model takes {:?} {:?} ({bytes} bytes)",
@@ -412,14 +433,29 @@ impl winf::HostGraphExecutionContext for WasiNnView<'_> {
             Ok(inf) => inf.output.unwrap_or_default(),
             Err(e) => return self.error(ErrorCode::RuntimeError, e.to_string()),
         };
-        let port = loaded.output.clone();
+        let ports = loaded.outputs.clone();
         drop(loaded);
-        let t = self.table.push(NnTensor {
-            dims: port.dims,
-            ty: port.ty,
-            data: out,
-        })?;
-        Ok(Ok(vec![(port.name, t)]))
+        let total: usize = ports.iter().map(Port::byte_len).sum();
+        if out.len() != total {
+            let why = format!(
+                "the loader returned {} output bytes; the model's outputs take {total}",
+                out.len()
+            );
+            return self.error(ErrorCode::RuntimeError, why);
+        }
+        let mut named = Vec::with_capacity(ports.len());
+        let mut rest = out.as_slice();
+        for port in ports {
+            let (data, after) = rest.split_at(port.byte_len());
+            rest = after;
+            let t = self.table.push(NnTensor {
+                dims: port.dims,
+                ty: port.ty,
+                data: data.to_vec(),
+            })?;
+            named.push((port.name, t));
+        }
+        Ok(Ok(named))
     }
 
     fn drop(&mut self, ctx: Resource<NnContext>) -> wasmtime::Result<()> {
@@ -503,5 +539,37 @@ mod tests {
         assert_eq!((o.name.as_str(), o.dims.as_slice()), ("y:0", &[1, 4][..]));
         assert!(matches!(o.ty, TensorType::U8));
         assert!(port(&serde_json::json!({"input": null}), "input").is_none());
+        // Without `outputs`, the one `output`.
+        let one = output_ports(&d).expect("the output");
+        assert_eq!(one.len(), 1);
+        assert_eq!(one[0].byte_len(), 4);
+    }
+
+    /// DynamicQuantizeLinear's three outputs, as the loader lists them.
+    #[test]
+    fn every_output_is_a_port() {
+        let d = serde_json::json!({
+            "input": {"name": "x", "shape": [2, 3], "dtype": "float32"},
+            "output": {"name": "y", "shape": [2, 3], "dtype": "uint8"},
+            "outputs": [
+                {"name": "y", "shape": [2, 3], "dtype": "uint8"},
+                {"name": "y_scale", "shape": [], "dtype": "float32"},
+                {"name": "y_zero_point", "shape": [], "dtype": "uint8"},
+                {"name": "sums", "shape": [2], "dtype": "int32"},
+            ],
+        });
+        let ports = output_ports(&d).expect("four outputs");
+        let sizes: Vec<_> = ports
+            .iter()
+            .map(|p| (p.name.as_str(), p.byte_len()))
+            .collect();
+        assert_eq!(
+            sizes,
+            [("y", 6), ("y_scale", 4), ("y_zero_point", 1), ("sums", 8)]
+        );
+        assert!(matches!(ports[3].ty, TensorType::I32));
+        // One that cannot be read fails the whole list.
+        let bad = serde_json::json!({"outputs": [{"name": "y", "shape": [1], "dtype": "float64"}]});
+        assert!(output_ports(&bad).is_none());
     }
 }

@@ -1,6 +1,6 @@
 //! An ONNX model decoded and checked, before any host call: its constants
-//! in typed form, its nodes with their attributes, and its one input and
-//! one output. Everything read from the bytes is checked here or where it
+//! in typed form, its nodes with their attributes, its one input and its
+//! outputs. Everything read from the bytes is checked here or where it
 //! is used; nothing is indexed unchecked.
 
 use std::collections::HashMap;
@@ -9,6 +9,10 @@ use prost::Message;
 
 use super::proto::{self, AttributeProto, TensorProto, ValueInfoProto, data_type};
 use crate::model::LoadError;
+
+/// The most graph outputs a model may have (DynamicQuantizeLinear alone
+/// has three).
+pub(super) const MAX_OUTPUTS: usize = 16;
 
 /// The most elements a constant or an activation may have: far above any
 /// model for a gateway, and small enough that sizes never overflow.
@@ -127,7 +131,8 @@ pub(super) struct Graph {
     pub consts: HashMap<String, Const>,
     pub nodes: Vec<Node>,
     pub input: Value,
-    pub output: Value,
+    /// At least one, at most [`MAX_OUTPUTS`].
+    pub outputs: Vec<Value>,
     /// The version of the default operator set (Softmax's axis means
     /// another thing before 13).
     pub opset: i64,
@@ -139,12 +144,14 @@ impl Graph {
     /// which ONNX defines as uint8 0). onnxruntime's quantizers give every
     /// activation of a model one type; the operators whose arithmetic
     /// differs between the two check theirs against this.
+    /// DynamicQuantizeLinear makes uint8 too.
     pub fn uint8_activations(&self) -> bool {
         self.input.elem_type == data_type::UINT8
             || self.nodes.iter().any(|n| {
-                n.op_type == "QuantizeLinear"
-                    && n.input(2)
-                        .is_none_or(|z| self.consts.get(z).is_some_and(|c| c.unsigned))
+                n.op_type == "DynamicQuantizeLinear"
+                    || n.op_type == "QuantizeLinear"
+                        && n.input(2)
+                            .is_none_or(|z| self.consts.get(z).is_some_and(|c| c.unsigned))
             })
     }
 }
@@ -330,12 +337,17 @@ impl Graph {
                 inputs.len()
             )));
         };
-        let [output] = g.output.as_slice() else {
+        if g.output.is_empty() || g.output.len() > MAX_OUTPUTS {
             return Err(unsupported(format!(
-                "{} graph outputs; this loader runs models of one output",
+                "{} graph outputs; this loader runs models of 1 to {MAX_OUTPUTS}",
                 g.output.len()
             )));
-        };
+        }
+        let outputs = g
+            .output
+            .iter()
+            .map(|o| value(o, "output"))
+            .collect::<Result<Vec<_>, _>>()?;
         let nodes = g
             .node
             .iter()
@@ -353,7 +365,7 @@ impl Graph {
             consts,
             nodes,
             input: value(input, "input")?,
-            output: value(output, "output")?,
+            outputs,
             opset,
         })
     }

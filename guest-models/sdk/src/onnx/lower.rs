@@ -26,7 +26,7 @@ use std::collections::HashMap;
 
 use super::graph::{Const, Data, Graph, Node, Value};
 use crate::model::LoadError;
-use crate::nn::runtimes::{self, LeakyRelu, MoreOp, Semantics, Transpose};
+use crate::nn::runtimes::{self, DynamicQuantize, LeakyRelu, MoreOp, Semantics, Transpose};
 use crate::nn::{
     self, Activation, Dtype, NnError, Op, Padding, Plan, Quantization, Tensor, TensorDesc, Window,
 };
@@ -86,6 +86,14 @@ pub(super) enum Val {
     Int32(Act),
     /// `DequantizeLinear` of a constant.
     DeqConst(Box<QConst>),
+    /// A tensor whose quantization is known only at run time, or none:
+    /// DynamicQuantizeLinear's three outputs. Only a graph output may be
+    /// one.
+    Raw {
+        t: usize,
+        dims: Vec<usize>,
+        dtype: Dtype,
+    },
     /// A float operator on dequantized operands, waiting for the
     /// `QuantizeLinear` that makes it a fused kernel; `clip` is a Relu or
     /// Clip between the two, kept only if the quantization makes it moot.
@@ -456,6 +464,9 @@ impl Lower {
     }
 
     fn node(&mut self, node: &Node) -> Result<(), LoadError> {
+        if node.op_type == "DynamicQuantizeLinear" {
+            return self.dynamic_quantize(node);
+        }
         let out = node.output()?.to_string();
         let val = match node.op_type.as_str() {
             "QuantizeLinear" => self.quantize(node)?,
@@ -559,6 +570,10 @@ impl Lower {
     fn act(&self, node: &Node, i: usize) -> Result<Act, LoadError> {
         match self.val(node, node.required(i)?)? {
             Val::Deq(a) | Val::Quant(a) => Ok(a.clone()),
+            Val::Raw { .. } => Err(node.unsupported(format!(
+                "input {i} comes from DynamicQuantizeLinear, whose scale is known only at run time \
+                 (its outputs can only be the model's outputs)"
+            ))),
             _ => Err(node.unsupported(format!("input {i} is not an int8 activation"))),
         }
     }
@@ -602,6 +617,50 @@ impl Lower {
                 "it quantizes something other than the model's float input or a fused group",
             )),
         }
+    }
+
+    /// DynamicQuantizeLinear of the model's float input: one host operator
+    /// with three outputs. Its scale is known only at run time, so nothing
+    /// may compute on its outputs; they can only be the model's outputs.
+    fn dynamic_quantize(&mut self, node: &Node) -> Result<(), LoadError> {
+        let Val::Float { t: x, dims } = self.val(node, node.required(0)?)?.clone() else {
+            return Err(
+                node.unsupported("it quantizes something other than the model's float input")
+            );
+        };
+        let [y, scale, zp] = [0, 1, 2].map(|i| node.outputs.get(i).filter(|o| !o.is_empty()));
+        let Some(y) = y else {
+            return Err(node.malformed("no output"));
+        };
+        let held = u32s(&to_nhwc(&dims));
+        let yt = self.tensor(TensorDesc::new(Dtype::Int8, &held, None), &[], "an output")?;
+        let st = self.tensor(TensorDesc::new(Dtype::Float32, &[1], None), &[], "a scale")?;
+        let zt = self.tensor(
+            TensorDesc::new(Dtype::Int8, &[1], None),
+            &[],
+            "a zero point",
+        )?;
+        let op = DynamicQuantize {
+            input: &self.tensors[x],
+            output: &self.tensors[yt],
+            scale: &self.tensors[st],
+            zero_point: &self.tensors[zt],
+        };
+        runtimes::dynamic::push(&self.plan, &op).map_err(host(format!(
+            "node {} ({})",
+            node.index,
+            node.label()
+        )))?;
+        self.ops.push("dynamic_quantize".into());
+        let raw = |t, dims: Vec<usize>, dtype| Val::Raw { t, dims, dtype };
+        self.vals.insert(y.clone(), raw(yt, dims, Dtype::Uint8));
+        if let Some(s) = scale {
+            self.vals.insert(s.clone(), raw(st, vec![], Dtype::Float32));
+        }
+        if let Some(z) = zp {
+            self.vals.insert(z.clone(), raw(zt, vec![], Dtype::Uint8));
+        }
+        Ok(())
     }
 
     fn dequantize(&mut self, node: &Node) -> Result<Val, LoadError> {
@@ -1764,9 +1823,11 @@ impl Lower {
     }
 
     /// The model's output value as the host holds it: a dequantized
-    /// activation gets a DEQUANTIZE to float32.
-    /// With the element type the host's output tensor holds.
-    pub fn output(&mut self, out: &Value) -> Result<(usize, Act, Dtype), LoadError> {
+    /// activation gets a DEQUANTIZE to float32. With the element type the
+    /// host's output tensor holds, and whether its scale and zero point
+    /// are the model's (they are not for float32, int32, and what
+    /// DynamicQuantizeLinear quantizes at run time).
+    pub fn output(&mut self, out: &Value) -> Result<(usize, Act, Dtype, bool), LoadError> {
         let last = self
             .nodes
             .last()
@@ -1789,7 +1850,7 @@ impl Lower {
                     output: &self.tensors[t],
                 });
                 push(&self.plan, &mut self.ops, op, "dequantize", &last)?;
-                Ok((t, a, Dtype::Float32))
+                Ok((t, a, Dtype::Float32, false))
             }
             Some(Val::Quant(a)) if a.flat.is_none() => {
                 let dtype = if a.unsigned {
@@ -1797,9 +1858,20 @@ impl Lower {
                 } else {
                     Dtype::Int8
                 };
-                Ok((a.t, a.clone(), dtype))
+                Ok((a.t, a.clone(), dtype, true))
             }
-            Some(Val::Int32(a)) => Ok((a.t, a.clone(), Dtype::Int32)),
+            Some(Val::Int32(a)) => Ok((a.t, a.clone(), Dtype::Int32, false)),
+            Some(Val::Raw { t, dims, dtype }) => {
+                let a = Act {
+                    t,
+                    dims,
+                    scale: 0.0,
+                    zp: 0,
+                    unsigned: dtype == Dtype::Uint8,
+                    flat: None,
+                };
+                Ok((t, a, dtype, false))
+            }
             Some(_) => Err(LoadError::Unsupported(format!(
                 "output '{}' is computed in float (no QuantizeLinear closes its group)",
                 out.name

@@ -29,19 +29,42 @@ pub use proto::data_type;
 pub struct Model {
     plan: Plan,
     input: Tensor,
-    output: Tensor,
     input_info: TensorInfo,
-    output_info: TensorInfo,
-    /// The input's and output's NCHW dimensions when they are 4-D: the
-    /// host holds them as NHWC, so each call transposes them.
+    /// The input's NCHW dimensions when it is 4-D: the host holds it as
+    /// NHWC, so each call transposes it.
     input_nchw: Option<[usize; 4]>,
-    output_nchw: Option<[usize; 4]>,
     /// uint8 at the model's edge: the host's int8 bytes are shifted by 128.
     input_unsigned: bool,
-    output_unsigned: bool,
+    /// At least one.
+    outputs: Vec<Output>,
     operators: Vec<String>,
     /// The plan runs under onnxruntime's uint8 semantics.
     uint8_activations: bool,
+}
+
+/// One of the model's outputs and how its bytes come back.
+struct Output {
+    tensor: Tensor,
+    info: TensorInfo,
+    /// As for the input.
+    nchw: Option<[usize; 4]>,
+    unsigned: bool,
+}
+
+impl Output {
+    /// `out`, k whole outputs as the host holds them, in the model's own
+    /// layout and type.
+    fn to_model(&self, mut out: Vec<u8>) -> Vec<u8> {
+        if self.unsigned {
+            out.iter_mut().for_each(|b| *b ^= 0x80);
+        }
+        match self.nchw {
+            Some(d) if self.info.byte_len > 0 && out.len().is_multiple_of(self.info.byte_len) => {
+                transpose(&out, d, self.info.dtype.size(), true)
+            }
+            _ => out,
+        }
+    }
 }
 
 fn dtype(elem_type: i32) -> Option<Dtype> {
@@ -105,8 +128,19 @@ impl Model {
         &self.input_info
     }
 
+    /// The first output.
     pub fn output(&self) -> &TensorInfo {
-        &self.output_info
+        &self.outputs[0].info
+    }
+
+    /// Every output, in the model's order.
+    pub fn outputs(&self) -> impl Iterator<Item = &TensorInfo> {
+        self.outputs.iter().map(|o| &o.info)
+    }
+
+    /// The bytes one input's outputs take, back to back.
+    pub fn output_bytes(&self) -> usize {
+        self.outputs.iter().map(|o| o.info.byte_len).sum()
     }
 
     /// The host semantics the plan runs under, as `gatehouse:nn/runtimes`
@@ -125,7 +159,8 @@ impl Model {
     }
 
     /// Run on `data`, which holds k ≥ 1 whole inputs in the model's own
-    /// layout and type; returns the k outputs likewise.
+    /// layout and type; returns the k results likewise, each its outputs
+    /// back to back in the model's order.
     pub fn invoke(&self, data: &[u8]) -> Result<Vec<u8>, NnError> {
         let elem = self.input_info.dtype.size();
         let mut input = match self.input_nchw {
@@ -140,28 +175,40 @@ impl Model {
         if self.input_unsigned {
             input.iter_mut().for_each(|b| *b ^= 0x80);
         }
-        let mut out = self.plan.invoke(&self.input, &input, &self.output)?;
-        if self.output_unsigned {
-            out.iter_mut().for_each(|b| *b ^= 0x80);
+        if let [one] = self.outputs.as_slice() {
+            let out = self.plan.invoke(&self.input, &input, &one.tensor)?;
+            return Ok(one.to_model(out));
         }
-        Ok(match self.output_nchw {
-            Some(d)
-                if self.output_info.byte_len > 0
-                    && out.len().is_multiple_of(self.output_info.byte_len) =>
-            {
-                transpose(&out, d, self.output_info.dtype.size(), true)
+        // Several outputs: one input at a time, each output read after the run.
+        let size = self.input_info.byte_len.max(1);
+        if !input.len().is_multiple_of(size) {
+            return Err(NnError::InvalidArgument(format!(
+                "{} bytes of input; the model takes whole inputs of {size} bytes",
+                input.len()
+            )));
+        }
+        let mut all = Vec::with_capacity(input.len() / size * self.output_bytes());
+        for chunk in input.chunks(size) {
+            self.input.write(0, chunk)?;
+            self.plan.run()?;
+            for o in &self.outputs {
+                all.extend(o.to_model(o.tensor.read()));
             }
-            _ => out,
-        })
+        }
+        Ok(all)
     }
 
-    /// Decode and check `bytes` without the host: the model's input and
-    /// output and its nodes' types. For tools, and for fuzzing natively.
+    /// Decode and check `bytes` without the host: the model's input, its
+    /// first output and its nodes' types. For tools, and for fuzzing natively.
     pub fn inspect(bytes: &[u8]) -> Result<(TensorInfo, TensorInfo, Vec<String>), LoadError> {
         let g = Graph::read(bytes)?;
+        let first = g
+            .outputs
+            .first()
+            .ok_or_else(|| LoadError::Malformed("no outputs".into()))?;
         Ok((
             info(&g.input)?,
-            info(&g.output)?,
+            info(first)?,
             g.nodes.iter().map(|n| n.op_type.clone()).collect(),
         ))
     }
@@ -170,8 +217,13 @@ impl Model {
     /// semantics.
     pub fn load(bytes: &[u8]) -> Result<Model, LoadError> {
         let g = Graph::read(bytes)?;
-        let (input_info, output_info) = (info(&g.input)?, info(&g.output)?);
-        let (input_value, output_value) = (g.input.clone(), g.output.clone());
+        let input_info = info(&g.input)?;
+        let output_values = g.outputs.clone();
+        let infos = output_values
+            .iter()
+            .map(info)
+            .collect::<Result<Vec<_>, _>>()?;
+        let input_value = g.input.clone();
         let mut low = Lower::new(g);
         let dims = input_value.dims.clone();
         let input_unsigned = input_info.dtype == Dtype::Uint8;
@@ -184,16 +236,32 @@ impl Model {
             return Err(LoadError::Malformed("the graph has no nodes".into()));
         }
         low.nodes()?;
-        let (out_t, out_act, want) = low.output(&output_value)?;
-        // Float32 and int32 outputs carry no quantization.
-        let unquantized = matches!(want, Dtype::Float32 | Dtype::Int32);
-        if output_info.dtype != want || output_value.dims != out_act.dims {
-            return Err(LoadError::Malformed(format!(
-                "output '{}' is declared {:?} {:?} but computes to {want:?} {:?}",
-                output_value.name, output_info.dtype, output_value.dims, out_act.dims
-            )));
+        let mut outs = Vec::with_capacity(infos.len());
+        for (value, output_info) in output_values.iter().zip(infos) {
+            let (out_t, out_act, want, quantized) = low.output(value)?;
+            if output_info.dtype != want || value.dims != out_act.dims {
+                return Err(LoadError::Malformed(format!(
+                    "output '{}' is declared {:?} {:?} but computes to {want:?} {:?}",
+                    value.name, output_info.dtype, value.dims, out_act.dims
+                )));
+            }
+            if out_t == t {
+                return Err(LoadError::Unsupported(format!(
+                    "output '{}' is the input itself",
+                    value.name
+                )));
+            }
+            let unsigned = want == Dtype::Uint8;
+            let info = TensorInfo {
+                scale: if quantized { out_act.scale } else { 0.0 },
+                zero_point: match (quantized, unsigned) {
+                    (false, _) => 0,
+                    (true, u) => out_act.zp + if u { 128 } else { 0 },
+                },
+                ..output_info
+            };
+            outs.push((out_t, info, nchw(&value.dims), unsigned));
         }
-        let output_unsigned = want == Dtype::Uint8;
         let Lower {
             plan,
             tensors,
@@ -201,38 +269,33 @@ impl Model {
             uint8,
             ..
         } = low;
-        // Keep the two handles a call needs; the plan holds the rest.
-        let (mut input, mut output) = (None, None);
-        for (i, tensor) in tensors.into_iter().enumerate() {
-            if i == t {
-                input = Some(tensor);
-            } else if i == out_t {
-                output = Some(tensor);
-            }
-        }
-        let (Some(input), Some(output)) = (input, output) else {
-            return Err(LoadError::Unsupported(
-                "the output is the input itself".into(),
-            ));
+        // Keep the handles a call needs; the plan holds the rest.
+        let mut tensors: Vec<Option<Tensor>> = tensors.into_iter().map(Some).collect();
+        let mut take = |i: usize| {
+            tensors
+                .get_mut(i)
+                .and_then(Option::take)
+                .ok_or_else(|| LoadError::Unsupported("two outputs are one tensor".into()))
         };
+        let input = take(t)?;
+        let outputs = outs
+            .into_iter()
+            .map(|(out_t, info, nchw, unsigned)| {
+                Ok(Output {
+                    tensor: take(out_t)?,
+                    info,
+                    nchw,
+                    unsigned,
+                })
+            })
+            .collect::<Result<Vec<_>, LoadError>>()?;
         Ok(Model {
             plan,
             input,
-            output,
             input_nchw: nchw(&dims),
-            output_nchw: nchw(&output_value.dims),
             input_unsigned,
-            output_unsigned,
-            output_info: TensorInfo {
-                scale: if unquantized { 0.0 } else { out_act.scale },
-                zero_point: if unquantized {
-                    0
-                } else {
-                    out_act.zp + if output_unsigned { 128 } else { 0 }
-                },
-                ..output_info
-            },
             input_info,
+            outputs,
             operators: ops,
             uint8_activations: uint8,
         })

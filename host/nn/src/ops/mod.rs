@@ -13,6 +13,7 @@ mod batch_matmul;
 mod concatenation;
 mod conv2d;
 mod depthwise_conv2d;
+mod dynamic_quantize;
 mod fully_connected;
 mod leaky_relu;
 mod lstm;
@@ -33,6 +34,7 @@ pub use batch_matmul::BatchMatMul;
 pub use concatenation::Concatenation;
 pub use conv2d::Conv2d;
 pub use depthwise_conv2d::DepthwiseConv2d;
+pub use dynamic_quantize::DynamicQuantize;
 pub use fully_connected::FullyConnected;
 pub use leaky_relu::LeakyRelu;
 pub use lstm::{Lstm, LstmGate};
@@ -101,6 +103,7 @@ operators! {
     BatchMatMul(BatchMatMul),
     LeakyRelu(LeakyRelu),
     Transpose(Transpose),
+    DynamicQuantize(DynamicQuantize),
 }
 
 /// An operator's arguments, validated and prepared against the tensors
@@ -155,7 +158,13 @@ struct Built {
     eval: Box<dyn Eval>,
     inputs: Vec<TensorKey>,
     output: TensorKey,
+    /// Outputs besides `output` (DynamicQuantizeLinear's scale and zero
+    /// point), at most [`MAX_EXTRA`].
+    extra: Vec<TensorKey>,
 }
+
+/// The most outputs an operator has besides its first.
+const MAX_EXTRA: usize = 2;
 
 impl Built {
     fn new(
@@ -169,7 +178,14 @@ impl Built {
             eval: Box::new(eval),
             inputs,
             output,
+            extra: vec![],
         }
+    }
+
+    /// With outputs besides the first, which the kernel writes too.
+    fn with_extra(mut self, extra: Vec<TensorKey>) -> Built {
+        self.extra = extra;
+        self
     }
 }
 
@@ -179,6 +195,8 @@ struct Operands<'a> {
     st: &'a mut TensorStore,
     inputs: &'a [Span],
     output: Span,
+    /// Outputs besides the first (see [`Built::with_extra`]).
+    extra: &'a [Span],
 }
 
 impl Operands<'_> {
@@ -216,6 +234,20 @@ impl Operands<'_> {
         Ok(self
             .st
             .with_operands([a, b], self.output, |[x, y], out| f(x, y, out))??)
+    }
+
+    /// Run `f` on the first input and all three outputs, for an operator
+    /// with two outputs besides the first.
+    fn one_into_three(
+        self,
+        f: impl FnOnce(&[i8], [&mut [i8]; 3]) -> Result<(), KernelError>,
+    ) -> Result<(), NnFault> {
+        let (&[input, ..], &[b, c]) = (self.inputs, self.extra) else {
+            return Err(NnFault::invalid("an input and three outputs expected"));
+        };
+        Ok(self
+            .st
+            .with_outputs([input], [self.output, b, c], |[i], outs| f(i, outs))??)
     }
 
     /// Run `f` on every input and the output.
@@ -266,6 +298,7 @@ pub struct PreparedOp {
     eval: Box<dyn Eval>,
     inputs: Vec<Span>,
     output: Span,
+    extra: Vec<Span>,
     held: Vec<TensorKey>,
     charged: u64,
     /// What one run costs, for the deadline.
@@ -322,10 +355,12 @@ impl PreparedOp {
             eval,
             inputs,
             output,
+            extra,
         } = built;
         // The operator and its operand lists (a concatenation has up to 32).
         let per_operand = (std::mem::size_of::<Span>() + std::mem::size_of::<TensorKey>()) as u64;
-        let bookkeeping = OP_OVERHEAD + (inputs.len() as u64 + 1) * per_operand;
+        let bookkeeping =
+            OP_OVERHEAD + (inputs.len() as u64 + 1 + extra.len() as u64) * per_operand;
         let spans = inputs
             .iter()
             .map(|k| st.span(*k))
@@ -337,11 +372,28 @@ impl PreparedOp {
                 "{name}: the output overlaps an input"
             )));
         }
+        if extra.len() > MAX_EXTRA {
+            return Err(NnFault::invalid(format!("{name}: too many outputs")));
+        }
+        let extra_spans = extra
+            .iter()
+            .map(|k| st.span(*k))
+            .collect::<Result<Vec<_>, _>>()?;
+        for (i, e) in extra_spans.iter().enumerate() {
+            let others = spans.iter().chain([&out_span]).chain(&extra_spans[..i]);
+            if others.clone().any(|s| s.overlaps(e)) {
+                return Err(NnFault::invalid(format!(
+                    "{name}: output {} overlaps another operand",
+                    i + 2
+                )));
+            }
+        }
         // Layers with weights were staged at their exact size; the rest now.
         let charged = eval.held_bytes().max(staged) + bookkeeping;
         st.charge(charged - staged, name)?;
         let mut held = inputs;
         held.push(output);
+        held.extend(extra);
         for (i, k) in held.iter().enumerate() {
             if let Err(e) = st.retain(*k) {
                 for k in &held[..i] {
@@ -354,6 +406,7 @@ impl PreparedOp {
         let elements = spans
             .iter()
             .chain([&out_span])
+            .chain(&extra_spans)
             .map(|s| s.len() as u64)
             .sum();
         let work = Work {
@@ -365,6 +418,7 @@ impl PreparedOp {
             eval,
             inputs: spans,
             output: out_span,
+            extra: extra_spans,
             held,
             charged,
             work,
@@ -397,10 +451,16 @@ impl PreparedOp {
         for (d, &s) in spans.iter_mut().zip(&self.inputs) {
             *d = at(s);
         }
+        let mut extra = [self.output; MAX_EXTRA];
+        let m = self.extra.len().min(MAX_EXTRA);
+        for (d, &s) in extra.iter_mut().zip(&self.extra) {
+            *d = at(s);
+        }
         let io = Operands {
             st,
             inputs: &spans[..n],
             output: at(self.output),
+            extra: &extra[..m],
         };
         self.eval.eval(ks, io)
     }
@@ -411,6 +471,11 @@ impl PreparedOp {
 
     pub fn output(&self) -> Span {
         self.output
+    }
+
+    /// Outputs besides the first.
+    pub fn extra_outputs(&self) -> &[Span] {
+        &self.extra
     }
 
     /// What one run costs, for the deadline.

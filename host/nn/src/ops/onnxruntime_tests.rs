@@ -2,7 +2,7 @@
 //! `tests/fixtures/onnxruntime/qlinear.json` (QLinearConv with int8 or with
 //! uint8 activations and asymmetric uint8 filters, QLinearMatMul, QLinearAdd,
 //! QLinearMul, QLinearSigmoid, QLinearLeakyRelu, QLinearSoftmax, QLinearAveragePool, QLinearConcat,
-//! QuantizeLinear and QLinearGlobalAveragePool run by onnxruntime 1.32's
+//! QuantizeLinear, DynamicQuantizeLinear and QLinearGlobalAveragePool run by onnxruntime 1.32's
 //! optimized CPU session, with uint8 cases of QLinearAdd, QLinearMul and
 //! QLinearAveragePool too; its `make.py` says how) on the host operators under
 //! [`Semantics::Onnxruntime`] (uint8 cases shifted to int8, under
@@ -565,17 +565,55 @@ fn quantize(c: &Value, ks: &KernelSet) -> (Vec<i8>, Vec<i8>) {
     )
 }
 
+/// DynamicQuantizeLinear: its three outputs (y as uint8, the scale's four
+/// bytes, the zero point) as one byte string, the host's against the case's.
+/// y is held as uint8 here and the zero point as int8 less 128, the two
+/// forms the operator takes.
+fn dynamic_quantize(c: &Value, ks: &KernelSet) -> (Vec<i8>, Vec<i8>) {
+    let mut st = TensorStore::new(1 << 20);
+    let x = floats(&c["x"]);
+    let n = x.len();
+    let desc = |dtype, n| Desc {
+        dtype,
+        shape: vec![n],
+        quant: None,
+    };
+    let input = tensor(
+        &mut st,
+        desc(DType::F32, n),
+        &x.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<_>>(),
+    );
+    let output = st.create(desc(DType::U8, n)).expect("fits");
+    let scale = st.create(desc(DType::F32, 1)).expect("fits");
+    let zero_point = st.create(desc(DType::I8, 1)).expect("fits");
+    let op = OpDesc::from(DynamicQuantize {
+        input,
+        output,
+        scale,
+        zero_point,
+    });
+    run(&mut st, &[op], ks);
+    let mut got = read_i8(&st, output);
+    got.extend(read_i8(&st, scale));
+    got.extend(read_i8(&st, zero_point).iter().map(|&z| z ^ i8::MIN));
+    let mut want: Vec<i8> = ints(&c["y"]).iter().map(|&v| v as u8 as i8).collect();
+    want.extend((f(&c["scale"])).to_le_bytes().map(|b| b as i8));
+    want.push(c["zero_point"].as_i64().expect("zp") as u8 as i8);
+    (got, want)
+}
+
 #[test]
 fn every_case_is_onnxruntimes_bytes_on_every_kernel_set() {
     let doc: Value = serde_json::from_str(CASES).expect("the fixture is JSON");
     let cases = doc["cases"].as_array().expect("cases");
-    assert!(cases.len() >= 66, "the fixture lost its cases");
+    assert!(cases.len() >= 79, "the fixture lost its cases");
     for ks in dispatch::available() {
         for (i, c) in cases.iter().enumerate() {
             let (got, want) = match c["op"].as_str() {
                 Some("conv") => conv(c, ks),
                 Some("matmul") => matmul(c, ks),
                 Some("quantize") => quantize(c, ks),
+                Some("dynamic_quantize") => dynamic_quantize(c, ks),
                 Some("mean") => mean(c, ks),
                 Some("add") => binary(c, ks, add),
                 Some("mul") => binary(c, ks, mul),
@@ -837,4 +875,78 @@ fn a_filter_zero_point_is_taken_under_onnxruntime_only() {
             .expect_err("refused");
         assert!(e.to_string().contains(why), "{semantics:?}: {e}");
     }
+}
+
+/// DynamicQuantizeLinear is onnxruntime's only; its outputs are checked
+/// when it is prepared (sizes, types, no two the same tensor) and a value
+/// without a range is an error when it runs, which leaves the host usable.
+#[test]
+fn dynamic_quantize_checks_its_operands() {
+    let ks = dispatch::available().last().expect("a kernel set");
+    let mut st = TensorStore::new(1 << 20);
+    let desc = |dtype, n| Desc {
+        dtype,
+        shape: vec![n],
+        quant: None,
+    };
+    let x = st.create(desc(DType::F32, 4)).expect("fits");
+    let y = st.create(desc(DType::I8, 4)).expect("fits");
+    let s = st.create(desc(DType::F32, 1)).expect("fits");
+    let z = st.create(desc(DType::U8, 1)).expect("fits");
+    let short = st.create(desc(DType::I8, 3)).expect("fits");
+    let op = |output, scale, zero_point| {
+        OpDesc::from(DynamicQuantize {
+            input: x,
+            output,
+            scale,
+            zero_point,
+        })
+    };
+    let prepare = |st: &mut TensorStore, o: &OpDesc, sem| {
+        PreparedOp::prepare(o, st, sem, ks).map(|p| p.release(st))
+    };
+    let unsupported = prepare(&mut st, &op(y, s, z), Semantics::TfliteReference);
+    assert!(
+        matches!(unsupported, Err(NnFault::Unsupported(_))),
+        "{unsupported:?}"
+    );
+    for (bad, why) in [
+        (op(short, s, z), "a y of another size"),
+        (op(y, z, z), "a scale that is not float32"),
+        (op(y, s, s), "a zero point that is not 8 bits"),
+        (op(y, s, y), "a zero point of four elements"),
+    ] {
+        let r = prepare(&mut st, &bad, Semantics::Onnxruntime);
+        assert!(matches!(r, Err(NnFault::Invalid(_))), "{why}: {r:?}");
+    }
+    // A one-element y and the zero point in one tensor: the kernel would
+    // hold two mutable views of it.
+    let x1 = st.create(desc(DType::F32, 1)).expect("fits");
+    let one = st.create(desc(DType::I8, 1)).expect("fits");
+    let same = OpDesc::from(DynamicQuantize {
+        input: x1,
+        output: one,
+        scale: s,
+        zero_point: one,
+    });
+    let r = prepare(&mut st, &same, Semantics::Onnxruntime);
+    assert!(
+        matches!(&r, Err(NnFault::Invalid(m)) if m.contains("overlaps")),
+        "{r:?}"
+    );
+    let p =
+        PreparedOp::prepare(&op(y, s, one), &mut st, Semantics::Onnxruntime, ks).expect("prepares");
+    let floats = |v: [f32; 4]| v.iter().flat_map(|f| f.to_le_bytes()).collect::<Vec<u8>>();
+    st.write(x, 0, &floats([1.0, f32::NAN, 0.0, -1.0]))
+        .expect("fits");
+    let e = p.run(&mut st, ks);
+    assert!(
+        matches!(&e, Err(NnFault::Invalid(m)) if m.contains("NaN")),
+        "{e:?}"
+    );
+    st.write(x, 0, &floats([0.0, 2.0, -3.0, 1.34]))
+        .expect("fits");
+    p.run(&mut st, ks).expect("finite values run");
+    assert_eq!(read_i8(&st, one), [(153u8 ^ 0x80) as i8]);
+    p.release(&mut st);
 }
