@@ -28,7 +28,7 @@ fn models() -> Vec<std::path::PathBuf> {
 fn every_onnx_model_is_onnxruntimes_bytes_on_every_kernel_set() {
     let models = models();
     assert!(
-        models.len() >= 4,
+        models.len() >= 19,
         "expected the ONNX fixtures, found {}",
         models.len()
     );
@@ -176,6 +176,12 @@ fn what_cannot_run_as_onnxruntime_would_is_refused_by_name() {
     let e = infer(&refused.join("mixed_types.onnx"), &[]);
     assert!(
         e.contains("Add") && e.contains("an int8 operand") && e.contains("are uint8"),
+        "{e}"
+    );
+    // A MatMul of two 4-D activations (attention's heads at once).
+    let e = infer(&refused.join("heads_4d.onnx"), &[]);
+    assert!(
+        e.contains("MatMul") && e.contains("2-D or 3-D operands only"),
         "{e}"
     );
     // DynamicQuantizeLinear into MatMulInteger (written by hand).

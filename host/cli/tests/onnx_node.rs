@@ -19,6 +19,8 @@ const PASSING: &[&str] = &[
     "test_qlinearmatmul_2D_int8_float32",
     "test_qlinearconv",
     "test_qlinearmatmul_2D_uint8_float32",
+    "test_qlinearmatmul_3D_int8_float32",
+    "test_qlinearmatmul_3D_uint8_float32",
     "test_quantizelinear",
 ];
 

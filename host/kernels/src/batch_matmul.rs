@@ -1,10 +1,11 @@
-//! BATCH_MATMUL of two int8 tensors with TFLite's reference semantics
-//! (`reference_ops::BatchMatMul`): `[..., M, K] x [..., K, N]`, either side
-//! optionally transposed (`adj_x`, `adj_y`), the leading dimensions
-//! broadcast, int32 accumulation and one requantization, double rounding
-//! (measured against LiteRT's reference kernels: single rounding differs).
-//! It is attention's product of activations with activations, so neither
-//! side is packed ahead.
+//! BATCH_MATMUL of two int8 tensors: `[..., M, K] x [..., K, N]`, either
+//! side optionally transposed (`adj_x`, `adj_y`), the leading dimensions
+//! broadcast, int32 accumulation and one requantization. With TFLite's
+//! reference semantics (`reference_ops::BatchMatMul`) it rounds twice
+//! (measured against LiteRT's reference kernels: single rounding differs);
+//! with onnxruntime's (QLinearMatMul) it scales in single precision
+//! ([`Rounding::Nearest`]). It is attention's product of activations with
+//! activations, so neither side is packed ahead.
 
 use std::sync::Mutex;
 
@@ -135,8 +136,15 @@ impl BatchMatMul {
                 "{what} zero point {z} outside int8"
             );
         }
-        // `GetQuantizedConvolutionMultipler`: the product in double.
-        let real = lhs_quant.0 as f64 * rhs_quant.0 as f64 / output_quant.0 as f64;
+        let requant = if rounding == Rounding::Nearest {
+            // QLinearMatMul's `a_scale * b_scale / y_scale`, in single
+            // precision left to right (the last bit can differ from double's).
+            Requant::nearest(lhs_quant.0 * rhs_quant.0 / output_quant.0)
+        } else {
+            // `GetQuantizedConvolutionMultipler`: the product in double.
+            let real = lhs_quant.0 as f64 * rhs_quant.0 as f64 / output_quant.0 as f64;
+            Requant::from_real(real, rounding)
+        };
         let rank = lhs_shape.len().max(rhs_shape.len());
         let mut output_shape: Vec<usize> = od[3 - (rank - 2)..].to_vec();
         output_shape.extend([m, n]);
@@ -152,7 +160,7 @@ impl BatchMatMul {
             lhs_offset: -lhs_quant.1,
             rhs_offset: -rhs_quant.1,
             output_offset: output_quant.1,
-            requant: Requant::from_real(real, rounding),
+            requant,
             rounding,
             output_shape,
             scratch: Mutex::new((Vec::new(), Vec::new())),
@@ -349,6 +357,27 @@ mod tests {
                 prop_assert_eq!(&got[i * m * n..(i + 1) * m * n], &want[..]);
             }
         }
+    }
+
+    /// onnxruntime's requantization: each sum times the single-precision
+    /// scale, rounded half to even, then the zero point.
+    #[test]
+    fn nearest_rounding_is_qlinear_matmuls() {
+        let s = BatchMatMulSpec {
+            rounding: Rounding::Nearest,
+            // 0.5 · 0.25 / 0.25: every odd sum is a tie.
+            lhs_quant: (0.5, 3),
+            rhs_quant: (0.25, -2),
+            output_quant: (0.25, 7),
+            ..spec(&[1, 3], &[3, 2], false, false)
+        };
+        let (lhs, rhs) = ([4i8, 3, 6], [3i8, -2, -1, 0, 2, -2]);
+        let bmm = BatchMatMul::new(s).expect("valid");
+        let mut got = [0i8; 2];
+        batch_matmul_scalar(&bmm, &lhs, &rhs, &mut got).expect("lengths");
+        // Sums (x − 3)(y + 2): 1·5 + 0·1 + 3·4 = 17 and 0; 8.5 rounds to 8
+        // (TFLite's rounding, away from zero, would give 9).
+        assert_eq!(got, [15, 7]);
     }
 
     #[test]

@@ -89,9 +89,13 @@ impl Semantics {
         Rounding::Double
     }
 
-    /// BATCH_MATMUL (measured against LiteRT, as for the LSTM).
+    /// BATCH_MATMUL: TFLite's measured against LiteRT, as for the LSTM;
+    /// onnxruntime's is QLinearMatMul's single-precision scale.
     pub fn batch_matmul(self) -> Rounding {
-        Rounding::Double
+        match self {
+            Semantics::Onnxruntime | Semantics::OnnxruntimeUint8 => Rounding::Nearest,
+            _ => Rounding::Double,
+        }
     }
 }
 

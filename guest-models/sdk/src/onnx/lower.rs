@@ -22,6 +22,8 @@
 //! (c, h, w), so the Gemm or MatMul after it takes its weight columns in
 //! that order instead ([`Act::flat`]).
 
+mod batch_matmul;
+
 use std::collections::HashMap;
 
 use super::graph::{Const, Data, Graph, Node, Value};
@@ -744,6 +746,9 @@ impl Lower {
         };
         match node.op_type.as_str() {
             "Conv" | "QLinearConv" => self.conv(node, x, out),
+            "MatMul" | "QLinearMatMul" if !self.by_weight_matrix(node) => {
+                self.batch_matmul(node, x, out)
+            }
             "Gemm" | "MatMul" | "QLinearMatMul" => self.gemm(node, x, out),
             "MaxPool" => {
                 same(&x)?;

@@ -23,7 +23,9 @@ pub struct BatchMatMul {
 
 impl Operator for BatchMatMul {
     fn prepare(&self, cx: &mut Prep<'_>) -> Result<Built, NnFault> {
-        cx.fixed_point("batch_matmul")?;
+        // Under onnxruntime's uint8 semantics the operands hold each byte
+        // less 128 and so do their zero points: the differences, and so
+        // the sums, are the uint8 ones.
         let (dl, sl, zl) = act_i8(cx.st, self.lhs, "batch_matmul lhs")?;
         let (lhs_shape, lhs_elems) = (dl.shape.clone(), dl.elements());
         let (dr, sr, zr) = act_i8(cx.st, self.rhs, "batch_matmul rhs")?;

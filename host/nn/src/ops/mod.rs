@@ -134,7 +134,7 @@ impl Prep<'_> {
             return Err(NnFault::Unsupported(format!(
                 "{what} under onnxruntime semantics (supported there: conv2d, \
                  depthwise-conv2d, fully-connected, add, mul, logistic, leaky-relu, softmax, \
-                 average-pool2d, max-pool2d, mean, concatenation, quantize, dequantize and \
+                 average-pool2d, max-pool2d, mean, concatenation, batch-matmul, quantize, dequantize and \
                  the operators that only move bytes)"
             )));
         }

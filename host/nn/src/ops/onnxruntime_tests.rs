@@ -2,6 +2,7 @@
 //! `tests/fixtures/onnxruntime/qlinear.json` (QLinearConv with int8 or with
 //! uint8 activations and asymmetric uint8 filters, QLinearMatMul, QLinearAdd,
 //! QLinearMul, QLinearSigmoid, QLinearLeakyRelu, QLinearSoftmax, QLinearAveragePool, QLinearConcat,
+//! QLinearMatMul of two activations,
 //! QuantizeLinear, DynamicQuantizeLinear and QLinearGlobalAveragePool run by onnxruntime 1.32's
 //! optimized CPU session, with uint8 cases of QLinearAdd, QLinearMul and
 //! QLinearAveragePool too; its `make.py` says how) on the host operators under
@@ -509,6 +510,45 @@ fn matmul(c: &Value, ks: &KernelSet) -> (Vec<i8>, Vec<i8>) {
     )
 }
 
+/// A MatMul of two activations (QLinearMatMul): BATCH_MATMUL, uint8 cases
+/// shifted to int8.
+fn batch_matmul(c: &Value, ks: &KernelSet) -> (Vec<i8>, Vec<i8>) {
+    let mut st = TensorStore::new(1 << 20);
+    let (semantics, shift) = form(c);
+    let zp = |k: &str| (c[k].as_i64().expect("zp") - shift) as i32;
+    let mut operand = |k: &str| {
+        let v: Vec<i64> = ints(&c[k]).iter().map(|&x| x - shift).collect();
+        let desc = int8(
+            &shape(&c[k]),
+            vec![f(&c[format!("{k}_scale").as_str()])],
+            zp(&format!("{k}_zero_point")),
+            0,
+        );
+        tensor(&mut st, desc, &bytes_i8(&v))
+    };
+    let (lhs, rhs) = (operand("a"), operand("b"));
+    let output = st
+        .create(int8(
+            &shape(&c["y"]),
+            vec![f(&c["y_scale"])],
+            zp("y_zero_point"),
+            0,
+        ))
+        .expect("fits");
+    let op = OpDesc::from(BatchMatMul {
+        lhs,
+        rhs,
+        output,
+        adj_x: false,
+        adj_y: false,
+    });
+    run_under(semantics, &mut st, &[op], ks);
+    (
+        read_i8(&st, output),
+        ints(&c["y"]).iter().map(|&v| (v - shift) as i8).collect(),
+    )
+}
+
 /// GlobalAveragePool: a MEAN over the spatial axes of the NHWC tensor.
 fn mean(c: &Value, ks: &KernelSet) -> (Vec<i8>, Vec<i8>) {
     let mut st = TensorStore::new(1 << 20);
@@ -606,12 +646,13 @@ fn dynamic_quantize(c: &Value, ks: &KernelSet) -> (Vec<i8>, Vec<i8>) {
 fn every_case_is_onnxruntimes_bytes_on_every_kernel_set() {
     let doc: Value = serde_json::from_str(CASES).expect("the fixture is JSON");
     let cases = doc["cases"].as_array().expect("cases");
-    assert!(cases.len() >= 79, "the fixture lost its cases");
+    assert!(cases.len() >= 85, "the fixture lost its cases");
     for ks in dispatch::available() {
         for (i, c) in cases.iter().enumerate() {
             let (got, want) = match c["op"].as_str() {
                 Some("conv") => conv(c, ks),
                 Some("matmul") => matmul(c, ks),
+                Some("batch_matmul") => batch_matmul(c, ks),
                 Some("quantize") => quantize(c, ks),
                 Some("dynamic_quantize") => dynamic_quantize(c, ks),
                 Some("mean") => mean(c, ks),
