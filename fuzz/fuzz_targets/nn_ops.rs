@@ -145,6 +145,13 @@ enum Op {
     DynamicQuantize {
         t: [u8; 4],
     },
+    /// Input, output, scale, zero point; per axis or block.
+    LinearQuant {
+        dequantize: bool,
+        t: [u8; 4],
+        axis: u8,
+        block: u16,
+    },
 }
 
 fn desc(a: &TensorArgs) -> Desc {
@@ -366,6 +373,34 @@ fn op_desc(op: &Op, live: &[TensorKey]) -> Option<OpDesc> {
             scale: k(t[2]),
             zero_point: k(t[3]),
         }),
+        Op::LinearQuant {
+            dequantize,
+            t,
+            axis,
+            block,
+        } => {
+            let (input, output, scale, zero_point) = (k(t[0]), k(t[1]), k(t[2]), k(t[3]));
+            let (axis, block) = (*axis as usize, *block as usize);
+            if *dequantize {
+                OpDesc::DequantizeLinear(ops::DequantizeLinear {
+                    input,
+                    output,
+                    scale,
+                    zero_point,
+                    axis,
+                    block,
+                })
+            } else {
+                OpDesc::QuantizeLinear(ops::QuantizeLinear {
+                    input,
+                    output,
+                    scale,
+                    zero_point,
+                    axis,
+                    block,
+                })
+            }
+        }
     })
 }
 

@@ -35,6 +35,12 @@ pub mod runtimes {
     /// the same plans with [`dynamic::push`].
     pub use crate::bindings::runtimes::gatehouse::nn0_4_0::dynamic::{self, DynamicQuantize};
 
+    /// QuantizeLinear and DequantizeLinear per axis or per block
+    /// (`gatehouse:nn/linear-quant@0.4.0`), recorded with [`linear_quant::push`].
+    pub use crate::bindings::runtimes::gatehouse::nn0_4_0::linear_quant::{
+        self, Op as LinearQuantOp, Params as LinearQuantParams, QuantizeLinear,
+    };
+
     /// An empty plan whose operators all use `semantics`.
     pub fn new_plan(semantics: Semantics) -> super::Plan {
         // The import is small enough to be inlined into its callers, which

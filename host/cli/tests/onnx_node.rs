@@ -12,6 +12,8 @@ const PASSING: &[&str] = &[
     "test_convinteger_with_padding",
     "test_convinteger_without_padding",
     "test_dequantizelinear",
+    "test_dequantizelinear_axis",
+    "test_dequantizelinear_blocked",
     "test_dynamicquantizelinear",
     "test_dynamicquantizelinear_max_adjusted",
     "test_dynamicquantizelinear_min_adjusted",
@@ -22,6 +24,8 @@ const PASSING: &[&str] = &[
     "test_qlinearmatmul_3D_int8_float32",
     "test_qlinearmatmul_3D_uint8_float32",
     "test_quantizelinear",
+    "test_quantizelinear_axis",
+    "test_quantizelinear_blocked_asymmetric",
 ];
 
 #[test]

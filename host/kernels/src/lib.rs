@@ -21,6 +21,7 @@ pub mod elementwise;
 mod fixed16;
 pub mod fully_connected;
 pub mod geometry;
+pub mod linear_quant;
 #[cfg(test)]
 mod litert_fixture;
 pub mod lstm;

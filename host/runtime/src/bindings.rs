@@ -108,7 +108,8 @@ pub mod runtimes {
 
 /// `gatehouse:nn@0.4.0`: its `runtimes` interface, 0.3.0's with
 /// onnxruntime's uint8 arithmetic as a fourth semantics, `more-ops`,
-/// LEAKY_RELU and TRANSPOSE, and `dynamic`, DynamicQuantizeLinear.
+/// LEAKY_RELU and TRANSPOSE, `dynamic`, DynamicQuantizeLinear, and
+/// `linear-quant`, QuantizeLinear and DequantizeLinear per axis or block.
 pub mod runtimes_uint8 {
     wasmtime::component::bindgen!({
         path: "../../wit",

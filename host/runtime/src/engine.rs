@@ -140,6 +140,10 @@ impl Runtime {
                 &mut linker,
                 InstanceState::nn_view,
             )?;
+            bindings::runtimes_uint8::gatehouse::nn0_4_0::linear_quant::add_to_linker::<_, HasNn>(
+                &mut linker,
+                InstanceState::nn_view,
+            )?;
             crate::wasi_nn::add_to_linker(&mut linker, InstanceState::wasi_nn_view)?;
             bindings::dsp::gatehouse::dsp::audio::add_to_linker::<_, HasNn>(
                 &mut linker,

@@ -589,6 +589,60 @@ mod runtimes {
         wplan::HostPlan::drop(&mut st.nn_view(), plan).expect("drop");
     }
 
+    /// QuantizeLinear in blocks through `linear-quant` (ONNX's blocked
+    /// example's shape, [3, 4] in blocks of 2 along axis 1); onnxruntime's
+    /// only; parameters that do not fit are the guest's error.
+    #[test]
+    fn linear_quant_takes_a_parameter_per_block() {
+        use crate::bindings::runtimes_uint8::gatehouse::nn0_4_0::linear_quant as wlin;
+        use crate::bindings::runtimes_uint8::gatehouse::nn0_4_0::runtimes as wrt4;
+        let mut st = state();
+        let plain = |dtype, shape: &[u32]| wt::TensorDesc {
+            dtype,
+            shape: shape.to_vec(),
+            quantization: None,
+        };
+        let mut make = |d| wt::HostTensor::create(&mut st.nn_view(), d).expect("fits");
+        let x = make(plain(wt::Dtype::Float32, &[3, 4]));
+        let y = make(plain(wt::Dtype::Int8, &[3, 4]));
+        let s = make(plain(wt::Dtype::Float32, &[3, 2]));
+        let z = make(plain(wt::Dtype::Int8, &[3, 2]));
+        let odd = make(plain(wt::Dtype::Float32, &[3, 3]));
+        let floats = |v: &[f32]| v.iter().flat_map(|f| f.to_le_bytes()).collect::<Vec<u8>>();
+        for (t, bytes) in [
+            (&x, floats(&[12.0; 12])),
+            (&s, floats(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0])),
+            (&z, vec![0, 1, 0, 0xff, 0, 0]),
+        ] {
+            wt::HostTensor::write(&mut st.nn_view(), borrow(t), 0, bytes).expect("fits");
+        }
+        let op = |scale: &Resource<TensorKey>| {
+            wlin::Op::Quantize(wlin::QuantizeLinear {
+                input: borrow(&x),
+                output: borrow(&y),
+                params: wlin::Params {
+                    scale: borrow(scale),
+                    zero_point: borrow(&z),
+                    axis: 1,
+                    block_size: 2,
+                },
+            })
+        };
+        wlin::Host::execute(&mut st.nn_view(), op(&s), wrt4::Semantics::Onnxruntime).expect("runs");
+        let got = wt::HostTensor::read(&mut st.nn_view(), borrow(&y)).expect("read");
+        assert_eq!(got, [12, 12, 7, 7, 4, 4, 2, 2, 2, 2, 2, 2]);
+        let r = wlin::Host::execute(&mut st.nn_view(), op(&s), wrt4::Semantics::TfliteReference);
+        assert!(
+            matches!(&r, Err(NnCallError::Nn(NnFault::Unsupported(_)))),
+            "{r:?}"
+        );
+        let r = wlin::Host::execute(&mut st.nn_view(), op(&odd), wrt4::Semantics::Onnxruntime);
+        assert!(
+            matches!(&r, Err(NnCallError::Nn(NnFault::Invalid(_)))),
+            "{r:?}"
+        );
+    }
+
     #[test]
     fn execute_runs_under_each_semantics() {
         let mut st = state();

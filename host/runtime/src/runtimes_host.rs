@@ -1,7 +1,8 @@
 //! `gatehouse:nn/runtimes@0.3.0` and `@0.4.0` host functions: 0.1.0's
 //! plans and immediate calls, under onnxruntime's arithmetic (int8, and
-//! from 0.4.0 uint8) as well as TFLite's; and 0.4.0's `more-ops` and
-//! `dynamic`, the operators 0.1.0 lacks, into the same plans.
+//! from 0.4.0 uint8) as well as TFLite's; and 0.4.0's `more-ops`,
+//! `dynamic` and `linear-quant`, the operators 0.1.0 lacks, into the same
+//! plans.
 
 use gatehouse_kernels::Semantics;
 use gatehouse_nn::ops::{self, OpDesc};
@@ -12,6 +13,7 @@ use crate::bindings::NnCallError;
 use crate::bindings::ops as wops;
 use crate::bindings::runtimes::gatehouse::nn0_3_0::runtimes as wrt;
 use crate::bindings::runtimes_uint8::gatehouse::nn0_4_0::dynamic as wdyn;
+use crate::bindings::runtimes_uint8::gatehouse::nn0_4_0::linear_quant as wlin;
 use crate::bindings::runtimes_uint8::gatehouse::nn0_4_0::more_ops as wmore;
 use crate::bindings::runtimes_uint8::gatehouse::nn0_4_0::runtimes as wrt4;
 use crate::nn_host::NnView;
@@ -120,6 +122,46 @@ impl wdyn::Host for NnView<'_> {
         op: wdyn::DynamicQuantize,
     ) -> Result<u32, NnCallError> {
         let desc = self.dynamic_desc(&op)?;
+        self.push_desc(&plan, &desc)
+    }
+}
+
+impl NnView<'_> {
+    fn linear_desc(&self, op: &wlin::Op) -> Result<OpDesc, NnCallError> {
+        let (wlin::Op::Quantize(q) | wlin::Op::Dequantize(q)) = op;
+        let (input, output) = (self.tensor_key(&q.input)?, self.tensor_key(&q.output)?);
+        let scale = self.tensor_key(&q.params.scale)?;
+        let zero_point = self.tensor_key(&q.params.zero_point)?;
+        let (axis, block) = (q.params.axis as usize, q.params.block_size as usize);
+        Ok(match op {
+            wlin::Op::Quantize(_) => OpDesc::QuantizeLinear(ops::QuantizeLinear {
+                input,
+                output,
+                scale,
+                zero_point,
+                axis,
+                block,
+            }),
+            wlin::Op::Dequantize(_) => OpDesc::DequantizeLinear(ops::DequantizeLinear {
+                input,
+                output,
+                scale,
+                zero_point,
+                axis,
+                block,
+            }),
+        })
+    }
+}
+
+impl wlin::Host for NnView<'_> {
+    fn execute(&mut self, op: wlin::Op, s: wrt4::Semantics) -> Result<(), NnCallError> {
+        let desc = self.linear_desc(&op)?;
+        self.execute_desc(&desc, semantics4(s))
+    }
+
+    fn push(&mut self, plan: Resource<Plan>, op: wlin::Op) -> Result<u32, NnCallError> {
+        let desc = self.linear_desc(&op)?;
         self.push_desc(&plan, &desc)
     }
 }

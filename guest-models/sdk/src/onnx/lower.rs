@@ -23,6 +23,7 @@
 //! that order instead ([`Act::flat`]).
 
 mod batch_matmul;
+mod linear_quant;
 
 use std::collections::HashMap;
 
@@ -88,9 +89,11 @@ pub(super) enum Val {
     Int32(Act),
     /// `DequantizeLinear` of a constant.
     DeqConst(Box<QConst>),
-    /// A tensor whose quantization is known only at run time, or none:
-    /// DynamicQuantizeLinear's three outputs. Only a graph output may be
-    /// one.
+    /// A tensor whose quantization is known only at run time, per axis or
+    /// block, or none: DynamicQuantizeLinear's three outputs, what
+    /// QuantizeLinear or DequantizeLinear per axis or block make, and an
+    /// integer input that one of the latter reads. Only a graph output
+    /// may be one.
     Raw {
         t: usize,
         dims: Vec<usize>,
@@ -320,6 +323,19 @@ impl Lower {
                 "the integer input '{name}' must be first read by QLinearConv, QLinearMatMul, \
                  ConvInteger, MatMulInteger or DequantizeLinear"
             )));
+        }
+        if node.op_type == "DequantizeLinear" && self.per_element(&node) {
+            // Quantized per axis or block: bytes for `dequantize_linear`.
+            let desc = TensorDesc::new(Dtype::Int8, &u32s(&to_nhwc(dims)), None);
+            let t = self.tensor(desc, &[], "the input")?;
+            let dtype = if unsigned { Dtype::Uint8 } else { Dtype::Int8 };
+            let raw = Val::Raw {
+                t,
+                dims: dims.to_vec(),
+                dtype,
+            };
+            self.vals.insert(name.to_string(), raw);
+            return Ok(t);
         }
         let (scale, zp) = if node.op_type.ends_with("Integer") {
             // No scale: the sums are integers.
@@ -573,14 +589,18 @@ impl Lower {
         match self.val(node, node.required(i)?)? {
             Val::Deq(a) | Val::Quant(a) => Ok(a.clone()),
             Val::Raw { .. } => Err(node.unsupported(format!(
-                "input {i} comes from DynamicQuantizeLinear, whose scale is known only at run time \
-                 (its outputs can only be the model's outputs)"
+                "input {i} is quantized at a scale known only at run time (DynamicQuantizeLinear) \
+                 or per axis or block, which no host operator computes on: it can only be a \
+                 model's output"
             ))),
             _ => Err(node.unsupported(format!("input {i} is not an int8 activation"))),
         }
     }
 
     fn quantize(&mut self, node: &Node) -> Result<Val, LoadError> {
+        if self.per_element(node) {
+            return self.quantize_linear(node);
+        }
         let (scale, zp, unsigned) = self.qparams(node, 1, 2)?;
         match self.val(node, node.required(0)?)?.clone() {
             Val::Float { t, dims } => {
@@ -670,6 +690,9 @@ impl Lower {
         if let Some(c) = self.consts.get(x) {
             let c = c.clone();
             return Ok(Val::DeqConst(Box::new(self.qconst(node, &c)?)));
+        }
+        if self.per_element(node) {
+            return self.dequantize_linear(node);
         }
         let (scale, zp, _) = self.qparams(node, 1, 2)?;
         match self.val(node, x)? {

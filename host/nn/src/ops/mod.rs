@@ -16,6 +16,7 @@ mod depthwise_conv2d;
 mod dynamic_quantize;
 mod fully_connected;
 mod leaky_relu;
+mod linear_quant;
 mod lstm;
 mod mul;
 #[cfg(test)]
@@ -37,6 +38,7 @@ pub use depthwise_conv2d::DepthwiseConv2d;
 pub use dynamic_quantize::DynamicQuantize;
 pub use fully_connected::FullyConnected;
 pub use leaky_relu::LeakyRelu;
+pub use linear_quant::{DequantizeLinear, QuantizeLinear};
 pub use lstm::{Lstm, LstmGate};
 pub use mul::Mul;
 pub use operand::WindowArgs;
@@ -104,6 +106,8 @@ operators! {
     LeakyRelu(LeakyRelu),
     Transpose(Transpose),
     DynamicQuantize(DynamicQuantize),
+    QuantizeLinear(QuantizeLinear),
+    DequantizeLinear(DequantizeLinear),
 }
 
 /// An operator's arguments, validated and prepared against the tensors

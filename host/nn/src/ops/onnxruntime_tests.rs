@@ -2,7 +2,7 @@
 //! `tests/fixtures/onnxruntime/qlinear.json` (QLinearConv with int8 or with
 //! uint8 activations and asymmetric uint8 filters, QLinearMatMul, QLinearAdd,
 //! QLinearMul, QLinearSigmoid, QLinearLeakyRelu, QLinearSoftmax, QLinearAveragePool, QLinearConcat,
-//! QLinearMatMul of two activations,
+//! QLinearMatMul of two activations, QuantizeLinear and DequantizeLinear per axis and per block,
 //! QuantizeLinear, DynamicQuantizeLinear and QLinearGlobalAveragePool run by onnxruntime 1.32's
 //! optimized CPU session, with uint8 cases of QLinearAdd, QLinearMul and
 //! QLinearAveragePool too; its `make.py` says how) on the host operators under
@@ -549,6 +549,64 @@ fn batch_matmul(c: &Value, ks: &KernelSet) -> (Vec<i8>, Vec<i8>) {
     )
 }
 
+/// QuantizeLinear or DequantizeLinear per axis or block, in the case's
+/// own layout (the operator takes any); uint8 shifted to int8. A
+/// dequantized case compares the float32 bytes.
+fn linear_quant(c: &Value, ks: &KernelSet) -> (Vec<i8>, Vec<i8>) {
+    let mut st = TensorStore::new(1 << 20);
+    let (semantics, shift) = form(c);
+    let dims: Vec<usize> = ints(&c["dims"]).iter().map(|&d| d as usize).collect();
+    let pdims: Vec<usize> = ints(&c["param_dims"]).iter().map(|&d| d as usize).collect();
+    let desc = |dtype, shape: &[usize]| Desc {
+        dtype,
+        shape: shape.to_vec(),
+        quant: None,
+    };
+    let le = |v: &[f32]| v.iter().flat_map(|f| f.to_le_bytes()).collect::<Vec<u8>>();
+    let shifted = |v: &Value| -> Vec<u8> {
+        bytes_i8(&ints(v).iter().map(|&x| x - shift).collect::<Vec<_>>())
+    };
+    let scale = tensor(&mut st, desc(DType::F32, &pdims), &le(&floats(&c["scale"])));
+    let zero_point = tensor(&mut st, desc(DType::I8, &pdims), &shifted(&c["zero_point"]));
+    let (axis, block) = (
+        c["axis"].as_u64().expect("axis") as usize,
+        c["block"].as_u64().expect("block") as usize,
+    );
+    let dequantize = c["dequantize"].as_bool().expect("direction");
+    let (output, op) = if dequantize {
+        let input = tensor(&mut st, desc(DType::I8, &dims), &shifted(&c["x"]));
+        let output = st.create(desc(DType::F32, &dims)).expect("fits");
+        let op = OpDesc::from(DequantizeLinear {
+            input,
+            output,
+            scale,
+            zero_point,
+            axis,
+            block,
+        });
+        (output, op)
+    } else {
+        let input = tensor(&mut st, desc(DType::F32, &dims), &le(&floats(&c["x"])));
+        let output = st.create(desc(DType::I8, &dims)).expect("fits");
+        let op = OpDesc::from(QuantizeLinear {
+            input,
+            output,
+            scale,
+            zero_point,
+            axis,
+            block,
+        });
+        (output, op)
+    };
+    run_under(semantics, &mut st, &[op], ks);
+    let want: Vec<i8> = if dequantize {
+        le(&floats(&c["y"])).iter().map(|&b| b as i8).collect()
+    } else {
+        ints(&c["y"]).iter().map(|&v| (v - shift) as i8).collect()
+    };
+    (read_i8(&st, output), want)
+}
+
 /// GlobalAveragePool: a MEAN over the spatial axes of the NHWC tensor.
 fn mean(c: &Value, ks: &KernelSet) -> (Vec<i8>, Vec<i8>) {
     let mut st = TensorStore::new(1 << 20);
@@ -646,13 +704,14 @@ fn dynamic_quantize(c: &Value, ks: &KernelSet) -> (Vec<i8>, Vec<i8>) {
 fn every_case_is_onnxruntimes_bytes_on_every_kernel_set() {
     let doc: Value = serde_json::from_str(CASES).expect("the fixture is JSON");
     let cases = doc["cases"].as_array().expect("cases");
-    assert!(cases.len() >= 85, "the fixture lost its cases");
+    assert!(cases.len() >= 91, "the fixture lost its cases");
     for ks in dispatch::available() {
         for (i, c) in cases.iter().enumerate() {
             let (got, want) = match c["op"].as_str() {
                 Some("conv") => conv(c, ks),
                 Some("matmul") => matmul(c, ks),
                 Some("batch_matmul") => batch_matmul(c, ks),
+                Some("linear_quant") => linear_quant(c, ks),
                 Some("quantize") => quantize(c, ks),
                 Some("dynamic_quantize") => dynamic_quantize(c, ks),
                 Some("mean") => mean(c, ks),
@@ -990,4 +1049,86 @@ fn dynamic_quantize_checks_its_operands() {
     p.run(&mut st, ks).expect("finite values run");
     assert_eq!(read_i8(&st, one), [(153u8 ^ 0x80) as i8]);
     p.release(&mut st);
+}
+
+/// QuantizeLinear per axis into int8 and back through DequantizeLinear in
+/// one plan: each channel of an NHWC tensor at its own scale; then what
+/// either refuses.
+#[test]
+fn linear_quant_takes_a_scale_per_channel_and_checks_its_operands() {
+    let ks = dispatch::available().last().expect("a kernel set");
+    let mut st = TensorStore::new(1 << 20);
+    let desc = |dtype, shape: &[usize]| Desc {
+        dtype,
+        shape: shape.to_vec(),
+        quant: None,
+    };
+    let floats = |v: &[f32]| v.iter().flat_map(|f| f.to_le_bytes()).collect::<Vec<u8>>();
+    let x = tensor(
+        &mut st,
+        desc(DType::F32, &[1, 2, 1, 3]),
+        &floats(&[1.0, 1.0, 1.0, -3.0, 5.0, 250.0]),
+    );
+    let q = st.create(desc(DType::I8, &[1, 2, 1, 3])).expect("fits");
+    let back = st.create(desc(DType::F32, &[1, 2, 1, 3])).expect("fits");
+    let scale = tensor(
+        &mut st,
+        desc(DType::F32, &[1, 1, 1, 3]),
+        &floats(&[0.5, 0.25, 1.0]),
+    );
+    let zp = tensor(&mut st, desc(DType::I8, &[1, 1, 1, 3]), &[0, 10, 0xf6]);
+    let quantize = |output, scale, zero_point, axis| {
+        OpDesc::from(QuantizeLinear {
+            input: x,
+            output,
+            scale,
+            zero_point,
+            axis,
+            block: 1,
+        })
+    };
+    let dequantize = OpDesc::from(DequantizeLinear {
+        input: q,
+        output: back,
+        scale,
+        zero_point: zp,
+        axis: 3,
+        block: 1,
+    });
+    run(&mut st, &[quantize(q, scale, zp, 3), dequantize], ks);
+    // Channel 0 at 0.5, channel 1 at 0.25 + 10, channel 2 at 1 − 10 (250
+    // saturates to 127, which reads back as 137).
+    assert_eq!(read_i8(&st, q), [2, 14, -9, -6, 30, 127]);
+    let got: Vec<f32> = st
+        .bytes(back)
+        .expect("live")
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect();
+    assert_eq!(got, [1.0, 1.0, 1.0, -3.0, 5.0, 137.0]);
+
+    let prepare = |st: &mut TensorStore, o: &OpDesc, sem| {
+        PreparedOp::prepare(o, st, sem, ks).map(|p| p.release(st))
+    };
+    let r = prepare(
+        &mut st,
+        &quantize(q, scale, zp, 3),
+        Semantics::TfliteReference,
+    );
+    assert!(matches!(r, Err(NnFault::Unsupported(_))), "{r:?}");
+    let zero = tensor(
+        &mut st,
+        desc(DType::F32, &[1, 1, 1, 3]),
+        &floats(&[0.5, 0.0, 1.0]),
+    );
+    for (bad, why) in [
+        (quantize(q, scale, zp, 4), "an axis past the rank"),
+        (quantize(back, scale, zp, 3), "a float32 output"),
+        (quantize(q, zp, zp, 3), "an int8 scale"),
+        (quantize(q, scale, scale, 3), "a float32 zero point"),
+        (quantize(q, zero, zp, 3), "a zero scale"),
+    ] {
+        let r = prepare(&mut st, &bad, Semantics::Onnxruntime);
+        assert!(matches!(r, Err(NnFault::Invalid(_))), "{why}: {r:?}");
+    }
 }
