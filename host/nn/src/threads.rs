@@ -26,9 +26,10 @@ pub(crate) const MIN_PART_MACS: u64 = 256 * 1024;
 /// The least work per byte of input and output worth splitting a layer
 /// for: each part's input arrives from, and its output goes back to,
 /// another core's cache. Pointwise layers of MobileNet (about 16 MACs per
-/// byte) were slower split on two cores here; ResNet's 3x3 convs (about
-/// 70) were faster.
-pub(crate) const MIN_MACS_PER_BYTE: u64 = 32;
+/// byte) were slower split on two cores here, and so, once the AVX-512
+/// GEMM took four blocks of channels at a time, were KWS's (32: 57 µs on
+/// one thread, 77 on two); ResNet's 3x3 convs (about 70) were faster.
+pub(crate) const MIN_MACS_PER_BYTE: u64 = 48;
 
 /// The fewest output pixels worth a part of its own: the GEMMs take pixels
 /// four at a time, and a part's leftovers go one at a time, each reading
