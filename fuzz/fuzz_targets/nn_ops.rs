@@ -378,29 +378,19 @@ fn op_desc(op: &Op, live: &[TensorKey]) -> Option<OpDesc> {
             t,
             axis,
             block,
-        } => {
-            let (input, output, scale, zero_point) = (k(t[0]), k(t[1]), k(t[2]), k(t[3]));
-            let (axis, block) = (*axis as usize, *block as usize);
-            if *dequantize {
-                OpDesc::DequantizeLinear(ops::DequantizeLinear {
-                    input,
-                    output,
-                    scale,
-                    zero_point,
-                    axis,
-                    block,
-                })
+        } => OpDesc::LinearQuant(ops::LinearQuant {
+            direction: if *dequantize {
+                ops::Direction::Dequantize
             } else {
-                OpDesc::QuantizeLinear(ops::QuantizeLinear {
-                    input,
-                    output,
-                    scale,
-                    zero_point,
-                    axis,
-                    block,
-                })
-            }
-        }
+                ops::Direction::Quantize
+            },
+            input: k(t[0]),
+            output: k(t[1]),
+            scale: k(t[2]),
+            zero_point: k(t[3]),
+            axis: *axis as usize,
+            block: *block as usize,
+        }),
     })
 }
 

@@ -132,25 +132,19 @@ impl NnView<'_> {
         let (input, output) = (self.tensor_key(&q.input)?, self.tensor_key(&q.output)?);
         let scale = self.tensor_key(&q.params.scale)?;
         let zero_point = self.tensor_key(&q.params.zero_point)?;
-        let (axis, block) = (q.params.axis as usize, q.params.block_size as usize);
-        Ok(match op {
-            wlin::Op::Quantize(_) => OpDesc::QuantizeLinear(ops::QuantizeLinear {
-                input,
-                output,
-                scale,
-                zero_point,
-                axis,
-                block,
-            }),
-            wlin::Op::Dequantize(_) => OpDesc::DequantizeLinear(ops::DequantizeLinear {
-                input,
-                output,
-                scale,
-                zero_point,
-                axis,
-                block,
-            }),
-        })
+        let direction = match op {
+            wlin::Op::Quantize(_) => ops::Direction::Quantize,
+            wlin::Op::Dequantize(_) => ops::Direction::Dequantize,
+        };
+        Ok(OpDesc::LinearQuant(ops::LinearQuant {
+            direction,
+            input,
+            output,
+            scale,
+            zero_point,
+            axis: q.params.axis as usize,
+            block: q.params.block_size as usize,
+        }))
     }
 }
 

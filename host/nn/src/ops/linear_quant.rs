@@ -15,27 +15,26 @@ use super::{Built, Eval, Operands, Operator, Prep};
 use crate::NnFault;
 use crate::tensor::{DType, TensorKey, TensorStore};
 
-/// `output = saturate(round(input / scale) + zero_point)`, float32 to
-/// int8, each element at the parameters of its slice or block.
+/// Which way a [`LinearQuant`] goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Direction {
+    /// QuantizeLinear: `output = saturate(round(input / scale) +
+    /// zero_point)`, float32 to int8.
+    Quantize,
+    /// DequantizeLinear: `output = (input − zero_point) · scale`, int8 to
+    /// float32.
+    Dequantize,
+}
+
+/// Either direction, each element at the parameters of its slice or block.
 #[derive(Clone, Debug)]
-pub struct QuantizeLinear {
+pub struct LinearQuant {
+    pub direction: Direction,
     pub input: TensorKey,
     pub output: TensorKey,
     /// float32, the parameters' shape (see [`ParamLayout::new`]).
     pub scale: TensorKey,
     /// int8, the scale's shape.
-    pub zero_point: TensorKey,
-    pub axis: usize,
-    pub block: usize,
-}
-
-/// `output = (input − zero_point) · scale`, int8 to float32, as
-/// [`QuantizeLinear`] takes its parameters.
-#[derive(Clone, Debug)]
-pub struct DequantizeLinear {
-    pub input: TensorKey,
-    pub output: TensorKey,
-    pub scale: TensorKey,
     pub zero_point: TensorKey,
     pub axis: usize,
     pub block: usize,
@@ -99,41 +98,25 @@ impl Params {
     }
 }
 
-impl Operator for QuantizeLinear {
+impl Operator for LinearQuant {
     fn prepare(&self, cx: &mut Prep<'_>) -> Result<Built, NnFault> {
+        let (name, sides) = match self.direction {
+            Direction::Quantize => ("quantize_linear", (self.input, self.output)),
+            Direction::Dequantize => ("dequantize_linear", (self.output, self.input)),
+        };
         let p = Params::read(
             cx,
-            "quantize_linear",
-            (self.input, self.output),
+            name,
+            sides,
             (self.scale, self.zero_point),
             (self.axis, self.block),
         )?;
         check(&p)?;
-        Ok(Built::new(
-            "quantize_linear",
-            Quantize(p),
-            vec![self.input],
-            self.output,
-        ))
-    }
-}
-
-impl Operator for DequantizeLinear {
-    fn prepare(&self, cx: &mut Prep<'_>) -> Result<Built, NnFault> {
-        let p = Params::read(
-            cx,
-            "dequantize_linear",
-            (self.output, self.input),
-            (self.scale, self.zero_point),
-            (self.axis, self.block),
-        )?;
-        check(&p)?;
-        Ok(Built::new(
-            "dequantize_linear",
-            Dequantize(p),
-            vec![self.input],
-            self.output,
-        ))
+        let kernel = Kernel {
+            direction: self.direction,
+            p,
+        };
+        Ok(Built::new(name, kernel, vec![self.input], self.output))
     }
 }
 
@@ -146,35 +129,24 @@ fn check(p: &Params) -> Result<(), NnFault> {
     Ok(())
 }
 
-struct Quantize(Params);
-struct Dequantize(Params);
-
-impl Eval for Quantize {
-    fn eval(&self, _ks: &KernelSet, io: Operands<'_>) -> Result<(), NnFault> {
-        let p = &self.0;
-        io.one(|x, y| quantize(&p.layout, &p.scales, &p.zero_points, bytes(x), y))
-    }
-
-    fn held_bytes(&self) -> u64 {
-        self.0.layout.params() as u64 * 8
-    }
+struct Kernel {
+    direction: Direction,
+    p: Params,
 }
 
-impl Eval for Dequantize {
+impl Eval for Kernel {
     fn eval(&self, _ks: &KernelSet, io: Operands<'_>) -> Result<(), NnFault> {
-        let p = &self.0;
-        io.one(|x, y| {
-            dequantize(
-                &p.layout,
-                &p.scales,
-                &p.zero_points,
-                x,
-                bytemuck::cast_slice_mut(y),
-            )
-        })
+        let p = &self.p;
+        let (layout, s, z) = (&p.layout, &p.scales[..], &p.zero_points[..]);
+        match self.direction {
+            Direction::Quantize => io.one(|x, y| quantize(layout, s, z, bytes(x), y)),
+            Direction::Dequantize => {
+                io.one(|x, y| dequantize(layout, s, z, x, bytemuck::cast_slice_mut(y)))
+            }
+        }
     }
 
     fn held_bytes(&self) -> u64 {
-        self.0.layout.params() as u64 * 8
+        self.p.layout.params() as u64 * 8
     }
 }

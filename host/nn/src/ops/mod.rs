@@ -38,7 +38,7 @@ pub use depthwise_conv2d::DepthwiseConv2d;
 pub use dynamic_quantize::DynamicQuantize;
 pub use fully_connected::FullyConnected;
 pub use leaky_relu::LeakyRelu;
-pub use linear_quant::{DequantizeLinear, QuantizeLinear};
+pub use linear_quant::{Direction, LinearQuant};
 pub use lstm::{Lstm, LstmGate};
 pub use mul::Mul;
 pub use operand::WindowArgs;
@@ -106,8 +106,7 @@ operators! {
     LeakyRelu(LeakyRelu),
     Transpose(Transpose),
     DynamicQuantize(DynamicQuantize),
-    QuantizeLinear(QuantizeLinear),
-    DequantizeLinear(DequantizeLinear),
+    LinearQuant(LinearQuant),
 }
 
 /// An operator's arguments, validated and prepared against the tensors

@@ -573,31 +573,30 @@ fn linear_quant(c: &Value, ks: &KernelSet) -> (Vec<i8>, Vec<i8>) {
         c["block"].as_u64().expect("block") as usize,
     );
     let dequantize = c["dequantize"].as_bool().expect("direction");
-    let (output, op) = if dequantize {
+    let (direction, input, output) = if dequantize {
         let input = tensor(&mut st, desc(DType::I8, &dims), &shifted(&c["x"]));
-        let output = st.create(desc(DType::F32, &dims)).expect("fits");
-        let op = OpDesc::from(DequantizeLinear {
+        (
+            Direction::Dequantize,
             input,
-            output,
-            scale,
-            zero_point,
-            axis,
-            block,
-        });
-        (output, op)
+            st.create(desc(DType::F32, &dims)).expect("fits"),
+        )
     } else {
         let input = tensor(&mut st, desc(DType::F32, &dims), &le(&floats(&c["x"])));
-        let output = st.create(desc(DType::I8, &dims)).expect("fits");
-        let op = OpDesc::from(QuantizeLinear {
+        (
+            Direction::Quantize,
             input,
-            output,
-            scale,
-            zero_point,
-            axis,
-            block,
-        });
-        (output, op)
+            st.create(desc(DType::I8, &dims)).expect("fits"),
+        )
     };
+    let op = OpDesc::from(LinearQuant {
+        direction,
+        input,
+        output,
+        scale,
+        zero_point,
+        axis,
+        block,
+    });
     run_under(semantics, &mut st, &[op], ks);
     let want: Vec<i8> = if dequantize {
         le(&floats(&c["y"])).iter().map(|&b| b as i8).collect()
@@ -1078,7 +1077,8 @@ fn linear_quant_takes_a_scale_per_channel_and_checks_its_operands() {
     );
     let zp = tensor(&mut st, desc(DType::I8, &[1, 1, 1, 3]), &[0, 10, 0xf6]);
     let quantize = |output, scale, zero_point, axis| {
-        OpDesc::from(QuantizeLinear {
+        OpDesc::from(LinearQuant {
+            direction: Direction::Quantize,
             input: x,
             output,
             scale,
@@ -1087,7 +1087,8 @@ fn linear_quant_takes_a_scale_per_channel_and_checks_its_operands() {
             block: 1,
         })
     };
-    let dequantize = OpDesc::from(DequantizeLinear {
+    let dequantize = OpDesc::from(LinearQuant {
+        direction: Direction::Dequantize,
         input: q,
         output: back,
         scale,
