@@ -397,6 +397,16 @@ pub struct Pixel {
 }
 
 impl Pixel {
+    /// Pixel number `index` of an `[n, out_h, out_w]` output.
+    pub fn at(index: usize, out_h: usize, out_w: usize) -> Pixel {
+        let row = index / out_w.max(1);
+        Pixel {
+            b: row / out_h.max(1),
+            oy: row % out_h.max(1),
+            ox: index % out_w.max(1),
+        }
+    }
+
     /// The next pixel of an `[n, out_h, out_w]` output.
     #[inline]
     pub fn advance(&mut self, out_h: usize, out_w: usize) {

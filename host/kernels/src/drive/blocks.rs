@@ -93,6 +93,12 @@ where
     let mut at = Pixel::default();
     let mut pix = 0;
     while pix < pixels {
+        if pixels - pix < P && pixels >= P {
+            // The last group overlaps the one before rather than going a
+            // pixel at a time: the pixels done twice get the same bytes.
+            pix = pixels - P;
+            at = Pixel::at(pix, os.h, os.w);
+        }
         let n = (pixels - pix).min(P);
         let mut starts = [0usize; P];
         for (p, start) in starts.iter_mut().enumerate().take(n) {
@@ -153,7 +159,9 @@ where
     // Groups of `P` rows share each weight load, as pixels do in conv2d:
     // batched invocations make fully connected layers a GEMM.
     let mut row = 0;
-    while group == P && row + P <= rows {
+    while group == P && row < rows {
+        // As in conv2d, the last group overlaps the one before.
+        row = row.min(rows - P);
         for (p, col) in cols.chunks_exact_mut(kp).enumerate() {
             let src = &input[(row + p) * k.depth..(row + p + 1) * k.depth];
             (m.to_bytes)(src, &mut col[..k.depth]);

@@ -413,17 +413,17 @@ unsafe fn depthwise_3x3<const S: usize>(
 /// that neighbours share input columns: `col` and `row` are the element
 /// offsets of the next tap to the right and below.
 #[derive(Clone, Copy)]
-struct Slide {
-    stride: usize,
-    col: usize,
-    row: usize,
+pub(crate) struct Slide {
+    pub(crate) stride: usize,
+    pub(crate) col: usize,
+    pub(crate) row: usize,
 }
 
 impl Slide {
     /// The sliding geometry of this span, if it has one, and how many of
     /// its pixels may slide: those whose last row's pairs, which read one
     /// column past the window (under a zero filter), stay inside `src`.
-    fn of(
+    pub(crate) fn of(
         src: &[i8],
         span: Span,
         taps: &Taps,

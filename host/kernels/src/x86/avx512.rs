@@ -3,7 +3,8 @@
 //! pixels by up to 64 channels per pass. The instruction multiplies unsigned by signed
 //! bytes, so the input is shifted to u = x + 128 and the shift is folded into
 //! the bias (`Packed::new`); the sums stay exact.
-//! Depthwise reuses the AVX2 kernel with the AVX-512 requantization.
+//! Depthwise slides 3×3 windows as the AVX2 set does, sixteen channels a
+//! vector.
 
 use std::arch::x86_64::*;
 
@@ -15,7 +16,7 @@ use crate::drive::channels::{self, Span};
 use crate::error::{KernelError, check_len};
 use crate::fully_connected::FullyConnected;
 use crate::pack::{I8_LANES, Packed, PackedI8Rows, Runs};
-use crate::x86::avx2;
+use crate::x86::avx2::{self, Slide};
 use crate::x86::requant::{Epilogue, epilogue};
 
 pub fn supported() -> bool {
@@ -57,7 +58,8 @@ fn gemm<const P: usize>(
     // SAFETY: every group of blocks passed lies below `w.blocks`, and the
     // checks above are `gemm_blocks`'s.
     unsafe {
-        while ob + 4 <= w.blocks {
+        // Eight pixels by four blocks would need more than the 32 registers.
+        while P <= 4 && ob + 4 <= w.blocks {
             gemm_blocks::<P, 4>(cols, runs, w, epi, out, ob);
             ob += 4;
         }
@@ -172,19 +174,22 @@ unsafe fn gemv_blocks<const NB: usize>(
     }
 }
 
-/// Output pixels computed together, sharing each weight load. Eight
-/// measured twice as slow (registers spill with the fused requantization);
-/// six, with four blocks of channels, made KWS 40% slower (57 → 80 µs).
-const MR: usize = 4;
+/// Output pixels computed together, sharing each weight load: four with
+/// up to four blocks of channels, eight with up to two, so that a layer of
+/// 16 or 32 channels still runs 8 or 16 independent chains. Eight with
+/// four blocks spill registers; six with four made KWS 40% slower
+/// (57 → 80 µs).
+const MR_WIDE: usize = 4;
+const MR_NARROW: usize = 8;
 
-/// This set's pieces for the block-GEMM driver.
+/// This set's pieces for the block-GEMM driver, `$mr` pixels at a time.
 // SAFETY (all three closures): only built after AVX-512 VNNI was checked.
 macro_rules! micro {
-    ($k:expr) => {
-        blocks::Micro::<MR, _, _, _> {
+    ($k:expr, $mr:expr) => {
+        blocks::Micro::<$mr, _, _, _> {
             to_bytes: to_u8,
             gemm_p: |cols, runs, w, _acc, out| unsafe {
-                gemm::<MR>(cols, runs, w, &epilogue!($k), out)
+                gemm::<$mr>(cols, runs, w, &epilogue!($k), out)
             },
             gemm1: |col, runs, w, acc, out| unsafe {
                 gemv(col, runs, w, acc);
@@ -201,7 +206,11 @@ pub fn conv2d(k: &Conv2d, input: &[i8], output: &mut [i8]) -> Result<(), KernelE
     if !supported() {
         return avx2::conv2d(k, input, output);
     }
-    blocks::conv2d(k, packed, input, output, micro!(k))
+    if packed.blocks >= 4 {
+        blocks::conv2d(k, packed, input, output, micro!(k, MR_WIDE))
+    } else {
+        blocks::conv2d(k, packed, input, output, micro!(k, MR_NARROW))
+    }
 }
 
 pub fn fully_connected(
@@ -215,25 +224,71 @@ pub fn fully_connected(
     if !supported() {
         return avx2::fully_connected(k, input, output);
     }
-    blocks::fully_connected(k, packed, input, output, micro!(k))
+    if packed.blocks >= 4 {
+        blocks::fully_connected(k, packed, input, output, micro!(k, MR_WIDE))
+    } else {
+        blocks::fully_connected(k, packed, input, output, micro!(k, MR_NARROW))
+    }
 }
 
 /// A row of depthwise output pixels, sixteen channels at a time (the last
-/// block under a mask). 3×3 windows, the common case, keep their nine
-/// filter vectors in registers and run four pixels per pass.
-#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+/// block under a mask). A 3×3 window at stride 1 or 2 slides, two taps per
+/// `vpdpwssd` (see [`depthwise_3x3`]); other windows, and a last pixel
+/// that may not slide, keep their filter vectors in registers and run
+/// four pixels per pass.
+#[allow(clippy::too_many_arguments)]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
 fn depthwise_row(
     src: &[i8],
     span: Span,
     taps: &[(usize, usize)],
+    window: (usize, usize),
     filter: &[i32],
+    pairs: &[i16],
     c: usize,
     acc: &mut [i32],
 ) {
     span.check(src, taps, filter, c, acc);
+    assert!(pairs.len() >= taps.len().div_ceil(2) * 2 * c);
+    let (slide, slid) = match Slide::of(src, span, taps, window, c) {
+        Some((s, n)) => (Some(s), n),
+        None => (None, 0),
+    };
+    let span = Span {
+        corner: span.corner + slid * span.step,
+        pixels: span.pixels - slid,
+        ..span
+    };
+    let (acc_slid, acc) = acc.split_at_mut(slid * c);
     // SAFETY: `span.check` above bounds every pixel's taps and the
-    // accumulators, which is all the block kernels touch.
+    // accumulators, which is all the block kernels touch; `Slide::of`
+    // checks the one column past the window that sliding pixels read, and
+    // the filter pairs' length is asserted above.
     unsafe {
+        match slide {
+            Some(s) if s.stride == 1 => depthwise_3x3::<1>(
+                src,
+                span.corner - slid * span.step,
+                s,
+                slid,
+                pairs,
+                c,
+                acc_slid,
+            ),
+            Some(s) => depthwise_3x3::<2>(
+                src,
+                span.corner - slid * span.step,
+                s,
+                slid,
+                pairs,
+                c,
+                acc_slid,
+            ),
+            None => {}
+        }
+        if span.pixels == 0 {
+            return;
+        }
         let mut ch = 0;
         while ch < c {
             let lanes = (c - ch).min(16);
@@ -255,6 +310,90 @@ fn depthwise_row(
             }
             ch += lanes;
         }
+    }
+}
+
+/// Taps `x0` and `x1` bytes apart from `base`, sixteen channels (those of
+/// `k`) interleaved as i16: the operand `vpdpwssd` multiplies by a filter
+/// pair.
+///
+/// # Safety
+/// The CPU must support AVX-512 F, BW and VL, and both taps' channels of
+/// `k` must be readable.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+unsafe fn tap_pair(base: *const i8, x1: usize, k: __mmask16) -> __m512i {
+    unsafe {
+        let a = _mm_maskz_loadu_epi8(k, base);
+        let b = _mm_maskz_loadu_epi8(k, base.add(x1));
+        let lo = _mm_unpacklo_epi8(a, b);
+        let hi = _mm_unpackhi_epi8(a, b);
+        _mm512_cvtepi8_epi16(_mm256_set_m128i(hi, lo))
+    }
+}
+
+/// The AVX2 set's sliding 3×3 window at sixteen channels a vector, the
+/// pair products summed into the accumulator by one `vpdpwssd` (no
+/// saturation: two i8 products fit i32). The first two rows pair
+/// vertically, so one column's interleaved inputs serve every pixel whose
+/// window holds it; the last row pairs along itself. A pixel then builds
+/// `S` columns' pairs and runs five instructions for 144 products, where
+/// a 32-bit multiply and add per tap ran eighteen.
+///
+/// # Safety
+/// The CPU must support AVX-512 F, BW, VL and VNNI; every pixel's taps of
+/// a span of `pixels` from `corner` must lie in `src` with the column past
+/// the window, as `Slide::of` checks; `pairs` must hold the five filter
+/// pairs of `c` channels and `acc` `pixels · c` accumulators.
+#[inline(never)]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
+unsafe fn depthwise_3x3<const S: usize>(
+    src: &[i8],
+    corner: usize,
+    s: Slide,
+    pixels: usize,
+    pairs: &[i16],
+    c: usize,
+    acc: &mut [i32],
+) {
+    let (col, row) = (s.col, s.row);
+    let mut ch = 0;
+    while ch < c {
+        let lanes = (c - ch).min(16);
+        let k: __mmask16 = if lanes == 16 { !0 } else { (1u16 << lanes) - 1 };
+        let k2: __mmask32 = if lanes == 16 {
+            !0
+        } else {
+            (1u32 << (2 * lanes)) - 1
+        };
+        // SAFETY: as the caller promises, for the channels of `k` and `k2`.
+        unsafe {
+            let f: [__m512i; 5] = std::array::from_fn(|p| {
+                _mm512_maskz_loadu_epi16(k2, pairs.as_ptr().add((p * c + ch) * 2))
+            });
+            let top = src.as_ptr().add(corner + ch);
+            let low = top.add(2 * row);
+            let out = acc.as_mut_ptr().add(ch);
+            let (mut v0, mut v1) = (tap_pair(top, row, k), tap_pair(top.add(col), row, k));
+            let (mut h0, mut h1) = (tap_pair(low, col, k), tap_pair(low.add(col), col, k));
+            for i in 0..pixels {
+                let j = i * S;
+                let v2 = tap_pair(top.add((j + 2) * col), row, k);
+                let h2 = tap_pair(low.add((j + 2) * col), col, k);
+                let mut a = _mm512_dpwssd_epi32(_mm512_setzero_si512(), v0, f[0]);
+                a = _mm512_dpwssd_epi32(a, v1, f[1]);
+                a = _mm512_dpwssd_epi32(a, v2, f[2]);
+                a = _mm512_dpwssd_epi32(a, h0, f[3]);
+                a = _mm512_dpwssd_epi32(a, h2, f[4]);
+                _mm512_mask_storeu_epi32(out.add(i * c), k, a);
+                if S == 1 {
+                    (v0, v1, h0, h1) = (v1, v2, h1, h2);
+                } else if i + 1 < pixels {
+                    (v0, v1, h0) = (v2, tap_pair(top.add((j + 3) * col), row, k), h2);
+                }
+            }
+        }
+        ch += lanes;
     }
 }
 
@@ -327,7 +466,8 @@ pub fn depthwise_conv2d(
         output,
         channels::Micro {
             row: |src, span, taps, filter, c, acc| unsafe {
-                depthwise_row(src, span, taps, filter, c, acc)
+                let window = (k.window.kernel_h, k.window.kernel_w);
+                depthwise_row(src, span, taps, window, filter, &k.filter_pairs, c, acc)
             },
             epilogue: |acc, stride, out, pixels| unsafe {
                 epilogue!(k).rows512(acc, stride, out, pixels)
