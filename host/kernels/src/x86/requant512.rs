@@ -37,10 +37,15 @@ struct Lanes {
     m: (__m512i, __m512i),
     /// Double rounding: the left shift, per 32-bit lane.
     left: __m512i,
-    /// Per 64-bit lane, even then odd: the value added before the final
-    /// shift, and the shift.
+    /// Single rounding, per 64-bit lane, even then odd: the value added
+    /// before the final shift, and the shift.
     add: (__m512i, __m512i),
     shift: (__m512i, __m512i),
+    /// Double rounding, per 32-bit lane: the right shift `r`, `2^r − 1`
+    /// and half of that.
+    right: __m512i,
+    mask: __m512i,
+    half: __m512i,
 }
 
 impl Lanes {
@@ -57,22 +62,32 @@ impl Lanes {
             left: _mm512_setzero_si512(),
             add: (nudge(te), nudge(to)),
             shift: (te, to),
+            right: _mm512_setzero_si512(),
+            mask: _mm512_setzero_si512(),
+            half: _mm512_setzero_si512(),
         }
     }
 
-    /// Double rounding, `RoundingDivideByPOT(SaturatingRoundingDoublingHighMul(x·2^l, m), r)`,
-    /// as two steps per 64-bit lane (see [`Lanes::double_lane`]).
+    /// Double rounding, `RoundingDivideByPOT(SaturatingRoundingDoublingHighMul(x·2^l, m), r)`:
+    /// the high half in 64-bit lanes, the division in 32-bit ones (see
+    /// [`Lanes::apply`]).
     #[inline]
     #[target_feature(enable = "avx512f")]
     fn double(m: __m512i, s: __m512i) -> Lanes {
         let zero = _mm512_setzero_si512();
-        let one = _mm512_set1_epi64(1);
-        let (re, ro) = split(_mm512_max_epi32(_mm512_sub_epi32(zero, s), zero));
+        let right = _mm512_max_epi32(_mm512_sub_epi32(zero, s), zero);
+        let mask = _mm512_sub_epi32(
+            _mm512_sllv_epi32(_mm512_set1_epi32(1), right),
+            _mm512_set1_epi32(1),
+        );
         Lanes {
             m: (m, _mm512_srli_epi64::<32>(m)),
             left: _mm512_max_epi32(s, zero),
-            add: (_mm512_sllv_epi64(one, re), _mm512_sllv_epi64(one, ro)),
-            shift: (_mm512_add_epi64(re, one), _mm512_add_epi64(ro, one)),
+            add: (zero, zero),
+            shift: (zero, zero),
+            right,
+            mask,
+            half: _mm512_srli_epi32::<1>(mask),
         }
     }
 
@@ -87,6 +102,9 @@ impl Lanes {
             left: zero,
             add: (zero, zero),
             shift: (zero, zero),
+            right: zero,
+            mask: zero,
+            half: zero,
         }
     }
 
@@ -111,20 +129,29 @@ impl Lanes {
         _mm512_srav_epi64(_mm512_add_epi64(p, add), shift)
     }
 
-    /// One 64-bit lane of double rounding, from the product `p`.
+    /// Double rounding's two steps, from the products of the even lanes
+    /// `pe` and of the odd ones `po`.
     ///
     /// gemmlowp's doubling high half adds 2^30 (p ≥ 0) or 1 − 2^30 and
     /// divides by 2^31 truncating toward zero; for either sign that is
-    /// exactly `h = (p + 2^30) >> 31` with a flooring shift. Rounding `h`
-    /// by 2^r half away from zero is `(h + 2^(r−1) − [h < 0]) >> r` for
-    /// r > 0 and `h` for r = 0; doubling first covers both without a branch:
-    /// `(2h + 2^r + (h >> 63)) >> (r + 1)`, and in 64 bits nothing overflows.
+    /// exactly `h = (p + 2^30) >> 31` with a flooring shift, and `h` fits 32
+    /// bits (m ≥ 0), so only bits 31..63 of each sum are needed: a shift
+    /// right for the even lanes, left for the odd, one blend. The division
+    /// by 2^r then runs on sixteen 32-bit lanes at once, as gemmlowp
+    /// writes it: `(h >> r) + [h mod 2^r > (2^r − 1) / 2 + [h < 0]]`.
     #[inline]
     #[target_feature(enable = "avx512f")]
-    fn double_lane(p: __m512i, add: __m512i, shift: __m512i) -> __m512i {
-        let h = _mm512_srai_epi64::<31>(_mm512_add_epi64(p, _mm512_set1_epi64(1 << 30)));
-        let v = _mm512_add_epi64(_mm512_add_epi64(h, h), add);
-        _mm512_srav_epi64(_mm512_add_epi64(v, _mm512_srai_epi64::<63>(h)), shift)
+    fn double_lanes(&self, pe: __m512i, po: __m512i) -> __m512i {
+        let nudge = _mm512_set1_epi64(1 << 30);
+        let h = _mm512_mask_blend_epi32(
+            0xAAAA,
+            _mm512_srli_epi64::<31>(_mm512_add_epi64(pe, nudge)),
+            _mm512_slli_epi64::<1>(_mm512_add_epi64(po, nudge)),
+        );
+        let q = _mm512_srav_epi32(h, self.right);
+        let threshold = _mm512_add_epi32(self.half, _mm512_srli_epi32::<31>(h));
+        let up = _mm512_cmpgt_epi32_mask(_mm512_and_si512(h, self.mask), threshold);
+        _mm512_mask_sub_epi32(q, up, q, _mm512_set1_epi32(-1))
     }
 
     /// The requantized lanes of `x`; `DOUBLE` picks the rounding, so each
@@ -143,10 +170,7 @@ impl Lanes {
             let pe = _mm512_mul_epi32(x, self.m.0);
             let po = _mm512_mul_epi32(_mm512_srli_epi64::<32>(x), self.m.1);
             if DOUBLE {
-                join(
-                    Lanes::double_lane(pe, self.add.0, self.shift.0),
-                    Lanes::double_lane(po, self.add.1, self.shift.1),
-                )
+                self.double_lanes(pe, po)
             } else {
                 join(
                     Lanes::single_lane(pe, self.add.0, self.shift.0),
