@@ -155,14 +155,15 @@ impl Lanes {
     }
 
     /// The requantized lanes of `x`; `DOUBLE` picks the rounding, so each
-    /// loop is compiled for one.
+    /// loop is compiled for one, and `LEFT` says whether any lane shifts
+    /// left (multipliers above one), which most layers' never do.
     #[inline]
     #[target_feature(enable = "avx512f")]
     fn apply<const DOUBLE: bool, const LEFT: bool>(&self, x: __m512i) -> __m512i {
         {
             // The only saturating case of the high half (a = m = i32::MIN)
             // cannot occur: m ≥ 0. The left shift wraps, as in the reference.
-            let x = if DOUBLE {
+            let x = if DOUBLE && LEFT {
                 _mm512_sllv_epi32(x, self.left)
             } else {
                 x
