@@ -272,7 +272,8 @@ fn tap_pairs(filter: &[i8], c: usize, kh: usize, kw: usize) -> Vec<i16> {
 }
 
 /// The most scratch a depthwise conv's runs take on any kernel set: the
-/// accumulators of one output row across its channels, and the input
+/// accumulators of one output row across its channels (of the column, for
+/// an output one pixel wide), and the input
 /// (with its channels repeated by a multiplier above 1) padded.
 fn scratch_bound(
     input: Shape4,
@@ -280,7 +281,8 @@ fn scratch_bound(
     window: &Window,
     depth_multiplier: usize,
 ) -> Result<usize, KernelError> {
-    let acc = output.w.saturating_mul(output.c);
+    let pixels = if output.w == 1 { output.h } else { output.w };
+    let acc = pixels.saturating_mul(output.c);
     let widened = Shape4 {
         c: output.c,
         ..input

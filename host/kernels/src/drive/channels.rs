@@ -157,6 +157,24 @@ where
                 .push((t, (ky * w.dilation_h * pw + kx * w.dilation_w) * c));
         }
     }
+    // An output one pixel wide (streaming WW's time columns) runs down the
+    // column as one span: one call per image where a row each spent more
+    // on the calls and the per-row requantization set-up than on the taps.
+    if os.w == 1 {
+        scratch.acc.resize(os.h * c, 0);
+        let (taps, acc) = (&scratch.taps, &mut scratch.acc);
+        for b in 0..os.n {
+            let span = Span {
+                corner: b * ph * pw * c,
+                step: w.stride_h * pw * c,
+                pixels: os.h,
+            };
+            (m.row)(src, span, taps, &k.filter_i32, c, acc);
+            let first = os.offset(b, 0, 0, 0);
+            (m.epilogue)(acc, c, &mut output[first..first + os.h * c], os.h);
+        }
+        return Ok(());
+    }
     scratch.acc.resize(os.w * c, 0);
     let (taps, acc) = (&scratch.taps, &mut scratch.acc);
     for b in 0..os.n {
