@@ -189,7 +189,7 @@ unsafe fn tap_pair(base: *const i8, (o0, o1): (usize, usize)) -> __m256i {
 /// [`pair_taps`](crate::depthwise::pair_taps) order, pair `p` being taps
 /// `2p` and `2p + 1`, an odd last tap paired with itself (under a zero
 /// filter).
-fn pair_offset(taps: &Taps, p: usize) -> (usize, usize) {
+pub(crate) fn pair_offset(taps: &Taps, p: usize) -> (usize, usize) {
     let last = taps.len().saturating_sub(1);
     (
         taps.get(2 * p).map_or(0, |t| t.1),
@@ -198,7 +198,7 @@ fn pair_offset(taps: &Taps, p: usize) -> (usize, usize) {
 }
 
 /// [`pair_offset`] for the first `P` pairs.
-fn pair_offsets<const P: usize>(taps: &Taps) -> [(usize, usize); P] {
+pub(crate) fn pair_offsets<const P: usize>(taps: &Taps) -> [(usize, usize); P] {
     let mut offs = [(0, 0); P];
     for (p, o) in offs.iter_mut().enumerate() {
         *o = pair_offset(taps, p);
