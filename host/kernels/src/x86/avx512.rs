@@ -300,11 +300,24 @@ fn depthwise_row(
                 }
                 return;
             }
-            match taps.len().div_ceil(2) {
-                2 => depthwise_pairs_n::<2>(src, span, avx2::pair_offsets(taps), pairs, c, acc),
-                3 => depthwise_pairs_n::<3>(src, span, avx2::pair_offsets(taps), pairs, c, acc),
-                5 => depthwise_pairs_n::<5>(src, span, avx2::pair_offsets(taps), pairs, c, acc),
-                _ => depthwise_pairs(src, span, taps, pairs, c, acc),
+            // Other windows in chunks of up to eight pairs (a 4×4 window),
+            // each chunk's filters in registers, later chunks adding to the
+            // sums.
+            let np = taps.len().div_ceil(2);
+            let mut first = 0;
+            while first < np {
+                let n = (np - first).min(8);
+                match n {
+                    1 => depthwise_pairs::<1>(src, span, taps, first, pairs, c, acc),
+                    2 => depthwise_pairs::<2>(src, span, taps, first, pairs, c, acc),
+                    3 => depthwise_pairs::<3>(src, span, taps, first, pairs, c, acc),
+                    4 => depthwise_pairs::<4>(src, span, taps, first, pairs, c, acc),
+                    5 => depthwise_pairs::<5>(src, span, taps, first, pairs, c, acc),
+                    6 => depthwise_pairs::<6>(src, span, taps, first, pairs, c, acc),
+                    7 => depthwise_pairs::<7>(src, span, taps, first, pairs, c, acc),
+                    _ => depthwise_pairs::<8>(src, span, taps, first, pairs, c, acc),
+                }
+                first += n;
             }
         }
     }
@@ -365,9 +378,10 @@ unsafe fn depthwise_3x3<const S: usize>(
         };
         // SAFETY: as the caller promises, for the channels of `k` and `k2`.
         unsafe {
-            let f: [__m512i; 5] = std::array::from_fn(|p| {
-                _mm512_maskz_loadu_epi16(k2, pairs.as_ptr().add((p * c + ch) * 2))
-            });
+            let mut f = [_mm512_setzero_si512(); 5];
+            for (p, f) in f.iter_mut().enumerate() {
+                *f = _mm512_maskz_loadu_epi16(k2, pairs.as_ptr().add((p * c + ch) * 2));
+            }
             let top = src.as_ptr().add(corner + ch);
             let low = top.add(2 * row);
             let out = acc.as_mut_ptr().add(ch);
@@ -400,89 +414,28 @@ unsafe fn depthwise_3x3<const S: usize>(
     }
 }
 
-/// Any window over the whole span, sixteen channels a vector: taps in
-/// pairs (an odd last one with itself, under a zero filter), two per
-/// `vpdpwssd`, four pixels a pass sharing each filter pair's load.
+/// Pairs `from..from + NP` of any window over the whole span, sixteen
+/// channels a vector: taps in pairs (an odd last one with itself, under a
+/// zero filter), two per `vpdpwssd`, the pairs' filters held in registers
+/// and four pixels a pass. The first chunk of pairs (`from == 0`) writes
+/// the sums, later ones add to them.
 ///
 /// # Safety
 /// The CPU must support AVX-512 F, BW, VL and VNNI, the bounds
-/// `depthwise_row` checks must hold, and `pairs` must hold the window's
-/// filter pairs of `c` channels.
+/// `depthwise_row` checks must hold, `from + NP` must not pass the
+/// window's pairs, and `pairs` must hold them for `c` channels.
 #[inline(never)]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
-unsafe fn depthwise_pairs(
+unsafe fn depthwise_pairs<const NP: usize>(
     src: &[i8],
     span: Span,
     taps: &[(usize, usize)],
+    from: usize,
     pairs: &[i16],
     c: usize,
     acc: &mut [i32],
 ) {
-    const PIX: usize = 4;
-    let np = taps.len().div_ceil(2);
-    let mut ch = 0;
-    while ch < c {
-        let lanes = (c - ch).min(16);
-        let k: __mmask16 = if lanes == 16 { !0 } else { (1u16 << lanes) - 1 };
-        let k2: __mmask32 = if lanes == 16 {
-            !0
-        } else {
-            (1u32 << (2 * lanes)) - 1
-        };
-        // SAFETY: as the caller promises, for the channels of `k` and `k2`.
-        unsafe {
-            let first = src.as_ptr().add(span.corner + ch);
-            let out = acc.as_mut_ptr().add(ch);
-            let filter =
-                |p: usize| _mm512_maskz_loadu_epi16(k2, pairs.as_ptr().add((p * c + ch) * 2));
-            let mut i = 0;
-            while i + PIX <= span.pixels {
-                let b: [*const i8; PIX] = std::array::from_fn(|q| first.add((i + q) * span.step));
-                let mut a = [_mm512_setzero_si512(); PIX];
-                for p in 0..np {
-                    let (f, o) = (filter(p), avx2::pair_offset(taps, p));
-                    for q in 0..PIX {
-                        a[q] = _mm512_dpwssd_epi32(a[q], tap_pair(b[q], o, k), f);
-                    }
-                }
-                for (q, &a) in a.iter().enumerate() {
-                    _mm512_mask_storeu_epi32(out.add((i + q) * c), k, a);
-                }
-                i += PIX;
-            }
-            while i < span.pixels {
-                let b = first.add(i * span.step);
-                let mut a = _mm512_setzero_si512();
-                for p in 0..np {
-                    a = _mm512_dpwssd_epi32(
-                        a,
-                        tap_pair(b, avx2::pair_offset(taps, p), k),
-                        filter(p),
-                    );
-                }
-                _mm512_mask_storeu_epi32(out.add(i * c), k, a);
-                i += 1;
-            }
-        }
-        ch += lanes;
-    }
-}
-
-/// [`depthwise_pairs`] for a window of `NP` pairs at `offs`, their
-/// filter vectors loaded once per block of channels and held in registers.
-///
-/// # Safety
-/// As for [`depthwise_pairs`], with `offs` the window's pair offsets.
-#[inline(never)]
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
-unsafe fn depthwise_pairs_n<const NP: usize>(
-    src: &[i8],
-    span: Span,
-    offs: [(usize, usize); NP],
-    pairs: &[i16],
-    c: usize,
-    acc: &mut [i32],
-) {
+    let offs: [(usize, usize); NP] = std::array::from_fn(|p| avx2::pair_offset(taps, from + p));
     const PIX: usize = 4;
     let mut ch = 0;
     while ch < c {
@@ -497,14 +450,21 @@ unsafe fn depthwise_pairs_n<const NP: usize>(
         unsafe {
             let mut f = [_mm512_setzero_si512(); NP];
             for (p, f) in f.iter_mut().enumerate() {
-                *f = _mm512_maskz_loadu_epi16(k2, pairs.as_ptr().add((p * c + ch) * 2));
+                *f = _mm512_maskz_loadu_epi16(k2, pairs.as_ptr().add(((from + p) * c + ch) * 2));
             }
             let first = src.as_ptr().add(span.corner + ch);
             let out = acc.as_mut_ptr().add(ch);
             let mut i = 0;
             while i + PIX <= span.pixels {
                 let b: [*const i8; PIX] = std::array::from_fn(|q| first.add((i + q) * span.step));
+                // Not closures: they lack the target features, and a vector
+                // they return goes through memory.
                 let mut a = [_mm512_setzero_si512(); PIX];
+                if from > 0 {
+                    for (q, a) in a.iter_mut().enumerate() {
+                        *a = _mm512_maskz_loadu_epi32(k, out.add((i + q) * c));
+                    }
+                }
                 for p in 0..NP {
                     for q in 0..PIX {
                         a[q] = _mm512_dpwssd_epi32(a[q], tap_pair(b[q], offs[p], k), f[p]);
@@ -518,6 +478,9 @@ unsafe fn depthwise_pairs_n<const NP: usize>(
             while i < span.pixels {
                 let b = first.add(i * span.step);
                 let mut a = _mm512_setzero_si512();
+                if from > 0 {
+                    a = _mm512_maskz_loadu_epi32(k, out.add(i * c));
+                }
                 for p in 0..NP {
                     a = _mm512_dpwssd_epi32(a, tap_pair(b, offs[p], k), f[p]);
                 }
