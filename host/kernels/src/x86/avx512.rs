@@ -342,6 +342,40 @@ unsafe fn tap_pair(base: *const i8, (o0, o1): (usize, usize), k: __mmask16) -> _
     }
 }
 
+/// The lanes of the block of up to sixteen channels from `ch` on, and
+/// their masks as i32 lanes and as interleaved i16 pairs.
+fn block_masks(c: usize, ch: usize) -> (usize, __mmask16, __mmask32) {
+    let lanes = (c - ch).min(16);
+    if lanes == 16 {
+        (16, !0, !0)
+    } else {
+        (lanes, (1u16 << lanes) - 1, (1u32 << (2 * lanes)) - 1)
+    }
+}
+
+/// Filter pairs `from..from + NP` of the channel block at `ch` (lanes
+/// `k2`), as `vpdpwssd` multiplies them.
+///
+/// # Safety
+/// The CPU must support AVX-512 F and BW, and `pairs` must hold those
+/// pairs' lanes of `c` channels.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw")]
+unsafe fn filter_pairs<const NP: usize>(
+    pairs: &[i16],
+    from: usize,
+    c: usize,
+    ch: usize,
+    k2: __mmask32,
+) -> [__m512i; NP] {
+    let mut f = [_mm512_setzero_si512(); NP];
+    for (p, f) in f.iter_mut().enumerate() {
+        // SAFETY: as the caller promises.
+        *f = unsafe { _mm512_maskz_loadu_epi16(k2, pairs.as_ptr().add(((from + p) * c + ch) * 2)) };
+    }
+    f
+}
+
 /// The AVX2 set's sliding 3×3 window at sixteen channels a vector, the
 /// pair products summed into the accumulator by one `vpdpwssd` (no
 /// saturation: two i8 products fit i32). The first two rows pair
@@ -369,19 +403,10 @@ unsafe fn depthwise_3x3<const S: usize>(
     let (col, row) = (s.col, s.row);
     let mut ch = 0;
     while ch < c {
-        let lanes = (c - ch).min(16);
-        let k: __mmask16 = if lanes == 16 { !0 } else { (1u16 << lanes) - 1 };
-        let k2: __mmask32 = if lanes == 16 {
-            !0
-        } else {
-            (1u32 << (2 * lanes)) - 1
-        };
+        let (lanes, k, k2) = block_masks(c, ch);
         // SAFETY: as the caller promises, for the channels of `k` and `k2`.
         unsafe {
-            let mut f = [_mm512_setzero_si512(); 5];
-            for (p, f) in f.iter_mut().enumerate() {
-                *f = _mm512_maskz_loadu_epi16(k2, pairs.as_ptr().add((p * c + ch) * 2));
-            }
+            let f = filter_pairs::<5>(pairs, 0, c, ch, k2);
             let top = src.as_ptr().add(corner + ch);
             let low = top.add(2 * row);
             let out = acc.as_mut_ptr().add(ch);
@@ -439,19 +464,10 @@ unsafe fn depthwise_pairs<const NP: usize>(
     const PIX: usize = 4;
     let mut ch = 0;
     while ch < c {
-        let lanes = (c - ch).min(16);
-        let k: __mmask16 = if lanes == 16 { !0 } else { (1u16 << lanes) - 1 };
-        let k2: __mmask32 = if lanes == 16 {
-            !0
-        } else {
-            (1u32 << (2 * lanes)) - 1
-        };
+        let (lanes, k, k2) = block_masks(c, ch);
         // SAFETY: as the caller promises, for the channels of `k` and `k2`.
         unsafe {
-            let mut f = [_mm512_setzero_si512(); NP];
-            for (p, f) in f.iter_mut().enumerate() {
-                *f = _mm512_maskz_loadu_epi16(k2, pairs.as_ptr().add(((from + p) * c + ch) * 2));
-            }
+            let f = filter_pairs::<NP>(pairs, from, c, ch, k2);
             let first = src.as_ptr().add(span.corner + ch);
             let out = acc.as_mut_ptr().add(ch);
             let mut i = 0;
