@@ -267,15 +267,7 @@ fn depthwise_row(
     assert!(pairs.len() >= np * 2 * c);
     let whole = c - c % 8;
     // The pixels that slide, then the rest (at most the last) by the block.
-    let (slide, slid) = match Slide::of(src, span, taps, (kh, kw), c) {
-        Some((s, n)) => (Some(s), n),
-        None => (None, 0),
-    };
-    let rest = Span {
-        corner: span.corner + slid * span.step,
-        pixels: span.pixels - slid,
-        ..span
-    };
+    let (slide, slid, rest) = Slide::split(src, span, taps, (kh, kw), c);
     let (acc_slid, acc_rest) = acc.split_at_mut(slid * c);
     // SAFETY: `span.check` bounds every pixel's taps over its `c` channels
     // and the accumulators; the blocks read channels below `whole <= c`,
@@ -444,6 +436,28 @@ impl Slide {
         let fits = last + 2 * row + 3 * col + c <= src.len();
         let n = if fits { span.pixels } else { span.pixels - 1 };
         (n > 0).then_some((Slide { stride, col, row }, n))
+    }
+
+    /// [`Slide::of`] as the row kernels use it: the sliding geometry if
+    /// any, how many of the span's first pixels slide, and the span of the
+    /// pixels after them.
+    pub(crate) fn split(
+        src: &[i8],
+        span: Span,
+        taps: &Taps,
+        window: (usize, usize),
+        c: usize,
+    ) -> (Option<Slide>, usize, Span) {
+        let (slide, slid) = match Slide::of(src, span, taps, window, c) {
+            Some((s, n)) => (Some(s), n),
+            None => (None, 0),
+        };
+        let rest = Span {
+            corner: span.corner + slid * span.step,
+            pixels: span.pixels - slid,
+            ..span
+        };
+        (slide, slid, rest)
     }
 }
 

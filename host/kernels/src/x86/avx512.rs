@@ -249,15 +249,7 @@ fn depthwise_row(
 ) {
     span.check(src, taps, filter, c, acc);
     assert!(pairs.len() >= taps.len().div_ceil(2) * 2 * c);
-    let (slide, slid) = match Slide::of(src, span, taps, window, c) {
-        Some((s, n)) => (Some(s), n),
-        None => (None, 0),
-    };
-    let span = Span {
-        corner: span.corner + slid * span.step,
-        pixels: span.pixels - slid,
-        ..span
-    };
+    let (slide, slid, rest) = Slide::split(src, span, taps, window, c);
     let (acc_slid, acc) = acc.split_at_mut(slid * c);
     // SAFETY: `span.check` above bounds every pixel's taps and the
     // accumulators, which is all the block kernels touch; `Slide::of`
@@ -265,27 +257,13 @@ fn depthwise_row(
     // the filter pairs' length is asserted above.
     unsafe {
         match slide {
-            Some(s) if s.stride == 1 => depthwise_3x3::<1>(
-                src,
-                span.corner - slid * span.step,
-                s,
-                slid,
-                pairs,
-                c,
-                acc_slid,
-            ),
-            Some(s) => depthwise_3x3::<2>(
-                src,
-                span.corner - slid * span.step,
-                s,
-                slid,
-                pairs,
-                c,
-                acc_slid,
-            ),
+            Some(s) if s.stride == 1 => {
+                depthwise_3x3::<1>(src, span.corner, s, slid, pairs, c, acc_slid)
+            }
+            Some(s) => depthwise_3x3::<2>(src, span.corner, s, slid, pairs, c, acc_slid),
             None => {}
         }
-        if span.pixels > 0 {
+        if rest.pixels > 0 {
             // The common windows keep their filters in registers. A 3×3
             // window's pixels that do not slide (the last of a row) ran
             // faster as nine 32-bit products than as pairs (KWS 44 against
@@ -293,9 +271,8 @@ fn depthwise_row(
             if let Ok(nine) = <&[(usize, usize); 9]>::try_from(taps) {
                 let mut ch = 0;
                 while ch < c {
-                    let lanes = (c - ch).min(16);
-                    let k: __mmask16 = if lanes == 16 { !0 } else { (1u16 << lanes) - 1 };
-                    depthwise_block::<9>(src, span, nine, filter, c, ch, k, acc);
+                    let (lanes, k, _) = block_masks(c, ch);
+                    depthwise_block::<9>(src, rest, nine, filter, c, ch, k, acc);
                     ch += lanes;
                 }
                 return;
@@ -308,14 +285,14 @@ fn depthwise_row(
             while first < np {
                 let n = (np - first).min(8);
                 match n {
-                    1 => depthwise_pairs::<1>(src, span, taps, first, pairs, c, acc),
-                    2 => depthwise_pairs::<2>(src, span, taps, first, pairs, c, acc),
-                    3 => depthwise_pairs::<3>(src, span, taps, first, pairs, c, acc),
-                    4 => depthwise_pairs::<4>(src, span, taps, first, pairs, c, acc),
-                    5 => depthwise_pairs::<5>(src, span, taps, first, pairs, c, acc),
-                    6 => depthwise_pairs::<6>(src, span, taps, first, pairs, c, acc),
-                    7 => depthwise_pairs::<7>(src, span, taps, first, pairs, c, acc),
-                    _ => depthwise_pairs::<8>(src, span, taps, first, pairs, c, acc),
+                    1 => depthwise_pairs::<1>(src, rest, taps, first, pairs, c, acc),
+                    2 => depthwise_pairs::<2>(src, rest, taps, first, pairs, c, acc),
+                    3 => depthwise_pairs::<3>(src, rest, taps, first, pairs, c, acc),
+                    4 => depthwise_pairs::<4>(src, rest, taps, first, pairs, c, acc),
+                    5 => depthwise_pairs::<5>(src, rest, taps, first, pairs, c, acc),
+                    6 => depthwise_pairs::<6>(src, rest, taps, first, pairs, c, acc),
+                    7 => depthwise_pairs::<7>(src, rest, taps, first, pairs, c, acc),
+                    _ => depthwise_pairs::<8>(src, rest, taps, first, pairs, c, acc),
                 }
                 first += n;
             }
