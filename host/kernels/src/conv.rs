@@ -81,9 +81,9 @@ pub struct Scratch {
     pub(crate) expanded: Vec<i8>,
 }
 
-/// Most pixels (or rows) any kernel set's GEMM runs per weight load; the
-/// AVX-512 and NEON dot sets take four.
-pub(crate) const MAX_PIXELS: usize = 8;
+/// Most pixels (or rows) any kernel set's GEMM runs per weight load: the
+/// AMX set's tiles take sixteen.
+pub(crate) const MAX_PIXELS: usize = 16;
 
 impl Scratch {
     /// Bytes the buffers hold now.

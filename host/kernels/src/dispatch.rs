@@ -2,7 +2,7 @@
 //!
 //! The runtime asks for [`from_env`] when it builds its engine; prepared
 //! operators then call through the table, so a run never re-checks the CPU.
-//! `GATEHOUSE_KERNELS=scalar|avx2|avx512|neon|neon-dot` forces a path, which is how
+//! `GATEHOUSE_KERNELS=scalar|avx2|avx512|amx|neon|neon-dot` forces a path, which is how
 //! tests pin each one.
 
 use crate::add::{Add, add_scalar};
@@ -21,7 +21,7 @@ type Unary<K> = fn(&K, &[i8], &mut [i8]) -> Result<(), KernelError>;
 
 /// Every kernel for one instruction set.
 pub struct KernelSet {
-    /// `scalar`, `avx2`, `avx512`, `neon` or `neon-dot`.
+    /// `scalar`, `avx2`, `avx512`, `amx`, `neon` or `neon-dot`.
     pub name: &'static str,
     /// Whether this CPU can run the set.
     pub supported: fn() -> bool,
@@ -93,6 +93,23 @@ pub static AVX512: KernelSet = KernelSet {
     softmax: softmax_scalar,
 };
 
+/// x86-64 with AMX-INT8: `tdpbusd` tiles for conv and fully connected,
+/// the rest AVX-512's.
+#[cfg(target_arch = "x86_64")]
+pub static AMX: KernelSet = KernelSet {
+    name: "amx",
+    supported: crate::x86::amx::supported,
+    layout: WeightLayout::I8Rows,
+    add_table: true,
+    conv2d: crate::x86::amx::conv2d,
+    depthwise_conv2d: crate::x86::avx512::depthwise_conv2d,
+    fully_connected: crate::x86::amx::fully_connected,
+    average_pool2d: crate::pooling::average_pool2d,
+    max_pool2d: crate::pooling::max_pool2d,
+    add: crate::x86::avx512::add,
+    softmax: softmax_scalar,
+};
+
 /// aarch64 NEON: `smlal` conv and fully connected over i16 rows, vector
 /// depthwise and requantization.
 #[cfg(target_arch = "aarch64")]
@@ -129,7 +146,7 @@ pub static NEON_DOT: KernelSet = KernelSet {
 /// Every set compiled into this build, best first.
 pub fn all() -> &'static [&'static KernelSet] {
     #[cfg(target_arch = "x86_64")]
-    static ALL: [&KernelSet; 3] = [&AVX512, &AVX2, &SCALAR];
+    static ALL: [&KernelSet; 4] = [&AMX, &AVX512, &AVX2, &SCALAR];
     #[cfg(target_arch = "aarch64")]
     static ALL: [&KernelSet; 3] = [&NEON_DOT, &NEON, &SCALAR];
     #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]

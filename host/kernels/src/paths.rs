@@ -254,6 +254,18 @@ proptest! {
         check_conv(g, oc, seed, zp, wzp, ozp, rounding, 0)?;
     }
 
+    /// Rows of output pixels as wide as a matrix tile or wider, and deep
+    /// windows: the AMX set loads sixteen patches at one stride as a tile,
+    /// 64 bytes of each run at a time and then the run's tail, for up to
+    /// four blocks of channels at once (five blocks from 65 channels on);
+    /// patches that straddle rows it copies side by side up to 1024 bytes
+    /// deep (3·3·113 is deeper).
+    #[test]
+    fn tile_wide_conv2d_paths_match_the_reference(n in 1usize..=2, h in 1usize..=4, w in prop_oneof![Just(16usize), Just(32), 1usize..=40], ic in 1usize..=130, kh in 1usize..=3, kw in 1usize..=3, sh in 1usize..=2, sw in 1usize..=2, oc in 1usize..=72, seed in any::<u64>(), zp in -128i32..=127, wzp in weight_zero_points(), ozp in -128i32..=127, rounding in crate::quant::checks::roundings(), same in any::<bool>()) {
+        let g = Geo { n, h, w: w * sw, ic, kh, kw, sh, sw, dh: 1, dw: 1, same };
+        check_conv(g, oc, seed, zp, wzp, ozp, rounding, 0)?;
+    }
+
     #[test]
     fn depthwise_paths_match_the_reference(g in geo(), mult in 1usize..=2, seed in any::<u64>(), zp in -128i32..=127, ozp in -128i32..=127, rounding in crate::quant::checks::roundings()) {
         check_depthwise(g, mult, seed, zp, ozp, rounding)?;
@@ -332,9 +344,10 @@ proptest! {
     /// Weights of zero point 0 (every int8 model: symmetric weights) take
     /// the i8 block GEMM; half the cases have them. A layer runs `extra`
     /// rows beyond those it was prepared for, as a batched plan runs it,
-    /// so groups of rows sharing weight loads meet every remainder.
+    /// so groups of rows sharing weight loads (sixteen for AMX tiles) meet
+    /// every remainder.
     #[test]
-    fn fully_connected_paths_match_the_reference(batches in 1usize..=5, extra in 0usize..=11, depth in 1usize..=300, units in 1usize..=90, seed in any::<u64>(), zp in -128i32..=127, wzp in prop_oneof![Just(0i32), -20i32..=20], per_channel in any::<bool>(), rounding in crate::quant::checks::roundings()) {
+    fn fully_connected_paths_match_the_reference(batches in 1usize..=5, extra in 0usize..=40, depth in 1usize..=300, units in 1usize..=90, seed in any::<u64>(), zp in -128i32..=127, wzp in prop_oneof![Just(0i32), -20i32..=20], per_channel in any::<bool>(), rounding in crate::quant::checks::roundings()) {
         let spec = FullyConnectedSpec {
             batches,
             depth,
@@ -479,6 +492,14 @@ fn this_machine_tests_more_than_the_reference_when_it_can() {
     #[cfg(target_arch = "x86_64")]
     if std::is_x86_feature_detected!("avx512vnni") {
         assert!(names.contains(&"avx512"), "{names:?}");
+    }
+    // AMX needs the kernel's leave too, which Linux gives since 5.16.
+    #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+    if std::is_x86_feature_detected!("avx512vnni") && {
+        let leaf = std::arch::x86_64::__cpuid_count(7, 0);
+        (leaf.edx >> 24) & 3 == 3
+    } {
+        assert!(names.contains(&"amx"), "{names:?}");
     }
     #[cfg(target_arch = "aarch64")]
     assert!(names.contains(&"neon"), "{names:?}");

@@ -29,7 +29,7 @@ pub fn supported() -> bool {
 
 /// `u = x + 128` as a byte: flipping the sign bit.
 #[inline(always)]
-fn to_u8(src: &[i8], dst: &mut [u8]) {
+pub(crate) fn to_u8(src: &[i8], dst: &mut [u8]) {
     for (d, &s) in dst.iter_mut().zip(src) {
         *d = (s as u8) ^ 0x80;
     }
@@ -43,7 +43,7 @@ fn to_u8(src: &[i8], dst: &mut [u8]) {
 /// `vpdpbusd`, and sixteen independent chains hide its latency, where one
 /// block gave four chains and a load per product.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
-fn gemm<const P: usize>(
+pub(crate) fn gemm<const P: usize>(
     cols: [&[u8]; P],
     runs: Runs,
     w: &PackedI8Rows,
@@ -125,7 +125,7 @@ unsafe fn gemm_blocks<const P: usize, const NB: usize>(
 /// four independent `vpdpbusd` chains hide its latency where one patch
 /// alone would wait on it.
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
-fn gemv(col: &[u8], runs: Runs, w: &PackedI8Rows, acc: &mut [i32]) {
+pub(crate) fn gemv(col: &[u8], runs: Runs, w: &PackedI8Rows, acc: &mut [i32]) {
     runs.check(&[col], w);
     assert!(w.data.len() >= w.blocks * w.k4 * I8_LANES);
     assert!(acc.len() >= w.blocks * 16);

@@ -4,6 +4,7 @@
 //! instead of faulting.
 
 pub mod add;
+pub mod amx;
 pub mod avx2;
 pub mod avx512;
 pub mod requant;
