@@ -323,7 +323,8 @@ impl Conv2d {
             0
         };
         let biases = if packed > 0 { 2 * oc } else { oc };
-        let per_channel = 4 * biases + std::mem::size_of::<Requant>() * oc + 8 * oc;
+        let per_channel =
+            4 * biases + std::mem::size_of::<Requant>() * oc + Multipliers::bytes_for(oc);
         oc.checked_mul(k)
             .and_then(|f| f.checked_add(packed))
             .and_then(|b| b.checked_add(per_channel))

@@ -182,7 +182,8 @@ impl FullyConnected {
         let packed =
             Packed::bytes_for(layout, units, depth, 1, weights_offset).ok_or_else(too_big)?;
         let biases = if packed > 0 { 2 * units } else { units };
-        let per_unit = 4 * biases + std::mem::size_of::<Requant>() * units + 8 * units;
+        let per_unit =
+            4 * biases + std::mem::size_of::<Requant>() * units + Multipliers::bytes_for(units);
         units
             .checked_mul(depth)
             .and_then(|w| w.checked_add(packed))

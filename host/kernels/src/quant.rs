@@ -263,19 +263,51 @@ impl Requant {
 pub struct Multipliers {
     pub(crate) multiplier: Vec<i32>,
     pub(crate) shift: Vec<i32>,
+    /// Double rounding as one 64-bit step (see [`Multipliers::DOUBLE_BLOCK`]),
+    /// per block of 16 channels.
+    pub(crate) double: Vec<i64>,
 }
 
 impl Multipliers {
+    /// Values of [`Multipliers::double`] per block of 16 channels: the
+    /// addend, the threshold and the shift, each for the eight even
+    /// channels of the block and then the eight odd ones.
+    ///
+    /// Without a left shift, gemmlowp's two roundings of `x·m` are one
+    /// flooring shift: the doubling high half is `h = (p + 2^30) >> 31`
+    /// (see `requant512`), and dividing by `2^r` rounding half away from
+    /// zero is `(h + 2^(r−1) − [h < 0]) >> r` for `r > 0`, so the result is
+    /// `(p + 2^30 + 2^(30+r) − 2^31·[p < −2^30]) >> (31 + r)`. The
+    /// threshold is `−2^30`, or `i64::MIN` (never below) when `r = 0`.
+    /// For `r ≤ 30` nothing overflows 64 bits: `|p| < 2^62`.
+    pub(crate) const DOUBLE_BLOCK: usize = 48;
+
     pub fn new(r: &[Requant]) -> Self {
+        let mut double = vec![0i64; r.len().div_ceil(16) * Self::DOUBLE_BLOCK];
+        for (c, q) in r.iter().enumerate() {
+            let right = (-q.shift).clamp(0, 30) as u32;
+            let lane = (c % 16) / 2 + 8 * (c % 2);
+            let at = c / 16 * Self::DOUBLE_BLOCK + lane;
+            let up = if right > 0 { 1i64 << (30 + right) } else { 0 };
+            double[at] = (1 << 30) + up;
+            double[at + 16] = if right > 0 { -(1 << 30) } else { i64::MIN };
+            double[at + 32] = 31 + right as i64;
+        }
         Multipliers {
             multiplier: r.iter().map(|q| q.multiplier).collect(),
             shift: r.iter().map(|q| q.shift).collect(),
+            double,
         }
     }
 
-    /// Bytes the two arrays hold.
+    /// Bytes the arrays hold.
     pub fn bytes(&self) -> usize {
-        4 * (self.multiplier.len() + self.shift.len())
+        Self::bytes_for(self.multiplier.len())
+    }
+
+    /// Bytes the arrays of `n` channels hold.
+    pub(crate) fn bytes_for(n: usize) -> usize {
+        8 * n + 8 * n.div_ceil(16) * Self::DOUBLE_BLOCK
     }
 }
 
@@ -435,11 +467,18 @@ pub(crate) mod checks {
         let rq = Requant::from_real(0.5 * 0.5f64.powi(k), rounding);
         let half = 1i32 << (k - 1);
         let x = 2 * (t * (1 << k) + if above { half } else { -half });
+        // Odd lanes one below: the doubling high half of `x − 1` is the
+        // same tie, reached from a product whose nudge lands exactly on a
+        // multiple of 2^31.
+        let xs: Vec<i32> = (0..20).map(|i| x - (i % 2)).collect();
         let m = Multipliers::new(&[rq; 20]);
         let mut got = [0i8; 20];
-        row(&[x; 20], &[0; 20], &m, rounding, 0, -128, 127, &mut got);
-        let want = rq.apply(x, rounding).clamp(-128, 127) as i8;
-        prop_assert_eq!(got, [want; 20]);
+        row(&xs, &[0; 20], &m, rounding, 0, -128, 127, &mut got);
+        let want: Vec<i8> = xs
+            .iter()
+            .map(|&x| rq.apply(x, rounding).clamp(-128, 127) as i8)
+            .collect();
+        prop_assert_eq!(&got[..], &want[..]);
         Ok(())
     }
 }

@@ -5,9 +5,9 @@
 
 use std::arch::x86_64::*;
 
-use crate::quant::Rounding;
+use crate::quant::{Multipliers, Rounding};
 #[cfg(test)]
-use crate::quant::{Multipliers, Requant};
+use crate::quant::Requant;
 use crate::x86::requant::Epilogue;
 
 /// Sign-extended 64-bit copies of the even and of the odd 32-bit lanes.
@@ -37,10 +37,14 @@ struct Lanes {
     m: (__m512i, __m512i),
     /// Double rounding: the left shift, per 32-bit lane.
     left: __m512i,
-    /// Single rounding, per 64-bit lane, even then odd: the value added
-    /// before the final shift, and the shift.
+    /// Single rounding, and double rounding in one step
+    /// ([`Multipliers::DOUBLE_BLOCK`]), per 64-bit lane, even then odd: the
+    /// value added before the final shift, and the shift.
     add: (__m512i, __m512i),
     shift: (__m512i, __m512i),
+    /// Double rounding in one step: the product below which the high half
+    /// is negative, even then odd.
+    below: (__m512i, __m512i),
     /// Double rounding, per 32-bit lane: the right shift `r`, `2^r − 1`
     /// and half of that.
     right: __m512i,
@@ -62,6 +66,7 @@ impl Lanes {
             left: _mm512_setzero_si512(),
             add: (nudge(te), nudge(to)),
             shift: (te, to),
+            below: (_mm512_setzero_si512(), _mm512_setzero_si512()),
             right: _mm512_setzero_si512(),
             mask: _mm512_setzero_si512(),
             half: _mm512_setzero_si512(),
@@ -85,10 +90,44 @@ impl Lanes {
             left: _mm512_max_epi32(s, zero),
             add: (zero, zero),
             shift: (zero, zero),
+            below: (zero, zero),
             right,
             mask,
             half: _mm512_srli_epi32::<1>(mask),
         }
+    }
+
+    /// Double rounding without a left shift, in one 64-bit step per lane,
+    /// from a block's constants `k` (addends, thresholds, shifts; even then
+    /// odd, as [`Multipliers::DOUBLE_BLOCK`] lays them out).
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn one_step(m: __m512i, k: [__m512i; 6]) -> Lanes {
+        let zero = _mm512_setzero_si512();
+        Lanes {
+            m: (m, _mm512_srli_epi64::<32>(m)),
+            left: zero,
+            add: (k[0], k[1]),
+            shift: (k[4], k[5]),
+            below: (k[2], k[3]),
+            right: zero,
+            mask: zero,
+            half: zero,
+        }
+    }
+
+    /// [`Lanes::one_step`]'s lanes of `x`: for each 64-bit product `p`,
+    /// `(p + add − 2^31·[p < below]) >> shift`, the low halves interleaved
+    /// back (lane 2i from the even products' lane i, 2i + 1 from the odd).
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn apply_one_step(&self, x: __m512i) -> __m512i {
+        let pe = _mm512_mul_epi32(x, self.m.0);
+        let po = _mm512_mul_epi32(_mm512_srli_epi64::<32>(x), self.m.1);
+        let even = one_step_lane(pe, self.add.0, self.below.0, self.shift.0);
+        let odd = one_step_lane(po, self.add.1, self.below.1, self.shift.1);
+        let pick = _mm512_setr_epi32(0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30);
+        _mm512_permutex2var_epi32(even, pick, odd)
     }
 
     /// onnxruntime's single-precision rounding: the scale's bits arrive
@@ -102,6 +141,7 @@ impl Lanes {
             left: zero,
             add: (zero, zero),
             shift: (zero, zero),
+            below: (zero, zero),
             right: zero,
             mask: zero,
             half: zero,
@@ -283,6 +323,9 @@ impl Epilogue<'_> {
 #[derive(Clone, Copy)]
 pub(crate) struct Block {
     lanes: Lanes,
+    /// Double rounding in one 64-bit step ([`Lanes::one_step`]): no lane
+    /// shifts left.
+    one_step: bool,
     bias: __m512i,
     mask: __mmask16,
     full: bool,
@@ -308,18 +351,34 @@ impl Epilogue<'_> {
         // SAFETY: the masked lanes lie below `c` (checked above).
         let ld = |p: *const i32| unsafe { _mm512_maskz_loadu_epi32(mask, p.add(first)) };
         let (vm, vs) = (ld(q.multiplier.as_ptr()), ld(q.shift.as_ptr()));
+        let left = _mm512_cmpgt_epi32_mask(vs, _mm512_setzero_si512()) != 0;
+        let at = first / 16 * Multipliers::DOUBLE_BLOCK;
+        let one_step = self.rounding == Rounding::Double
+            && !left
+            && first % 16 == 0
+            && q.double.len() >= at + Multipliers::DOUBLE_BLOCK;
         let l = match self.rounding {
             Rounding::Single => Lanes::single(vm, vs),
+            Rounding::Double if one_step => {
+                // SAFETY: the block's 48 values lie inside `q.double`
+                // (checked). A loop, not a closure: see `one_step_lane`.
+                let mut k = [_mm512_setzero_si512(); 6];
+                for (i, k) in k.iter_mut().enumerate() {
+                    *k = unsafe { _mm512_loadu_si512(q.double.as_ptr().add(at + 8 * i) as *const _) };
+                }
+                Lanes::one_step(vm, k)
+            }
             Rounding::Double => Lanes::double(vm, vs),
             Rounding::Nearest => Lanes::nearest(vm),
         };
         Block {
             lanes: l,
+            one_step,
             bias: ld(bias.as_ptr()),
             mask,
             full: lanes == 16,
             rounding: self.rounding,
-            left: _mm512_test_epi32_mask(l.left, l.left) != 0,
+            left,
             offset: _mm512_set1_epi32(self.offset),
             min: _mm512_set1_epi32(self.min),
             max: _mm512_set1_epi32(self.max),
@@ -348,11 +407,12 @@ impl Block {
     #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
     pub(crate) unsafe fn store(&self, acc: __m512i, dst: *mut i8) {
         let x = _mm512_add_epi32(acc, self.bias);
-        let r = match (self.rounding, self.left) {
-            (Rounding::Single, _) => self.lanes.apply::<false, false>(x),
-            (Rounding::Double, false) => self.lanes.apply::<true, false>(x),
-            (Rounding::Double, true) => self.lanes.apply::<true, true>(x),
-            (Rounding::Nearest, _) => self.lanes.apply_nearest(x),
+        let r = match (self.rounding, self.left, self.one_step) {
+            (Rounding::Double, false, true) => self.lanes.apply_one_step(x),
+            (Rounding::Single, _, _) => self.lanes.apply::<false, false>(x),
+            (Rounding::Double, false, false) => self.lanes.apply::<true, false>(x),
+            (Rounding::Double, true, _) => self.lanes.apply::<true, true>(x),
+            (Rounding::Nearest, _, _) => self.lanes.apply_nearest(x),
         };
         let y = _mm512_min_epi32(
             _mm512_max_epi32(_mm512_add_epi32(r, self.offset), self.min),
@@ -370,6 +430,17 @@ impl Block {
             }
         }
     }
+}
+
+/// One 64-bit lane of [`Lanes::apply_one_step`]. A function, not a
+/// closure: closures do not take on the target features, and would not be
+/// inlined.
+#[inline]
+#[target_feature(enable = "avx512f")]
+fn one_step_lane(p: __m512i, add: __m512i, below: __m512i, shift: __m512i) -> __m512i {
+    let u = _mm512_add_epi64(p, add);
+    let k = _mm512_cmplt_epi64_mask(p, below);
+    _mm512_srav_epi64(_mm512_mask_sub_epi64(u, k, u, _mm512_set1_epi64(1 << 31)), shift)
 }
 
 /// For the property test: the row, as a plain function.
