@@ -217,8 +217,7 @@ impl DepthwiseConv2d {
     ) -> Result<usize, KernelError> {
         let window = window.resolve(OP, input.h, input.w, output.h, output.w)?;
         let oc = output.c;
-        let per_channel =
-            8 * oc + std::mem::size_of::<Requant>() * oc + Multipliers::bytes_for(oc);
+        let per_channel = 8 * oc + std::mem::size_of::<Requant>() * oc + Multipliers::bytes_for(oc);
         let taps = window.kernel_h * window.kernel_w;
         // i8 and i32 per tap, and i16 for each of the pairs' two slots.
         taps.checked_mul(oc)

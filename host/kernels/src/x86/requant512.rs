@@ -5,9 +5,9 @@
 
 use std::arch::x86_64::*;
 
-use crate::quant::{Multipliers, Rounding};
 #[cfg(test)]
 use crate::quant::Requant;
+use crate::quant::{Multipliers, Rounding};
 use crate::x86::requant::Epilogue;
 
 /// Sign-extended 64-bit copies of the even and of the odd 32-bit lanes.
@@ -285,30 +285,45 @@ impl Epilogue<'_> {
             _mm512_set1_epi32(self.min),
             _mm512_set1_epi32(self.max),
         );
-        // SAFETY: as the caller promises; each pair reads 8 values of two rows.
+        // SAFETY: as the caller promises; each pair reads 8 values of two
+        // rows, and the constants of the block of the first 16 channels.
+        // Loads and loops are written out, not closures: see `one_step_lane`.
         unsafe {
-            let twice =
-                |p: *const i32| _mm512_broadcast_i32x8(_mm256_loadu_si256(p as *const __m256i));
-            let b = twice(bias.as_ptr());
+            let (vm, vs, b) = (
+                _mm512_broadcast_i32x8(_mm256_loadu_si256(q.multiplier.as_ptr() as *const __m256i)),
+                _mm512_broadcast_i32x8(_mm256_loadu_si256(q.shift.as_ptr() as *const __m256i)),
+                _mm512_broadcast_i32x8(_mm256_loadu_si256(bias.as_ptr() as *const __m256i)),
+            );
+            let left = _mm512_cmpgt_epi32_mask(vs, _mm512_setzero_si512()) != 0;
+            let one_step = self.rounding == Rounding::Double
+                && !left
+                && q.double.len() >= Multipliers::DOUBLE_BLOCK;
             let lanes = match self.rounding {
-                Rounding::Single => {
-                    Lanes::single(twice(q.multiplier.as_ptr()), twice(q.shift.as_ptr()))
+                Rounding::Single => Lanes::single(vm, vs),
+                Rounding::Double if one_step => {
+                    // Channels 0, 2, 4, 6 (then 1, 3, 5, 7) lead each group
+                    // of eight constants; both pixels of a pair take them.
+                    let mut k = [_mm512_setzero_si512(); 6];
+                    for (i, k) in k.iter_mut().enumerate() {
+                        let p = q.double.as_ptr().add(8 * i) as *const __m256i;
+                        *k = _mm512_broadcast_i64x4(_mm256_loadu_si256(p));
+                    }
+                    Lanes::one_step(vm, k)
                 }
-                Rounding::Double => {
-                    Lanes::double(twice(q.multiplier.as_ptr()), twice(q.shift.as_ptr()))
-                }
-                Rounding::Nearest => Lanes::nearest(twice(q.multiplier.as_ptr())),
+                Rounding::Double => Lanes::double(vm, vs),
+                Rounding::Nearest => Lanes::nearest(vm),
             };
             for p in (0..pixels).step_by(2) {
-                let row = |p: usize| {
-                    _mm256_loadu_si256(acc.as_ptr().add(p * acc_stride) as *const __m256i)
-                };
-                let x = _mm512_inserti64x4::<1>(_mm512_castsi256_si512(row(p)), row(p + 1));
+                let lo = _mm256_loadu_si256(acc.as_ptr().add(p * acc_stride) as *const __m256i);
+                let hi =
+                    _mm256_loadu_si256(acc.as_ptr().add((p + 1) * acc_stride) as *const __m256i);
+                let x = _mm512_inserti64x4::<1>(_mm512_castsi256_si512(lo), hi);
                 let x = _mm512_add_epi32(x, b);
-                let r = match self.rounding {
-                    Rounding::Single => lanes.apply::<false, false>(x),
-                    Rounding::Double => lanes.apply::<true, true>(x),
-                    Rounding::Nearest => lanes.apply_nearest(x),
+                let r = match (self.rounding, one_step) {
+                    (Rounding::Single, _) => lanes.apply::<false, false>(x),
+                    (Rounding::Double, true) => lanes.apply_one_step(x),
+                    (Rounding::Double, false) => lanes.apply::<true, true>(x),
+                    (Rounding::Nearest, _) => lanes.apply_nearest(x),
                 };
                 let y = _mm512_min_epi32(_mm512_max_epi32(_mm512_add_epi32(r, vo), vmin), vmax);
                 let dst = out.as_mut_ptr().add(p * 8);
@@ -364,7 +379,9 @@ impl Epilogue<'_> {
                 // (checked). A loop, not a closure: see `one_step_lane`.
                 let mut k = [_mm512_setzero_si512(); 6];
                 for (i, k) in k.iter_mut().enumerate() {
-                    *k = unsafe { _mm512_loadu_si512(q.double.as_ptr().add(at + 8 * i) as *const _) };
+                    *k = unsafe {
+                        _mm512_loadu_si512(q.double.as_ptr().add(at + 8 * i) as *const _)
+                    };
                 }
                 Lanes::one_step(vm, k)
             }
@@ -440,7 +457,10 @@ impl Block {
 fn one_step_lane(p: __m512i, add: __m512i, below: __m512i, shift: __m512i) -> __m512i {
     let u = _mm512_add_epi64(p, add);
     let k = _mm512_cmplt_epi64_mask(p, below);
-    _mm512_srav_epi64(_mm512_mask_sub_epi64(u, k, u, _mm512_set1_epi64(1 << 31)), shift)
+    _mm512_srav_epi64(
+        _mm512_mask_sub_epi64(u, k, u, _mm512_set1_epi64(1 << 31)),
+        shift,
+    )
 }
 
 /// For the property test: the row, as a plain function.
