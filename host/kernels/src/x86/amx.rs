@@ -193,6 +193,19 @@ macro_rules! dp_blocks {
     }};
 }
 
+/// [`dp_blocks`] for `$nb` (1 to 4) known only at run time: each count
+/// gets its own straight-line code.
+macro_rules! dp_chunk {
+    ($nb:expr, $a:literal, $b:literal, $x:expr, $xs:expr, $w:expr, $ws:expr) => {
+        match $nb {
+            1 => dp_blocks!(1, $a, $b, $x, $xs, $w, $ws),
+            2 => dp_blocks!(2, $a, $b, $x, $xs, $w, $ws),
+            3 => dp_blocks!(3, $a, $b, $x, $xs, $w, $ws),
+            _ => dp_blocks!(4, $a, $b, $x, $xs, $w, $ws),
+        }
+    };
+}
+
 /// Sixteen patches against every weight block, requantized into `out`
 /// (sixteen pixels of `w.rows` channels); `acc` is scratch for 16 rows of
 /// `w.padded_rows()` accumulators. Patches at one stride go through the
@@ -333,24 +346,14 @@ unsafe fn tiles_gemm(
                 });
                 for j in 0..full {
                     let xj = x.add(j * TILE_DEPTH);
-                    match nb {
-                        1 => dp_blocks!(1, "tmm4", "tmm5", xj, step, wp, wrow),
-                        2 => dp_blocks!(2, "tmm4", "tmm5", xj, step, wp, wrow),
-                        3 => dp_blocks!(3, "tmm4", "tmm5", xj, step, wp, wrow),
-                        _ => dp_blocks!(4, "tmm4", "tmm5", xj, step, wp, wrow),
-                    }
+                    dp_chunk!(nb, "tmm4", "tmm5", xj, step, wp, wrow);
                     for q in wp.iter_mut() {
                         *q = q.add(TILE_DEPTH / 4 * wrow);
                     }
                 }
                 if tail > 0 {
                     let xj = x.add(full * TILE_DEPTH);
-                    match nb {
-                        1 => dp_blocks!(1, "tmm6", "tmm7", xj, step, wp, wrow),
-                        2 => dp_blocks!(2, "tmm6", "tmm7", xj, step, wp, wrow),
-                        3 => dp_blocks!(3, "tmm6", "tmm7", xj, step, wp, wrow),
-                        _ => dp_blocks!(4, "tmm6", "tmm7", xj, step, wp, wrow),
-                    }
+                    dp_chunk!(nb, "tmm6", "tmm7", xj, step, wp, wrow);
                 }
             }
             let dst = acc.as_mut_ptr().add(first * 16);

@@ -370,7 +370,7 @@ impl Epilogue<'_> {
         let at = first / 16 * Multipliers::DOUBLE_BLOCK;
         let one_step = self.rounding == Rounding::Double
             && !left
-            && first % 16 == 0
+            && first.is_multiple_of(16)
             && q.double.len() >= at + Multipliers::DOUBLE_BLOCK;
         let l = match self.rounding {
             Rounding::Single => Lanes::single(vm, vs),
