@@ -385,9 +385,8 @@ macro_rules! micro {
                     gemm16(t, cols, runs, w, &epilogue!($k), acc, out)
                 })
             },
-            gemm1: |col, runs, w, acc, out| unsafe {
-                avx512::gemv(col, runs, w, acc);
-                epilogue!($k).row512(acc, out)
+            gemm1: |col, runs, w, _acc, out| unsafe {
+                avx512::gemv(col, runs, w, &epilogue!($k), out)
             },
         }
     };

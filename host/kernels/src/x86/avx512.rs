@@ -120,23 +120,38 @@ unsafe fn gemm_blocks<const P: usize, const NB: usize>(
     }
 }
 
-/// `acc[r] = Σ_k col[k] · w[r][k]` for one patch (a fully connected layer
-/// at batch 1, a conv's leftover pixels): four blocks of rows per pass, so
-/// four independent `vpdpbusd` chains hide its latency where one patch
-/// alone would wait on it.
-#[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
-pub(crate) fn gemv(col: &[u8], runs: Runs, w: &PackedI8Rows, acc: &mut [i32]) {
+/// `Σ_k col[k] · w[r][k]` for one patch (a fully connected layer at batch
+/// 1, a conv's leftover pixels), requantized by `epi` straight from the
+/// registers into `out` (`w.rows` channels). A `vpdpbusd` waits about five
+/// cycles on its accumulator, so one patch needs many chains to keep two
+/// such instructions a cycle busy: up to eight blocks of rows go together,
+/// each with two accumulators, for even and odd groups of four bytes,
+/// added at the end (wrapping, as the reference sums). Four chains ran at
+/// half the rate (AD spent half its time here).
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
+pub(crate) fn gemv(col: &[u8], runs: Runs, w: &PackedI8Rows, epi: &Epilogue, out: &mut [i8]) {
+    let c = w.rows;
     runs.check(&[col], w);
     assert!(w.data.len() >= w.blocks * w.k4 * I8_LANES);
-    assert!(acc.len() >= w.blocks * 16);
-    let whole = w.blocks / 4 * 4;
-    // SAFETY: every block passed lies below `w.blocks`, checked above.
+    assert!(out.len() >= c && w.blocks * 16 >= c);
+    let mut ob = 0;
+    // SAFETY: every group of blocks passed lies below `w.blocks`, and the
+    // checks above are `gemv_blocks`'s.
     unsafe {
-        for ob in (0..whole).step_by(4) {
-            gemv_blocks::<4>(col, runs, w, ob, acc);
+        while ob + 8 <= w.blocks {
+            gemv_blocks::<8>(col, runs, w, epi, out, ob);
+            ob += 8;
         }
-        for ob in whole..w.blocks {
-            gemv_blocks::<1>(col, runs, w, ob, acc);
+        if ob + 4 <= w.blocks {
+            gemv_blocks::<4>(col, runs, w, epi, out, ob);
+            ob += 4;
+        }
+        if ob + 2 <= w.blocks {
+            gemv_blocks::<2>(col, runs, w, epi, out, ob);
+            ob += 2;
+        }
+        if ob < w.blocks {
+            gemv_blocks::<1>(col, runs, w, epi, out, ob);
         }
     }
 }
@@ -146,32 +161,81 @@ pub(crate) fn gemv(col: &[u8], runs: Runs, w: &PackedI8Rows, acc: &mut [i32]) {
 /// # Safety
 /// `gemv`'s checks must hold and `first + NB <= w.blocks`.
 #[inline]
-#[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
 unsafe fn gemv_blocks<const NB: usize>(
     col: &[u8],
     runs: Runs,
     w: &PackedI8Rows,
+    epi: &Epilogue,
+    out: &mut [i8],
     first: usize,
-    acc: &mut [i32],
 ) {
+    let c = w.rows;
+    // SAFETY: the loads stay inside the lengths `gemv` checked: each run
+    // reads `len4` groups of the patch and of every block's rows; each
+    // block's store covers channels below `c`.
     unsafe {
         let mut wp: [*const i8; NB] =
             std::array::from_fn(|b| w.data.as_ptr().add((first + b) * w.k4 * I8_LANES));
         let mut a = [_mm512_setzero_si512(); NB];
+        let mut a1 = [_mm512_setzero_si512(); NB];
         for r in 0..runs.count {
             let x = col.as_ptr().add(r * runs.step);
-            for u in 0..runs.len4 {
-                let xv = _mm512_set1_epi32(std::ptr::read_unaligned(x.add(4 * u) as *const i32));
-                for b in 0..NB {
-                    a[b] = _mm512_dpbusd_epi32(a[b], xv, _mm512_loadu_si512(wp[b] as *const _));
-                    wp[b] = wp[b].add(I8_LANES);
-                }
-            }
+            (a, a1) = run_pairs::<NB>(x, runs.len4, &mut wp, a, a1);
         }
-        for (b, &a) in a.iter().enumerate() {
-            _mm512_storeu_si512(acc.as_mut_ptr().add((first + b) * 16) as *mut _, a);
+        for b in 0..NB {
+            let block = epi.block512((first + b) * 16, c);
+            block.store(
+                _mm512_add_epi32(a[b], a1[b]),
+                out.as_mut_ptr().add((first + b) * 16),
+            );
         }
     }
+}
+
+/// One run of `len4` groups of four bytes at `x` into the accumulators of
+/// `NB` blocks, even groups into `a`, odd ones into `a1`, moving each
+/// block's weight pointer past the run. By value in and out: kept in
+/// arrays across the loops, the accumulators were stored to the stack
+/// after every `vpdpbusd`.
+///
+/// # Safety
+/// `len4` groups must be readable at `x` and at every `wp`.
+#[inline(always)]
+unsafe fn run_pairs<const NB: usize>(
+    x: *const u8,
+    len4: usize,
+    wp: &mut [*const i8; NB],
+    mut a: [__m512i; NB],
+    mut a1: [__m512i; NB],
+) -> ([__m512i; NB], [__m512i; NB]) {
+    // SAFETY: as the caller promises.
+    unsafe {
+        let mut p = *wp;
+        for u in 0..len4 / 2 {
+            let x0 = _mm512_set1_epi32(std::ptr::read_unaligned(x.add(8 * u) as *const i32));
+            let x1 = _mm512_set1_epi32(std::ptr::read_unaligned(x.add(8 * u + 4) as *const i32));
+            for b in 0..NB {
+                a[b] = _mm512_dpbusd_epi32(a[b], x0, _mm512_loadu_si512(p[b] as *const _));
+                a1[b] = _mm512_dpbusd_epi32(
+                    a1[b],
+                    x1,
+                    _mm512_loadu_si512(p[b].add(I8_LANES) as *const _),
+                );
+                p[b] = p[b].add(2 * I8_LANES);
+            }
+        }
+        if len4 % 2 == 1 {
+            let x0 =
+                _mm512_set1_epi32(std::ptr::read_unaligned(x.add(4 * (len4 - 1)) as *const i32));
+            for b in 0..NB {
+                a[b] = _mm512_dpbusd_epi32(a[b], x0, _mm512_loadu_si512(p[b] as *const _));
+                p[b] = p[b].add(I8_LANES);
+            }
+        }
+        *wp = p;
+    }
+    (a, a1)
 }
 
 /// Output pixels computed together, sharing each weight load: four with
@@ -191,10 +255,7 @@ macro_rules! micro {
             gemm_p: |cols, runs, w, _acc, out| unsafe {
                 gemm::<$mr>(cols, runs, w, &epilogue!($k), out)
             },
-            gemm1: |col, runs, w, acc, out| unsafe {
-                gemv(col, runs, w, acc);
-                epilogue!($k).row512(acc, out)
-            },
+            gemm1: |col, runs, w, _acc, out| unsafe { gemv(col, runs, w, &epilogue!($k), out) },
         }
     };
 }
