@@ -266,13 +266,16 @@ macro_rules! has_epilogue {
 has_epilogue!(Conv2d, DepthwiseConv2d, FullyConnected);
 
 /// This set's pieces for the i16-row driver.
-// SAFETY (all three closures): only built after NEON support was checked.
+// SAFETY (all four closures): only built after NEON support was checked.
+// One pixel at a time (`P = 1`): `dot_p` is `dot`, and the epilogue meets
+// one pixel.
 macro_rules! micro {
     ($k:expr) => {
-        rows::Micro {
+        rows::Micro::<1, _, _, _, _> {
             widen: |x, d| unsafe { widen(x, d) },
             dot: |col, rows, acc| unsafe { dot_rows(col, rows, acc) },
-            epilogue: |acc, out| unsafe { epilogue!($k, acc, out) },
+            dot_p: |col, rows, acc| unsafe { dot_rows(col, rows, acc) },
+            epilogue: |acc, out, _| unsafe { epilogue!($k, acc, out) },
         }
     };
 }

@@ -8,31 +8,40 @@ use crate::pack::{PackedRows, Pixel, gather_window, pad_input};
 
 /// One instruction set's pieces, as closures so that each set gets its own
 /// monomorphized driver with direct calls (a call per pixel is measurable).
-pub struct Micro<W, D, E>
+/// `P` pixels (or rows of a batch) go through `dot_p` together, so that a
+/// set can share each filter row's loads between them and requantize
+/// several pixels in one pass; a set without such a kernel takes `P = 1`.
+pub struct Micro<const P: usize, W, D, DP, E>
 where
     W: Fn(&[i8], &mut [i16]),
     D: Fn(&[i16], &PackedRows, &mut [i32]),
-    E: Fn(&[i32], &mut [i8]),
+    DP: Fn(&[i16], &PackedRows, &mut [i32]),
+    E: Fn(&[i32], &mut [i8], usize),
 {
     /// Widen int8 values to i16.
     pub widen: W,
     /// Dot products of a patch (`kp` long) with every row.
     pub dot: D,
-    /// Requantize one pixel's accumulators into its outputs.
+    /// The same for `P` patches, `kp` apart: patch `p`'s sums go to
+    /// `acc[p · rows..]`.
+    pub dot_p: DP,
+    /// Requantize `pixels` pixels' accumulators (pixel `p`'s at
+    /// `acc[p · c..]`, `c = out.len() / pixels`) into their outputs.
     pub epilogue: E,
 }
 
-pub fn conv2d<W, D, E>(
+pub fn conv2d<const P: usize, W, D, DP, E>(
     k: &Conv2d,
     packed: &PackedRows,
     input: &[i8],
     output: &mut [i8],
-    m: Micro<W, D, E>,
+    m: Micro<P, W, D, DP, E>,
 ) -> Result<(), KernelError>
 where
     W: Fn(&[i8], &mut [i16]),
     D: Fn(&[i16], &PackedRows, &mut [i32]),
-    E: Fn(&[i32], &mut [i8]),
+    DP: Fn(&[i16], &PackedRows, &mut [i32]),
+    E: Fn(&[i32], &mut [i8], usize),
 {
     let (is, os, w) = (k.input, k.output, k.window);
     check_len("conv2d", "input", input.len(), is.len().unwrap_or(0))?;
@@ -41,45 +50,81 @@ where
     let scratch = &mut *guard;
     let zp = (-k.input_offset).clamp(-128, 127) as i8;
     let (src, ph, pw) = pad_input(input, is, &w, os.h, os.w, zp, &mut scratch.padded);
-    scratch.col.resize(packed.kp, 0);
-    scratch.acc.resize(os.c, 0);
+    let kp = packed.kp;
+    scratch.col.resize(P * kp, 0);
+    scratch.acc.resize(P * os.c, 0);
     let (col, acc) = (&mut scratch.col, &mut scratch.acc);
+    let pixels = os.n * os.h * os.w;
     let mut at = Pixel::default();
-    for pix in 0..os.n * os.h * os.w {
-        gather_window(src, ph, pw, is.c, &w, at, col, &m.widen);
-        at.advance(os.h, os.w);
-        (m.dot)(col, packed, acc);
-        (m.epilogue)(acc, &mut output[pix * os.c..(pix + 1) * os.c]);
+    let mut pix = 0;
+    while pix < pixels {
+        if pixels - pix < P && pixels >= P {
+            // The last group overlaps the one before rather than going a
+            // pixel at a time: the pixels done twice get the same bytes.
+            pix = pixels - P;
+            at = Pixel::at(pix, os.h, os.w);
+        }
+        let n = (pixels - pix).min(P);
+        for patch in col.chunks_exact_mut(kp).take(n) {
+            gather_window(src, ph, pw, is.c, &w, at, patch, &m.widen);
+            at.advance(os.h, os.w);
+        }
+        let out = &mut output[pix * os.c..(pix + n) * os.c];
+        if n == P {
+            (m.dot_p)(col, packed, acc);
+            (m.epilogue)(acc, out, P);
+        } else {
+            for (patch, out) in col.chunks_exact(kp).zip(out.chunks_exact_mut(os.c)) {
+                (m.dot)(patch, packed, acc);
+                (m.epilogue)(acc, out, 1);
+            }
+        }
+        pix += n;
     }
     Ok(())
 }
 
-pub fn fully_connected<W, D, E>(
+pub fn fully_connected<const P: usize, W, D, DP, E>(
     k: &FullyConnected,
     packed: &PackedRows,
     input: &[i8],
     output: &mut [i8],
-    m: Micro<W, D, E>,
+    m: Micro<P, W, D, DP, E>,
 ) -> Result<(), KernelError>
 where
     W: Fn(&[i8], &mut [i16]),
     D: Fn(&[i16], &PackedRows, &mut [i32]),
-    E: Fn(&[i32], &mut [i8]),
+    DP: Fn(&[i16], &PackedRows, &mut [i32]),
+    E: Fn(&[i32], &mut [i8], usize),
 {
-    k.rows(input, output)?;
+    let rows = k.rows(input, output)?;
     let mut guard = k.scratch.lock().unwrap_or_else(|p| p.into_inner());
     let scratch = &mut *guard;
+    let kp = packed.kp;
+    // Lanes past `depth` meet zero weights but must be defined.
     scratch.col.clear();
-    scratch.col.resize(packed.kp, 0);
-    scratch.acc.resize(k.units, 0);
+    scratch.col.resize(P * kp, 0);
+    scratch.acc.resize(P * k.units, 0);
     let (col, acc) = (&mut scratch.col, &mut scratch.acc);
-    for (row, out) in input
+    let mut row = 0;
+    // Groups of `P` rows of a batch, the last overlapping the one before.
+    while P > 1 && rows >= P && row < rows {
+        row = row.min(rows - P);
+        for (p, patch) in col.chunks_exact_mut(kp).enumerate() {
+            let src = &input[(row + p) * k.depth..(row + p + 1) * k.depth];
+            (m.widen)(src, &mut patch[..k.depth]);
+        }
+        (m.dot_p)(col, packed, acc);
+        (m.epilogue)(acc, &mut output[row * k.units..(row + P) * k.units], P);
+        row += P;
+    }
+    for (src, out) in input[row * k.depth..]
         .chunks_exact(k.depth)
-        .zip(output.chunks_exact_mut(k.units))
+        .zip(output[row * k.units..].chunks_exact_mut(k.units))
     {
-        (m.widen)(row, &mut col[..k.depth]);
-        (m.dot)(col, packed, acc);
-        (m.epilogue)(acc, out);
+        (m.widen)(src, &mut col[..k.depth]);
+        (m.dot)(&col[..kp], packed, acc);
+        (m.epilogue)(acc, out, 1);
     }
     Ok(())
 }
