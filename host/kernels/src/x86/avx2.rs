@@ -55,7 +55,10 @@ unsafe fn widen(src: &[i8], dst: &mut [i16]) {
         // went through the scalar tail a pixel at a time.
         if i + 8 <= n {
             let v = _mm_loadl_epi64(src.as_ptr().add(i) as *const __m128i);
-            _mm_storeu_si128(dst.as_mut_ptr().add(i) as *mut __m128i, _mm_cvtepi8_epi16(v));
+            _mm_storeu_si128(
+                dst.as_mut_ptr().add(i) as *mut __m128i,
+                _mm_cvtepi8_epi16(v),
+            );
             i += 8;
         }
     }
