@@ -16,11 +16,18 @@ alternately R times per model and reports the median of the rounds' medians,
 with the lowest and highest round ratio (`gh/xnnpack range`).
 `--threads N` gives both XNNPACK and gatehouse N threads per inference (the
 reference kernels always run on one); pin to N cores then (taskset -c 0,1).
+`--hide-avx512` measures an AVX2-only CPU on one that has AVX-512: both
+LiteRT and gatehouse run with AVX-512, AVX-VNNI and AMX hidden from CPUID
+(benches/hide_avx512.c, built here with gcc; needs Linux's CPUID faulting,
+the `cpuid_fault` flag in /proc/cpuinfo). XNNPACK then runs its AVX2 kernels
+and gatehouse its `avx2` set, as on a Zen 2 or Zen 3 gateway.
 """
 import argparse
 import json
+import os
 import pathlib
 import subprocess
+import sys
 import time
 
 import numpy as np
@@ -60,13 +67,28 @@ def gatehouse_us(model, iters, threads=1):
     return rows["plugin"]["median_us"], rows["native"]["median_us"], rows["plugin"]["kernels"]
 
 
+def hide_avx512():
+    """Re-runs this script under the CPUID mask, unless it already runs under it."""
+    lib = ROOT / "target/bench/hide_avx512.so"
+    if os.environ.get("LD_PRELOAD") == str(lib):
+        return
+    if "cpuid_fault" not in pathlib.Path("/proc/cpuinfo").read_text():
+        sys.exit("--hide-avx512 needs CPUID faulting (the cpuid_fault flag), which this machine lacks")
+    lib.parent.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["gcc", "-O2", "-shared", "-fPIC", "-o", str(lib), str(ROOT / "benches/hide_avx512.c")], check=True)
+    os.execve(sys.executable, [sys.executable] + sys.argv, {**os.environ, "LD_PRELOAD": str(lib)})
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--iters", type=int, default=300)
     ap.add_argument("--rounds", type=int, default=1)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--hide-avx512", action="store_true", help="measure as on an AVX2-only CPU (see above)")
     a = ap.parse_args()
+    if a.hide_avx512:
+        hide_avx512()
     rows = []
     for m in MODELS:
         path = ROOT / "models/mlperf-tiny" / f"{m}.tflite"
@@ -86,7 +108,8 @@ def main():
         for r in rows:
             print(json.dumps(r))
         return
-    print(f"# {a.threads} thread(s) per inference, gatehouse and XNNPACK alike")
+    print(f"# {a.threads} thread(s) per inference, gatehouse and XNNPACK alike"
+          + (", AVX-512 hidden from both" if a.hide_avx512 else ""))
     print(f"{'model':<24} {'kernels':<8} {'gatehouse':>10} {'native':>8} {'xnnpack':>10} {'ref':>10} {'gh/xnnpack':>11} {'range':>11} {'gh/ref':>8} {'gh/native':>10}")
     for r in rows:
         lo, hi = r["ratio_range"]
