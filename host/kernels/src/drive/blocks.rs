@@ -5,6 +5,7 @@
 //! it, windows are read in place from the converted input, not copied.
 
 use crate::conv::Conv2d;
+use crate::drive::groups;
 use crate::error::{KernelError, check_len};
 use crate::fully_connected::FullyConnected;
 use crate::pack::{PackedI8Rows, Pixel, Runs, gather_window, pad_convert, padded_size};
@@ -90,16 +91,8 @@ where
     };
     let (cols, acc, shifted) = (&mut scratch.col8, &mut scratch.acc, &scratch.shifted);
     let corner = |at: Pixel| ((at.b * ph + at.oy * w.stride_h) * pw + at.ox * w.stride_w) * is.c;
-    let mut at = Pixel::default();
-    let mut pix = 0;
-    while pix < pixels {
-        if pixels - pix < P && pixels >= P {
-            // The last group overlaps the one before rather than going a
-            // pixel at a time: the pixels done twice get the same bytes.
-            pix = pixels - P;
-            at = Pixel::at(pix, os.h, os.w);
-        }
-        let n = (pixels - pix).min(P);
+    for (pix, n) in groups(pixels, P) {
+        let mut at = Pixel::at(pix, os.h, os.w);
         let mut starts = [0usize; P];
         for (p, start) in starts.iter_mut().enumerate().take(n) {
             if in_place {
@@ -127,7 +120,6 @@ where
                 (m.gemm1)(patch(p), runs, packed, acc, out);
             }
         }
-        pix += n;
     }
     Ok(())
 }
@@ -150,7 +142,7 @@ where
     let kp = 4 * packed.k4;
     let stride = packed.padded_rows();
     // Bytes past `depth` in a row meet zero weights but must be defined.
-    let group = if rows >= P { P } else { 1 };
+    let group = rows.clamp(1, P);
     scratch.col8.clear();
     scratch.col8.resize(group * kp, 0);
     scratch.acc.resize(group * stride, 0);
@@ -158,26 +150,20 @@ where
     let runs = Runs::contiguous(packed.k4);
     // Groups of `P` rows share each weight load, as pixels do in conv2d:
     // batched invocations make fully connected layers a GEMM.
-    let mut row = 0;
-    while group == P && row < rows {
-        // As in conv2d, the last group overlaps the one before.
-        row = row.min(rows - P);
-        for (p, col) in cols.chunks_exact_mut(kp).enumerate() {
-            let src = &input[(row + p) * k.depth..(row + p + 1) * k.depth];
+    for (row, n) in groups(rows, P) {
+        let src = &input[row * k.depth..(row + n) * k.depth];
+        let out = &mut output[row * k.units..(row + n) * k.units];
+        for (src, col) in src.chunks_exact(k.depth).zip(cols.chunks_exact_mut(kp)) {
             (m.to_bytes)(src, &mut col[..k.depth]);
         }
-        let patches = std::array::from_fn(|p| &cols[p * kp..(p + 1) * kp]);
-        let out = &mut output[row * k.units..(row + P) * k.units];
-        (m.gemm_p)(patches, runs, packed, acc, out);
-        row += P;
-    }
-    let col = &mut cols[..kp];
-    for (src, out) in input[row * k.depth..]
-        .chunks_exact(k.depth)
-        .zip(output[row * k.units..].chunks_exact_mut(k.units))
-    {
-        (m.to_bytes)(src, &mut col[..k.depth]);
-        (m.gemm1)(col, runs, packed, acc, out);
+        if n == P {
+            let patches = std::array::from_fn(|p| &cols[p * kp..(p + 1) * kp]);
+            (m.gemm_p)(patches, runs, packed, acc, out);
+        } else {
+            for (col, out) in cols.chunks_exact(kp).zip(out.chunks_exact_mut(k.units)) {
+                (m.gemm1)(col, runs, packed, acc, out);
+            }
+        }
     }
     Ok(())
 }

@@ -2,6 +2,7 @@
 //! is widened to i16, dotted with every filter row, then requantized.
 
 use crate::conv::Conv2d;
+use crate::drive::groups;
 use crate::error::{KernelError, check_len};
 use crate::fully_connected::FullyConnected;
 use crate::pack::{PackedRows, Pixel, gather_window, pad_input};
@@ -55,16 +56,8 @@ where
     scratch.acc.resize(P * os.c, 0);
     let (col, acc) = (&mut scratch.col, &mut scratch.acc);
     let pixels = os.n * os.h * os.w;
-    let mut at = Pixel::default();
-    let mut pix = 0;
-    while pix < pixels {
-        if pixels - pix < P && pixels >= P {
-            // The last group overlaps the one before rather than going a
-            // pixel at a time: the pixels done twice get the same bytes.
-            pix = pixels - P;
-            at = Pixel::at(pix, os.h, os.w);
-        }
-        let n = (pixels - pix).min(P);
+    for (pix, n) in groups(pixels, P) {
+        let mut at = Pixel::at(pix, os.h, os.w);
         for patch in col.chunks_exact_mut(kp).take(n) {
             gather_window(src, ph, pw, is.c, &w, at, patch, &m.widen);
             at.advance(os.h, os.w);
@@ -79,7 +72,6 @@ where
                 (m.epilogue)(acc, out, 1);
             }
         }
-        pix += n;
     }
     Ok(())
 }
@@ -106,25 +98,22 @@ where
     scratch.col.resize(P * kp, 0);
     scratch.acc.resize(P * k.units, 0);
     let (col, acc) = (&mut scratch.col, &mut scratch.acc);
-    let mut row = 0;
-    // Groups of `P` rows of a batch, the last overlapping the one before.
-    while P > 1 && rows >= P && row < rows {
-        row = row.min(rows - P);
-        for (p, patch) in col.chunks_exact_mut(kp).enumerate() {
-            let src = &input[(row + p) * k.depth..(row + p + 1) * k.depth];
+    // Groups of `P` rows of a batch share each filter row's loads.
+    for (row, n) in groups(rows, P) {
+        let src = &input[row * k.depth..(row + n) * k.depth];
+        let out = &mut output[row * k.units..(row + n) * k.units];
+        for (src, patch) in src.chunks_exact(k.depth).zip(col.chunks_exact_mut(kp)) {
             (m.widen)(src, &mut patch[..k.depth]);
         }
-        (m.dot_p)(col, packed, acc);
-        (m.epilogue)(acc, &mut output[row * k.units..(row + P) * k.units], P);
-        row += P;
-    }
-    for (src, out) in input[row * k.depth..]
-        .chunks_exact(k.depth)
-        .zip(output[row * k.units..].chunks_exact_mut(k.units))
-    {
-        (m.widen)(src, &mut col[..k.depth]);
-        (m.dot)(&col[..kp], packed, acc);
-        (m.epilogue)(acc, out, 1);
+        if n == P {
+            (m.dot_p)(col, packed, acc);
+            (m.epilogue)(acc, out, P);
+        } else {
+            for (patch, out) in col.chunks_exact(kp).zip(out.chunks_exact_mut(k.units)) {
+                (m.dot)(patch, packed, acc);
+                (m.epilogue)(acc, out, 1);
+            }
+        }
     }
     Ok(())
 }
