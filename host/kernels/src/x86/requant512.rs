@@ -223,15 +223,6 @@ impl Lanes {
 }
 
 impl Epilogue<'_> {
-    /// [`Epilogue::row`] sixteen lanes at a time.
-    ///
-    /// # Safety
-    /// The CPU must support AVX-512 F, BW and VL.
-    #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
-    pub unsafe fn row512(&self, acc: &[i32], out: &mut [i8]) {
-        unsafe { self.rows512(acc, out.len(), out, 1) }
-    }
-
     /// `pixels` rows at once: row `p` reads `acc[p·acc_stride..]` and writes
     /// the `out.len() / pixels` channels of pixel `p`. One call per tile of
     /// pixels rather than per pixel: the requantization is a long dependency
@@ -484,7 +475,7 @@ unsafe fn row(
         min,
         max,
     };
-    unsafe { e.row512(acc, out) }
+    unsafe { e.rows512(acc, out.len(), out, 1) }
 }
 
 #[cfg(test)]
