@@ -183,6 +183,40 @@ mod tests {
         assert!(tanh(-i16::MAX, 3) < -32_700);
     }
 
+    /// The largest amount by which `f` ever falls below a value it gave
+    /// for a smaller input, over every int16.
+    fn largest_fall(f: impl Fn(i16) -> i16) -> i32 {
+        let (mut high, mut fall) = (i32::MIN, 0);
+        for x in i16::MIN..=i16::MAX {
+            let y = f(x) as i32;
+            high = high.max(y);
+            fall = fall.max(high - y);
+        }
+        fall
+    }
+
+    /// gemmlowp's int16 functions are not monotonic: the Newton-Raphson
+    /// reciprocal in Q2.13 rounds at every step, and the result is then
+    /// shifted up one or two bits, so neighbouring inputs can come out a few
+    /// LSB the wrong way round (logistic(1299, 3) > logistic(1301, 3)). The
+    /// LSTM is compared bit for bit with LiteRT, so these falls are part of
+    /// the reference; what is checked is that they stay that small, which an
+    /// error in a constant, a shift or a sign breaks. The bounds are this
+    /// code's measured falls over every input: 8 LSB for logistic (6 from 4
+    /// integer bits up), 16 for tanh (12 from 3 bits, none at 6).
+    #[test]
+    fn both_are_monotonic_but_for_a_few_lsb_of_rounding() {
+        for ib in 1..=6 {
+            let fall = largest_fall(|x| logistic(x, ib));
+            assert!(fall <= 8, "logistic with {ib} integer bits falls {fall} LSB");
+        }
+        for ib in 0..=6 {
+            let fall = largest_fall(|x| tanh(x, ib));
+            assert!(fall <= 16, "tanh with {ib} integer bits falls {fall} LSB");
+        }
+        assert_eq!(largest_fall(|x| tanh(x, 6)), 0);
+    }
+
     proptest! {
         #[test]
         fn logistic_is_within_a_few_lsb_of_the_real_one(raw: i16) {
@@ -196,13 +230,6 @@ mod tests {
             let got = tanh(raw, ib) as f64 / 32768.0;
             let want = real(raw, ib).tanh();
             prop_assert!((got - want).abs() < 4e-4, "{raw} ({ib} bits): {got} vs {want}");
-        }
-
-        #[test]
-        fn both_are_monotonic(a: i16, b: i16, ib in 1u32..=6) {
-            let (lo, hi) = (a.min(b), a.max(b));
-            prop_assert!(logistic(lo, 3) <= logistic(hi, 3));
-            prop_assert!(tanh(lo, ib) <= tanh(hi, ib));
         }
 
         #[test]
