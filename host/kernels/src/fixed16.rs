@@ -208,7 +208,10 @@ mod tests {
     fn both_are_monotonic_but_for_a_few_lsb_of_rounding() {
         for ib in 1..=6 {
             let fall = largest_fall(|x| logistic(x, ib));
-            assert!(fall <= 8, "logistic with {ib} integer bits falls {fall} LSB");
+            assert!(
+                fall <= 8,
+                "logistic with {ib} integer bits falls {fall} LSB"
+            );
         }
         for ib in 0..=6 {
             let fall = largest_fall(|x| tanh(x, ib));
