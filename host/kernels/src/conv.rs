@@ -79,6 +79,9 @@ pub struct Scratch {
     pub(crate) taps: Vec<(usize, usize)>,
     /// A depthwise input with each channel repeated by the depth multiplier.
     pub(crate) expanded: Vec<i8>,
+    /// The outputs of a group shorter than the GEMM's pixels, run whole
+    /// (see [`crate::drive::blocks::Micro::short_min`]).
+    pub(crate) short_out: Vec<i8>,
 }
 
 /// Most pixels (or rows) any kernel set's GEMM runs per weight load: the
@@ -96,12 +99,14 @@ impl Scratch {
             + self.shifted.capacity()
             + std::mem::size_of::<(usize, usize)>() * self.taps.capacity()
             + self.expanded.capacity()
+            + self.short_out.capacity()
     }
 
     /// An upper bound of [`bytes`](Self::bytes) for a window operator on
     /// any kernel set: the input padded for the window (as i8 or u8, with
     /// slack), a patch of `k` taps for [`MAX_PIXELS`] pixels as i16 and as
-    /// u8, the window's taps and `acc` accumulators. `None` when it would
+    /// u8, the window's taps, `acc` accumulators and [`MAX_PIXELS`] pixels
+    /// of output. `None` when it would
     /// not fit in memory, which is how a window dilated to absurd sizes is
     /// refused before anything is allocated.
     pub(crate) fn bound(is: Shape4, os: Shape4, w: &Window, k: usize, acc: usize) -> Option<usize> {
@@ -114,7 +119,8 @@ impl Scratch {
             .checked_add(64)?
             .checked_add(kp.checked_mul(2 + MAX_PIXELS)?)?
             .checked_add(taps.checked_mul(std::mem::size_of::<(usize, usize)>())?)?
-            .checked_add(acc.checked_mul(4)?)
+            .checked_add(acc.checked_mul(4)?)?
+            .checked_add(os.c.checked_mul(MAX_PIXELS)?)
     }
 }
 

@@ -110,6 +110,7 @@ macro_rules! micro {
                 gemm::<1>([col], runs, w, acc);
                 epilogue_rows($k, acc, w.padded_rows(), out, 1)
             },
+            short_min: MR,
         }
     };
 }

@@ -27,6 +27,13 @@ where
     pub gemm_p: GP,
     /// The same for one patch and one pixel.
     pub gemm1: G1,
+    /// The fewest pixels of a conv layer too small for one whole group
+    /// worth running through `gemm_p` anyway, the last patch repeated to
+    /// fill it; fewer go one at a time through `gemm1`, each reading every
+    /// weight. `P` or more: never. (For the AMX tiles, whose sixteen rows
+    /// cost about the same however many are used, against AVX-512 four
+    /// at a time: WW's 15-pixel and VWW's 9-pixel layers.)
+    pub short_min: usize,
 }
 
 pub fn conv2d<const P: usize, B, GP, G1>(
@@ -54,6 +61,10 @@ where
     scratch.col8.resize(P * kp, 0);
     scratch.acc.resize(P * stride, 0);
     let pixels = os.n * os.h * os.w;
+    let short = pixels < P && pixels >= m.short_min;
+    if short {
+        scratch.short_out.resize(P * os.c, 0);
+    }
     // The (padded) input is converted once. Without horizontal dilation a
     // window is read in place, one run per kernel row, each padded in the
     // weights to whole groups of 4 (a pointwise conv: one run). A run may
@@ -89,7 +100,12 @@ where
         );
         Runs::contiguous(packed.k4)
     };
-    let (cols, acc, shifted) = (&mut scratch.col8, &mut scratch.acc, &scratch.shifted);
+    let (cols, acc, shifted, short_out) = (
+        &mut scratch.col8,
+        &mut scratch.acc,
+        &scratch.shifted,
+        &mut scratch.short_out,
+    );
     let corner = |at: Pixel| ((at.b * ph + at.oy * w.stride_h) * pw + at.ox * w.stride_w) * is.c;
     for (pix, n) in groups(pixels, P) {
         let mut at = Pixel::at(pix, os.h, os.w);
@@ -115,6 +131,12 @@ where
         let out = &mut output[pix * os.c..(pix + n) * os.c];
         if n == P {
             (m.gemm_p)(std::array::from_fn(patch), runs, packed, acc, out);
+        } else if short {
+            // `groups` gives one short group only when the layer has fewer
+            // than `P` pixels: all of them, here.
+            let patches = std::array::from_fn(|p| patch(p.min(n - 1)));
+            (m.gemm_p)(patches, runs, packed, acc, short_out);
+            out.copy_from_slice(&short_out[..n * os.c]);
         } else {
             for (p, out) in out.chunks_exact_mut(os.c).enumerate() {
                 (m.gemm1)(patch(p), runs, packed, acc, out);

@@ -257,6 +257,7 @@ macro_rules! micro {
                 gemm::<$mr>(cols, runs, w, &epilogue!($k), out)
             },
             gemm1: |col, runs, w, _acc, out| unsafe { gemv(col, runs, w, &epilogue!($k), out) },
+            short_min: $mr,
         }
     };
 }
