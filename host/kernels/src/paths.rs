@@ -266,6 +266,22 @@ proptest! {
         check_conv(g, oc, seed, zp, wzp, ozp, rounding, 0)?;
     }
 
+    /// One-dimensional windows whose stride equals their dilation
+    /// (streaming WW's columns over time): each pixel's window is the one
+    /// before moved a tap, which the AVX-512 set reads as shared pairs of
+    /// rows, 32 pixels a pass. Columns and rows up to 80 long cross that,
+    /// with windows up to 16 taps, odd and even, and every batch.
+    #[test]
+    fn one_step_depthwise_paths_match_the_reference(n in 1usize..=2, len in 2usize..=80, k in 2usize..=16, ic in 1usize..=40, s in 1usize..=2, across in any::<bool>(), same in any::<bool>(), mult in 1usize..=2, seed in any::<u64>(), zp in -128i32..=127, ozp in -128i32..=127, rounding in crate::quant::checks::roundings()) {
+        let k = k.min((len - 1) / s + 1);
+        let g = if across {
+            Geo { n, h: 1, w: len, ic, kh: 1, kw: k, sh: 1, sw: s, dh: 1, dw: s, same }
+        } else {
+            Geo { n, h: len, w: 1, ic, kh: k, kw: 1, sh: s, sw: 1, dh: s, dw: 1, same }
+        };
+        check_depthwise(g, mult, seed, zp, ozp, rounding)?;
+    }
+
     #[test]
     fn depthwise_paths_match_the_reference(g in geo(), mult in 1usize..=2, seed in any::<u64>(), zp in -128i32..=127, ozp in -128i32..=127, rounding in crate::quant::checks::roundings()) {
         check_depthwise(g, mult, seed, zp, ozp, rounding)?;

@@ -296,8 +296,11 @@ pub fn fully_connected(
 
 /// A row of depthwise output pixels, sixteen channels at a time (the last
 /// block under a mask). A 3×3 window at stride 1 or 2 slides, two taps per
-/// `vpdpwssd` (see [`depthwise_3x3`]); other windows take their taps in
-/// pairs too ([`depthwise_pairs`]), four pixels per pass.
+/// `vpdpwssd` (see [`depthwise_3x3`]); a one-dimensional window at a stride
+/// equal to its dilation shares its pairs of rows between pixels
+/// ([`depthwise_one_step`]: streaming WW native 10.3 → 10.0 µs); other
+/// windows take their taps in pairs too ([`depthwise_pairs`]), four pixels
+/// per pass.
 #[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
 fn depthwise_row(
@@ -312,6 +315,24 @@ fn depthwise_row(
 ) {
     span.check(src, taps, filter, c, acc);
     assert!(pairs.len() >= taps.len().div_ceil(2) * 2 * c);
+    if let Some(t) = one_step_taps(taps, span.step) {
+        // SAFETY: `span.check` above bounds every tap of every pixel, which
+        // are all the rows the sliding pairs read; the filter pairs'
+        // length is asserted above.
+        unsafe {
+            match t.div_ceil(2) {
+                1 => depthwise_one_step::<1>(src, span, t, pairs, c, acc),
+                2 => depthwise_one_step::<2>(src, span, t, pairs, c, acc),
+                3 => depthwise_one_step::<3>(src, span, t, pairs, c, acc),
+                4 => depthwise_one_step::<4>(src, span, t, pairs, c, acc),
+                5 => depthwise_one_step::<5>(src, span, t, pairs, c, acc),
+                6 => depthwise_one_step::<6>(src, span, t, pairs, c, acc),
+                7 => depthwise_one_step::<7>(src, span, t, pairs, c, acc),
+                _ => depthwise_one_step::<8>(src, span, t, pairs, c, acc),
+            }
+        }
+        return;
+    }
     let (slide, slid, rest) = Slide::split(src, span, taps, window, c);
     let (acc_slid, acc) = acc.split_at_mut(slid * c);
     // SAFETY: `span.check` above bounds every pixel's taps and the
@@ -360,6 +381,96 @@ fn depthwise_row(
                 first += n;
             }
         }
+    }
+}
+
+/// The most taps [`depthwise_one_step`] takes: eight filter pairs, held in
+/// registers.
+const ONE_STEP_TAPS: usize = 16;
+
+/// Pixels [`depthwise_one_step`] takes at a time: their rows' pairs are
+/// built once into a buffer on the stack.
+const ONE_STEP_PIXELS: usize = 32;
+
+/// The number of taps when each lies one pixel step past the one before
+/// (a one-dimensional window at stride 1, such as streaming WW's columns
+/// over time): then pixel `i + 1`'s window is pixel `i`'s moved one tap,
+/// and the pair of rows `r` and `r + 1` serves every window holding both.
+/// Taps come in [`pair_taps`](crate::depthwise::pair_taps) order, which
+/// for such a window is tap order, pair `p` being taps `2p` and `2p + 1`.
+fn one_step_taps(taps: &[(usize, usize)], step: usize) -> Option<usize> {
+    let n = taps.len();
+    let one_step = taps
+        .iter()
+        .enumerate()
+        .all(|(t, &(tap, off))| tap == t && Some(off) == t.checked_mul(step));
+    (step > 0 && (2..=ONE_STEP_TAPS).contains(&n) && one_step).then_some(n)
+}
+
+/// A span whose window's `taps` lie one step apart ([`one_step_taps`]),
+/// sixteen channels at a time. The rows of up to [`ONE_STEP_PIXELS`]
+/// pixels are interleaved in pairs once, row `r` with row `r + 1` (the
+/// last with zeros), and pixel `i` sums `NP` of them, `i`, `i + 2`, …,
+/// against the filter pairs: one `vpdpwssd` per pair where
+/// [`depthwise_pairs`] first builds each pixel's pairs from its two taps.
+/// An odd last tap meets the row after it under a zero filter, as in
+/// [`tap_pairs`](crate::depthwise).
+///
+/// # Safety
+/// The CPU must support AVX-512 F, BW, VL and VNNI; `span.check` must have
+/// passed for `taps` one step apart; `pairs` must hold the `NP =
+/// ceil(taps / 2)` filter pairs of `c` channels.
+#[inline(never)]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
+unsafe fn depthwise_one_step<const NP: usize>(
+    src: &[i8],
+    span: Span,
+    taps: usize,
+    pairs: &[i16],
+    c: usize,
+    acc: &mut [i32],
+) {
+    let step = span.step;
+    // Rows the span reads: each pixel's window starts one row on.
+    let rows = span.pixels + taps - 1;
+    let mut ch = 0;
+    while ch < c {
+        let (lanes, k, k2) = block_masks(c, ch);
+        // SAFETY: rows below `rows` are the span's taps, inside `src` as
+        // the caller promises, for the channels of `k`; accumulators are
+        // stored for the span's pixels.
+        unsafe {
+            let f = filter_pairs::<NP>(pairs, 0, c, ch, k2);
+            let base = src.as_ptr().add(span.corner + ch);
+            let out = acc.as_mut_ptr().add(ch);
+            let mut i0 = 0;
+            while i0 < span.pixels {
+                let n = (span.pixels - i0).min(ONE_STEP_PIXELS);
+                let mut pair = [_mm512_setzero_si512(); ONE_STEP_PIXELS + ONE_STEP_TAPS];
+                let mut a = _mm_maskz_loadu_epi8(k, base.add(i0 * step));
+                for (j, pair) in pair.iter_mut().enumerate().take(n + taps - 1) {
+                    let r = i0 + j;
+                    let b = if r + 1 < rows {
+                        _mm_maskz_loadu_epi8(k, base.add((r + 1) * step))
+                    } else {
+                        _mm_setzero_si128()
+                    };
+                    let lo = _mm_unpacklo_epi8(a, b);
+                    let hi = _mm_unpackhi_epi8(a, b);
+                    *pair = _mm512_cvtepi8_epi16(_mm256_set_m128i(hi, lo));
+                    a = b;
+                }
+                for i in 0..n {
+                    let mut sum = _mm512_setzero_si512();
+                    for (p, f) in f.iter().enumerate() {
+                        sum = _mm512_dpwssd_epi32(sum, pair[i + 2 * p], *f);
+                    }
+                    _mm512_mask_storeu_epi32(out.add((i0 + i) * c), k, sum);
+                }
+                i0 += n;
+            }
+        }
+        ch += lanes;
     }
 }
 
