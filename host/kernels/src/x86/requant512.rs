@@ -338,6 +338,9 @@ pub(crate) struct Block {
     rounding: Rounding,
     left: bool,
     offset: __m512i,
+    /// Whether the activation's range is narrower than int8's; if not,
+    /// the saturating narrowing is the clamp.
+    clamp: bool,
     min: __m512i,
     max: __m512i,
 }
@@ -388,6 +391,7 @@ impl Epilogue<'_> {
             rounding: self.rounding,
             left,
             offset: _mm512_set1_epi32(self.offset),
+            clamp: self.min > i8::MIN as i32 || self.max < i8::MAX as i32,
             min: _mm512_set1_epi32(self.min),
             max: _mm512_set1_epi32(self.max),
         }
@@ -422,13 +426,17 @@ impl Block {
             (Rounding::Double, true, _) => self.lanes.apply::<true, true>(x),
             (Rounding::Nearest, _, _) => self.lanes.apply_nearest(x),
         };
-        let y = _mm512_min_epi32(
-            _mm512_max_epi32(_mm512_add_epi32(r, self.offset), self.min),
-            self.max,
-        );
-        // In int8 range after the clamp, so the narrowing is exact. It narrows
-        // in a register: Zen 4 microcodes `vpmovdb` to memory.
-        let bytes = _mm512_cvtepi32_epi8(y);
+        let y = _mm512_add_epi32(r, self.offset);
+        // Clamped to the activation's range, or to int8's by the saturating
+        // narrowing, which is the same when that is the range (no activation,
+        // or ReLU at zero point −128, as most of these models' layers): two
+        // instructions of about nineteen a vector. It narrows in a register:
+        // Zen 4 microcodes `vpmovsdb` to memory.
+        let bytes = if self.clamp {
+            _mm512_cvtsepi32_epi8(_mm512_min_epi32(_mm512_max_epi32(y, self.min), self.max))
+        } else {
+            _mm512_cvtsepi32_epi8(y)
+        };
         // SAFETY: as the caller promises.
         unsafe {
             if self.full {
