@@ -31,8 +31,7 @@ where
     /// worth running through `gemm_p` anyway, the last patch repeated to
     /// fill it; fewer go one at a time through `gemm1`, each reading every
     /// weight. `P` or more: never. (For the AMX tiles, whose sixteen rows
-    /// cost about the same however many are used, against AVX-512 four
-    /// at a time: WW's 15-pixel and VWW's 9-pixel layers.)
+    /// cost about the same however many are used: WW's 15-pixel layer.)
     pub short_min: usize,
 }
 

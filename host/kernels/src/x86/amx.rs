@@ -373,11 +373,14 @@ unsafe fn tiles_gemm(
     }
 }
 
-/// The fewest pixels a conv layer runs through the tiles: a layer of 8 to
+/// The fewest pixels a conv layer runs through the tiles: a layer of 13 to
 /// 15 fills its one group of sixteen by repeating its last patch, which
-/// made WW's 15-pixel layer faster (native 10.6 → 10.1 µs); below eight the
-/// AVX-512 GEMM's groups of four waste less.
-const SHORT_MIN: usize = 8;
+/// made WW's 15-pixel layer faster (native 10.6 → 10.1 µs). The AVX-512
+/// GEMM computes sixteen pixels for those too (groups of four, the last
+/// overlapping), but twelve for twelve: every pixel computed is also
+/// requantized, which costs these layers about what their products do, so
+/// VWW's 9-pixel layers were slower through the tiles (137 → 146 µs).
+const SHORT_MIN: usize = 13;
 
 /// This set's pieces for the block-GEMM driver, sixteen pixels at a time;
 /// single pixels go through the AVX-512 GEMV.
