@@ -191,3 +191,29 @@ where
     }
     Ok(())
 }
+
+/// The most taps the x86 sets' one-step depthwise kernels take: eight filter
+/// pairs, held in registers.
+#[cfg(target_arch = "x86_64")]
+pub(crate) const ONE_STEP_TAPS: usize = 16;
+
+/// Pixels those kernels take at a time: their rows' pairs are built once
+/// into a buffer on the stack.
+#[cfg(target_arch = "x86_64")]
+pub(crate) const ONE_STEP_PIXELS: usize = 32;
+
+/// The number of taps when each lies one pixel step past the one before
+/// (a one-dimensional window at a stride equal to its dilation, such as
+/// streaming WW's columns over time): then pixel `i + 1`'s window is pixel `i`'s moved one tap,
+/// and the pair of rows `r` and `r + 1` serves every window holding both.
+/// Taps come in [`pair_taps`](crate::depthwise::pair_taps) order, which
+/// for such a window is tap order, pair `p` being taps `2p` and `2p + 1`.
+#[cfg(target_arch = "x86_64")]
+pub(crate) fn one_step_taps(taps: &[(usize, usize)], step: usize) -> Option<usize> {
+    let n = taps.len();
+    let one_step = taps
+        .iter()
+        .enumerate()
+        .all(|(t, &(tap, off))| tap == t && Some(off) == t.checked_mul(step));
+    (step > 0 && (2..=ONE_STEP_TAPS).contains(&n) && one_step).then_some(n)
+}

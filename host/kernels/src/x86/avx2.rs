@@ -12,7 +12,7 @@ use std::arch::x86_64::*;
 
 use crate::conv::{Conv2d, conv2d_scalar};
 use crate::depthwise::{DepthwiseConv2d, depthwise_conv2d_scalar};
-use crate::drive::channels::{self, Span, Taps};
+use crate::drive::channels::{self, ONE_STEP_PIXELS, ONE_STEP_TAPS, Span, Taps, one_step_taps};
 use crate::drive::rows;
 use crate::error::KernelError;
 use crate::fully_connected::{FullyConnected, fully_connected_scalar};
@@ -367,6 +367,54 @@ fn depthwise_row(
     let np = taps.len().div_ceil(2);
     assert!(pairs.len() >= np * 2 * c);
     let whole = c - c % 8;
+    if let Some(t) = one_step_taps(taps, span.step).filter(|_| whole > 0) {
+        // SAFETY: as for the kernels below; the rows the pairs read are
+        // the span's taps.
+        unsafe {
+            match t.div_ceil(2) {
+                1 => depthwise_one_step::<1>(src, span, t, pairs, c, whole, acc),
+                2 => depthwise_one_step::<2>(src, span, t, pairs, c, whole, acc),
+                3 => depthwise_one_step::<3>(src, span, t, pairs, c, whole, acc),
+                4 => depthwise_one_step::<4>(src, span, t, pairs, c, whole, acc),
+                5 => depthwise_one_step::<5>(src, span, t, pairs, c, whole, acc),
+                6 => depthwise_one_step::<6>(src, span, t, pairs, c, whole, acc),
+                7 => depthwise_one_step::<7>(src, span, t, pairs, c, whole, acc),
+                _ => depthwise_one_step::<8>(src, span, t, pairs, c, whole, acc),
+            }
+        }
+    } else {
+        depthwise_row_pairs(src, span, taps, (kh, kw), pairs, c, whole, acc);
+    }
+    if whole < c {
+        for (i, acc) in acc.chunks_exact_mut(c).take(span.pixels).enumerate() {
+            channels::pixel_tail(
+                src,
+                span.corner + i * span.step,
+                taps,
+                filter,
+                c,
+                whole,
+                acc,
+            );
+        }
+    }
+}
+
+/// [`depthwise_row`]'s whole groups of eight channels for windows that do
+/// not take one step a pixel.
+#[allow(clippy::too_many_arguments)]
+#[target_feature(enable = "avx2")]
+fn depthwise_row_pairs(
+    src: &[i8],
+    span: Span,
+    taps: &Taps,
+    (kh, kw): (usize, usize),
+    pairs: &[i16],
+    c: usize,
+    whole: usize,
+    acc: &mut [i32],
+) {
+    let np = taps.len().div_ceil(2);
     // The pixels that slide, then the rest (at most the last) by the block.
     let (slide, slid, rest) = Slide::split(src, span, taps, (kh, kw), c);
     let (acc_slid, acc_rest) = acc.split_at_mut(slid * c);
@@ -394,17 +442,69 @@ fn depthwise_row(
             }
         }
     }
-    if whole < c {
-        for (i, acc) in acc.chunks_exact_mut(c).take(span.pixels).enumerate() {
-            channels::pixel_tail(
-                src,
-                span.corner + i * span.step,
-                taps,
-                filter,
-                c,
-                whole,
-                acc,
-            );
+}
+
+/// The AVX-512 set's `depthwise_one_step` on eight channels a vector, for
+/// every whole group of eight: each pair of rows `r`, `r + 1` interleaved
+/// once, then summed into every pixel whose window holds it.
+///
+/// # Safety
+/// The CPU must support AVX2; `span.check` must have passed for `taps`
+/// one step apart ([`one_step_taps`]); `pairs` must hold the `NP =
+/// ceil(taps / 2)` filter pairs of `c` channels; `whole <= c` must be a
+/// multiple of eight.
+#[inline(never)]
+#[target_feature(enable = "avx2")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn depthwise_one_step<const NP: usize>(
+    src: &[i8],
+    span: Span,
+    taps: usize,
+    pairs: &[i16],
+    c: usize,
+    whole: usize,
+    acc: &mut [i32],
+) {
+    let step = span.step;
+    let rows = span.pixels + taps - 1;
+    for ch in (0..whole).step_by(8) {
+        // SAFETY: rows below `rows` are the span's taps, inside `src` for
+        // channels below `whole` as the caller promises; the filter pairs
+        // and the accumulators likewise.
+        unsafe {
+            let mut f = [_mm256_setzero_si256(); NP];
+            for (p, f) in f.iter_mut().enumerate() {
+                *f = _mm256_loadu_si256(pairs.as_ptr().add((p * c + ch) * 2) as *const __m256i);
+            }
+            let base = src.as_ptr().add(span.corner + ch);
+            let out = acc.as_mut_ptr().add(ch);
+            let mut i0 = 0;
+            while i0 < span.pixels {
+                let n = (span.pixels - i0).min(ONE_STEP_PIXELS);
+                let mut pair =
+                    [std::mem::MaybeUninit::<__m256i>::uninit(); ONE_STEP_PIXELS + ONE_STEP_TAPS];
+                let mut a = _mm_loadl_epi64(base.add(i0 * step) as *const __m128i);
+                for (j, pair) in pair.iter_mut().enumerate().take(n + taps - 1) {
+                    let r = i0 + j;
+                    let b = if r + 1 < rows {
+                        _mm_loadl_epi64(base.add((r + 1) * step) as *const __m128i)
+                    } else {
+                        _mm_setzero_si128()
+                    };
+                    pair.write(_mm256_cvtepi8_epi16(_mm_unpacklo_epi8(a, b)));
+                    a = b;
+                }
+                for i in 0..n {
+                    let mut sum = _mm256_setzero_si256();
+                    for (p, f) in f.iter().enumerate() {
+                        // Pairs below `n + taps - 1` were written above.
+                        let x = pair[i + 2 * p].assume_init();
+                        sum = _mm256_add_epi32(sum, _mm256_madd_epi16(x, *f));
+                    }
+                    _mm256_storeu_si256(out.add((i0 + i) * c) as *mut __m256i, sum);
+                }
+                i0 += n;
+            }
         }
     }
 }

@@ -12,7 +12,7 @@ use crate::add::{Add, TABLE_SLACK};
 use crate::conv::Conv2d;
 use crate::depthwise::DepthwiseConv2d;
 use crate::drive::blocks;
-use crate::drive::channels::{self, Span};
+use crate::drive::channels::{self, ONE_STEP_PIXELS, ONE_STEP_TAPS, Span, one_step_taps};
 use crate::error::{KernelError, check_len};
 use crate::fully_connected::FullyConnected;
 use crate::pack::{I8_LANES, Packed, PackedI8Rows, Runs};
@@ -384,30 +384,7 @@ fn depthwise_row(
     }
 }
 
-/// The most taps [`depthwise_one_step`] takes: eight filter pairs, held in
-/// registers.
-const ONE_STEP_TAPS: usize = 16;
-
-/// Pixels [`depthwise_one_step`] takes at a time: their rows' pairs are
-/// built once into a buffer on the stack.
-const ONE_STEP_PIXELS: usize = 32;
-
-/// The number of taps when each lies one pixel step past the one before
-/// (a one-dimensional window at stride 1, such as streaming WW's columns
-/// over time): then pixel `i + 1`'s window is pixel `i`'s moved one tap,
-/// and the pair of rows `r` and `r + 1` serves every window holding both.
-/// Taps come in [`pair_taps`](crate::depthwise::pair_taps) order, which
-/// for such a window is tap order, pair `p` being taps `2p` and `2p + 1`.
-fn one_step_taps(taps: &[(usize, usize)], step: usize) -> Option<usize> {
-    let n = taps.len();
-    let one_step = taps
-        .iter()
-        .enumerate()
-        .all(|(t, &(tap, off))| tap == t && Some(off) == t.checked_mul(step));
-    (step > 0 && (2..=ONE_STEP_TAPS).contains(&n) && one_step).then_some(n)
-}
-
-/// A span whose window's `taps` lie one step apart ([`one_step_taps`]),
+/// A span whose window's `taps` lie one step apart ([`one_step_taps`](channels::one_step_taps)),
 /// sixteen channels at a time. The rows of up to [`ONE_STEP_PIXELS`]
 /// pixels are interleaved in pairs once, row `r` with row `r + 1` (the
 /// last with zeros), and pixel `i` sums `NP` of them, `i`, `i + 2`, …,
