@@ -371,16 +371,10 @@ fn depthwise_row(
         // SAFETY: as for the kernels below; the rows the pairs read are
         // the span's taps.
         unsafe {
-            match t.div_ceil(2) {
-                1 => depthwise_one_step::<1>(src, span, t, pairs, c, whole, acc),
-                2 => depthwise_one_step::<2>(src, span, t, pairs, c, whole, acc),
-                3 => depthwise_one_step::<3>(src, span, t, pairs, c, whole, acc),
-                4 => depthwise_one_step::<4>(src, span, t, pairs, c, whole, acc),
-                5 => depthwise_one_step::<5>(src, span, t, pairs, c, whole, acc),
-                6 => depthwise_one_step::<6>(src, span, t, pairs, c, whole, acc),
-                7 => depthwise_one_step::<7>(src, span, t, pairs, c, whole, acc),
-                _ => depthwise_one_step::<8>(src, span, t, pairs, c, whole, acc),
-            }
+            by_pairs!(
+                t.div_ceil(2),
+                depthwise_one_step(src, span, t, pairs, c, whole, acc)
+            )
         }
     } else {
         depthwise_row_pairs(src, span, taps, (kh, kw), pairs, c, whole, acc);

@@ -320,16 +320,10 @@ fn depthwise_row(
         // are all the rows the sliding pairs read; the filter pairs'
         // length is asserted above.
         unsafe {
-            match t.div_ceil(2) {
-                1 => depthwise_one_step::<1>(src, span, t, pairs, c, acc),
-                2 => depthwise_one_step::<2>(src, span, t, pairs, c, acc),
-                3 => depthwise_one_step::<3>(src, span, t, pairs, c, acc),
-                4 => depthwise_one_step::<4>(src, span, t, pairs, c, acc),
-                5 => depthwise_one_step::<5>(src, span, t, pairs, c, acc),
-                6 => depthwise_one_step::<6>(src, span, t, pairs, c, acc),
-                7 => depthwise_one_step::<7>(src, span, t, pairs, c, acc),
-                _ => depthwise_one_step::<8>(src, span, t, pairs, c, acc),
-            }
+            by_pairs!(
+                t.div_ceil(2),
+                depthwise_one_step(src, span, t, pairs, c, acc)
+            )
         }
         return;
     }
@@ -368,16 +362,7 @@ fn depthwise_row(
             let mut first = 0;
             while first < np {
                 let n = (np - first).min(8);
-                match n {
-                    1 => depthwise_pairs::<1>(src, rest, taps, first, pairs, c, acc),
-                    2 => depthwise_pairs::<2>(src, rest, taps, first, pairs, c, acc),
-                    3 => depthwise_pairs::<3>(src, rest, taps, first, pairs, c, acc),
-                    4 => depthwise_pairs::<4>(src, rest, taps, first, pairs, c, acc),
-                    5 => depthwise_pairs::<5>(src, rest, taps, first, pairs, c, acc),
-                    6 => depthwise_pairs::<6>(src, rest, taps, first, pairs, c, acc),
-                    7 => depthwise_pairs::<7>(src, rest, taps, first, pairs, c, acc),
-                    _ => depthwise_pairs::<8>(src, rest, taps, first, pairs, c, acc),
-                }
+                by_pairs!(n, depthwise_pairs(src, rest, taps, first, pairs, c, acc));
                 first += n;
             }
         }
