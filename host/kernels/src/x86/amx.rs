@@ -377,9 +377,10 @@ unsafe fn tiles_gemm(
 /// 15 fills its one group of sixteen by repeating its last patch, which
 /// made WW's 15-pixel layer faster (native 10.6 → 10.1 µs). The AVX-512
 /// GEMM computes sixteen pixels for those too (groups of four, the last
-/// overlapping), but twelve for twelve: every pixel computed is also
-/// requantized, which costs these layers about what their products do, so
-/// VWW's 9-pixel layers were slower through the tiles (137 → 146 µs).
+/// overlapping), but only twelve for twelve, and every pixel computed is
+/// also requantized, which in these small layers costs about what their
+/// products do. (With eight as the bound, VWW's 9-pixel layers measured
+/// the same either way, 137.7 and 137.8 µs; the bound is that reasoning.)
 const SHORT_MIN: usize = 13;
 
 /// This set's pieces for the block-GEMM driver, sixteen pixels at a time;
