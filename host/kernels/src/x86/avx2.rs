@@ -280,10 +280,18 @@ pub fn fully_connected(
 #[target_feature(enable = "avx2")]
 unsafe fn tap_pair(base: *const i8, (o0, o1): (usize, usize)) -> __m256i {
     unsafe {
-        let x0 = _mm_loadl_epi64(base.add(o0) as *const __m128i);
-        let x1 = _mm_loadl_epi64(base.add(o1) as *const __m128i);
-        _mm256_cvtepi8_epi16(_mm_unpacklo_epi8(x0, x1))
+        interleave(
+            _mm_loadl_epi64(base.add(o0) as *const __m128i),
+            _mm_loadl_epi64(base.add(o1) as *const __m128i),
+        )
     }
+}
+
+/// The low eight bytes of `a` and of `b`, interleaved as i16 pairs.
+#[inline]
+#[target_feature(enable = "avx2")]
+fn interleave(a: __m128i, b: __m128i) -> __m256i {
+    _mm256_cvtepi8_epi16(_mm_unpacklo_epi8(a, b))
 }
 
 /// The element offsets of pair `p`: taps come in
@@ -485,7 +493,7 @@ unsafe fn depthwise_one_step<const NP: usize>(
                     } else {
                         _mm_setzero_si128()
                     };
-                    pair.write(_mm256_cvtepi8_epi16(_mm_unpacklo_epi8(a, b)));
+                    pair.write(interleave(a, b));
                     a = b;
                 }
                 for i in 0..n {

@@ -419,9 +419,7 @@ unsafe fn depthwise_one_step<const NP: usize>(
                     } else {
                         _mm_setzero_si128()
                     };
-                    let lo = _mm_unpacklo_epi8(a, b);
-                    let hi = _mm_unpackhi_epi8(a, b);
-                    pair.write(_mm512_cvtepi8_epi16(_mm256_set_m128i(hi, lo)));
+                    pair.write(interleave(a, b));
                     a = b;
                 }
                 for i in 0..n {
@@ -450,12 +448,20 @@ unsafe fn depthwise_one_step<const NP: usize>(
 #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
 unsafe fn tap_pair(base: *const i8, (o0, o1): (usize, usize), k: __mmask16) -> __m512i {
     unsafe {
-        let a = _mm_maskz_loadu_epi8(k, base.add(o0));
-        let b = _mm_maskz_loadu_epi8(k, base.add(o1));
-        let lo = _mm_unpacklo_epi8(a, b);
-        let hi = _mm_unpackhi_epi8(a, b);
-        _mm512_cvtepi8_epi16(_mm256_set_m128i(hi, lo))
+        interleave(
+            _mm_maskz_loadu_epi8(k, base.add(o0)),
+            _mm_maskz_loadu_epi8(k, base.add(o1)),
+        )
     }
+}
+
+/// Sixteen bytes of `a` and of `b`, interleaved as i16 pairs.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+fn interleave(a: __m128i, b: __m128i) -> __m512i {
+    let lo = _mm_unpacklo_epi8(a, b);
+    let hi = _mm_unpackhi_epi8(a, b);
+    _mm512_cvtepi8_epi16(_mm256_set_m128i(hi, lo))
 }
 
 /// The lanes of the block of up to sixteen channels from `ch` on, and
