@@ -3,6 +3,7 @@
 
 use std::sync::{Arc, Mutex};
 
+use crate::aligned::Aligned;
 use crate::conv::{Scratch, expand_requant, per_channel_bytes};
 use crate::error::{KernelError, check_len, ensure};
 use crate::geometry::{Shape4, Window, WindowSpec};
@@ -49,7 +50,7 @@ pub struct DepthwiseConv2d {
     pub(crate) filter_i32: Arc<Vec<i32>>,
     /// Filter as i16 `[tap pair][channel][2]`, the taps of each pair side
     /// by side in [`pair_taps`] order, for `vpmaddwd`.
-    pub(crate) filter_pairs: Arc<Vec<i16>>,
+    pub(crate) filter_pairs: Arc<Aligned<i16>>,
     /// `bias + input_offset · Σ taps` per channel.
     pub(crate) bias_folded: Arc<Vec<i32>>,
     /// `requant` as two arrays, for the vector paths.
@@ -259,15 +260,23 @@ pub(crate) fn pair_taps(kh: usize, kw: usize) -> impl Iterator<Item = (usize, us
 
 /// `filter` (`[tap][channel]`) as `[tap pair][channel][2]` i16, pairs in
 /// [`pair_taps`] order, a tap paired with itself meeting a zero.
-fn tap_pairs(filter: &[i8], c: usize, kh: usize, kw: usize) -> Vec<i16> {
+fn tap_pairs(filter: &[i8], c: usize, kh: usize, kw: usize) -> Aligned<i16> {
     let c = c.max(1);
-    let mut out = Vec::with_capacity((kh * kw).div_ceil(2) * 2 * c);
+    let mut out = Aligned::zeroed((kh * kw).div_ceil(2) * 2 * c);
+    let mut at = out.iter_mut();
     for (a, b) in pair_taps(kh, kw) {
         for ch in 0..c {
-            out.push(filter[a * c + ch] as i16);
-            out.push(if b == a { 0 } else { filter[b * c + ch] as i16 });
+            for v in [
+                filter[a * c + ch],
+                if b == a { 0 } else { filter[b * c + ch] },
+            ] {
+                if let Some(slot) = at.next() {
+                    *slot = v as i16;
+                }
+            }
         }
     }
+    debug_assert!(at.next().is_none(), "pair_taps gives ceil(kh·kw / 2) pairs");
     out
 }
 

@@ -5,6 +5,7 @@
 //! function. Faster paths plug into [`dispatch::KernelSet`] and are tested
 //! against the scalar reference. Nothing here knows about WebAssembly.
 
+mod aligned;
 mod error;
 
 pub mod add;

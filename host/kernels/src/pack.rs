@@ -6,6 +6,8 @@
 //! arithmetic, and taps that fall in the padding are made to contribute 0
 //! by padding the input with −off (the input zero point) instead of skipping.
 
+use crate::aligned::Aligned;
+
 /// The weight layout a kernel set wants; filters are repacked into it once,
 /// when the operator is prepared.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -137,7 +139,7 @@ pub struct PackedI8Rows {
     pub(crate) kernel_rows: usize,
     /// Blocks of 16 rows.
     pub(crate) blocks: usize,
-    pub(crate) data: Vec<i8>,
+    pub(crate) data: Aligned<i8>,
     pub(crate) sums: Vec<i32>,
 }
 
@@ -196,7 +198,7 @@ impl PackedI8Rows {
         let run = k / kernel_rows;
         let run4 = run.div_ceil(4);
         let (k4, blocks) = (kernel_rows * run4, rows.div_ceil(16));
-        let mut data = vec![0i8; blocks * k4 * I8_LANES];
+        let mut data = Aligned::zeroed(blocks * k4 * I8_LANES);
         for r in 0..rows {
             let (block, lane) = (r / 16, r % 16);
             for (j, &v) in values[r * k..(r + 1) * k].iter().enumerate() {
@@ -233,7 +235,7 @@ pub struct PackedRows {
     pub(crate) k: usize,
     /// Values per row after padding to a multiple of [`LANES`].
     pub(crate) kp: usize,
-    pub(crate) data: Vec<i16>,
+    pub(crate) data: Aligned<i16>,
     pub(crate) sums: Vec<i32>,
 }
 
@@ -244,7 +246,7 @@ impl PackedRows {
     /// Pack `rows × k` int8 values, each offset by `add` (a weights zero point).
     pub fn new(values: &[i8], rows: usize, k: usize, add: i32) -> PackedRows {
         let kp = k.div_ceil(LANES) * LANES;
-        let mut data = vec![0i16; rows * kp];
+        let mut data = Aligned::zeroed(rows * kp);
         let mut sums = vec![0i32; rows];
         for r in 0..rows {
             for (j, &v) in values[r * k..(r + 1) * k].iter().enumerate() {
