@@ -1,4 +1,4 @@
-//! Packed weights on cache-line boundaries.
+//! Packed weights and scratch buffers on cache-line boundaries.
 //!
 //! A `Vec` starts wherever the allocator puts it, usually 16 bytes into a
 //! line. Then every 64-byte load of a packed block spans two cache lines
@@ -20,10 +20,11 @@ mod sealed {
     /// divides a cache line.
     pub trait Plain: Copy {}
     impl Plain for i8 {}
+    impl Plain for u8 {}
     impl Plain for i16 {}
     impl Plain for i32 {}
 }
-use sealed::Plain;
+pub(crate) use sealed::Plain;
 
 /// `len` values of `T` starting on a 64-byte boundary; derefs to `[T]`.
 #[derive(Clone, PartialEq, Eq)]
@@ -42,6 +43,38 @@ impl<T: Plain> Aligned<T> {
             len,
             _values: PhantomData,
         }
+    }
+
+    /// Values it holds without growing (the scratch bound's tests read it).
+    #[cfg(test)]
+    pub fn capacity(&self) -> usize {
+        self.lines.capacity() * (64 / size_of::<T>())
+    }
+
+    /// As `Vec::clear`: no values, the memory kept.
+    pub fn clear(&mut self) {
+        self.len = 0;
+    }
+
+    /// As `Vec::resize`: keeps the first `len` values and sets any new ones
+    /// to `value`.
+    pub fn resize(&mut self, len: usize, value: T) {
+        let per_line = 64 / size_of::<T>();
+        let lines = len.div_ceil(per_line);
+        if lines > self.lines.len() {
+            self.lines.resize(lines, Line([0; 64]));
+        }
+        let old = self.len;
+        self.len = len;
+        if len > old {
+            self[old..].fill(value);
+        }
+    }
+}
+
+impl<T: Plain> Default for Aligned<T> {
+    fn default() -> Self {
+        Aligned::zeroed(0)
     }
 }
 
@@ -75,26 +108,42 @@ impl<T: Plain + fmt::Debug> fmt::Debug for Aligned<T> {
 mod tests {
     use super::*;
 
-    fn check<T: Plain + Default + PartialEq + fmt::Debug + From<i8>>() {
+    fn check<T: Plain + Default + PartialEq + fmt::Debug>(mark: T) {
         for len in [0, 1, 31, 32, 33, 63, 64, 65, 1000] {
             let mut a = Aligned::<T>::zeroed(len);
             assert_eq!(a.len(), len);
             assert_eq!(a.as_ptr() as usize % 64, 0);
             assert!(a.iter().all(|b| *b == T::default()));
             if len > 0 {
-                a[len - 1] = T::from(-7);
+                a[len - 1] = mark;
                 let b = a.clone();
                 assert_eq!(b.as_ptr() as usize % 64, 0);
-                assert_eq!(b[len - 1], T::from(-7));
+                assert_eq!(b[len - 1], mark);
                 assert_eq!(a, b);
             }
         }
     }
 
     #[test]
+    fn resizes_as_a_vec_does() {
+        let mut a = Aligned::<i16>::default();
+        let mut v = Vec::new();
+        for (len, fill) in [(5, 3), (40, -2), (7, 9), (0, 1), (100, 4), (33, 0)] {
+            a.resize(len, fill);
+            v.resize(len, fill);
+            assert_eq!(&a[..], &v[..]);
+            assert_eq!(a.as_ptr() as usize % 64, 0);
+            assert!(a.capacity() >= len);
+        }
+        a.clear();
+        assert!(a.is_empty() && a.capacity() >= 100);
+    }
+
+    #[test]
     fn starts_on_a_line_and_holds_exactly_len_values() {
-        check::<i8>();
-        check::<i16>();
-        check::<i32>();
+        check::<i8>(-7);
+        check::<u8>(200);
+        check::<i16>(-7);
+        check::<i32>(-7);
     }
 }

@@ -2,6 +2,7 @@
 
 use std::sync::{Arc, Mutex};
 
+use crate::aligned::Aligned;
 use crate::error::{KernelError, check_len, ensure};
 use crate::geometry::{Shape4, Window, WindowSpec};
 use crate::pack::{Packed, WeightLayout};
@@ -68,20 +69,20 @@ pub struct Conv2d {
 /// Buffers a vector kernel reuses between runs, so a run allocates nothing.
 #[derive(Debug, Default)]
 pub struct Scratch {
-    pub(crate) padded: Vec<i8>,
-    pub(crate) col: Vec<i16>,
-    pub(crate) acc: Vec<i32>,
+    pub(crate) padded: Aligned<i8>,
+    pub(crate) col: Aligned<i16>,
+    pub(crate) acc: Aligned<i32>,
     /// The input patch as u8 for the VNNI path.
-    pub(crate) col8: Vec<u8>,
+    pub(crate) col8: Aligned<u8>,
     /// The whole input as u8, for pointwise convolutions on the VNNI path.
-    pub(crate) shifted: Vec<u8>,
+    pub(crate) shifted: Aligned<u8>,
     /// (tap index, element offset from the window's corner) for depthwise.
     pub(crate) taps: Vec<(usize, usize)>,
     /// A depthwise input with each channel repeated by the depth multiplier.
     pub(crate) expanded: Vec<i8>,
     /// The outputs of a group shorter than the GEMM's pixels, run whole
     /// (see [`crate::drive::blocks::Micro::short_min`]).
-    pub(crate) short_out: Vec<i8>,
+    pub(crate) short_out: Aligned<i8>,
 }
 
 /// Most pixels (or rows) any kernel set's GEMM runs per weight load: the
@@ -120,7 +121,9 @@ impl Scratch {
             .checked_add(kp.checked_mul(2 + MAX_PIXELS)?)?
             .checked_add(taps.checked_mul(std::mem::size_of::<(usize, usize)>())?)?
             .checked_add(acc.checked_mul(4)?)?
-            .checked_add(os.c.checked_mul(MAX_PIXELS)?)
+            .checked_add(os.c.checked_mul(MAX_PIXELS)?)?
+            // Six of the buffers round up to whole cache lines (`Aligned`).
+            .checked_add(6 * 64)
     }
 }
 

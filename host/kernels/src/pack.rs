@@ -6,7 +6,7 @@
 //! arithmetic, and taps that fall in the padding are made to contribute 0
 //! by padding the input with −off (the input zero point) instead of skipping.
 
-use crate::aligned::Aligned;
+use crate::aligned::{Aligned, Plain};
 
 /// The weight layout a kernel set wants; filters are repacked into it once,
 /// when the operator is prepared.
@@ -324,14 +324,14 @@ use crate::geometry::{Shape4, Window};
 /// The input with the window's padding made explicit: `(data, ph, pw)` of
 /// shape `[n, ph, pw, c]`, padded with the zero point. Borrows `input` when
 /// no padding is needed.
-pub fn pad_input<'a>(
+pub(crate) fn pad_input<'a>(
     input: &'a [i8],
     is: Shape4,
     w: &Window,
     out_h: usize,
     out_w: usize,
     zero_point: i8,
-    buf: &'a mut Vec<i8>,
+    buf: &'a mut Aligned<i8>,
 ) -> (&'a [i8], usize, usize) {
     let (ph, pw) = padded_size(is, w, out_h, out_w);
     if w.pad_top == 0 && w.pad_left == 0 && (ph, pw) == (is.h, is.w) {
@@ -356,14 +356,14 @@ pub fn padded_size(is: Shape4, w: &Window, out_h: usize, out_w: usize) -> (usize
 /// followed by `slack` more cells. Only the borders are filled, not the
 /// whole buffer: every cell is written once.
 #[allow(clippy::too_many_arguments)]
-pub fn pad_convert<T: Copy>(
+pub(crate) fn pad_convert<T: Plain>(
     input: &[i8],
     is: Shape4,
     w: &Window,
     (ph, pw): (usize, usize),
     fill: T,
     slack: usize,
-    buf: &mut Vec<T>,
+    buf: &mut Aligned<T>,
     put: impl Fn(&[i8], &mut [T]),
 ) {
     let row = pw * is.c;
