@@ -23,6 +23,7 @@ mod sealed {
     impl Plain for u8 {}
     impl Plain for i16 {}
     impl Plain for i32 {}
+    impl Plain for i64 {}
 }
 pub(crate) use sealed::Plain;
 
@@ -43,6 +44,13 @@ impl<T: Plain> Aligned<T> {
             len,
             _values: PhantomData,
         }
+    }
+
+    /// A copy of `values`.
+    pub fn copied(values: &[T]) -> Self {
+        let mut a = Aligned::zeroed(values.len());
+        a.copy_from_slice(values);
+        a
     }
 
     /// Values it holds without growing (the scratch bound's tests read it).
@@ -145,5 +153,8 @@ mod tests {
         check::<u8>(200);
         check::<i16>(-7);
         check::<i32>(-7);
+        check::<i64>(-7);
+        let v = [3i32, -1, 4, 1, -5];
+        assert_eq!(&Aligned::copied(&v)[..], &v[..]);
     }
 }

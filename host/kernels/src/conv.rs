@@ -58,7 +58,7 @@ pub struct Conv2d {
     /// (Weights and per-channel arrays are shared with the layer's slabs.)
     pub(crate) packed: Option<Arc<Packed>>,
     /// The bias with the input offset folded in, for `packed`.
-    pub(crate) bias_folded: Arc<Vec<i32>>,
+    pub(crate) bias_folded: Arc<Aligned<i32>>,
     /// `requant` as two arrays, for the vector paths.
     pub(crate) multipliers: Arc<Multipliers>,
     pub(crate) scratch: Mutex<Scratch>,
@@ -248,7 +248,7 @@ impl Conv2d {
             act_max,
             rounding,
             packed: packed.map(Arc::new),
-            bias_folded: Arc::new(bias_folded),
+            bias_folded: Arc::new(Aligned::copied(&bias_folded)),
             multipliers: Arc::new(multipliers),
             scratch: Mutex::new(Scratch::default()),
             scratch_bound,

@@ -52,7 +52,7 @@ pub struct DepthwiseConv2d {
     /// by side in [`pair_taps`] order, for `vpmaddwd`.
     pub(crate) filter_pairs: Arc<Aligned<i16>>,
     /// `bias + input_offset · Σ taps` per channel.
-    pub(crate) bias_folded: Arc<Vec<i32>>,
+    pub(crate) bias_folded: Arc<Aligned<i32>>,
     /// `requant` as two arrays, for the vector paths.
     pub(crate) multipliers: Arc<Multipliers>,
     pub(crate) scratch: Mutex<Scratch>,
@@ -151,7 +151,7 @@ impl DepthwiseConv2d {
             rounding,
             filter_i32: Arc::new(filter_i32),
             filter_pairs: Arc::new(filter_pairs),
-            bias_folded: Arc::new(bias_folded),
+            bias_folded: Arc::new(Aligned::copied(&bias_folded)),
             multipliers: Arc::new(multipliers),
             scratch: Mutex::new(Scratch::default()),
             scratch_bound,

@@ -3,6 +3,7 @@
 
 use std::sync::Mutex;
 
+use crate::aligned::Aligned;
 use crate::conv::{MAX_PIXELS, Scratch, expand_requant, per_channel_bytes};
 use crate::error::{KernelError, ensure};
 use crate::pack::{Packed, WeightLayout};
@@ -49,7 +50,7 @@ pub struct FullyConnected {
     /// Weights (plus their zero point) in the kernel set's layout.
     pub(crate) packed: Option<Packed>,
     /// The bias with the input offset folded in, for `packed`.
-    pub(crate) bias_folded: Vec<i32>,
+    pub(crate) bias_folded: Aligned<i32>,
     /// `requant` as two arrays, for the vector paths.
     pub(crate) multipliers: Multipliers,
     pub(crate) scratch: Mutex<Scratch>,
@@ -138,7 +139,7 @@ impl FullyConnected {
             act_max,
             rounding,
             packed,
-            bias_folded,
+            bias_folded: Aligned::copied(&bias_folded),
             multipliers,
             scratch: Mutex::new(Scratch::default()),
             scratch_bound,

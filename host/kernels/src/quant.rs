@@ -6,6 +6,8 @@
 //! precision instead. All three are kept so a gateway can reproduce each
 //! runtime byte for byte.
 
+use crate::aligned::Aligned;
+
 /// Which rounding the requantization step uses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
 pub enum Rounding {
@@ -261,11 +263,11 @@ impl Requant {
 /// Per-channel multipliers and shifts in two arrays, for vector loads.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Multipliers {
-    pub(crate) multiplier: Vec<i32>,
-    pub(crate) shift: Vec<i32>,
+    pub(crate) multiplier: Aligned<i32>,
+    pub(crate) shift: Aligned<i32>,
     /// Double rounding as one 64-bit step (see [`Multipliers::DOUBLE_BLOCK`]),
     /// per block of 16 channels.
-    pub(crate) double: Vec<i64>,
+    pub(crate) double: Aligned<i64>,
 }
 
 impl Multipliers {
@@ -283,7 +285,7 @@ impl Multipliers {
     pub(crate) const DOUBLE_BLOCK: usize = 48;
 
     pub fn new(r: &[Requant]) -> Self {
-        let mut double = vec![0i64; r.len().div_ceil(16) * Self::DOUBLE_BLOCK];
+        let mut double = Aligned::zeroed(r.len().div_ceil(16) * Self::DOUBLE_BLOCK);
         for (c, q) in r.iter().enumerate() {
             let right = (-q.shift).clamp(0, 30) as u32;
             let lane = (c % 16) / 2 + 8 * (c % 2);
@@ -294,8 +296,8 @@ impl Multipliers {
             double[at + 32] = 31 + right as i64;
         }
         Multipliers {
-            multiplier: r.iter().map(|q| q.multiplier).collect(),
-            shift: r.iter().map(|q| q.shift).collect(),
+            multiplier: Aligned::copied(&r.iter().map(|q| q.multiplier).collect::<Vec<_>>()),
+            shift: Aligned::copied(&r.iter().map(|q| q.shift).collect::<Vec<_>>()),
             double,
         }
     }
