@@ -159,7 +159,7 @@ impl InstanceState {
         if let Some(q) = &self.state {
             q.settle();
         }
-        self.nn.begin_call(deadline);
+        self.nn.begin_call_at(now, deadline);
     }
 }
 
