@@ -162,10 +162,14 @@ where
     let scratch = &mut *guard;
     let kp = 4 * packed.k4;
     let stride = packed.padded_rows();
-    // Bytes past `depth` in a row meet zero weights but must be defined.
+    // Bytes past `depth` in a row meet zero weights but must be defined:
+    // zeroed when the buffer takes this shape, and never written after, as
+    // each row's conversion below writes its first `depth` bytes only.
     let group = rows.clamp(1, P);
-    scratch.col8.clear();
-    scratch.col8.resize(group * kp, 0);
+    if scratch.col8.len() != group * kp {
+        scratch.col8.clear();
+        scratch.col8.resize(group * kp, 0);
+    }
     scratch.acc.resize(group * stride, 0);
     let (cols, acc) = (&mut scratch.col8, &mut scratch.acc);
     let runs = Runs::contiguous(packed.k4);

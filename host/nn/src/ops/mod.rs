@@ -430,7 +430,19 @@ impl PreparedOp {
 
     /// Run on the store's current activations.
     pub fn run(&self, st: &mut TensorStore, ks: &KernelSet) -> Result<(), NnFault> {
-        self.run_at(st, ks, |s| s)
+        // As `run_at` with no move, but on the spans as they are: copying
+        // them into `run_at`'s arrays (768 bytes for the inputs) was a
+        // noticeable part of a small layer's fixed cost.
+        if self.output.is_empty() {
+            return Ok(());
+        }
+        let io = Operands {
+            st,
+            inputs: &self.inputs,
+            output: self.output,
+            extra: &self.extra,
+        };
+        self.eval.eval(ks, io)
     }
 
     /// Run with every operand span moved by `at`: one lane of a batch.
