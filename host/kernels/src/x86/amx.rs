@@ -264,16 +264,11 @@ fn gemm16(
             tiles_gemm(stage, kp, staged, w, acc, stride);
         }
     } else {
-        // As the AVX-512 set groups pixels for this many blocks.
-        let n = if w.blocks <= 2 { 8 } else { 4 };
-        for (q, out) in out[..TILE_ROWS * c].chunks_exact_mut(n * c).enumerate() {
+        // Eight pixels at a time, as the AVX-512 set takes them.
+        for (q, out) in out[..TILE_ROWS * c].chunks_exact_mut(8 * c).enumerate() {
             // SAFETY: AVX-512 VNNI is part of `supported` (a `Tiles` exists).
             unsafe {
-                if n == 8 {
-                    avx512::gemm::<8>(std::array::from_fn(|i| cols[8 * q + i]), runs, w, epi, out)
-                } else {
-                    avx512::gemm::<4>(std::array::from_fn(|i| cols[4 * q + i]), runs, w, epi, out)
-                }
+                avx512::gemm::<8>(std::array::from_fn(|i| cols[8 * q + i]), runs, w, epi, out)
             };
         }
         return;
