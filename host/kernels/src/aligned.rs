@@ -28,7 +28,7 @@ mod sealed {
 pub(crate) use sealed::Plain;
 
 /// `len` values of `T` starting on a 64-byte boundary; derefs to `[T]`.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone)]
 pub struct Aligned<T: Plain> {
     lines: Vec<Line>,
     len: usize,
@@ -106,6 +106,16 @@ impl<T: Plain> DerefMut for Aligned<T> {
     }
 }
 
+/// Equal when the values are, as `Vec`s are: bytes past `len` that a
+/// shrinking `resize` left behind do not count.
+impl<T: Plain + PartialEq> PartialEq for Aligned<T> {
+    fn eq(&self, other: &Self) -> bool {
+        **self == **other
+    }
+}
+
+impl<T: Plain + Eq> Eq for Aligned<T> {}
+
 impl<T: Plain + fmt::Debug> fmt::Debug for Aligned<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Debug::fmt(&**self, f)
@@ -143,6 +153,10 @@ mod tests {
             assert_eq!(a.as_ptr() as usize % 64, 0);
             assert!(a.capacity() >= len);
         }
+        let mut b = Aligned::<i16>::zeroed(40);
+        b.resize(33, 0);
+        b.copy_from_slice(&v);
+        assert_eq!(a, b, "the bytes past len differ, the values do not");
         a.clear();
         assert!(a.is_empty() && a.capacity() >= 100);
     }
