@@ -56,15 +56,9 @@ impl NnCtx {
         }
     }
 
-    /// The current call, and the host work it asks for, end within `deadline`.
-    #[cfg(test)]
-    pub(crate) fn begin_call(&mut self, deadline: Duration) {
-        self.begin_call_at(Instant::now(), deadline);
-    }
-
-    /// As [`begin_call`](Self::begin_call) from `now`, which the caller has
-    /// read already: a clock read is about 20 ns of a call that takes a few
-    /// microseconds.
+    /// The current call, and the host work it asks for, end within
+    /// `deadline` from `now`, which the caller has read already: a clock
+    /// read is about 20 ns of a call that takes a few microseconds.
     pub(crate) fn begin_call_at(&mut self, now: Instant, deadline: Duration) {
         self.deadline = now.checked_add(deadline);
     }
