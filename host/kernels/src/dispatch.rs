@@ -29,6 +29,11 @@ pub struct KernelSet {
     pub layout: WeightLayout,
     /// Whether its ADD reads a precomputed table (`AddSpec::table_from`).
     pub add_table: bool,
+    /// The least multiply-accumulates per byte of a layer's input and
+    /// output worth splitting the layer over threads with this set: each
+    /// part's activations cross to another core's cache, and the faster a
+    /// set computes, the less time there is to hide that in.
+    pub split_macs_per_byte: u64,
     pub conv2d: Unary<Conv2d>,
     pub depthwise_conv2d: Unary<DepthwiseConv2d>,
     pub fully_connected: Unary<FullyConnected>,
@@ -46,12 +51,20 @@ impl std::fmt::Debug for KernelSet {
     }
 }
 
+/// [`KernelSet::split_macs_per_byte`] for the sets without tiles.
+/// Pointwise layers of MobileNet (about 16 MACs per byte) were slower
+/// split on two cores, and so, once the AVX-512 GEMM took four blocks of
+/// channels at a time, were KWS's (32: 57 µs on one thread, 77 on two);
+/// ResNet's 3x3 convs (about 70) were faster.
+pub const SPLIT_MACS_PER_BYTE: u64 = 48;
+
 /// The reference: portable, and the authority every other set is tested against.
 pub static SCALAR: KernelSet = KernelSet {
     name: "scalar",
     supported: || true,
     layout: WeightLayout::Original,
     add_table: false,
+    split_macs_per_byte: SPLIT_MACS_PER_BYTE,
     conv2d: conv2d_scalar,
     depthwise_conv2d: depthwise_conv2d_scalar,
     fully_connected: fully_connected_scalar,
@@ -68,6 +81,7 @@ pub static AVX2: KernelSet = KernelSet {
     supported: crate::x86::avx2::supported,
     layout: WeightLayout::I16Rows,
     add_table: true,
+    split_macs_per_byte: SPLIT_MACS_PER_BYTE,
     conv2d: crate::x86::avx2::conv2d,
     depthwise_conv2d: crate::x86::avx2::depthwise_conv2d,
     fully_connected: crate::x86::avx2::fully_connected,
@@ -84,6 +98,7 @@ pub static AVX512: KernelSet = KernelSet {
     supported: crate::x86::avx512::supported,
     layout: WeightLayout::I8Rows,
     add_table: true,
+    split_macs_per_byte: SPLIT_MACS_PER_BYTE,
     conv2d: crate::x86::avx512::conv2d,
     depthwise_conv2d: crate::x86::avx512::depthwise_conv2d,
     fully_connected: crate::x86::avx512::fully_connected,
@@ -101,6 +116,11 @@ pub static AMX: KernelSet = KernelSet {
     supported: crate::x86::amx::supported,
     layout: WeightLayout::I8Rows,
     add_table: true,
+    // The tiles finish a part about as fast as the other core fetches its
+    // activations. ResNet on two threads took 65 µs with its 3x3 layers
+    // (about 70 MACs a byte) split, 78 with only its 8x8 64 -> 64 layer
+    // (288) split, and 60 to 62 with none split, as on one thread.
+    split_macs_per_byte: 512,
     conv2d: crate::x86::amx::conv2d,
     depthwise_conv2d: crate::x86::avx512::depthwise_conv2d,
     fully_connected: crate::x86::amx::fully_connected,
@@ -118,6 +138,7 @@ pub static NEON: KernelSet = KernelSet {
     supported: crate::arm::neon::supported,
     layout: WeightLayout::I16Rows,
     add_table: true,
+    split_macs_per_byte: SPLIT_MACS_PER_BYTE,
     conv2d: crate::arm::neon::conv2d,
     depthwise_conv2d: crate::arm::neon::depthwise_conv2d,
     fully_connected: crate::arm::neon::fully_connected,
@@ -134,6 +155,7 @@ pub static NEON_DOT: KernelSet = KernelSet {
     supported: crate::arm::dot::supported,
     layout: WeightLayout::I8RowsSigned,
     add_table: true,
+    split_macs_per_byte: SPLIT_MACS_PER_BYTE,
     conv2d: crate::arm::dot::conv2d,
     depthwise_conv2d: crate::arm::dot::depthwise_conv2d,
     fully_connected: crate::arm::dot::fully_connected,

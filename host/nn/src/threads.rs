@@ -23,14 +23,6 @@ use crate::crew::Crew;
 /// handing a part to another thread costs more than it saves.
 pub(crate) const MIN_PART_MACS: u64 = 256 * 1024;
 
-/// The least work per byte of input and output worth splitting a layer
-/// for: each part's input arrives from, and its output goes back to,
-/// another core's cache. Pointwise layers of MobileNet (about 16 MACs per
-/// byte) were slower split on two cores here, and so, once the AVX-512
-/// GEMM took four blocks of channels at a time, were KWS's (32: 57 µs on
-/// one thread, 77 on two); ResNet's 3x3 convs (about 70) were faster.
-pub(crate) const MIN_MACS_PER_BYTE: u64 = 48;
-
 /// The fewest output pixels worth a part of its own: the GEMMs take pixels
 /// four at a time, and a part's leftovers go one at a time, each reading
 /// every weight.
@@ -42,6 +34,8 @@ pub struct Threads {
     count: usize,
     /// `count - 1` helpers; none for one thread.
     crew: Option<Arc<Crew>>,
+    /// Replaces every kernel set's `split_macs_per_byte` when set.
+    split_macs_per_byte: Option<u64>,
 }
 
 /// The most threads a runtime asks for; far above any gateway's cores.
@@ -53,6 +47,7 @@ impl Threads {
         Threads {
             count: 1,
             crew: None,
+            split_macs_per_byte: None,
         }
     }
 
@@ -71,7 +66,20 @@ impl Threads {
         Ok(Threads {
             count,
             crew: Some(Arc::new(crew)),
+            split_macs_per_byte: None,
         })
+    }
+
+    /// These threads, splitting every layer of at least `macs_per_byte`
+    /// multiply-accumulates per byte of activations that is big enough,
+    /// whatever the kernel set would ask: for an operator tuning a machine
+    /// (`GATEHOUSE_SPLIT_MACS_PER_BYTE`), and for tests that must see every
+    /// set's layers split. `None` leaves each set its own.
+    pub fn splitting_at(self, macs_per_byte: Option<u64>) -> Threads {
+        Threads {
+            split_macs_per_byte: macs_per_byte,
+            ..self
+        }
     }
 
     /// How many threads one inference may use.
@@ -79,12 +87,21 @@ impl Threads {
         self.count
     }
 
-    /// How many parts a layer of `macs` multiply-accumulates is worth.
     /// How many parts a layer of `macs` multiply-accumulates over
     /// `pixels` output pixels, reading and writing `bytes` of activations,
-    /// is worth.
-    pub(crate) fn parts_for(&self, macs: u64, pixels: usize, bytes: usize) -> usize {
-        if macs < MIN_MACS_PER_BYTE.saturating_mul(bytes as u64) {
+    /// is worth, when a layer needs at least `macs_per_byte` to be split
+    /// at all (the kernel set's [`split_macs_per_byte`]).
+    ///
+    /// [`split_macs_per_byte`]: gatehouse_kernels::KernelSet::split_macs_per_byte
+    pub(crate) fn parts_for(
+        &self,
+        macs: u64,
+        pixels: usize,
+        bytes: usize,
+        macs_per_byte: u64,
+    ) -> usize {
+        let per_byte = self.split_macs_per_byte.unwrap_or(macs_per_byte);
+        if macs < per_byte.saturating_mul(bytes as u64) {
             return 1;
         }
         let worth = (macs / MIN_PART_MACS).min((pixels / MIN_PART_PIXELS) as u64);
@@ -204,22 +221,34 @@ mod tests {
 
     #[test]
     fn only_layers_worth_it_are_split() {
+        use gatehouse_kernels::dispatch::SPLIT_MACS_PER_BYTE as PER_BYTE;
         let two = Threads::new(2).unwrap();
-        // ResNet-8's 3x3 convs: 32x32x16 in and out, 2.4 M MACs.
+        // ResNet-8's 3x3 convs: 32x32x16 in and out, 2.4 M MACs, 72 a byte.
         let conv = (32 * 32 * 16 * 9 * 16, 32 * 32, 2 * 32 * 32 * 16);
-        assert_eq!(two.parts_for(conv.0, conv.1, conv.2), 2);
-        assert_eq!(Threads::one().parts_for(conv.0, conv.1, conv.2), 1);
+        assert_eq!(two.parts_for(conv.0, conv.1, conv.2, PER_BYTE), 2);
         assert_eq!(
-            Threads::new(8).unwrap().parts_for(conv.0, conv.1, conv.2),
+            Threads::one().parts_for(conv.0, conv.1, conv.2, PER_BYTE),
+            1
+        );
+        assert_eq!(
+            Threads::new(8)
+                .unwrap()
+                .parts_for(conv.0, conv.1, conv.2, PER_BYTE),
             8
         );
+        // A set that needs more work a byte (the tiles') keeps them whole,
+        // unless the operator says otherwise.
+        assert_eq!(two.parts_for(conv.0, conv.1, conv.2, 512), 1);
+        let eager = two.clone().splitting_at(Some(0));
+        assert_eq!(eager.parts_for(conv.0, conv.1, conv.2, 512), 2);
+        assert_eq!(eager.parts_for(MIN_PART_MACS, 1024, 1, 512), 1);
         // MobileNet's pointwise 24x24x32 -> 32: 16 MACs per byte moved.
         assert_eq!(
-            two.parts_for(24 * 24 * 32 * 32, 24 * 24, 2 * 24 * 24 * 32),
+            two.parts_for(24 * 24 * 32 * 32, 24 * 24, 2 * 24 * 24 * 32, PER_BYTE),
             1
         );
         // Small layers, and layers of few pixels, stay whole.
-        assert_eq!(two.parts_for(MIN_PART_MACS, 1024, 1), 1);
-        assert_eq!(two.parts_for(1 << 30, MIN_PART_PIXELS, 1), 1);
+        assert_eq!(two.parts_for(MIN_PART_MACS, 1024, 1, PER_BYTE), 1);
+        assert_eq!(two.parts_for(1 << 30, MIN_PART_PIXELS, 1, PER_BYTE), 1);
     }
 }

@@ -99,7 +99,9 @@ pub struct Runtime {
 impl Runtime {
     pub fn new(config: RuntimeConfig) -> Result<Self, Error> {
         let kernels = dispatch::from_env()?;
-        let threads = Threads::new(config.threads).map_err(|e| Error::Engine(e.to_string()))?;
+        let threads = Threads::new(config.threads)
+            .map_err(|e| Error::Engine(e.to_string()))?
+            .splitting_at(split_from_env()?);
         let mut pool = PoolingAllocationConfig::default();
         pool.total_component_instances(config.max_instances)
             .total_core_instances(config.max_instances * 2)
@@ -238,5 +240,19 @@ impl Runtime {
 
     pub fn engine(&self) -> &Engine {
         &self.shared.engine
+    }
+}
+
+/// `GATEHOUSE_SPLIT_MACS_PER_BYTE`: the least multiply-accumulates per byte
+/// of activations worth splitting a layer over threads, for every kernel
+/// set (each has its own otherwise; see `KernelSet::split_macs_per_byte`).
+fn split_from_env() -> Result<Option<u64>, Error> {
+    const ENV: &str = "GATEHOUSE_SPLIT_MACS_PER_BYTE";
+    match std::env::var(ENV) {
+        Ok(v) if !v.is_empty() => v
+            .parse()
+            .map(Some)
+            .map_err(|_| Error::Engine(format!("{ENV}={v:?} is not a whole number"))),
+        _ => Ok(None),
     }
 }

@@ -72,6 +72,7 @@ impl Operator for Conv2d {
                 k,
                 (macs, os.h * os.w, io_bytes(is, os)),
                 cx.threads,
+                cx.ks,
                 |k, parts| k.slabs(parts),
             )?),
             vec![self.input],

@@ -66,6 +66,7 @@ impl Operator for DepthwiseConv2d {
                 k,
                 (macs, os.h * os.w, io_bytes(is, os)),
                 cx.threads,
+                cx.ks,
                 |k, parts| k.slabs(parts),
             )?),
             vec![self.input],

@@ -1,7 +1,7 @@
 //! A window layer with, where it is big enough to gain, its output rows cut
 //! into slabs that run on several threads ([`Threads`]).
 
-use gatehouse_kernels::{KernelError, Shape4, Slab};
+use gatehouse_kernels::{KernelError, KernelSet, Shape4, Slab};
 
 use crate::threads::Threads;
 
@@ -23,14 +23,15 @@ pub(super) struct Sliced<K> {
 impl<K: Sync> Sliced<K> {
     /// `whole`, cut by `cut` into as many slabs as its `macs` over
     /// `pixels` output pixels, with `bytes` of input and output, are worth
-    /// on `threads`.
+    /// on `threads` with kernel set `ks`.
     pub(super) fn new(
         whole: K,
         (macs, pixels, bytes): (u64, usize, usize),
         threads: &Threads,
+        ks: &KernelSet,
         cut: impl FnOnce(&K, usize) -> Result<Vec<Slab<K>>, KernelError>,
     ) -> Result<Self, KernelError> {
-        let parts = threads.parts_for(macs, pixels, bytes);
+        let parts = threads.parts_for(macs, pixels, bytes, ks.split_macs_per_byte);
         let slabs = if parts > 1 {
             cut(&whole, parts)?
         } else {
