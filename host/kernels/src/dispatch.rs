@@ -79,7 +79,7 @@ pub static SCALAR: KernelSet = KernelSet {
 pub static AVX2: KernelSet = KernelSet {
     name: "avx2",
     supported: crate::x86::avx2::supported,
-    layout: WeightLayout::I16Rows,
+    layout: WeightLayout::I16Pairs,
     add_table: true,
     split_macs_per_byte: SPLIT_MACS_PER_BYTE,
     conv2d: crate::x86::avx2::conv2d,

@@ -272,10 +272,14 @@ has_epilogue!(Conv2d, DepthwiseConv2d, FullyConnected);
 macro_rules! micro {
     ($k:expr) => {
         rows::Micro::<1, _, _, _, _> {
-            widen: |x, d| unsafe { widen(x, d) },
-            dot: |col, rows, acc| unsafe { dot_rows(col, rows, acc) },
-            dot_p: |col, rows, acc| unsafe { dot_rows(col, rows, acc) },
-            epilogue: |acc, out, _| unsafe { epilogue!($k, acc, out) },
+            widen: |x: &[i8], d: &mut [i16]| unsafe { widen(x, d) },
+            dot: |col: &[i16], rows: &PackedRows, acc: &mut [i32]| unsafe {
+                dot_rows(col, rows, acc)
+            },
+            dot_p: |col: &[i16], rows: &PackedRows, acc: &mut [i32]| unsafe {
+                dot_rows(col, rows, acc)
+            },
+            epilogue: |acc: &[i32], out: &mut [i8], _| unsafe { epilogue!($k, acc, out) },
         }
     };
 }

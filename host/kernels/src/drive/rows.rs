@@ -1,24 +1,39 @@
-//! Conv and fully connected over i16 filter rows: per output pixel, the patch
+//! Conv and fully connected over i16 weights: per output pixel, the patch
 //! is widened to i16, dotted with every filter row, then requantized.
 
 use crate::conv::Conv2d;
 use crate::drive::groups;
 use crate::error::{KernelError, check_len};
 use crate::fully_connected::FullyConnected;
-use crate::pack::{PackedRows, Pixel, gather_window, pad_input};
+use crate::pack::{PackedPairs, PackedRows, Pixel, gather_window, pad_input};
+
+/// i16 weights in a set's layout ([`PackedRows`], [`PackedPairs`]): the
+/// driver needs only the patch length their kernels read.
+pub trait I16Weights {
+    /// The length of one gathered patch, k padded with zeros.
+    fn kp(&self) -> usize;
+}
+
+impl I16Weights for PackedRows {
+    fn kp(&self) -> usize {
+        self.kp
+    }
+}
+
+impl I16Weights for PackedPairs {
+    fn kp(&self) -> usize {
+        self.kp
+    }
+}
 
 /// One instruction set's pieces, as closures so that each set gets its own
 /// monomorphized driver with direct calls (a call per pixel is measurable).
 /// `P` pixels (or rows of a batch) go through `dot_p` together, so that a
 /// set can share each filter row's loads between them and requantize
 /// several pixels in one pass; a set without such a kernel takes `P = 1`.
-pub struct Micro<const P: usize, W, D, DP, E>
-where
-    W: Fn(&[i8], &mut [i16]),
-    D: Fn(&[i16], &PackedRows, &mut [i32]),
-    DP: Fn(&[i16], &PackedRows, &mut [i32]),
-    E: Fn(&[i32], &mut [i8], usize),
-{
+/// The dot kernels take the set's [`I16Weights`]; the functions below
+/// state the closures' signatures.
+pub struct Micro<const P: usize, W, D, DP, E> {
     /// Widen int8 values to i16.
     pub widen: W,
     /// Dot products of a patch (`kp` long) with every row.
@@ -31,17 +46,17 @@ where
     pub epilogue: E,
 }
 
-pub fn conv2d<const P: usize, W, D, DP, E>(
+pub fn conv2d<const P: usize, R: I16Weights, W, D, DP, E>(
     k: &Conv2d,
-    packed: &PackedRows,
+    packed: &R,
     input: &[i8],
     output: &mut [i8],
     m: Micro<P, W, D, DP, E>,
 ) -> Result<(), KernelError>
 where
     W: Fn(&[i8], &mut [i16]),
-    D: Fn(&[i16], &PackedRows, &mut [i32]),
-    DP: Fn(&[i16], &PackedRows, &mut [i32]),
+    D: Fn(&[i16], &R, &mut [i32]),
+    DP: Fn(&[i16], &R, &mut [i32]),
     E: Fn(&[i32], &mut [i8], usize),
 {
     let (is, os, w) = (k.input, k.output, k.window);
@@ -51,7 +66,7 @@ where
     let scratch = &mut *guard;
     let zp = (-k.input_offset).clamp(-128, 127) as i8;
     let (src, ph, pw) = pad_input(input, is, &w, os.h, os.w, zp, &mut scratch.padded);
-    let kp = packed.kp;
+    let kp = packed.kp();
     scratch.col.resize(P * kp, 0);
     scratch.acc.resize(P * os.c, 0);
     let (col, acc) = (&mut scratch.col, &mut scratch.acc);
@@ -76,23 +91,23 @@ where
     Ok(())
 }
 
-pub fn fully_connected<const P: usize, W, D, DP, E>(
+pub fn fully_connected<const P: usize, R: I16Weights, W, D, DP, E>(
     k: &FullyConnected,
-    packed: &PackedRows,
+    packed: &R,
     input: &[i8],
     output: &mut [i8],
     m: Micro<P, W, D, DP, E>,
 ) -> Result<(), KernelError>
 where
     W: Fn(&[i8], &mut [i16]),
-    D: Fn(&[i16], &PackedRows, &mut [i32]),
-    DP: Fn(&[i16], &PackedRows, &mut [i32]),
+    D: Fn(&[i16], &R, &mut [i32]),
+    DP: Fn(&[i16], &R, &mut [i32]),
     E: Fn(&[i32], &mut [i8], usize),
 {
     let rows = k.rows(input, output)?;
     let mut guard = k.scratch.lock().unwrap_or_else(|p| p.into_inner());
     let scratch = &mut *guard;
-    let kp = packed.kp;
+    let kp = packed.kp();
     // Lanes past `depth` meet zero weights but must be defined.
     scratch.col.clear();
     scratch.col.resize(P * kp, 0);

@@ -2,9 +2,13 @@
 //! bit-exact with the scalar references: the same integer sums (wrapping
 //! i32), reordered, then the same requantization.
 //!
-//! Convolution and fully connected are dot products of an input patch with
-//! filter rows: the patch is widened to i16 once per output pixel and
-//! multiplied 16 lanes at a time (`vpmaddwd`) against four filter rows.
+//! Convolution and fully connected widen each output pixel's patch to i16
+//! once, then multiply each pair of it, broadcast, with sixteen filter rows'
+//! pairs (`vpmaddwd`, [`PackedPairs`]), four pixels at a time. Dotting the
+//! patch 16 lanes at a time with each row, as before, left a horizontal sum
+//! per row and padded the depth to 16: VWW's first layers, of depth 8 and
+//! 27, ran at a third of the speed of its later ones, and the whole model
+//! took 342 µs against 275 now.
 //! Depthwise works across channels, eight at a time, two taps per
 //! `vpmaddwd`.
 
@@ -16,20 +20,11 @@ use crate::drive::channels::{self, ONE_STEP_PIXELS, ONE_STEP_TAPS, Span, Taps, o
 use crate::drive::rows;
 use crate::error::KernelError;
 use crate::fully_connected::{FullyConnected, fully_connected_scalar};
-use crate::pack::{LANES, Packed, PackedRows};
+use crate::pack::{BLOCK_ROWS, PAIR_ROWS, Packed, PackedPairs};
 use crate::x86::requant::epilogue;
 
 pub fn supported() -> bool {
     is_x86_feature_detected!("avx2")
-}
-
-#[inline]
-#[target_feature(enable = "avx2")]
-fn hsum(v: __m256i) -> i32 {
-    let s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256::<1>(v));
-    let s = _mm_add_epi32(s, _mm_shuffle_epi32::<0b01_00_11_10>(s));
-    let s = _mm_add_epi32(s, _mm_shuffle_epi32::<0b10_11_00_01>(s));
-    _mm_cvtsi128_si32(s)
 }
 
 /// Widen `src` into `dst` as i16.
@@ -67,165 +62,93 @@ unsafe fn widen(src: &[i8], dst: &mut [i16]) {
     }
 }
 
-/// Dot products of `col` (length `rows.kp`, i16) with every row of `rows`,
-/// written to `acc`.
-///
-/// # Safety
-/// The CPU must support AVX2. The lengths are checked here, once per call.
-#[target_feature(enable = "avx2")]
-unsafe fn dot_rows(col: &[i16], rows: &PackedRows, acc: &mut [i32]) {
-    let kp = rows.kp;
-    assert!(col.len() >= kp && kp.is_multiple_of(LANES));
-    assert!(rows.data.len() >= rows.rows * kp && acc.len() >= rows.rows);
-    let x = col.as_ptr();
-    let mut r = 0;
-    unsafe {
-        while r + 4 <= rows.rows {
-            let (w0, w1, w2, w3) = (
-                rows.data.as_ptr().add(r * kp),
-                rows.data.as_ptr().add((r + 1) * kp),
-                rows.data.as_ptr().add((r + 2) * kp),
-                rows.data.as_ptr().add((r + 3) * kp),
-            );
-            let (mut a0, mut a1, mut a2, mut a3) = (
-                _mm256_setzero_si256(),
-                _mm256_setzero_si256(),
-                _mm256_setzero_si256(),
-                _mm256_setzero_si256(),
-            );
-            let mut t = 0;
-            while t < kp {
-                let xv = _mm256_loadu_si256(x.add(t) as *const __m256i);
-                a0 = _mm256_add_epi32(
-                    a0,
-                    _mm256_madd_epi16(xv, _mm256_loadu_si256(w0.add(t) as *const __m256i)),
-                );
-                a1 = _mm256_add_epi32(
-                    a1,
-                    _mm256_madd_epi16(xv, _mm256_loadu_si256(w1.add(t) as *const __m256i)),
-                );
-                a2 = _mm256_add_epi32(
-                    a2,
-                    _mm256_madd_epi16(xv, _mm256_loadu_si256(w2.add(t) as *const __m256i)),
-                );
-                a3 = _mm256_add_epi32(
-                    a3,
-                    _mm256_madd_epi16(xv, _mm256_loadu_si256(w3.add(t) as *const __m256i)),
-                );
-                t += LANES;
-            }
-            // Four sums at once (a sum per row was most of a short row's
-            // time).
-            _mm_storeu_si128(
-                acc.as_mut_ptr().add(r) as *mut __m128i,
-                sum4([a0, a1, a2, a3]),
-            );
-            r += 4;
-        }
-        while r < rows.rows {
-            let w = rows.data.as_ptr().add(r * kp);
-            let mut a = _mm256_setzero_si256();
-            let mut t = 0;
-            while t < kp {
-                a = _mm256_add_epi32(
-                    a,
-                    _mm256_madd_epi16(
-                        _mm256_loadu_si256(x.add(t) as *const __m256i),
-                        _mm256_loadu_si256(w.add(t) as *const __m256i),
-                    ),
-                );
-                t += LANES;
-            }
-            acc[r] = hsum(a);
-            r += 1;
-        }
-    }
-}
-
-/// Two patches (`kp` apart from `cols`) against every row: each filter
-/// row's load serves both, so a pass over four rows loads six vectors for
-/// eight `vpmaddwd` where one patch loaded five for four. Two patches by
-/// four rows take eight accumulators, two patches, a row and a product:
-/// twelve of the sixteen registers, where three patches would need
-/// seventeen.
-/// Patch `p`'s sums go to `acc[p · rows.rows..]`.
-///
-/// # Safety
-/// The CPU must support AVX2. The lengths are checked here, once per call.
-#[target_feature(enable = "avx2")]
-unsafe fn dot_rows2(cols: &[i16], rows: &PackedRows, acc: &mut [i32]) {
-    let (kp, c) = (rows.kp, rows.rows);
-    assert!(cols.len() >= 2 * kp && kp.is_multiple_of(LANES));
-    assert!(rows.data.len() >= c * kp && acc.len() >= 2 * c);
-    let (x0, x1) = (cols.as_ptr(), cols[kp..].as_ptr());
-    let (out0, out1) = (acc.as_mut_ptr(), acc[c..].as_mut_ptr());
-    let mut r = 0;
-    // SAFETY: rows below `c` and lanes below `kp`, checked above.
-    unsafe {
-        while r + 4 <= c {
-            let w: [*const i16; 4] = std::array::from_fn(|j| rows.data.as_ptr().add((r + j) * kp));
-            let mut a = [_mm256_setzero_si256(); 4];
-            let mut b = [_mm256_setzero_si256(); 4];
-            let mut t = 0;
-            while t < kp {
-                let xa = _mm256_loadu_si256(x0.add(t) as *const __m256i);
-                let xb = _mm256_loadu_si256(x1.add(t) as *const __m256i);
-                for j in 0..4 {
-                    let wv = _mm256_loadu_si256(w[j].add(t) as *const __m256i);
-                    a[j] = _mm256_add_epi32(a[j], _mm256_madd_epi16(xa, wv));
-                    b[j] = _mm256_add_epi32(b[j], _mm256_madd_epi16(xb, wv));
-                }
-                t += LANES;
-            }
-            _mm_storeu_si128(out0.add(r) as *mut __m128i, sum4(a));
-            _mm_storeu_si128(out1.add(r) as *mut __m128i, sum4(b));
-            r += 4;
-        }
-        while r < c {
-            let w = rows.data.as_ptr().add(r * kp);
-            let (mut a, mut b) = (_mm256_setzero_si256(), _mm256_setzero_si256());
-            let mut t = 0;
-            while t < kp {
-                let wv = _mm256_loadu_si256(w.add(t) as *const __m256i);
-                let xa = _mm256_loadu_si256(x0.add(t) as *const __m256i);
-                let xb = _mm256_loadu_si256(x1.add(t) as *const __m256i);
-                a = _mm256_add_epi32(a, _mm256_madd_epi16(xa, wv));
-                b = _mm256_add_epi32(b, _mm256_madd_epi16(xb, wv));
-                t += LANES;
-            }
-            *out0.add(r) = hsum(a);
-            *out1.add(r) = hsum(b);
-            r += 1;
-        }
-    }
-}
-
-/// The four lanes' totals of four vectors: two rounds of pairwise adds
-/// within each half, then the halves added.
-#[inline]
-#[target_feature(enable = "avx2")]
-fn sum4(a: [__m256i; 4]) -> __m128i {
-    let h = _mm256_hadd_epi32(_mm256_hadd_epi32(a[0], a[1]), _mm256_hadd_epi32(a[2], a[3]));
-    _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256::<1>(h))
-}
-
-/// Pixels the GEMM and the requantization take together: two pairs share
-/// one pass of the requantization, which works its per-channel constants
-/// out once per call. A pixel at a time, it was 23% of VWW's time on this
-/// set; eight pixels a pass measured slower than four (VWW 348 against
-/// 378 µs).
+/// Pixels the GEMM and the requantization take together: they share each
+/// weight vector's load, and the requantization works its per-channel
+/// constants out once per pass. Four pixels by sixteen rows keep eight
+/// accumulators, two weight vectors and the broadcast input in registers;
+/// six (fifteen registers) measured no better (VWW 3% faster, ResNet 2.5%
+/// slower).
 const PIXELS: usize = 4;
 
-/// [`dot_rows2`] for [`PIXELS`] patches, a pair at a time.
+/// Stores the first `valid` of `v`'s eight lanes at `dst`.
 ///
 /// # Safety
-/// As for [`dot_rows2`], with `PIXELS` patches and accumulator rows.
+/// The CPU must support AVX2, `valid` must be at least 1, and `min(valid,
+/// 8)` values must be writable at `dst`.
+#[inline]
 #[target_feature(enable = "avx2")]
-unsafe fn dot_rows_p(cols: &[i16], rows: &PackedRows, acc: &mut [i32]) {
-    let (kp, c) = (rows.kp, rows.rows);
-    for pair in 0..PIXELS / 2 {
-        // SAFETY: as the caller promises; `dot_rows2` checks the lengths.
-        unsafe { dot_rows2(&cols[2 * pair * kp..], rows, &mut acc[2 * pair * c..]) };
+unsafe fn store_rows(dst: *mut i32, v: __m256i, valid: usize) {
+    unsafe {
+        if valid >= PAIR_ROWS {
+            _mm256_storeu_si256(dst as *mut __m256i, v);
+        } else {
+            let lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+            let mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(valid as i32), lanes);
+            _mm256_maskstore_epi32(dst, mask, v);
+        }
+    }
+}
+
+/// Sums of `NP` patches (`w.kp` apart from `cols`) with every row of `w`:
+/// patch `p`'s go to `acc[p · w.rows..]`. Sixteen rows a pass, then eight;
+/// each pair of a patch is broadcast and multiplied with eight rows' pairs
+/// at once, so the sums come out in rows' order with no horizontal adds.
+///
+/// # Safety
+/// The CPU must support AVX2. The lengths are checked here, once per call.
+#[target_feature(enable = "avx2")]
+unsafe fn dot_pairs<const NP: usize>(cols: &[i16], w: &PackedPairs, acc: &mut [i32]) {
+    let (kp, c, rows8) = (w.kp, w.rows, w.rows8);
+    let pairs = w.k.div_ceil(2);
+    assert!(2 * pairs <= kp && cols.len() >= NP * kp);
+    assert!(rows8 >= c && w.data.len() >= pairs * rows8 * 2 && acc.len() >= NP * c);
+    let (x, wd, out) = (cols.as_ptr(), w.data.as_ptr(), acc.as_mut_ptr());
+    // The input pair `j` of patch `p`, in every 32-bit lane.
+    let pair = |p: usize, j: usize| unsafe {
+        _mm256_set1_epi32((x.add(p * kp + 2 * j) as *const i32).read_unaligned())
+    };
+    let mut ob = 0;
+    // SAFETY: pairs below `pairs` of rows below `rows8` in `w.data`, lanes
+    // below `2 · pairs <= kp` of each patch, and sums stored for rows below
+    // `c` only, all checked above. `w.data` is aligned to 64 bytes and each
+    // vector starts a multiple of 8 rows (32 bytes) in. A block of rows
+    // from `ob` starts at `ob · 2 · pairs`.
+    unsafe {
+        while ob + BLOCK_ROWS <= rows8 {
+            let mut a = [[_mm256_setzero_si256(); 2]; NP];
+            let mut wp = wd.add(ob * 2 * pairs);
+            for j in 0..pairs {
+                let w0 = _mm256_load_si256(wp as *const __m256i);
+                let w1 = _mm256_load_si256(wp.add(2 * PAIR_ROWS) as *const __m256i);
+                for (p, a) in a.iter_mut().enumerate() {
+                    let xv = pair(p, j);
+                    a[0] = _mm256_add_epi32(a[0], _mm256_madd_epi16(xv, w0));
+                    a[1] = _mm256_add_epi32(a[1], _mm256_madd_epi16(xv, w1));
+                }
+                wp = wp.add(2 * BLOCK_ROWS);
+            }
+            for (p, a) in a.iter().enumerate() {
+                let o = out.add(p * c + ob);
+                // Rows past `c` are padding: `ob + 8 < rows8 <= c + 7`.
+                store_rows(o, a[0], c - ob);
+                store_rows(o.add(PAIR_ROWS), a[1], c - ob - PAIR_ROWS);
+            }
+            ob += BLOCK_ROWS;
+        }
+        if ob < rows8 {
+            let mut a = [_mm256_setzero_si256(); NP];
+            let mut wp = wd.add(ob * 2 * pairs);
+            for j in 0..pairs {
+                let w0 = _mm256_load_si256(wp as *const __m256i);
+                for (p, a) in a.iter_mut().enumerate() {
+                    *a = _mm256_add_epi32(*a, _mm256_madd_epi16(pair(p, j), w0));
+                }
+                wp = wp.add(2 * PAIR_ROWS);
+            }
+            for (p, &a) in a.iter().enumerate() {
+                store_rows(out.add(p * c + ob), a, c - ob);
+            }
+        }
     }
 }
 
@@ -234,10 +157,14 @@ unsafe fn dot_rows_p(cols: &[i16], rows: &PackedRows, acc: &mut [i32]) {
 macro_rules! micro {
     ($k:expr) => {
         rows::Micro::<PIXELS, _, _, _, _> {
-            widen: |x, d| unsafe { widen(x, d) },
-            dot: |col, rows, acc| unsafe { dot_rows(col, rows, acc) },
-            dot_p: |cols, rows, acc| unsafe { dot_rows_p(cols, rows, acc) },
-            epilogue: |acc, out, pixels| unsafe {
+            widen: |x: &[i8], d: &mut [i16]| unsafe { widen(x, d) },
+            dot: |col: &[i16], w: &PackedPairs, acc: &mut [i32]| unsafe {
+                dot_pairs::<1>(col, w, acc)
+            },
+            dot_p: |cols: &[i16], w: &PackedPairs, acc: &mut [i32]| unsafe {
+                dot_pairs::<PIXELS>(cols, w, acc)
+            },
+            epilogue: |acc: &[i32], out: &mut [i8], pixels: usize| unsafe {
                 let c = out.len() / pixels.max(1);
                 epilogue!($k).rows(acc, c, out, pixels)
             },
@@ -246,7 +173,7 @@ macro_rules! micro {
 }
 
 pub fn conv2d(k: &Conv2d, input: &[i8], output: &mut [i8]) -> Result<(), KernelError> {
-    let Some(Packed::I16(packed)) = k.packed.as_deref() else {
+    let Some(Packed::Pairs(packed)) = k.packed.as_deref() else {
         return conv2d_scalar(k, input, output);
     };
     if !supported() {
@@ -260,7 +187,7 @@ pub fn fully_connected(
     input: &[i8],
     output: &mut [i8],
 ) -> Result<(), KernelError> {
-    let Some(Packed::I16(packed)) = &k.packed else {
+    let Some(Packed::Pairs(packed)) = &k.packed else {
         return fully_connected_scalar(k, input, output);
     };
     if !supported() {
