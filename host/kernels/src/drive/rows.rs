@@ -108,9 +108,14 @@ where
     let mut guard = k.scratch.lock().unwrap_or_else(|p| p.into_inner());
     let scratch = &mut *guard;
     let kp = packed.kp();
-    // Lanes past `depth` meet zero weights but must be defined.
-    scratch.col.clear();
-    scratch.col.resize(P * kp, 0);
+    // Lanes past `depth` meet zero weights but must be defined: zeroed
+    // when the buffer takes this layer's shape, and never written after
+    // (a layer's scratch is its own). Zeroing them every call was a
+    // `memset` of up to 5 KB per layer of AD's ten.
+    if scratch.col.len() != P * kp {
+        scratch.col.clear();
+        scratch.col.resize(P * kp, 0);
+    }
     scratch.acc.resize(P * k.units, 0);
     let (col, acc) = (&mut scratch.col, &mut scratch.acc);
     // Groups of `P` rows of a batch share each filter row's loads.

@@ -103,10 +103,6 @@ unsafe fn dot_pairs<const NP: usize>(cols: &[i16], w: &PackedPairs, acc: &mut [i
     assert!(2 * pairs <= kp && cols.len() >= NP * kp);
     assert!(rows8 >= c && w.data.len() >= pairs * rows8 * 2 && acc.len() >= NP * c);
     let (x, wd, out) = (cols.as_ptr(), w.data.as_ptr(), acc.as_mut_ptr());
-    // The input pair `j` of patch `p`, in every 32-bit lane.
-    let pair = |p: usize, j: usize| unsafe {
-        _mm256_set1_epi32((x.add(p * kp + 2 * j) as *const i32).read_unaligned())
-    };
     let mut ob = 0;
     // SAFETY: pairs below `pairs` of rows below `rows8` in `w.data`, lanes
     // below `2 · pairs <= kp` of each patch, and sums stored for rows below
@@ -114,39 +110,67 @@ unsafe fn dot_pairs<const NP: usize>(cols: &[i16], w: &PackedPairs, acc: &mut [i
     // vector starts a multiple of 8 rows (32 bytes) in. A block of rows
     // from `ob` starts at `ob · 2 · pairs`.
     unsafe {
+        // One row (a fully connected layer's GEMV) takes two blocks a pass:
+        // four products per broadcast pair.
+        if NP == 1 {
+            while ob + 2 * BLOCK_ROWS <= rows8 {
+                rows_pass::<NP, 4>(x, kp, wd, pairs, ob, 2 * BLOCK_ROWS, out, c);
+                ob += 2 * BLOCK_ROWS;
+            }
+        }
         while ob + BLOCK_ROWS <= rows8 {
-            let mut a = [[_mm256_setzero_si256(); 2]; NP];
-            let mut wp = wd.add(ob * 2 * pairs);
-            for j in 0..pairs {
-                let w0 = _mm256_load_si256(wp as *const __m256i);
-                let w1 = _mm256_load_si256(wp.add(2 * PAIR_ROWS) as *const __m256i);
-                for (p, a) in a.iter_mut().enumerate() {
-                    let xv = pair(p, j);
-                    a[0] = _mm256_add_epi32(a[0], _mm256_madd_epi16(xv, w0));
-                    a[1] = _mm256_add_epi32(a[1], _mm256_madd_epi16(xv, w1));
-                }
-                wp = wp.add(2 * BLOCK_ROWS);
-            }
-            for (p, a) in a.iter().enumerate() {
-                let o = out.add(p * c + ob);
-                // Rows past `c` are padding: `ob + 8 < rows8 <= c + 7`.
-                store_rows(o, a[0], c - ob);
-                store_rows(o.add(PAIR_ROWS), a[1], c - ob - PAIR_ROWS);
-            }
+            rows_pass::<NP, 2>(x, kp, wd, pairs, ob, 2 * BLOCK_ROWS, out, c);
             ob += BLOCK_ROWS;
         }
         if ob < rows8 {
-            let mut a = [_mm256_setzero_si256(); NP];
-            let mut wp = wd.add(ob * 2 * pairs);
-            for j in 0..pairs {
-                let w0 = _mm256_load_si256(wp as *const __m256i);
-                for (p, a) in a.iter_mut().enumerate() {
-                    *a = _mm256_add_epi32(*a, _mm256_madd_epi16(pair(p, j), w0));
+            rows_pass::<NP, 1>(x, kp, wd, pairs, ob, 2 * PAIR_ROWS, out, c);
+        }
+    }
+}
+
+/// Rows `ob..ob + 8·V` of [`dot_pairs`]: vector `v` lies in the block
+/// of rows from `ob + 16·(v / 2)`, which starts `2 · pairs` values a row
+/// in, and holds the `v % 2` half of each pair's `step` values there.
+///
+/// # Safety
+/// The CPU must support AVX2, and, as [`dot_pairs`] checks: `NP` patches of `kp` values at `x`, `2 ·
+/// pairs <= kp`; blocks of `pairs` pairs at `wd` for every row below `ob +
+/// 8·V`, aligned; `c` sums of `NP` rows writable at `out`, with `ob < c`.
+#[inline]
+#[target_feature(enable = "avx2")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn rows_pass<const NP: usize, const V: usize>(
+    x: *const i16,
+    kp: usize,
+    wd: *const i16,
+    pairs: usize,
+    ob: usize,
+    step: usize,
+    out: *mut i32,
+    c: usize,
+) {
+    unsafe {
+        let base: [*const i16; V] = std::array::from_fn(|v| {
+            wd.add((ob + BLOCK_ROWS * (v / 2)) * 2 * pairs + 2 * PAIR_ROWS * (v % 2))
+        });
+        let mut a = [[_mm256_setzero_si256(); V]; NP];
+        for j in 0..pairs {
+            let w: [__m256i; V] =
+                std::array::from_fn(|v| _mm256_load_si256(base[v].add(j * step) as *const __m256i));
+            for (p, a) in a.iter_mut().enumerate() {
+                let xv = _mm256_set1_epi32((x.add(p * kp + 2 * j) as *const i32).read_unaligned());
+                for v in 0..V {
+                    a[v] = _mm256_add_epi32(a[v], _mm256_madd_epi16(xv, w[v]));
                 }
-                wp = wp.add(2 * PAIR_ROWS);
             }
-            for (p, &a) in a.iter().enumerate() {
-                store_rows(out.add(p * c + ob), a, c - ob);
+        }
+        for (p, a) in a.iter().enumerate() {
+            for (v, &a) in a.iter().enumerate() {
+                // Rows past `c` are padding: only the last vector meets them.
+                let row = ob + PAIR_ROWS * v;
+                if row < c {
+                    store_rows(out.add(p * c + row), a, c - row);
+                }
             }
         }
     }
