@@ -105,7 +105,7 @@ impl Scratch {
 
     /// An upper bound of [`bytes`](Self::bytes) for a window operator on
     /// any kernel set: the input padded for the window (as i8 or u8, with
-    /// slack), a patch of `k` taps for [`MAX_PIXELS`] pixels as i16 and as
+    /// slack, and as i16), a patch of `k` taps for [`MAX_PIXELS`] pixels as i16 and as
     /// u8, the window's taps, `acc` accumulators and [`MAX_PIXELS`] pixels
     /// of output. `None` when it would
     /// not fit in memory, which is how a window dilated to absurd sizes is
@@ -118,6 +118,8 @@ impl Scratch {
         let taps = w.kernel_h.checked_mul(w.kernel_w)?;
         padded
             .checked_add(64)?
+            // The same widened to i16, with a value of slack (AVX2's pairs).
+            .checked_add(padded.checked_add(1)?.checked_mul(2)?)?
             .checked_add(kp.checked_mul(2 + MAX_PIXELS)?)?
             .checked_add(taps.checked_mul(std::mem::size_of::<(usize, usize)>())?)?
             .checked_add(acc.checked_mul(4)?)?

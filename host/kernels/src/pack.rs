@@ -69,7 +69,7 @@ impl Packed {
                 Some((Packed::I16(p), b))
             }
             WeightLayout::I16Pairs => {
-                let p = PackedPairs::new(values, rows, k, add);
+                let p = PackedPairs::new(values, rows, k, kernel_rows, add);
                 let b = fold(&p.sums, input_offset);
                 Some((Packed::Pairs(p), b))
             }
@@ -111,10 +111,13 @@ impl Packed {
             WeightLayout::I16Rows => rows
                 .checked_mul(k.div_ceil(LANES).checked_mul(LANES * 2)?)?
                 .checked_add(sums),
-            WeightLayout::I16Pairs => rows
-                .div_ceil(PAIR_ROWS)
-                .checked_mul(k.div_ceil(2).checked_mul(PAIR_ROWS * 2 * 2)?)?
-                .checked_add(sums),
+            WeightLayout::I16Pairs => {
+                let runs = whole_runs(k, kernel_rows);
+                let pairs = runs.checked_mul((k / runs).div_ceil(2))?;
+                rows.div_ceil(PAIR_ROWS)
+                    .checked_mul(pairs.checked_mul(PAIR_ROWS * 2 * 2)?)?
+                    .checked_add(sums)
+            }
             WeightLayout::I8Rows | WeightLayout::I8RowsSigned => {
                 let kernel_rows = if kernel_rows > 0 && k.is_multiple_of(kernel_rows) {
                     kernel_rows
@@ -300,6 +303,10 @@ impl PackedRows {
 /// each such block of rows is stored whole, pair after pair: a pass reads
 /// its weights in order (with the pairs of all rows side by side, a GEMV
 /// read 64 bytes of every 512 and AD ran 12% slower).
+///
+/// As [`PackedI8Rows`], k may be `kernel_rows` equal runs (a conv filter's
+/// kernel rows), each padded to whole pairs, so that a window is read in
+/// place from the input, a run per kernel row.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PackedPairs {
     pub(crate) rows: usize,
@@ -308,10 +315,54 @@ pub struct PackedPairs {
     /// [`PackedRows`], so that the pair past an odd k reads a lane that is
     /// there.
     pub(crate) kp: usize,
+    /// The runs k is made of, and the pairs of each.
+    pub(crate) runs: usize,
+    pub(crate) run2: usize,
+    /// Pairs in all: `runs · run2`.
+    pub(crate) pairs: usize,
     /// Rows rounded up to [`PAIR_ROWS`].
     pub(crate) rows8: usize,
     pub(crate) data: Aligned<i16>,
     pub(crate) sums: Vec<i32>,
+}
+
+/// Where the pairs of one [`PackedPairs`] patch lie: `count` runs of
+/// `len2` pairs, the runs `step` values apart (one run, for a gathered
+/// patch).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PairRuns {
+    pub count: usize,
+    pub step: usize,
+    pub len2: usize,
+}
+
+impl PairRuns {
+    /// One run of `pairs` pairs.
+    pub fn contiguous(pairs: usize) -> PairRuns {
+        PairRuns {
+            count: 1,
+            step: 0,
+            len2: pairs,
+        }
+    }
+
+    /// Values from a patch's first to past its last.
+    pub fn span(&self) -> usize {
+        match self.count {
+            0 => 0,
+            n => (n - 1) * self.step + 2 * self.len2,
+        }
+    }
+}
+
+/// The runs `k` values are read in: `kernel_rows` if it divides them, else
+/// one.
+fn whole_runs(k: usize, kernel_rows: usize) -> usize {
+    if kernel_rows > 0 && k.is_multiple_of(kernel_rows) {
+        kernel_rows
+    } else {
+        1
+    }
 }
 
 /// Rows one vector of [`PackedPairs`] holds.
@@ -321,10 +372,14 @@ pub const PAIR_ROWS: usize = 8;
 pub const BLOCK_ROWS: usize = 2 * PAIR_ROWS;
 
 impl PackedPairs {
-    /// Pack `rows × k` int8 values, each offset by `add` (a weights zero point).
-    pub fn new(values: &[i8], rows: usize, k: usize, add: i32) -> PackedPairs {
+    /// Pack `rows × k` int8 values, each offset by `add` (a weights zero
+    /// point), k being `kernel_rows` runs (1 for a plain matrix).
+    pub fn new(values: &[i8], rows: usize, k: usize, kernel_rows: usize, add: i32) -> PackedPairs {
         let rows8 = rows.div_ceil(PAIR_ROWS) * PAIR_ROWS;
-        let pairs = k.div_ceil(2);
+        let runs = whole_runs(k, kernel_rows);
+        let run = k / runs;
+        let run2 = run.div_ceil(2);
+        let pairs = runs * run2;
         let mut data = Aligned::zeroed(pairs * rows8 * 2);
         let mut sums = vec![0i32; rows];
         for (r, sum) in sums.iter_mut().enumerate() {
@@ -332,7 +387,9 @@ impl PackedPairs {
             let width = BLOCK_ROWS.min(rows8 - block);
             for (j, &v) in values[r * k..(r + 1) * k].iter().enumerate() {
                 let w = v as i32 + add;
-                data[block * 2 * pairs + ((j / 2) * width + r - block) * 2 + j % 2] = w as i16;
+                // Position j of the depth, in its run's padded place.
+                let at = (j / run) * 2 * run2 + j % run;
+                data[block * 2 * pairs + ((at / 2) * width + r - block) * 2 + at % 2] = w as i16;
                 *sum = sum.wrapping_add(w);
             }
         }
@@ -340,6 +397,9 @@ impl PackedPairs {
             rows,
             k,
             kp: k.div_ceil(LANES) * LANES,
+            runs,
+            run2,
+            pairs,
             rows8,
             data,
             sums,
@@ -357,7 +417,7 @@ mod tests {
         // four rows of padding), each of two pairs (k padded to 4).
         let (rows, k) = (20, 3);
         let vals: Vec<i8> = (0..rows * k).map(|i| (i % 97) as i8 - 40).collect();
-        let p = PackedPairs::new(&vals, rows, k, 2);
+        let p = PackedPairs::new(&vals, rows, k, 1, 2);
         assert_eq!((p.rows8, p.kp, p.data.len()), (24, 16, 2 * 24 * 2));
         let w = |r: usize, j: usize| {
             if r < rows && j < k {
@@ -380,6 +440,27 @@ mod tests {
             Packed::bytes_for(WeightLayout::I16Pairs, rows, k, 1, 2),
             Some(Packed::Pairs(p).bytes())
         );
+    }
+
+    #[test]
+    fn pairs_pad_each_kernel_row_to_whole_pairs() {
+        // One row of a 3x3 filter over 1 channel: three runs of 3 values,
+        // each padded to two pairs; 8 rows a block (rows pad to 8).
+        let vals: Vec<i8> = (1..=9).collect();
+        let p = PackedPairs::new(&vals, 1, 9, 3, 0);
+        assert_eq!((p.runs, p.run2, p.pairs), (3, 2, 6));
+        for (a, run) in vals.chunks(3).enumerate() {
+            // Pair 2a holds run[0], run[1]; pair 2a + 1 holds run[2], 0.
+            let pair = |j: usize| &p.data[j * 16..j * 16 + 2];
+            assert_eq!(pair(2 * a), &[run[0] as i16, run[1] as i16]);
+            assert_eq!(pair(2 * a + 1), &[run[2] as i16, 0]);
+        }
+        assert_eq!(
+            Packed::bytes_for(WeightLayout::I16Pairs, 1, 9, 3, 0),
+            Some(Packed::Pairs(p).bytes())
+        );
+        // Runs that do not divide k fall back to one run.
+        assert_eq!(PackedPairs::new(&vals, 1, 9, 2, 0).pairs, 5);
     }
 
     #[test]

@@ -3,14 +3,18 @@
 //! per-architecture micro-kernels plugged in). Each set's entry point checks
 //! the CPU, then hands its micro-kernels here as closures.
 //!
-//! - [`rows`]: conv and fully connected as dot products of an i16 patch with
-//!   i16 filter rows (AVX2 `vpmaddwd`, NEON `smlal`);
+//! - [`rows`]: conv and fully connected over i16 weights, each pixel's
+//!   patch gathered and widened (AVX2 `vpmaddwd` over pairs, NEON `smlal`
+//!   over rows);
+//! - [`pairs`]: conv over AVX2's pairs with windows read in place from the
+//!   input widened once;
 //! - [`blocks`]: conv and fully connected as a broadcast GEMM over 16-row
 //!   blocks of i8 weights (AVX-512 VNNI `vpdpbusd`, NEON `sdot`);
 //! - [`channels`]: depthwise conv across channels, a row of pixels at a time.
 
 pub mod blocks;
 pub mod channels;
+pub mod pairs;
 pub mod rows;
 
 /// Groups of up to `p` of `count` consecutive items (output pixels, or rows

@@ -17,10 +17,10 @@ use std::arch::x86_64::*;
 use crate::conv::{Conv2d, conv2d_scalar};
 use crate::depthwise::{DepthwiseConv2d, depthwise_conv2d_scalar};
 use crate::drive::channels::{self, ONE_STEP_PIXELS, ONE_STEP_TAPS, Span, Taps, one_step_taps};
-use crate::drive::rows;
+use crate::drive::{pairs, rows};
 use crate::error::KernelError;
 use crate::fully_connected::{FullyConnected, fully_connected_scalar};
-use crate::pack::{BLOCK_ROWS, PAIR_ROWS, Packed, PackedPairs};
+use crate::pack::{BLOCK_ROWS, PAIR_ROWS, Packed, PackedPairs, PairRuns};
 use crate::x86::requant::epilogue;
 
 pub fn supported() -> bool {
@@ -89,41 +89,48 @@ unsafe fn store_rows(dst: *mut i32, v: __m256i, valid: usize) {
     }
 }
 
-/// Sums of `NP` patches (`w.kp` apart from `cols`) with every row of `w`:
-/// patch `p`'s go to `acc[p · w.rows..]`. Sixteen rows a pass, then eight;
-/// each pair of a patch is broadcast and multiplied with eight rows' pairs
-/// at once, so the sums come out in rows' order with no horizontal adds.
+/// Sums of `NP` patches with every row of `w`: patch `p`'s go to
+/// `acc[p · w.rows..]`, and its pairs lie at `patches[p]` as `runs` say.
+/// Sixteen rows a pass, then eight; each pair of a patch is broadcast and
+/// multiplied with eight rows' pairs at once, so the sums come out in
+/// rows' order with no horizontal adds.
 ///
 /// # Safety
 /// The CPU must support AVX2. The lengths are checked here, once per call.
 #[target_feature(enable = "avx2")]
-unsafe fn dot_pairs<const NP: usize>(cols: &[i16], w: &PackedPairs, acc: &mut [i32]) {
-    let (kp, c, rows8) = (w.kp, w.rows, w.rows8);
-    let pairs = w.k.div_ceil(2);
-    assert!(2 * pairs <= kp && cols.len() >= NP * kp);
+unsafe fn dot_pairs<const NP: usize>(
+    patches: [&[i16]; NP],
+    runs: PairRuns,
+    w: &PackedPairs,
+    acc: &mut [i32],
+) {
+    let (c, rows8, pairs) = (w.rows, w.rows8, w.pairs);
+    assert!(runs.count * runs.len2 == pairs);
+    assert!(patches.iter().all(|p| p.len() >= runs.span()));
     assert!(rows8 >= c && w.data.len() >= pairs * rows8 * 2 && acc.len() >= NP * c);
-    let (x, wd, out) = (cols.as_ptr(), w.data.as_ptr(), acc.as_mut_ptr());
+    let x = patches.map(|p| p.as_ptr());
+    let (wd, out) = (w.data.as_ptr(), acc.as_mut_ptr());
     let mut ob = 0;
-    // SAFETY: pairs below `pairs` of rows below `rows8` in `w.data`, lanes
-    // below `2 · pairs <= kp` of each patch, and sums stored for rows below
-    // `c` only, all checked above. `w.data` is aligned to 64 bytes and each
-    // vector starts a multiple of 8 rows (32 bytes) in. A block of rows
-    // from `ob` starts at `ob · 2 · pairs`.
+    // SAFETY: pairs below `pairs` of rows below `rows8` in `w.data`, the
+    // runs within each patch, and sums stored for rows below `c` only, all
+    // checked above. `w.data` is aligned to 64 bytes and each vector starts
+    // a multiple of 8 rows (32 bytes) in. A block of rows from `ob` starts
+    // at `ob · 2 · pairs`.
     unsafe {
         // One row (a fully connected layer's GEMV) takes two blocks a pass:
         // four products per broadcast pair.
         if NP == 1 {
             while ob + 2 * BLOCK_ROWS <= rows8 {
-                rows_pass::<NP, 4>(x, kp, wd, pairs, ob, 2 * BLOCK_ROWS, out, c);
+                rows_pass::<NP, 4>(x, runs, wd, pairs, ob, 2 * BLOCK_ROWS, out, c);
                 ob += 2 * BLOCK_ROWS;
             }
         }
         while ob + BLOCK_ROWS <= rows8 {
-            rows_pass::<NP, 2>(x, kp, wd, pairs, ob, 2 * BLOCK_ROWS, out, c);
+            rows_pass::<NP, 2>(x, runs, wd, pairs, ob, 2 * BLOCK_ROWS, out, c);
             ob += BLOCK_ROWS;
         }
         if ob < rows8 {
-            rows_pass::<NP, 1>(x, kp, wd, pairs, ob, 2 * PAIR_ROWS, out, c);
+            rows_pass::<NP, 1>(x, runs, wd, pairs, ob, 2 * PAIR_ROWS, out, c);
         }
     }
 }
@@ -133,15 +140,16 @@ unsafe fn dot_pairs<const NP: usize>(cols: &[i16], w: &PackedPairs, acc: &mut [i
 /// in, and holds the `v % 2` half of each pair's `step` values there.
 ///
 /// # Safety
-/// The CPU must support AVX2, and, as [`dot_pairs`] checks: `NP` patches of `kp` values at `x`, `2 ·
-/// pairs <= kp`; blocks of `pairs` pairs at `wd` for every row below `ob +
-/// 8·V`, aligned; `c` sums of `NP` rows writable at `out`, with `ob < c`.
+/// The CPU must support AVX2, and, as [`dot_pairs`] checks: `runs` within
+/// each of the `NP` patches at `x`, `runs.count · runs.len2 = pairs`;
+/// blocks of `pairs` pairs at `wd` for every row below `ob + 8·V`,
+/// aligned; `c` sums of `NP` rows writable at `out`, with `ob < c`.
 #[inline]
 #[target_feature(enable = "avx2")]
 #[allow(clippy::too_many_arguments)]
 unsafe fn rows_pass<const NP: usize, const V: usize>(
-    x: *const i16,
-    kp: usize,
+    x: [*const i16; NP],
+    runs: PairRuns,
     wd: *const i16,
     pairs: usize,
     ob: usize,
@@ -150,17 +158,24 @@ unsafe fn rows_pass<const NP: usize, const V: usize>(
     c: usize,
 ) {
     unsafe {
-        let base: [*const i16; V] = std::array::from_fn(|v| {
+        let mut wp: [*const i16; V] = std::array::from_fn(|v| {
             wd.add((ob + BLOCK_ROWS * (v / 2)) * 2 * pairs + 2 * PAIR_ROWS * (v % 2))
         });
         let mut a = [[_mm256_setzero_si256(); V]; NP];
-        for j in 0..pairs {
-            let w: [__m256i; V] =
-                std::array::from_fn(|v| _mm256_load_si256(base[v].add(j * step) as *const __m256i));
-            for (p, a) in a.iter_mut().enumerate() {
-                let xv = _mm256_set1_epi32((x.add(p * kp + 2 * j) as *const i32).read_unaligned());
-                for v in 0..V {
-                    a[v] = _mm256_add_epi32(a[v], _mm256_madd_epi16(xv, w[v]));
+        for r in 0..runs.count {
+            let run: [*const i16; NP] = std::array::from_fn(|p| x[p].add(r * runs.step));
+            for i in 0..runs.len2 {
+                let w: [__m256i; V] =
+                    std::array::from_fn(|v| _mm256_load_si256(wp[v] as *const __m256i));
+                for (p, a) in a.iter_mut().enumerate() {
+                    let pair = (run[p].add(2 * i) as *const i32).read_unaligned();
+                    let xv = _mm256_set1_epi32(pair);
+                    for v in 0..V {
+                        a[v] = _mm256_add_epi32(a[v], _mm256_madd_epi16(xv, w[v]));
+                    }
+                }
+                for p in wp.iter_mut() {
+                    *p = p.add(step);
                 }
             }
         }
@@ -176,17 +191,19 @@ unsafe fn rows_pass<const NP: usize, const V: usize>(
     }
 }
 
-/// This set's pieces for the i16-row driver.
+/// This set's pieces for the i16-row driver, which gathers patches `kp`
+/// apart (fully connected rows, and windows with horizontal dilation).
 // SAFETY (all four closures): only built after AVX2 support was checked.
 macro_rules! micro {
     ($k:expr) => {
         rows::Micro::<PIXELS, _, _, _, _> {
             widen: |x: &[i8], d: &mut [i16]| unsafe { widen(x, d) },
             dot: |col: &[i16], w: &PackedPairs, acc: &mut [i32]| unsafe {
-                dot_pairs::<1>(col, w, acc)
+                dot_pairs::<1>([col], PairRuns::contiguous(w.pairs), w, acc)
             },
             dot_p: |cols: &[i16], w: &PackedPairs, acc: &mut [i32]| unsafe {
-                dot_pairs::<PIXELS>(cols, w, acc)
+                let patches = std::array::from_fn(|p| &cols[(p * w.kp).min(cols.len())..]);
+                dot_pairs::<PIXELS>(patches, PairRuns::contiguous(w.pairs), w, acc)
             },
             epilogue: |acc: &[i32], out: &mut [i8], pixels: usize| unsafe {
                 let c = out.len() / pixels.max(1);
@@ -203,7 +220,24 @@ pub fn conv2d(k: &Conv2d, input: &[i8], output: &mut [i8]) -> Result<(), KernelE
     if !supported() {
         return conv2d_scalar(k, input, output);
     }
-    rows::conv2d(k, packed, input, output, micro!(k))
+    // SAFETY (all four closures): AVX2 support was checked above.
+    let in_place = pairs::InPlace::<PIXELS, _, _, _, _> {
+        widen: |x: &[i8], d: &mut [i16]| unsafe { widen(x, d) },
+        dot: |patch: &[i16], runs: PairRuns, w: &PackedPairs, acc: &mut [i32]| unsafe {
+            dot_pairs::<1>([patch], runs, w, acc)
+        },
+        dot_p: |patches: [&[i16]; PIXELS], runs: PairRuns, w: &PackedPairs, acc: &mut [i32]| unsafe {
+            dot_pairs::<PIXELS>(patches, runs, w, acc)
+        },
+        epilogue: |acc: &[i32], out: &mut [i8], pixels: usize| unsafe {
+            let c = out.len() / pixels.max(1);
+            epilogue!(k).rows(acc, c, out, pixels)
+        },
+    };
+    match pairs::conv2d(k, packed, input, output, in_place) {
+        Some(done) => done,
+        None => rows::conv2d(k, packed, input, output, micro!(k)),
+    }
 }
 
 pub fn fully_connected(
