@@ -14,6 +14,7 @@
 
 pub mod blocks;
 pub mod channels;
+#[cfg(target_arch = "x86_64")]
 pub mod pairs;
 pub mod rows;
 
