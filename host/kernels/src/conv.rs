@@ -1,6 +1,6 @@
 //! CONV_2D with TFLite's int8 per-channel semantics (`reference_integer_ops::ConvPerChannel`).
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::aligned::Aligned;
 use crate::error::{KernelError, check_len, ensure};
@@ -278,6 +278,18 @@ impl Conv2d {
                 ..*self
             })
         })
+    }
+
+    /// The layer's scratch, locked, once `input` and `output` are checked
+    /// to be its sizes: what every vector driver does first.
+    pub(crate) fn checked_scratch(
+        &self,
+        input: &[i8],
+        output: &[i8],
+    ) -> Result<MutexGuard<'_, Scratch>, KernelError> {
+        check_len(OP, "input", input.len(), self.input.len().unwrap_or(0))?;
+        check_len(OP, "output", output.len(), self.output.len().unwrap_or(0))?;
+        Ok(self.scratch.lock().unwrap_or_else(|p| p.into_inner()))
     }
 
     /// Host memory a slab holds beyond the weights it shares: its scratch.

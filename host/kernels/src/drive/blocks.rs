@@ -6,7 +6,7 @@
 
 use crate::conv::Conv2d;
 use crate::drive::groups;
-use crate::error::{KernelError, check_len};
+use crate::error::KernelError;
 use crate::fully_connected::FullyConnected;
 use crate::pack::{PackedI8Rows, Pixel, Runs, gather_window, pad_convert, padded_size};
 
@@ -48,9 +48,7 @@ where
     G1: Fn(&[u8], Runs, &PackedI8Rows, &mut [i32], &mut [i8]),
 {
     let (is, os, w) = (k.input, k.output, k.window);
-    check_len("conv2d", "input", input.len(), is.len().unwrap_or(0))?;
-    check_len("conv2d", "output", output.len(), os.len().unwrap_or(0))?;
-    let mut guard = k.scratch.lock().unwrap_or_else(|p| p.into_inner());
+    let mut guard = k.checked_scratch(input, output)?;
     let scratch = &mut *guard;
     let zp = (-k.input_offset).clamp(-128, 127) as i8;
     let (ph, pw) = padded_size(is, &w, os.h, os.w);

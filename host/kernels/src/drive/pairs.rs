@@ -6,7 +6,7 @@
 
 use crate::conv::Conv2d;
 use crate::drive::groups;
-use crate::error::{KernelError, check_len};
+use crate::error::KernelError;
 use crate::pack::{PackedPairs, PairRuns, Pixel, pad_convert, padded_size};
 
 /// One instruction set's pieces, as closures (see [`super::rows::Micro`]).
@@ -22,36 +22,26 @@ pub struct InPlace<const P: usize, W, D, DP, E> {
     pub epilogue: E,
 }
 
-/// The layer on `input` into `output`, or `None` when its windows cannot
-/// be read in place (horizontal dilation, or weights not padded per kernel
-/// row): the caller gathers them instead.
-pub fn conv2d<const P: usize, W, D, DP, E>(
-    k: &Conv2d,
-    packed: &PackedPairs,
-    input: &[i8],
-    output: &mut [i8],
-    m: InPlace<P, W, D, DP, E>,
-) -> Option<Result<(), KernelError>>
-where
-    W: Fn(&[i8], &mut [i16]),
-    D: Fn(&[i16], PairRuns, &PackedPairs, &mut [i32]),
-    DP: Fn([&[i16]; P], PairRuns, &PackedPairs, &mut [i32]),
-    E: Fn(&[i32], &mut [i8], usize),
-{
-    let (is, w) = (k.input, k.window);
-    let run = w.kernel_w * is.c;
+/// Whether `k`'s windows can be read in place with these weights: not
+/// with horizontal dilation, nor with weights not padded per kernel row.
+/// Where they cannot, the caller gathers them instead.
+pub fn reads_in_place(k: &Conv2d, packed: &PackedPairs) -> bool {
+    let w = k.window;
+    let run = w.kernel_w * k.input.c;
     if w.dilation_w != 1 || packed.runs != w.kernel_h || packed.run2 != run.div_ceil(2) {
         // The gathering driver lays patches out unpadded: so must the weights.
         assert!(
             packed.runs == 1 || (packed.k / packed.runs).is_multiple_of(2),
             "run-padded pairs need in-place windows"
         );
-        return None;
+        return false;
     }
-    Some(run_in_place(k, packed, input, output, m))
+    true
 }
 
-fn run_in_place<const P: usize, W, D, DP, E>(
+/// The layer on `input` into `output`, its windows read in place: only
+/// where [`reads_in_place`] says they can be.
+pub fn conv2d<const P: usize, W, D, DP, E>(
     k: &Conv2d,
     packed: &PackedPairs,
     input: &[i8],
@@ -64,10 +54,14 @@ where
     DP: Fn([&[i16]; P], PairRuns, &PackedPairs, &mut [i32]),
     E: Fn(&[i32], &mut [i8], usize),
 {
+    if !reads_in_place(k, packed) {
+        return Err(KernelError::new(
+            "conv2d",
+            "these windows cannot be read in place with these weights",
+        ));
+    }
     let (is, os, w) = (k.input, k.output, k.window);
-    check_len("conv2d", "input", input.len(), is.len().unwrap_or(0))?;
-    check_len("conv2d", "output", output.len(), os.len().unwrap_or(0))?;
-    let mut guard = k.scratch.lock().unwrap_or_else(|p| p.into_inner());
+    let mut guard = k.checked_scratch(input, output)?;
     let scratch = &mut *guard;
     // Padding cells hold the input's zero point, so that with the offset
     // folded into the bias they contribute nothing. A run of odd length

@@ -234,9 +234,10 @@ pub fn conv2d(k: &Conv2d, input: &[i8], output: &mut [i8]) -> Result<(), KernelE
             epilogue!(k).rows(acc, c, out, pixels)
         },
     };
-    match pairs::conv2d(k, packed, input, output, in_place) {
-        Some(done) => done,
-        None => rows::conv2d(k, packed, input, output, micro!(k)),
+    if pairs::reads_in_place(k, packed) {
+        pairs::conv2d(k, packed, input, output, in_place)
+    } else {
+        rows::conv2d(k, packed, input, output, micro!(k))
     }
 }
 
