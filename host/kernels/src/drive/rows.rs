@@ -1,5 +1,5 @@
 //! Conv and fully connected over i16 weights: per output pixel, the patch
-//! is widened to i16, dotted with every filter row, then requantized.
+//! is widened to i16, multiplied with every filter row, then requantized.
 
 use crate::conv::Conv2d;
 use crate::drive::groups;

@@ -2,13 +2,16 @@
 //! bit-exact with the scalar references: the same integer sums (wrapping
 //! i32), reordered, then the same requantization.
 //!
-//! Convolution and fully connected widen each output pixel's patch to i16
-//! once, then multiply each pair of it, broadcast, with sixteen filter rows'
-//! pairs (`vpmaddwd`, [`PackedPairs`]), four pixels at a time. Dotting the
-//! patch 16 lanes at a time with each row, as before, left a horizontal sum
-//! per row and padded the depth to 16: VWW's first layers, of depth 8 and
-//! 27, ran at a third of the speed of its later ones, and the whole model
-//! took 342 µs against 275 now.
+//! Convolution and fully connected multiply each pair of an input patch,
+//! broadcast, with sixteen filter rows' pairs (`vpmaddwd`,
+//! [`PackedPairs`]), four pixels at a time. A conv reads its windows in
+//! place from the input widened to i16 once per call (`drive::pairs`);
+//! fully connected rows, and windows with horizontal dilation, are widened
+//! a patch at a time (`drive::rows`). Dotting each patch 16 lanes at a time
+//! with each row, as before, left a horizontal sum per row and padded the
+//! depth to 16: VWW's first layers, of depth 8 and 27, ran at a third of
+//! the speed of its later ones, and the whole model took 342 µs where it
+//! takes 275 with pairs and 266 with windows read in place.
 //! Depthwise works across channels, eight at a time, two taps per
 //! `vpmaddwd`.
 
