@@ -29,11 +29,8 @@ pub struct KernelSet {
     pub layout: WeightLayout,
     /// Whether its ADD reads a precomputed table (`AddSpec::table_from`).
     pub add_table: bool,
-    /// The least multiply-accumulates per byte of a layer's input and
-    /// output worth splitting the layer over threads with this set: each
-    /// part's activations cross to another core's cache, and the faster a
-    /// set computes, the less time there is to hide that in.
-    pub split_macs_per_byte: u64,
+    /// Which layers are worth splitting over threads with this set.
+    pub split: Split,
     pub conv2d: Unary<Conv2d>,
     pub depthwise_conv2d: Unary<DepthwiseConv2d>,
     pub fully_connected: Unary<FullyConnected>,
@@ -51,12 +48,32 @@ impl std::fmt::Debug for KernelSet {
     }
 }
 
-/// [`KernelSet::split_macs_per_byte`] for the sets without tiles.
+/// Which layers a kernel set splits over threads: each part's activations
+/// cross to another core's cache and a helper must take it up, and the
+/// faster a set computes, the less time there is to hide that in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Split {
+    /// The least multiply-accumulates per byte of the layer's input and
+    /// output.
+    pub macs_per_byte: u64,
+    /// The fewest multiply-accumulates worth a part of its own.
+    pub part_macs: u64,
+    /// The fewest output pixels worth a part of its own: the GEMMs take
+    /// pixels four or eight at a time.
+    pub part_pixels: usize,
+}
+
+/// [`KernelSet::split`] for the vector sets without tiles but AVX2.
 /// Pointwise layers of MobileNet (about 16 MACs per byte) were slower
 /// split on two cores, and so, once the AVX-512 GEMM took four blocks of
 /// channels at a time, were KWS's (32: 57 µs on one thread, 77 on two);
-/// ResNet's 3x3 convs (about 70) were faster.
-pub const SPLIT_MACS_PER_BYTE: u64 = 48;
+/// ResNet's 3x3 convs (about 70) were faster. With every layer split in
+/// parts of 32 K MACs, streaming WW went from 8.2 to 10.3 µs on two threads.
+pub const SPLIT: Split = Split {
+    macs_per_byte: 48,
+    part_macs: 256 * 1024,
+    part_pixels: 32,
+};
 
 /// The reference: portable, and the authority every other set is tested against.
 pub static SCALAR: KernelSet = KernelSet {
@@ -64,7 +81,7 @@ pub static SCALAR: KernelSet = KernelSet {
     supported: || true,
     layout: WeightLayout::Original,
     add_table: false,
-    split_macs_per_byte: SPLIT_MACS_PER_BYTE,
+    split: SPLIT,
     conv2d: conv2d_scalar,
     depthwise_conv2d: depthwise_conv2d_scalar,
     fully_connected: fully_connected_scalar,
@@ -81,7 +98,15 @@ pub static AVX2: KernelSet = KernelSet {
     supported: crate::x86::avx2::supported,
     layout: WeightLayout::I16Pairs,
     add_table: true,
-    split_macs_per_byte: SPLIT_MACS_PER_BYTE,
+    // Three times slower than AVX-512, AVX2 gains from splitting every
+    // layer in small parts, as XNNPACK does: at two threads VWW took 186
+    // µs against 247 with the bounds of [`SPLIT`], KWS 60 against 83,
+    // ResNet 156 against 170, streaming WW 18.4 against 19.6.
+    split: Split {
+        macs_per_byte: 0,
+        part_macs: 32 * 1024,
+        part_pixels: 8,
+    },
     conv2d: crate::x86::avx2::conv2d,
     depthwise_conv2d: crate::x86::avx2::depthwise_conv2d,
     fully_connected: crate::x86::avx2::fully_connected,
@@ -98,7 +123,7 @@ pub static AVX512: KernelSet = KernelSet {
     supported: crate::x86::avx512::supported,
     layout: WeightLayout::I8Rows,
     add_table: true,
-    split_macs_per_byte: SPLIT_MACS_PER_BYTE,
+    split: SPLIT,
     conv2d: crate::x86::avx512::conv2d,
     depthwise_conv2d: crate::x86::avx512::depthwise_conv2d,
     fully_connected: crate::x86::avx512::fully_connected,
@@ -120,7 +145,10 @@ pub static AMX: KernelSet = KernelSet {
     // activations. ResNet on two threads took 65 µs with its 3x3 layers
     // (about 70 MACs a byte) split, 78 with only its 8x8 64 -> 64 layer
     // (288) split, and 60 to 62 with none split, as on one thread.
-    split_macs_per_byte: 512,
+    split: Split {
+        macs_per_byte: 512,
+        ..SPLIT
+    },
     conv2d: crate::x86::amx::conv2d,
     depthwise_conv2d: crate::x86::avx512::depthwise_conv2d,
     fully_connected: crate::x86::amx::fully_connected,
@@ -138,7 +166,7 @@ pub static NEON: KernelSet = KernelSet {
     supported: crate::arm::neon::supported,
     layout: WeightLayout::I16Rows,
     add_table: true,
-    split_macs_per_byte: SPLIT_MACS_PER_BYTE,
+    split: SPLIT,
     conv2d: crate::arm::neon::conv2d,
     depthwise_conv2d: crate::arm::neon::depthwise_conv2d,
     fully_connected: crate::arm::neon::fully_connected,
@@ -155,7 +183,7 @@ pub static NEON_DOT: KernelSet = KernelSet {
     supported: crate::arm::dot::supported,
     layout: WeightLayout::I8RowsSigned,
     add_table: true,
-    split_macs_per_byte: SPLIT_MACS_PER_BYTE,
+    split: SPLIT,
     conv2d: crate::arm::dot::conv2d,
     depthwise_conv2d: crate::arm::dot::depthwise_conv2d,
     fully_connected: crate::arm::dot::fully_connected,

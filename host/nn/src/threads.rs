@@ -14,19 +14,11 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
+use gatehouse_kernels::dispatch::Split;
 use gatehouse_kernels::{KernelError, Slab};
 
 use crate::NnFault;
 use crate::crew::Crew;
-
-/// The fewest multiply-accumulates worth a part of its own: below this,
-/// handing a part to another thread costs more than it saves.
-pub(crate) const MIN_PART_MACS: u64 = 256 * 1024;
-
-/// The fewest output pixels worth a part of its own: the GEMMs take pixels
-/// four at a time, and a part's leftovers go one at a time, each reading
-/// every weight.
-pub(crate) const MIN_PART_PIXELS: usize = 32;
 
 /// A handle on the runtime's threads; cheap to clone.
 #[derive(Clone)]
@@ -34,7 +26,7 @@ pub struct Threads {
     count: usize,
     /// `count - 1` helpers; none for one thread.
     crew: Option<Arc<Crew>>,
-    /// Replaces every kernel set's `split_macs_per_byte` when set.
+    /// Replaces every kernel set's `Split::macs_per_byte` when set.
     split_macs_per_byte: Option<u64>,
 }
 
@@ -72,7 +64,7 @@ impl Threads {
 
     /// These threads, splitting every layer of at least `macs_per_byte`
     /// multiply-accumulates per byte of activations that is big enough,
-    /// whatever the kernel set would ask: for an operator tuning a machine
+    /// whatever the kernel set's [`Split`] would ask: for an operator tuning a machine
     /// (`GATEHOUSE_SPLIT_MACS_PER_BYTE`), and for tests that must see every
     /// set's layers split. `None` leaves each set its own.
     pub fn splitting_at(self, macs_per_byte: Option<u64>) -> Threads {
@@ -89,22 +81,13 @@ impl Threads {
 
     /// How many parts a layer of `macs` multiply-accumulates over
     /// `pixels` output pixels, reading and writing `bytes` of activations,
-    /// is worth, when a layer needs at least `macs_per_byte` to be split
-    /// at all (the kernel set's [`split_macs_per_byte`]).
-    ///
-    /// [`split_macs_per_byte`]: gatehouse_kernels::KernelSet::split_macs_per_byte
-    pub(crate) fn parts_for(
-        &self,
-        macs: u64,
-        pixels: usize,
-        bytes: usize,
-        macs_per_byte: u64,
-    ) -> usize {
-        let per_byte = self.split_macs_per_byte.unwrap_or(macs_per_byte);
+    /// is worth under the kernel set's bounds (`split`).
+    pub(crate) fn parts_for(&self, macs: u64, pixels: usize, bytes: usize, split: Split) -> usize {
+        let per_byte = self.split_macs_per_byte.unwrap_or(split.macs_per_byte);
         if macs < per_byte.saturating_mul(bytes as u64) {
             return 1;
         }
-        let worth = (macs / MIN_PART_MACS).min((pixels / MIN_PART_PIXELS) as u64);
+        let worth = (macs / split.part_macs.max(1)).min((pixels / split.part_pixels.max(1)) as u64);
         (worth.min(self.count as u64) as usize).max(1)
     }
 
@@ -221,34 +204,42 @@ mod tests {
 
     #[test]
     fn only_layers_worth_it_are_split() {
-        use gatehouse_kernels::dispatch::SPLIT_MACS_PER_BYTE as PER_BYTE;
+        use gatehouse_kernels::dispatch::{AVX2, SPLIT, Split};
         let two = Threads::new(2).unwrap();
         // ResNet-8's 3x3 convs: 32x32x16 in and out, 2.4 M MACs, 72 a byte.
         let conv = (32 * 32 * 16 * 9 * 16, 32 * 32, 2 * 32 * 32 * 16);
-        assert_eq!(two.parts_for(conv.0, conv.1, conv.2, PER_BYTE), 2);
-        assert_eq!(
-            Threads::one().parts_for(conv.0, conv.1, conv.2, PER_BYTE),
-            1
-        );
-        assert_eq!(
-            Threads::new(8)
-                .unwrap()
-                .parts_for(conv.0, conv.1, conv.2, PER_BYTE),
-            8
-        );
+        assert_eq!(two.parts_for(conv.0, conv.1, conv.2, SPLIT), 2);
+        assert_eq!(Threads::one().parts_for(conv.0, conv.1, conv.2, SPLIT), 1);
+        let eight = Threads::new(8).unwrap();
+        assert_eq!(eight.parts_for(conv.0, conv.1, conv.2, SPLIT), 8);
         // A set that needs more work a byte (the tiles') keeps them whole,
         // unless the operator says otherwise.
-        assert_eq!(two.parts_for(conv.0, conv.1, conv.2, 512), 1);
+        let tiles = Split {
+            macs_per_byte: 512,
+            ..SPLIT
+        };
+        assert_eq!(two.parts_for(conv.0, conv.1, conv.2, tiles), 1);
         let eager = two.clone().splitting_at(Some(0));
-        assert_eq!(eager.parts_for(conv.0, conv.1, conv.2, 512), 2);
-        assert_eq!(eager.parts_for(MIN_PART_MACS, 1024, 1, 512), 1);
-        // MobileNet's pointwise 24x24x32 -> 32: 16 MACs per byte moved.
+        assert_eq!(eager.parts_for(conv.0, conv.1, conv.2, tiles), 2);
+        assert_eq!(eager.parts_for(SPLIT.part_macs, 1024, 1, tiles), 1);
+        // MobileNet's pointwise 24x24x32 -> 32: 16 MACs per byte moved,
+        // kept whole but on AVX2, which splits it.
+        let pointwise = (24 * 24 * 32 * 32, 24 * 24, 2 * 24 * 24 * 32);
         assert_eq!(
-            two.parts_for(24 * 24 * 32 * 32, 24 * 24, 2 * 24 * 24 * 32, PER_BYTE),
+            two.parts_for(pointwise.0, pointwise.1, pointwise.2, SPLIT),
             1
         );
+        assert_eq!(
+            two.parts_for(pointwise.0, pointwise.1, pointwise.2, AVX2.split),
+            2
+        );
         // Small layers, and layers of few pixels, stay whole.
-        assert_eq!(two.parts_for(MIN_PART_MACS, 1024, 1, PER_BYTE), 1);
-        assert_eq!(two.parts_for(1 << 30, MIN_PART_PIXELS, 1, PER_BYTE), 1);
+        assert_eq!(two.parts_for(SPLIT.part_macs, 1024, 1, SPLIT), 1);
+        assert_eq!(two.parts_for(1 << 30, SPLIT.part_pixels, 1, SPLIT), 1);
+        assert_eq!(two.parts_for(AVX2.split.part_macs, 1024, 1, AVX2.split), 1);
+        assert_eq!(
+            two.parts_for(1 << 30, AVX2.split.part_pixels, 1, AVX2.split),
+            1
+        );
     }
 }

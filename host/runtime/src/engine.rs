@@ -245,7 +245,7 @@ impl Runtime {
 
 /// `GATEHOUSE_SPLIT_MACS_PER_BYTE`: the least multiply-accumulates per byte
 /// of activations worth splitting a layer over threads, for every kernel
-/// set (each has its own otherwise; see `KernelSet::split_macs_per_byte`).
+/// set (each has its own otherwise; see `KernelSet::split`).
 fn split_from_env() -> Result<Option<u64>, Error> {
     const ENV: &str = "GATEHOUSE_SPLIT_MACS_PER_BYTE";
     match std::env::var(ENV) {

@@ -31,7 +31,7 @@ impl<K: Sync> Sliced<K> {
         ks: &KernelSet,
         cut: impl FnOnce(&K, usize) -> Result<Vec<Slab<K>>, KernelError>,
     ) -> Result<Self, KernelError> {
-        let parts = threads.parts_for(macs, pixels, bytes, ks.split_macs_per_byte);
+        let parts = threads.parts_for(macs, pixels, bytes, ks.split);
         let slabs = if parts > 1 {
             cut(&whole, parts)?
         } else {
