@@ -119,11 +119,7 @@ impl Packed {
                     .checked_add(sums)
             }
             WeightLayout::I8Rows | WeightLayout::I8RowsSigned => {
-                let kernel_rows = if kernel_rows > 0 && k.is_multiple_of(kernel_rows) {
-                    kernel_rows
-                } else {
-                    1
-                };
+                let kernel_rows = whole_runs(k, kernel_rows);
                 let k4 = kernel_rows.checked_mul((k / kernel_rows).div_ceil(4))?;
                 rows.div_ceil(16)
                     .checked_mul(k4)?
@@ -209,11 +205,7 @@ impl PackedI8Rows {
     /// one run per kernel row: the bytes a run reads past its end meet zero
     /// weights.
     pub fn new(values: &[i8], rows: usize, k: usize, kernel_rows: usize) -> Self {
-        let kernel_rows = if kernel_rows > 0 && k.is_multiple_of(kernel_rows) {
-            kernel_rows
-        } else {
-            1
-        };
+        let kernel_rows = whole_runs(k, kernel_rows);
         let run = k / kernel_rows;
         let run4 = run.div_ceil(4);
         let (k4, blocks) = (kernel_rows * run4, rows.div_ceil(16));
@@ -355,8 +347,8 @@ impl PairRuns {
     }
 }
 
-/// The runs `k` values are read in: `kernel_rows` if it divides them, else
-/// one.
+/// The runs `k` values are read in, for [`PackedI8Rows`] and
+/// [`PackedPairs`] alike: `kernel_rows` if it divides them, else one.
 fn whole_runs(k: usize, kernel_rows: usize) -> usize {
     if kernel_rows > 0 && k.is_multiple_of(kernel_rows) {
         kernel_rows

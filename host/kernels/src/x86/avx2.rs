@@ -140,7 +140,7 @@ unsafe fn dot_pairs<const NP: usize>(
 
 /// Rows `ob..ob + 8·V` of [`dot_pairs`]: vector `v` lies in the block
 /// of rows from `ob + 16·(v / 2)`, which starts `2 · pairs` values a row
-/// in, and holds the `v % 2` half of each pair's `step` values there.
+/// in, and holds the `v % 2` half of each pair's `w_step` values there.
 ///
 /// # Safety
 /// The CPU must support AVX2, and, as [`dot_pairs`] checks: `runs` within
@@ -156,7 +156,7 @@ unsafe fn rows_pass<const NP: usize, const V: usize>(
     wd: *const i16,
     pairs: usize,
     ob: usize,
-    step: usize,
+    w_step: usize,
     out: *mut i32,
     c: usize,
 ) {
@@ -178,7 +178,7 @@ unsafe fn rows_pass<const NP: usize, const V: usize>(
                     }
                 }
                 for p in wp.iter_mut() {
-                    *p = p.add(step);
+                    *p = p.add(w_step);
                 }
             }
         }
