@@ -268,6 +268,17 @@ pub struct Multipliers {
     /// Double rounding as one 64-bit step (see [`Multipliers::DOUBLE_BLOCK`]),
     /// per block of 16 channels.
     pub(crate) double: Aligned<i64>,
+    /// Single rounding's addends `2^(30+r)`, in the lane order of
+    /// [`Multipliers::double`]'s: per block of 16 channels, the eight even
+    /// channels, then the eight odd ones.
+    pub(crate) single: Aligned<i64>,
+    /// Every channel shifts right by 30 or less and none left, so
+    /// [`Multipliers::double`] and [`Multipliers::single`] are exact for
+    /// all of them.
+    pub(crate) one_step: bool,
+    /// Every channel has the same multiplier and shift (a per-tensor
+    /// scale), so the constants of one group of channels serve them all.
+    pub(crate) uniform: bool,
 }
 
 impl Multipliers {
@@ -285,7 +296,9 @@ impl Multipliers {
     pub(crate) const DOUBLE_BLOCK: usize = 48;
 
     pub fn new(r: &[Requant]) -> Self {
-        let mut double = Aligned::zeroed(r.len().div_ceil(16) * Self::DOUBLE_BLOCK);
+        let blocks = r.len().div_ceil(16);
+        let mut double = Aligned::zeroed(blocks * Self::DOUBLE_BLOCK);
+        let mut single = Aligned::zeroed(blocks * 16);
         for (c, q) in r.iter().enumerate() {
             let right = (-q.shift).clamp(0, 30) as u32;
             let lane = (c % 16) / 2 + 8 * (c % 2);
@@ -294,12 +307,27 @@ impl Multipliers {
             double[at] = (1 << 30) + up;
             double[at + 16] = if right > 0 { -(1 << 30) } else { i64::MIN };
             double[at + 32] = 31 + right as i64;
+            single[c / 16 * 16 + lane] = 1i64 << (30 + right);
         }
         Multipliers {
             multiplier: Aligned::copied(&r.iter().map(|q| q.multiplier).collect::<Vec<_>>()),
             shift: Aligned::copied(&r.iter().map(|q| q.shift).collect::<Vec<_>>()),
             double,
+            single,
+            one_step: r.iter().all(|q| (-30..=0).contains(&q.shift)),
+            uniform: r.windows(2).all(|w| w[0] == w[1]),
         }
+    }
+
+    /// Whether the one-step tables hold, and cover the first `n` channels.
+    /// (Only AVX2 reads them so far; every target builds them, so that a
+    /// layer is charged the same bytes on each.)
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+    pub(crate) fn one_step_covers(&self, n: usize) -> bool {
+        let blocks = n.div_ceil(16);
+        self.one_step
+            && self.single.len() >= blocks * 16
+            && self.double.len() >= blocks * Self::DOUBLE_BLOCK
     }
 
     /// Bytes the arrays hold.
@@ -309,7 +337,7 @@ impl Multipliers {
 
     /// Bytes the arrays of `n` channels hold.
     pub(crate) fn bytes_for(n: usize) -> usize {
-        8 * n + 8 * n.div_ceil(16) * Self::DOUBLE_BLOCK
+        8 * n + 8 * n.div_ceil(16) * (Self::DOUBLE_BLOCK + 16)
     }
 }
 
@@ -423,11 +451,14 @@ pub(crate) mod checks {
         ]
     }
 
-    /// Random accumulators and per-channel multipliers from `real` up.
+    /// Random accumulators and per-channel multipliers from `real` up, or
+    /// all `real` where `uniform` (a per-tensor scale).
+    #[allow(clippy::too_many_arguments)]
     pub fn random(
         row: Row,
         xs: &[i32],
         real: f64,
+        uniform: bool,
         bias: i32,
         rounding: Rounding,
         off: i32,
@@ -437,7 +468,10 @@ pub(crate) mod checks {
         let xs: Vec<i32> = xs.iter().map(|x| x >> 8).collect();
         let n = xs.len();
         let rq: Vec<Requant> = (0..n)
-            .map(|i| Requant::from_real(real * (1.0 + i as f64 * 0.37), rounding))
+            .map(|i| {
+                let spread = if uniform { 0.0 } else { 0.37 };
+                Requant::from_real(real * (1.0 + i as f64 * spread), rounding)
+            })
             .collect();
         let m = Multipliers::new(&rq);
         let b = vec![bias; n];
