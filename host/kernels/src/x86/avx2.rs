@@ -167,7 +167,35 @@ unsafe fn rows_pass<const NP: usize, const V: usize>(
         let mut a = [[_mm256_setzero_si256(); V]; NP];
         for r in 0..runs.count {
             let run: [*const i16; NP] = std::array::from_fn(|p| x[p].add(r * runs.step));
-            for i in 0..runs.len2 {
+            let mut first = 0;
+            if NP == 1 {
+                // A GEMV: two pairs an iteration, the second into sums of
+                // its own (added in after: i32 sums wrap alike in any
+                // order), so the loop's own instructions are shared by
+                // twice the work.
+                let mut b = [_mm256_setzero_si256(); V];
+                while first + 2 <= runs.len2 {
+                    let x0 =
+                        _mm256_set1_epi32((run[0].add(2 * first) as *const i32).read_unaligned());
+                    let x1 = _mm256_set1_epi32(
+                        (run[0].add(2 * first + 2) as *const i32).read_unaligned(),
+                    );
+                    for v in 0..V {
+                        let w0 = _mm256_load_si256(wp[v] as *const __m256i);
+                        let w1 = _mm256_load_si256(wp[v].add(w_step) as *const __m256i);
+                        a[0][v] = _mm256_add_epi32(a[0][v], _mm256_madd_epi16(x0, w0));
+                        b[v] = _mm256_add_epi32(b[v], _mm256_madd_epi16(x1, w1));
+                    }
+                    for p in wp.iter_mut() {
+                        *p = p.add(2 * w_step);
+                    }
+                    first += 2;
+                }
+                for v in 0..V {
+                    a[0][v] = _mm256_add_epi32(a[0][v], b[v]);
+                }
+            }
+            for i in first..runs.len2 {
                 let w: [__m256i; V] =
                     std::array::from_fn(|v| _mm256_load_si256(wp[v] as *const __m256i));
                 for (p, a) in a.iter_mut().enumerate() {
