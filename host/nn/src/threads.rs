@@ -233,6 +233,11 @@ mod tests {
             two.parts_for(pointwise.0, pointwise.1, pointwise.2, AVX2.split),
             2
         );
+        // VWW's last pointwise layers, 3x3 pixels of 256 -> 256: split on
+        // AVX2, whose parts may be 4 pixels.
+        let nine = (9 * 256 * 256, 9, 2 * 9 * 256);
+        assert_eq!(two.parts_for(nine.0, nine.1, nine.2, AVX2.split), 2);
+        assert_eq!(two.parts_for(nine.0, nine.1, nine.2, SPLIT), 1);
         // Small layers, and layers of few pixels, stay whole.
         assert_eq!(two.parts_for(SPLIT.part_macs, 1024, 1, SPLIT), 1);
         assert_eq!(two.parts_for(1 << 30, SPLIT.part_pixels, 1, SPLIT), 1);
