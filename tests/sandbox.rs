@@ -3,8 +3,10 @@
 
 use std::time::{Duration, Instant};
 
-use gatehouse_runtime::{Failure, InitConfig, Instance, Limits, Runtime};
-use gatehouse_scenarios::{assert_kws_still_right, instance, plugin, runtime, temp_dir};
+use gatehouse_kernels::dispatch::SCALAR;
+use gatehouse_kernels::{Conv2d, KernelError, KernelSet};
+use gatehouse_runtime::{Failure, InitConfig, Instance, Limits, Runtime, RuntimeConfig};
+use gatehouse_scenarios::{assert_kws_still_right, instance, plugin, root, runtime, temp_dir};
 
 fn kws(rt: &Runtime) -> Instance {
     instance(rt, "kws", &[], Limits::default())
@@ -150,4 +152,62 @@ fn handles_of_one_instance_mean_nothing_in_another() {
     assert!(h.process(b"x").is_err());
     assert_eq!(neighbour.tensor_usage(), Some(before));
     assert_kws_still_right(&mut neighbour);
+}
+
+/// A conv kernel with a bug: it panics, as a host bug reached through a
+/// plugin's call would.
+fn panicking_conv(_: &Conv2d, _: &[i8], _: &mut [i8]) -> Result<(), KernelError> {
+    panic!("a conv kernel bug, on purpose")
+}
+
+/// The scalar set with that conv kernel (its fully connected kernel, which
+/// the runtime times at start, is sound).
+static PANICKING: KernelSet = KernelSet {
+    name: "panicking",
+    conv2d: panicking_conv,
+    ..SCALAR
+};
+
+#[test]
+fn a_host_panic_fails_only_its_call() {
+    let rt = Runtime::new(RuntimeConfig {
+        cache_dir: Some(temp_dir("sandbox-host-panic")),
+        kernels: Some(&PANICKING),
+        ..RuntimeConfig::default()
+    })
+    .expect("runtime");
+    let mut kws = kws(&rt);
+    let mut neighbour = hostile(&rt, "ok", Limits::default());
+    let wav = std::fs::read(root().join("examples/data/kws/synth_yes_en-us.wav")).expect("wav");
+    // Twice: the first failure replaced the instance, which fails alike.
+    for _ in 0..2 {
+        let err = kws.process(&wav).expect_err("the conv kernel panics");
+        let text = err.to_string();
+        assert!(
+            text.contains("kws@0.1.0")
+                && text.contains("host panicked")
+                && text.contains("on purpose"),
+            "{text}"
+        );
+        assert!(matches!(err.failure(), Some(Failure::Trap(_))), "{err:?}");
+    }
+    neighbour
+        .process(b"x")
+        .expect("the other plugin still answers");
+}
+
+#[test]
+fn a_kernel_set_this_cpu_cannot_run_is_refused() {
+    static NOWHERE: KernelSet = KernelSet {
+        name: "nowhere",
+        supported: || false,
+        ..SCALAR
+    };
+    let err = Runtime::new(RuntimeConfig {
+        kernels: Some(&NOWHERE),
+        ..RuntimeConfig::default()
+    })
+    .err()
+    .expect("an unsupported set is an error");
+    assert!(err.to_string().contains("nowhere"), "{err}");
 }

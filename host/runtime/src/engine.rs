@@ -39,6 +39,10 @@ pub struct RuntimeConfig {
     /// (the bundled `tflite` plugin); without one their `graph.load` fails
     /// with `unsupported-operation`.
     pub nn_loader: Option<PathBuf>,
+    /// The kernel set every plugin's operators run on, instead of the one
+    /// `GATEHOUSE_KERNELS` names or the best this CPU runs; it must run on
+    /// this CPU. For embedders and tests that pick a set in code.
+    pub kernels: Option<&'static KernelSet>,
 }
 
 impl Default for RuntimeConfig {
@@ -50,6 +54,7 @@ impl Default for RuntimeConfig {
             epoch_tick: Duration::from_millis(5),
             threads: 1,
             nn_loader: None,
+            kernels: None,
         }
     }
 }
@@ -98,7 +103,16 @@ pub struct Runtime {
 
 impl Runtime {
     pub fn new(config: RuntimeConfig) -> Result<Self, Error> {
-        let kernels = dispatch::from_env()?;
+        let kernels = match config.kernels {
+            Some(k) if (k.supported)() => k,
+            Some(k) => {
+                return Err(Error::Engine(format!(
+                    "the {} kernel set does not run on this CPU",
+                    k.name
+                )));
+            }
+            None => dispatch::from_env()?,
+        };
         let threads = Threads::new(config.threads)
             .map_err(|e| Error::Engine(e.to_string()))?
             .splitting_at(split_from_env()?);

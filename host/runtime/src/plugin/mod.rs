@@ -5,6 +5,7 @@
 //! tensors and deadline. A trap discards the sandbox and the next call gets a
 //! fresh one, initialized with the same configuration.
 
+mod contained;
 mod imports;
 pub mod limits;
 pub mod state;
@@ -24,6 +25,7 @@ use crate::error::{Error, Failure, PluginId};
 use crate::nn_host::HostDeadline;
 use crate::wasi::{self, LogSink, StateQuota, Tail};
 use crate::wasi_nn::WasiNn;
+use contained::contained;
 use gatehouse_nn::{Budget, Plan};
 pub use limits::{Grants, Limits};
 use state::{InstanceState, WasiParts};
@@ -224,9 +226,10 @@ impl Runtime {
             })?;
         store.set_epoch_deadline(sh.ticks(limits.init_deadline));
         store.data_mut().begin_call(limits.init_deadline);
-        let describe = pre
-            .instantiate(&mut store)
-            .and_then(|b| b.call_describe(&mut store));
+        let describe = contained(|| {
+            pre.instantiate(&mut store)
+                .and_then(|b| b.call_describe(&mut store))
+        });
         let d = describe.map_err(|e| Error::Load {
             origin: origin.into(),
             reason: format!("describe failed: {e:#}"),
@@ -412,7 +415,7 @@ impl Plugin {
                 })
                 .collect(),
         };
-        match bindings.call_init(&mut store, &wit_config) {
+        match contained(|| bindings.call_init(&mut store, &wit_config)) {
             Ok(Ok(())) => Ok(Live {
                 store,
                 bindings,
@@ -508,7 +511,7 @@ impl Instance {
         let live = self.live()?;
         live.store.set_epoch_deadline(ticks);
         live.store.data_mut().begin_call(deadline);
-        match live.bindings.call_process(&mut live.store, input) {
+        match contained(|| live.bindings.call_process(&mut live.store, input)) {
             Ok(r) => self.outcome(r),
             Err(trap) => Err(self.discard(trap, deadline)),
         }
@@ -556,10 +559,11 @@ impl Instance {
         let Some(batch) = &live.batch else {
             return Err(self.plugin.fail(Failure::NotInitialized));
         };
-        match batch
-            .gatehouse_plugin0_2_0_batch()
-            .call_process_batch(&mut live.store, inputs)
-        {
+        match contained(|| {
+            batch
+                .gatehouse_plugin0_2_0_batch()
+                .call_process_batch(&mut live.store, inputs)
+        }) {
             Ok(results) if results.len() == inputs.len() => {
                 Ok(results.into_iter().map(|r| self.outcome(r)).collect())
             }
@@ -605,7 +609,7 @@ impl Instance {
         let live = self.live()?;
         live.store.set_epoch_deadline(ticks);
         live.store.data_mut().begin_call(deadline);
-        match live.bindings.call_stats(&mut live.store) {
+        match contained(|| live.bindings.call_stats(&mut live.store)) {
             Ok(s) => Ok(s.into_iter().map(|s| (s.name, s.value)).collect()),
             Err(trap) => Err(self.discard(trap, deadline)),
         }
