@@ -573,8 +573,7 @@ unsafe fn row(
             _ => each!(|x, vm, vs, _| requant8(x, vm, vs, rounding)),
         }
     }
-    let i = whole;
-    for j in i..n {
+    for j in whole..n {
         let r = crate::quant::Requant {
             multiplier: m.multiplier[j],
             shift: m.shift[j],
