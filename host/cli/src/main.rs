@@ -1,5 +1,10 @@
 //! `gatehouse`: run sandboxed analytics plugins on a gateway.
 
+// Outside tests, nothing here unwraps: a panic on data from a plugin, a
+// file or the network would take down the gateway. Clippy holds every
+// change to that (`cargo clippy`).
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
 mod cmd;
 mod fleet;
 mod gateway;

@@ -4,6 +4,11 @@
 //! [`front_end::FrontEnd`] to plugins as the `gatehouse:dsp/audio` kernels,
 //! so the two compute the same numbers.
 
+// Outside tests, nothing here unwraps: a panic on data from a plugin, a
+// file or the network would take down the gateway. Clippy holds every
+// change to that (`cargo clippy`).
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
 pub mod front_end;
 pub mod lfbe;
 pub mod logmel;

@@ -5,6 +5,11 @@
 //! function. Faster paths plug into [`dispatch::KernelSet`] and are tested
 //! against the scalar reference. Nothing here knows about WebAssembly.
 
+// Outside tests, nothing here unwraps: a panic on data from a plugin, a
+// file or the network would take down the gateway. Clippy holds every
+// change to that (`cargo clippy`).
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
 mod aligned;
 mod error;
 

@@ -9,6 +9,11 @@
 //! runtime (WIT bindings) -> nn (this crate) -> kernels
 //! ```
 
+// Outside tests, nothing here unwraps: a panic on data from a plugin, a
+// file or the network would take down the gateway. Clippy holds every
+// change to that (`cargo clippy`).
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
 pub mod budget;
 mod crew;
 mod lanes;

@@ -10,6 +10,11 @@
 //! Nothing here knows about wasm execution: the daemon puts a verified
 //! bundle in the store and hands its component to the runtime's registry.
 
+// Outside tests, nothing here unwraps: a panic on data from a plugin, a
+// file or the network would take down the gateway. Clippy holds every
+// change to that (`cargo clippy`).
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
 pub mod bundle;
 mod disk;
 mod error;

@@ -10,6 +10,11 @@
 //! The crate exports what its users (the CLI, the scenarios) need; the WIT
 //! bindings and the nn host functions stay inside.
 
+// Outside tests, nothing here unwraps: a panic on data from a plugin, a
+// file or the network would take down the gateway. Clippy holds every
+// change to that (`cargo clippy`).
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
 mod bindings;
 mod cache;
 mod command;
